@@ -1,0 +1,66 @@
+# Synod: the two commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+RELEASE := build/release
+DEBUG := build/debug
+ASAN := build/asan
+
+.PHONY: all deps build debug asan test test-release test-asan lint format format-check run \
+        bench-raft clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(RELEASE)/build.ninja: | deps
+	cmake -S . -B $(RELEASE) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+$(DEBUG)/build.ninja: | deps
+	cmake -S . -B $(DEBUG) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSYNOD_BENCH=OFF
+
+$(ASAN)/build.ninja: | deps
+	cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNOD_SANITIZE=ON \
+	  -DSYNOD_BENCH=OFF
+
+build: deps $(RELEASE)/build.ninja
+	ninja -C $(RELEASE) -j $(JOBS)
+
+debug: deps $(DEBUG)/build.ninja
+	ninja -C $(DEBUG) -j $(JOBS)
+
+asan: deps $(ASAN)/build.ninja
+	ninja -C $(ASAN) -j $(JOBS)
+
+lint:
+	@scripts/lint_pure.sh
+
+format:
+	@git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+format-check:
+	@scripts/check_format.sh
+
+test-release: build
+	cd $(RELEASE) && ctest --output-on-failure -j $(JOBS)
+
+# The sanitizer build runs the same suites; ASan+UBSan findings fail the run.
+test-asan: asan
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+# Everything: lint, formatting, release tests, then sanitizer tests.
+test: deps lint format-check
+	$(MAKE) test-release
+	$(MAKE) test-asan
+
+# Until the node exists, `make run` runs the Raft interaction scenarios and prints each
+# transcript: elections, partitions, transfers, membership changes, snapshots.
+run: build
+	$(RELEASE)/src/raft/script/raft_script run src/raft/testdata
+
+bench-raft: build
+	$(RELEASE)/bench/raft_bench
+
+clean:
+	rm -rf build
