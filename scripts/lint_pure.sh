@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fails when a pure folder touches the world directly: wall clocks, threads, sockets, files,
 # Asio or unseeded randomness. Pure code goes through the env/ seam instead (DESIGN.md).
+# Usage: lint_pure.sh [ROOT]   (ROOT defaults to the repository)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "${1:-$(dirname "$0")/..}"
 
 pure=()
 for d in src/raft src/kv src/sim src/check src/compute/scheduler src/cluster/logic; do
@@ -10,7 +11,7 @@ for d in src/raft src/kv src/sim src/check src/compute/scheduler src/cluster/log
 done
 [ ${#pure[@]} -eq 0 ] && exit 0
 
-pattern='std::chrono::(system|steady|high_resolution)_clock|std::random_device|[^_a-zA-Z.>]rand\(|srand\(|std::thread|std::this_thread|std::async|asio::|#include <(filesystem|thread|fstream|random|chrono)>|#include <(sys/socket|netinet/in|unistd|fcntl)\.h>|\bfopen\(|\btime\(NULL\)|\btime\(nullptr\)'
+pattern='std::chrono::(system|steady|high_resolution)_clock|std::random_device|[^_a-zA-Z.>]rand\(|srand\(|std::thread|std::this_thread|std::async|asio::|#include <(filesystem|thread|fstream)>|#include <(sys/socket|netinet/in|unistd|fcntl)\.h>|\bfopen\(|\btime\(NULL\)|\btime\(nullptr\)'
 
 hits=$(grep -rnE "$pattern" "${pure[@]}" --include='*.h' --include='*.cc' | grep -v '_test\.cc:' || true)
 if [ -n "$hits" ]; then
