@@ -1,0 +1,93 @@
+// Commands and replies of the key-value state machine, and their wire format.
+//
+// A Command is what a client asks for (GET, PUT, DEL, CAS, INCR, APPEND on one key); it is
+// encoded with EncodeCommand, proposed to Raft, and once committed decoded and applied by every
+// replica (see state_machine.h). A Reply is what applying it produced. Both are plain values;
+// the Protocol Buffers schema behind the encoding (kv.proto) stays inside src/kv/.
+//
+// Thread-safety: values; the functions are pure and may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace synod::kv {
+
+enum class Op : uint8_t {
+  kGet = 1,     // reply.value = the value, or nullopt when the key is absent
+  kPut = 2,     // sets key to value; reply carries nothing but the code
+  kDel = 3,     // removes key; reply.success = whether it existed
+  kCas = 4,     // sets key to value iff its current value equals expected (see Command)
+  kIncr = 5,    // adds delta to the integer in key (absent = 0); reply.number = the result
+  kAppend = 6,  // appends value to key (absent = ""); reply.number = the new length
+};
+
+std::string_view OpName(Op op);
+
+struct Command {
+  Op op = Op::kGet;
+  std::string key;
+  // PUT and APPEND: the value. CAS: the value to set on success. Ignored by other ops.
+  std::string value;
+  // CAS only: the value the key must hold for the swap to happen; nullopt means the key must be
+  // absent (so "expected empty string" and "expected absent" differ).
+  std::optional<std::string> expected;
+  // INCR only: the amount to add (may be negative).
+  int64_t delta = 0;
+  // At-most-once session (Raft thesis §6.3). 0 means "no session": the command is applied every
+  // time it is committed. Otherwise seq numbers this client's commands from 1 upwards, and a
+  // client has at most one outstanding command per client_id (see StateMachine::Apply).
+  uint64_t client_id = 0;
+  uint64_t seq = 0;  // >= 1 when client_id != 0; 0 when client_id == 0
+
+  bool operator==(const Command&) const = default;
+};
+
+// The outcome class of a reply. Errors are replies, never exceptions or crashes: they are part
+// of the replicated state (a session caches them) and every replica produces the same one.
+enum class ReplyCode : uint8_t {
+  kOk = 0,
+  kNotInteger = 1,      // INCR on a value that is not a decimal int64, or the sum overflows
+  kKeyTooLarge = 2,     // key longer than Options::key_bytes_max
+  kValueTooLarge = 3,   // the value (or APPEND's result) longer than Options::value_bytes_max
+  kStaleRequest = 4,    // seq is below the client's latest applied seq
+  kSessionExpired = 5,  // the client's session was evicted (or never existed) and seq > 1
+  kBadCommand = 6,      // the entry did not decode, or the command violates its own rules
+};
+inline constexpr uint8_t kReplyCodeMax = 6;
+
+// The Redis-style message for a code ("" for kOk). Stable: clients may see and match it.
+std::string_view ReplyCodeMessage(ReplyCode code);
+
+struct Reply {
+  ReplyCode code = ReplyCode::kOk;
+  // GET: the value or nullopt (absent). CAS: the key's value after the command, or nullopt.
+  std::optional<std::string> value;
+  // DEL: the key existed and was removed. CAS: the swap happened.
+  bool success = false;
+  // INCR: the new integer. APPEND: the new length in bytes.
+  int64_t number = 0;
+
+  bool ok() const { return code == ReplyCode::kOk; }
+  std::string_view message() const { return ReplyCodeMessage(code); }
+  bool operator==(const Reply&) const = default;
+
+  static Reply Error(ReplyCode c) {
+    Reply r;
+    r.code = c;
+    return r;
+  }
+};
+
+// The bytes to put in a Raft entry. Never empty (an empty entry is Raft's no-op).
+std::string EncodeCommand(const Command& cmd);
+
+// Parses bytes produced by EncodeCommand. Returns kInvalidArgument (never crashes) when the
+// bytes are not a Command, the op is unknown, or the session fields break the rule on `seq`.
+Result<Command> DecodeCommand(std::string_view data);
+
+}  // namespace synod::kv

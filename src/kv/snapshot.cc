@@ -1,0 +1,236 @@
+// StateMachine's Snapshot, Restore and Digest: the whole replicated state in and out.
+//
+// The snapshot format is described in kv.proto: a SnapshotHeader, the entries in key order and
+// the sessions in client id order, each record a varint byte length followed by the message.
+// Records rather than one message because protobuf limits a message to 2 GiB.
+
+#include <climits>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/assert.h"
+#include "kv/kv.pb.h"
+#include "kv/state_machine.h"
+
+namespace synod::kv {
+
+namespace {
+
+constexpr uint32_t kSnapshotFormatVersion = 1;
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void AppendRecord(const google::protobuf::MessageLite& m, std::string* out) {
+  const size_t bytes = m.ByteSizeLong();
+  SYNOD_ASSERT_MSG(bytes <= INT_MAX, "snapshot record above protobuf's 2 GiB limit");
+  AppendVarint(bytes, out);
+  const bool appended = m.AppendToString(out);
+  SYNOD_ASSERT(appended);
+}
+
+// Reads the records of a snapshot front to back. Every failure (truncation, an overlong
+// varint, a record that does not parse) is reported, never asserted: the bytes come from disk
+// or from another node.
+class RecordReader {
+ public:
+  explicit RecordReader(std::string_view in) : in_(in) {}
+
+  bool Next(google::protobuf::MessageLite* m) {
+    uint64_t bytes = 0;
+    if (!ReadVarint(&bytes) || bytes > in_.size() || bytes > INT_MAX) return false;
+    const bool parsed = m->ParseFromArray(in_.data(), static_cast<int>(bytes));
+    in_.remove_prefix(bytes);
+    return parsed;
+  }
+
+  bool done() const { return in_.empty(); }
+
+ private:
+  bool ReadVarint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {  // at most 10 bytes
+      if (in_.empty()) return false;
+      const auto byte = static_cast<uint8_t>(in_.front());
+      in_.remove_prefix(1);
+      *v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) return true;
+    }
+    return false;
+  }
+
+  std::string_view in_;
+};
+
+void ReplyToProto(const Reply& reply, pb::Reply* m) {
+  m->set_code(static_cast<uint32_t>(reply.code));
+  if (reply.value.has_value()) m->set_value(*reply.value);
+  m->set_success(reply.success);
+  m->set_number(reply.number);
+}
+
+bool ReplyFromProto(pb::Reply* m, Reply* reply) {
+  if (m->code() > kReplyCodeMax) return false;
+  reply->code = static_cast<ReplyCode>(m->code());
+  if (m->has_value()) reply->value = std::move(*m->mutable_value());
+  reply->success = m->success();
+  reply->number = m->number();
+  return true;
+}
+
+Status ReadEntries(RecordReader& reader, uint64_t count, const Options& options,
+                   internal::State* state) {
+  pb::SnapshotEntry m;
+  for (uint64_t i = 0; i < count; ++i) {  // bounded: each record consumes input
+    if (!reader.Next(&m)) return Status::Corruption("kv snapshot: bad entry record");
+    if (!state->data.empty() && m.key() <= state->data.rbegin()->first) {
+      return Status::Corruption("kv snapshot: keys not in strictly increasing order");
+    }
+    if (m.key().size() > options.key_bytes_max || m.value().size() > options.value_bytes_max) {
+      return Status::InvalidArgument("kv snapshot: key or value above this machine's bounds");
+    }
+    state->data.emplace_hint(state->data.end(), std::move(*m.mutable_key()),
+                             std::move(*m.mutable_value()));
+  }
+  return Status::Ok();
+}
+
+Status ReadSessions(RecordReader& reader, uint64_t count, internal::State* state) {
+  pb::SnapshotSession m;
+  for (uint64_t i = 0; i < count; ++i) {  // bounded: each record consumes input
+    if (!reader.Next(&m)) return Status::Corruption("kv snapshot: bad session record");
+    const uint64_t client_id = m.client_id();
+    if (client_id == 0 ||
+        (!state->sessions.empty() && client_id <= state->sessions.rbegin()->first)) {
+      return Status::Corruption("kv snapshot: client ids not in strictly increasing order");
+    }
+    const LogIndex last_index(m.last_index());
+    if (m.seq() == 0 || last_index == LogIndex(0) || last_index > state->applied_index) {
+      return Status::Corruption("kv snapshot: session seq or index out of range");
+    }
+    internal::Session session{.seq = m.seq(), .last_index = last_index, .reply = Reply()};
+    if (!ReplyFromProto(m.mutable_reply(), &session.reply)) {
+      return Status::Corruption("kv snapshot: unknown reply code");
+    }
+    if (!state->session_order.emplace(last_index, client_id).second) {
+      return Status::Corruption("kv snapshot: two sessions with the same index");
+    }
+    state->sessions.emplace_hint(state->sessions.end(), client_id, std::move(session));
+  }
+  return Status::Ok();
+}
+
+// FNV-1a, 64 bits: tiny, stable by definition (unlike std::hash) and good enough to tell
+// replicas apart; it is a consistency check, not a defence against an adversary.
+class Fnv1a {
+ public:
+  void Bytes(std::string_view s) {
+    for (char c : s) {
+      hash_ ^= static_cast<uint8_t>(c);
+      hash_ *= 0x100000001b3ull;
+    }
+  }
+  // Little-endian whatever the host, so the digest is the same everywhere.
+  void U64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      hash_ ^= (v >> (8 * i)) & 0xff;
+      hash_ *= 0x100000001b3ull;
+    }
+  }
+  // Length-prefixed, so ("ab","c") and ("a","bc") hash differently.
+  void String(std::string_view s) {
+    U64(s.size());
+    Bytes(s);
+  }
+  uint64_t hash() const { return hash_; }
+
+ private:
+  uint64_t hash_ = 0xcbf29ce484222325ull;
+};
+
+}  // namespace
+
+std::string StateMachine::Snapshot() const {
+  std::string out;
+  pb::SnapshotHeader header;
+  header.set_format_version(kSnapshotFormatVersion);
+  header.set_applied_index(state_.applied_index.value());
+  header.set_entry_count(state_.data.size());
+  header.set_session_count(state_.sessions.size());
+  AppendRecord(header, &out);
+
+  pb::SnapshotEntry entry;
+  for (const auto& [key, value] : state_.data) {
+    entry.set_key(key);
+    entry.set_value(value);
+    AppendRecord(entry, &out);
+  }
+  pb::SnapshotSession session;
+  for (const auto& [client_id, s] : state_.sessions) {
+    session.Clear();
+    session.set_client_id(client_id);
+    session.set_seq(s.seq);
+    session.set_last_index(s.last_index.value());
+    ReplyToProto(s.reply, session.mutable_reply());
+    AppendRecord(session, &out);
+  }
+  return out;
+}
+
+Status StateMachine::Restore(std::string_view snapshot) {
+  RecordReader reader(snapshot);
+  pb::SnapshotHeader header;
+  if (!reader.Next(&header)) return Status::Corruption("kv snapshot: bad header record");
+  if (header.format_version() != kSnapshotFormatVersion) {
+    return Status::Corruption("kv snapshot: unknown format version");
+  }
+  if (header.session_count() > options_.sessions_max) {
+    return Status::InvalidArgument("kv snapshot: more sessions than sessions_max");
+  }
+  // Build the new state aside and swap it in only once all of it checked out.
+  internal::State next;
+  next.applied_index = LogIndex(header.applied_index());
+  SYNOD_RETURN_IF_ERROR(ReadEntries(reader, header.entry_count(), options_, &next));
+  SYNOD_RETURN_IF_ERROR(ReadSessions(reader, header.session_count(), &next));
+  if (!reader.done()) return Status::Corruption("kv snapshot: bytes after the last record");
+  state_ = std::move(next);
+  CheckInvariants();
+  return Status::Ok();
+}
+
+// The digest is FNV-1a over a canonical encoding: every integer as 8 little-endian bytes, every
+// string as its length (so encoded) then its bytes, in this order: the tag string
+// "synod.kv.state.v1", applied index, key count, each (key, value) in key order, session count,
+// each session in client id order as (client_id, seq, last_index, reply code, reply has a
+// value (0/1), reply value or "", reply success (0/1), reply number). Changing any of this
+// changes every digest: bump the tag.
+uint64_t StateMachine::Digest() const {
+  Fnv1a h;
+  h.String("synod.kv.state.v1");
+  h.U64(state_.applied_index.value());
+  h.U64(state_.data.size());
+  for (const auto& [key, value] : state_.data) {
+    h.String(key);
+    h.String(value);
+  }
+  h.U64(state_.sessions.size());
+  for (const auto& [client_id, s] : state_.sessions) {
+    h.U64(client_id);
+    h.U64(s.seq);
+    h.U64(s.last_index.value());
+    h.U64(static_cast<uint64_t>(s.reply.code));
+    h.U64(s.reply.value.has_value() ? 1 : 0);
+    h.String(s.reply.value ? std::string_view(*s.reply.value) : std::string_view());
+    h.U64(s.reply.success ? 1 : 0);
+    h.U64(static_cast<uint64_t>(s.reply.number));
+  }
+  return h.hash();
+}
+
+}  // namespace synod::kv

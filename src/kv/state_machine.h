@@ -1,0 +1,152 @@
+// StateMachine: the replicated key-value store of one shard.
+//
+// Every replica feeds the same committed Raft entries, in log order, to its StateMachine and
+// so holds the same state and produces the same replies: Apply is a deterministic function of
+// (state, index, command) and of Options, never of time, randomness or the host. Errors (a
+// non-integer INCR, an oversized value, a stale retry) are replies with a ReplyCode, never
+// exceptions or crashes, because they too must be identical on every replica.
+//
+// At-most-once (Raft thesis §6.3): a command with client_id != 0 belongs to a client session.
+// The session remembers the highest seq applied and its reply; a retry of that seq returns the
+// remembered reply without applying the command again. Sessions are bounded by
+// Options::sessions_max and evicted least-recently-used by log index, identically everywhere.
+//
+// Data is a std::map (sorted by key bytes), not a hash map: Snapshot and Digest walk it in a
+// canonical order without sorting, and range-based operations (slot moves, SCAN, jobs over a
+// key range) come next. Lookups are O(log n).
+//
+// Thread-safety: none. A StateMachine is owned by the node's core thread (or the simulator's
+// single thread), which also applies entries; callers serialize all access.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/ids.h"
+#include "common/status.h"
+#include "kv/command.h"
+
+namespace synod::kv {
+
+// Every replica of a shard must use identical Options: they change which replies and which
+// session evictions a command produces, and so are part of the replicated state machine.
+struct Options {
+  // Longest key, in bytes; longer keys get kKeyTooLarge. Redis allows 512 MiB keys, but a
+  // key is copied into every index and message that names it, so Synod keeps them small.
+  uint64_t key_bytes_max = 64 * 1024;
+  // Longest value, in bytes (Redis's proto-max-bulk-len); PUT, CAS or an APPEND whose result
+  // would be longer gets kValueTooLarge. REQUIRES: <= INT64_MAX (APPEND replies the length).
+  uint64_t value_bytes_max = 512ull * 1024 * 1024;
+  // Most client sessions remembered at once. Each costs one cached reply (which for GET or a
+  // failed CAS includes a value). A session evicted while its client still has a command in
+  // flight turns that command's retry into kSessionExpired. REQUIRES: >= 1.
+  uint64_t sessions_max = 100'000;
+  // A planted bug for the simulator to catch: a retried command is applied again instead of
+  // answered from its session. Never set outside tests.
+  bool testing_bug_no_dedup = false;
+};
+
+namespace internal {
+
+// One client's at-most-once session.
+struct Session {
+  uint64_t seq = 0;     // the highest seq applied; >= 1
+  LogIndex last_index;  // the index of the client's latest command: the eviction order
+  Reply reply;          // the reply to `seq`, returned again to a retry of it
+
+  bool operator==(const Session&) const = default;
+};
+
+// Everything a StateMachine replicates: what Snapshot saves and Digest hashes.
+// Invariants: sessions and session_order index the same sessions (session_order maps each
+// session's last_index to its client_id, so begin() is the least recently used); every
+// last_index <= applied_index; sessions.size() <= Options::sessions_max.
+struct State {
+  std::map<std::string, std::string, std::less<>> data;
+  std::map<uint64_t, Session> sessions;  // by client_id, never 0
+  std::map<LogIndex, uint64_t> session_order;
+  LogIndex applied_index;
+};
+
+}  // namespace internal
+
+class StateMachine {
+ public:
+  // REQUIRES: options.sessions_max >= 1 and options.value_bytes_max <= INT64_MAX.
+  explicit StateMachine(Options options = {});
+
+  StateMachine(const StateMachine&) = delete;
+  StateMachine& operator=(const StateMachine&) = delete;
+
+  // Applies the committed command at log index `index` and returns its reply.
+  // REQUIRES: index > applied_index() (a replayed or reordered entry is a programmer error).
+  // Sets applied_index() to index whatever the reply.
+  //
+  // With client_id == 0 the command is simply executed. Otherwise, against the client's session:
+  //  - seq == the session's seq: the cached reply is returned, nothing is executed;
+  //  - seq <  the session's seq: kStaleRequest, nothing is executed;
+  //  - seq >  the session's seq: executed; seq and reply are remembered (gaps are allowed);
+  //  - no session and seq == 1: a session is created (evicting the least recently used one if
+  //    sessions_max are held) and the command executed;
+  //  - no session and seq > 1: kSessionExpired, nothing is executed and no session is created.
+  //    The session was evicted (or the client skipped seq 1), so whether an earlier attempt of
+  //    this command was applied is unknown; the client must start over with a new client_id.
+  // Any command of a session marks it as recently used. Error replies are cached like others.
+  // A command that breaks Command's rules (seq == 0 with a client, seq != 0 without, an
+  // unknown op) gets kBadCommand.
+  Reply Apply(LogIndex index, const Command& cmd);
+
+  // Applies the data of a committed normal entry: empty data (a new leader's no-op) only
+  // advances applied_index() and returns an OK reply; data that does not decode advances it
+  // and returns kBadCommand, so a corrupt entry fails the same way on every replica.
+  // REQUIRES: index > applied_index().
+  Reply ApplyEntry(LogIndex index, std::string_view data);
+
+  // The value of key, or nullopt when absent. The view stays valid until the next Apply,
+  // ApplyEntry or Restore. Serves linearizable reads once applied_index() has reached the
+  // read index (ReadIndex or lease), and stale reads (READONLY) at any time.
+  std::optional<std::string_view> Get(std::string_view key) const;
+
+  // The index of the last entry applied (or restored), 0 initially.
+  LogIndex applied_index() const { return state_.applied_index; }
+  // The number of keys, and of client sessions, held.
+  size_t key_count() const { return state_.data.size(); }
+  size_t session_count() const { return state_.sessions.size(); }
+  const Options& options() const { return options_; }
+
+  // The whole state (data, sessions, applied index) in the format of kv.proto, for Raft
+  // snapshots. Deterministic: equal states give equal bytes.
+  std::string Snapshot() const;
+
+  // Replaces the whole state, applied_index() included, by a snapshot's. Returns kCorruption
+  // when the bytes are not a well-formed snapshot and kInvalidArgument when it breaks this
+  // machine's Options (a key, value or session count above the bounds). On error the state is
+  // unchanged. The snapshot may be older than the current state; the caller decides.
+  Status Restore(std::string_view snapshot);
+
+  // A hash of the whole state (data, sessions, applied index), stable across builds, hosts and
+  // runs: equal states have equal digests. For the simulator's check that replicas which
+  // applied the same prefix are identical. O(total bytes held).
+  uint64_t Digest() const;
+
+ private:
+  Reply Execute(const Command& cmd);
+  Reply ApplyInSession(LogIndex index, const Command& cmd);
+  void TouchSession(uint64_t client_id, internal::Session& session, LogIndex index);
+  void EvictIfFull();
+  Reply Put(const Command& cmd);
+  Reply Del(const Command& cmd);
+  Reply Cas(const Command& cmd);
+  Reply Incr(const Command& cmd);
+  Reply Append(const Command& cmd);
+  void CheckInvariants() const;
+
+  const Options options_;
+  internal::State state_;
+};
+
+}  // namespace synod::kv

@@ -1,0 +1,354 @@
+#include "storage/wal_storage.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+#include <utility>
+
+#include "common/assert.h"
+#include "storage/raft.pb.h"
+#include "storage/raft_codec.h"
+#include "storage/wal_format.h"
+
+namespace synod::storage {
+namespace {
+
+// "SYNODWAL" read as a little-endian u64.
+constexpr uint64_t kWalMagic = 0x4C4157444F4E5953ull;
+constexpr uint32_t kWalVersion = 1;
+// Entries are split into records of about this much data, so that no record (and no buffer
+// that holds one while it is checked) grows with the size of a Save or of the log.
+constexpr uint64_t kEntryBatchBytesMax = uint64_t{1} << 20;
+// Protocol Buffers cannot serialize or parse a message of 2 GiB or more.
+constexpr size_t kProtoBytesMax = static_cast<size_t>(std::numeric_limits<int>::max());
+// A generous bound on a snapshot record's bytes other than the image (index, term, ConfState).
+constexpr size_t kSnapshotMetaBytesMax = size_t{1} << 20;
+
+Status AppendProtoRecord(RecordType type, const google::protobuf::MessageLite& m,
+                         std::string* out) {
+  const size_t bytes = m.ByteSizeLong();
+  if (bytes > kProtoBytesMax) {
+    return Status::InvalidArgument(fmt::format("WAL record of {} bytes exceeds 2 GiB", bytes));
+  }
+  const size_t start = BeginRecord(type, out);
+  const bool serialized = m.AppendToString(out);
+  SYNOD_ASSERT_MSG(serialized, "serializing a WAL record failed");
+  FinishRecord(start, out);
+  return Status::Ok();
+}
+
+std::string HeaderRecord(uint64_t cluster_id) {
+  pb::WalHeader header;
+  header.set_magic(kWalMagic);
+  header.set_version(kWalVersion);
+  header.set_cluster_id(cluster_id);
+  std::string out;
+  const Status st = AppendProtoRecord(RecordType::kHeader, header, &out);
+  SYNOD_ASSERT(st.ok());  // a few bytes
+  return out;
+}
+
+Status AppendSnapshotRecord(const raft::Snapshot& snap, std::string* out) {
+  pb::Snapshot p;
+  ToProto(snap, &p);
+  return AppendProtoRecord(RecordType::kSnapshot, p, out);
+}
+
+void AppendHardStateRecord(const raft::HardState& hs, std::string* out) {
+  pb::HardState p;
+  ToProto(hs, &p);
+  const Status st = AppendProtoRecord(RecordType::kHardState, p, out);
+  SYNOD_ASSERT(st.ok());  // three integers
+}
+
+Status AppendEntryRecords(const std::vector<raft::Entry>& entries, std::string* out) {
+  pb::EntryBatch batch;
+  uint64_t batch_bytes = 0;
+  for (const raft::Entry& e : entries) {
+    ToProto(e, batch.add_entries());
+    batch_bytes += e.PayloadBytes();
+    if (batch_bytes >= kEntryBatchBytesMax) {
+      SYNOD_RETURN_IF_ERROR(AppendProtoRecord(RecordType::kEntries, batch, out));
+      batch.Clear();
+      batch_bytes = 0;
+    }
+  }
+  if (batch.entries_size() > 0) {
+    SYNOD_RETURN_IF_ERROR(AppendProtoRecord(RecordType::kEntries, batch, out));
+  }
+  return Status::Ok();
+}
+
+Status ParsePayload(std::string_view payload, google::protobuf::MessageLite* m) {
+  if (payload.size() > kProtoBytesMax ||
+      !m->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return Status::InvalidArgument(fmt::format("payload is not a valid {}", m->GetTypeName()));
+  }
+  return Status::Ok();
+}
+
+// Entries that MemoryStorage::Append accepts after a log ending at `last`: consecutive
+// indexes, starting at 1 or later and no later than last+1 (no gap).
+Status CheckEntriesFollow(const std::vector<raft::Entry>& entries, LogIndex last) {
+  if (entries.empty()) return Status::Ok();
+  const LogIndex first = entries.front().index;
+  if (first == LogIndex(0) || first > last + 1) {
+    return Status::InvalidArgument(
+        fmt::format("entries start at index {}, leaving a gap after last index {}", first.value(),
+                    last.value()));
+  }
+  for (size_t i = 1; i < entries.size(); ++i) {
+    if (entries[i].index != entries[i - 1].index + 1) {
+      return Status::InvalidArgument(fmt::format("entry index {} does not follow {}",
+                                                 entries[i].index.value(),
+                                                 entries[i - 1].index.value()));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<WalStorage>> WalStorage::Open(env::Disk* disk, uint64_t cluster_id) {
+  SYNOD_ASSERT(disk != nullptr);
+  Result<std::string> content = disk->ReadAll();
+  if (!content.ok()) {
+    return Status::IoError(fmt::format("reading the WAL: {}", content.status().ToString()));
+  }
+  std::unique_ptr<WalStorage> wal(new WalStorage(disk, cluster_id));
+  if (content->empty()) {
+    SYNOD_RETURN_IF_ERROR(wal->Create());
+  } else {
+    SYNOD_RETURN_IF_ERROR(wal->Recover(*content));
+  }
+  return wal;
+}
+
+Status WalStorage::Create() {
+  // Replace, not Append + Sync: the header is durable at once and can never be torn.
+  const std::string header = HeaderRecord(cluster_id_);
+  const Status st = disk_->Replace(header);
+  if (!st.ok()) return Status::IoError(fmt::format("creating the WAL: {}", st.ToString()));
+  wal_bytes_ = header.size();
+  recovery_stats_.created = true;
+  return Status::Ok();
+}
+
+Status WalStorage::Recover(std::string_view content) {
+  Result<ScanResult> scan = ScanRecords(content);
+  if (!scan.ok()) return scan.status();
+  const std::vector<Record>& records = scan->records;
+  if (records.empty() || records.front().type != RecordType::kHeader) {
+    return Status::Corruption("WAL does not start with a valid header record");
+  }
+  SYNOD_RETURN_IF_ERROR(CheckHeader(records.front().payload));
+  for (size_t i = 1; i < records.size(); ++i) {
+    const Record& r = records[i];
+    Status st;
+    switch (r.type) {
+      case RecordType::kHeader:
+        st = Status::InvalidArgument("a second header record");
+        break;
+      case RecordType::kEntries:
+        st = ReplayEntries(r.payload);
+        break;
+      case RecordType::kHardState:
+        st = ReplayHardState(r.payload);
+        break;
+      case RecordType::kSnapshot:
+        st = ReplaySnapshot(r.payload);
+        break;
+    }
+    if (!st.ok()) {
+      return Status::Corruption(fmt::format("WAL record at offset {}: {}", r.offset, st.message()));
+    }
+  }
+  recovery_stats_.records_replayed = records.size() - 1;
+  std::string rewritten(content.substr(0, scan->valid_bytes));
+  if (hard_state().commit > memory_.LastIndex()) {
+    // The entries written after this hard state were torn away (see Save). The lowered commit
+    // index is written down too: otherwise, once other entries fill those indexes, the old
+    // record would claim them committed.
+    raft::HardState hs = hard_state();
+    hs.commit = memory_.LastIndex();
+    memory_.SetHardState(hs);
+    AppendHardStateRecord(hs, &rewritten);
+    recovery_stats_.commit_lowered = 1;
+  }
+  recovery_stats_.torn_records = scan->tail_records;
+  recovery_stats_.torn_bytes = content.size() - scan->valid_bytes;
+  wal_bytes_ = rewritten.size();
+  if (rewritten == content) return Status::Ok();
+  // Cut the torn tail off so that the next append does not land after garbage, which the next
+  // recovery would take for a damaged record followed by valid ones.
+  const Status st = disk_->Replace(rewritten);
+  if (!st.ok()) return Status::IoError(fmt::format("truncating the WAL: {}", st.ToString()));
+  return Status::Ok();
+}
+
+Status WalStorage::CheckHeader(std::string_view payload) const {
+  pb::WalHeader header;
+  if (!ParsePayload(payload, &header).ok() || header.magic() != kWalMagic) {
+    return Status::Corruption("not a Synod WAL: bad header record");
+  }
+  if (header.version() != kWalVersion) {
+    return Status::FailedPrecondition(
+        fmt::format("WAL format version {} is not supported (this build reads version {})",
+                    header.version(), kWalVersion));
+  }
+  if (header.cluster_id() != cluster_id_) {
+    return Status::FailedPrecondition(fmt::format(
+        "WAL belongs to cluster {:#018x}, but this node is configured for cluster {:#018x}; "
+        "refusing to open another cluster's log",
+        header.cluster_id(), cluster_id_));
+  }
+  return Status::Ok();
+}
+
+Status WalStorage::ReplayEntries(std::string_view payload) {
+  pb::EntryBatch batch;
+  SYNOD_RETURN_IF_ERROR(ParsePayload(payload, &batch));
+  if (batch.entries_size() == 0) return Status::InvalidArgument("empty entry batch");
+  Result<std::vector<raft::Entry>> entries = EntriesFromProto(batch.mutable_entries());
+  if (!entries.ok()) return entries.status();
+  SYNOD_RETURN_IF_ERROR(CheckEntriesFollow(*entries, memory_.LastIndex()));
+  return memory_.Append(*entries);
+}
+
+Status WalStorage::ReplaySnapshot(std::string_view payload) {
+  pb::Snapshot p;
+  SYNOD_RETURN_IF_ERROR(ParsePayload(payload, &p));
+  Result<raft::Snapshot> snap = FromProto(std::move(p));
+  if (!snap.ok()) return snap.status();
+  if (!snapshot_.IsEmpty() && snap->meta.index <= snapshot_.meta.index) {
+    return Status::InvalidArgument("snapshot older than an earlier one");
+  }
+  ApplySnapshot(std::move(*snap));
+  return Status::Ok();
+}
+
+Status WalStorage::ReplayHardState(std::string_view payload) {
+  pb::HardState p;
+  SYNOD_RETURN_IF_ERROR(ParsePayload(payload, &p));
+  Result<raft::HardState> hs = FromProto(p);
+  if (!hs.ok()) return hs.status();
+  memory_.SetHardState(*hs);
+  return Status::Ok();
+}
+
+void WalStorage::ApplySnapshot(raft::Snapshot snap) {
+  snapshot_ = snap;
+  const Status st = memory_.ApplySnapshot(std::move(snap));
+  SYNOD_ASSERT_MSG(st.ok(), "snapshot checked as newer was refused");
+}
+
+Status WalStorage::CheckSave(const std::optional<raft::Snapshot>& snap,
+                             const std::vector<raft::Entry>& entries,
+                             const std::optional<raft::HardState>& hs) const {
+  // The same rule as MemoryStorage::ApplySnapshot: a storage without a snapshot takes any.
+  if (snap.has_value() && !snapshot_.IsEmpty() && snap->meta.index <= snapshot_.meta.index) {
+    return Status(Code::kSnapshotOutOfDate, "snapshot not newer than the current one");
+  }
+  LogIndex last = snap.has_value() ? snap->meta.index : memory_.LastIndex();
+  SYNOD_RETURN_IF_ERROR(CheckEntriesFollow(entries, last));
+  // Append truncates the log after the last new entry, unless every entry is compacted.
+  const LogIndex first = snap.has_value() ? snap->meta.index + 1 : memory_.FirstIndex();
+  if (!entries.empty() && entries.back().index >= first) last = entries.back().index;
+  if (hs.has_value() && hs->commit > last) {
+    return Status::InvalidArgument(
+        fmt::format("commit index {} beyond the last index {}", hs->commit.value(), last.value()));
+  }
+  return Status::Ok();
+}
+
+Status WalStorage::Save(const std::optional<raft::Snapshot>& snap,
+                        const std::vector<raft::Entry>& entries,
+                        const std::optional<raft::HardState>& hs) {
+  if (!failure_.ok()) return failure_;
+  SYNOD_RETURN_IF_ERROR(CheckSave(snap, entries, hs));
+  std::string batch;
+  if (snap.has_value()) SYNOD_RETURN_IF_ERROR(AppendSnapshotRecord(*snap, &batch));
+  // The hard state goes before the entries. A torn write keeps a prefix of the batch, so any
+  // entry that survives comes with the commit index sent along with it. That matters for
+  // membership: a node holding a configuration change must also know every earlier one as
+  // committed, or it could campaign with a configuration two changes old. A hard state whose
+  // entries were torn away claims a commit index beyond the log; recovery lowers it to the
+  // log's end, which only forgets knowledge.
+  if (hs.has_value()) AppendHardStateRecord(*hs, &batch);
+  SYNOD_RETURN_IF_ERROR(AppendEntryRecords(entries, &batch));
+  if (batch.empty()) return Status::Ok();
+
+  // One Append for the whole batch: a crash can still tear it, but only at a record boundary
+  // or inside a record, which recovery handles record by record.
+  const Status st = disk_->Append(batch);
+  if (!st.ok()) return Fail(st);
+  wal_bytes_ += batch.size();
+
+  if (snap.has_value()) ApplySnapshot(*snap);
+  const Status appended = memory_.Append(entries);
+  SYNOD_ASSERT_MSG(appended.ok(), "entries checked by CheckSave were refused");
+  if (hs.has_value()) memory_.SetHardState(*hs);
+  return Status::Ok();
+}
+
+Status WalStorage::Sync() {
+  if (!failure_.ok()) return failure_;
+  const Status st = disk_->Sync();
+  if (!st.ok()) return Fail(st);
+  return Status::Ok();
+}
+
+Status WalStorage::Compact(LogIndex index, const raft::ConfState& cs,
+                           std::string state_machine_image) {
+  if (!failure_.ok()) return failure_;
+  if (index <= snapshot_.meta.index) {
+    return Status(Code::kSnapshotOutOfDate, "compaction index not after the current snapshot");
+  }
+  if (index > hard_state().commit) {
+    return Status::InvalidArgument(fmt::format("compaction index {} beyond the commit index {}",
+                                               index.value(), hard_state().commit.value()));
+  }
+  // Leaves room for the snapshot's metadata in the record, so that EncodeImage cannot fail.
+  if (state_machine_image.size() > kProtoBytesMax - kSnapshotMetaBytesMax) {
+    return Status::InvalidArgument("state machine image too large for a WAL record (2 GiB)");
+  }
+  Result<raft::Snapshot> snap = memory_.CreateSnapshot(index, &cs, std::move(state_machine_image));
+  SYNOD_ASSERT_MSG(snap.ok(), "CreateSnapshot refused a checked index");
+  const Status compacted = memory_.Compact(index);
+  SYNOD_ASSERT_MSG(compacted.ok(), "Compact refused an index after the snapshot");
+  snapshot_ = std::move(*snap);
+
+  Result<std::string> image = EncodeImage();
+  // memory_ is already compacted; should the rewrite still fail, the disk no longer matches it.
+  if (!image.ok()) return Fail(image.status());
+  const Status st = disk_->Replace(*image);
+  if (!st.ok()) return Fail(st);
+  wal_bytes_ = image->size();
+  return Status::Ok();
+}
+
+Result<std::string> WalStorage::EncodeImage() const {
+  // Replay order: the snapshot resets the log, the hard state's commit is checked only after
+  // the last record, and the entries follow the snapshot.
+  std::string out = HeaderRecord(cluster_id_);
+  SYNOD_RETURN_IF_ERROR(AppendSnapshotRecord(snapshot_, &out));
+  AppendHardStateRecord(hard_state(), &out);
+  const LogIndex first = memory_.FirstIndex();
+  const LogIndex last = memory_.LastIndex();
+  if (first <= last) {
+    Result<std::vector<raft::Entry>> entries =
+        memory_.Entries(first, last + 1, std::numeric_limits<uint64_t>::max());
+    SYNOD_ASSERT_MSG(entries.ok(), "reading the uncompacted log failed");
+    SYNOD_RETURN_IF_ERROR(AppendEntryRecords(*entries, &out));
+  }
+  return out;
+}
+
+Status WalStorage::Fail(const Status& cause) {
+  SYNOD_ASSERT(!cause.ok());
+  failure_ =
+      Status::IoError(fmt::format("WAL refuses writes after a disk failure: {}", cause.ToString()));
+  return failure_;
+}
+
+}  // namespace synod::storage
