@@ -7,6 +7,7 @@ packages=(
   g++ cmake ninja-build make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev
+  libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
   clang clang-format
 )
 

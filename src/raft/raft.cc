@@ -27,6 +27,17 @@ bool SendableBeforePersist(MessageType t) {
   }
 }
 
+// Scrambles a node id into a PRNG seed (the splitmix64 finalizer). splitmix64 walks the
+// lattice state += golden ratio, so seeding node k with golden*k (or any k-multiple of the
+// step) would give every node the same sequence shifted by k draws: nodes whose draw counts
+// line up then pick identical election timeouts and split their votes again and again.
+uint64_t SeedFromId(uint64_t id) {
+  uint64_t z = id + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 MessageType VoteRespType(MessageType t) {
   SYNOD_ASSERT(t == MessageType::kVote || t == MessageType::kPreVote);
   return t == MessageType::kVote ? MessageType::kVoteResp : MessageType::kPreVoteResp;
@@ -57,8 +68,7 @@ Raft::Raft(const Config& config)
       logger_(config.logger.With(fmt::format("raft={} ", config.id.value()))),
       log_(config.storage, config.max_committed_bytes_per_ready, logger_),
       role_(FollowerRole{}),
-      rng_state_(config.random_seed != 0 ? config.random_seed
-                                         : 0x9E3779B97F4A7C15ull * config.id.value()) {
+      rng_state_(config.random_seed != 0 ? config.random_seed : SeedFromId(config.id.value())) {
   SYNOD_ASSERT(cfg_.Validate().ok());
   auto init = cfg_.storage->InitialState();
   SYNOD_ASSERT_MSG(init.ok(), "raft: storage failed to return its initial state");
@@ -67,13 +77,20 @@ Raft::Raft(const Config& config)
   SYNOD_ASSERT_MSG(membership.ok(), "raft: storage holds an invalid ConfState");
   config_ = std::move(membership).value();
   if (!hs.IsEmpty()) {
-    // A commit index beyond the log would mean the storage lost entries it acknowledged.
-    SYNOD_ASSERT_MSG(hs.commit >= log_.committed() && hs.commit <= log_.LastIndex(),
-                     "raft: persisted commit index out of range of the log");
-    log_.CommitTo(hs.commit);
+    // A commit index beyond the log would mean the storage lost entries it acknowledged
+    // (RawNode::Create refuses such storage). One below the snapshot is fine: a crash may keep
+    // a received snapshot but tear off the hard state written after it, and a snapshot only
+    // ever holds committed entries.
+    SYNOD_ASSERT_MSG(hs.commit <= log_.LastIndex(),
+                     "raft: persisted commit index beyond the log");
+    if (hs.commit > log_.committed()) log_.CommitTo(hs.commit);
     term_ = hs.term;
     vote_ = hs.vote;
   }
+  // The application applies only committed entries, so whatever it applied was committed,
+  // even when the commit index, written lazily (Ready::must_sync), did not reach the disk.
+  SYNOD_ASSERT_MSG(cfg_.applied <= log_.LastIndex(), "raft: applied index beyond the log");
+  if (cfg_.applied > log_.committed()) log_.CommitTo(cfg_.applied);
   if (cfg_.applied > LogIndex(0)) log_.AppliedTo(cfg_.applied);
   BecomeFollower(term_, kNoNode);
   logger_.Info("event=start term={} commit={} applied={} last_index={} config=\"{}\"",
@@ -136,8 +153,9 @@ void Raft::ResetRandomizedElectionTimeout() {
 
 bool Raft::PastElectionTimeout() const { return election_elapsed_ >= randomized_election_ticks_; }
 
-void Raft::Send(Message m) {
-  m.from = id_;
+void Raft::Send(Message&& m) {
+  // A forwarded request keeps its origin (a forwarded transfer names the transferee).
+  if (m.from == kNoNode) m.from = id_;
   if (m.type == MessageType::kVote || m.type == MessageType::kVoteResp ||
       m.type == MessageType::kPreVote || m.type == MessageType::kPreVoteResp) {
     // Vote traffic carries an explicit term: a pre-vote asks about term+1, and a granted
@@ -364,7 +382,9 @@ void Raft::TickHeartbeat() {
   }
 }
 
-Status Raft::Step(Message m) {
+Status Raft::Step(Message m) { return StepInPlace(m); }
+
+Status Raft::StepInPlace(Message& m) {
   bool handled = false;
   Status s = StepByTerm(m, handled);
   if (handled || !s.ok()) return s;
@@ -400,11 +420,16 @@ Status Raft::StepByTerm(const Message& m, bool& handled) {
       bool force = m.context == kCampaignTransfer;
       bool in_lease =
           cfg_.check_quorum && lead_ != kNoNode && election_elapsed_ < cfg_.election_ticks;
-      if (!force && in_lease) {
+      // With leases, a node that just (re)started may have acknowledged a leader before it
+      // crashed; it must not help elect another leader until that lease has surely lapsed.
+      bool restart_guard = cfg_.read_only_option == ReadOnlyOption::kLeaseBased &&
+                           tick_now_ < static_cast<uint64_t>(cfg_.election_ticks);
+      if (!force && (in_lease || restart_guard)) {
         // We heard from a leader within the minimum election timeout: this candidate is
         // likely a disruptive node rejoining, and a leader's lease depends on our refusal.
-        logger_.Debug("event=ignore_vote type={} from={} term={} reason=lease",
-                      MessageTypeName(m.type), m.from.value(), m.term.value());
+        logger_.Debug("event=ignore_vote type={} from={} term={} reason={}",
+                      MessageTypeName(m.type), m.from.value(), m.term.value(),
+                      in_lease ? "lease" : "restart_guard");
         handled = true;
         return Status::Ok();
       }
@@ -585,7 +610,7 @@ Status Raft::StepCandidate(Message& m) {
   SYNOD_UNREACHABLE();
 }
 
-void Raft::HandleAppendEntries(const Message& m) {
+void Raft::HandleAppendEntries(Message& m) {
   Message resp;
   resp.type = MessageType::kAppResp;
   resp.to = m.from;
@@ -596,7 +621,8 @@ void Raft::HandleAppendEntries(const Message& m) {
     Send(std::move(resp));
     return;
   }
-  if (auto last = log_.MaybeAppend(m.index, m.log_term, m.commit, m.entries)) {
+  // The message is ours (Step takes it by value): its entries move into the log, uncopied.
+  if (auto last = log_.MaybeAppend(m.index, m.log_term, m.commit, std::move(m.entries))) {
     resp.index = *last;
     Send(std::move(resp));
     return;
@@ -653,7 +679,11 @@ bool Raft::Restore(const Snapshot& snap) {
   }
   const ConfState& cs = snap.meta.conf_state;
   bool found = cs.voters.count(id_) || cs.voters_outgoing.count(id_) || cs.learners.count(id_);
-  if (!found) {
+  // A node that joins an existing group starts with no configuration at all; the snapshot that
+  // brings it up to date may predate the change that added it (that change follows in the
+  // log), so such a node accepts it.
+  bool joining = config_.AllIds().empty();
+  if (!found && !joining) {
     // A snapshot whose configuration does not include us was sent by mistake; applying it
     // would leave a node that cannot take part in the group.
     logger_.Warn("event=ignore_snapshot reason=not_in_config index={}", snap.meta.index.value());
@@ -699,6 +729,8 @@ void Raft::SwitchToConfig(MembershipConfig cfg) {
     BecomeFollower(term_, kNoNode);
     return;
   }
+  std::set<NodeId> tracked;
+  for (const auto& [id, pr] : l->progress) tracked.insert(id);
   SyncProgressWithConfig(*l);
   if (l->lead_transferee != kNoNode && !config_.IsVoter(l->lead_transferee)) {
     AbortLeaderTransfer(*l);
@@ -706,8 +738,11 @@ void Raft::SwitchToConfig(MembershipConfig cfg) {
   if (MaybeCommit(*l)) {
     BroadcastAppend(*l);
   } else {
+    // Probe newly added members at once, with an empty append if there is nothing new to
+    // send them (their next is past the last index): otherwise they would wait for the
+    // next heartbeat or proposal before learning of the leader.
     for (auto& [id, pr] : l->progress) {
-      if (id != id_) MaybeSendAppend(*l, id, false);  // probe newly added members
+      if (id != id_) MaybeSendAppend(*l, id, tracked.count(id) == 0);
     }
   }
 }

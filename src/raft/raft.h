@@ -88,6 +88,9 @@ struct Config {
   int lease_clock_drift_ticks = 2;
   // Followers drop proposals instead of forwarding them to the leader.
   bool disable_proposal_forwarding = false;
+  // A planted bug for the simulator to catch: commit entries of earlier terms by counting
+  // replicas (Raft Figure 8). Never set outside tests.
+  bool testing_bug_commit_old_term = false;
   // Seeds the election-timeout PRNG. 0 means "derive from id".
   uint64_t random_seed = 0;
   Logger logger;
@@ -116,6 +119,9 @@ class Raft {
   // progress, removed leader), kResourceExhausted (uncommitted log bound),
   // kFailedPrecondition (a membership change is already pending), kInvalidArgument.
   Status Step(Message m);
+  // As Step, on a message the caller gives up: m is consumed in place (its entries may be
+  // moved out), which saves moving the whole message into a parameter.
+  Status StepInPlace(Message& m);
   // Advances logical time by one tick.
   void Tick();
 
@@ -157,6 +163,10 @@ class Raft {
   // Whether this node is a voter of its current configuration (learners and removed nodes
   // never campaign).
   bool Promotable() const;
+  // Whether committed entries not yet applied hold a membership change. Such a node does not
+  // campaign: its configuration may be more than one change behind, and a quorum of an old
+  // configuration need not overlap one of the current configuration.
+  bool HasUnappliedConfChanges() const;
   // The number of ticks the randomized election timeout is set to now (for tests).
   int randomized_election_ticks() const { return randomized_election_ticks_; }
 
@@ -205,14 +215,13 @@ class Raft {
   void TickHeartbeat();
   void ResetRandomizedElectionTimeout();
   bool PastElectionTimeout() const;
-  bool HasUnappliedConfChanges() const;
-  void HandleAppendEntries(const Message& m);
+  void HandleAppendEntries(Message& m);  // moves m.entries into the log
   void HandleHeartbeat(const Message& m);
   void HandleSnapshot(const Message& m);
   bool Restore(const Snapshot& snap);
   void SwitchToConfig(MembershipConfig cfg);
   void AbortReads();
-  void Send(Message m);
+  void Send(Message&& m);  // by rvalue: a message is moved once, into its queue
   uint64_t NextRandom();
 
   // raft_leader.cc: replication, commitment, reads, transfers.

@@ -134,13 +134,17 @@ Status Raft::LeaderPropose(LeaderRole& l, Message& m) {
     if (!next.ok()) return next.status();
   }
   LogIndex first_new = log_.LastIndex() + 1;
+  // Found before AppendEntries moves the entries into the log: the index of the last
+  // membership change of the proposal, 0 if none.
+  LogIndex last_conf;
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    if (m.entries[i].type == EntryType::kConfChange) last_conf = first_new + i;
+  }
   if (!AppendEntries(l, m.entries)) {
     return Status::ResourceExhausted(
         "too many uncommitted log bytes: the group cannot reach a quorum; retry later");
   }
-  for (size_t i = 0; i < m.entries.size(); ++i) {
-    if (m.entries[i].type == EntryType::kConfChange) l.pending_conf_index = first_new + i;
-  }
+  if (last_conf != LogIndex(0)) l.pending_conf_index = last_conf;
   BroadcastAppend(l);
   return Status::Ok();
 }
@@ -162,7 +166,8 @@ bool Raft::AppendEntries(LeaderRole& l, std::vector<Entry>& ents) {
     ents[i].term = term_;
     ents[i].index = li + (i + 1);
   }
-  log_.Append(ents);
+  // Accepted: the entries move into the log (ents is left empty), uncopied.
+  log_.Append(std::move(ents));
   // The leader's own progress moves when Advance reports these entries durable.
   return true;
 }
@@ -179,15 +184,18 @@ bool Raft::MaybeSendAppend(LeaderRole& l, NodeId to, bool send_if_empty) {
   LogIndex prev_index = pr.next - 1;
   Result<Term> prev_term = log_.TermAt(prev_index);
   if (!prev_term.ok()) {
-    SendSnapshot(l, to, pr);  // the entry before next was compacted
-    return true;
+    // The entry before next was compacted. Whether anything was sent shows in the state:
+    // SendSnapshot may send nothing (snapshot unavailable, follower inactive), and callers
+    // loop while this returns true.
+    SendSnapshot(l, to, pr);
+    return pr.state == ProgressState::kSnapshot;
   }
   std::vector<Entry> ents;
   if (pr.state != ProgressState::kProbe || pr.next <= log_.LastIndex()) {
     auto r = log_.EntriesFrom(pr.next, cfg_.max_msg_bytes);
     if (!r.ok()) {
       SendSnapshot(l, to, pr);
-      return true;
+      return pr.state == ProgressState::kSnapshot;
     }
     ents = std::move(r).value();
   }
@@ -266,6 +274,11 @@ void Raft::SendTimeoutNow(LeaderRole& l, NodeId to) {
 bool Raft::MaybeCommit(LeaderRole& l) {
   MatchIndexer acked(l.progress);
   LogIndex mci(config_.voters.CommittedIndex(acked));
+  if (cfg_.testing_bug_commit_old_term && mci > log_.committed() && mci <= log_.LastIndex()) {
+    // The planted bug (simulator only): commit whatever a quorum holds, whatever its term.
+    log_.CommitTo(mci);
+    return true;
+  }
   // MaybeCommit only moves the index for an entry of the current term (§3.6.2): counting
   // replicas of an older term's entry is not enough (Figure 3.7).
   return log_.MaybeCommit(mci, term_);
@@ -336,7 +349,29 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
   pr.recent_active = true;
   pr.acked_tick = std::max(pr.acked_tick, m.sent_tick);
   pr.msg_app_flow_paused = false;
-  if (pr.match < log_.LastIndex()) MaybeSendAppend(l, m.from, true);
+  if (pr.state == ProgressState::kReplicate && pr.inflights.Full() &&
+      pr.match < log_.LastIndex()) {
+    // The window may hold only appends that were lost (the follower restarted, say), and
+    // then no answer would ever free it. An empty append takes no slot: its acknowledgement
+    // frees the window, its rejection sends the follower back to probing (as etcd does).
+    Result<Term> prev_term = log_.TermAt(pr.next - 1);
+    if (prev_term.ok()) {
+      Message app;
+      app.type = MessageType::kApp;
+      app.to = m.from;
+      app.index = pr.next - 1;
+      app.log_term = prev_term.value();
+      app.commit = log_.committed();
+      app.sent_tick = tick_now_;
+      Send(std::move(app));
+    } else {
+      // The entries in flight were compacted meanwhile: probe, which leads to a snapshot.
+      pr.BecomeProbe();
+      MaybeSendAppend(l, m.from, true);
+    }
+  } else if (pr.match < log_.LastIndex()) {
+    MaybeSendAppend(l, m.from, true);
+  }
   if (m.context.empty()) return;
   const std::map<NodeId, bool>* acks = l.read_only.Ack(m.from, m.context);
   if (acks == nullptr || config_.voters.Vote(*acks) != VoteResult::kWon) return;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <limits>
 #include <utility>
 
@@ -92,24 +93,34 @@ void Unstable::Restore(Snapshot snap) {
   snapshot_ = std::move(snap);
 }
 
-void Unstable::TruncateAndAppend(const std::vector<Entry>& ents) {
+void Unstable::TruncateAndAppend(std::vector<Entry> ents) {
   SYNOD_ASSERT_MSG(!ents.empty(), "TruncateAndAppend of nothing");
   const LogIndex from = ents.front().index;
   SYNOD_ASSERT_MSG(ents.back().index == from + (ents.size() - 1), "non-contiguous entries");
   const LogIndex end = offset_ + entries_.size();
-  if (from == end) {
-    // The common case: the entries directly follow ours.
-    entries_.insert(entries_.end(), ents.begin(), ents.end());
-  } else if (from <= offset_) {
-    // The log is truncated before everything unstable: replace it all.
-    entries_.assign(ents.begin(), ents.end());
+  if (from <= offset_) {
+    // Nothing unstable is kept (the usual case once the previous entries were persisted, or
+    // a truncation before all of them): take the caller's vector whole. Its buffer is adopted only
+    // if it is at least as large as ours, so that a retained capacity is not traded for a smaller
+    // one that would have to regrow.
+    if (ents.capacity() >= entries_.capacity()) {
+      entries_.swap(ents);
+    } else {
+      entries_.clear();
+      entries_.insert(entries_.end(), std::make_move_iterator(ents.begin()),
+                      std::make_move_iterator(ents.end()));
+    }
     offset_ = from;
-  } else {
+    return;
+  }
+  if (from != end) {
     // Keep [offset_, from) and replace the rest.
     SYNOD_ASSERT_MSG(from < end, "TruncateAndAppend would leave a gap");
     entries_.resize(from.value() - offset_.value());
-    entries_.insert(entries_.end(), ents.begin(), ents.end());
   }
+  // The common case: the entries directly follow ours.
+  entries_.insert(entries_.end(), std::make_move_iterator(ents.begin()),
+                  std::make_move_iterator(ents.end()));
 }
 
 std::vector<Entry> Unstable::Slice(LogIndex lo, LogIndex hi) const {
@@ -135,7 +146,7 @@ RaftLog::RaftLog(const Storage* storage, uint64_t max_applying_bytes, Logger log
       logger_(std::move(logger)) {}
 
 std::optional<LogIndex> RaftLog::MaybeAppend(LogIndex index, Term log_term, LogIndex committed,
-                                             const std::vector<Entry>& ents) {
+                                             std::vector<Entry> ents) {
   if (!MatchTerm(index, log_term)) return std::nullopt;
   SYNOD_ASSERT_MSG(ents.empty() || ents.front().index == index + 1,
                    "appended entries do not follow (index, log_term)");
@@ -149,26 +160,23 @@ std::optional<LogIndex> RaftLog::MaybeAppend(LogIndex index, Term log_term, LogI
     SYNOD_ASSERT_MSG(conflict > committed_, "conflict with a committed entry");
     const size_t skip = conflict.value() - (index.value() + 1);
     SYNOD_ASSERT(skip < ents.size());
-    if (skip == 0) {
-      // The usual case (all entries new): no copy beyond the one into unstable.
-      Append(ents);
-    } else {
-      Append(std::vector<Entry>(ents.begin() + static_cast<ptrdiff_t>(skip), ents.end()));
-    }
+    // Usually skip == 0 (all entries new) and the entries move into unstable without a copy.
+    if (skip > 0) ents.erase(ents.begin(), ents.begin() + static_cast<ptrdiff_t>(skip));
+    Append(std::move(ents));
   }
   // The leader's commit may be ahead of what it sent us; commit only what we know matches.
   CommitTo(std::min(committed, last_new));
   return last_new;
 }
 
-LogIndex RaftLog::Append(const std::vector<Entry>& ents) {
+LogIndex RaftLog::Append(std::vector<Entry> ents) {
   if (ents.empty()) return LastIndex();
   if (ents.front().index <= committed_) {
     logger_.Error("after({}) is out of range [committed({})]", ents.front().index.value() - 1,
                   committed_.value());
   }
   SYNOD_ASSERT_MSG(ents.front().index > committed_, "append would overwrite committed entries");
-  unstable_.TruncateAndAppend(ents);
+  unstable_.TruncateAndAppend(std::move(ents));
   return LastIndex();
 }
 

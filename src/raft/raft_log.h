@@ -38,10 +38,11 @@ class Unstable {
   void StableTo(LogIndex index, Term term);
   void StableSnapTo(LogIndex index);
   void Restore(Snapshot snap);
-  // Appends, truncating any unstable suffix that conflicts.
+  // Appends, truncating any unstable suffix that conflicts. `ents` is taken by value so that a
+  // caller handing its vector over (std::move) pays no copy of the payloads.
   // REQUIRES: ents contiguous, non-empty, ents[0].index <= (last unstable index)+1 and
   // ents[0].index >= the first index still known to the log.
-  void TruncateAndAppend(const std::vector<Entry>& ents);
+  void TruncateAndAppend(std::vector<Entry> ents);
 
   // Entries in [lo, hi) that are unstable. REQUIRES: offset <= lo <= hi <= offset+size.
   std::vector<Entry> Slice(LogIndex lo, LogIndex hi) const;
@@ -66,12 +67,14 @@ class RaftLog {
   // log_term) matches, appends `ents` (truncating any conflict), advances commit to
   // min(committed, index of last new entry), and returns the last new index. Returns nullopt
   // when the log does not contain (index, log_term).
-  // A conflict below `committed` is an invariant violation (crash).
+  // A conflict below `committed` is an invariant violation (crash). `ents` is taken by value
+  // (moved in, it is not copied).
   std::optional<LogIndex> MaybeAppend(LogIndex index, Term log_term, LogIndex committed,
-                                      const std::vector<Entry>& ents);
-  // Appends to the unstable tail; returns the new last index.
+                                      std::vector<Entry> ents);
+  // Appends to the unstable tail; returns the new last index. `ents` is taken by value (moved
+  // in, it is not copied).
   // REQUIRES: ents[0].index - 1 >= committed (never overwrites committed entries).
-  LogIndex Append(const std::vector<Entry>& ents);
+  LogIndex Append(std::vector<Entry> ents);
 
   // The index of the first entry in ents that conflicts with the log (same index, other
   // term), or of the first entry beyond the log; 0 if every entry is already present.

@@ -77,12 +77,20 @@ class RawNode {
   // Proposes data to be appended to the log. Errors: see Raft::Step. OK means accepted for
   // replication (or forwarded to the leader), not committed.
   Status Propose(std::string data);
+  // Proposes several payloads as one proposal: they are appended in order as consecutive
+  // entries and go to each follower in one append, where n Propose() calls would make n
+  // appends (and n acknowledgements) per follower. This is how a busy node should hand over
+  // the client requests of one loop iteration. All are accepted or none (errors as Propose).
+  // REQUIRES: !data.empty().
+  Status ProposeBatch(std::vector<std::string> data);
   // Proposes a membership change. kFailedPrecondition if one is pending.
   Status ProposeConfChange(const ConfChange& cc);
   // Applies a committed membership change entry's ConfChange; returns the new ConfState.
   Result<ConfState> ApplyConfChange(const ConfChange& cc);
-  // Feeds a message from the network. Local message types are refused (kInvalidArgument),
-  // as are responses from peers that are not members.
+  // Feeds a message from the network. Local message types and malformed messages (a proposal
+  // without entries, a snapshot message without a snapshot, append entries that do not follow
+  // its index) are refused with kInvalidArgument; responses from peers that are not members
+  // with kNotFound.
   Status Step(Message m);
   // Requests a linearizable read; the answer comes back as a ReadState (or an aborted read)
   // carrying `context`, which should be unique among pending requests.
