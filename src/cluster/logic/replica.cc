@@ -1,0 +1,332 @@
+#include "cluster/logic/replica.h"
+
+#include <utility>
+
+#include "common/assert.h"
+
+namespace synod::cluster {
+
+Replica::Replica(ReplicaOptions opts, env::Transport* transport, storage::WalStorage* wal,
+                 ReplicaObserver* observer, Logger logger)
+    : id_(opts.raft.id),
+      opts_(std::move(opts)),
+      transport_(transport),
+      wal_(wal),
+      observer_(observer),
+      logger_(std::move(logger)),
+      sm_(opts_.kv) {}
+
+Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, env::Transport* transport,
+                                                 storage::WalStorage* wal,
+                                                 ReplicaObserver* observer, Logger logger) {
+  SYNOD_ASSERT(transport != nullptr && wal != nullptr);
+  std::unique_ptr<Replica> r(
+      new Replica(std::move(opts), transport, wal, observer, std::move(logger)));
+  const raft::Snapshot& snap = wal->snapshot();
+  if (!snap.data.empty()) {
+    Status s = r->sm_.Restore(snap.data);
+    if (!s.ok()) {
+      return Status::Corruption("replica: the stored snapshot does not restore: " + s.ToString());
+    }
+  }
+  r->snapshot_index_ = snap.meta.index;
+  raft::Config rc = r->opts_.raft;
+  rc.storage = &wal->raft_storage();
+  rc.applied = snap.meta.index;
+  rc.logger = r->logger_;
+  auto node = raft::RawNode::Create(rc);
+  if (!node.ok()) return node.status();
+  r->node_ = std::move(node).value();
+  return r;
+}
+
+size_t Replica::pending_requests() const {
+  size_t n = write_count_ + read_batch_.size() + reads_by_index_.size();
+  for (const auto& [ctx, reads] : reads_by_ctx_) n += reads.size();
+  return n;
+}
+
+void Replica::Answer(ReplyFn& fn, Status s, kv::Reply r) {
+  ReplyFn f = std::move(fn);
+  f(ClientReply{std::move(s), std::move(r)});
+}
+
+void Replica::Tick() {
+  if (failed()) return;
+  ++tick_;
+  node_->Tick();
+  ExpireRequests();
+}
+
+void Replica::Receive(raft::Message m) {
+  SYNOD_ASSERT(m.to == id_);
+  if (failed()) return;
+  Status s = node_->Step(std::move(m));
+  if (!s.ok()) logger_.Debug("event=step_refused error=\"{}\"", s.ToString());
+}
+
+void Replica::Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
+  if (failed()) {
+    Answer(reply, Status::IoError("this node's disk failed; it refuses requests until restarted"));
+    return;
+  }
+  if (pending_requests() >= opts_.pending_requests_max) {
+    Answer(reply, Status::ResourceExhausted("too many pending requests on this node"));
+    return;
+  }
+  if (cmd.op == kv::Op::kGet) {
+    SubmitRead(cmd, mode, std::move(reply));
+  } else {
+    SubmitWrite(cmd, std::move(reply));
+  }
+}
+
+void Replica::SubmitWrite(const kv::Command& cmd, ReplyFn reply) {
+  if (cmd.client_id == 0 || cmd.seq == 0) {
+    Answer(reply, Status::InvalidArgument("a write needs a client id and a sequence number"));
+    return;
+  }
+  Status s = node_->Propose(kv::EncodeCommand(cmd));
+  if (!s.ok()) {
+    Answer(reply, std::move(s));  // refused before entering the log: certainly not applied
+    return;
+  }
+  writes_[{cmd.client_id, cmd.seq}].push_back(
+      PendingWrite{std::move(reply), tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks)});
+  ++write_count_;
+}
+
+void Replica::SubmitRead(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
+  bool local = mode == ReadMode::kStale;
+  if (opts_.bugs.stale_read && node_->raft().role() == raft::Role::kLeader) local = true;
+  if (local) {
+    kv::Reply r;
+    if (auto v = sm_.Get(cmd.key)) r.value = std::string(*v);
+    Answer(reply, Status::Ok(), std::move(r));
+    return;
+  }
+  read_batch_.push_back(PendingRead{cmd, std::move(reply),
+                                    tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks)});
+}
+
+void Replica::FlushReadBatch() {
+  if (read_batch_.empty()) return;
+  // One ReadIndex (one heartbeat round on the leader) confirms the whole batch.
+  std::string ctx = std::to_string(id_.value()) + ":" + std::to_string(next_read_ctx_++);
+  Status s = node_->ReadIndex(ctx);
+  std::vector<PendingRead> batch;
+  batch.swap(read_batch_);
+  if (!s.ok()) {
+    for (PendingRead& r : batch) Answer(r.reply, s);
+    return;
+  }
+  reads_by_ctx_[ctx] = std::move(batch);
+}
+
+Status Replica::ProposeConfChange(const raft::ConfChange& cc) {
+  if (failed()) return failure_;
+  return node_->ProposeConfChange(cc);
+}
+
+Status Replica::TransferLeadership(NodeId to) {
+  if (failed()) return failure_;
+  return node_->TransferLeadership(to);
+}
+
+bool Replica::HasReady() const {
+  return !failed() && !persisting_ && (node_->HasReady() || !read_batch_.empty());
+}
+
+bool Replica::BeginReady() {
+  SYNOD_ASSERT(!persisting_);
+  if (failed()) return false;
+  FlushReadBatch();
+  if (!node_->HasReady()) return false;
+  ready_ = node_->GetReady();
+  persisting_ = true;
+  if (ready_.soft_state && observer_ != nullptr) {
+    observer_->OnSoftState(id_, *ready_.soft_state, node_->raft().term());
+  }
+  // Step a of the Ready contract: leader traffic goes out while we write.
+  SendAll(ready_.messages);
+  HandleReadStates(ready_);
+  Status s = wal_->Save(ready_.snapshot, ready_.entries, ready_.hard_state);
+  if (s.ok() && ready_.must_sync) s = wal_->Sync();
+  if (!s.ok()) {
+    Fail(s);
+    return false;
+  }
+  if (opts_.bugs.ack_before_fsync) SendAll(ready_.messages_after_persist);
+  return ready_.must_sync;
+}
+
+void Replica::FinishReady() {
+  if (!persisting_) return;  // BeginReady found nothing to do, or the node failed
+  if (failed()) return;
+  persisting_ = false;
+  // Step c: promises resting on the disk go out only now that it is durable.
+  if (!opts_.bugs.ack_before_fsync) SendAll(ready_.messages_after_persist);
+  if (ready_.snapshot) {
+    Status s = sm_.Restore(ready_.snapshot->data);
+    if (!s.ok()) {
+      Fail(Status::Corruption("replica: a received snapshot does not restore: " + s.ToString()));
+      return;
+    }
+    snapshot_index_ = ready_.snapshot->meta.index;
+    if (observer_ != nullptr) observer_->OnSnapshot(id_, ready_.snapshot->meta);
+  }
+  ApplyCommitted(ready_.committed_entries);
+  node_->Advance(ready_);
+  ready_ = raft::Ready{};
+  ServeReads();
+  MaybeCompact();
+}
+
+void Replica::SendAll(std::vector<raft::Message>& msgs) {
+  for (raft::Message& m : msgs) transport_->Send(std::move(m));
+  msgs.clear();
+}
+
+void Replica::HandleReadStates(const raft::Ready& rd) {
+  for (const raft::ReadState& rs : rd.read_states) {
+    auto it = reads_by_ctx_.find(rs.context);
+    if (it == reads_by_ctx_.end()) continue;  // expired meanwhile
+    for (PendingRead& r : it->second) reads_by_index_.emplace(rs.index, std::move(r));
+    reads_by_ctx_.erase(it);
+  }
+  for (const std::string& ctx : rd.aborted_reads) {
+    auto it = reads_by_ctx_.find(ctx);
+    if (it == reads_by_ctx_.end()) continue;
+    for (PendingRead& r : it->second) {
+      Answer(r.reply, Status::Unavailable("leadership changed before the read was confirmed"));
+    }
+    reads_by_ctx_.erase(it);
+  }
+  ServeReads();
+}
+
+void Replica::ServeReads() {
+  while (!reads_by_index_.empty() && reads_by_index_.begin()->first <= sm_.applied_index()) {
+    auto node = reads_by_index_.extract(reads_by_index_.begin());
+    PendingRead& r = node.mapped();
+    kv::Reply reply;
+    if (auto v = sm_.Get(r.cmd.key)) reply.value = std::string(*v);
+    Answer(r.reply, Status::Ok(), std::move(reply));
+  }
+}
+
+void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries) {
+  for (const raft::Entry& e : entries) {
+    if (observer_ != nullptr) observer_->OnApply(id_, e);
+    if (e.type == raft::EntryType::kConfChange) {
+      ApplyConfChange(e);
+      (void)sm_.ApplyEntry(e.index, {});  // keeps the state machine's applied index in step
+      continue;
+    }
+    if (e.data.empty()) {
+      (void)sm_.ApplyEntry(e.index, {});  // a new leader's empty entry
+      continue;
+    }
+    auto cmd = kv::DecodeCommand(e.data);
+    if (!cmd.ok()) {
+      (void)sm_.ApplyEntry(e.index, e.data);  // every replica records the same error
+      continue;
+    }
+    kv::Reply reply = sm_.Apply(e.index, *cmd);
+    auto it = writes_.find({cmd->client_id, cmd->seq});
+    if (it == writes_.end()) continue;
+    for (PendingWrite& w : it->second) Answer(w.reply, Status::Ok(), reply);
+    write_count_ -= it->second.size();
+    writes_.erase(it);
+  }
+}
+
+void Replica::ApplyConfChange(const raft::Entry& e) {
+  auto cc = raft::ConfChange::Decode(e.data);
+  if (!cc.ok()) {
+    logger_.Error("event=bad_conf_change index={} error=\"{}\"", e.index.value(),
+                  cc.status().ToString());
+    return;
+  }
+  auto cs = node_->ApplyConfChange(*cc);
+  if (!cs.ok()) {
+    logger_.Warn("event=conf_change_ignored index={} error=\"{}\"", e.index.value(),
+                 cs.status().ToString());
+  }
+}
+
+void Replica::ExpireRequests() {
+  for (auto it = writes_.begin(); it != writes_.end();) {
+    auto& waiters = it->second;
+    for (auto w = waiters.begin(); w != waiters.end();) {
+      if (w->deadline_tick > tick_) {
+        ++w;
+        continue;
+      }
+      Answer(w->reply, Status::Timeout("no reply within the request timeout; outcome unknown"));
+      w = waiters.erase(w);
+      --write_count_;
+    }
+    it = waiters.empty() ? writes_.erase(it) : std::next(it);
+  }
+  auto expire_reads = [this](std::vector<PendingRead>& reads) {
+    for (auto r = reads.begin(); r != reads.end();) {
+      if (r->deadline_tick > tick_) {
+        ++r;
+        continue;
+      }
+      Answer(r->reply, Status::Timeout("the read was not confirmed within the request timeout"));
+      r = reads.erase(r);
+    }
+  };
+  expire_reads(read_batch_);
+  for (auto it = reads_by_ctx_.begin(); it != reads_by_ctx_.end();) {
+    expire_reads(it->second);
+    it = it->second.empty() ? reads_by_ctx_.erase(it) : std::next(it);
+  }
+  for (auto it = reads_by_index_.begin(); it != reads_by_index_.end();) {
+    if (it->second.deadline_tick > tick_) {
+      ++it;
+      continue;
+    }
+    Answer(it->second.reply, Status::Timeout("the read was not served within the request timeout"));
+    it = reads_by_index_.erase(it);
+  }
+}
+
+void Replica::MaybeCompact() {
+  LogIndex applied = sm_.applied_index();
+  if (applied.value() < snapshot_index_.value() + opts_.snapshot_entries) return;
+  raft::ConfState cs = node_->raft().config().ToConfState();
+  Status s = wal_->Compact(applied, cs, sm_.Snapshot());
+  if (!s.ok()) {
+    Fail(s);
+    return;
+  }
+  logger_.Debug("event=compacted index={}", applied.value());
+  snapshot_index_ = applied;
+}
+
+void Replica::Fail(const Status& s) {
+  if (failed()) return;
+  failure_ = s;
+  persisting_ = false;
+  logger_.Error("event=replica_failed error=\"{}\"", s.ToString());
+  Status err = Status::IoError("this node's disk failed: " + s.ToString());
+  for (auto& [key, waiters] : writes_) {
+    for (PendingWrite& w : waiters)
+      Answer(w.reply, Status::Timeout("node failed: " + s.ToString()));
+  }
+  writes_.clear();
+  write_count_ = 0;
+  for (PendingRead& r : read_batch_) Answer(r.reply, err);
+  read_batch_.clear();
+  for (auto& [ctx, reads] : reads_by_ctx_) {
+    for (PendingRead& r : reads) Answer(r.reply, err);
+  }
+  reads_by_ctx_.clear();
+  for (auto& [idx, r] : reads_by_index_) Answer(r.reply, err);
+  reads_by_index_.clear();
+}
+
+}  // namespace synod::cluster

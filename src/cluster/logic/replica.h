@@ -1,0 +1,173 @@
+// Replica: one node's member of one Raft group, with its log storage and state machine — the
+// "node driver" that runs Raft's Ready loop, answers clients and serves linearizable reads.
+//
+// Written once and used by both the deterministic simulator and the real node: it touches the
+// world only through env::Transport (sending messages) and storage::WalStorage (over an
+// env::Disk). It reads no clock: time is Tick(), and request timeouts are counted in ticks.
+//
+// The host drives it from one thread:
+//   - Tick() every tick interval; Receive() every message; Submit() every client request;
+//   - when HasReady() and !persisting(): BeginReady(). If it returns true, a sync is in
+//     flight: call FinishReady() once the disk reports it durable (the simulator does so after
+//     a simulated fsync latency; the real node after its fsync). If it returns false, call
+//     FinishReady() at once.
+//
+// Replies: every submitted request gets exactly one reply, within request_timeout_ticks.
+//  - OK with the kv::Reply: the command was applied (writes) or read at a linearizable point.
+//  - kTimeout: the outcome is unknown (a write may or may not have been applied).
+//  - kProposalDropped / kUnavailable / kNotLeader: the command was certainly not applied;
+//    retrying is safe.
+//  - kIoError: this node's disk failed; it refuses writes until restarted.
+//
+// Thread-safety: none; one thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "env/transport.h"
+#include "kv/command.h"
+#include "kv/state_machine.h"
+#include "raft/raw_node.h"
+#include "storage/wal_storage.h"
+
+namespace synod::cluster {
+
+// Bugs the simulator plants on purpose to show that its invariants and checker bite. Never
+// set outside tests.
+struct ReplicaBugs {
+  // The leader answers linearizable reads from local state without ReadIndex or lease.
+  bool stale_read = false;
+  // Messages that must wait for the fsync (votes, append acks) are sent before it.
+  bool ack_before_fsync = false;
+};
+
+struct ReplicaOptions {
+  raft::Config raft;  // raft.storage is set by Create from the WalStorage
+  // Ticks after which a pending request is answered kTimeout. Default 50.
+  int request_timeout_ticks = 50;
+  // Bound on requests waiting for a reply; further ones are refused at once. Default 10000.
+  size_t pending_requests_max = 10000;
+  // Take a snapshot and compact the log once this many entries were applied since the last
+  // one. Default 10000.
+  uint64_t snapshot_entries = 10000;
+  kv::Options kv;
+  ReplicaBugs bugs;
+};
+
+enum class ReadMode : uint8_t {
+  kLinearizable,  // ReadIndex (or lease) then local read; the default
+  kStale,         // local state as it is; may be behind the leader (READONLY)
+};
+
+struct ClientReply {
+  Status status;  // see the class comment
+  kv::Reply reply;
+};
+using ReplyFn = std::function<void(ClientReply)>;
+
+// Events the simulator checks invariants on. All calls happen inside Replica methods.
+class ReplicaObserver {
+ public:
+  virtual ~ReplicaObserver() = default;
+  // This replica applied a committed entry (including empty and membership entries).
+  virtual void OnApply(NodeId node, const raft::Entry& entry) = 0;
+  // This replica installed a snapshot covering up to meta.index.
+  virtual void OnSnapshot(NodeId node, const raft::SnapshotMeta& meta) = 0;
+  // The Ready handed out a new soft state (role, leader) at this term.
+  virtual void OnSoftState(NodeId node, const raft::SoftState& ss, Term term) = 0;
+};
+
+class Replica {
+ public:
+  // Builds a replica on recovered storage: restores the state machine from the storage's
+  // snapshot, then lets Raft replay the committed log. REQUIRES: wal outlives the replica.
+  static Result<std::unique_ptr<Replica>> Create(ReplicaOptions opts, env::Transport* transport,
+                                                 storage::WalStorage* wal,
+                                                 ReplicaObserver* observer, Logger logger);
+
+  void Tick();
+  // A message from a peer. Messages for another node are a programmer error.
+  void Receive(raft::Message m);
+  // A client command. Writes need a client id and sequence number (at-most-once); reads
+  // (kGet) use `mode`.
+  void Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply);
+  // Membership and leadership operations (replies OK when accepted, not when done).
+  Status ProposeConfChange(const raft::ConfChange& cc);
+  Status TransferLeadership(NodeId to);
+
+  bool HasReady() const;
+  bool persisting() const { return persisting_; }
+  // Takes a Ready, sends what may go at once, and writes the rest to the log. Returns true
+  // when a sync is in flight (call FinishReady once durable), false when FinishReady may be
+  // called at once. On a disk error the replica fails (failed() is set) and returns false.
+  bool BeginReady();
+  void FinishReady();
+
+  NodeId id() const { return id_; }
+  bool failed() const { return !failure_.ok(); }
+  const raft::RawNode& raw_node() const { return *node_; }
+  const kv::StateMachine& state_machine() const { return sm_; }
+  size_t pending_requests() const;
+
+ private:
+  struct PendingWrite {
+    ReplyFn reply;
+    uint64_t deadline_tick;
+  };
+  struct PendingRead {
+    kv::Command cmd;
+    ReplyFn reply;
+    uint64_t deadline_tick;
+  };
+
+  Replica(ReplicaOptions opts, env::Transport* transport, storage::WalStorage* wal,
+          ReplicaObserver* observer, Logger logger);
+
+  void SubmitWrite(const kv::Command& cmd, ReplyFn reply);
+  void SubmitRead(const kv::Command& cmd, ReadMode mode, ReplyFn reply);
+  void FlushReadBatch();
+  void ApplyCommitted(const std::vector<raft::Entry>& entries);
+  void ApplyConfChange(const raft::Entry& e);
+  void ServeReads();
+  void HandleReadStates(const raft::Ready& rd);
+  void ExpireRequests();
+  void MaybeCompact();
+  void Fail(const Status& s);
+  void SendAll(std::vector<raft::Message>& msgs);
+  static void Answer(ReplyFn& fn, Status s, kv::Reply r = {});
+
+  const NodeId id_;
+  ReplicaOptions opts_;
+  env::Transport* transport_;
+  storage::WalStorage* wal_;
+  ReplicaObserver* observer_;
+  Logger logger_;
+  kv::StateMachine sm_;
+  std::unique_ptr<raft::RawNode> node_;
+
+  uint64_t tick_ = 0;
+  Status failure_;
+  bool persisting_ = false;
+  raft::Ready ready_;  // the Ready between BeginReady and FinishReady
+  LogIndex snapshot_index_;
+
+  // Writes by (client_id, seq): several submissions of one retried command share an entry.
+  std::map<std::pair<uint64_t, uint64_t>, std::vector<PendingWrite>> writes_;
+  size_t write_count_ = 0;
+  // Linearizable reads: collected into a batch, one ReadIndex per batch; then waiting for the
+  // read index; then waiting for the state machine to reach it.
+  std::vector<PendingRead> read_batch_;
+  uint64_t next_read_ctx_ = 1;
+  std::map<std::string, std::vector<PendingRead>> reads_by_ctx_;
+  std::multimap<LogIndex, PendingRead> reads_by_index_;
+};
+
+}  // namespace synod::cluster

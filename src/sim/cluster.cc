@@ -1,0 +1,535 @@
+#include "sim/cluster.h"
+
+#include <algorithm>
+
+#include "common/assert.h"
+#include "kv/state_machine.h"
+
+namespace synod::sim {
+
+namespace {
+
+uint64_t Fnv(uint64_t h, std::string_view s) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+uint64_t EntryHash(const raft::Entry& e) {
+  uint64_t h = Fnv(0xcbf29ce484222325ull, e.data);
+  return h ^ static_cast<uint64_t>(e.type);
+}
+
+}  // namespace
+
+struct SimCluster::Node {
+  NodeId id;
+  std::unique_ptr<SimDisk> disk = std::make_unique<SimDisk>();
+  std::unique_ptr<NodeTransport> transport;
+  std::unique_ptr<storage::WalStorage> wal;
+  std::unique_ptr<cluster::Replica> replica;
+  bool started = false;  // ever booted (its disk holds a log)
+  bool up = false;
+  bool paused = false;
+  uint64_t incarnation = 0;
+  double clock_rate = 1.0;
+  std::vector<std::function<void()>> held;  // work held while paused
+  LogIndex commit_seen;                     // highest commit index seen in this incarnation
+  LogIndex applied_seen;                    // last index applied in this incarnation
+};
+
+class SimCluster::NodeTransport final : public env::Transport {
+ public:
+  NodeTransport(SimCluster* c, NodeId id) : c_(c), id_(id) {}
+  void Send(raft::Message msg) override { c_->SendMessage(id_, std::move(msg)); }
+
+ private:
+  SimCluster* c_;
+  NodeId id_;
+};
+
+SimCluster::SimCluster(EventLoop* loop, env::Random* rng, SimNetwork* net, ClusterOptions opts,
+                       Logger logger)
+    : loop_(loop), rng_(rng), net_(net), opts_(std::move(opts)), logger_(std::move(logger)) {
+  for (int i = 1; i <= opts_.nodes + opts_.spare_nodes; ++i) {
+    auto n = std::make_unique<Node>();
+    n->id = NodeId(static_cast<uint64_t>(i));
+    n->transport = std::make_unique<NodeTransport>(this, n->id);
+    double d = opts_.clock_drift_max;
+    n->clock_rate =
+        1.0 + (d > 0 ? (static_cast<double>(rng_->Uniform(2001)) / 1000.0 - 1.0) * d : 0);
+    nodes_.emplace(n->id, std::move(n));
+  }
+}
+
+SimCluster::~SimCluster() = default;
+
+SimCluster::Node& SimCluster::node(NodeId id) {
+  auto it = nodes_.find(id);
+  SYNOD_ASSERT(it != nodes_.end());
+  return *it->second;
+}
+
+const SimCluster::Node& SimCluster::node(NodeId id) const {
+  auto it = nodes_.find(id);
+  SYNOD_ASSERT(it != nodes_.end());
+  return *it->second;
+}
+
+void SimCluster::Trace(std::string_view event) {
+  trace_hash_ = Fnv(trace_hash_, std::to_string(loop_->now()));
+  trace_hash_ = Fnv(trace_hash_, event);
+}
+
+void SimCluster::Start() {
+  for (int i = 1; i <= opts_.nodes; ++i) Boot(node(NodeId(static_cast<uint64_t>(i))), true);
+}
+
+void SimCluster::StartSpare(NodeId id) {
+  Node& n = node(id);
+  if (n.started) return;
+  Boot(n, false);
+}
+
+void SimCluster::Boot(Node& n, bool bootstrap) {
+  SYNOD_ASSERT(!n.up);
+  auto wal = storage::WalStorage::Open(n.disk.get(), opts_.cluster_id);
+  if (!wal.ok()) {
+    if (wal.status().code() == Code::kIoError) {
+      // A full disk keeps the node down (as it would a real process); healing retries.
+      Trace("boot-failed " + std::to_string(n.id.value()));
+      return;
+    }
+    Violate("node " + std::to_string(n.id.value()) +
+            " cannot recover its log: " + wal.status().ToString());
+    return;
+  }
+  n.wal = std::move(wal).value();
+  if (bootstrap && n.wal->recovery_stats().created) {
+    // A new cluster: every initial voter starts from the same snapshot holding the initial
+    // configuration and an empty state machine.
+    raft::Snapshot s;
+    s.meta.index = LogIndex(1);
+    s.meta.term = Term(1);
+    for (int i = 1; i <= opts_.nodes; ++i) {
+      s.meta.conf_state.voters.insert(NodeId(static_cast<uint64_t>(i)));
+    }
+    s.data = kv::StateMachine(opts_.replica.kv).Snapshot();
+    Status st = n.wal->Save(s, {}, raft::HardState{Term(1), kNoNode, LogIndex(1)});
+    if (st.ok()) st = n.wal->Sync();
+    SYNOD_ASSERT_MSG(st.ok(), "sim: bootstrap write failed");
+    n.disk->CompleteSync();
+  }
+  cluster::ReplicaOptions ro = opts_.replica;
+  ro.raft.id = n.id;
+  ro.raft.random_seed = rng_->Next() | 1;
+  auto r = cluster::Replica::Create(ro, n.transport.get(), n.wal.get(), this,
+                                    logger_.With("node=" + std::to_string(n.id.value()) + " "));
+  if (!r.ok()) {
+    Violate("node " + std::to_string(n.id.value()) + " cannot start: " + r.status().ToString());
+    return;
+  }
+  n.replica = std::move(r).value();
+  n.started = true;
+  n.up = true;
+  n.paused = false;
+  n.held.clear();
+  n.commit_seen = n.replica->raw_node().raft().log().committed();
+  n.applied_seen = n.replica->raw_node().raft().log().applied();
+  Trace("boot " + std::to_string(n.id.value()));
+  ScheduleTick(n);
+  Pump(n);
+}
+
+void SimCluster::ScheduleTick(Node& n) {
+  auto interval = static_cast<int64_t>(static_cast<double>(opts_.tick_ns) * n.clock_rate);
+  uint64_t inc = n.incarnation;
+  NodeId id = n.id;
+  loop_->After(interval, [this, id, inc] {
+    Node& n = node(id);
+    if (n.incarnation != inc || !n.up) return;
+    if (!n.paused) {
+      n.replica->Tick();
+      Pump(n);
+    }
+    ScheduleTick(n);  // a paused process's timer fires late, not many times: skip the tick
+  });
+}
+
+void SimCluster::OnNode(NodeId id, uint64_t incarnation, std::function<void()> fn,
+                        bool hold_if_paused) {
+  Node& n = node(id);
+  if (n.incarnation != incarnation || !n.up) return;
+  if (n.paused) {
+    if (hold_if_paused) n.held.push_back(std::move(fn));
+    return;
+  }
+  fn();
+}
+
+void SimCluster::Pump(Node& n) {
+  while (n.up && !n.paused && n.replica->HasReady()) {
+    bool sync = n.replica->BeginReady();
+    if (!sync) {
+      n.replica->FinishReady();
+      continue;
+    }
+    // The fsync takes time; only when it completes is the data durable and may the replica
+    // act on it. A crash before then loses it.
+    int64_t latency = rng_->Range(opts_.fsync_min_ns, opts_.fsync_max_ns);
+    NodeId id = n.id;
+    loop_->After(latency, [this, id, inc = n.incarnation] {
+      OnNode(
+          id, inc,
+          [this, id] {
+            Node& n = node(id);
+            n.disk->CompleteSync();
+            n.replica->FinishReady();
+            Pump(n);
+          },
+          true);
+    });
+    return;
+  }
+}
+
+void SimCluster::SendMessage(NodeId from, raft::Message m) {
+  NodeId to = m.to;
+  if (nodes_.find(to) == nodes_.end()) return;
+  Trace(std::to_string(from.value()) + ">" + std::to_string(to.value()) + " " +
+        raft::MessageTypeName(m.type) + " t" + std::to_string(m.term.value()) + " i" +
+        std::to_string(m.index.value()) + " n" + std::to_string(m.entries.size()));
+  auto shared = std::make_shared<raft::Message>(std::move(m));
+  net_->Send(from, to, [this, to, shared] {
+    Node& n = node(to);
+    OnNode(
+        to, n.incarnation,
+        [this, to, shared] {
+          Node& n = node(to);
+          n.replica->Receive(*shared);
+          Pump(n);
+        },
+        true);
+  });
+}
+
+void SimCluster::Submit(NodeId id, const kv::Command& cmd, cluster::ReadMode mode,
+                        std::function<void(cluster::ClientReply)> reply) {
+  // Clients reach nodes over the network too: one hop there, one back.
+  int64_t hop = rng_->Range(200 * kMicro, 2 * kMilli);
+  Node& target = node(id);
+  uint64_t inc = target.incarnation;
+  auto cb = std::make_shared<std::function<void(cluster::ClientReply)>>(std::move(reply));
+  loop_->After(hop, [this, id, inc, cmd, mode, cb] {
+    OnNode(
+        id, inc,
+        [this, id, cmd, mode, cb] {
+          Node& n = node(id);
+          n.replica->Submit(cmd, mode, [this, cb](cluster::ClientReply r) {
+            int64_t back = rng_->Range(200 * kMicro, 2 * kMilli);
+            auto rr = std::make_shared<cluster::ClientReply>(std::move(r));
+            loop_->After(back, [cb, rr] { (*cb)(std::move(*rr)); });
+          });
+          Pump(n);
+        },
+        true);
+  });
+}
+
+Status SimCluster::ProposeConfChange(NodeId via, const raft::ConfChange& cc) {
+  Node& n = node(via);
+  if (!n.up || n.paused) return Status::Unavailable("node is down");
+  Status s = n.replica->ProposeConfChange(cc);
+  Pump(n);
+  return s;
+}
+
+Status SimCluster::TransferLeadership(NodeId via, NodeId to) {
+  Node& n = node(via);
+  if (!n.up || n.paused) return Status::Unavailable("node is down");
+  Status s = n.replica->TransferLeadership(to);
+  Pump(n);
+  return s;
+}
+
+void SimCluster::Crash(NodeId id) {
+  Node& n = node(id);
+  if (!n.up) return;
+  Trace("crash " + std::to_string(id.value()));
+  n.up = false;
+  n.paused = false;
+  n.held.clear();
+  ++n.incarnation;
+  n.replica.reset();
+  n.wal.reset();
+  n.disk->Crash(*rng_, opts_.torn_writes);
+}
+
+void SimCluster::Restart(NodeId id) {
+  Node& n = node(id);
+  if (n.up || !n.started) return;
+  Trace("restart " + std::to_string(id.value()));
+  Boot(n, false);
+}
+
+void SimCluster::Pause(NodeId id) {
+  Node& n = node(id);
+  if (!n.up || n.paused) return;
+  Trace("pause " + std::to_string(id.value()));
+  n.paused = true;
+}
+
+void SimCluster::Resume(NodeId id) {
+  Node& n = node(id);
+  if (!n.up || !n.paused) return;
+  Trace("resume " + std::to_string(id.value()));
+  n.paused = false;
+  std::vector<std::function<void()>> held;
+  held.swap(n.held);
+  for (auto& fn : held) {
+    if (!n.up || n.paused) break;
+    fn();
+  }
+  if (n.up) Pump(n);
+}
+
+void SimCluster::SetDiskFull(NodeId id, bool full) {
+  Trace(std::string(full ? "disk-full " : "disk-ok ") + std::to_string(id.value()));
+  node(id).disk->SetFull(full);
+}
+
+std::vector<NodeId> SimCluster::AllIds() const {
+  std::vector<NodeId> ids;
+  for (const auto& [id, n] : nodes_) ids.push_back(id);
+  return ids;
+}
+
+std::vector<NodeId> SimCluster::UpIds() const {
+  std::vector<NodeId> ids;
+  for (const auto& [id, n] : nodes_) {
+    if (n->up) ids.push_back(id);
+  }
+  return ids;
+}
+
+bool SimCluster::IsUp(NodeId id) const { return node(id).up; }
+bool SimCluster::IsPaused(NodeId id) const { return node(id).paused; }
+
+const cluster::Replica* SimCluster::replica(NodeId id) const { return node(id).replica.get(); }
+
+std::optional<NodeId> SimCluster::Leader() const {
+  std::optional<NodeId> best;
+  Term best_term;
+  for (const auto& [id, n] : nodes_) {
+    if (!n->up || n->paused || n->replica->failed()) continue;
+    const raft::Raft& r = n->replica->raw_node().raft();
+    if (r.role() == raft::Role::kLeader && (!best || r.term() > best_term)) {
+      best = id;
+      best_term = r.term();
+    }
+  }
+  return best;
+}
+
+raft::MembershipConfig SimCluster::Membership() const {
+  raft::MembershipConfig best;
+  LogIndex best_applied;
+  bool any = false;
+  for (const auto& [id, n] : nodes_) {
+    if (!n->up) continue;
+    const raft::Raft& r = n->replica->raw_node().raft();
+    if (!any || r.log().applied() > best_applied) {
+      best = r.config();
+      best_applied = r.log().applied();
+      any = true;
+    }
+  }
+  return best;
+}
+
+void SimCluster::Violate(std::string what) {
+  if (violation_) return;
+  // The state of every node at the moment of the violation, to start the investigation from.
+  for (const auto& [id, n] : nodes_) {
+    if (!n->up) {
+      what += fmt::format("\n    node {}: down", id.value());
+      continue;
+    }
+    const raft::Raft& r = n->replica->raw_node().raft();
+    const raft::RaftLog& l = r.log();
+    what += fmt::format(
+        "\n    node {}: {} term={} lead={} first={} last={}/{} commit={} applied={} "
+        "config=\"{}\"{}",
+        id.value(), raft::RoleName(r.role()), r.term().value(), r.lead().value(),
+        l.FirstIndex().value(), l.LastIndex().value(), l.LastTerm().value(), l.committed().value(),
+        l.applied().value(), r.config().ToString(), n->paused ? " paused" : "");
+  }
+  logger_.Error("event=invariant_violated at_ns={} what=\"{}\"", loop_->now(), what);
+  violation_ = "t=" + std::to_string(loop_->now() / kMilli) + "ms: " + what;
+}
+
+void SimCluster::OnApply(NodeId id, const raft::Entry& e) {
+  Node& n = node(id);
+  // No gaps: a node applies index after index (a snapshot moves applied_seen forward).
+  if (e.index != n.applied_seen + 1) {
+    Violate("node " + std::to_string(id.value()) + " applied index " +
+            std::to_string(e.index.value()) + " after " + std::to_string(n.applied_seen.value()));
+  }
+  n.applied_seen = e.index;
+  uint64_t h = EntryHash(e);
+  auto [it, inserted] = committed_.emplace(e.index, Committed{e.term, h, max_term_seen_});
+  if (!inserted && (it->second.term != e.term || it->second.hash != h)) {
+    Violate("state machine safety: node " + std::to_string(id.value()) + " applied index " +
+            std::to_string(e.index.value()) + " term " + std::to_string(e.term.value()) +
+            " but another node applied term " + std::to_string(it->second.term.value()) + " there");
+  }
+  if (e.type == raft::EntryType::kNormal && !e.data.empty()) {
+    auto cmd = kv::DecodeCommand(e.data);
+    if (cmd.ok() && cmd->client_id != 0) applied_commands_.insert({cmd->client_id, cmd->seq});
+  }
+  Trace("apply " + std::to_string(id.value()) + " " + std::to_string(e.index.value()));
+}
+
+void SimCluster::OnSnapshot(NodeId id, const raft::SnapshotMeta& meta) {
+  Node& n = node(id);
+  auto it = committed_.find(meta.index);
+  if (it != committed_.end() && it->second.term != meta.term) {
+    Violate("node " + std::to_string(id.value()) + " installed a snapshot at index " +
+            std::to_string(meta.index.value()) + " with a term other nodes did not commit");
+  }
+  n.applied_seen = meta.index;
+  Trace("snapshot " + std::to_string(id.value()) + " " + std::to_string(meta.index.value()));
+}
+
+void SimCluster::OnSoftState(NodeId id, const raft::SoftState& ss, Term term) {
+  Trace("soft " + std::to_string(id.value()) + " " + raft::RoleName(ss.role) + " t" +
+        std::to_string(term.value()));
+  if (ss.role != raft::Role::kLeader) return;
+  auto [it, inserted] = leader_by_term_.emplace(term, id);
+  if (!inserted && it->second != id) {
+    Violate("election safety: nodes " + std::to_string(it->second.value()) + " and " +
+            std::to_string(id.value()) + " both led term " + std::to_string(term.value()));
+    return;
+  }
+  CheckLeaderCompleteness(id, term);
+  if (on_leader_) on_leader_(id, term);
+}
+
+void SimCluster::CheckLeaderCompleteness(NodeId id, Term term) {
+  const raft::RaftLog& log = node(id).replica->raw_node().raft().log();
+  LogIndex first = log.FirstIndex();
+  for (const auto& [idx, c] : committed_) {
+    if (idx < first) continue;      // covered by the leader's snapshot
+    if (c.epoch >= term) continue;  // may have been committed in this term or later
+    auto t = log.TermAt(idx);
+    if (!t.ok() || t.value() != c.term) {
+      Violate("leader completeness: leader " + std::to_string(id.value()) + " of term " +
+              std::to_string(term.value()) + " lacks committed index " +
+              std::to_string(idx.value()));
+      return;
+    }
+  }
+}
+
+void SimCluster::CheckAfterEvent() {
+  ++events_;
+  for (auto& [id, n] : nodes_) {
+    if (!n->up || n->replica->failed()) continue;
+    max_term_seen_ = std::max(max_term_seen_, n->replica->raw_node().raft().term());
+    LogIndex c = n->replica->raw_node().raft().log().committed();
+    if (c < n->commit_seen) {
+      Violate("node " + std::to_string(id.value()) + " commit index moved back from " +
+              std::to_string(n->commit_seen.value()) + " to " + std::to_string(c.value()));
+    }
+    n->commit_seen = c;
+  }
+  CheckCommittedElectionSafe();
+  if (events_ % 64 == 0) CheckLogMatching();
+}
+
+void SimCluster::CheckCommittedElectionSafe() {
+  if (committed_.empty() || violation_) return;
+  const auto& [top, c] = *committed_.rbegin();
+  struct View {
+    NodeId id;
+    const raft::Raft* r;
+  };
+  std::vector<View> up;
+  for (auto& [id, n] : nodes_) {
+    if (n->up && !n->replica->failed()) up.push_back({id, &n->replica->raw_node().raft()});
+  }
+  for (const View& cand : up) {
+    const raft::RaftLog& log = cand.r->log();
+    // Holding the newest committed entry implies holding all earlier ones (log matching);
+    // a snapshot at or past it holds it too.
+    if (log.FirstIndex() > top) continue;
+    if (log.LastIndex() >= top && log.ZeroTermOnError(log.TermAt(top)) == c.term) continue;
+    // Nodes that would not campaign: not a voter, or a membership change committed but not
+    // applied (the guard that makes apply-time configuration changes safe).
+    if (!cand.r->Promotable() || cand.r->HasUnappliedConfChanges()) continue;
+    std::map<NodeId, bool> votes;
+    for (const View& v : up) {
+      if (!cand.r->config().IsVoter(v.id)) continue;
+      const raft::RaftLog& vl = v.r->log();
+      // Would v grant a vote by the up-to-date rule alone?
+      votes[v.id] = log.LastTerm() > vl.LastTerm() ||
+                    (log.LastTerm() == vl.LastTerm() && log.LastIndex() >= vl.LastIndex());
+    }
+    if (cand.r->config().voters.Vote(votes) == raft::VoteResult::kWon) {
+      Violate("committed entry at risk: node " + std::to_string(cand.id.value()) +
+              " lacks committed index " + std::to_string(top.value()) + " (term " +
+              std::to_string(c.term.value()) + ") yet a quorum of live voters would elect it");
+      return;
+    }
+  }
+}
+
+void SimCluster::CheckLogMatching() {
+  // Log Matching (§5.3): if two logs hold an entry with the same index and term, they are
+  // identical up to it. Checked on the highest such index per pair, walking down.
+  std::vector<const raft::RaftLog*> logs;
+  std::vector<NodeId> ids;
+  for (auto& [id, n] : nodes_) {
+    if (!n->up || n->replica->failed()) continue;
+    logs.push_back(&n->replica->raw_node().raft().log());
+    ids.push_back(id);
+  }
+  for (size_t a = 0; a < logs.size(); ++a) {
+    for (size_t b = a + 1; b < logs.size(); ++b) {
+      LogIndex lo = std::max(logs[a]->FirstIndex(), logs[b]->FirstIndex());
+      LogIndex hi = std::min(logs[a]->LastIndex(), logs[b]->LastIndex());
+      bool matched = false;
+      for (LogIndex i = hi; i >= lo && i > LogIndex(0); i = i - 1) {
+        Term ta = logs[a]->ZeroTermOnError(logs[a]->TermAt(i));
+        Term tb = logs[b]->ZeroTermOnError(logs[b]->TermAt(i));
+        if (!matched && ta == tb) matched = true;
+        if (matched && ta != tb) {
+          Violate("log matching: nodes " + std::to_string(ids[a].value()) + " and " +
+                  std::to_string(ids[b].value()) + " agree above index " +
+                  std::to_string(i.value()) + " but not at it");
+          return;
+        }
+      }
+    }
+  }
+}
+
+void SimCluster::CheckConverged() {
+  // After healing and settling, every live member must have applied the same prefix, and
+  // nodes at the same applied index must hold the same state.
+  std::map<LogIndex, std::pair<NodeId, uint64_t>> digest_at;
+  for (auto& [id, n] : nodes_) {
+    if (!n->up || n->replica->failed()) continue;
+    const kv::StateMachine& sm = n->replica->state_machine();
+    auto [it, inserted] = digest_at.emplace(sm.applied_index(), std::make_pair(id, sm.Digest()));
+    if (!inserted && it->second.second != sm.Digest()) {
+      Violate("nodes " + std::to_string(it->second.first.value()) + " and " +
+              std::to_string(id.value()) + " applied up to index " +
+              std::to_string(sm.applied_index().value()) + " but hold different states");
+    }
+  }
+}
+
+}  // namespace synod::sim

@@ -1,0 +1,464 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "common/assert.h"
+#include "env/random.h"
+#include "sim/cluster.h"
+#include "sim/event_loop.h"
+#include "sim/network.h"
+#include "sim/workload.h"
+
+namespace synod::sim {
+
+namespace {
+
+struct FaultName {
+  const char* name;
+  uint32_t bit;
+};
+constexpr FaultName kFaultNames[] = {
+    {"network", kFaultNetwork},       {"partition", kFaultPartition}, {"crash", kFaultCrash},
+    {"pause", kFaultPause},           {"disk", kFaultDisk},           {"clock", kFaultClock},
+    {"membership", kFaultMembership}, {"transfer", kFaultTransfer},
+};
+
+constexpr uint64_t kEventsMax = 200'000'000;  // a bound on any run, whatever the seed
+
+// Draws the per-seed configuration ("buggify"): timeouts, batch and window sizes, snapshot
+// frequency and read mode vary across seeds so that rare code paths run often.
+struct Knobs {
+  ClusterOptions cluster;
+  WorkloadOptions workload;
+  LinkProfile link;
+  std::string Describe() const {
+    const raft::Config& r = cluster.replica.raft;
+    return fmt::format(
+        "election_ticks={} heartbeat_ticks={} max_msg_bytes={} max_inflight={} prevote={} "
+        "checkquorum={} reads={} drift_ticks={} snapshot_entries={} fsync_max_us={} "
+        "clock_drift={:.2f} torn={} loss={:.3f} dup={:.3f} latency_max_us={}",
+        r.election_ticks, r.heartbeat_ticks, r.max_msg_bytes, r.max_inflight_msgs, r.pre_vote,
+        r.check_quorum, r.read_only_option == raft::ReadOnlyOption::kLeaseBased ? "lease" : "safe",
+        r.lease_clock_drift_ticks, cluster.replica.snapshot_entries, cluster.fsync_max_ns / kMicro,
+        cluster.clock_drift_max, cluster.torn_writes, link.loss, link.duplicate,
+        link.latency_max_ns / kMicro);
+  }
+};
+
+Knobs DrawKnobs(const SimOptions& o, env::Random& rng) {
+  Knobs k;
+  raft::Config& r = k.cluster.replica.raft;
+  r.election_ticks = static_cast<int>(rng.Range(5, 20));
+  r.heartbeat_ticks = static_cast<int>(rng.Range(1, 2));
+  const uint64_t msg_sizes[] = {64, 1024, 1 << 20};
+  r.max_msg_bytes = msg_sizes[rng.Uniform(3)];
+  const size_t windows[] = {1, 4, 256};
+  r.max_inflight_msgs = windows[rng.Uniform(3)];
+  r.pre_vote = rng.Chance(0.8);
+  r.check_quorum = rng.Chance(0.9);
+  k.cluster.nodes = o.nodes;
+  k.cluster.clock_drift_max =
+      (o.faults & kFaultClock) ? 0.01 * static_cast<double>(rng.Range(1, 10)) : 0;
+  if (r.check_quorum && rng.Chance(0.4)) {
+    r.read_only_option = raft::ReadOnlyOption::kLeaseBased;
+    // Two clocks each within ±d of true time can differ by 2d over a lease.
+    double drift = 2 * k.cluster.clock_drift_max * r.election_ticks;
+    r.lease_clock_drift_ticks =
+        std::min(r.election_ticks - 1, static_cast<int>(std::ceil(drift)) + 1);
+  }
+  const uint64_t snaps[] = {20, 200, 5000};
+  k.cluster.replica.snapshot_entries = snaps[rng.Uniform(3)];
+  k.cluster.replica.request_timeout_ticks = static_cast<int>(rng.Range(20, 60));
+  if (o.faults & kFaultDisk) {
+    k.cluster.torn_writes = true;
+    k.cluster.fsync_max_ns = rng.Chance(0.3) ? 30 * kMilli : 2 * kMilli;
+  }
+  if (o.faults & kFaultNetwork) {
+    k.link.loss = 0.001 * static_cast<double>(rng.Range(0, 50));
+    k.link.duplicate = 0.001 * static_cast<double>(rng.Range(0, 20));
+    k.link.latency_max_ns = rng.Chance(0.3) ? 20 * kMilli : 3 * kMilli;
+  }
+  k.workload.clients = o.clients;
+  k.workload.keys = o.keys;
+  return k;
+}
+
+// Schedules faults for the length of the run, each undone after a while.
+class FaultInjector {
+ public:
+  FaultInjector(EventLoop* loop, env::Random* rng, SimCluster* c, SimNetwork* net, uint32_t faults)
+      : loop_(loop), rng_(rng), c_(c), net_(net), faults_(faults) {
+    for (const FaultName& f : kFaultNames) {
+      if ((faults_ & f.bit) && f.bit != kFaultNetwork && f.bit != kFaultClock)
+        kinds_.push_back(f.bit);
+    }
+  }
+
+  void Start(int64_t stop_at) {
+    stop_at_ = stop_at;
+    if (!kinds_.empty()) ScheduleNext();
+    if (faults_ & (kFaultPartition | kFaultCrash)) {
+      c_->SetOnLeader([this](NodeId id, Term) { ChaseLeader(id); });
+    }
+  }
+
+  // Undoes every fault: the network heals, paused nodes resume, crashed or failed nodes restart.
+  void HealAll() {
+    net_->HealAll();
+    for (NodeId id : c_->AllIds()) {
+      c_->SetDiskFull(id, false);
+      if (c_->IsPaused(id)) c_->Resume(id);
+      const cluster::Replica* r = c_->IsUp(id) ? c_->replica(id) : nullptr;
+      if (r != nullptr && r->failed()) c_->Crash(id);
+      c_->Restart(id);
+    }
+  }
+
+  uint64_t injected() const { return injected_; }
+
+ private:
+  void ScheduleNext() {
+    loop_->After(rng_->Range(50 * kMilli, 800 * kMilli), [this] {
+      if (loop_->now() >= stop_at_) return;
+      Inject(kinds_[rng_->Uniform(kinds_.size())]);
+      ScheduleNext();
+    });
+  }
+
+  // Cuts off or kills a leader moments after its election, before it could replicate its
+  // first entries: the path to the Raft paper's Figure 8, where an old term's entry sits on a
+  // majority yet may still be overwritten.
+  void ChaseLeader(NodeId id) {
+    if (loop_->now() >= stop_at_ || !rng_->Chance(0.25)) return;
+    bool crash = (faults_ & kFaultCrash) && (!(faults_ & kFaultPartition) || rng_->Chance(0.3));
+    loop_->After(rng_->Range(0, 3 * kMilli), [this, id, crash] {
+      ++injected_;
+      c_->Trace(std::string("chase ") + (crash ? "crash " : "isolate ") +
+                std::to_string(id.value()));
+      int64_t heal = rng_->Range(20 * kMilli, 400 * kMilli);
+      if (crash) {
+        c_->Crash(id);
+        loop_->After(heal, [this, id] { c_->Restart(id); });
+        return;
+      }
+      std::vector<std::pair<NodeId, NodeId>> links;
+      for (NodeId other : c_->AllIds()) {
+        if (other == id) continue;
+        links.push_back({id, other});
+        links.push_back({other, id});
+      }
+      for (auto [a, b] : links) net_->Block(a, b);
+      loop_->After(heal, [this, links] {
+        for (auto [a, b] : links) net_->Unblock(a, b);
+      });
+    });
+  }
+
+  int64_t HealDelay() { return rng_->Range(50 * kMilli, 2 * kSecond); }
+  std::vector<NodeId> Majority() {
+    std::vector<NodeId> ids = c_->AllIds();
+    std::vector<NodeId> out;
+    size_t want = ids.size() / 2 + 1;
+    while (out.size() < want && !ids.empty()) {
+      size_t i = rng_->Uniform(ids.size());
+      out.push_back(ids[i]);
+      ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    return out;
+  }
+  NodeId AnyNode() {
+    std::vector<NodeId> ids = c_->UpIds();
+    if (ids.empty()) ids = c_->AllIds();
+    return ids[rng_->Uniform(ids.size())];
+  }
+
+  void Inject(uint32_t kind) {
+    ++injected_;
+    switch (kind) {
+      case kFaultPartition:
+        return Partition();
+      case kFaultCrash: {
+        // Mostly one node (kill -9); sometimes several at once, up to a power loss of the
+        // whole cluster, which is when unsynced writes on several nodes vanish together.
+        std::vector<NodeId> victims{AnyNode()};
+        if (rng_->Chance(0.3)) victims = rng_->Chance(0.5) ? c_->AllIds() : Majority();
+        c_->Trace("crash " + std::to_string(victims.size()));
+        for (NodeId id : victims) {
+          c_->Crash(id);
+          loop_->After(rng_->Range(10 * kMilli, 1 * kSecond), [this, id] { c_->Restart(id); });
+        }
+        return;
+      }
+      case kFaultPause: {
+        NodeId id = AnyNode();
+        c_->Pause(id);
+        loop_->After(HealDelay(), [this, id] { c_->Resume(id); });
+        return;
+      }
+      case kFaultDisk: {
+        NodeId id = AnyNode();
+        c_->SetDiskFull(id, true);
+        loop_->After(HealDelay(), [this, id] {
+          c_->SetDiskFull(id, false);
+          // A node whose disk failed refuses to serve until it is restarted.
+          const cluster::Replica* r = c_->IsUp(id) ? c_->replica(id) : nullptr;
+          if (r != nullptr && r->failed()) {
+            c_->Crash(id);
+            c_->Restart(id);
+          }
+        });
+        return;
+      }
+      case kFaultMembership:
+        return Membership();
+      case kFaultTransfer: {
+        auto leader = c_->Leader();
+        if (!leader) return;
+        raft::MembershipConfig m = c_->Membership();
+        std::vector<NodeId> voters(m.voters.incoming.ids().begin(), m.voters.incoming.ids().end());
+        if (voters.empty()) return;
+        NodeId to = voters[rng_->Uniform(voters.size())];
+        c_->Trace("transfer " + std::to_string(to.value()));
+        (void)c_->TransferLeadership(*leader, to);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  void Partition() {
+    std::vector<NodeId> ids = c_->AllIds();
+    std::vector<std::pair<NodeId, NodeId>> links;
+    auto both = [&](NodeId a, NodeId b) {
+      links.push_back({a, b});
+      links.push_back({b, a});
+    };
+    // Isolating the leader is the partition that exercises elections and log repair most.
+    uint64_t kind = rng_->Chance(0.4) ? 2 : rng_->Uniform(5);
+    if (kind == 0) {  // symmetric split into two random sides
+      std::vector<bool> side(ids.size());
+      for (size_t i = 0; i < ids.size(); ++i) side[i] = rng_->Chance(0.5);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        for (size_t j = i + 1; j < ids.size(); ++j) {
+          if (side[i] != side[j]) both(ids[i], ids[j]);
+        }
+      }
+    } else if (kind == 1) {  // one-way: a cannot reach b
+      NodeId a = ids[rng_->Uniform(ids.size())], b = ids[rng_->Uniform(ids.size())];
+      if (a != b) links.push_back({a, b});
+    } else if (kind == 2) {  // isolate the leader
+      auto leader = c_->Leader();
+      if (!leader) return;
+      for (NodeId id : ids) {
+        if (id != *leader) both(*leader, id);
+      }
+    } else if (kind == 3) {  // bridge: a and c cannot talk, b talks to both
+      if (ids.size() < 3) return;
+      size_t i = rng_->Uniform(ids.size()), j = rng_->Uniform(ids.size());
+      if (i != j) both(ids[i], ids[j]);
+    } else {  // clog a link for a while
+      NodeId a = ids[rng_->Uniform(ids.size())], b = ids[rng_->Uniform(ids.size())];
+      if (a == b) return;
+      int64_t extra = rng_->Range(20 * kMilli, 500 * kMilli);
+      c_->Trace("clog");
+      net_->Clog(a, b, extra);
+      loop_->After(HealDelay(), [this, a, b] { net_->Unclog(a, b); });
+      return;
+    }
+    c_->Trace("partition " + std::to_string(links.size()));
+    for (auto [a, b] : links) net_->Block(a, b);
+    loop_->After(HealDelay(), [this, links] {
+      for (auto [a, b] : links) net_->Unblock(a, b);
+    });
+  }
+
+  void Membership() {
+    auto leader = c_->Leader();
+    if (!leader) return;
+    raft::MembershipConfig m = c_->Membership();
+    if (m.IsJoint()) return;
+    raft::ConfChange cc;
+    if (!m.learners.empty()) {
+      cc.changes.push_back({raft::ConfChangeType::kAddNode, *m.learners.begin()});  // promote
+    } else {
+      std::vector<NodeId> spares;
+      for (NodeId id : c_->AllIds()) {
+        if (!m.IsVoter(id) && !m.IsLearner(id) && !c_->IsUp(id)) spares.push_back(id);
+      }
+      std::vector<NodeId> voters(m.voters.incoming.ids().begin(), m.voters.incoming.ids().end());
+      bool can_remove = voters.size() > 3;
+      if (!spares.empty() && (!can_remove || rng_->Chance(0.5))) {
+        NodeId id = spares[rng_->Uniform(spares.size())];
+        c_->StartSpare(id);
+        cc.changes.push_back({raft::ConfChangeType::kAddLearner, id});
+      } else if (can_remove) {
+        NodeId id = voters[rng_->Uniform(voters.size())];
+        cc.changes.push_back({raft::ConfChangeType::kRemoveNode, id});
+      } else {
+        return;
+      }
+      if (rng_->Chance(0.3)) cc.transition = raft::ConfChangeTransition::kJointImplicit;
+    }
+    c_->Trace("confchange " + cc.ToString());
+    (void)c_->ProposeConfChange(*leader, cc);
+  }
+
+  EventLoop* loop_;
+  env::Random* rng_;
+  SimCluster* c_;
+  SimNetwork* net_;
+  uint32_t faults_;
+  std::vector<uint32_t> kinds_;
+  int64_t stop_at_ = 0;
+  uint64_t injected_ = 0;
+};
+
+void ApplyBug(const std::string& bug, Knobs& k) {
+  if (bug == "stale-read") k.cluster.replica.bugs.stale_read = true;
+  if (bug == "ack-before-fsync") k.cluster.replica.bugs.ack_before_fsync = true;
+  if (bug == "commit-old-term") k.cluster.replica.raft.testing_bug_commit_old_term = true;
+  if (bug == "no-dedup") k.cluster.replica.kv.testing_bug_no_dedup = true;
+}
+
+// Runs the loop until `pred` holds or `limit_ns` of virtual time passed.
+template <typename Pred>
+uint64_t RunWhile(EventLoop& loop, SimCluster& c, int64_t limit_ns, Pred pred) {
+  int64_t end = loop.now() + limit_ns;
+  uint64_t ran = 0;
+  while (loop.now() < end && !pred() && !c.violated() && ran < kEventsMax) {
+    uint64_t n = loop.RunUntil(std::min(end, loop.now() + 100 * kMilli), kEventsMax - ran);
+    ran += n;
+    if (n == 0 && loop.pending() == 0) break;
+  }
+  return ran;
+}
+
+}  // namespace
+
+Result<uint32_t> ParseFaults(std::string_view text) {
+  if (text == "all") return static_cast<uint32_t>(kFaultAll);
+  if (text == "none" || text.empty()) return 0u;
+  uint32_t out = 0;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view name = text.substr(start, end - start);
+    bool found = false;
+    for (const FaultName& f : kFaultNames) {
+      if (name == f.name) {
+        out |= f.bit;
+        found = true;
+      }
+    }
+    if (!found) {
+      return Status::InvalidArgument(
+          "unknown fault '" + std::string(name) +
+          "' (known: all, none, network, partition, crash, pause, disk, clock, membership, "
+          "transfer)");
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string FaultsToString(uint32_t faults) {
+  if (faults == kFaultAll) return "all";
+  if (faults == 0) return "none";
+  std::string s;
+  for (const FaultName& f : kFaultNames) {
+    if (faults & f.bit) s += (s.empty() ? "" : ",") + std::string(f.name);
+  }
+  return s;
+}
+
+const std::vector<std::string>& KnownBugs() {
+  static const std::vector<std::string> bugs = {"stale-read", "commit-old-term", "ack-before-fsync",
+                                                "no-dedup"};
+  return bugs;
+}
+
+std::string ReproCommand(const SimOptions& o) {
+  std::string s =
+      fmt::format("synod sim --seeds {} --nodes {} --faults {} --duration {}s", o.seed, o.nodes,
+                  FaultsToString(o.faults), static_cast<double>(o.duration_ns) / kSecond);
+  if (!o.bug.empty()) s += " --bug " + o.bug;
+  return s;
+}
+
+SimResult RunSimulation(const SimOptions& o) {
+  SimResult res;
+  env::Random rng(o.seed);
+  env::Random knob_rng = rng.Fork();
+  Knobs k = DrawKnobs(o, knob_rng);
+  ApplyBug(o.bug, k);
+  res.knobs = k.Describe();
+
+  EventLoop loop;
+  env::Random net_rng = rng.Fork();
+  SimNetwork net(&loop, &net_rng);
+  net.SetDefaultProfile(k.link);
+  Logger logger = o.verbose ? Logger::Stderr("sim") : Logger();
+  env::Random cluster_rng = rng.Fork();
+  SimCluster cluster(&loop, &cluster_rng, &net, k.cluster, logger);
+  env::Random client_rng = rng.Fork();
+  Workload workload(&loop, &client_rng, &cluster, k.workload);
+  env::Random fault_rng = rng.Fork();
+  FaultInjector faults(&loop, &fault_rng, &cluster, &net, o.faults);
+
+  loop.SetAfterEvent([&] { cluster.CheckAfterEvent(); });
+  cluster.Start();
+  workload.Start(o.duration_ns);
+  faults.Start(o.duration_ns);
+  uint64_t events = RunWhile(loop, cluster, o.duration_ns, [] { return false; });
+
+  // Heal, settle, and read everything back.
+  faults.HealAll();
+  net.SetDefaultProfile(LinkProfile{});
+  events += RunWhile(loop, cluster, 30 * kSecond, [&] { return workload.Idle(); });
+  events += RunWhile(loop, cluster, 3 * kSecond, [] { return false; });
+  workload.StartFinalReads();
+  events += RunWhile(loop, cluster, 60 * kSecond, [&] { return workload.Idle(); });
+  if (!cluster.violated()) cluster.CheckConverged();
+
+  res.events = events;
+  res.ops_ok = workload.ops_ok();
+  res.ops_unknown = workload.ops_unknown();
+  res.faults_injected = faults.injected();
+  res.history = workload.history();
+  res.trace_hash = cluster.trace_hash();
+
+  if (cluster.violated()) {
+    res.passed = false;
+    res.failure = "invariant violated: " + cluster.violation();
+    return res;
+  }
+  if (!workload.Idle()) {
+    res.passed = false;
+    res.failure = "liveness: clients still waiting 60 s after every fault healed";
+    return res;
+  }
+  for (const auto& w : workload.acked_writes()) {
+    if (!cluster.applied_commands().count(w)) {
+      res.passed = false;
+      res.failure = fmt::format("acknowledged write lost: client {} seq {} was never applied",
+                                w.first, w.second);
+      return res;
+    }
+  }
+  check::SearchBudget budget;
+  budget.steps_max = o.check_steps_max;
+  check::CheckResult cr = check::CheckHistory(res.history, budget);
+  res.verdict = cr.verdict;
+  if (cr.verdict == check::Verdict::kNotLinearizable) {
+    res.passed = false;
+    res.failure = "history is not linearizable";
+    res.check_report = check::FormatCheckResult(res.history, cr);
+  }
+  return res;
+}
+
+}  // namespace synod::sim

@@ -1,0 +1,215 @@
+#include "sim/workload.h"
+
+#include "common/assert.h"
+
+namespace synod::sim {
+
+namespace {
+
+std::string KeyName(int k) { return "k" + std::to_string(k); }
+
+bool CertainlyNotApplied(Code c) {
+  switch (c) {
+    case Code::kProposalDropped:
+    case Code::kUnavailable:
+    case Code::kNotLeader:
+    case Code::kResourceExhausted:
+    case Code::kInvalidArgument:
+    case Code::kIoError:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+Workload::Workload(EventLoop* loop, env::Random* rng, SimCluster* cluster, WorkloadOptions opts)
+    : loop_(loop), rng_(rng), cluster_(cluster), opts_(opts) {
+  clients_.resize(static_cast<size_t>(opts_.clients));
+  for (int i = 0; i < opts_.clients; ++i) {
+    Client& c = clients_[static_cast<size_t>(i)];
+    c.index = i;
+    c.client_id = 1000 + static_cast<uint64_t>(i);
+    c.last_seen.resize(static_cast<size_t>(opts_.keys));
+  }
+}
+
+void Workload::Start(int64_t stop_at) {
+  stop_at_ = stop_at;
+  for (int i = 0; i < opts_.clients; ++i) {
+    loop_->After(rng_->Range(0, opts_.think_ns_max), [this, i] { Next(i); });
+  }
+}
+
+void Workload::StartFinalReads() {
+  for (int i = 0; i < opts_.clients; ++i) {
+    Client& c = clients_[static_cast<size_t>(i)];
+    c.final_phase = true;
+    for (int k = 0; k < opts_.keys; ++k) c.final_keys.push_back(KeyName(k));
+    if (!c.busy) loop_->After(0, [this, i] { Next(i); });
+  }
+}
+
+bool Workload::Idle() const {
+  for (const Client& c : clients_) {
+    if (c.busy || (c.final_phase && !c.final_keys.empty())) return false;
+  }
+  return true;
+}
+
+kv::Command Workload::RandomCommand(Client& cl, check::OpType* type) {
+  int k = static_cast<int>(rng_->Uniform(static_cast<uint64_t>(opts_.keys)));
+  kv::Command cmd;
+  cmd.key = KeyName(k);
+  uint64_t dice = rng_->Uniform(100);
+  std::string value = "c" + std::to_string(cl.index) + "-" + std::to_string(++cl.value_counter);
+  if (dice < 40) {
+    cmd.op = kv::Op::kGet;
+    *type = check::OpType::kGet;
+    return cmd;
+  }
+  cmd.client_id = cl.client_id;
+  cmd.seq = ++cl.seq;
+  if (dice < 75) {
+    cmd.op = kv::Op::kPut;
+    cmd.value = value;
+    *type = check::OpType::kPut;
+  } else if (dice < 90) {
+    cmd.op = kv::Op::kCas;
+    cmd.value = value;
+    cmd.expected = cl.last_seen[static_cast<size_t>(k)];
+    *type = check::OpType::kCas;
+  } else {
+    cmd.op = kv::Op::kDel;
+    *type = check::OpType::kDel;
+  }
+  return cmd;
+}
+
+void Workload::Next(int c) {
+  Client& cl = clients_[static_cast<size_t>(c)];
+  if (cl.busy) return;
+  if (cl.final_phase) {
+    if (cl.final_keys.empty()) return;
+    kv::Command cmd;
+    cmd.op = kv::Op::kGet;
+    cmd.key = cl.final_keys.back();
+    cl.final_keys.pop_back();
+    Issue(c, std::move(cmd), check::OpType::kGet);
+    return;
+  }
+  if (loop_->now() >= stop_at_) return;
+  check::OpType type;
+  kv::Command cmd = RandomCommand(cl, &type);
+  Issue(c, std::move(cmd), type);
+}
+
+void Workload::Issue(int c, kv::Command cmd, check::OpType type) {
+  Client& cl = clients_[static_cast<size_t>(c)];
+  cl.busy = true;
+  cl.rec = check::Operation{};
+  cl.rec.client = static_cast<int64_t>(cl.client_id);
+  cl.rec.type = type;
+  cl.rec.key = cmd.key;
+  if (type == check::OpType::kPut || type == check::OpType::kCas) cl.rec.value = cmd.value;
+  if (type == check::OpType::kCas) cl.rec.expected = cmd.expected;
+  cl.rec.call_ns = loop_->now();
+  cl.cmd = std::move(cmd);
+  cl.deadline = loop_->now() + opts_.op_deadline_ns;
+  cl.maybe_applied = false;
+  cl.op_attempt_base = cl.attempt;
+  Attempt(c);
+}
+
+void Workload::Attempt(int c) {
+  Client& cl = clients_[static_cast<size_t>(c)];
+  if (loop_->now() >= cl.deadline) {
+    Finish(c, nullptr);
+    return;
+  }
+  uint64_t attempt = ++cl.attempt;
+  std::vector<NodeId> ids = cluster_->AllIds();
+  NodeId target = ids[rng_->Uniform(ids.size())];
+  cluster_->Submit(target, cl.cmd, cluster::ReadMode::kLinearizable,
+                   [this, c, attempt](cluster::ClientReply r) { OnReply(c, attempt, r); });
+  loop_->After(opts_.attempt_timeout_ns, [this, c, attempt] {
+    Client& cl = clients_[static_cast<size_t>(c)];
+    if (!cl.busy || cl.attempt != attempt) return;
+    cl.maybe_applied = true;  // the request may have reached a node and been applied
+    Attempt(c);
+  });
+}
+
+void Workload::OnReply(int c, uint64_t attempt, const cluster::ClientReply& r) {
+  Client& cl = clients_[static_cast<size_t>(c)];
+  // Attempt numbers grow across operations: a reply to an attempt of an earlier operation
+  // says nothing about this one.
+  if (!cl.busy || attempt <= cl.op_attempt_base) return;
+  // A success is definitive whichever attempt it answers: with one operation in flight per
+  // client and the same sequence number on every attempt, it describes this operation.
+  if (r.status.ok() && r.reply.ok()) {
+    Finish(c, &r);
+    return;
+  }
+  if (attempt != cl.attempt) return;
+  if (r.status.ok() && r.reply.code == kv::ReplyCode::kSessionExpired) {
+    // The state machine no longer knows this client (its first command never applied, or the
+    // session was evicted): continue as a new client. The command was not applied.
+    cl.client_id += 1000;
+    cl.seq = 1;
+    cl.cmd.client_id = cl.client_id;
+    cl.cmd.seq = 1;
+  } else if (!r.status.ok() && CertainlyNotApplied(r.status.code())) {
+    // This attempt certainly did nothing; an earlier one may still have.
+  } else {
+    cl.maybe_applied = true;
+  }
+  cl.attempt++;  // retire this attempt's timer
+  loop_->After(opts_.retry_backoff_ns, [this, c] { Attempt(c); });
+}
+
+void Workload::Finish(int c, const cluster::ClientReply* r) {
+  Client& cl = clients_[static_cast<size_t>(c)];
+  cl.busy = false;
+  cl.attempt++;
+  check::Operation rec = cl.rec;
+  rec.return_ns = loop_->now();
+  bool is_write = rec.type != check::OpType::kGet;
+  size_t k = static_cast<size_t>(std::stoi(rec.key.substr(1)));
+  if (r == nullptr) {
+    // Never learned the outcome. A read tells nothing; a write may or may not have happened.
+    if (is_write && !cl.maybe_applied) {
+      // Every attempt was refused before reaching the log: it certainly did not happen, and
+      // its sequence number is free for the next write.
+      --cl.seq;
+    } else {
+      rec.unknown = true;
+      history_.push_back(std::move(rec));
+      ++ops_unknown_;
+    }
+  } else {
+    switch (rec.type) {
+      case check::OpType::kGet:
+        rec.value = r->reply.value;
+        cl.last_seen[k] = r->reply.value;
+        break;
+      case check::OpType::kCas:
+        rec.ok = r->reply.success;
+        if (rec.ok) cl.last_seen[k] = rec.value;
+        break;
+      case check::OpType::kPut:
+        cl.last_seen[k] = rec.value;
+        break;
+      case check::OpType::kDel:
+        cl.last_seen[k] = std::nullopt;
+        break;
+    }
+    if (is_write) acked_.insert({cl.cmd.client_id, cl.cmd.seq});
+    history_.push_back(std::move(rec));
+    ++ops_ok_;
+  }
+  loop_->After(rng_->Range(0, opts_.think_ns_max), [this, c] { Next(c); });
+}
+
+}  // namespace synod::sim

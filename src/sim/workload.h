@@ -1,0 +1,91 @@
+// Workload: simulated clients issuing GET / PUT / DEL / CAS against the cluster and recording
+// every operation for the linearizability checker.
+//
+// Each client has one operation in flight. An attempt goes to a random node and is retried
+// (with the same client id and sequence number, so the state machine applies a write at most
+// once) on timeouts and refusals until the operation's deadline. A write whose outcome was
+// never learned is recorded as unknown; a read that never returned is recorded as unknown too
+// (the checker ignores it).
+//
+// Thread-safety: none.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "check/operation.h"
+#include "env/random.h"
+#include "sim/cluster.h"
+#include "sim/event_loop.h"
+
+namespace synod::sim {
+
+struct WorkloadOptions {
+  int clients = 6;
+  int keys = 3;
+  int64_t attempt_timeout_ns = 300 * kMilli;
+  int64_t op_deadline_ns = 2 * kSecond;
+  int64_t think_ns_max = 5 * kMilli;
+  int64_t retry_backoff_ns = 20 * kMilli;
+};
+
+class Workload {
+ public:
+  Workload(EventLoop* loop, env::Random* rng, SimCluster* cluster, WorkloadOptions opts);
+
+  // Clients issue operations until virtual time `stop_at`.
+  void Start(int64_t stop_at);
+  // Each client reads every key once more (after the faults healed): a lost write shows up
+  // in these reads.
+  void StartFinalReads();
+  bool Idle() const;
+
+  const check::History& history() const { return history_; }
+  // Writes acknowledged OK, by (client id, seq): each must have been applied.
+  const std::set<std::pair<uint64_t, uint64_t>>& acked_writes() const { return acked_; }
+  uint64_t ops_ok() const { return ops_ok_; }
+  uint64_t ops_unknown() const { return ops_unknown_; }
+
+ private:
+  struct Client {
+    int index = 0;
+    uint64_t client_id = 0;
+    uint64_t seq = 0;
+    uint64_t value_counter = 0;
+    bool busy = false;
+    bool final_phase = false;
+    std::vector<std::string> final_keys;
+    // The operation in flight.
+    check::Operation rec;
+    kv::Command cmd;
+    int64_t deadline = 0;
+    bool maybe_applied = false;
+    uint64_t attempt = 0;
+    uint64_t op_attempt_base = 0;  // attempts of the operation in flight are > this
+    std::vector<std::optional<std::string>> last_seen;  // per key, for CAS expectations
+  };
+
+  void Next(int c);
+  void Issue(int c, kv::Command cmd, check::OpType type);
+  void Attempt(int c);
+  void OnReply(int c, uint64_t attempt, const cluster::ClientReply& r);
+  void Finish(int c, const cluster::ClientReply* r);
+  kv::Command RandomCommand(Client& cl, check::OpType* type);
+
+  EventLoop* loop_;
+  env::Random* rng_;
+  SimCluster* cluster_;
+  WorkloadOptions opts_;
+  std::vector<Client> clients_;
+  int64_t stop_at_ = 0;
+  check::History history_;
+  std::set<std::pair<uint64_t, uint64_t>> acked_;
+  uint64_t ops_ok_ = 0;
+  uint64_t ops_unknown_ = 0;
+};
+
+}  // namespace synod::sim
