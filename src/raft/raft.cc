@@ -81,8 +81,7 @@ Raft::Raft(const Config& config)
     // (RawNode::Create refuses such storage). One below the snapshot is fine: a crash may keep
     // a received snapshot but tear off the hard state written after it, and a snapshot only
     // ever holds committed entries.
-    SYNOD_ASSERT_MSG(hs.commit <= log_.LastIndex(),
-                     "raft: persisted commit index beyond the log");
+    SYNOD_ASSERT_MSG(hs.commit <= log_.LastIndex(), "raft: persisted commit index beyond the log");
     if (hs.commit > log_.committed()) log_.CommitTo(hs.commit);
     term_ = hs.term;
     vote_ = hs.vote;

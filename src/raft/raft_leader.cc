@@ -349,8 +349,7 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
   pr.recent_active = true;
   pr.acked_tick = std::max(pr.acked_tick, m.sent_tick);
   pr.msg_app_flow_paused = false;
-  if (pr.state == ProgressState::kReplicate && pr.inflights.Full() &&
-      pr.match < log_.LastIndex()) {
+  if (pr.state == ProgressState::kReplicate && pr.inflights.Full() && pr.match < log_.LastIndex()) {
     // The window may hold only appends that were lost (the follower restarted, say), and
     // then no answer would ever free it. An empty append takes no slot: its acknowledgement
     // frees the window, its rejection sends the follower back to probing (as etcd does).

@@ -30,6 +30,7 @@ Result<std::unique_ptr<RawNode>> RawNode::Create(const Config& config) {
 RawNode::RawNode(const Config& config) : raft_(config) {
   prev_soft_ = raft_.soft_state();
   prev_hard_ = raft_.hard_state();
+  prev_synced_hard_ = prev_hard_;
 }
 
 void RawNode::Tick() { raft_.Tick(); }
@@ -167,6 +168,13 @@ Ready RawNode::GetReady() {
   rd.aborted_reads.swap(raft_.aborted_reads());
   rd.must_sync = !rd.entries.empty() || rd.snapshot.has_value() ||
                  (rd.hard_state && (hs.term != prev_hard_.term || hs.vote != prev_hard_.vote));
+  // A commit index handed out earlier without must_sync may not be durable. A synced Ready
+  // carries it again, so that entries never become durable without the commit index known
+  // when they were appended: a node holding a membership change must durably know that the
+  // change before it committed, or after a crash it could campaign with a configuration two
+  // changes old, whose quorums need not overlap the current ones.
+  if (rd.must_sync && !rd.hard_state && hs != prev_synced_hard_) rd.hard_state = hs;
+  if (rd.must_sync) prev_synced_hard_ = hs;
 
   // Accept the Ready: what it hands out is not handed out again.
   prev_soft_ = ss;

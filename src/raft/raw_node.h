@@ -56,8 +56,10 @@ struct Ready {
   std::vector<Message> messages;
   // Step c: send only after b is durable.
   std::vector<Message> messages_after_persist;
-  // Whether b needs an fsync: true when entries, term or vote changed (a commit index
-  // change alone can be written lazily; it is recomputed after a restart).
+  // Whether b needs an fsync: true when entries, term or vote changed. A commit index change
+  // alone can be written lazily (a crash may lose it; the node learns it again); a Ready with
+  // must_sync then carries hard_state again, so that the commit index known when entries
+  // were appended is durable with them.
   bool must_sync = false;
 
   bool Empty() const;
@@ -118,6 +120,7 @@ class RawNode {
   Raft raft_;
   SoftState prev_soft_;
   HardState prev_hard_;
+  HardState prev_synced_hard_;  // the hard state as of the last Ready with must_sync
   bool ready_outstanding_ = false;
 };
 
