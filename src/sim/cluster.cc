@@ -37,7 +37,9 @@ struct SimCluster::Node {
   double clock_rate = 1.0;
   std::vector<std::function<void()>> held;  // work held while paused
   LogIndex commit_seen;                     // highest commit index seen in this incarnation
-  LogIndex applied_seen;                    // last index applied in this incarnation
+  Term term_seen;                           // term and role at the last check
+  bool was_leader = false;
+  LogIndex applied_seen;  // last index applied in this incarnation
 };
 
 class SimCluster::NodeTransport final : public env::Transport {
@@ -438,12 +440,24 @@ void SimCluster::CheckAfterEvent() {
   for (auto& [id, n] : nodes_) {
     if (!n->up || n->replica->failed()) continue;
     max_term_seen_ = std::max(max_term_seen_, n->replica->raw_node().raft().term());
-    LogIndex c = n->replica->raw_node().raft().log().committed();
+    const raft::Raft& r = n->replica->raw_node().raft();
+    LogIndex c = r.log().committed();
     if (c < n->commit_seen) {
       Violate("node " + std::to_string(id.value()) + " commit index moved back from " +
               std::to_string(n->commit_seen.value()) + " to " + std::to_string(c.value()));
     }
+    // §5.4.2: a leader commits by counting replicas only an entry of its own term (older
+    // entries are committed with it). The consequence of breaking this rule, Figure 8's
+    // overwritten commit, needs a rare schedule; the rule itself is checked on every commit.
+    if (r.role() == raft::Role::kLeader && c > n->commit_seen && r.term() == n->term_seen &&
+        n->was_leader && r.log().ZeroTermOnError(r.log().TermAt(c)) != r.term()) {
+      Violate("leader " + std::to_string(id.value()) + " of term " +
+              std::to_string(r.term().value()) + " committed index " + std::to_string(c.value()) +
+              " of an earlier term by counting replicas");
+    }
     n->commit_seen = c;
+    n->term_seen = r.term();
+    n->was_leader = r.role() == raft::Role::kLeader;
   }
   CheckCommittedElectionSafe();
   if (events_ % 64 == 0) CheckLogMatching();

@@ -7,6 +7,7 @@
 //  - state machine safety: every node applies the same entry at a given index, with no gaps
 //    (so applied prefixes are identical);
 //  - a node's commit index never moves back while it is up;
+//  - a leader's commit index advances only to an entry of its own term (§5.4.2);
 //  - committed entries are safe from elections: no node lacking a committed entry could win
 //    the votes of a quorum of live voters by the up-to-date rule (§5.4.1). This is Leader
 //    Completeness checked before any election happens, so an unsafe commit is caught at once;

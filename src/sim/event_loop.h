@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/assert.h"
+#include "env/clock.h"
 
 namespace synod::sim {
 
@@ -21,12 +22,13 @@ inline constexpr int64_t kMicro = 1'000;
 inline constexpr int64_t kMilli = 1'000'000;
 inline constexpr int64_t kSecond = 1'000'000'000;
 
-class EventLoop {
+class EventLoop final : public env::Clock, public env::Timer {
  public:
   int64_t now() const { return now_; }
+  int64_t NowNanos() const override { return now_; }
 
   // Runs fn at virtual time now() + delay. REQUIRES: delay >= 0.
-  void After(int64_t delay, std::function<void()> fn) {
+  void After(int64_t delay, std::function<void()> fn) override {
     SYNOD_ASSERT(delay >= 0);
     queue_.push(Event{now_ + delay, next_seq_++, std::move(fn)});
   }

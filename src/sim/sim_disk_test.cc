@@ -243,19 +243,12 @@ class WalFuzz {
       model_snap_ = *snap;
       Push();
     }
-    // The hard state record precedes the entries (WalStorage::Save); a recovery that keeps it
-    // without the entries lowers its commit index to the log's end.
-    if (hs) {
-      raft::HardState lowered = *hs;
-      lowered.commit = std::min(hs->commit, model_.LastIndex());
-      model_.SetHardState(lowered);
-      Push();
-    }
+    // Entries and the hard state saved with them are one record (WalStorage::Save).
     if (!ents.empty()) {
       ASSERT_TRUE(model_.Append(ents).ok());
-      if (hs) model_.SetHardState(*hs);
-      Push();
     }
+    if (hs) model_.SetHardState(*hs);
+    if (!ents.empty() || hs) Push();
   }
 
   void Sync() {

@@ -102,6 +102,7 @@ class FaultInjector {
     if (faults_ & (kFaultPartition | kFaultCrash)) {
       c_->SetOnLeader([this](NodeId id, Term) { ChaseLeader(id); });
     }
+    if (faults_ & kFaultPartition) ScheduleLeaderFlap();
   }
 
   // Undoes every fault: the network heals, paused nodes resume, crashed or failed nodes restart.
@@ -127,32 +128,46 @@ class FaultInjector {
     });
   }
 
+  // Jepsen's "partition the leader" nemesis on a fast cadence: leaders come and go while
+  // clients keep writing to them, which leaves divergent uncommitted suffixes behind on many
+  // nodes — the raw material of the hard cases of log repair and commitment.
+  void ScheduleLeaderFlap() {
+    loop_->After(rng_->Range(100 * kMilli, 600 * kMilli), [this] {
+      if (loop_->now() >= stop_at_) return;
+      auto leader = c_->Leader();
+      if (leader && rng_->Chance(0.5)) Isolate(*leader, rng_->Range(30 * kMilli, 400 * kMilli));
+      ScheduleLeaderFlap();
+    });
+  }
+
+  void Isolate(NodeId id, int64_t for_ns) {
+    ++injected_;
+    c_->Trace("isolate " + std::to_string(id.value()));
+    std::vector<std::pair<NodeId, NodeId>> links;
+    for (NodeId other : c_->AllIds()) {
+      if (other == id) continue;
+      links.push_back({id, other});
+      links.push_back({other, id});
+    }
+    for (auto [a, b] : links) net_->Block(a, b);
+    loop_->After(for_ns, [this, links] {
+      for (auto [a, b] : links) net_->Unblock(a, b);
+    });
+  }
+
   // Cuts off or kills a leader moments after its election, before it could replicate its
   // first entries: the path to the Raft paper's Figure 8, where an old term's entry sits on a
   // majority yet may still be overwritten.
   void ChaseLeader(NodeId id) {
-    if (loop_->now() >= stop_at_ || !rng_->Chance(0.25)) return;
-    bool crash = (faults_ & kFaultCrash) && (!(faults_ & kFaultPartition) || rng_->Chance(0.3));
+    if (loop_->now() >= stop_at_ || !rng_->Chance(0.4)) return;
+    bool crash = (faults_ & kFaultCrash) && (!(faults_ & kFaultPartition) || rng_->Chance(0.15));
     loop_->After(rng_->Range(0, 3 * kMilli), [this, id, crash] {
-      ++injected_;
-      c_->Trace(std::string("chase ") + (crash ? "crash " : "isolate ") +
-                std::to_string(id.value()));
       int64_t heal = rng_->Range(20 * kMilli, 400 * kMilli);
-      if (crash) {
-        c_->Crash(id);
-        loop_->After(heal, [this, id] { c_->Restart(id); });
-        return;
-      }
-      std::vector<std::pair<NodeId, NodeId>> links;
-      for (NodeId other : c_->AllIds()) {
-        if (other == id) continue;
-        links.push_back({id, other});
-        links.push_back({other, id});
-      }
-      for (auto [a, b] : links) net_->Block(a, b);
-      loop_->After(heal, [this, links] {
-        for (auto [a, b] : links) net_->Unblock(a, b);
-      });
+      if (!crash) return Isolate(id, heal);
+      ++injected_;
+      c_->Trace("chase crash " + std::to_string(id.value()));
+      c_->Crash(id);
+      loop_->After(heal, [this, id] { c_->Restart(id); });
     });
   }
 

@@ -41,14 +41,17 @@ TEST(SimulatorTest, FaultsInjectedAndSurvived) {
   EXPECT_EQ(with_faults, 10);
 }
 
-TEST(SimulatorTest, PlantedBugIsCaughtOnAKnownSeed) {
-  // Seed 4 exposed the no-dedup bug when the harness was written; the search over seeds is
-  // in the sim/catches_* ctest tests.
-  SimOptions o = Opts(4);
-  o.duration_ns = 10'000'000'000;
-  o.bug = "no-dedup";
-  SimResult r = RunSimulation(o);
-  EXPECT_FALSE(r.passed);
+TEST(SimulatorTest, PlantedBugIsCaught) {
+  // The full search over 200 seeds per bug is in the sim/catches_* ctest tests; this one
+  // checks the no-dedup bug, which bites quickly, through the library.
+  int caught = 0;
+  for (uint64_t seed = 1; seed <= 40 && caught == 0; ++seed) {
+    SimOptions o = Opts(seed);
+    o.duration_ns = 10'000'000'000;
+    o.bug = "no-dedup";
+    if (!RunSimulation(o).passed) ++caught;
+  }
+  EXPECT_GT(caught, 0);
 }
 
 TEST(SimulatorTest, ParseFaults) {

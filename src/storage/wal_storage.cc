@@ -79,6 +79,15 @@ Status AppendEntryRecords(const std::vector<raft::Entry>& entries, std::string* 
   return Status::Ok();
 }
 
+// Entries and the hard state saved with them, as one record (see Save).
+Status AppendBatchRecord(const std::vector<raft::Entry>& entries,
+                         const std::optional<raft::HardState>& hs, std::string* out) {
+  pb::EntryBatch batch;
+  for (const raft::Entry& e : entries) ToProto(e, batch.add_entries());
+  if (hs.has_value()) ToProto(*hs, batch.mutable_hard_state());
+  return AppendProtoRecord(RecordType::kEntries, batch, out);
+}
+
 Status ParsePayload(std::string_view payload, google::protobuf::MessageLite* m) {
   if (payload.size() > kProtoBytesMax ||
       !m->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
@@ -164,24 +173,20 @@ Status WalStorage::Recover(std::string_view content) {
     }
   }
   recovery_stats_.records_replayed = records.size() - 1;
-  std::string rewritten(content.substr(0, scan->valid_bytes));
+  // Entries and their hard state are written as one record (see Save), so even a torn write
+  // cannot leave a commit index beyond the log.
   if (hard_state().commit > memory_.LastIndex()) {
-    // The entries written after this hard state were torn away (see Save). The lowered commit
-    // index is written down too: otherwise, once other entries fill those indexes, the old
-    // record would claim them committed.
-    raft::HardState hs = hard_state();
-    hs.commit = memory_.LastIndex();
-    memory_.SetHardState(hs);
-    AppendHardStateRecord(hs, &rewritten);
-    recovery_stats_.commit_lowered = 1;
+    return Status::Corruption(fmt::format("WAL commit index {} is beyond its last index {}",
+                                          hard_state().commit.value(),
+                                          memory_.LastIndex().value()));
   }
   recovery_stats_.torn_records = scan->tail_records;
   recovery_stats_.torn_bytes = content.size() - scan->valid_bytes;
-  wal_bytes_ = rewritten.size();
-  if (rewritten == content) return Status::Ok();
+  wal_bytes_ = scan->valid_bytes;
+  if (scan->valid_bytes == content.size()) return Status::Ok();
   // Cut the torn tail off so that the next append does not land after garbage, which the next
   // recovery would take for a damaged record followed by valid ones.
-  const Status st = disk_->Replace(rewritten);
+  const Status st = disk_->Replace(content.substr(0, scan->valid_bytes));
   if (!st.ok()) return Status::IoError(fmt::format("truncating the WAL: {}", st.ToString()));
   return Status::Ok();
 }
@@ -212,7 +217,15 @@ Status WalStorage::ReplayEntries(std::string_view payload) {
   Result<std::vector<raft::Entry>> entries = EntriesFromProto(batch.mutable_entries());
   if (!entries.ok()) return entries.status();
   SYNOD_RETURN_IF_ERROR(CheckEntriesFollow(*entries, memory_.LastIndex()));
-  return memory_.Append(*entries);
+  SYNOD_RETURN_IF_ERROR(memory_.Append(*entries));
+  if (!batch.has_hard_state()) return Status::Ok();
+  Result<raft::HardState> hs = FromProto(batch.hard_state());
+  if (!hs.ok()) return hs.status();
+  if (hs->commit > memory_.LastIndex()) {
+    return Status::InvalidArgument("a batch's commit index is beyond its entries");
+  }
+  memory_.SetHardState(*hs);
+  return Status::Ok();
 }
 
 Status WalStorage::ReplaySnapshot(std::string_view payload) {
@@ -268,14 +281,16 @@ Status WalStorage::Save(const std::optional<raft::Snapshot>& snap,
   SYNOD_RETURN_IF_ERROR(CheckSave(snap, entries, hs));
   std::string batch;
   if (snap.has_value()) SYNOD_RETURN_IF_ERROR(AppendSnapshotRecord(*snap, &batch));
-  // The hard state goes before the entries. A torn write keeps a prefix of the batch, so any
-  // entry that survives comes with the commit index sent along with it. That matters for
-  // membership: a node holding a configuration change must also know every earlier one as
-  // committed, or it could campaign with a configuration two changes old. A hard state whose
-  // entries were torn away claims a commit index beyond the log; recovery lowers it to the
-  // log's end, which only forgets knowledge.
-  if (hs.has_value()) AppendHardStateRecord(*hs, &batch);
-  SYNOD_RETURN_IF_ERROR(AppendEntryRecords(entries, &batch));
+  // A Ready's entries and hard state go into one record, so a torn write keeps both or
+  // neither. Apart, either order loses: entries without their commit index let a node that
+  // holds a membership change forget that the change before it committed (and campaign with
+  // a configuration two changes old); a commit index without its entries would claim older,
+  // conflicting entries at those indexes committed.
+  if (!entries.empty()) {
+    SYNOD_RETURN_IF_ERROR(AppendBatchRecord(entries, hs, &batch));
+  } else if (hs.has_value()) {
+    AppendHardStateRecord(*hs, &batch);
+  }
   if (batch.empty()) return Status::Ok();
 
   // One Append for the whole batch: a crash can still tear it, but only at a record boundary

@@ -46,7 +46,6 @@ struct RecoveryStats {
   uint64_t records_replayed = 0;  // valid records applied, the header not included
   uint64_t torn_records = 0;      // incomplete or damaged records discarded from the tail
   uint64_t torn_bytes = 0;        // bytes discarded from the tail (the disk was rewritten)
-  uint64_t commit_lowered = 0;    // 1 when the commit index was lowered to the log's end
 };
 
 class WalStorage {

@@ -1,0 +1,291 @@
+// Linearizable reads (Raft thesis §6.4): ReadIndex confirmed by a heartbeat quorum, and lease
+// reads served without a round trip while the leader's lease holds.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "raft/raft_test_util.h"
+
+namespace synod::raft::test {
+namespace {
+
+using MT = MessageType;
+
+bool HasHeartbeatWithContext(const std::vector<Message>& msgs, const std::string& ctx) {
+  for (const Message& m : msgs) {
+    if (m.type == MT::kHeartbeat && m.context == ctx) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReadIndex (safe)
+
+// The read index is the commit index when the request arrived, handed out only after a quorum
+// acknowledged a heartbeat carrying the request: a deposed leader can never answer.
+TEST(ReadIndexTest, NeedsHeartbeatQuorum) {
+  Network net({1, 2, 3});
+  ASSERT_TRUE(net.Campaign(1).ok());
+  const LogIndex commit = net.node(1).committed();
+  ASSERT_TRUE(net.raw(1).ReadIndex("a").ok());
+  auto hbs = net.CollectAndTake();
+  EXPECT_TRUE(net.node(1).read_states.empty()) << "answered before any acknowledgement";
+  ASSERT_EQ(hbs.size(), 2u);
+  for (const Message& m : hbs) {
+    EXPECT_EQ(m.type, MT::kHeartbeat);
+    EXPECT_EQ(m.context, "a");
+  }
+  // A proposal arriving now does not move the read index: it was fixed on arrival.
+  ASSERT_TRUE(net.raw(1).Propose("later").ok());
+  (void)net.CollectAndTake();  // held back: the proposal does not commit
+  // Only node 2 answers: with the leader that is a quorum of three.
+  net.Deliver(hbs[0]);
+  net.Collect();
+  auto resp = net.TakePending();
+  ASSERT_EQ(CountType(resp, MT::kHeartbeatResp), 1u);
+  net.Deliver(OfType(resp, MT::kHeartbeatResp));
+  net.node(1).Drain();
+  ASSERT_EQ(net.node(1).read_states.size(), 1u);
+  EXPECT_EQ(net.node(1).read_states[0], (ReadState{commit, "a"}));
+}
+
+TEST(ReadIndexTest, NoAnswerWithoutQuorum) {
+  Network net({1, 2, 3});
+  ASSERT_TRUE(net.Campaign(1).ok());
+  net.Isolate(1);
+  ASSERT_TRUE(net.raw(1).ReadIndex("a").ok());
+  net.TickAll(5);
+  EXPECT_TRUE(net.node(1).read_states.empty());
+  // A single acknowledgement suffices once the partition heals (heartbeats carry the newest
+  // pending context).
+  net.Recover();
+  net.TickAll(1);
+  ASSERT_EQ(net.node(1).read_states.size(), 1u);
+  EXPECT_EQ(net.node(1).read_states[0].context, "a");
+}
+
+// One heartbeat round confirms every read queued before it.
+TEST(ReadIndexTest, LaterAcknowledgementReleasesEarlierReads) {
+  Network net({1, 2, 3});
+  ASSERT_TRUE(net.Campaign(1).ok());
+  ASSERT_TRUE(net.raw(1).ReadIndex("a").ok());
+  auto first = net.CollectAndTake();  // lost
+  ASSERT_TRUE(net.raw(1).Propose("x").ok());
+  net.Stabilize();  // the proposal commits; the read stays pending
+  EXPECT_TRUE(net.node(1).read_states.empty());
+  ASSERT_TRUE(net.raw(1).ReadIndex("b").ok());
+  net.Stabilize();
+  ASSERT_EQ(net.node(1).read_states.size(), 2u);
+  EXPECT_EQ(net.node(1).read_states[0].context, "a");
+  EXPECT_EQ(net.node(1).read_states[1].context, "b");
+  EXPECT_LT(net.node(1).read_states[0].index, net.node(1).read_states[1].index);
+  EXPECT_EQ(net.node(1).read_states[1].index, net.node(1).committed());
+}
+
+// §6.4 step 1: until an entry of its own term commits, a new leader's commit index may lag;
+// reads wait for that first commit instead of being answered with a stale index.
+TEST(ReadIndexTest, PendingUntilFirstCommitInTerm) {
+  Network net({1, 2, 3});
+  net.DropType(MT::kApp);
+  ASSERT_TRUE(net.Campaign(1).ok());
+  ASSERT_EQ(net.Leader(), 1u);
+  ASSERT_LT(net.node(1).committed(), net.node(1).last_index());
+  ASSERT_TRUE(net.raw(1).ReadIndex("r").ok());
+  net.TickAll(3);  // heartbeats flow, but the no-op cannot commit
+  EXPECT_TRUE(net.node(1).read_states.empty());
+  EXPECT_FALSE(HasHeartbeatWithContext(net.delivered, "r"));
+
+  net.Recover();
+  net.TickAll(2);
+  ASSERT_EQ(net.node(1).read_states.size(), 1u);
+  EXPECT_EQ(net.node(1).read_states[0].context, "r");
+  EXPECT_GE(net.node(1).read_states[0].index, I(2)) << "index from before the term's commit";
+}
+
+// A follower forwards the request; the leader confirms it and answers the follower, which
+// reports it in its own Ready.
+TEST(ReadIndexTest, ForwardedFromFollower) {
+  Network net({1, 2, 3});
+  ASSERT_TRUE(net.Campaign(1).ok());
+  ASSERT_TRUE(net.Propose(1, "x").ok());
+  ASSERT_TRUE(net.raw(2).ReadIndex("f").ok());
+  net.Stabilize();
+  ASSERT_EQ(net.node(2).read_states.size(), 1u);
+  EXPECT_EQ(net.node(2).read_states[0], (ReadState{net.node(1).committed(), "f"}));
+  EXPECT_TRUE(net.node(1).read_states.empty());
+  EXPECT_TRUE(HasHeartbeatWithContext(net.delivered, "f"));
+}
+
+TEST(ReadIndexTest, SingleNodeAnswersAtOnce) {
+  Network net({1});
+  ASSERT_TRUE(net.Campaign(1).ok());
+  ASSERT_TRUE(net.raw(1).ReadIndex("s").ok());
+  net.Stabilize();
+  ASSERT_EQ(net.node(1).read_states.size(), 1u);
+  EXPECT_EQ(net.node(1).read_states[0], (ReadState{net.node(1).committed(), "s"}));
+}
+
+// A leader that steps down reports its pending reads as aborted — both those waiting for a
+// heartbeat quorum and those waiting for the term's first commit.
+TEST(ReadIndexTest, AbortedOnStepDown) {
+  for (bool before_first_commit : {false, true}) {
+    SCOPED_TRACE(before_first_commit);
+    Network net({1, 2, 3}, [](Config& c) { c.check_quorum = true; });
+    if (before_first_commit) net.DropType(MT::kApp);
+    ASSERT_TRUE(net.Campaign(1).ok());
+    ASSERT_EQ(net.Leader(), 1u);
+    net.Isolate(1);
+    ASSERT_TRUE(net.raw(1).ReadIndex("x").ok());
+    ASSERT_TRUE(net.raw(1).ReadIndex("y").ok());
+    net.Tick(1, 2 * net.node(1).config().election_ticks);
+    ASSERT_EQ(net.node(1).role(), Role::kFollower);
+    EXPECT_TRUE(net.node(1).read_states.empty());
+    EXPECT_EQ(net.node(1).aborted_reads, (std::vector<std::string>{"x", "y"}));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lease reads
+
+ConfigFn LeaseConfig(int drift_ticks) {
+  return [=](Config& c) {
+    c.check_quorum = true;
+    c.read_only_option = ReadOnlyOption::kLeaseBased;
+    c.lease_clock_drift_ticks = drift_ticks;
+  };
+}
+
+// Elects `id`. Every node first runs an election timeout on its own (lease followers refuse
+// votes right after a start, when they may have acknowledged a lease before a crash).
+void WarmUpAndElect(Network& net, uint64_t id) {
+  for (uint64_t a : net.ids()) net.Isolate(a);
+  net.TickAll(net.node(id).config().election_ticks);
+  net.Recover();
+  for (int i = 0; i < 5 && net.node(id).role() != Role::kLeader; ++i) {
+    ASSERT_TRUE(net.Campaign(id).ok());
+  }
+  ASSERT_EQ(net.Leader(), id);
+  net.TickAll(2);  // heartbeats acknowledged: the lease starts
+}
+
+// Reads of the leader `id` answered in its next Ready, with no heartbeat carrying them.
+bool ServedLocally(Network& net, uint64_t id, const std::string& ctx) {
+  const size_t before = net.node(id).read_states.size();
+  EXPECT_TRUE(net.raw(id).ReadIndex(ctx).ok());
+  std::vector<Message> msgs = net.node(id).Drain();
+  const bool local =
+      net.node(id).read_states.size() == before + 1 && !HasHeartbeatWithContext(msgs, ctx);
+  net.Send(msgs);
+  return local;
+}
+
+TEST(LeaseReadTest, ServedWithoutRoundTripWhileLeaseHolds) {
+  Network net({1, 2, 3}, LeaseConfig(2));
+  WarmUpAndElect(net, 1);
+  ASSERT_TRUE(net.Propose(1, "x").ok());
+  net.ClearLog();
+  EXPECT_TRUE(ServedLocally(net, 1, "l"));
+  EXPECT_EQ(net.node(1).read_states.back(), (ReadState{net.node(1).committed(), "l"}));
+  EXPECT_EQ(CountType(net.delivered, MT::kHeartbeat), 0u);
+  // A follower's forwarded request is answered directly as well.
+  net.ClearLog();
+  ASSERT_TRUE(net.raw(2).ReadIndex("f").ok());
+  net.Stabilize();
+  ASSERT_EQ(net.node(2).read_states.size(), 1u);
+  EXPECT_FALSE(HasHeartbeatWithContext(net.delivered, "f"));
+}
+
+// The lease lasts election_ticks - lease_clock_drift_ticks after the newest tick a quorum
+// acknowledged; past it, reads fall back to a heartbeat round (which cannot complete here).
+TEST(LeaseReadTest, LapsesAfterElectionTimeoutLessDrift) {
+  for (int drift : {0, 2, 5}) {
+    SCOPED_TRACE(drift);
+    Network net({1, 2, 3}, LeaseConfig(drift));
+    WarmUpAndElect(net, 1);
+    const int lease = net.node(1).config().election_ticks - drift;
+    // The last heartbeat, sent at the current tick, was acknowledged by both followers.
+    net.Isolate(1);
+    net.Tick(1, lease - 1);
+    EXPECT_TRUE(ServedLocally(net, 1, "in"));
+    net.Tick(1);
+    ASSERT_EQ(net.node(1).role(), Role::kLeader);
+    EXPECT_FALSE(ServedLocally(net, 1, "out"));
+    EXPECT_EQ(net.node(1).read_states.back().context, "in");
+  }
+}
+
+// The lease is safe while follower clocks run at most lease_clock_drift_ticks ahead of the
+// leader's over an election timeout, and the bound is tight: with followers exactly that far
+// ahead, the leader's lease ends on the very tick the followers may elect someone else.
+TEST(LeaseReadTest, EndsWhenFastFollowersMayElectAnotherLeader) {
+  const int drift = 2;
+  Network net({1, 2, 3}, LeaseConfig(drift));
+  WarmUpAndElect(net, 1);  // the newest heartbeat, of the current tick, was acknowledged
+  const int et = net.node(1).config().election_ticks;
+  net.Isolate(1);
+  auto tick_followers = [&net](int n) {
+    for (int i = 0; i < n; ++i) {
+      net.raw(2).Tick();
+      net.raw(3).Tick();
+    }
+    net.Stabilize();
+  };
+  // Followers one tick short of an election timeout, the leader `drift` ticks behind them.
+  tick_followers(et - 1);
+  net.Tick(1, et - 1 - drift);
+  EXPECT_TRUE(ServedLocally(net, 1, "in lease"));
+  ASSERT_TRUE(net.Campaign(2).ok());
+  EXPECT_NE(net.node(2).role(), Role::kLeader) << "elected while the old lease held";
+  // One more tick everywhere: the followers may now elect a new leader, and the lease is over.
+  tick_followers(1);
+  net.Tick(1, 1);
+  EXPECT_FALSE(ServedLocally(net, 1, "lapsed"));
+  for (int i = 0; i < 3 && net.node(2).role() != Role::kLeader; ++i) {
+    ASSERT_TRUE(net.Campaign(2).ok());
+  }
+  EXPECT_EQ(net.node(2).role(), Role::kLeader);
+}
+
+// After TimeoutNow the target may win at any moment, ignoring the followers' leases, so the
+// old leader never serves lease reads again in this term — even once the transfer is
+// abandoned and its heartbeats are acknowledged again.
+TEST(LeaseReadTest, NotAfterTimeoutNowWasSent) {
+  for (bool transfer : {false, true}) {
+    SCOPED_TRACE(transfer);
+    Network net({1, 2, 3}, LeaseConfig(2));
+    WarmUpAndElect(net, 1);
+    net.DropType(MT::kTimeoutNow);
+    if (transfer) {
+      ASSERT_TRUE(net.raw(1).TransferLeadership(N(2)).ok());
+      net.Stabilize();
+      ASSERT_EQ(CountType(net.dropped, MT::kTimeoutNow), 1u);
+      EXPECT_FALSE(ServedLocally(net, 1, "during"));
+    }
+    net.TickAll(net.node(1).config().election_ticks);
+    ASSERT_EQ(net.Leader(), 1u);
+    ASSERT_EQ(net.node(1).raft().GetStatus().lead_transferee, kNoNode);
+    EXPECT_EQ(ServedLocally(net, 1, "after"), !transfer);
+    // The read is still answered, by a heartbeat round.
+    net.Stabilize();
+    EXPECT_EQ(net.node(1).read_states.back().context, "after");
+  }
+}
+
+TEST(LeaseReadTest, ConfigRequiresCheckQuorum) {
+  MemoryStorage storage;
+  Config c = TestConfig(1, &storage);
+  c.read_only_option = ReadOnlyOption::kLeaseBased;
+  c.check_quorum = false;
+  EXPECT_EQ(c.Validate().code(), Code::kInvalidArgument);
+  EXPECT_FALSE(RawNode::Create(c).ok());
+  c.check_quorum = true;
+  EXPECT_TRUE(c.Validate().ok());
+  c.lease_clock_drift_ticks = c.election_ticks;
+  EXPECT_EQ(c.Validate().code(), Code::kInvalidArgument);
+  c.lease_clock_drift_ticks = -1;
+  EXPECT_EQ(c.Validate().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace synod::raft::test
