@@ -9,13 +9,19 @@
 // while earlier ones are still being acknowledged. Every node compacts its storage behind its
 // applied index so memory stays bounded however long the benchmark runs.
 //
-// Reported per batch size:
-//   commits_per_second  entries committed and applied on the leader, per second of wall time;
+// Two ways of handing a round's requests to the leader are measured: one Propose() per request
+// (BM_RaftProposeEach: one append and one acknowledgement per request per follower) and one
+// ProposeBatch() per round (BM_RaftProposeBatch: one append per round per follower).
+//
+// Reported per benchmark and batch size:
+//   commits_per_second  entries committed and applied on the leader, per second of CPU time of
+//                       the process (the same as wall time on an idle machine; CPU time keeps
+//                       the figure meaningful on a machine shared with other work);
 //   allocs_per_entry    heap allocations (every operator new in this process, all three nodes
 //                       and the message exchange included) per committed entry. One of them
 //                       is the client's payload string handed to Propose().
 // The last line of output is `raft_commits_per_second: N`, the best sustained figure among
-// the realistic batch sizes; the line before it says which batch that was.
+// the realistic batch sizes; the line before it says which benchmark and batch that was.
 //
 // Thread-safety: single-threaded; the whole group runs on the benchmark thread.
 #include <benchmark/benchmark.h>
