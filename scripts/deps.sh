@@ -9,6 +9,8 @@ packages=(
   libspdlog-dev libfmt-dev
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
   clang clang-format
+  libasio-dev librocksdb-dev libhiredis-dev libtomlplusplus-dev libcpp-httplib-dev
+  redis-tools python3-redis procps iproute2
 )
 
 missing=()

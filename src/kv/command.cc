@@ -21,6 +21,8 @@ std::string_view OpName(Op op) {
       return "INCR";
     case Op::kAppend:
       return "APPEND";
+    case Op::kBatch:
+      return "BATCH";
   }
   return "UNKNOWN";
 }
@@ -54,21 +56,42 @@ static_assert(static_cast<int>(Op::kDel) == pb::OP_DEL);
 static_assert(static_cast<int>(Op::kCas) == pb::OP_CAS);
 static_assert(static_cast<int>(Op::kIncr) == pb::OP_INCR);
 static_assert(static_cast<int>(Op::kAppend) == pb::OP_APPEND);
+static_assert(static_cast<int>(Op::kBatch) == pb::OP_BATCH);
 
-bool IsKnownOp(int op) { return op >= pb::OP_GET && op <= pb::OP_APPEND; }
+bool IsKnownOp(int op) { return op >= pb::OP_GET && op <= pb::OP_BATCH; }
+
+void FillProto(const Command& cmd, pb::Command* m) {
+  m->set_op(static_cast<pb::Op>(cmd.op));
+  m->set_key(cmd.key);
+  m->set_value(cmd.value);
+  if (cmd.expected.has_value()) m->set_expected(*cmd.expected);
+  m->set_delta(cmd.delta);
+  m->set_client_id(cmd.client_id);
+  m->set_seq(cmd.seq);
+}
+
+void FillCommand(pb::Command* m, Command* cmd) {
+  cmd->op = static_cast<Op>(m->op());
+  cmd->key = std::move(*m->mutable_key());
+  cmd->value = std::move(*m->mutable_value());
+  if (m->has_expected()) cmd->expected = std::move(*m->mutable_expected());
+  cmd->delta = m->delta();
+  cmd->client_id = m->client_id();
+  cmd->seq = m->seq();
+}
 
 }  // namespace
 
 std::string EncodeCommand(const Command& cmd) {
   SYNOD_ASSERT(IsKnownOp(static_cast<int>(cmd.op)));
+  SYNOD_ASSERT(cmd.batch.size() <= kBatchMax);
+  SYNOD_ASSERT(cmd.op == Op::kBatch || cmd.batch.empty());
   pb::Command m;
-  m.set_op(static_cast<pb::Op>(cmd.op));
-  m.set_key(cmd.key);
-  m.set_value(cmd.value);
-  if (cmd.expected.has_value()) m.set_expected(*cmd.expected);
-  m.set_delta(cmd.delta);
-  m.set_client_id(cmd.client_id);
-  m.set_seq(cmd.seq);
+  FillProto(cmd, &m);
+  for (const Command& sub : cmd.batch) {
+    SYNOD_ASSERT(sub.op != Op::kBatch && IsKnownOp(static_cast<int>(sub.op)));
+    FillProto(sub, m.add_batch());
+  }
   std::string out;
   // Serialization only fails above protobuf's 2 GiB message limit; keys and values are far
   // below it once bounded by the front end, so this is a programmer error.
@@ -93,14 +116,25 @@ Result<Command> DecodeCommand(std::string_view data) {
   if (m.client_id() == 0 && m.seq() != 0) {
     return Status::InvalidArgument("kv command: seq without a client id");
   }
+  if (m.op() != pb::OP_BATCH && m.batch_size() != 0) {
+    return Status::InvalidArgument("kv command: sub-commands outside a batch");
+  }
+  if (static_cast<size_t>(m.batch_size()) > kBatchMax) {
+    return Status::InvalidArgument("kv command: batch too large");
+  }
   Command cmd;
-  cmd.op = static_cast<Op>(m.op());
-  cmd.key = std::move(*m.mutable_key());
-  cmd.value = std::move(*m.mutable_value());
-  if (m.has_expected()) cmd.expected = std::move(*m.mutable_expected());
-  cmd.delta = m.delta();
-  cmd.client_id = m.client_id();
-  cmd.seq = m.seq();
+  FillCommand(&m, &cmd);
+  cmd.batch.resize(static_cast<size_t>(m.batch_size()));
+  for (int i = 0; i < m.batch_size(); ++i) {
+    pb::Command* sub = m.mutable_batch(i);
+    if (!IsKnownOp(sub->op()) || sub->op() == pb::OP_BATCH || sub->batch_size() != 0) {
+      return Status::InvalidArgument("kv command: a sub-command is not a plain command");
+    }
+    if (sub->client_id() != 0 || sub->seq() != 0) {
+      return Status::InvalidArgument("kv command: a sub-command carries a session");
+    }
+    FillCommand(sub, &cmd.batch[static_cast<size_t>(i)]);
+  }
   return cmd;
 }
 

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -24,9 +25,19 @@ enum class Op : uint8_t {
   kCas = 4,     // sets key to value iff its current value equals expected (see Command)
   kIncr = 5,    // adds delta to the integer in key (absent = 0); reply.number = the result
   kAppend = 6,  // appends value to key (absent = ""); reply.number = the new length
+  // Applies `batch` in order as one atomic step (MSET, multi-key DEL, MULTI/EXEC): no other
+  // command is applied between two sub-commands, and every replica applies all of them or none.
+  // A failing sub-command (a non-integer INCR) does not stop the others, as in Redis's EXEC.
+  // reply.replies holds one reply per sub-command. Sub-commands are not batches and carry no
+  // session (the batch's client_id and seq cover the whole).
+  kBatch = 7,
 };
 
 std::string_view OpName(Op op);
+
+// The most sub-commands one BATCH may hold (Redis's limit on arguments is 1M; MSET of that
+// many pairs is one entry of that many puts).
+inline constexpr size_t kBatchMax = 1 << 20;
 
 struct Command {
   Op op = Op::kGet;
@@ -43,6 +54,8 @@ struct Command {
   // client has at most one outstanding command per client_id (see StateMachine::Apply).
   uint64_t client_id = 0;
   uint64_t seq = 0;  // >= 1 when client_id != 0; 0 when client_id == 0
+  // BATCH only: the sub-commands. At most kBatchMax.
+  std::vector<Command> batch;
 
   bool operator==(const Command&) const = default;
 };
@@ -71,6 +84,8 @@ struct Reply {
   bool success = false;
   // INCR: the new integer. APPEND: the new length in bytes.
   int64_t number = 0;
+  // BATCH: one reply per sub-command, in order.
+  std::vector<Reply> replies;
 
   bool ok() const { return code == ReplyCode::kOk; }
   std::string_view message() const { return ReplyCodeMessage(code); }

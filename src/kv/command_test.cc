@@ -54,6 +54,13 @@ std::vector<Command> SampleCommands() {
   append.key = "log";
   append.value = std::string(100000, 'x');
   out.push_back(append);
+  Command batch;
+  batch.op = Op::kBatch;
+  batch.client_id = 3;
+  batch.seq = 9;
+  batch.batch = {put, del, incr, append};
+  for (Command& sub : batch.batch) sub.client_id = sub.seq = 0;  // sessions cover the whole
+  out.push_back(batch);
   return out;
 }
 
@@ -83,13 +90,44 @@ TEST(CommandTest, EncodingIsDeterministic) {
 
 TEST(CommandTest, DecodeRejectsEmptyAndUnknownOps) {
   EXPECT_EQ(DecodeCommand("").status().code(), Code::kInvalidArgument);
-  for (int op : {0, 7, 99, -1}) {
+  for (int op : {0, 8, 99, -1}) {
     pb::Command m;
     m.set_op(static_cast<pb::Op>(op));
     m.set_key("k");
     Result<Command> r = DecodeCommand(m.SerializeAsString());
     EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << op;
   }
+}
+
+TEST(CommandTest, DecodeRejectsMalformedBatches) {
+  auto decode = [](const pb::Command& m) { return DecodeCommand(m.SerializeAsString()); };
+  pb::Command nested;
+  nested.set_op(pb::OP_BATCH);
+  nested.add_batch()->set_op(pb::OP_BATCH);
+  EXPECT_EQ(decode(nested).status().code(), Code::kInvalidArgument);
+
+  pb::Command with_session;
+  with_session.set_op(pb::OP_BATCH);
+  pb::Command* sub = with_session.add_batch();
+  sub->set_op(pb::OP_PUT);
+  sub->set_client_id(5);
+  sub->set_seq(1);
+  EXPECT_EQ(decode(with_session).status().code(), Code::kInvalidArgument);
+
+  pb::Command unknown_sub;
+  unknown_sub.set_op(pb::OP_BATCH);
+  unknown_sub.add_batch()->set_op(static_cast<pb::Op>(42));
+  EXPECT_EQ(decode(unknown_sub).status().code(), Code::kInvalidArgument);
+
+  pb::Command subs_outside;
+  subs_outside.set_op(pb::OP_PUT);
+  subs_outside.add_batch()->set_op(pb::OP_PUT);
+  EXPECT_EQ(decode(subs_outside).status().code(), Code::kInvalidArgument);
+
+  pb::Command empty_batch;  // an empty batch is valid: MULTI then EXEC
+  empty_batch.set_op(pb::OP_BATCH);
+  ASSERT_TRUE(decode(empty_batch).ok());
+  EXPECT_TRUE(decode(empty_batch)->batch.empty());
 }
 
 TEST(CommandTest, DecodeEnforcesSeqRule) {

@@ -73,14 +73,36 @@ void ReplyToProto(const Reply& reply, pb::Reply* m) {
   if (reply.value.has_value()) m->set_value(*reply.value);
   m->set_success(reply.success);
   m->set_number(reply.number);
+  for (const Reply& sub : reply.replies) {
+    pb::Reply* p = m->add_replies();
+    p->set_code(static_cast<uint32_t>(sub.code));
+    if (sub.value.has_value()) p->set_value(*sub.value);
+    p->set_success(sub.success);
+    p->set_number(sub.number);
+  }
 }
 
-bool ReplyFromProto(pb::Reply* m, Reply* reply) {
-  if (m->code() > kReplyCodeMax) return false;
+// One reply's own fields, without sub-replies.
+bool ScalarReplyFromProto(pb::Reply* m, Reply* reply) {
+  if (m->code() > kReplyCodeMax || m->replies_size() != 0) return false;
   reply->code = static_cast<ReplyCode>(m->code());
   if (m->has_value()) reply->value = std::move(*m->mutable_value());
   reply->success = m->success();
   reply->number = m->number();
+  return true;
+}
+
+// Sub-replies are one level deep: a batch holds no batch.
+bool ReplyFromProto(pb::Reply* m, Reply* reply) {
+  google::protobuf::RepeatedPtrField<pb::Reply> subs;
+  subs.Swap(m->mutable_replies());
+  if (!ScalarReplyFromProto(m, reply)) return false;
+  reply->replies.resize(static_cast<size_t>(subs.size()));
+  for (int i = 0; i < subs.size(); ++i) {
+    if (!ScalarReplyFromProto(subs.Mutable(i), &reply->replies[static_cast<size_t>(i)])) {
+      return false;
+    }
+  }
   return true;
 }
 
@@ -208,8 +230,19 @@ Status StateMachine::Restore(std::string_view snapshot) {
 // string as its length (so encoded) then its bytes, in this order: the tag string
 // "synod.kv.state.v1", applied index, key count, each (key, value) in key order, session count,
 // each session in client id order as (client_id, seq, last_index, reply code, reply has a
-// value (0/1), reply value or "", reply success (0/1), reply number). Changing any of this
+// value (0/1), reply value or "", reply success (0/1), reply number, then for a batch reply only:
+// the number of sub-replies and each sub-reply's fields likewise). Changing any of this
 // changes every digest: bump the tag.
+namespace {
+void HashReply(const Reply& r, Fnv1a& h) {
+  h.U64(static_cast<uint64_t>(r.code));
+  h.U64(r.value.has_value() ? 1 : 0);
+  h.String(r.value ? std::string_view(*r.value) : std::string_view());
+  h.U64(r.success ? 1 : 0);
+  h.U64(static_cast<uint64_t>(r.number));
+}
+}  // namespace
+
 uint64_t StateMachine::Digest() const {
   Fnv1a h;
   h.String("synod.kv.state.v1");
@@ -224,11 +257,13 @@ uint64_t StateMachine::Digest() const {
     h.U64(client_id);
     h.U64(s.seq);
     h.U64(s.last_index.value());
-    h.U64(static_cast<uint64_t>(s.reply.code));
-    h.U64(s.reply.value.has_value() ? 1 : 0);
-    h.String(s.reply.value ? std::string_view(*s.reply.value) : std::string_view());
-    h.U64(s.reply.success ? 1 : 0);
-    h.U64(static_cast<uint64_t>(s.reply.number));
+    HashReply(s.reply, h);
+    // Only batch replies have sub-replies; hashing them only when present keeps the digests
+    // of every earlier state unchanged.
+    if (!s.reply.replies.empty()) {
+      h.U64(s.reply.replies.size());
+      for (const Reply& sub : s.reply.replies) HashReply(sub, h);
+    }
   }
   return h.hash();
 }

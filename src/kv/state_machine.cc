@@ -123,6 +123,16 @@ void StateMachine::EvictIfFull() {
 }
 
 Reply StateMachine::Execute(const Command& cmd) {
+  if (cmd.op == Op::kBatch) {
+    Reply reply;
+    reply.replies.reserve(cmd.batch.size());
+    for (const Command& sub : cmd.batch) {
+      // DecodeCommand refuses nested batches; a directly applied one is refused here too.
+      reply.replies.push_back(sub.op == Op::kBatch ? Reply::Error(ReplyCode::kBadCommand)
+                                                   : Execute(sub));
+    }
+    return reply;
+  }
   if (cmd.key.size() > options_.key_bytes_max) return Reply::Error(ReplyCode::kKeyTooLarge);
   switch (cmd.op) {
     case Op::kGet: {
@@ -140,6 +150,8 @@ Reply StateMachine::Execute(const Command& cmd) {
       return Incr(cmd);
     case Op::kAppend:
       return Append(cmd);
+    case Op::kBatch:
+      break;  // handled above
   }
   return Reply::Error(ReplyCode::kBadCommand);  // an Op value outside the enum
 }

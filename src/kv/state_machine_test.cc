@@ -251,3 +251,72 @@ TEST(StateMachineTest, GetReturnsAViewOfTheStoredValue) {
 
 }  // namespace
 }  // namespace synod::kv
+
+namespace synod::kv {
+namespace {
+
+using testing::Incr;
+using testing::Machine;
+using testing::Put;
+using testing::WithSession;
+
+Command Batch(std::vector<Command> subs) {
+  Command c;
+  c.op = Op::kBatch;
+  c.batch = std::move(subs);
+  return c;
+}
+
+TEST(StateMachineBatchTest, AppliesEverySubCommandInOrderWithOneReplyEach) {
+  Machine m;
+  Command del;
+  del.op = Op::kDel;
+  del.key = "a";
+  Command get;
+  get.op = Op::kGet;
+  get.key = "b";
+  Reply r = m.Apply(Batch({Put("a", "1"), Put("b", "2"), del, Incr("b", 5), get}));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r.replies.size(), 5u);
+  EXPECT_TRUE(r.replies[2].success);  // "a" existed when DEL ran: the order is kept
+  EXPECT_EQ(r.replies[3].number, 7);
+  EXPECT_EQ(r.replies[4].value, "7");  // a read inside a batch sees the earlier writes
+  EXPECT_EQ(m.Value("a"), std::nullopt);
+  EXPECT_EQ(m.Value("b"), "7");
+  EXPECT_EQ(m.sm().applied_index(), LogIndex(1));  // the whole batch is one entry
+}
+
+TEST(StateMachineBatchTest, AFailingSubCommandDoesNotStopTheOthers) {
+  Machine m;
+  Reply r = m.Apply(Batch({Put("s", "text"), Incr("s", 1), Put("t", "ok")}));
+  ASSERT_EQ(r.replies.size(), 3u);
+  EXPECT_EQ(r.replies[1].code, ReplyCode::kNotInteger);
+  EXPECT_EQ(m.Value("t"), "ok");
+}
+
+TEST(StateMachineBatchTest, NestedBatchIsABadCommandAndAppliesNothingOfIt) {
+  Machine m;
+  Reply r = m.Apply(Batch({Put("x", "1"), Batch({Put("y", "2")})}));
+  ASSERT_EQ(r.replies.size(), 2u);
+  EXPECT_EQ(r.replies[1].code, ReplyCode::kBadCommand);
+  EXPECT_EQ(m.Value("y"), std::nullopt);
+}
+
+TEST(StateMachineBatchTest, SessionCachesTheBatchReplyAcrossASnapshot) {
+  Machine m;
+  Command b = WithSession(Batch({Incr("n", 1), Incr("n", 1)}), 11, 1);
+  Reply first = m.Apply(b);
+  ASSERT_EQ(first.replies.size(), 2u);
+  StateMachine restored;
+  ASSERT_TRUE(restored.Restore(m.sm().Snapshot()).ok());
+  EXPECT_EQ(restored.Digest(), m.sm().Digest());
+  // The retry is answered from the session: the same sub-replies, nothing applied again.
+  Reply retry = restored.Apply(restored.applied_index() + 1, b);
+  EXPECT_EQ(retry, first);
+  auto n = restored.Get("n");
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, "2");
+}
+
+}  // namespace
+}  // namespace synod::kv

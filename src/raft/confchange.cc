@@ -62,6 +62,14 @@ class Reader {
     return Status::InvalidArgument(std::string("conf change: ") + what + " is too long");
   }
 
+  // REQUIRES: n <= remaining().
+  std::string_view Take(size_t n) {
+    SYNOD_ASSERT(n <= remaining());
+    std::string_view v = bytes_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+
  private:
   static Status Truncated(const char* what) {
     return Status::InvalidArgument(std::string("conf change: truncated at ") + what);
@@ -257,6 +265,8 @@ std::string ConfChange::Encode() const {
     out.push_back(static_cast<char>(c.type));
     PutVarint(c.node.value(), &out);
   }
+  PutVarint(context.size(), &out);
+  out.append(context);
   return out;
 }
 
@@ -291,6 +301,13 @@ Result<ConfChange> ConfChange::Decode(std::string_view bytes) {
     SYNOD_RETURN_IF_ERROR(r.ReadVarint("node id", &node));
     cc.changes.push_back(ConfChangeSingle{static_cast<ConfChangeType>(type), NodeId(node)});
   }
+  uint64_t context_bytes = 0;
+  SYNOD_RETURN_IF_ERROR(r.ReadVarint("context length", &context_bytes));
+  if (context_bytes > kContextBytesMax || context_bytes > r.remaining()) {
+    return Invalid("context length " + std::to_string(context_bytes) +
+                   " exceeds the encoded bytes or the limit");
+  }
+  cc.context = std::string(r.Take(context_bytes));
   if (r.remaining() != 0) {
     return Invalid(std::to_string(r.remaining()) + " trailing bytes after the changes");
   }

@@ -48,6 +48,11 @@ enum class ConfChangeTransition : uint8_t {
 struct ConfChange {
   ConfChangeTransition transition = ConfChangeTransition::kAuto;
   std::vector<ConfChangeSingle> changes;
+  // Opaque bytes carried with the change and handed back when it is applied; Raft never reads
+  // them. The node puts the addresses of members being added here, so every replica learns
+  // them from the log. At most kContextBytesMax.
+  std::string context;
+  static constexpr size_t kContextBytesMax = 64 * 1024;
 
   // An empty change means "leave the joint configuration".
   bool IsLeaveJoint() const { return changes.empty(); }

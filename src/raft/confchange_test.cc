@@ -121,6 +121,9 @@ TEST(ConfChangeTest, EncodeDecodeRoundTrip) {
       Change("l127 l128 r16383 v16384", T::kJointExplicit),
       Change("v18446744073709551615 r0"),  // extremes are a matter for ApplyConfChange
   };
+  ConfChange with_context = Change("l4");
+  with_context.context = std::string("4=127.0.0.1:7104\0binary", 23);
+  samples.push_back(with_context);
   for (const ConfChange& cc : samples) {
     SCOPED_TRACE(cc.ToString());
     const std::string bytes = cc.Encode();
@@ -132,8 +135,8 @@ TEST(ConfChangeTest, EncodeDecodeRoundTrip) {
 
 TEST(ConfChangeTest, EncodingIsCompactAndVersioned) {
   const std::string bytes = Change("v2 r300", T::kJointExplicit).Encode();
-  // version, transition, count, (type, id), (type, id as two varint bytes)
-  EXPECT_EQ(bytes, std::string("\x01\x02\x02\x00\x02\x01\xac\x02", 8));
+  // version, transition, count, (type, id), (type, id as two varint bytes), context length
+  EXPECT_EQ(bytes, std::string("\x01\x02\x02\x00\x02\x01\xac\x02\x00", 9));
 }
 
 TEST(ConfChangeTest, DecodeRejectsEveryTruncation) {
@@ -158,6 +161,8 @@ TEST(ConfChangeTest, DecodeRejectsMalformedBytes) {
       {std::string("\x01\x03\x00", 3), "unknown transition 3"},
       {std::string("\x01\x00\x01\x03\x01", 5), "unknown change type 3"},
       {valid + "x", "trailing bytes"},
+      {std::string("\x01\x00\x00\x05xy", 6), "context length 5 exceeds"},
+      {std::string("\x01\x00\x00\x81\x80\x04", 6), "context length 65537 exceeds"},
       {std::string("\x01\x00\x05\x00\x01", 5), "exceeds the encoded bytes"},
       // A count of 2^63 must not be trusted (nor allocated for).
       {std::string("\x01\x00\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 12), "exceeds"},

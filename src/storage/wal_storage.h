@@ -37,6 +37,7 @@
 #include "env/disk.h"
 #include "raft/storage.h"
 #include "raft/types.h"
+#include "storage/log_store.h"
 
 namespace synod::storage {
 
@@ -48,7 +49,7 @@ struct RecoveryStats {
   uint64_t torn_bytes = 0;        // bytes discarded from the tail (the disk was rewritten)
 };
 
-class WalStorage {
+class WalStorage final : public LogStore {
  public:
   // Opens the WAL on `disk`, replaying it; an empty disk gets a header for `cluster_id`.
   // A torn or damaged tail is discarded (see recovery_stats()) and the disk rewritten without
@@ -65,7 +66,7 @@ class WalStorage {
 
   // What the Raft core reads (raft::Config::storage). Reflects every successful Save(),
   // synced or not: the application must not act on durability before Sync().
-  const raft::Storage& raft_storage() const { return memory_; }
+  const raft::Storage& raft_storage() const override { return memory_; }
 
   // Appends, in this order, the snapshot, the entries and the hard state (each optional) and
   // applies them to raft_storage(): the snapshot replaces the log, entries replace any of the
@@ -75,10 +76,10 @@ class WalStorage {
   //    beyond the resulting last index; a single entry or snapshot larger than 2 GiB;
   //  - kIoError: the WAL is failed (sticky, see above), or the disk append failed (it then is).
   Status Save(const std::optional<raft::Snapshot>& snap, const std::vector<raft::Entry>& entries,
-              const std::optional<raft::HardState>& hs);
+              const std::optional<raft::HardState>& hs) override;
 
   // Makes everything saved so far durable. kIoError when failed (sticky).
-  Status Sync();
+  Status Sync() override;
 
   // Takes a snapshot at `index` with the membership `cs` and the state machine's image of
   // everything applied up to `index`, discards the entries up to it, and atomically rewrites
@@ -87,17 +88,18 @@ class WalStorage {
   //  - kInvalidArgument: index beyond the saved commit index (only applied entries can be
   //    folded into a snapshot), or the snapshot is larger than 2 GiB;
   //  - kIoError: the WAL is failed (sticky), or the rewrite failed (it then is).
-  Status Compact(LogIndex index, const raft::ConfState& cs, std::string state_machine_image);
+  Status Compact(LogIndex index, const raft::ConfState& cs,
+                 std::string state_machine_image) override;
 
   // The latest snapshot (saved or made by Compact); empty (index 0) if none.
-  const raft::Snapshot& snapshot() const { return snapshot_; }
-  const raft::HardState& hard_state() const { return memory_.hard_state(); }
+  const raft::Snapshot& snapshot() const override { return snapshot_; }
+  const raft::HardState& hard_state() const override { return memory_.hard_state(); }
   // The bytes of the WAL on the disk, synced or not.
   uint64_t wal_bytes() const { return wal_bytes_; }
-  uint64_t cluster_id() const { return cluster_id_; }
+  uint64_t cluster_id() const override { return cluster_id_; }
   const RecoveryStats& recovery_stats() const { return recovery_stats_; }
   // OK, or the kIoError every write returns since the disk failed.
-  const Status& failure() const { return failure_; }
+  const Status& failure() const override { return failure_; }
 
  private:
   WalStorage(env::Disk* disk, uint64_t cluster_id) : disk_(disk), cluster_id_(cluster_id) {}

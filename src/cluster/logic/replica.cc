@@ -6,7 +6,7 @@
 
 namespace synod::cluster {
 
-Replica::Replica(ReplicaOptions opts, env::Transport* transport, storage::WalStorage* wal,
+Replica::Replica(ReplicaOptions opts, env::Transport* transport, storage::LogStore* wal,
                  ReplicaObserver* observer, Logger logger)
     : id_(opts.raft.id),
       opts_(std::move(opts)),
@@ -17,8 +17,8 @@ Replica::Replica(ReplicaOptions opts, env::Transport* transport, storage::WalSto
       sm_(opts_.kv) {}
 
 Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, env::Transport* transport,
-                                                 storage::WalStorage* wal,
-                                                 ReplicaObserver* observer, Logger logger) {
+                                                 storage::LogStore* wal, ReplicaObserver* observer,
+                                                 Logger logger) {
   SYNOD_ASSERT(transport != nullptr && wal != nullptr);
   std::unique_ptr<Replica> r(
       new Replica(std::move(opts), transport, wal, observer, std::move(logger)));
@@ -75,10 +75,26 @@ void Replica::Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
     return;
   }
   if (cmd.op == kv::Op::kGet) {
-    SubmitRead(cmd, mode, std::move(reply));
+    SubmitRead(
+        [key = cmd.key](const kv::StateMachine& sm) {
+          kv::Reply r;
+          if (auto v = sm.Get(key)) r.value = std::string(*v);
+          return r;
+        },
+        mode, std::move(reply));
   } else {
     SubmitWrite(cmd, std::move(reply));
   }
+}
+
+void Replica::ReportUnreachable(NodeId peer) {
+  if (failed()) return;
+  node_->ReportUnreachable(peer);
+}
+
+void Replica::FailStorage(const Status& s) {
+  SYNOD_ASSERT(!s.ok());
+  Fail(s);
 }
 
 void Replica::SubmitWrite(const kv::Command& cmd, ReplyFn reply) {
@@ -96,16 +112,22 @@ void Replica::SubmitWrite(const kv::Command& cmd, ReplyFn reply) {
   ++write_count_;
 }
 
-void Replica::SubmitRead(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
+void Replica::SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply) {
+  if (failed()) {
+    Answer(reply, Status::IoError("this node's disk failed; it refuses requests until restarted"));
+    return;
+  }
+  if (pending_requests() >= opts_.pending_requests_max) {
+    Answer(reply, Status::ResourceExhausted("too many pending requests on this node"));
+    return;
+  }
   bool local = mode == ReadMode::kStale;
   if (opts_.bugs.stale_read && node_->raft().role() == raft::Role::kLeader) local = true;
   if (local) {
-    kv::Reply r;
-    if (auto v = sm_.Get(cmd.key)) r.value = std::string(*v);
-    Answer(reply, Status::Ok(), std::move(r));
+    Answer(reply, Status::Ok(), fn(sm_));
     return;
   }
-  read_batch_.push_back(PendingRead{cmd, std::move(reply),
+  read_batch_.push_back(PendingRead{std::move(fn), std::move(reply),
                                     tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks)});
 }
 
@@ -151,7 +173,9 @@ bool Replica::BeginReady() {
   SendAll(ready_.messages);
   HandleReadStates(ready_);
   Status s = wal_->Save(ready_.snapshot, ready_.entries, ready_.hard_state);
-  if (s.ok() && ready_.must_sync) s = wal_->Sync();
+  if (s.ok() && ready_.must_sync && opts_.sync_mode == ReplicaOptions::SyncMode::kReplica) {
+    s = wal_->Sync();
+  }
   if (!s.ok()) {
     Fail(s);
     return false;
@@ -209,9 +233,7 @@ void Replica::ServeReads() {
   while (!reads_by_index_.empty() && reads_by_index_.begin()->first <= sm_.applied_index()) {
     auto node = reads_by_index_.extract(reads_by_index_.begin());
     PendingRead& r = node.mapped();
-    kv::Reply reply;
-    if (auto v = sm_.Get(r.cmd.key)) reply.value = std::string(*v);
-    Answer(r.reply, Status::Ok(), std::move(reply));
+    Answer(r.reply, Status::Ok(), r.fn(sm_));
   }
 }
 

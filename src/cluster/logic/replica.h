@@ -19,6 +19,12 @@
 //    retrying is safe.
 //  - kIoError: this node's disk failed; it refuses writes until restarted.
 //
+// Sync modes (ReplicaOptions::sync_mode): with kReplica, BeginReady itself calls the store's
+// Sync() (the simulator: its disk completes the sync later). With kHost, BeginReady only
+// Save()s; when it returns true the host makes the saved changes durable off the core thread
+// (the real node's storage thread, one RocksDB write per round for group commit) and then
+// calls FinishReady(), or FailStorage() when the write failed.
+//
 // Thread-safety: none; one thread.
 #pragma once
 
@@ -36,7 +42,7 @@
 #include "kv/command.h"
 #include "kv/state_machine.h"
 #include "raft/raw_node.h"
-#include "storage/wal_storage.h"
+#include "storage/log_store.h"
 
 namespace synod::cluster {
 
@@ -60,6 +66,8 @@ struct ReplicaOptions {
   uint64_t snapshot_entries = 10000;
   kv::Options kv;
   ReplicaBugs bugs;
+  enum class SyncMode : uint8_t { kReplica, kHost };
+  SyncMode sync_mode = SyncMode::kReplica;  // see the class comment
 };
 
 enum class ReadMode : uint8_t {
@@ -72,6 +80,9 @@ struct ClientReply {
   kv::Reply reply;
 };
 using ReplyFn = std::function<void(ClientReply)>;
+// A read served against the local state machine once it may be (at a linearizable point for
+// kLinearizable). Runs inside a Replica method; must not call back into the Replica.
+using ReadFn = std::function<kv::Reply(const kv::StateMachine&)>;
 
 // Events the simulator checks invariants on. All calls happen inside Replica methods.
 class ReplicaObserver {
@@ -90,8 +101,8 @@ class Replica {
   // Builds a replica on recovered storage: restores the state machine from the storage's
   // snapshot, then lets Raft replay the committed log. REQUIRES: wal outlives the replica.
   static Result<std::unique_ptr<Replica>> Create(ReplicaOptions opts, env::Transport* transport,
-                                                 storage::WalStorage* wal,
-                                                 ReplicaObserver* observer, Logger logger);
+                                                 storage::LogStore* wal, ReplicaObserver* observer,
+                                                 Logger logger);
 
   void Tick();
   // A message from a peer. Messages for another node are a programmer error.
@@ -99,6 +110,17 @@ class Replica {
   // A client command. Writes need a client id and sequence number (at-most-once); reads
   // (kGet) use `mode`.
   void Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply);
+  // A read of any shape (MGET, EXISTS, DBSIZE): `fn` runs on the state machine once the read
+  // is confirmed (kLinearizable) or at once (kStale). Batched with other reads into one
+  // ReadIndex; never enters the log.
+  void SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply);
+  // The transport could not deliver to `peer` (Raft then probes it instead of streaming).
+  void ReportUnreachable(NodeId peer);
+  // kHost sync mode: the host's durable write of the current Ready failed. The replica fails
+  // (failed() is set) exactly as if its own Sync() had.
+  void FailStorage(const Status& s);
+  // The failure that stopped this replica (OK while healthy).
+  const Status& failure() const { return failure_; }
   // Membership and leadership operations (replies OK when accepted, not when done).
   Status ProposeConfChange(const raft::ConfChange& cc);
   Status TransferLeadership(NodeId to);
@@ -123,16 +145,15 @@ class Replica {
     uint64_t deadline_tick;
   };
   struct PendingRead {
-    kv::Command cmd;
+    ReadFn fn;
     ReplyFn reply;
     uint64_t deadline_tick;
   };
 
-  Replica(ReplicaOptions opts, env::Transport* transport, storage::WalStorage* wal,
+  Replica(ReplicaOptions opts, env::Transport* transport, storage::LogStore* wal,
           ReplicaObserver* observer, Logger logger);
 
   void SubmitWrite(const kv::Command& cmd, ReplyFn reply);
-  void SubmitRead(const kv::Command& cmd, ReadMode mode, ReplyFn reply);
   void FlushReadBatch();
   void ApplyCommitted(const std::vector<raft::Entry>& entries);
   void ApplyConfChange(const raft::Entry& e);
@@ -147,7 +168,7 @@ class Replica {
   const NodeId id_;
   ReplicaOptions opts_;
   env::Transport* transport_;
-  storage::WalStorage* wal_;
+  storage::LogStore* wal_;
   ReplicaObserver* observer_;
   Logger logger_;
   kv::StateMachine sm_;
