@@ -1,0 +1,595 @@
+#include "storage/rocks_storage.h"
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+
+#include <limits>
+#include <utility>
+
+#include "common/assert.h"
+#include "storage/crc32c.h"
+#include "storage/raft.pb.h"
+#include "storage/raft_codec.h"
+
+namespace synod::storage {
+namespace {
+
+// "SYNODRDB" read as a little-endian u64: tells a Synod database from a WAL's header.
+constexpr uint64_t kRocksMagic = 0x4244524F444F4E59ull;
+constexpr uint32_t kRocksVersion = 1;
+
+constexpr char kClusterKey[] = "C";
+constexpr char kHardStateKey[] = "H";
+constexpr char kSnapshotKey[] = "S";
+constexpr char kEntryPrefix = 'E';
+// The first key after every entry key: the exclusive end of the entries' range. No kind of
+// record uses this prefix.
+constexpr char kEntryRangeEnd[] = "F";
+constexpr char kMetaPrefix = 'M';
+constexpr size_t kEntryKeyBytes = 1 + 8;
+
+constexpr size_t kCrcBytes = 4;
+// Protocol Buffers cannot serialize or parse a message of 2 GiB or more.
+constexpr size_t kProtoBytesMax = static_cast<size_t>(std::numeric_limits<int>::max());
+// A generous bound on an entry's encoding other than its data (three varints and two tags).
+constexpr size_t kEntryOverheadBytesMax = 64;
+constexpr size_t kMetaValueBytesMax = size_t{16} << 20;
+// Open() hands entries to the MemoryStorage in runs of this many, so that loading a long log
+// does not hold it twice in memory.
+constexpr size_t kLoadRunEntriesMax = 4096;
+
+// The one conversion of RocksDB's status into ours. `context` says what was being done.
+Status FromRocks(const rocksdb::Status& s, std::string_view context) {
+  SYNOD_ASSERT(!s.ok());
+  const std::string message = fmt::format("{}: {}", context, s.ToString());
+  if (s.IsCorruption()) return Status::Corruption(message);
+  if (s.IsNotFound()) return Status::NotFound(message);
+  if (s.IsInvalidArgument() || s.IsNotSupported()) return Status::InvalidArgument(message);
+  return Status::IoError(message);
+}
+
+void PutU32Le(uint32_t v, char* out) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+uint32_t GetU32Le(const char* in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(in[i])} << (8 * i);
+  return v;
+}
+
+uint32_t FrameCrc(std::string_view key, std::string_view payload) {
+  return Crc32cExtend(Crc32c(key), payload);
+}
+
+// A framed value: kCrcBytes of placeholder that SealFrame fills, then the payload.
+std::string NewFrame() { return std::string(kCrcBytes, '\0'); }
+
+void SealFrame(std::string_view key, std::string* frame) {
+  SYNOD_ASSERT(frame->size() >= kCrcBytes);
+  const std::string_view payload = std::string_view(*frame).substr(kCrcBytes);
+  PutU32Le(FrameCrc(key, payload), frame->data());
+}
+
+std::string FrameMessage(std::string_view key, const google::protobuf::MessageLite& m) {
+  SYNOD_ASSERT_MSG(m.ByteSizeLong() < kProtoBytesMax, "record too large, not checked");
+  std::string frame = NewFrame();
+  const bool serialized = m.AppendToString(&frame);
+  SYNOD_ASSERT_MSG(serialized, "serializing a record failed");
+  SealFrame(key, &frame);
+  return frame;
+}
+
+// The payload of a framed value read under `key`; kCorruption naming `what` if it is damaged.
+Result<std::string_view> Unframe(std::string_view key, std::string_view value,
+                                 std::string_view what) {
+  if (value.size() < kCrcBytes) {
+    return Status::Corruption(fmt::format("{} is truncated ({} bytes)", what, value.size()));
+  }
+  const std::string_view payload = value.substr(kCrcBytes);
+  if (GetU32Le(value.data()) != FrameCrc(key, payload)) {
+    return Status::Corruption(fmt::format("{} failed its checksum", what));
+  }
+  return payload;
+}
+
+// Checks and parses a framed protobuf value; kCorruption naming `what` if anything is wrong.
+Status ParseFramed(std::string_view key, std::string_view value, std::string_view what,
+                   google::protobuf::MessageLite* m) {
+  Result<std::string_view> payload = Unframe(key, value, what);
+  if (!payload.ok()) return payload.status();
+  if (payload->size() >= kProtoBytesMax ||
+      !m->ParseFromArray(payload->data(), static_cast<int>(payload->size()))) {
+    return Status::Corruption(fmt::format("{} is not a valid {}", what, m->GetTypeName()));
+  }
+  return Status::Ok();
+}
+
+std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+std::string MetaKey(std::string_view name) {
+  std::string key(1, kMetaPrefix);
+  key.append(name);
+  return key;
+}
+
+Result<uint64_t> EntryKeyIndex(std::string_view key) {
+  if (key.size() != kEntryKeyBytes || key[0] != kEntryPrefix) {
+    return Status::Corruption(fmt::format("malformed log entry key of {} bytes", key.size()));
+  }
+  uint64_t index = 0;
+  for (size_t i = 1; i < kEntryKeyBytes; ++i) index = (index << 8) | static_cast<uint8_t>(key[i]);
+  return index;
+}
+
+// The entry stored under `key`, checked against its key's index.
+Result<raft::Entry> DecodeEntry(std::string_view key, std::string_view value) {
+  Result<uint64_t> index = EntryKeyIndex(key);
+  if (!index.ok()) return index.status();
+  const std::string what = fmt::format("log entry {}", *index);
+  pb::Entry p;
+  SYNOD_RETURN_IF_ERROR(ParseFramed(key, value, what, &p));
+  Result<raft::Entry> e = FromProto(std::move(p));
+  if (!e.ok()) return Status::Corruption(fmt::format("{}: {}", what, e.status().message()));
+  if (e->index != LogIndex(*index)) {
+    return Status::Corruption(fmt::format("{} holds index {}", what, e->index.value()));
+  }
+  return e;
+}
+
+Result<std::string> EncodeSnapshot(const raft::Snapshot& snap) {
+  pb::Snapshot p;
+  ToProto(snap, &p);
+  const size_t bytes = p.ByteSizeLong();
+  if (bytes >= kProtoBytesMax) {
+    return Status::InvalidArgument(fmt::format("snapshot of {} bytes reaches 2 GiB", bytes));
+  }
+  return FrameMessage(kSnapshotKey, p);
+}
+
+// Entries that MemoryStorage::Append accepts after a log ending at `last`: consecutive
+// indexes, starting at 1 or later and no later than last+1 (no gap). The same rule as
+// WalStorage's.
+Status CheckEntriesFollow(const std::vector<raft::Entry>& entries, LogIndex last) {
+  if (entries.empty()) return Status::Ok();
+  const LogIndex first = entries.front().index;
+  if (first == LogIndex(0) || first > last + 1) {
+    return Status::InvalidArgument(
+        fmt::format("entries start at index {}, leaving a gap after last index {}", first.value(),
+                    last.value()));
+  }
+  for (size_t i = 1; i < entries.size(); ++i) {
+    if (entries[i].index != entries[i - 1].index + 1) {
+      return Status::InvalidArgument(fmt::format("entry index {} does not follow {}",
+                                                 entries[i].index.value(),
+                                                 entries[i - 1].index.value()));
+    }
+  }
+  return Status::Ok();
+}
+
+void MustStage(const rocksdb::Status& s) {
+  // A WriteBatch without max_bytes refuses only values of 4 GiB or more, which Save rules out.
+  SYNOD_ASSERT_MSG(s.ok(), "staging a checked record in a WriteBatch failed");
+}
+
+}  // namespace
+
+std::string RocksStorage::EntryKey(LogIndex index) {
+  std::string key(kEntryKeyBytes, '\0');
+  key[0] = kEntryPrefix;
+  const uint64_t v = index.value();
+  for (size_t i = 1; i < kEntryKeyBytes; ++i) {
+    key[i] = static_cast<char>((v >> (8 * (kEntryKeyBytes - 1 - i))) & 0xFF);
+  }
+  return key;
+}
+
+RocksStorage::RocksStorage(std::string dir, uint64_t cluster_id, const RocksOptions& opts)
+    : dir_(std::move(dir)),
+      cluster_id_(cluster_id),
+      env_(opts.env != nullptr ? opts.env : rocksdb::Env::Default()),
+      sync_(opts.sync) {}
+
+RocksStorage::~RocksStorage() {
+  SYNOD_ASSERT_MSG(writes_outstanding_ == 0, "RocksStorage destroyed under a PendingWrite");
+  if (db_ == nullptr) return;
+  // Nothing to do about a failed close: every acknowledged write was already synced, and the
+  // next Open recovers from RocksDB's own log.
+  const rocksdb::Status closed = db_->Close();
+  (void)closed;
+  db_.reset();
+}
+
+Result<std::unique_ptr<RocksStorage>> RocksStorage::Open(const std::string& dir,
+                                                         uint64_t cluster_id, RocksOptions opts) {
+  std::unique_ptr<RocksStorage> s(new RocksStorage(dir, cluster_id, opts));
+  SYNOD_RETURN_IF_ERROR(s->OpenDb());
+  SYNOD_RETURN_IF_ERROR(s->CheckOrCreateClusterRecord());
+  if (s->recovery_stats_.created) return s;
+  SYNOD_RETURN_IF_ERROR(s->LoadSnapshot());
+  SYNOD_RETURN_IF_ERROR(s->LoadHardState());
+  SYNOD_RETURN_IF_ERROR(s->LoadEntries());
+  // Entries and their hard state are written in one batch, so even a crash cannot leave a
+  // commit index beyond the log: this is damage, or a log edited by hand.
+  const LogIndex last = s->memory_.LastIndex();
+  if (s->hard_state().commit > last) {
+    return Status::Corruption(fmt::format("hard state commit index {} is beyond the last index {}",
+                                          s->hard_state().commit.value(), last.value()));
+  }
+  if (s->recovery_stats_.stale_entries > 0) SYNOD_RETURN_IF_ERROR(s->DeleteStaleEntries());
+  return s;
+}
+
+Status RocksStorage::OpenDb() {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.env = env_;
+  // RocksDB checks its files at open and, after a write error, stops accepting writes (sticky,
+  // like our failure()).
+  options.paranoid_checks = true;
+  // kPointInTimeRecovery (the default) drops a torn tail of RocksDB's own log, which only an
+  // unsynced write can leave, as WalStorage does.
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // Bounds the informational LOG files RocksDB keeps in the directory.
+  options.keep_log_file_num = 4;
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(options, dir_, &db);
+  if (!s.ok()) return FromRocks(s, fmt::format("opening the database in {}", dir_));
+  db_.reset(db);
+  return Status::Ok();
+}
+
+Status RocksStorage::CheckOrCreateClusterRecord() {
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), kClusterKey, &value);
+  if (s.ok()) {
+    pb::WalHeader header;
+    SYNOD_RETURN_IF_ERROR(ParseFramed(kClusterKey, View(value), "the cluster id record", &header));
+    if (header.magic() != kRocksMagic) {
+      return Status::Corruption(fmt::format("{} is not a Synod data directory (bad magic)", dir_));
+    }
+    if (header.version() != kRocksVersion) {
+      return Status::FailedPrecondition(
+          fmt::format("data directory {} has format version {}; this build reads version {}", dir_,
+                      header.version(), kRocksVersion));
+    }
+    if (header.cluster_id() != cluster_id_) {
+      return Status::FailedPrecondition(
+          fmt::format("data directory {} belongs to cluster {:#018x}, not {:#018x}; refusing to "
+                      "open another cluster's log",
+                      dir_, header.cluster_id(), cluster_id_));
+    }
+    return Status::Ok();
+  }
+  if (!s.IsNotFound()) return FromRocks(s, "reading the cluster id record");
+  // The cluster record is the first write to a new database, so data without it is not ours.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekToFirst();
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the database");
+  if (it->Valid()) {
+    return Status::Corruption(fmt::format(
+        "data directory {} holds data but no cluster id record (not a Synod database?)", dir_));
+  }
+  pb::WalHeader header;
+  header.set_magic(kRocksMagic);
+  header.set_version(kRocksVersion);
+  header.set_cluster_id(cluster_id_);
+  rocksdb::WriteBatch batch;
+  MustStage(batch.Put(kClusterKey, FrameMessage(kClusterKey, header)));
+  SYNOD_RETURN_IF_ERROR(WriteNow(&batch));
+  recovery_stats_.created = true;
+  return Status::Ok();
+}
+
+Status RocksStorage::LoadSnapshot() {
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), kSnapshotKey, &value);
+  if (s.IsNotFound()) return Status::Ok();
+  if (!s.ok()) return FromRocks(s, "reading the snapshot");
+  pb::Snapshot p;
+  SYNOD_RETURN_IF_ERROR(ParseFramed(kSnapshotKey, View(value), "the snapshot", &p));
+  value.Reset();  // the image may be large; hold it once
+  Result<raft::Snapshot> snap = FromProto(std::move(p));
+  if (!snap.ok()) {
+    return Status::Corruption(fmt::format("the snapshot: {}", snap.status().message()));
+  }
+  snapshot_ = *snap;
+  const Status applied = memory_.ApplySnapshot(std::move(*snap));
+  SYNOD_ASSERT_MSG(applied.ok(), "a fresh MemoryStorage refused a snapshot");
+  return Status::Ok();
+}
+
+Status RocksStorage::LoadHardState() {
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), kHardStateKey, &value);
+  if (s.IsNotFound()) return Status::Ok();
+  if (!s.ok()) return FromRocks(s, "reading the hard state");
+  pb::HardState p;
+  SYNOD_RETURN_IF_ERROR(ParseFramed(kHardStateKey, View(value), "the hard state", &p));
+  Result<raft::HardState> hs = FromProto(p);
+  if (!hs.ok()) {
+    return Status::Corruption(fmt::format("the hard state: {}", hs.status().message()));
+  }
+  memory_.SetHardState(*hs);
+  return Status::Ok();
+}
+
+Status RocksStorage::LoadEntries() {
+  const LogIndex snap_index = snapshot_.meta.index;
+  LogIndex next = snap_index + 1;
+  Term prev_term = snapshot_.meta.term;
+  std::vector<raft::Entry> run;
+  const rocksdb::Slice upper(kEntryRangeEnd);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  ro.fill_cache = false;  // read once, at start-up
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  // Bounded by the entries in the database.
+  for (it->Seek(EntryKey(LogIndex(0))); it->Valid(); it->Next()) {
+    Result<raft::Entry> e = DecodeEntry(View(it->key()), View(it->value()));
+    if (!e.ok()) return e.status();
+    // Left by a crash between writing a snapshot and deleting what it covers (RocksStorage
+    // writes both at once; kept for databases written otherwise). Raft never reads them.
+    if (e->index <= snap_index) {
+      ++recovery_stats_.stale_entries;
+      continue;
+    }
+    if (e->index != next) {
+      return Status::Corruption(fmt::format("log entry {} is missing (the next stored is {})",
+                                            next.value(), e->index.value()));
+    }
+    if (e->term < prev_term) {
+      return Status::Corruption(fmt::format("log entry {} has term {}, below the term {} before it",
+                                            next.value(), e->term.value(), prev_term.value()));
+    }
+    prev_term = e->term;
+    ++next;
+    run.push_back(std::move(*e));
+    if (run.size() >= kLoadRunEntriesMax) {
+      SYNOD_RETURN_IF_ERROR(memory_.Append(run));
+      run.clear();
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the log entries");
+  SYNOD_RETURN_IF_ERROR(memory_.Append(run));
+  recovery_stats_.entries_loaded = next.value() - snap_index.value() - 1;
+  SYNOD_ASSERT(memory_.LastIndex() == next - 1);
+  return Status::Ok();
+}
+
+Status RocksStorage::DeleteStaleEntries() {
+  rocksdb::WriteBatch batch;
+  MustStage(batch.DeleteRange(EntryKey(LogIndex(0)), EntryKey(snapshot_.meta.index + 1)));
+  return WriteNow(&batch);
+}
+
+Status RocksStorage::CheckSave(const std::optional<raft::Snapshot>& snap,
+                               const std::vector<raft::Entry>& entries,
+                               const std::optional<raft::HardState>& hs) const {
+  // The same rules as WalStorage::CheckSave (and MemoryStorage): a storage without a snapshot
+  // takes any.
+  if (snap.has_value() && !snapshot_.IsEmpty() && snap->meta.index <= snapshot_.meta.index) {
+    return Status(Code::kSnapshotOutOfDate, "snapshot not newer than the current one");
+  }
+  LogIndex last = snap.has_value() ? snap->meta.index : memory_.LastIndex();
+  SYNOD_RETURN_IF_ERROR(CheckEntriesFollow(entries, last));
+  for (const raft::Entry& e : entries) {
+    if (e.data.size() >= kProtoBytesMax - kEntryOverheadBytesMax) {
+      return Status::InvalidArgument(
+          fmt::format("entry {} of {} bytes reaches 2 GiB", e.index.value(), e.data.size()));
+    }
+  }
+  // Append truncates the log after the last new entry, unless every entry is compacted.
+  const LogIndex first = snap.has_value() ? snap->meta.index + 1 : memory_.FirstIndex();
+  if (!entries.empty() && entries.back().index >= first) last = entries.back().index;
+  if (hs.has_value() && hs->commit > last) {
+    return Status::InvalidArgument(
+        fmt::format("commit index {} beyond the last index {}", hs->commit.value(), last.value()));
+  }
+  return Status::Ok();
+}
+
+Status RocksStorage::Save(const std::optional<raft::Snapshot>& snap,
+                          const std::vector<raft::Entry>& entries,
+                          const std::optional<raft::HardState>& hs) {
+  if (!failure_.ok()) return failure_;
+  SYNOD_RETURN_IF_ERROR(CheckSave(snap, entries, hs));
+  std::string snap_value;
+  if (snap.has_value()) {
+    Result<std::string> v = EncodeSnapshot(*snap);
+    if (!v.ok()) return v.status();
+    snap_value = std::move(*v);
+  }
+  // Nothing below can fail: the Save is staged whole or not at all.
+  const LogIndex first_kept = snap.has_value() ? snap->meta.index + 1 : memory_.FirstIndex();
+  const LogIndex old_last = snap.has_value() ? snap->meta.index : memory_.LastIndex();
+  if (snap.has_value()) {
+    MustStage(pending_.Put(kSnapshotKey, snap_value));
+    // The snapshot replaces the whole log (MemoryStorage::ApplySnapshot), not only its prefix.
+    MustStage(pending_.DeleteRange(EntryKey(LogIndex(0)), kEntryRangeEnd));
+  }
+  StageEntries(entries, first_kept, old_last);
+  if (hs.has_value()) {
+    pb::HardState p;
+    ToProto(*hs, &p);
+    MustStage(pending_.Put(kHardStateKey, FrameMessage(kHardStateKey, p)));
+  }
+  ++pending_saves_;
+
+  if (snap.has_value()) {
+    snapshot_ = *snap;
+    const Status applied = memory_.ApplySnapshot(*snap);
+    SYNOD_ASSERT_MSG(applied.ok(), "snapshot checked as newer was refused");
+  }
+  const Status appended = memory_.Append(entries);
+  SYNOD_ASSERT_MSG(appended.ok(), "entries checked by CheckSave were refused");
+  if (hs.has_value()) memory_.SetHardState(*hs);
+  return Status::Ok();
+}
+
+void RocksStorage::StageEntries(const std::vector<raft::Entry>& entries, LogIndex first_kept,
+                                LogIndex old_last) {
+  // Entries below the log's first index are already in the snapshot; MemoryStorage ignores
+  // them, and so does the disk.
+  if (entries.empty() || entries.back().index < first_kept) return;
+  const LogIndex new_last = entries.back().index;
+  // A batch applies its operations in order, so the entries put below survive this deletion
+  // of the overwritten suffix's higher indexes.
+  if (new_last < old_last) {
+    MustStage(pending_.DeleteRange(EntryKey(new_last + 1), EntryKey(old_last + 1)));
+  }
+  pb::Entry p;
+  for (const raft::Entry& e : entries) {
+    if (e.index < first_kept) continue;
+    ToProto(e, &p);
+    const std::string key = EntryKey(e.index);
+    MustStage(pending_.Put(key, FrameMessage(key, p)));
+  }
+}
+
+Status RocksStorage::Sync() {
+  if (!failure_.ok()) return failure_;
+  SYNOD_ASSERT_MSG(writes_outstanding_ == 0, "Sync while a PendingWrite is outstanding");
+  PendingWrite w = TakePending();
+  const Status written = WritePending(w);
+  OnPendingWritten(written);
+  return failure_;
+}
+
+RocksStorage::PendingWrite RocksStorage::TakePending() {
+  PendingWrite w;
+  ++writes_outstanding_;
+  if (!failure_.ok()) {
+    w.refused = failure_;
+    return w;
+  }
+  w.batch = std::move(pending_);
+  pending_.Clear();  // a moved-from WriteBatch is not valid until cleared
+  w.saves = std::exchange(pending_saves_, 0);
+  return w;
+}
+
+Status RocksStorage::WritePending(PendingWrite& w) const {
+  if (!w.refused.ok()) return w.refused;
+  if (w.batch.Count() == 0) return Status::Ok();
+  if (write_failed_.load(std::memory_order_acquire)) {
+    return Status::IoError(
+        "an earlier write failed; later ones are refused so that what is "
+        "durable stays a prefix of what was saved");
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = sync_;
+  const rocksdb::Status s = db_->Write(wo, &w.batch);
+  if (!s.ok()) {
+    write_failed_.store(true, std::memory_order_release);
+    return FromRocks(s, "writing the Raft log");
+  }
+  return Status::Ok();
+}
+
+void RocksStorage::OnPendingWritten(const Status& written) {
+  SYNOD_ASSERT_MSG(writes_outstanding_ > 0, "OnPendingWritten without a TakePending");
+  --writes_outstanding_;
+  if (!written.ok()) RecordFailure(written);
+}
+
+Status RocksStorage::Compact(LogIndex index, const raft::ConfState& cs,
+                             std::string state_machine_image) {
+  if (!failure_.ok()) return failure_;
+  SYNOD_ASSERT_MSG(writes_outstanding_ == 0, "Compact while a PendingWrite is outstanding");
+  if (index <= snapshot_.meta.index) {
+    return Status(Code::kSnapshotOutOfDate, "compaction index not after the current snapshot");
+  }
+  if (index > hard_state().commit) {
+    return Status::InvalidArgument(fmt::format("compaction index {} beyond the commit index {}",
+                                               index.value(), hard_state().commit.value()));
+  }
+  Result<Term> term = memory_.TermAt(index);
+  SYNOD_ASSERT_MSG(term.ok(), "a committed index after the snapshot has no term");
+  raft::Snapshot snap;
+  snap.meta = raft::SnapshotMeta{index, *term, cs};
+  snap.data = std::move(state_machine_image);
+  Result<std::string> value = EncodeSnapshot(snap);
+  if (!value.ok()) return value.status();
+
+  // Pending Saves first, in order, then the snapshot and the deletion of what it covers.
+  rocksdb::WriteBatch batch = std::move(pending_);
+  pending_.Clear();  // a moved-from WriteBatch is not valid until cleared
+  pending_saves_ = 0;
+  MustStage(batch.Put(kSnapshotKey, *value));
+  MustStage(batch.DeleteRange(EntryKey(LogIndex(0)), EntryKey(index + 1)));
+  SYNOD_RETURN_IF_ERROR(WriteNow(&batch));
+
+  // Only now that the disk has it: memory_ never runs ahead of a failed compaction.
+  Result<raft::Snapshot> created = memory_.CreateSnapshot(index, &cs, std::move(snap.data));
+  SYNOD_ASSERT_MSG(created.ok(), "CreateSnapshot refused a checked index");
+  SYNOD_ASSERT(created->meta.term == *term);
+  const Status compacted = memory_.Compact(index);
+  SYNOD_ASSERT_MSG(compacted.ok(), "Compact refused an index after the snapshot");
+  snapshot_ = std::move(*created);
+  return Status::Ok();
+}
+
+Status RocksStorage::PutMeta(std::string_view name, std::string_view value) {
+  if (!failure_.ok()) return failure_;
+  if (name.empty()) return Status::InvalidArgument("metadata name is empty");
+  if (value.size() > kMetaValueBytesMax) {
+    return Status::InvalidArgument(
+        fmt::format("metadata '{}' of {} bytes exceeds 16 MiB", name, value.size()));
+  }
+  const std::string key = MetaKey(name);
+  std::string frame = NewFrame();
+  frame.append(value);
+  SealFrame(key, &frame);
+  rocksdb::WriteBatch batch;
+  MustStage(batch.Put(key, frame));
+  return WriteNow(&batch);
+}
+
+Result<std::optional<std::string>> RocksStorage::GetMeta(std::string_view name) const {
+  const std::string key = MetaKey(name);
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, fmt::format("reading metadata '{}'", name));
+  Result<std::string_view> payload = Unframe(key, View(value), fmt::format("metadata '{}'", name));
+  if (!payload.ok()) return payload.status();
+  return std::optional<std::string>(std::string(*payload));
+}
+
+uint64_t RocksStorage::disk_bytes() const {
+  std::vector<rocksdb::Env::FileAttributes> files;
+  if (!env_->GetChildrenFileAttributes(dir_, &files).ok()) return 0;
+  uint64_t bytes = 0;
+  for (const rocksdb::Env::FileAttributes& f : files) bytes += f.size_bytes;
+  return bytes;
+}
+
+Status RocksStorage::WriteNow(rocksdb::WriteBatch* batch) {
+  SYNOD_ASSERT(failure_.ok());
+  rocksdb::WriteOptions wo;
+  wo.sync = sync_;
+  const rocksdb::Status s = db_->Write(wo, batch);
+  if (s.ok()) return Status::Ok();
+  write_failed_.store(true, std::memory_order_release);
+  RecordFailure(FromRocks(s, "writing the database"));
+  return failure_;
+}
+
+void RocksStorage::RecordFailure(const Status& cause) {
+  SYNOD_ASSERT(!cause.ok());
+  if (!failure_.ok()) return;  // the first failure is the one that explains the rest
+  failure_ = Status::IoError(
+      fmt::format("Raft storage refuses writes after a disk failure: {}", cause.message()));
+}
+
+}  // namespace synod::storage
