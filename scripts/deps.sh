@@ -8,7 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
-  clang clang-format
+  clang clang-format libclang-rt-14-dev
   libasio-dev librocksdb-dev libhiredis-dev libtomlplusplus-dev libcpp-httplib-dev
   redis-tools python3-redis procps iproute2
 )
