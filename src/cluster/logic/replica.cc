@@ -166,8 +166,12 @@ bool Replica::BeginReady() {
   if (!node_->HasReady()) return false;
   ready_ = node_->GetReady();
   persisting_ = true;
-  if (ready_.soft_state && observer_ != nullptr) {
-    observer_->OnSoftState(id_, *ready_.soft_state, node_->raft().term());
+  if (ready_.soft_state) {
+    if (observer_ != nullptr) observer_->OnSoftState(id_, *ready_.soft_state, node_->raft().term());
+    if (ready_.soft_state->lead != known_leader_) {
+      if (known_leader_ != kNoNode) AbortOnLeaderChange();
+      known_leader_ = ready_.soft_state->lead;
+    }
   }
   // Step a of the Ready contract: leader traffic goes out while we write.
   SendAll(ready_.messages);
@@ -327,6 +331,26 @@ void Replica::MaybeCompact() {
   }
   logger_.Debug("event=compacted index={}", applied.value());
   snapshot_index_ = applied;
+}
+
+// A request forwarded to a leader that is gone (crashed, partitioned, deposed) would otherwise
+// wait for its full timeout: its proposal or ReadIndex was dropped with the leader. Answer
+// it now. A write may still be in the log and be applied later, so its outcome is unknown
+// (kTimeout); a read has no effect and is simply refused.
+void Replica::AbortOnLeaderChange() {
+  for (auto& [key, waiters] : writes_) {
+    for (PendingWrite& w : waiters) {
+      Answer(w.reply, Status::Timeout("the leader changed before the write was confirmed; it "
+                                      "may or may not have been applied"));
+    }
+  }
+  writes_.clear();
+  write_count_ = 0;
+  const Status err = Status::Unavailable("the leader changed before the read was confirmed");
+  for (auto& [ctx, reads] : reads_by_ctx_) {
+    for (PendingRead& r : reads) Answer(r.reply, err);
+  }
+  reads_by_ctx_.clear();
 }
 
 void Replica::Fail(const Status& s) {

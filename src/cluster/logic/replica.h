@@ -14,7 +14,8 @@
 //
 // Replies: every submitted request gets exactly one reply, within request_timeout_ticks.
 //  - OK with the kv::Reply: the command was applied (writes) or read at a linearizable point.
-//  - kTimeout: the outcome is unknown (a write may or may not have been applied).
+//  - kTimeout: the outcome is unknown (a write may or may not have been applied). Given at
+//    the timeout, or as soon as the leader changes (the request may have died with it).
 //  - kProposalDropped / kUnavailable / kNotLeader: the command was certainly not applied;
 //    retrying is safe.
 //  - kIoError: this node's disk failed; it refuses writes until restarted.
@@ -162,6 +163,7 @@ class Replica {
   void ExpireRequests();
   void MaybeCompact();
   void Fail(const Status& s);
+  void AbortOnLeaderChange();
   void SendAll(std::vector<raft::Message>& msgs);
   static void Answer(ReplyFn& fn, Status s, kv::Reply r = {});
 
@@ -179,6 +181,7 @@ class Replica {
   bool persisting_ = false;
   raft::Ready ready_;  // the Ready between BeginReady and FinishReady
   LogIndex snapshot_index_;
+  NodeId known_leader_;  // the leader as of the last Ready's soft state
 
   // Writes by (client_id, seq): several submissions of one retried command share an entry.
   std::map<std::pair<uint64_t, uint64_t>, std::vector<PendingWrite>> writes_;
