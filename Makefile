@@ -6,7 +6,7 @@ DEBUG := build/debug
 ASAN := build/asan
 
 .PHONY: all deps build debug asan test test-release test-asan lint format format-check run \
-        run-scripts bench-raft clean
+        sim run-scripts bench-raft fuzz fuzz-smoke clean
 
 all: build
 
@@ -49,16 +49,33 @@ test-asan: asan
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
-# Everything: lint, formatting, release tests, then sanitizer tests.
+# Everything: lint, formatting, release tests, then sanitizer tests, then a short fuzz run.
 test: deps lint format-check
 	$(MAKE) test-release
 	$(MAKE) test-asan
+	$(MAKE) fuzz-smoke
 
-# Until the real node exists, `make run` runs a 3-node cluster in the deterministic simulator
-# under every fault, seed after seed, and prints what each run did and the verdict.
-# `make run-scripts` prints the Raft interaction scenarios instead.
-SEEDS ?= 1-20
+# libFuzzer on the RESP parser: `make fuzz` for as long as FUZZ_SECONDS (default 600);
+# `make fuzz-smoke` (part of `make test`) for 30 s.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	scripts/fuzz.sh 30
+
+# `make run` starts a local 3-node cluster in the foreground (synod up): clients on ports
+# 7001-7003, peers on 7101-7103, admin HTTP on 7201-7203, data in ./data. Ctrl-C stops it;
+# running it again restarts the same cluster with its data. UP_FLAGS=--fresh starts anew.
+UP_FLAGS ?=
 run: build
+	$(RELEASE)/src/cli/synod up --nodes 3 --dir ./data $(UP_FLAGS)
+
+# `make sim` runs a 3-node cluster in the deterministic simulator under every fault, seed after
+# seed, and prints what each run did and the verdict. `make run-scripts` prints the Raft
+# interaction scenarios.
+SEEDS ?= 1-20
+sim: build
 	@echo "Simulating a 3-node Synod cluster: 10 s of clients and faults per seed (seeds $(SEEDS))."
 	@echo "Each line: trace hash, events, operations acknowledged / unknown, faults injected, knobs."
 	$(RELEASE)/src/cli/synod sim --seeds $(SEEDS) --verbose 2>/dev/null

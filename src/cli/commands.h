@@ -18,5 +18,11 @@ inline constexpr int kExitUsage = 3;
 // `synod check HISTORY.jsonl`: checks a history for linearizability (check_cmd.cc).
 void AddCheckCommand(CLI::App& app);
 void AddSimCommand(CLI::App& app);
+// `synod start`: one node (start_cmd.cc). `synod up`: a local cluster (up_cmd.cc).
+void AddStartCommand(CLI::App& app);
+void AddUpCommand(CLI::App& app);
+// `synod status` and `synod member` (status_cmd.cc).
+void AddStatusCommand(CLI::App& app);
+void AddMemberCommand(CLI::App& app);
 
 }  // namespace synod::cli

@@ -8,6 +8,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   synod::cli::AddCheckCommand(app);
   synod::cli::AddSimCommand(app);
+  synod::cli::AddStartCommand(app);
+  synod::cli::AddUpCommand(app);
+  synod::cli::AddStatusCommand(app);
+  synod::cli::AddMemberCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,259 @@
+// `synod start`: runs one node in the foreground until SIGTERM/SIGINT (docs/operations.md).
+//
+// A new data directory needs either --initial-cluster (every initial voter gets the same list)
+// or --join ADDR (the admin address of any member; the node asks the leader to add it as a
+// learner, then catches up and is promoted). The directory remembers its cluster and node id
+// in DIR/synod.id, so a restart needs neither flag.
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/admin_client.h"
+#include "cli/commands.h"
+#include "server/node.h"
+
+namespace synod::cli {
+namespace {
+
+struct StartFlags {
+  uint64_t id = 0;
+  std::string data;
+  std::string client = "127.0.0.1:7001";
+  std::string peer = "127.0.0.1:7101";
+  std::string admin = "127.0.0.1:7201";
+  std::string advertise_client, advertise_peer, advertise_admin;
+  std::string initial_cluster;
+  std::string join;
+  std::string cluster_token = "synod";
+  int64_t tick_ms = 50;
+  int election_ticks = 10;
+  int heartbeat_ticks = 2;
+  int64_t request_timeout_ms = 5000;
+  uint64_t snapshot_entries = 10000;
+  bool lease_reads = false;
+  bool no_fsync = false;
+  uint64_t max_clients = 10000;
+  uint64_t proto_max_bulk_len = 512ull << 20;
+  uint64_t client_output_limit = 256ull << 20;
+  bool fault_hooks = false;
+  std::string log_level = "info";
+};
+
+Status Fail(const std::string& m) { return Status::InvalidArgument(m); }
+
+struct DirIdentity {
+  uint64_t cluster_id = 0;
+  uint64_t node_id = 0;
+};
+
+std::string IdentityPath(const std::string& dir) { return dir + "/synod.id"; }
+
+Result<std::optional<DirIdentity>> ReadIdentity(const std::string& dir) {
+  std::ifstream in(IdentityPath(dir));
+  if (!in) return std::optional<DirIdentity>();
+  DirIdentity id;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string k = line.substr(0, eq), v = line.substr(eq + 1);
+    try {
+      if (k == "cluster_id") id.cluster_id = std::stoull(v, nullptr, 16);
+      if (k == "node_id") id.node_id = std::stoull(v);
+    } catch (...) {
+      return Status::Corruption(IdentityPath(dir) + ": bad line \"" + line + "\"");
+    }
+  }
+  if (id.cluster_id == 0 || id.node_id == 0) {
+    return Status::Corruption(IdentityPath(dir) + " lacks cluster_id or node_id");
+  }
+  return std::optional<DirIdentity>(id);
+}
+
+Status WriteIdentity(const std::string& dir, const DirIdentity& id) {
+  const std::string tmp = IdentityPath(dir) + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << fmt::format("cluster_id={:016x}\nnode_id={}\n", id.cluster_id, id.node_id);
+    out.flush();
+    if (!out) return Status::IoError("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, IdentityPath(dir), ec);
+  if (ec) return Status::IoError("cannot write " + IdentityPath(dir) + ": " + ec.message());
+  return Status::Ok();
+}
+
+// Asks the cluster (through any member's admin port) to add this node as a learner.
+Status Join(const StartFlags& f, const cluster::MemberAddress& self, server::NodeOptions* opts,
+            DirIdentity* ident) {
+  const std::string path =
+      fmt::format("/members/add?id={}&peer={}&client={}&admin={}", f.id, UrlEncode(self.peer),
+                  UrlEncode(self.client), UrlEncode(self.admin));
+  auto r = AdminCall("POST", f.join, path, 5000, /*follow_leader=*/true);
+  if (!r.ok()) return r.status();
+  if (r->status != 200 || !r->json.is_object()) {
+    return Status::FailedPrecondition("join refused by " + f.join + ": HTTP " +
+                                      std::to_string(r->status) + " " + r->body);
+  }
+  auto members = cluster::ParseMemberList(r->json.value("member_list", ""));
+  if (!members.ok()) return members.status();
+  opts->host.known_members = *members;
+  ident->cluster_id = std::stoull(r->json.value("cluster_id", "0"), nullptr, 16);
+  return Status::Ok();
+}
+
+Status PrepareDir(const StartFlags& f, const cluster::MemberAddress& self,
+                  server::NodeOptions* opts) {
+  std::error_code ec;
+  std::filesystem::create_directories(f.data, ec);
+  if (ec) return Status::IoError("cannot create " + f.data + ": " + ec.message());
+  auto existing = ReadIdentity(f.data);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    const DirIdentity& id = **existing;
+    if (id.node_id != f.id) {
+      return Status::FailedPrecondition(
+          fmt::format("{} holds node {}'s data, not node {}'s", f.data, id.node_id, f.id));
+    }
+    opts->host.cluster_id = id.cluster_id;
+    if (!f.initial_cluster.empty()) {
+      auto members = cluster::ParseMemberList(f.initial_cluster);
+      if (!members.ok()) return members.status();
+      if (cluster::DeriveClusterId(*members, f.cluster_token) != id.cluster_id) {
+        return Status::FailedPrecondition(
+            f.data + " belongs to another cluster than --initial-cluster describes");
+      }
+    }
+    return Status::Ok();
+  }
+  DirIdentity ident;
+  ident.node_id = f.id;
+  if (!f.initial_cluster.empty()) {
+    auto members = cluster::ParseMemberList(f.initial_cluster);
+    if (!members.ok()) return members.status();
+    opts->host.initial_cluster = *members;
+    ident.cluster_id = cluster::DeriveClusterId(*members, f.cluster_token);
+  } else if (!f.join.empty()) {
+    SYNOD_RETURN_IF_ERROR(Join(f, self, opts, &ident));
+  } else {
+    return Fail("a new data directory needs --initial-cluster or --join");
+  }
+  opts->host.cluster_id = ident.cluster_id;
+  return WriteIdentity(f.data, ident);
+}
+
+int RunStart(const StartFlags& f) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto impl = std::make_shared<spdlog::logger>("synod", sink);
+  impl->set_pattern("%Y-%m-%dT%H:%M:%S.%e %L %v");
+  impl->set_level(spdlog::level::from_str(f.log_level));
+  impl->flush_on(spdlog::level::info);
+  Logger logger = Logger(impl).With(fmt::format("node={} ", f.id));
+  if (f.id == 0) {
+    logger.Error("event=bad_flags error=\"--id must be >= 1\"");
+    return kExitUsage;
+  }
+  server::NodeOptions opts;
+  cluster::MemberAddress self{f.advertise_peer.empty() ? f.peer : f.advertise_peer,
+                              f.advertise_client.empty() ? f.client : f.advertise_client,
+                              f.advertise_admin.empty() ? f.admin : f.advertise_admin};
+  opts.host.id = NodeId(f.id);
+  opts.host.data_dir = f.data;
+  opts.host.peer_listen = f.peer;
+  opts.host.self = self;
+  opts.host.tick_ms = f.tick_ms;
+  opts.host.election_ticks = f.election_ticks;
+  opts.host.heartbeat_ticks = f.heartbeat_ticks;
+  opts.host.request_timeout_ms = f.request_timeout_ms;
+  opts.host.snapshot_entries = f.snapshot_entries;
+  opts.host.lease_reads = f.lease_reads;
+  opts.host.rocks.sync = !f.no_fsync;
+  opts.resp.listen_address = f.client;
+  opts.resp.clients_max = f.max_clients;
+  opts.resp.limits.bulk_bytes_max = f.proto_max_bulk_len;
+  opts.resp.output_bytes_max = f.client_output_limit;
+  opts.admin_address = f.admin;
+  opts.fault_hooks = f.fault_hooks;
+  Status s = PrepareDir(f, self, &opts);
+  if (!s.ok()) {
+    logger.Error("event=start_failed error=\"{}\"", s.ToString());
+    return 1;
+  }
+  auto node = server::Node::Open(opts, logger);
+  if (!node.ok()) {
+    logger.Error("event=start_failed error=\"{}\"", node.status().ToString());
+    return 1;
+  }
+  s = (*node)->Start();
+  if (!s.ok()) {
+    logger.Error("event=start_failed error=\"{}\"", s.ToString());
+    return 1;
+  }
+  (*node)->Run();
+  return 0;
+}
+
+}  // namespace
+
+void AddStartCommand(CLI::App& app) {
+  auto f = std::make_shared<StartFlags>();
+  CLI::App* cmd = app.add_subcommand("start", "Run one Synod node in the foreground.");
+  cmd->set_config("--config", "", "TOML file whose keys are these flags' long names");
+  cmd->add_option("--id", f->id, "This node's id (>= 1), unique in the cluster")->required();
+  cmd->add_option("--data", f->data, "Data directory")->required();
+  cmd->add_option("--client", f->client, "RESP client address to listen on")->capture_default_str();
+  cmd->add_option("--peer", f->peer, "Raft peer address to listen on")->capture_default_str();
+  cmd->add_option("--admin", f->admin, "Admin HTTP address (/metrics, /status)")
+      ->capture_default_str();
+  cmd->add_option("--advertise-client", f->advertise_client,
+                  "Client address other nodes and tools are told (default: --client)");
+  cmd->add_option("--advertise-peer", f->advertise_peer,
+                  "Peer address peers dial (default: --peer)");
+  cmd->add_option("--advertise-admin", f->advertise_admin, "Admin address (default: --admin)");
+  cmd->add_option("--initial-cluster", f->initial_cluster,
+                  "Initial voters, ID=PEER[/CLIENT[/ADMIN]],... (new clusters only)");
+  cmd->add_option("--join", f->join, "Admin address of a member of the cluster to join");
+  cmd->add_option("--cluster-token", f->cluster_token,
+                  "Mixed into the cluster id so that two clusters with the same members differ")
+      ->capture_default_str();
+  cmd->add_option("--tick-ms", f->tick_ms, "Raft tick interval")->capture_default_str();
+  cmd->add_option("--election-ticks", f->election_ticks,
+                  "Election timeout in ticks (randomized "
+                  "up to twice this)")
+      ->capture_default_str();
+  cmd->add_option("--heartbeat-ticks", f->heartbeat_ticks, "Heartbeat interval in ticks")
+      ->capture_default_str();
+  cmd->add_option("--request-timeout-ms", f->request_timeout_ms,
+                  "A request without a quorum fails after this long")
+      ->capture_default_str();
+  cmd->add_option("--snapshot-entries", f->snapshot_entries,
+                  "Snapshot and compact the log every this many applied entries")
+      ->capture_default_str();
+  cmd->add_flag("--lease-reads", f->lease_reads,
+                "Serve linearizable reads from a leader lease instead of ReadIndex");
+  cmd->add_flag("--no-fsync", f->no_fsync, "Do not fsync (benchmarks only: loses data on crash)");
+  cmd->add_option("--max-clients", f->max_clients, "Client connections accepted at once")
+      ->capture_default_str();
+  cmd->add_option("--proto-max-bulk-len", f->proto_max_bulk_len, "Largest bulk argument, bytes")
+      ->capture_default_str();
+  cmd->add_option("--client-output-limit", f->client_output_limit,
+                  "Unsent reply bytes after which a slow client is disconnected")
+      ->capture_default_str();
+  cmd->add_flag("--fault-hooks", f->fault_hooks,
+                "Enable /debug/partition and /debug/disk on the admin port (tests only)");
+  cmd->add_option("--log-level", f->log_level, "trace, debug, info, warn, err")
+      ->capture_default_str();
+  cmd->callback([f] {
+    const int code = RunStart(*f);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace synod::cli

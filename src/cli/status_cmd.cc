@@ -1,0 +1,156 @@
+// `synod status` and `synod member`: operator views and membership changes, through the nodes'
+// admin HTTP ports (docs/operations.md).
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "cli/admin_client.h"
+#include "cli/commands.h"
+#include "cluster/group_host.h"
+
+namespace synod::cli {
+namespace {
+
+constexpr int kExitUnavailable = 1;
+
+std::string Str(const nlohmann::json& j, const char* k) {
+  if (!j.is_object() || !j.contains(k)) return "";
+  const auto& v = j[k];
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+// Asks `host`, then every member it knows, for its /status.
+int RunStatus(const std::string& host, bool json) {
+  auto first = AdminCall("GET", host, "/status", 2000);
+  if (!first.ok() || first->status != 200 || !first->json.is_object()) {
+    std::cerr << "synod status: cannot read " << host
+              << "/status: " << (first.ok() ? first->body : first.status().ToString()) << "\n";
+    return kExitUnavailable;
+  }
+  // The leader hears from every member, so its view of "last contact" is the useful one.
+  nlohmann::json view = first->json;
+  const uint64_t leader = first->json.value("leader", uint64_t{0});
+  for (const auto& m : first->json["members"]) {
+    if (leader == 0 || m.value("id", uint64_t{0}) != leader || m.value("admin", "").empty()) {
+      continue;
+    }
+    auto lv = AdminCall("GET", m.value("admin", ""), "/status", 1000);
+    if (lv.ok() && lv->status == 200 && lv->json.is_object()) view = lv->json;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : view["members"]) {
+    nlohmann::json row = {{"id", m["id"]},       {"client", m["client"]},
+                          {"admin", m["admin"]}, {"peer", m["peer"]},
+                          {"voter", m["voter"]}, {"last_contact_ms", m["last_contact_ms"]}};
+    const std::string admin = m.value("admin", "");
+    if (admin.empty()) {
+      row["state"] = "unknown";
+    } else {
+      auto st = AdminCall("GET", admin, "/status", 1000);
+      if (!st.ok()) {
+        const bool refused = st.status().message().find("Connection") != std::string::npos;
+        row["state"] = refused ? "down" : "unreachable";
+        row["error"] = std::string(st.status().message());
+      } else if (st->status != 200 || !st->json.is_object()) {
+        row["state"] = "unreachable";
+        row["error"] = st->body;
+      } else {
+        const auto& s = st->json;
+        row["state"] = s.value("failure", "").empty() ? "up" : "failed";
+        for (const char* k : {"role", "term", "leader", "commit", "applied", "last_index",
+                              "snapshot_index", "keys", "failure"}) {
+          row[k] = s[k];
+        }
+      }
+    }
+    out.push_back(row);
+  }
+  if (json) {
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:<9} {:>5} {:>6} {:>9} {:>9} {:>8}  {}\n",
+                           "ID", "CLIENT", "ADMIN", "STATE", "ROLE", "TERM", "LEADER", "COMMIT",
+                           "APPLIED", "CONTACT", "NOTE");
+  for (const auto& r : out) {
+    const int64_t contact = r.value("last_contact_ms", int64_t{-1});
+    std::string note = Str(r, "failure").empty() || Str(r, "failure") == "\"\""
+                           ? (r.value("voter", false) ? "" : "learner")
+                           : Str(r, "failure");
+    if (r.contains("error")) note = Str(r, "error");
+    std::cout << fmt::format(
+        "{:>3}  {:<21} {:<21} {:<11} {:<9} {:>5} {:>6} {:>9} {:>9} {:>8}  {}\n", Str(r, "id"),
+        Str(r, "client"), Str(r, "admin"), Str(r, "state"), Str(r, "role"), Str(r, "term"),
+        Str(r, "leader"), Str(r, "commit"), Str(r, "applied"),
+        contact < 0 ? std::string("never") : fmt::format("{}ms", contact), note);
+  }
+  return 0;
+}
+
+int Report(const Result<AdminReply>& r, const std::string& what) {
+  if (!r.ok()) {
+    std::cerr << "synod member " << what << ": " << r.status().ToString() << "\n";
+    return kExitUnavailable;
+  }
+  if (r->status != 200) {
+    std::cerr << "synod member " << what << ": HTTP " << r->status << ": " << r->body;
+    return kExitUnavailable;
+  }
+  std::cout << r->body;
+  return 0;
+}
+
+}  // namespace
+
+void AddStatusCommand(CLI::App& app) {
+  auto host = std::make_shared<std::string>("127.0.0.1:7201");
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("status", "Show every node: role, term, indexes, health.");
+  cmd->add_option("--host", *host, "Admin address of any node")->capture_default_str();
+  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->callback([host, json] {
+    const int code = RunStatus(*host, *json);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+void AddMemberCommand(CLI::App& app) {
+  auto host = std::make_shared<std::string>("127.0.0.1:7201");
+  auto id = std::make_shared<uint64_t>(0);
+  auto peer = std::make_shared<std::string>();
+  auto client = std::make_shared<std::string>();
+  auto admin = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("member", "List, add or remove members.");
+  cmd->require_subcommand(1);
+  cmd->add_option("--host", *host, "Admin address of any node")->capture_default_str();
+  CLI::App* list = cmd->add_subcommand("list", "List the members.");
+  list->callback([host] {
+    const int code = RunStatus(*host, false);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+  CLI::App* add = cmd->add_subcommand(
+      "add",
+      "Add a node as a learner; the leader promotes it to voter once it caught up. "
+      "Then start it with --join.");
+  add->add_option("id", *id, "The new node's id")->required();
+  add->add_option("--peer", *peer, "The new node's peer address")->required();
+  add->add_option("--client", *client, "Its client address");
+  add->add_option("--admin", *admin, "Its admin address");
+  add->callback([host, id, peer, client, admin] {
+    auto r = AdminCall("POST", *host,
+                       fmt::format("/members/add?id={}&peer={}&client={}&admin={}", *id,
+                                   UrlEncode(*peer), UrlEncode(*client), UrlEncode(*admin)),
+                       5000, true);
+    const int code = Report(r, "add");
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+  CLI::App* remove = cmd->add_subcommand("remove", "Remove a node (joint consensus).");
+  remove->add_option("id", *id, "The node's id")->required();
+  remove->callback([host, id] {
+    auto r = AdminCall("POST", *host, fmt::format("/members/remove?id={}", *id), 5000, true);
+    const int code = Report(r, "remove");
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace synod::cli

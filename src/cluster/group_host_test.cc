@@ -1,0 +1,143 @@
+#include "cluster/group_host.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+namespace synod::cluster {
+namespace {
+
+TEST(MemberListTest, ParsesPeerOnlyAndFullForms) {
+  auto book = ParseMemberList("1=127.0.0.1:7101, 2=h:7102/h:7002/h:7202\n3=[::1]:9");
+  ASSERT_TRUE(book.ok()) << book.status().ToString();
+  ASSERT_EQ(book->size(), 3u);
+  EXPECT_EQ(book->at(NodeId(1)), (MemberAddress{"127.0.0.1:7101", "", ""}));
+  EXPECT_EQ(book->at(NodeId(2)), (MemberAddress{"h:7102", "h:7002", "h:7202"}));
+  EXPECT_EQ(book->at(NodeId(3)).peer, "[::1]:9");
+}
+
+TEST(MemberListTest, FormatIsTheInverseOfParse) {
+  AddressBook book = {{NodeId(1), {"a:1", "", ""}}, {NodeId(7), {"b:2", "c:3", "d:4"}}};
+  for (char sep : {',', '\n'}) {
+    auto back = ParseMemberList(FormatMemberList(book, sep));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, book);
+  }
+}
+
+TEST(MemberListTest, RejectsBadInput) {
+  for (const char* bad : {"", "1", "0=a:1", "x=a:1", "1=a:1,1=b:2", "1=a", "1=a:0", "1=a:70000",
+                          "1=:5", "1=a:1/b:2/c:3/d:4", "1=a:1/b", "99999999999999999999=a:1"}) {
+    auto r = ParseMemberList(bad);
+    EXPECT_FALSE(r.ok()) << "accepted \"" << bad << "\"";
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+    }
+  }
+}
+
+TEST(MemberListTest, SplitHostPort) {
+  auto hp = SplitHostPort("127.0.0.1:7001");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->first, "127.0.0.1");
+  EXPECT_EQ(hp->second, 7001);
+  EXPECT_FALSE(SplitHostPort("127.0.0.1:0").ok());
+  EXPECT_TRUE(SplitHostPort("127.0.0.1:0", /*allow_zero=*/true).ok());
+  EXPECT_FALSE(SplitHostPort("127.0.0.1:65536").ok());
+  EXPECT_FALSE(SplitHostPort("nohost").ok());
+}
+
+TEST(MemberListTest, ClusterIdDependsOnMembersAndToken) {
+  AddressBook a = {{NodeId(1), {"a:1", "", ""}}, {NodeId(2), {"b:2", "", ""}}};
+  AddressBook b = {{NodeId(1), {"a:1", "", ""}}, {NodeId(2), {"b:3", "", ""}}};
+  AddressBook a_with_clients = {{NodeId(1), {"a:1", "x:1", ""}}, {NodeId(2), {"b:2", "", ""}}};
+  EXPECT_EQ(DeriveClusterId(a, "t"), DeriveClusterId(a, "t"));
+  EXPECT_NE(DeriveClusterId(a, "t"), DeriveClusterId(b, "t"));
+  EXPECT_NE(DeriveClusterId(a, "t"), DeriveClusterId(a, "u"));
+  // Client and admin addresses may change between restarts; the cluster id must not.
+  EXPECT_EQ(DeriveClusterId(a, "t"), DeriveClusterId(a_with_clients, "t"));
+}
+
+// A one-node cluster on the real wiring: RocksDB, the storage thread, ticks, the transport.
+class SingleNodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/synod_host_test_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  HostOptions Options() {
+    HostOptions o;
+    o.id = NodeId(1);
+    o.data_dir = dir_;
+    o.peer_listen = "127.0.0.1:0";
+    o.initial_cluster = {{NodeId(1), {"127.0.0.1:1", "", ""}}};
+    o.cluster_id = DeriveClusterId(o.initial_cluster, "test");
+    o.tick_ms = 5;
+    return o;
+  }
+
+  // Runs the loop until pred() or ~5 s.
+  bool RunUntil(asio::io_context& io, const std::function<bool()>& pred) {
+    for (int i = 0; i < 5000 && !pred(); ++i) {
+      io.run_for(std::chrono::milliseconds(1));
+      if (io.stopped()) io.restart();
+    }
+    return pred();
+  }
+
+  ClientReply Call(asio::io_context& io, GroupHost& h, const kv::Command& cmd) {
+    std::optional<ClientReply> got;
+    h.Submit(cmd, ReadMode::kLinearizable, [&got](ClientReply r) { got = std::move(r); });
+    EXPECT_TRUE(RunUntil(io, [&] { return got.has_value(); }));
+    return got.value_or(ClientReply{Status::Timeout("test: no reply"), {}});
+  }
+
+  std::string dir_;
+};
+
+TEST_F(SingleNodeTest, WritesSurviveARestart) {
+  for (int round = 0; round < 2; ++round) {
+    asio::io_context io;
+    auto h = GroupHost::Open(io, Options(), Logger());
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    ASSERT_TRUE((*h)->Start().ok());
+    ASSERT_TRUE(RunUntil(io, [&] { return (*h)->is_leader(); }));
+    kv::Command incr;
+    incr.op = kv::Op::kIncr;
+    incr.key = "n";
+    incr.delta = 1;
+    incr.client_id = 100 + static_cast<uint64_t>(round);
+    incr.seq = 1;
+    ClientReply r = Call(io, **h, incr);
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_EQ(r.reply.number, round + 1);  // the first round's write came back from RocksDB
+    kv::Command get;
+    get.op = kv::Op::kGet;
+    get.key = "n";
+    r = Call(io, **h, get);
+    ASSERT_TRUE(r.status.ok());
+    EXPECT_EQ(r.reply.value, std::to_string(round + 1));
+    (*h)->Stop();
+  }
+}
+
+TEST_F(SingleNodeTest, AnotherClustersDirectoryIsRefused) {
+  {
+    asio::io_context io;
+    auto h = GroupHost::Open(io, Options(), Logger());
+    ASSERT_TRUE(h.ok());
+  }
+  asio::io_context io;
+  HostOptions other = Options();
+  other.cluster_id ^= 1;
+  auto h = GroupHost::Open(io, other, Logger());
+  ASSERT_FALSE(h.ok());
+  EXPECT_EQ(h.status().code(), Code::kFailedPrecondition) << h.status().ToString();
+}
+
+}  // namespace
+}  // namespace synod::cluster

@@ -1,0 +1,26 @@
+// SteadyClock: env::Clock over std::chrono::steady_clock, for the real node.
+//
+// The monotonic clock rather than the wall clock because a node measures intervals (lease,
+// last-contact times, backoff), and NTP steps of the wall clock must not bend them. The
+// simulator implements env::Clock with virtual time instead.
+//
+// Thread-safety: stateless; safe to use from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "env/clock.h"
+
+namespace synod::env {
+
+class SteadyClock final : public Clock {
+ public:
+  int64_t NowNanos() const override {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+}  // namespace synod::env

@@ -1,0 +1,388 @@
+#include "server/node.h"
+
+#include <chrono>
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "common/assert.h"
+
+namespace synod::server {
+
+namespace {
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomHex(int chars) {
+  std::mt19937_64 rng{std::random_device{}()};
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < chars; ++i) out.push_back(kHex[rng() % 16]);
+  return out;
+}
+
+nlohmann::json MemberJson(const cluster::MemberStatus& m) {
+  return {{"id", m.id.value()},
+          {"peer", m.address.peer},
+          {"client", m.address.client},
+          {"admin", m.address.admin},
+          {"voter", m.voter},
+          {"connected", m.connected},
+          {"last_contact_ms", m.last_contact_ms},
+          {"match", m.match.value()}};
+}
+
+admin::HttpResponse Json(int status, const nlohmann::json& j) {
+  return admin::JsonResponse(status, j.dump() + "\n");
+}
+
+admin::HttpResponse JsonError(int status, const std::string& message) {
+  return Json(status, {{"error", message}});
+}
+
+int HttpStatusFor(const Status& s) {
+  switch (s.code()) {
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kNotFound:
+      return 404;
+    case Code::kFailedPrecondition:
+      return 409;
+    case Code::kNotLeader:
+      return 421;
+    default:
+      return 503;
+  }
+}
+
+// Published by the core thread for the metrics callbacks, which run on HTTP threads.
+struct Published {
+  std::atomic<uint64_t> term{0}, commit{0}, applied{0}, last_index{0}, leader{0}, members{0};
+  std::atomic<bool> is_leader{false}, failed{false};
+  std::atomic<uint64_t> disk_bytes{0}, keys{0};
+};
+Published g_published;
+
+}  // namespace
+
+Node::Node(NodeOptions opts, Logger logger)
+    : opts_(std::move(opts)), logger_(std::move(logger)), signals_(io_) {}
+
+Node::~Node() {
+  if (admin_) admin_->Stop();
+  resp_.reset();
+  if (host_) host_->Stop();
+}
+
+Result<std::unique_ptr<Node>> Node::Open(NodeOptions opts, Logger logger) {
+  std::unique_ptr<Node> n(new Node(std::move(opts), std::move(logger)));
+  if (n->opts_.fault_hooks) {
+    n->fault_fs_ = std::make_shared<storage::FaultInjectionFs>();
+    n->fault_env_ = storage::NewFaultInjectionEnv(n->fault_fs_);
+    n->opts_.host.rocks.env = n->fault_env_.get();
+  }
+  auto host = cluster::GroupHost::Open(n->io_, n->opts_.host, n->logger_);
+  if (!host.ok()) return host.status();
+  n->host_ = std::move(host).value();
+  n->ctx_.host = n->host_.get();
+  n->ctx_.counters = &n->counters_;
+  n->ctx_.start_time_ms = WallNowMs();
+  n->ctx_.run_id = RandomHex(40);
+  n->ctx_.data_dir = n->opts_.host.data_dir;
+  n->ctx_.config_file = n->opts_.config_file;
+  n->resp_ = std::make_unique<RespServer>(n->io_, n->opts_.resp, n->ctx_, n->logger_);
+  n->ctx_.server = n->resp_.get();
+  admin::AdminOptions ao;
+  ao.address = n->opts_.admin_address;
+  n->admin_ = std::make_unique<admin::AdminServer>(ao, n->logger_);
+  n->RegisterMetrics();
+  n->RegisterRoutes();
+  return n;
+}
+
+Status Node::Start() {
+  SYNOD_RETURN_IF_ERROR(host_->Start());
+  SYNOD_RETURN_IF_ERROR(resp_->Start());
+  SYNOD_RETURN_IF_ERROR(admin_->Start());
+  ctx_.client_address = resp_->bound_address();
+  ctx_.admin_address = admin_->bound_address();
+  logger_.Info("event=node_started client={} peer={} admin={}", client_address(), peer_address(),
+               admin_address());
+  return Status::Ok();
+}
+
+std::string Node::client_address() const { return resp_->bound_address(); }
+std::string Node::admin_address() const { return admin_->bound_address(); }
+std::string Node::peer_address() const { return host_->transport().bound_address(); }
+
+void Node::RegisterMetrics() {
+  auto& r = registry_;
+  Published* p = &g_published;
+  auto gauge = [&r](const char* name, const char* help, std::atomic<uint64_t>* v) {
+    r.AddCallbackGauge(name, help, [v] { return static_cast<double>(v->load()); });
+  };
+  gauge("synod_raft_term", "Current Raft term.", &p->term);
+  gauge("synod_raft_commit_index", "Highest log index known committed.", &p->commit);
+  gauge("synod_raft_applied_index", "Highest log index applied to the state machine.", &p->applied);
+  gauge("synod_raft_last_index", "Last index in this node's log.", &p->last_index);
+  gauge("synod_raft_leader_id", "The leader this node knows of (0: none).", &p->leader);
+  gauge("synod_raft_members", "Members of the Raft group (voters and learners).", &p->members);
+  gauge("synod_disk_bytes", "Bytes of this node's RocksDB files.", &p->disk_bytes);
+  gauge("synod_keys", "Keys in this node's replica.", &p->keys);
+  r.AddCallbackGauge("synod_raft_is_leader", "1 if this node leads its group.",
+                     [p] { return p->is_leader.load() ? 1.0 : 0.0; });
+  r.AddCallbackGauge("synod_storage_failed", "1 once a disk write failed (writes refused).",
+                     [p] { return p->failed.load() ? 1.0 : 0.0; });
+  auto counter = [&r](const char* name, const char* help, std::atomic<uint64_t>* v) {
+    r.AddCallbackGauge(name, help, [v] { return static_cast<double>(v->load()); });
+  };
+  cluster::HostCounters& hc = host_->counters();
+  counter("synod_proposals_total", "Write commands proposed to Raft.", &hc.proposals);
+  counter("synod_fsyncs_total", "Durable writes (group commits) to RocksDB.", &hc.syncs);
+  counter("synod_fsync_failures_total", "Durable writes that failed.", &hc.sync_failures);
+  counter("synod_ready_rounds_total", "Raft Ready rounds processed.", &hc.ready_rounds);
+  counter("synod_client_connections", "Open client connections.", &counters_.connections_current);
+  counter("synod_client_connections_total", "Client connections accepted.",
+          &counters_.connections_total);
+  counter("synod_client_commands_total", "Client commands received.", &counters_.commands_total);
+  counter("synod_client_errors_total", "Error replies sent.", &counters_.errors_total);
+  counter("synod_client_protocol_errors_total", "Connections closed for malformed RESP.",
+          &counters_.protocol_errors_total);
+  counter("synod_client_bytes_in_total", "Bytes received from clients.", &counters_.bytes_in);
+  counter("synod_client_bytes_out_total", "Bytes sent to clients.", &counters_.bytes_out);
+  admin::Histogram* fsync = r.AddHistogram("synod_fsync_seconds", "Latency of durable writes.",
+                                           admin::LatencyBucketsSeconds());
+  hc.observe_sync_ns = [fsync](int64_t ns) { fsync->Observe(static_cast<double>(ns) / 1e9); };
+  admin::Histogram* req =
+      r.AddHistogram("synod_request_seconds", "Client request latency, parse to reply.",
+                     admin::LatencyBucketsSeconds());
+  counters_.observe_request_ns = [req](int64_t ns) { req->Observe(static_cast<double>(ns) / 1e9); };
+}
+
+admin::HttpResponse Node::OnCore(std::function<admin::HttpResponse()> fn) {
+  return admin::CallWithTimeout([this](std::function<void()> f) { asio::post(io_, std::move(f)); },
+                                std::move(fn), 2000);
+}
+
+void Node::RegisterRoutes() {
+  admin_->Handle("GET", "/metrics", admin::MetricsHandler(&registry_));
+  admin_->Handle("GET", "/status", [this](const admin::HttpRequest&) {
+    return OnCore([this] { return StatusJson(); });
+  });
+  admin_->Handle("POST", "/members/add", [this](const admin::HttpRequest& req) {
+    return OnCore([this, req] { return MembersAdd(req); });
+  });
+  admin_->Handle("POST", "/members/remove", [this](const admin::HttpRequest& req) {
+    return OnCore([this, req] { return MembersRemove(req); });
+  });
+  admin_->Handle("POST", "/transfer", [this](const admin::HttpRequest& req) {
+    return OnCore([this, req] { return Transfer(req); });
+  });
+  if (opts_.fault_hooks) {
+    admin_->Handle("POST", "/debug/partition", [this](const admin::HttpRequest& req) {
+      return OnCore([this, req] { return Partition(req); });
+    });
+    admin_->Handle("POST", "/debug/disk", [this](const admin::HttpRequest& req) {
+      return DiskFault(req);  // the fault flag is thread-safe
+    });
+  }
+}
+
+admin::HttpResponse Node::StatusJson() {
+  const cluster::HostStatus st = host_->GetStatus();
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& m : st.members) members.push_back(MemberJson(m));
+  nlohmann::json j = {{"id", st.id.value()},
+                      {"cluster_id", fmt::format("{:016x}", st.cluster_id)},
+                      {"role", st.role},
+                      {"term", st.term.value()},
+                      {"leader", st.leader.value()},
+                      {"commit", st.commit.value()},
+                      {"applied", st.applied.value()},
+                      {"last_index", st.last_index.value()},
+                      {"snapshot_index", st.snapshot_index.value()},
+                      {"joint", st.joint},
+                      {"failure", st.failure},
+                      {"keys", st.keys},
+                      {"disk_bytes", st.disk_bytes},
+                      {"client", client_address()},
+                      {"admin", admin_address()},
+                      {"peer", peer_address()},
+                      {"connections", counters_.connections_current.load()},
+                      {"shutting_down", shutting_down_},
+                      {"members", members}};
+  return Json(200, j);
+}
+
+admin::HttpResponse Node::NotLeader() {
+  const NodeId leader = host_->leader();
+  nlohmann::json j = {{"error", "not the leader"}, {"leader", leader.value()}};
+  const auto& book = host_->address_book();
+  auto it = book.find(leader);
+  if (it != book.end()) j["leader_admin"] = it->second.admin;
+  return Json(421, j);
+}
+
+admin::HttpResponse Node::MembersAdd(const admin::HttpRequest& req) {
+  auto get = [&req](const char* k) {
+    auto it = req.params.find(k);
+    return it == req.params.end() ? std::string() : it->second;
+  };
+  uint64_t id = 0;
+  try {
+    id = std::stoull(get("id"));
+  } catch (...) {
+    return JsonError(400, "id must be a positive number");
+  }
+  if (!host_->is_leader()) return NotLeader();
+  cluster::MemberAddress a{get("peer"), get("client"), get("admin")};
+  Status s = host_->AddMember(NodeId(id), a);
+  if (!s.ok()) return JsonError(HttpStatusFor(s), s.ToString());
+  nlohmann::json members = nlohmann::json::object();
+  for (const auto& [mid, ma] : host_->address_book()) {
+    members[std::to_string(mid.value())] = {
+        {"peer", ma.peer}, {"client", ma.client}, {"admin", ma.admin}};
+  }
+  return Json(200, {{"added", id},
+                    {"cluster_id", fmt::format("{:016x}", host_->store().cluster_id())},
+                    {"members", members},
+                    {"member_list", cluster::FormatMemberList(host_->address_book())}});
+}
+
+admin::HttpResponse Node::MembersRemove(const admin::HttpRequest& req) {
+  auto it = req.params.find("id");
+  uint64_t id = 0;
+  try {
+    id = std::stoull(it == req.params.end() ? "" : it->second);
+  } catch (...) {
+    return JsonError(400, "id must be a positive number");
+  }
+  if (!host_->is_leader()) return NotLeader();
+  Status s = host_->RemoveMember(NodeId(id));
+  if (!s.ok()) return JsonError(HttpStatusFor(s), s.ToString());
+  return Json(200, {{"removed", id}});
+}
+
+admin::HttpResponse Node::Transfer(const admin::HttpRequest& req) {
+  auto it = req.params.find("to");
+  NodeId to = host_->BestTransferee();
+  if (it != req.params.end()) {
+    try {
+      to = NodeId(std::stoull(it->second));
+    } catch (...) {
+      return JsonError(400, "to must be a node id");
+    }
+  }
+  if (!host_->is_leader()) return NotLeader();
+  if (to == kNoNode) return JsonError(409, "no other voter to hand leadership to");
+  Status s = host_->TransferLeadership(to);
+  if (!s.ok()) return JsonError(HttpStatusFor(s), s.ToString());
+  return Json(200, {{"transferring_to", to.value()}});
+}
+
+admin::HttpResponse Node::Partition(const admin::HttpRequest& req) {
+  std::set<NodeId> blocked;
+  auto it = req.params.find("peers");
+  std::string list = it == req.params.end() ? "" : it->second;
+  size_t pos = 0;
+  while (pos < list.size()) {
+    size_t comma = list.find(',', pos);
+    std::string item =
+        list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? list.size() : comma + 1;
+    if (item.empty()) continue;
+    try {
+      blocked.insert(NodeId(std::stoull(item)));
+    } catch (...) {
+      return JsonError(400, "peers must be a comma-separated list of node ids");
+    }
+  }
+  host_->transport().SetBlockedPeers(blocked);
+  logger_.Warn("event=fault_partition blocked=\"{}\"", list);
+  nlohmann::json ids = nlohmann::json::array();
+  for (NodeId b : blocked) ids.push_back(b.value());
+  return Json(200, {{"blocked", ids}});
+}
+
+admin::HttpResponse Node::DiskFault(const admin::HttpRequest& req) {
+  auto it = req.params.find("fail");
+  const bool fail = it != req.params.end() && it->second == "1";
+  fault_fs_->SetFailWrites(fail);
+  logger_.Warn("event=fault_disk fail_writes={}", fail);
+  return Json(200, {{"fail_writes", fail}});
+}
+
+void Node::Run() {
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.async_wait([this](const asio::error_code& ec, int sig) {
+    if (ec) return;
+    logger_.Info("event=signal signal={}", sig);
+    BeginShutdown();
+  });
+  // Publish the core's state for the metrics every 100 ms.
+  auto publish = std::make_shared<std::function<void()>>();
+  auto timer = std::make_shared<asio::steady_timer>(io_);
+  *publish = [this, timer, publish_weak = std::weak_ptr<std::function<void()>>(publish)] {
+    const cluster::HostStatus st = host_->GetStatus();
+    g_published.term = st.term.value();
+    g_published.commit = st.commit.value();
+    g_published.applied = st.applied.value();
+    g_published.last_index = st.last_index.value();
+    g_published.leader = st.leader.value();
+    g_published.members = st.members.size();
+    g_published.is_leader = st.role == "leader";
+    g_published.failed = !st.failure.empty();
+    g_published.disk_bytes = st.disk_bytes;
+    g_published.keys = st.keys;
+    timer->expires_after(std::chrono::milliseconds(100));
+    timer->async_wait([this, publish_weak](const asio::error_code& ec) {
+      auto p = publish_weak.lock();
+      if (!ec && p && !shutting_down_) (*p)();
+    });
+  };
+  (*publish)();
+  io_.run();
+  logger_.Info("event=node_stopped");
+}
+
+void Node::RequestStop() {
+  asio::post(io_, [this] { BeginShutdown(); });
+}
+
+void Node::BeginShutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  resp_->StopAccepting();
+  const NodeId to = host_->BestTransferee();
+  if (to != kNoNode) {
+    Status s = host_->TransferLeadership(to);
+    logger_.Info("event=shutdown_transfer to={} result=\"{}\"", to.value(), s.ToString());
+  }
+  ShutdownStep(SteadyNowNs() + opts_.shutdown_transfer_ms * 1'000'000);
+}
+
+void Node::ShutdownStep(int64_t deadline_ns) {
+  if (host_->is_leader() && host_->BestTransferee() != kNoNode && SteadyNowNs() < deadline_ns) {
+    auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
+    t->async_wait([this, t, deadline_ns](const asio::error_code&) { ShutdownStep(deadline_ns); });
+    return;
+  }
+  logger_.Info("event=shutdown leader_now={}", host_->leader().value());
+  resp_->CloseAll();
+  host_->Stop();
+  signals_.cancel();
+  io_.stop();
+}
+
+}  // namespace synod::server

@@ -1,0 +1,367 @@
+#include "server/resp_server.h"
+
+#include <chrono>
+#include <utility>
+
+#include "common/assert.h"
+
+namespace synod::server {
+
+namespace {
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t RandomSessionId() {
+  // Client sessions must not collide across nodes and restarts: a random 64-bit id from the
+  // OS (this is the real node, not a pure layer).
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t v = 0;
+  while (v == 0) v = rng();
+  return v;
+}
+
+}  // namespace
+
+std::string RedisErrorFor(const Status& s, bool write) {
+  const std::string msg(s.message());
+  switch (s.code()) {
+    case Code::kProposalDropped:
+    case Code::kNotLeader:
+      return "CLUSTERDOWN no leader to accept the request (" + msg + "); it was not applied";
+    case Code::kUnavailable:
+      return "CLUSTERDOWN " + msg + "; it was not applied";
+    case Code::kTimeout:
+      return write ? "TRYAGAIN no quorum confirmed the write in time (" + msg +
+                         "); it may or may not have been applied"
+                   : "TRYAGAIN no quorum confirmed the read in time (" + msg + ")";
+    case Code::kIoError:
+      return "MISCONF this node cannot write to its disk (" + msg +
+             "); it refuses writes until restarted";
+    case Code::kResourceExhausted:
+      return "TRYAGAIN " + msg;
+    case Code::kInvalidArgument:
+      return "ERR " + msg;
+    default:
+      return "ERR " + s.ToString();
+  }
+}
+
+// ---- ReplySink ----
+
+ReplySink::~ReplySink() {
+  // A handler that forgot to answer would stall the connection's pipeline forever.
+  if (!done_ && slot_ != 0) {
+    if (auto c = conn_.lock()) c->Complete(slot_, "-ERR internal error: no reply\r\n");
+  }
+}
+
+void ReplySink::Send(std::string bytes) {
+  SYNOD_ASSERT_MSG(!done_, "a command replied twice");
+  done_ = true;
+  if (auto c = conn_.lock()) c->Complete(slot_, std::move(bytes));
+}
+
+void ReplySink::Error(std::string_view message) {
+  std::string out;
+  resp::ReplyWriter(&out, protocol_).Error(message);
+  Send(std::move(out));
+}
+
+void ReplySink::Ok() { Send("+OK\r\n"); }
+
+void ReplySink::Integer(int64_t v) {
+  std::string out;
+  resp::ReplyWriter(&out, protocol_).Integer(v);
+  Send(std::move(out));
+}
+
+void ReplySink::Bulk(std::string_view s) {
+  std::string out;
+  resp::ReplyWriter(&out, protocol_).Bulk(s);
+  Send(std::move(out));
+}
+
+void ReplySink::Null() {
+  std::string out;
+  resp::ReplyWriter(&out, protocol_).Null();
+  Send(std::move(out));
+}
+
+// ---- Connection ----
+
+Connection::Connection(asio::ip::tcp::socket socket, uint64_t id, const RespOptions& opts,
+                       ServerContext& ctx, Logger logger, std::function<void(uint64_t)> on_close)
+    : socket_(std::move(socket)),
+      id_(id),
+      opts_(opts),
+      ctx_(ctx),
+      logger_(std::move(logger)),
+      on_close_(std::move(on_close)),
+      parser_(opts.limits),
+      client_session_(RandomSessionId()) {
+  asio::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  created_ms = WallNowMs();
+}
+
+void Connection::Start() { Read(); }
+
+void Connection::Read() {
+  if (reading_ || closed_ || close_after_flush_) return;
+  // Backpressure: a client with too many commands in flight or too much unsent output waits.
+  if (slots_.size() >= opts_.pipeline_max || out_.size() + writing_.size() > (4u << 20)) return;
+  reading_ = true;
+  socket_.async_read_some(
+      asio::buffer(read_buf_),
+      [self = shared_from_this()](const asio::error_code& ec, size_t n) { self->OnRead(ec, n); });
+}
+
+void Connection::OnRead(const asio::error_code& ec, size_t n) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec) {
+    Close(ec == asio::error::eof ? "client closed" : "read error");
+    return;
+  }
+  ctx_.counters->bytes_in.fetch_add(n, std::memory_order_relaxed);
+  parser_.Feed(std::string_view(read_buf_.data(), n));
+  ProcessInput();
+  Read();
+}
+
+void Connection::ProcessInput() {
+  std::vector<std::string> argv;
+  // Bounded by the pipeline limit: the rest stays buffered until replies drain.
+  while (!close_after_flush_ && !closed_ && slots_.size() < opts_.pipeline_max) {
+    resp::RequestParser::State st = parser_.Next(&argv);
+    if (st == resp::RequestParser::State::kNeedMore) break;
+    if (st == resp::RequestParser::State::kError) {
+      ctx_.counters->protocol_errors_total.fetch_add(1, std::memory_order_relaxed);
+      logger_.Info("event=protocol_error client={} remote={} error=\"{}\"", id_, remote,
+                   parser_.error());
+      uint64_t slot = OpenSlot();
+      std::string out;
+      resp::ReplyWriter(&out, protocol).Error(parser_.error());
+      Complete(slot, std::move(out));
+      CloseAfterFlush();
+      break;
+    }
+    Dispatch(argv);
+  }
+}
+
+uint64_t Connection::OpenSlot() {
+  slots_.push_back(Slot{next_slot_, false, {}, SteadyNowNs()});
+  return next_slot_++;
+}
+
+void Connection::Dispatch(std::vector<std::string>& argv) {
+  ctx_.counters->commands_total.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t slot = OpenSlot();
+  ReplySink sink(weak_from_this(), slot, protocol);
+  const CommandSpec* spec = FindCommand(argv[0]);
+  if (spec == nullptr) {
+    std::string args;
+    for (size_t i = 1; i < argv.size() && i < 8; ++i) args += "'" + argv[i].substr(0, 64) + "' ";
+    sink.Error("ERR unknown command '" + argv[0].substr(0, 128) +
+               "', with args beginning with: " + args);
+    return;
+  }
+  if (!ArityOk(*spec, argv.size())) {
+    sink.Error(std::string("ERR wrong number of arguments for '") + spec->name + "' command");
+    return;
+  }
+  last_command = spec->name;
+  CommandCall call{ctx_, *this, argv};
+  spec->handler(call, std::move(sink));
+}
+
+void Connection::Complete(uint64_t slot, std::string bytes) {
+  if (closed_) return;
+  // Slots complete mostly in order; search from the front (bounded by pipeline_max).
+  for (Slot& s : slots_) {
+    if (s.id != slot) continue;
+    SYNOD_ASSERT(!s.done);
+    s.done = true;
+    s.bytes = std::move(bytes);
+    if (!s.bytes.empty() && s.bytes[0] == '-') {
+      ctx_.counters->errors_total.fetch_add(1, std::memory_order_relaxed);
+    }
+    break;
+  }
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    // Replies completed in the same round go out in one write.
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->flush_scheduled_ = false;
+      self->Flush();
+    });
+  }
+}
+
+void Connection::Flush() {
+  if (closed_) return;
+  const int64_t now = SteadyNowNs();
+  while (!slots_.empty() && slots_.front().done) {
+    Slot& s = slots_.front();
+    out_ += s.bytes;
+    if (ctx_.counters->observe_request_ns) ctx_.counters->observe_request_ns(now - s.start_ns);
+    slots_.pop_front();
+  }
+  if (out_.size() + writing_.size() > opts_.output_bytes_max) {
+    logger_.Warn("event=client_output_limit client={} remote={} bytes={} limit={}", id_, remote,
+                 out_.size() + writing_.size(), opts_.output_bytes_max);
+    Close("output buffer limit");
+    return;
+  }
+  Write();
+  // Parsed-but-waiting commands may proceed now that slots freed up.
+  ProcessInput();
+  Read();
+}
+
+void Connection::Write() {
+  if (writing_now_ || closed_) return;
+  if (out_.empty()) {
+    if (close_after_flush_ && slots_.empty()) Close("closed after reply");
+    return;
+  }
+  writing_now_ = true;
+  writing_.swap(out_);
+  out_.clear();
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+                      self->writing_now_ = false;
+                      self->writing_.clear();
+                      if (self->closed_) return;
+                      if (ec) {
+                        self->Close("write error");
+                        return;
+                      }
+                      self->ctx_.counters->bytes_out.fetch_add(n, std::memory_order_relaxed);
+                      self->Write();
+                      self->Read();
+                    });
+}
+
+void Connection::CloseAfterFlush() {
+  close_after_flush_ = true;
+  Write();
+}
+
+void Connection::Close(const char* why) {
+  if (closed_) return;
+  closed_ = true;
+  logger_.Debug("event=client_closed client={} remote={} why=\"{}\"", id_, remote, why);
+  asio::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  slots_.clear();
+  if (on_close_) on_close_(id_);
+}
+
+// ---- RespServer ----
+
+RespServer::RespServer(asio::io_context& io, RespOptions opts, ServerContext& ctx, Logger logger)
+    : io_(io), opts_(std::move(opts)), ctx_(ctx), logger_(std::move(logger)), acceptor_(io) {}
+
+RespServer::~RespServer() {
+  StopAccepting();
+  CloseAll();
+}
+
+Status RespServer::Start() {
+  auto hp = cluster::SplitHostPort(opts_.listen_address, /*allow_zero=*/true);
+  if (!hp.ok()) return hp.status();
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(hp->first, ec);
+  if (ec) return Status::InvalidArgument("client address: bad host " + hp->first);
+  asio::ip::tcp::endpoint ep(addr, hp->second);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::IoError("cannot listen for clients on " + opts_.listen_address + ": " +
+                           ec.message());
+  }
+  Accept();
+  return Status::Ok();
+}
+
+std::string RespServer::bound_address() const {
+  asio::error_code ec;
+  auto ep = acceptor_.local_endpoint(ec);
+  if (ec) return "";
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void RespServer::Accept() {
+  acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      if (conns_.size() >= opts_.clients_max) {
+        ctx_.counters->rejected_connections.fetch_add(1, std::memory_order_relaxed);
+        std::string msg = "-ERR max number of clients reached\r\n";
+        asio::error_code wec;
+        asio::write(socket, asio::buffer(msg), wec);
+        socket.close(wec);
+      } else {
+        const uint64_t id = next_conn_id_++;
+        auto conn = std::make_shared<Connection>(
+            std::move(socket), id, opts_, ctx_, logger_, [this](uint64_t cid) {
+              conns_.erase(cid);
+              ctx_.counters->connections_current.fetch_sub(1, std::memory_order_relaxed);
+            });
+        conns_[id] = conn;
+        ctx_.counters->connections_total.fetch_add(1, std::memory_order_relaxed);
+        ctx_.counters->connections_current.fetch_add(1, std::memory_order_relaxed);
+        conn->Start();
+      }
+    } else {
+      logger_.Warn("event=accept_failed error=\"{}\"", ec.message());
+    }
+    Accept();
+  });
+}
+
+void RespServer::StopAccepting() {
+  asio::error_code ec;
+  acceptor_.close(ec);
+}
+
+void RespServer::CloseAll() {
+  auto conns = conns_;
+  for (auto& [id, weak] : conns) {
+    if (auto c = weak.lock()) c->Close("server stopping");
+  }
+  conns_.clear();
+}
+
+std::vector<std::string> RespServer::ClientList() const {
+  std::vector<std::string> out;
+  const int64_t now = WallNowMs();
+  for (const auto& [id, weak] : conns_) {
+    auto c = weak.lock();
+    if (!c) continue;
+    out.push_back("id=" + std::to_string(id) + " addr=" + c->remote + " name=" + c->name +
+                  " age=" + std::to_string((now - c->created_ms) / 1000) +
+                  " db=0 resp=" + std::to_string(c->protocol) +
+                  " readonly=" + (c->readonly ? "1" : "0") + " cmd=" + c->last_command);
+  }
+  return out;
+}
+
+}  // namespace synod::server
