@@ -14,6 +14,9 @@
 #include <iostream>
 #include <sstream>
 
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
 #include "cli/admin_client.h"
 #include "cli/commands.h"
 #include "server/node.h"
@@ -149,6 +152,47 @@ Status PrepareDir(const StartFlags& f, const cluster::MemberAddress& self,
   return WriteIdentity(f.data, ident);
 }
 
+// Applies a TOML config file: every top-level key is a flag's long name ("tick-ms = 100");
+// flags given on the command line win. Unknown keys and values of the wrong type are errors.
+Status ApplyConfigFile(CLI::App* cmd, const std::string& path) {
+  toml::parse_result parsed = toml::parse_file(path);
+  if (!parsed) {
+    const auto& err = parsed.error();
+    return Status::InvalidArgument(fmt::format("{}:{}:{}: {}", path, err.source().begin.line,
+                                               err.source().begin.column, err.description()));
+  }
+  for (const auto& [key, node] : parsed.table()) {
+    const std::string name(key.str());
+    CLI::Option* opt = nullptr;
+    try {
+      opt = cmd->get_option("--" + name);
+    } catch (const CLI::Error&) {
+      return Status::InvalidArgument(path + ": unknown setting \"" + name + "\"");
+    }
+    if (name == "config" || name == "help") {
+      return Status::InvalidArgument(path + ": \"" + name + "\" cannot be set in a file");
+    }
+    if (opt->count() > 0) continue;  // the command line wins
+    std::string value;
+    if (auto s = node.value<std::string>()) {
+      value = *s;
+    } else if (auto i = node.value<int64_t>()) {
+      value = std::to_string(*i);
+    } else if (auto b = node.value<bool>()) {
+      value = *b ? "true" : "false";
+    } else {
+      return Status::InvalidArgument(path + ": \"" + name + "\" must be a string, integer or bool");
+    }
+    try {
+      opt->add_result(value);
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      return Status::InvalidArgument(path + ": \"" + name + "\": " + e.what());
+    }
+  }
+  return Status::Ok();
+}
+
 int RunStart(const StartFlags& f) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   auto impl = std::make_shared<spdlog::logger>("synod", sink);
@@ -205,9 +249,11 @@ int RunStart(const StartFlags& f) {
 void AddStartCommand(CLI::App& app) {
   auto f = std::make_shared<StartFlags>();
   CLI::App* cmd = app.add_subcommand("start", "Run one Synod node in the foreground.");
-  cmd->set_config("--config", "", "TOML file whose keys are these flags' long names");
-  cmd->add_option("--id", f->id, "This node's id (>= 1), unique in the cluster")->required();
-  cmd->add_option("--data", f->data, "Data directory")->required();
+  auto config = std::make_shared<std::string>();
+  cmd->add_option("--config", *config,
+                  "TOML file whose keys are these flags' long names (flags given here win)");
+  cmd->add_option("--id", f->id, "This node's id (>= 1), unique in the cluster (required)");
+  cmd->add_option("--data", f->data, "Data directory (required)");
   cmd->add_option("--client", f->client, "RESP client address to listen on")->capture_default_str();
   cmd->add_option("--peer", f->peer, "Raft peer address to listen on")->capture_default_str();
   cmd->add_option("--admin", f->admin, "Admin HTTP address (/metrics, /status)")
@@ -250,7 +296,18 @@ void AddStartCommand(CLI::App& app) {
                 "Enable /debug/partition and /debug/disk on the admin port (tests only)");
   cmd->add_option("--log-level", f->log_level, "trace, debug, info, warn, err")
       ->capture_default_str();
-  cmd->callback([f] {
+  cmd->callback([f, config, cmd] {
+    if (!config->empty()) {
+      Status s = ApplyConfigFile(cmd, *config);
+      if (!s.ok()) {
+        std::cerr << "synod start: " << s.message() << "\n";
+        throw CLI::RuntimeError(kExitUsage);
+      }
+    }
+    if (f->id == 0 || f->data.empty()) {
+      std::cerr << "synod start: --id (>= 1) and --data are required\n";
+      throw CLI::RuntimeError(kExitUsage);
+    }
     const int code = RunStart(*f);
     if (code != 0) throw CLI::RuntimeError(code);
   });

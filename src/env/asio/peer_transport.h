@@ -145,7 +145,8 @@ class PeerTransport final : public Transport {
 
   // Binds and listens, then dials the peers already set. kIoError "cannot listen on ADDR:
   // Address already in use" (or the OS's other reason); kInvalidArgument for a malformed
-  // address; kFailedPrecondition when called twice or after Stop.
+  // listen address or an advertise address over 512 bytes; kFailedPrecondition when called
+  // twice or after Stop.
   Status Start();
   // Closes the listener and every connection and drops everything pending. Safe to call twice;
   // the destructor calls it. A stopped transport cannot be started again.
@@ -204,6 +205,7 @@ class PeerTransport final : public Transport {
   // Ends the current attempt or connection: handlers still queued for it become stale, and the
   // frames of an unfinished write are lost.
   void ResetConnection(OutPeer& peer);
+  // Marks a peer closed for good (removed, or the transport stopped) and cancels its I/O.
   void ClosePeer(OutPeer& peer);
   int64_t BackoffMs(int failures);
 
