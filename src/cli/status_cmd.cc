@@ -124,6 +124,7 @@ void AddMemberCommand(CLI::App& app) {
   cmd->require_subcommand(1);
   cmd->add_option("--host", *host, "Admin address of any node")->capture_default_str();
   CLI::App* list = cmd->add_subcommand("list", "List the members.");
+  list->add_option("--host", *host, "Admin address of any node")->capture_default_str();
   list->callback([host] {
     const int code = RunStatus(*host, false);
     if (code != 0) throw CLI::RuntimeError(code);
@@ -133,6 +134,7 @@ void AddMemberCommand(CLI::App& app) {
       "Add a node as a learner; the leader promotes it to voter once it caught up. "
       "Then start it with --join.");
   add->add_option("id", *id, "The new node's id")->required();
+  add->add_option("--host", *host, "Admin address of any node")->capture_default_str();
   add->add_option("--peer", *peer, "The new node's peer address")->required();
   add->add_option("--client", *client, "Its client address");
   add->add_option("--admin", *admin, "Its admin address");
@@ -146,6 +148,7 @@ void AddMemberCommand(CLI::App& app) {
   });
   CLI::App* remove = cmd->add_subcommand("remove", "Remove a node (joint consensus).");
   remove->add_option("id", *id, "The node's id")->required();
+  remove->add_option("--host", *host, "Admin address of any node")->capture_default_str();
   remove->callback([host, id] {
     auto r = AdminCall("POST", *host, fmt::format("/members/remove?id={}", *id), 5000, true);
     const int code = Report(r, "remove");

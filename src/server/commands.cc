@@ -42,21 +42,47 @@ std::string KvError(const kv::Reply& r) {
 }
 
 // Proposes a write in the connection's session; `done` turns the applied reply into RESP.
+//
+// A session exists in the state machine only once its first write (seq 1) applied. If that
+// write never made it (dropped with a dead leader), the session's later writes come back
+// kSessionExpired, having applied nothing; the same happens after the session was evicted. The
+// connection then starts a new session and proposes the command again (once): safe, because
+// nothing was applied, and invisible to the client.
 void SubmitWrite(CommandCall& call, kv::Command cmd, ReplySink sink,
                  std::function<void(const kv::Reply&, ReplySink&)> done) {
-  cmd.client_id = call.conn.client_session();
-  cmd.seq = call.conn.NextSeq();
-  auto shared = std::make_shared<ReplySink>(std::move(sink));
-  call.ctx.host->Submit(cmd, cluster::ReadMode::kLinearizable,
-                        [shared, done = std::move(done)](cluster::ClientReply r) {
-                          if (!r.status.ok()) {
-                            shared->Error(RedisErrorFor(r.status, /*write=*/true));
-                          } else if (!r.reply.ok()) {
-                            shared->Error(KvError(r.reply));
-                          } else {
-                            done(r.reply, *shared);
-                          }
-                        });
+  struct Attempt {
+    cluster::GroupHost* host;
+    std::weak_ptr<Connection> conn;
+    kv::Command cmd;
+    ReplySink sink;
+    std::function<void(const kv::Reply&, ReplySink&)> done;
+    bool retried = false;
+  };
+  auto a = std::make_shared<Attempt>(Attempt{call.ctx.host, call.conn.weak_from_this(),
+                                             std::move(cmd), std::move(sink), std::move(done)});
+  a->cmd.client_id = call.conn.client_session();
+  a->cmd.seq = call.conn.NextSeq();
+  auto on_reply = std::make_shared<cluster::ReplyFn>();
+  *on_reply = [a, weak_self = std::weak_ptr<cluster::ReplyFn>(on_reply)](cluster::ClientReply r) {
+    if (!r.status.ok()) {
+      a->sink.Error(RedisErrorFor(r.status, /*write=*/true));
+    } else if (r.reply.code == kv::ReplyCode::kSessionExpired && !a->retried) {
+      auto conn = a->conn.lock();
+      auto self = weak_self.lock();
+      if (!conn || !self) return;  // the client left; the sink drops the reply
+      a->retried = true;
+      conn->ResetSession();
+      a->cmd.client_id = conn->client_session();
+      a->cmd.seq = conn->NextSeq();
+      a->host->Submit(a->cmd, cluster::ReadMode::kLinearizable, *self);
+    } else if (!r.reply.ok()) {
+      a->sink.Error(KvError(r.reply));
+    } else {
+      a->done(r.reply, a->sink);
+    }
+  };
+  call.ctx.host->Submit(a->cmd, cluster::ReadMode::kLinearizable,
+                        [on_reply](cluster::ClientReply r) { (*on_reply)(std::move(r)); });
 }
 
 // Runs `fn` on the state machine at a linearizable point (or locally after READONLY).

@@ -41,9 +41,11 @@ std::string RedisErrorFor(const Status& s, bool write) {
     case Code::kUnavailable:
       return "CLUSTERDOWN " + msg + "; it was not applied";
     case Code::kTimeout:
-      return write ? "TRYAGAIN no quorum confirmed the write in time (" + msg +
-                         "); it may or may not have been applied"
-                   : "TRYAGAIN no quorum confirmed the read in time (" + msg + ")";
+      // The replica's message says why and, for writes, that the outcome is unknown.
+      if (write && msg.find("may or may not") == std::string::npos) {
+        return "TRYAGAIN " + msg + "; it may or may not have been applied";
+      }
+      return "TRYAGAIN " + msg;
     case Code::kIoError:
       return "MISCONF this node cannot write to its disk (" + msg +
              "); it refuses writes until restarted";
@@ -117,6 +119,11 @@ Connection::Connection(asio::ip::tcp::socket socket, uint64_t id, const RespOpti
 }
 
 void Connection::Start() { Read(); }
+
+void Connection::ResetSession() {
+  client_session_ = RandomSessionId();
+  seq_ = 0;
+}
 
 void Connection::Read() {
   if (reading_ || closed_ || close_after_flush_) return;

@@ -87,6 +87,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The client session for at-most-once writes: a random id per connection, seq per write.
   uint64_t client_session() const { return client_session_; }
   uint64_t NextSeq() { return ++seq_; }
+  // Starts a new session (a new random id, seq from 1): after kSessionExpired, which means the
+  // state machine holds no session for this id (its first write never applied, or it was
+  // evicted) and applied nothing.
+  void ResetSession();
   bool readonly = false;  // READONLY: reads from the local replica
   int protocol = 2;
   std::string name;

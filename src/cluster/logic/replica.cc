@@ -289,7 +289,8 @@ void Replica::ExpireRequests() {
         ++w;
         continue;
       }
-      Answer(w->reply, Status::Timeout("no reply within the request timeout; outcome unknown"));
+      Answer(w->reply, Status::Timeout("no quorum confirmed the write within the request timeout; "
+                                       "it may or may not have been applied"));
       w = waiters.erase(w);
       --write_count_;
     }
@@ -301,7 +302,7 @@ void Replica::ExpireRequests() {
         ++r;
         continue;
       }
-      Answer(r->reply, Status::Timeout("the read was not confirmed within the request timeout"));
+      Answer(r->reply, Status::Timeout("no quorum confirmed the read within the request timeout"));
       r = reads.erase(r);
     }
   };
@@ -361,7 +362,8 @@ void Replica::Fail(const Status& s) {
   Status err = Status::IoError("this node's disk failed: " + s.ToString());
   for (auto& [key, waiters] : writes_) {
     for (PendingWrite& w : waiters)
-      Answer(w.reply, Status::Timeout("node failed: " + s.ToString()));
+      Answer(w.reply, Status::Timeout("this node's disk failed (" + s.ToString() +
+                                      "); the write may or may not have been applied"));
   }
   writes_.clear();
   write_count_ = 0;

@@ -1,0 +1,146 @@
+// Test 6 of the e2e suite (README.md): a node joins a running cluster and leaves it, and an
+// original member is removed, while a client keeps writing; the CLI shows every member.
+#include <gtest/gtest.h>
+
+#include <iostream>
+
+#include "cluster_harness.h"
+#include "writer.h"
+
+namespace synod::e2e {
+namespace {
+
+// The members node `id` lists in /status: id -> voter. Empty when /status fails.
+std::map<uint64_t, bool> Members(const TestCluster& c, uint64_t id) {
+  std::map<uint64_t, bool> out;
+  const Json st = c.Status(id);
+  if (!st.is_object() || !st.contains("members")) return out;
+  for (const Json& m : st["members"]) out[m.value("id", uint64_t{0})] = m.value("voter", false);
+  return out;
+}
+
+std::string Describe(const std::map<uint64_t, bool>& members) {
+  std::string out;
+  for (const auto& [id, voter] : members) {
+    out += std::to_string(id) + (voter ? "(voter) " : "(learner) ");
+  }
+  return out;
+}
+
+// POSTs to the current leader (retrying while leadership moves). Returns the last answer.
+HttpResult PostToLeader(const TestCluster& c, const std::string& path) {
+  HttpResult r;
+  WaitUntil(
+      10000,
+      [&] {
+        const uint64_t leader = c.WaitForLeader(5000);
+        if (leader == 0) return false;
+        r = c.Admin(leader, "POST", path);
+        return r.status != 421 && r.status != -1;
+      },
+      100);
+  return r;
+}
+
+// Waits until the writer acknowledged `more` writes beyond what it had.
+bool WritesContinue(const Writer& w, size_t more, int64_t timeout_ms = 10000) {
+  const size_t from = w.acked_count();
+  return WaitUntil(timeout_ms, [&] { return w.acked_count() >= from + more; });
+}
+
+// Runs `synod ARGS... --host ADMIN` (as docs/operations.md writes it) and checks that it
+// exits 0 and prints every expected member's client address.
+void CheckCliTable(const TestCluster& c, std::vector<std::string> args, uint64_t via,
+                   const std::vector<uint64_t>& expected) {
+  args.insert(args.begin(), c.synod_bin());
+  args.push_back("--host");
+  args.push_back(c.admin_address(via));
+  const ProgramResult r = RunProgram(args, 20000);
+  std::cerr << "e2e: " << ::testing::PrintToString(args) << " printed:\n" << r.out << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (uint64_t id : expected) {
+    EXPECT_NE(r.out.find(c.client_address(id)), std::string::npos) << "no line for node " << id;
+  }
+}
+
+void CheckCli(const TestCluster& c, uint64_t via, const std::vector<uint64_t>& expected) {
+  CheckCliTable(c, {"member", "list"}, via, expected);
+  CheckCliTable(c, {"status"}, via, expected);
+  const ProgramResult json =
+      RunProgram({c.synod_bin(), "status", "--json", "--host", c.admin_address(via)}, 20000);
+  ASSERT_EQ(json.exit_code, 0) << json.out << json.err;
+  const Json rows = Json::parse(json.out, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << json.out;
+  std::vector<uint64_t> ids;
+  for (const Json& row : rows) {
+    ids.push_back(row.value("id", uint64_t{0}));
+    EXPECT_EQ(row.value("state", std::string()), "up") << row.dump();
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, expected);
+}
+
+TEST(Membership, AddAndRemoveNodesWhileWriting) {
+  TestCluster c({.flags = {"--request-timeout-ms", "3000"}});
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  const std::vector<uint64_t> followers = c.LiveIds(leader);
+  const uint64_t removed = followers[0], kept = followers[1];
+  Writer w("m", {c.client_port(leader), c.client_port(kept)}, 6000);
+  w.Start();
+  ASSERT_TRUE(WritesContinue(w, 20));
+
+  // Node 4 joins through node 1's admin port and becomes a voter with all the data.
+  const uint64_t added = c.AddNode(1);
+  ASSERT_TRUE(WaitUntil(
+      30000,
+      [&] {
+        const auto m = Members(c, c.WaitForLeader(2000));
+        return m.count(added) && m.at(added);
+      },
+      100))
+      << "node " << added
+      << " did not become a voter: " << Describe(Members(c, c.WaitForLeader(2000)));
+  const auto acked = w.acked();
+  ASSERT_TRUE(c.WaitForApplied(added, c.StatusNumber(c.WaitForLeader(2000), "commit"), 15000));
+  {
+    Redis ro(c.client_port(added));
+    ASSERT_EQ(ro.Command({"READONLY"}).ToString(), "OK");
+    const auto wrong = CheckValues(ro, acked);
+    EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
+  }
+  CheckCli(c, added, {1, 2, 3, 4});
+
+  // An original follower leaves: three voters (the leader, `kept`, node 4) carry on.
+  HttpResult r = PostToLeader(c, "/members/remove?id=" + std::to_string(removed));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(WaitUntil(10000, [&] {
+    return Members(c, c.WaitForLeader(2000)).count(removed) == 0;
+  })) << Describe(Members(c, c.WaitForLeader(2000)));
+  c.Kill9(removed);
+  EXPECT_TRUE(WritesContinue(w, 20)) << "writes stopped with 3 voters";
+  EXPECT_EQ(Describe(Members(c, c.WaitForLeader(2000))),
+            Describe({{leader, true}, {kept, true}, {added, true}}));
+
+  // Node 4 leaves again.
+  r = PostToLeader(c, "/members/remove?id=" + std::to_string(added));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(WaitUntil(10000, [&] { return Members(c, c.WaitForLeader(2000)).count(added) == 0; }))
+      << Describe(Members(c, c.WaitForLeader(2000)));
+  c.Kill9(added);
+  EXPECT_TRUE(WritesContinue(w, 20)) << "writes stopped after removing node " << added;
+  w.Stop();
+
+  std::cerr << "e2e: " << w.acked_count() << " writes acknowledged; errors:";
+  for (const auto& [word, n] : w.errors()) std::cerr << " " << word << "=" << n;
+  std::cerr << "\n";
+  EXPECT_EQ(w.unexpected_count(), 0u) << ::testing::PrintToString(w.unexpected_errors());
+  const uint64_t final_leader = c.WaitForLeader(5000);
+  ASSERT_NE(final_leader, 0u);
+  Redis check(c.client_port(final_leader));
+  const auto wrong = CheckValues(check, w.acked());
+  EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
+}
+
+}  // namespace
+}  // namespace synod::e2e
