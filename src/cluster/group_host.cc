@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "env/asio/steady_clock.h"
 #include "kv/state_machine.h"
 #include "raft/confchange.h"
 
@@ -12,13 +13,10 @@ namespace synod::cluster {
 
 namespace {
 
-constexpr char kMembersMeta[] = "members";
+using env::SteadyNowNs;
+using env::WallNowMs;
 
-int64_t SteadyNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+constexpr char kMembersMeta[] = "members";
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -6,22 +6,14 @@
 #include <random>
 
 #include "common/assert.h"
+#include "env/asio/steady_clock.h"
 
 namespace synod::server {
 
 namespace {
 
-int64_t SteadyNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t WallNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using env::SteadyNowNs;
+using env::WallNowMs;
 
 std::string RandomHex(int chars) {
   std::mt19937_64 rng{std::random_device{}()};

@@ -4,22 +4,14 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "env/asio/steady_clock.h"
 
 namespace synod::server {
 
 namespace {
 
-int64_t SteadyNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t WallNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using env::SteadyNowNs;
+using env::WallNowMs;
 
 uint64_t RandomSessionId() {
   // Client sessions must not collide across nodes and restarts: a random 64-bit id from the
