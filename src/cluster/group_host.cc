@@ -300,6 +300,12 @@ void GroupHost::Stop() {
     SYNOD_ASSERT(job->written.load(std::memory_order_acquire));
     OnSyncDone(job->result, job->took_ns);
   }
+  // The state applied since the last write waits for the next one; a clean stop writes it, so
+  // that the next start replays no entries it need not (after a crash it replays them).
+  if (store_ && store_->failure().ok()) {
+    const Status s = store_->Sync();
+    if (!s.ok()) logger_.Warn("event=final_sync_failed error=\"{}\"", s.ToString());
+  }
 }
 
 void GroupHost::ScheduleTick() {

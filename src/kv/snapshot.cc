@@ -223,6 +223,82 @@ Status StateMachine::Restore(std::string_view snapshot) {
   if (!reader.done()) return Status::Corruption("kv snapshot: bytes after the last record");
   state_ = std::move(next);
   CheckInvariants();
+  // Every key of the old state may be gone: a tracking host must replace all it stored.
+  if (track_changes_) {
+    changes_reset_ = true;
+    touched_keys_.clear();
+    touched_sessions_.clear();
+  }
+  return Status::Ok();
+}
+
+std::string StateMachine::EncodeSession(const internal::Session& session) {
+  pb::SnapshotSession m;
+  m.set_seq(session.seq);
+  m.set_last_index(session.last_index.value());
+  ReplyToProto(session.reply, m.mutable_reply());
+  std::string out;
+  const bool serialized = m.SerializeToString(&out);
+  SYNOD_ASSERT(serialized);
+  return out;
+}
+
+Result<internal::Session> StateMachine::DecodeSession(std::string_view bytes) {
+  pb::SnapshotSession m;
+  if (bytes.size() > INT_MAX || !m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Status::Corruption("kv session: bytes do not parse");
+  }
+  if (m.seq() == 0 || m.last_index() == 0 || m.client_id() != 0) {
+    return Status::Corruption("kv session: seq, index or client id out of range");
+  }
+  internal::Session session{.seq = m.seq(), .last_index = LogIndex(m.last_index()), .reply = {}};
+  if (!ReplyFromProto(m.mutable_reply(), &session.reply)) {
+    return Status::Corruption("kv session: unknown reply code");
+  }
+  return session;
+}
+
+Status StateMachine::LoadState(
+    LogIndex applied, const std::function<bool(std::string* key, std::string* value)>& next_data,
+    const std::function<bool(uint64_t* client_id, std::string* session)>& next_session) {
+  // Built aside and swapped in only once all of it checked out, as Restore does.
+  internal::State next;
+  next.applied_index = applied;
+  std::string key;
+  std::string value;
+  // Bounded by the records the caller holds: each call consumes one.
+  while (next_data(&key, &value)) {
+    if (key.size() > options_.key_bytes_max || value.size() > options_.value_bytes_max) {
+      return Status::InvalidArgument("kv state: key or value above this machine's bounds");
+    }
+    if (!next.data.emplace(std::move(key), std::move(value)).second) {
+      return Status::Corruption("kv state: a key appears twice");
+    }
+  }
+  uint64_t client_id = 0;
+  std::string bytes;
+  while (next_session(&client_id, &bytes)) {  // bounded likewise
+    if (next.sessions.size() >= options_.sessions_max) {
+      return Status::InvalidArgument("kv state: more sessions than sessions_max");
+    }
+    Result<internal::Session> session = DecodeSession(bytes);
+    if (!session.ok()) return session.status();
+    if (client_id == 0 || next.sessions.count(client_id) != 0) {
+      return Status::Corruption("kv state: client id 0 or repeated");
+    }
+    if (session->last_index > applied) {
+      return Status::Corruption("kv state: a session index above the applied index");
+    }
+    if (!next.session_order.emplace(session->last_index, client_id).second) {
+      return Status::Corruption("kv state: two sessions with the same index");
+    }
+    next.sessions.emplace(client_id, std::move(*session));
+  }
+  state_ = std::move(next);
+  CheckInvariants();
+  changes_reset_ = false;
+  touched_keys_.clear();
+  touched_sessions_.clear();
   return Status::Ok();
 }
 

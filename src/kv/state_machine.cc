@@ -85,11 +85,14 @@ Reply StateMachine::ApplyInSession(LogIndex index, const Command& cmd) {
     // client's very first command may open one (thesis: "session expired").
     if (cmd.seq != 1) return Reply::Error(ReplyCode::kSessionExpired);
     EvictIfFull();
+    TrackSession(cmd.client_id);
     internal::Session session{.seq = 1, .last_index = index, .reply = Execute(cmd)};
     state_.session_order.emplace(index, cmd.client_id);
     return state_.sessions.emplace(cmd.client_id, std::move(session)).first->second.reply;
   }
   internal::Session& session = it->second;
+  // Every command of a session changes it: at least its last_index moves.
+  TrackSession(cmd.client_id);
   TouchSession(cmd.client_id, session, index);
   if (cmd.seq < session.seq) return Reply::Error(ReplyCode::kStaleRequest);
   if (cmd.seq == session.seq) {
@@ -117,6 +120,7 @@ void StateMachine::EvictIfFull() {
   if (state_.sessions.size() < options_.sessions_max) return;
   SYNOD_ASSERT(!state_.session_order.empty());
   auto oldest = state_.session_order.begin();
+  TrackSession(oldest->second);
   size_t erased = state_.sessions.erase(oldest->second);
   SYNOD_ASSERT(erased == 1);
   state_.session_order.erase(oldest);
@@ -160,6 +164,7 @@ Reply StateMachine::Put(const Command& cmd) {
   if (cmd.value.size() > options_.value_bytes_max) {
     return Reply::Error(ReplyCode::kValueTooLarge);
   }
+  TrackKey(cmd.key);
   state_.data.insert_or_assign(cmd.key, cmd.value);
   return Reply();
 }
@@ -168,6 +173,7 @@ Reply StateMachine::Del(const Command& cmd) {
   Reply reply;
   auto it = state_.data.find(cmd.key);
   if (it != state_.data.end()) {
+    TrackKey(cmd.key);
     state_.data.erase(it);
     reply.success = true;
   }
@@ -184,6 +190,7 @@ Reply StateMachine::Cas(const Command& cmd) {
                            ? (it != state_.data.end() && it->second == *cmd.expected)
                            : it == state_.data.end();
   if (matches) {
+    TrackKey(cmd.key);
     state_.data.insert_or_assign(cmd.key, cmd.value);
     reply.success = true;
     reply.value = cmd.value;
@@ -205,6 +212,7 @@ Reply StateMachine::Incr(const Command& cmd) {
   }
   std::string text = FormatInt64(result);
   if (text.size() > options_.value_bytes_max) return Reply::Error(ReplyCode::kValueTooLarge);
+  TrackKey(cmd.key);
   if (it != state_.data.end()) {
     it->second = std::move(text);
   } else {
@@ -222,6 +230,7 @@ Reply StateMachine::Append(const Command& cmd) {
   if (old_bytes + cmd.value.size() > options_.value_bytes_max) {
     return Reply::Error(ReplyCode::kValueTooLarge);
   }
+  TrackKey(cmd.key);
   if (it == state_.data.end()) {
     it = state_.data.emplace(cmd.key, cmd.value).first;
   } else {
@@ -230,6 +239,45 @@ Reply StateMachine::Append(const Command& cmd) {
   Reply reply;
   reply.number = static_cast<int64_t>(it->second.size());
   return reply;
+}
+
+void StateMachine::set_track_changes(bool on) {
+  track_changes_ = on;
+  changes_reset_ = false;
+  touched_keys_.clear();
+  touched_sessions_.clear();
+}
+
+StateChanges StateMachine::TakeChanges() {
+  StateChanges out;
+  out.applied = state_.applied_index;
+  out.reset = changes_reset_;
+  if (changes_reset_) {
+    out.data.reserve(state_.data.size());
+    for (const auto& [key, value] : state_.data) out.data.emplace_back(key, value);
+    out.sessions.reserve(state_.sessions.size());
+    for (const auto& [id, session] : state_.sessions) {
+      out.sessions.emplace_back(id, EncodeSession(session));
+    }
+  } else {
+    out.data.reserve(touched_keys_.size());
+    for (const std::string& key : touched_keys_) {
+      auto it = state_.data.find(key);
+      out.data.emplace_back(
+          key, it == state_.data.end() ? std::nullopt : std::optional<std::string>(it->second));
+    }
+    out.sessions.reserve(touched_sessions_.size());
+    for (uint64_t id : touched_sessions_) {
+      auto it = state_.sessions.find(id);
+      out.sessions.emplace_back(id, it == state_.sessions.end()
+                                        ? std::nullopt
+                                        : std::optional<std::string>(EncodeSession(it->second)));
+    }
+  }
+  changes_reset_ = false;
+  touched_keys_.clear();
+  touched_sessions_.clear();
+  return out;
 }
 
 void StateMachine::CheckInvariants() const {

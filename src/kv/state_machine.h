@@ -23,8 +23,11 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/ids.h"
 #include "common/status.h"
@@ -73,6 +76,19 @@ struct State {
 };
 
 }  // namespace internal
+
+// What Apply/ApplyEntry/Restore changed since the last TakeChanges(), for a host that keeps
+// the state in a database beside the log (the real node's RocksDB). Each key and client id
+// appears once, with its final value: nullopt means erased.
+struct StateChanges {
+  std::vector<std::pair<std::string, std::optional<std::string>>> data;
+  // Sessions by client_id, as EncodeSession bytes; nullopt = erased (evicted).
+  std::vector<std::pair<uint64_t, std::optional<std::string>>> sessions;
+  LogIndex applied;  // applied_index() when taken
+  // Restore replaced the whole state: every stored key and session must go before `data` and
+  // `sessions` (then the whole new state) are written.
+  bool reset = false;
+};
 
 class StateMachine {
  public:
@@ -133,6 +149,33 @@ class StateMachine {
   // applied the same prefix are identical. O(total bytes held).
   uint64_t Digest() const;
 
+  // Change tracking, for hosts that persist the state itself (StateChanges). Off by default:
+  // the simulator and tests that only need the image pay nothing. Turning it off drops what
+  // was recorded.
+  void set_track_changes(bool on);
+  bool track_changes() const { return track_changes_; }
+  // Returns what changed since the previous call (or since tracking was turned on) and forgets
+  // it. The keys are collected while applying and their final values read now, so a key set
+  // then deleted in between is reported once, as erased. O(changed keys * log n), or
+  // O(whole state) after a Restore.
+  StateChanges TakeChanges();
+
+  // One session in the bytes StateChanges::sessions and LoadState use (kv.proto's
+  // SnapshotSession without the client id, which is the caller's key).
+  static std::string EncodeSession(const internal::Session& session);
+  // Parses EncodeSession's bytes; kCorruption when they are not a valid session.
+  static Result<internal::Session> DecodeSession(std::string_view bytes);
+
+  // Replaces the whole state by one read back from a database: `applied` and the pairs
+  // `next_data` and `next_session` yield until they return false (each call fills its
+  // arguments and returns true, or returns false at the end). Checks what Restore checks:
+  // kCorruption for bad session bytes, a repeated key, client id or session index, or a
+  // session index above `applied`; kInvalidArgument for a key, value or session count above
+  // this machine's Options. On error the state is unchanged. Records no changes.
+  Status LoadState(
+      LogIndex applied, const std::function<bool(std::string* key, std::string* value)>& next_data,
+      const std::function<bool(uint64_t* client_id, std::string* session)>& next_session);
+
  private:
   Reply Execute(const Command& cmd);
   Reply ApplyInSession(LogIndex index, const Command& cmd);
@@ -144,9 +187,21 @@ class StateMachine {
   Reply Incr(const Command& cmd);
   Reply Append(const Command& cmd);
   void CheckInvariants() const;
+  void TrackKey(std::string_view key) {
+    if (track_changes_ && !changes_reset_) touched_keys_.emplace(key);
+  }
+  void TrackSession(uint64_t client_id) {
+    if (track_changes_ && !changes_reset_) touched_sessions_.insert(client_id);
+  }
 
   const Options options_;
   internal::State state_;
+  // Change tracking (see TakeChanges): what was touched since the last TakeChanges. Once a
+  // Restore set changes_reset_, the whole state is reported and nothing more is collected.
+  bool track_changes_ = false;
+  bool changes_reset_ = false;
+  std::set<std::string, std::less<>> touched_keys_;
+  std::set<uint64_t> touched_sessions_;
 };
 
 }  // namespace synod::kv

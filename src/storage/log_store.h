@@ -1,5 +1,6 @@
 // LogStore: what a Replica needs from durable storage — Raft's log, hard state and snapshot,
-// with the state machine's image inside the snapshot.
+// with the state machine's image inside the snapshot — and, optionally, the state machine's
+// data itself with its applied index (persists_state()).
 //
 // Two implementations: WalStorage (a write-ahead log over one env::Disk; the simulator's) and
 // RocksStorage (RocksDB; the real node's). Both serve Raft's reads from memory through
@@ -13,12 +14,22 @@
 //    machine's image, durably, and drops the folded entries.
 //  - Failure is sticky: after any disk error every later Save, Sync and Compact returns
 //    kIoError without touching the disk; the node refuses writes until restarted.
+//  - A store that persists_state() also keeps the state machine's keys, client sessions and
+//    applied index: StageState() adds them to the pending write, so they reach the disk in the
+//    same atomic write as the Saves staged before them (or with the next Compact). A restart
+//    then loads the state from the store (ForEachState) and replays only the entries after
+//    state_applied(). Stores that do not (WalStorage) ignore StageState; the Replica restores
+//    from the snapshot image and replays the log instead.
 //
 // Thread-safety: none; one thread owns a LogStore.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -26,6 +37,21 @@
 #include "raft/types.h"
 
 namespace synod::storage {
+
+// Changes to the persisted state machine, opaque to storage: keys, values and session bytes
+// are whatever the state machine gives (kv::StateChanges converted by the Replica).
+struct StateWrites {
+  // Delete every stored key and session first (a snapshot replaced the whole state).
+  bool reset = false;
+  std::vector<std::pair<std::string, std::optional<std::string>>> data;   // nullopt = delete
+  std::vector<std::pair<uint64_t, std::optional<std::string>>> sessions;  // by client id
+  LogIndex applied;  // the applied index these changes bring the stored state to
+};
+
+// Called for each stored key (in key order) and each stored session (in client id order).
+// Returning a non-OK status stops the iteration and is returned.
+using StateDataFn = std::function<Status(std::string_view key, std::string_view value)>;
+using StateSessionFn = std::function<Status(uint64_t client_id, std::string_view session)>;
 
 class LogStore {
  public:
@@ -58,6 +84,23 @@ class LogStore {
   virtual uint64_t cluster_id() const = 0;
   // OK, or the kIoError every write returns since the disk failed.
   virtual const Status& failure() const = 0;
+
+  // Whether this store keeps the state machine (see the class comment). Default: no.
+  virtual bool persists_state() const { return false; }
+  // Stages `w` after everything saved so far, for the next write (Sync or Compact). Does
+  // nothing on a failed store (the next write reports it) or one that does not persist state.
+  // REQUIRES: w.applied >= state_applied().
+  virtual void StageState(const StateWrites& w) { (void)w; }
+  // The applied index of the stored state as of Open plus every StageState since; 0 if the
+  // store holds no state.
+  virtual LogIndex state_applied() const { return {}; }
+  // Reads the stored state (as of the last write) back; kCorruption when a record fails its
+  // checksum or is malformed. Stores that keep no state call nothing and return OK.
+  virtual Status ForEachState(const StateDataFn& data_fn, const StateSessionFn& session_fn) const {
+    (void)data_fn;
+    (void)session_fn;
+    return Status::Ok();
+  }
 };
 
 }  // namespace synod::storage

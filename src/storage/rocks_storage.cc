@@ -30,6 +30,15 @@ constexpr char kEntryPrefix = 'E';
 // record uses this prefix.
 constexpr char kEntryRangeEnd[] = "F";
 constexpr char kMetaPrefix = 'M';
+// The persisted state machine: its applied index, its keys ("D" + key) and its client sessions
+// ("T" + client id, u64 BE; "S" is the snapshot record). Each range ends at the next letter,
+// which no record uses as a prefix of a state key.
+constexpr char kStateAppliedKey[] = "A";
+constexpr char kStateDataPrefix[] = "D";
+constexpr char kStateDataEnd[] = "E";  // below every entry key ("E" + 8 bytes)
+constexpr char kStateSessionPrefix[] = "T";
+constexpr char kStateSessionEnd[] = "U";
+constexpr size_t kSessionKeyBytes = 1 + 8;
 constexpr size_t kEntryKeyBytes = 1 + 8;
 
 constexpr size_t kCrcBytes = 4;
@@ -115,6 +124,49 @@ std::string MetaKey(std::string_view name) {
   std::string key(1, kMetaPrefix);
   key.append(name);
   return key;
+}
+
+std::string StateDataKey(std::string_view key) {
+  std::string k(kStateDataPrefix);
+  k.append(key);
+  return k;
+}
+
+std::string StateSessionKey(uint64_t client_id) {
+  std::string key(kSessionKeyBytes, '\0');
+  key[0] = kStateSessionPrefix[0];
+  for (size_t i = 1; i < kSessionKeyBytes; ++i) {
+    key[i] = static_cast<char>((client_id >> (8 * (kSessionKeyBytes - 1 - i))) & 0xFF);
+  }
+  return key;
+}
+
+// A state key for error messages: printable bytes as they are, others as \xNN, at most 64.
+std::string Printable(std::string_view key) {
+  std::string out;
+  for (size_t i = 0; i < key.size() && i < 64; ++i) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  if (key.size() > 64) out += "...";
+  return out;
+}
+
+std::string FrameBytes(std::string_view key, std::string_view payload) {
+  std::string frame = NewFrame();
+  frame.append(payload);
+  SealFrame(key, &frame);
+  return frame;
+}
+
+std::string FrameApplied(LogIndex applied) {
+  char payload[8];
+  for (int i = 0; i < 8; ++i) payload[i] = static_cast<char>((applied.value() >> (8 * i)) & 0xFF);
+  return FrameBytes(kStateAppliedKey, std::string_view(payload, sizeof(payload)));
 }
 
 Result<uint64_t> EntryKeyIndex(std::string_view key) {
@@ -221,6 +273,7 @@ Result<std::unique_ptr<RocksStorage>> RocksStorage::Open(const std::string& dir,
     return Status::Corruption(fmt::format("hard state commit index {} is beyond the last index {}",
                                           s->hard_state().commit.value(), last.value()));
   }
+  SYNOD_RETURN_IF_ERROR(s->LoadStateApplied());
   if (s->recovery_stats_.stale_entries > 0) SYNOD_RETURN_IF_ERROR(s->DeleteStaleEntries());
   return s;
 }
@@ -535,6 +588,99 @@ Status RocksStorage::Compact(LogIndex index, const raft::ConfState& cs,
   const Status compacted = memory_.Compact(index);
   SYNOD_ASSERT_MSG(compacted.ok(), "Compact refused an index after the snapshot");
   snapshot_ = std::move(*created);
+  return Status::Ok();
+}
+
+Status RocksStorage::LoadStateApplied() {
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), kStateAppliedKey, &value);
+  if (s.IsNotFound()) return Status::Ok();  // no state yet, or a database of an older build
+  if (!s.ok()) return FromRocks(s, "reading the state's applied index");
+  Result<std::string_view> payload =
+      Unframe(kStateAppliedKey, View(value), "the state's applied index");
+  if (!payload.ok()) return payload.status();
+  if (payload->size() != 8) {
+    return Status::Corruption(
+        fmt::format("the state's applied index has {} bytes, not 8", payload->size()));
+  }
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>((*payload)[i])} << (8 * i);
+  // The state of an entry is staged after the Save that made the entry committed, in the same
+  // write or a later one, so the stored commit index is never behind it.
+  if (LogIndex(v) > hard_state().commit) {
+    return Status::Corruption(
+        fmt::format("the state's applied index {} is beyond the commit "
+                    "index {}",
+                    v, hard_state().commit.value()));
+  }
+  state_applied_ = LogIndex(v);
+  return Status::Ok();
+}
+
+void RocksStorage::StageState(const StateWrites& w) {
+  if (!failure_.ok()) return;  // the next write reports the failure
+  SYNOD_ASSERT_MSG(w.reset || w.applied >= state_applied_, "the stored state would move back");
+  if (w.reset) {
+    MustStage(pending_.DeleteRange(kStateDataPrefix, kStateDataEnd));
+    MustStage(pending_.DeleteRange(kStateSessionPrefix, kStateSessionEnd));
+  }
+  for (const auto& [key, value] : w.data) {
+    const std::string k = StateDataKey(key);
+    // A value is at most kv::Options::value_bytes_max (512 MiB), far below WriteBatch's 4 GiB.
+    MustStage(value ? pending_.Put(k, FrameBytes(k, *value)) : pending_.Delete(k));
+  }
+  for (const auto& [client_id, session] : w.sessions) {
+    const std::string k = StateSessionKey(client_id);
+    MustStage(session ? pending_.Put(k, FrameBytes(k, *session)) : pending_.Delete(k));
+  }
+  MustStage(pending_.Put(kStateAppliedKey, FrameApplied(w.applied)));
+  state_applied_ = w.applied;
+}
+
+Status RocksStorage::ForEachState(const StateDataFn& data_fn,
+                                  const StateSessionFn& session_fn) const {
+  // One database snapshot for both ranges: they are read as of one write.
+  const rocksdb::Snapshot* snap = db_->GetSnapshot();
+  Status s = ForEachStateRange(snap, kStateDataPrefix, kStateDataEnd,
+                               [&](std::string_view key, std::string_view payload) {
+                                 return data_fn(key.substr(1), payload);
+                               });
+  if (s.ok()) {
+    s = ForEachStateRange(
+        snap, kStateSessionPrefix, kStateSessionEnd,
+        [&](std::string_view key, std::string_view payload) {
+          if (key.size() != kSessionKeyBytes) {
+            return Status::Corruption(fmt::format("malformed session key of {} bytes", key.size()));
+          }
+          uint64_t id = 0;
+          for (size_t i = 1; i < kSessionKeyBytes; ++i)
+            id = (id << 8) | static_cast<uint8_t>(key[i]);
+          return session_fn(id, payload);
+        });
+  }
+  db_->ReleaseSnapshot(snap);
+  return s;
+}
+
+Status RocksStorage::ForEachStateRange(
+    const rocksdb::Snapshot* snap, std::string_view begin, std::string_view end,
+    const std::function<Status(std::string_view key, std::string_view payload)>& fn) const {
+  const rocksdb::Slice upper(end.data(), end.size());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  ro.iterate_upper_bound = &upper;
+  ro.fill_cache = false;  // read once, at start-up
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  // Bounded by the records in the range.
+  for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid(); it->Next()) {
+    const std::string_view key = View(it->key());
+    Result<std::string_view> payload =
+        Unframe(key, View(it->value()), fmt::format("state record '{}'", Printable(key)));
+    if (!payload.ok()) return payload.status();
+    SYNOD_RETURN_IF_ERROR(fn(key, *payload));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the state machine");
   return Status::Ok();
 }
 

@@ -13,6 +13,9 @@
 //   "S"                  pb::Snapshot (meta and the state machine image)
 //   "E" + index (u64 BE) pb::Entry; big-endian so that iteration is in index order
 //   "M" + name           node metadata (PutMeta), an opaque value
+//   "A"                  the persisted state machine's applied index (u64 LE)
+//   "D" + key            a state machine key; the value is the key's value (StageState)
+//   "T" + id (u64 BE)    a state machine client session, as the state machine encoded it
 // The checksum covers the key so that a value written under the wrong key (a misdirected
 // write) fails it too. A mismatch is kCorruption naming the record; the node then refuses to
 // serve rather than give a silently wrong answer.
@@ -22,6 +25,13 @@
 // Syncs are group-committed, and after a crash the database holds a prefix of the Saves, Save
 // by Save. Saves not yet written when the RocksStorage is destroyed are dropped, as a crash
 // would. Compact() is durable when it returns (it writes any pending batch first, in order).
+//
+// The state machine (persists_state()): StageState() appends its changes and applied index to
+// the same pending batch as the Saves, so one write carries them together and the stored data
+// always matches the stored applied index. Open() reads only the applied index; the Replica
+// reads the rest with ForEachState(). The stored applied index may be below the snapshot's (a
+// received snapshot is saved one write before the state it replaced): the Replica then
+// restores from the snapshot image instead and rewrites the whole state.
 //
 // Failure is sticky (LogStore): after any failed RocksDB write, every later Save, Sync,
 // Compact and PutMeta returns the kIoError without touching the database; in-memory state
@@ -43,6 +53,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +68,7 @@
 namespace rocksdb {
 class DB;
 class Env;
+class Snapshot;
 }  // namespace rocksdb
 
 namespace synod::storage {
@@ -151,6 +163,19 @@ class RocksStorage final : public LogStore {
   Status Compact(LogIndex index, const raft::ConfState& cs,
                  std::string state_machine_image) override;
 
+  // The state machine kept beside the log (see the class comment and LogStore).
+  bool persists_state() const override { return true; }
+  // Stages `w` into the pending batch, after the Saves staged before it. Nothing on a failed
+  // storage. REQUIRES: w.reset or w.applied >= state_applied().
+  void StageState(const StateWrites& w) override;
+  // The applied index read at Open (0 if none) or last staged.
+  LogIndex state_applied() const override { return state_applied_; }
+  // Calls data_fn for each stored key in key order, then session_fn for each stored session
+  // in client id order, as of the last write (staged changes not included). kCorruption,
+  // naming the record, when one fails its checksum; otherwise the first non-OK status of a
+  // callback, or of RocksDB. Owner thread (the storage thread may be writing meanwhile).
+  Status ForEachState(const StateDataFn& data_fn, const StateSessionFn& session_fn) const override;
+
   // Node-level metadata (the peer address book), outside the Raft log: a durable (synced),
   // checksummed write of `value` under `name`. Errors: kInvalidArgument (empty name, value over
   // 16 MiB), kIoError (failed, sticky).
@@ -184,6 +209,10 @@ class RocksStorage final : public LogStore {
   Status LoadHardState();
   Status LoadEntries();
   Status DeleteStaleEntries();
+  Status LoadStateApplied();
+  Status ForEachStateRange(
+      const rocksdb::Snapshot* snap, std::string_view begin, std::string_view end,
+      const std::function<Status(std::string_view key, std::string_view payload)>& fn) const;
   Status CheckSave(const std::optional<raft::Snapshot>& snap,
                    const std::vector<raft::Entry>& entries,
                    const std::optional<raft::HardState>& hs) const;
@@ -205,6 +234,7 @@ class RocksStorage final : public LogStore {
   // Saves applied to memory_ and not yet taken by a write; in Save order.
   rocksdb::WriteBatch pending_;
   uint64_t pending_saves_ = 0;
+  LogIndex state_applied_;
   // PendingWrites taken and not yet reported to OnPendingWritten.
   uint64_t writes_outstanding_ = 0;
   // Set by whichever thread sees a RocksDB write fail, so that no later write lands after it.

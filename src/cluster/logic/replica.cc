@@ -1,6 +1,9 @@
 #include "cluster/logic/replica.h"
 
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "common/assert.h"
 
@@ -23,21 +26,97 @@ Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, env::Trans
   std::unique_ptr<Replica> r(
       new Replica(std::move(opts), transport, wal, observer, std::move(logger)));
   const raft::Snapshot& snap = wal->snapshot();
-  if (!snap.data.empty()) {
-    Status s = r->sm_.Restore(snap.data);
-    if (!s.ok()) {
-      return Status::Corruption("replica: the stored snapshot does not restore: " + s.ToString());
+  // The stored state is usable when it is at least as new as the snapshot; it may be older
+  // when a crash came between saving a received snapshot and writing the state it replaced.
+  const bool from_store = wal->persists_state() && wal->state_applied() > LogIndex(0) &&
+                          wal->state_applied() >= snap.meta.index;
+  // On before the snapshot's Restore, so that a store keeping the state gets all of it.
+  r->sm_.set_track_changes(wal->persists_state());
+  if (from_store) {
+    SYNOD_RETURN_IF_ERROR(r->LoadStoredState());
+  } else {
+    if (!snap.data.empty()) {
+      Status s = r->sm_.Restore(snap.data);
+      if (!s.ok()) {
+        return Status::Corruption("replica: the stored snapshot does not restore: " + s.ToString());
+      }
     }
+    // Whatever the store held (a state older than the snapshot) is replaced by this one.
+    r->state_reset_pending_ = wal->persists_state();
   }
   r->snapshot_index_ = snap.meta.index;
+  r->applied_at_start_ = r->sm_.applied_index();
   raft::Config rc = r->opts_.raft;
   rc.storage = &wal->raft_storage();
-  rc.applied = snap.meta.index;
+  rc.applied = from_store ? wal->state_applied() : snap.meta.index;
   rc.logger = r->logger_;
   auto node = raft::RawNode::Create(rc);
   if (!node.ok()) return node.status();
   r->node_ = std::move(node).value();
+  if (from_store) SYNOD_RETURN_IF_ERROR(r->ReplayConfChanges(snap.meta.index, rc.applied));
   return r;
+}
+
+Status Replica::LoadStoredState() {
+  // LoadState pulls records while the store pushes them: hold them once, then move them in.
+  std::vector<std::pair<std::string, std::string>> data;
+  std::vector<std::pair<uint64_t, std::string>> sessions;
+  Status s = wal_->ForEachState(
+      [&](std::string_view key, std::string_view value) {
+        data.emplace_back(key, value);
+        return Status::Ok();
+      },
+      [&](uint64_t client_id, std::string_view session) {
+        sessions.emplace_back(client_id, session);
+        return Status::Ok();
+      });
+  if (!s.ok()) return s;
+  size_t d = 0;
+  size_t n = 0;
+  s = sm_.LoadState(
+      wal_->state_applied(),
+      [&](std::string* key, std::string* value) {
+        if (d == data.size()) return false;
+        *key = std::move(data[d].first);
+        *value = std::move(data[d].second);
+        ++d;
+        return true;
+      },
+      [&](uint64_t* client_id, std::string* session) {
+        if (n == sessions.size()) return false;
+        *client_id = sessions[n].first;
+        *session = std::move(sessions[n].second);
+        ++n;
+        return true;
+      });
+  if (!s.ok()) {
+    return Status::Corruption("replica: the stored state does not load: " + s.ToString());
+  }
+  return Status::Ok();
+}
+
+// Raft starts from the snapshot's membership and learns later changes only as the entries
+// holding them are applied. The entries up to the stored state's applied index are not
+// applied again, so their membership changes are replayed here, without the state machine.
+Status Replica::ReplayConfChanges(LogIndex after, LogIndex upto) {
+  constexpr uint64_t kReplayBytesMax = 4 << 20;
+  LogIndex next = after + 1;
+  // Bounded: every round moves `next` forward by at least one entry.
+  while (next <= upto) {
+    auto ents = wal_->raft_storage().Entries(next, upto + 1, kReplayBytesMax);
+    if (!ents.ok()) {
+      return Status::Corruption(
+          "replica: entries below the stored state's applied index are "
+          "missing: " +
+          ents.status().ToString());
+    }
+    SYNOD_ASSERT(!ents->empty());
+    for (const raft::Entry& e : *ents) {
+      if (e.type == raft::EntryType::kConfChange) ApplyConfChange(e);
+    }
+    next = ents->back().index + 1;
+  }
+  return Status::Ok();
 }
 
 size_t Replica::pending_requests() const {
@@ -204,10 +283,29 @@ void Replica::FinishReady() {
     if (observer_ != nullptr) observer_->OnSnapshot(id_, ready_.snapshot->meta);
   }
   ApplyCommitted(ready_.committed_entries);
+  StageStateChanges();
   node_->Advance(ready_);
   ready_ = raft::Ready{};
   ServeReads();
   MaybeCompact();
+}
+
+// The state applied by this Ready goes to the store's next write (the next Ready's, or a
+// compaction's). The entries it came from are durable already, so a crash before that write
+// only means replaying them; what matters is that data and applied index travel together.
+void Replica::StageStateChanges() {
+  if (!wal_->persists_state()) return;
+  kv::StateChanges c = sm_.TakeChanges();
+  if (c.applied == wal_->state_applied() && !c.reset && !state_reset_pending_) {
+    SYNOD_ASSERT(c.data.empty() && c.sessions.empty());
+    return;  // nothing applied
+  }
+  storage::StateWrites w;
+  w.reset = c.reset || std::exchange(state_reset_pending_, false);
+  w.data = std::move(c.data);
+  w.sessions = std::move(c.sessions);
+  w.applied = c.applied;
+  wal_->StageState(w);
 }
 
 void Replica::SendAll(std::vector<raft::Message>& msgs) {

@@ -2,8 +2,15 @@
 // "node driver" that runs Raft's Ready loop, answers clients and serves linearizable reads.
 //
 // Written once and used by both the deterministic simulator and the real node: it touches the
-// world only through env::Transport (sending messages) and storage::WalStorage (over an
-// env::Disk). It reads no clock: time is Tick(), and request timeouts are counted in ticks.
+// world only through env::Transport (sending messages) and a storage::LogStore (WalStorage
+// over an env::Disk in the simulator, RocksStorage in the real node). It reads no clock: time
+// is Tick(), and request timeouts are counted in ticks.
+//
+// State persistence: with a LogStore that persists_state() (RocksStorage), the state machine
+// tracks its changes and every FinishReady stages them with the applied index into the store's
+// next write, and Create loads the state from the store and has Raft replay only the entries
+// after its applied index. Otherwise Create restores the snapshot image and replays the log
+// after the snapshot.
 //
 // The host drives it from one thread:
 //   - Tick() every tick interval; Receive() every message; Submit() every client request;
@@ -138,6 +145,9 @@ class Replica {
   bool failed() const { return !failure_.ok(); }
   const raft::RawNode& raw_node() const { return *node_; }
   const kv::StateMachine& state_machine() const { return sm_; }
+  // The state machine's applied index when Create returned: from the store's persisted state
+  // (persists_state()), else from the snapshot. Entries after it were replayed from the log.
+  LogIndex applied_at_start() const { return applied_at_start_; }
   size_t pending_requests() const;
 
  private:
@@ -154,6 +164,9 @@ class Replica {
   Replica(ReplicaOptions opts, env::Transport* transport, storage::LogStore* wal,
           ReplicaObserver* observer, Logger logger);
 
+  Status LoadStoredState();
+  Status ReplayConfChanges(LogIndex after, LogIndex upto);
+  void StageStateChanges();
   void SubmitWrite(const kv::Command& cmd, ReplyFn reply);
   void FlushReadBatch();
   void ApplyCommitted(const std::vector<raft::Entry>& entries);
@@ -181,6 +194,10 @@ class Replica {
   bool persisting_ = false;
   raft::Ready ready_;  // the Ready between BeginReady and FinishReady
   LogIndex snapshot_index_;
+  LogIndex applied_at_start_;
+  // The store holds a state older than the one restored at Create: the first StageState must
+  // replace it whole.
+  bool state_reset_pending_ = false;
   NodeId known_leader_;  // the leader as of the last Ready's soft state
 
   // Writes by (client_id, seq): several submissions of one retried command share an entry.

@@ -1,0 +1,325 @@
+// RocksStorage's persisted state machine: StageState, state_applied and ForEachState.
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "storage/fault_fs.h"
+#include "storage/rocks_storage.h"
+
+namespace synod::storage {
+namespace {
+
+constexpr uint64_t kCluster = 0xC1u;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = ::testing::TempDir() + "rocks_state_XXXXXX";
+    const char* made = mkdtemp(tmpl.data());
+    SYNOD_ASSERT_MSG(made != nullptr, "mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string db() const { return path_ + "/db"; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<raft::Entry> Ents(uint64_t term, uint64_t first, uint64_t last) {
+  std::vector<raft::Entry> out;
+  for (uint64_t i = first; i <= last; ++i) {
+    raft::Entry e;
+    e.term = Term(term);
+    e.index = LogIndex(i);
+    e.data = "e" + std::to_string(i);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+raft::HardState HS(uint64_t commit) {
+  return raft::HardState{Term(1), NodeId(1), LogIndex(commit)};
+}
+
+std::unique_ptr<RocksStorage> MustOpen(const std::string& dir, RocksOptions opts = {}) {
+  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(dir, kCluster, opts);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(*r) : nullptr;
+}
+
+struct Stored {
+  std::map<std::string, std::string> data;
+  std::map<uint64_t, std::string> sessions;
+  bool operator==(const Stored&) const = default;
+};
+
+Result<Stored> ReadState(const RocksStorage& r) {
+  Stored s;
+  Status st = r.ForEachState(
+      [&](std::string_view k, std::string_view v) {
+        EXPECT_TRUE(s.data.emplace(k, v).second) << "key twice: " << k;
+        return Status::Ok();
+      },
+      [&](uint64_t id, std::string_view v) {
+        EXPECT_TRUE(s.sessions.emplace(id, v).second) << "session twice: " << id;
+        return Status::Ok();
+      });
+  if (!st.ok()) return st;
+  return s;
+}
+
+StateWrites Writes(uint64_t applied,
+                   std::vector<std::pair<std::string, std::optional<std::string>>> d,
+                   std::vector<std::pair<uint64_t, std::optional<std::string>>> s = {},
+                   bool reset = false) {
+  StateWrites w;
+  w.reset = reset;
+  w.data = std::move(d);
+  w.sessions = std::move(s);
+  w.applied = LogIndex(applied);
+  return w;
+}
+
+class RawDb {
+ public:
+  explicit RawDb(const std::string& dir) {
+    rocksdb::DB* db = nullptr;
+    const rocksdb::Status s = rocksdb::DB::Open(rocksdb::Options(), dir, &db);
+    SYNOD_ASSERT_MSG(s.ok(), "opening the raw database failed");
+    db_.reset(db);
+  }
+  std::string Get(const std::string& key) {
+    std::string value;
+    EXPECT_TRUE(db_->Get(rocksdb::ReadOptions(), key, &value).ok()) << key;
+    return value;
+  }
+  void Put(const std::string& key, const std::string& value) {
+    EXPECT_TRUE(db_->Put(rocksdb::WriteOptions(), key, value).ok());
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+TEST(RocksStateTest, StagedStateSurvivesAReopen) {
+  TempDir tmp;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    EXPECT_TRUE(r->persists_state());
+    EXPECT_EQ(r->state_applied(), LogIndex(0));
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 5), HS(5)).ok());
+    // Keys are bytes: empty, binary, and one that looks like another record's key.
+    r->StageState(Writes(
+        3,
+        {{"a", "1"}, {"", "empty key"}, {std::string("\0\xff", 2), "bin"}, {"gone", std::nullopt}},
+        {{7, "s7"}, {uint64_t{1} << 40, "big"}}));
+    r->StageState(Writes(5, {{"b", std::string("\0", 1)}, {"a", "2"}}, {{7, std::nullopt}}));
+    EXPECT_EQ(r->state_applied(), LogIndex(5));
+    ASSERT_TRUE(r->Sync().ok());
+  }
+  auto r = MustOpen(tmp.db());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->state_applied(), LogIndex(5));
+  Result<Stored> got = ReadState(*r);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  Stored want;
+  want.data = {{"a", "2"},
+               {"", "empty key"},
+               {std::string("\0\xff", 2), "bin"},
+               {"b", std::string("\0", 1)}};
+  want.sessions = {{uint64_t{1} << 40, "big"}};
+  EXPECT_EQ(*got, want);
+  // The log is untouched by the state records around it ("D" sorts just before "E").
+  EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(5));
+}
+
+TEST(RocksStateTest, UnsyncedStateIsNotRead) {
+  TempDir tmp;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 2), HS(2)).ok());
+    r->StageState(Writes(2, {{"k", "v"}}));
+    Result<Stored> before = ReadState(*r);
+    ASSERT_TRUE(before.ok());
+    EXPECT_TRUE(before->data.empty());  // staged, not written
+  }
+  auto r = MustOpen(tmp.db());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->state_applied(), LogIndex(0));
+  EXPECT_TRUE(ReadState(*r)->data.empty());
+}
+
+TEST(RocksStateTest, ResetDeletesEveryOldKeyAndSession) {
+  TempDir tmp;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 9), HS(9)).ok());
+    r->StageState(Writes(4, {{"old1", "x"}, {"old2", "y"}, {"kept", "z"}}, {{1, "a"}, {2, "b"}}));
+    ASSERT_TRUE(r->Sync().ok());
+    r->StageState(Writes(9, {{"kept", "new"}, {"n", "1"}}, {{3, "c"}}, /*reset=*/true));
+    ASSERT_TRUE(r->Sync().ok());
+  }
+  auto r = MustOpen(tmp.db());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->state_applied(), LogIndex(9));
+  Result<Stored> got = ReadState(*r);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->data, (std::map<std::string, std::string>{{"kept", "new"}, {"n", "1"}}));
+  EXPECT_EQ(got->sessions, (std::map<uint64_t, std::string>{{3, "c"}}));
+  // The snapshot, hard state and log around the state's key ranges are untouched.
+  EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(9));
+  EXPECT_EQ(r->hard_state().commit, LogIndex(9));
+}
+
+TEST(RocksStateTest, CompactWritesTheStagedStateWithIt) {
+  TempDir tmp;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 6), HS(6)).ok());
+    ASSERT_TRUE(r->Sync().ok());
+    r->StageState(Writes(6, {{"k", "v"}}));
+    ASSERT_TRUE(
+        r->Compact(LogIndex(6), raft::ConfState{{NodeId(1)}, {}, {}, {}, false}, "img").ok());
+  }
+  auto r = MustOpen(tmp.db());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->snapshot().meta.index, LogIndex(6));
+  EXPECT_EQ(r->state_applied(), LogIndex(6));
+  EXPECT_EQ(ReadState(*r)->data.at("k"), "v");
+}
+
+// The state and the Saves staged with it are one write: after a failed write, a reopen finds
+// both or neither.
+TEST(RocksStateTest, StateAndSaveAreWrittenAtomically) {
+  TempDir tmp;
+  auto fs = std::make_shared<FaultInjectionFs>();
+  std::unique_ptr<rocksdb::Env> env = NewFaultInjectionEnv(fs);
+  RocksOptions opts;
+  opts.env = env.get();
+  {
+    auto r = MustOpen(tmp.db(), opts);
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 3), HS(3)).ok());
+    r->StageState(Writes(3, {{"k", "1"}}));
+    ASSERT_TRUE(r->Sync().ok());
+
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 4, 6), HS(6)).ok());
+    r->StageState(Writes(6, {{"k", "2"}, {"j", "x"}}));
+    fs->SetFailWrites(true);
+    EXPECT_EQ(r->Sync().code(), Code::kIoError);
+    fs->SetFailWrites(false);
+    // A failed storage stages nothing more.
+    r->StageState(Writes(7, {{"k", "3"}}));
+    EXPECT_EQ(r->Sync().code(), Code::kIoError);
+  }
+  auto r = MustOpen(tmp.db(), opts);
+  ASSERT_NE(r, nullptr);
+  Result<Stored> got = ReadState(*r);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  if (r->raft_storage().LastIndex() == LogIndex(6)) {
+    EXPECT_EQ(r->state_applied(), LogIndex(6));
+    EXPECT_EQ(got->data, (std::map<std::string, std::string>{{"j", "x"}, {"k", "2"}}));
+  } else {
+    EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(3));
+    EXPECT_EQ(r->hard_state().commit, LogIndex(3));
+    EXPECT_EQ(r->state_applied(), LogIndex(3));
+    EXPECT_EQ(got->data, (std::map<std::string, std::string>{{"k", "1"}}));
+  }
+}
+
+TEST(RocksStateTest, FlippedByteInAValueIsCorruptionNamingTheKey) {
+  TempDir tmp;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 2), HS(2)).ok());
+    r->StageState(Writes(2, {{"alpha", "first value"}, {"beta", "second value"}}, {{9, "sess"}}));
+    ASSERT_TRUE(r->Sync().ok());
+  }
+  {
+    RawDb raw(tmp.db());
+    std::string v = raw.Get("Dbeta");
+    v[v.size() - 2] ^= 0x01;
+    raw.Put("Dbeta", v);
+  }
+  auto r = MustOpen(tmp.db());  // Open reads only the applied index
+  ASSERT_NE(r, nullptr);
+  Result<Stored> got = ReadState(*r);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), Code::kCorruption);
+  EXPECT_NE(got.status().message().find("'Dbeta' failed its checksum"), std::string::npos)
+      << got.status().ToString();
+}
+
+TEST(RocksStateTest, ValueMovedToAnotherKeyIsCorruption) {
+  TempDir tmp;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 2), HS(2)).ok());
+    r->StageState(Writes(2, {{"a", "1"}, {"b", "2"}}));
+    ASSERT_TRUE(r->Sync().ok());
+  }
+  {
+    RawDb raw(tmp.db());
+    raw.Put("Db", raw.Get("Da"));
+  }
+  auto r = MustOpen(tmp.db());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(ReadState(*r).status().code(), Code::kCorruption);
+}
+
+TEST(RocksStateTest, AppliedIndexBeyondTheCommitIsCorruption) {
+  TempDir tmp;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 4), HS(2)).ok());
+    r->StageState(Writes(4, {{"a", "1"}}));  // a programmer error the reopen must catch
+    ASSERT_TRUE(r->Sync().ok());
+  }
+  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().ToString();
+}
+
+TEST(RocksStateTest, FlippedByteInTheAppliedIndexIsCorruption) {
+  TempDir tmp;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 2), HS(2)).ok());
+    r->StageState(Writes(2, {{"a", "1"}}));
+    ASSERT_TRUE(r->Sync().ok());
+  }
+  {
+    RawDb raw(tmp.db());
+    std::string v = raw.Get("A");
+    v.back() ^= 0x10;
+    raw.Put("A", v);
+  }
+  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().ToString();
+}
+
+}  // namespace
+}  // namespace synod::storage
