@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -63,10 +64,22 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path, b
   _exit(127);
 }
 
-// Polls the nodes' /status until one reports a leader. Returns its id, or 0 on timeout.
-uint64_t WaitForLeader(const std::vector<std::string>& admins, int64_t wait_ms) {
+// Polls the nodes' /status until one reports a leader. Returns its id, or 0 on timeout or when
+// a node exited (it is then reaped and its slot in *exited set).
+uint64_t WaitForLeader(const std::vector<std::string>& admins, const std::vector<pid_t>& pids,
+                       int64_t wait_ms, std::vector<bool>* exited) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   while (std::chrono::steady_clock::now() < deadline && g_stop_signal == 0) {
+    bool any_exited = false;
+    for (size_t i = 0; i < pids.size(); ++i) {
+      int status = 0;
+      if (!(*exited)[i] && waitpid(pids[i], &status, WNOHANG) == pids[i]) {
+        (*exited)[i] = true;
+        any_exited = true;
+        std::cerr << fmt::format("synod up: node {} exited at start-up; see its log\n", i + 1);
+      }
+    }
+    if (any_exited) return 0;
     for (const std::string& a : admins) {
       auto r = AdminCall("GET", a, "/status", 500);
       if (r.ok() && r->status == 200 && r->json.is_object() &&
@@ -125,10 +138,11 @@ int RunUp(const UpFlags& f) {
     pids.push_back(Spawn(args, fmt::format("{}/node-{}.log", f.dir, id.value()), f.verbose));
     admins.push_back(a.admin);
   }
-  const uint64_t leader = WaitForLeader(admins, f.wait_ms);
+  std::vector<bool> done(pids.size(), false);
+  const uint64_t leader = WaitForLeader(admins, pids, f.wait_ms, &done);
   if (leader == 0) {
-    std::cerr << "synod up: no leader within " << f.wait_ms << " ms; see " << f.dir
-              << "/node-*.log\n";
+    std::cerr << "synod up: no leader; see " << f.dir << "/node-*.log\n";
+    if (std::find(done.begin(), done.end(), true) != done.end()) g_stop_signal = SIGTERM;
   } else {
     std::cout << fmt::format("synod up: {} nodes, leader is node {}\n\n", f.nodes, leader);
     std::cout << fmt::format("{:>4}  {:<8} {:<20} {:<20} {:<20} {}\n", "NODE", "PID", "CLIENT",
@@ -146,8 +160,7 @@ int RunUp(const UpFlags& f) {
     std::cout.flush();
   }
   // Wait for a signal or for every node to exit.
-  size_t alive = pids.size();
-  std::vector<bool> done(pids.size(), false);
+  size_t alive = static_cast<size_t>(std::count(done.begin(), done.end(), false));
   while (alive > 0 && g_stop_signal == 0) {
     for (size_t i = 0; i < pids.size(); ++i) {
       if (done[i]) continue;
@@ -164,6 +177,7 @@ int RunUp(const UpFlags& f) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (alive == 0) return 1;
+  const bool failed_start = leader == 0;
   std::cout << "\nsynod up: stopping " << alive << " nodes\n";
   for (size_t i = 0; i < pids.size(); ++i) {
     if (!done[i]) kill(pids[i], SIGTERM);
@@ -187,7 +201,7 @@ int RunUp(const UpFlags& f) {
     }
   }
   std::cout << "synod up: stopped\n";
-  return 0;
+  return failed_start ? 1 : 0;
 }
 
 }  // namespace

@@ -136,14 +136,14 @@ void Node::RegisterMetrics() {
   r.AddCallbackGauge("synod_storage_failed", "1 once a disk write failed (writes refused).",
                      [p] { return p->failed.load() ? 1.0 : 0.0; });
   auto counter = [&r](const char* name, const char* help, std::atomic<uint64_t>* v) {
-    r.AddCallbackGauge(name, help, [v] { return static_cast<double>(v->load()); });
+    r.AddCallbackCounter(name, help, [v] { return static_cast<double>(v->load()); });
   };
   cluster::HostCounters& hc = host_->counters();
   counter("synod_proposals_total", "Write commands proposed to Raft.", &hc.proposals);
   counter("synod_fsyncs_total", "Durable writes (group commits) to RocksDB.", &hc.syncs);
   counter("synod_fsync_failures_total", "Durable writes that failed.", &hc.sync_failures);
   counter("synod_ready_rounds_total", "Raft Ready rounds processed.", &hc.ready_rounds);
-  counter("synod_client_connections", "Open client connections.", &counters_.connections_current);
+  gauge("synod_client_connections", "Open client connections.", &counters_.connections_current);
   counter("synod_client_connections_total", "Client connections accepted.",
           &counters_.connections_total);
   counter("synod_client_commands_total", "Client commands received.", &counters_.commands_total);

@@ -53,6 +53,11 @@ struct StateWrites {
 using StateDataFn = std::function<Status(std::string_view key, std::string_view value)>;
 using StateSessionFn = std::function<Status(uint64_t client_id, std::string_view session)>;
 
+// Whether `entries` may be appended after a log ending at `last` (what MemoryStorage::Append
+// accepts): consecutive indexes, starting at 1 or later and no later than last+1 (no gap).
+// kInvalidArgument naming the offending index otherwise. Shared by every LogStore's Save.
+Status CheckEntriesFollow(const std::vector<raft::Entry>& entries, LogIndex last);
+
 class LogStore {
  public:
   virtual ~LogStore() = default;

@@ -203,27 +203,6 @@ Result<std::string> EncodeSnapshot(const raft::Snapshot& snap) {
   return FrameMessage(kSnapshotKey, p);
 }
 
-// Entries that MemoryStorage::Append accepts after a log ending at `last`: consecutive
-// indexes, starting at 1 or later and no later than last+1 (no gap). The same rule as
-// WalStorage's.
-Status CheckEntriesFollow(const std::vector<raft::Entry>& entries, LogIndex last) {
-  if (entries.empty()) return Status::Ok();
-  const LogIndex first = entries.front().index;
-  if (first == LogIndex(0) || first > last + 1) {
-    return Status::InvalidArgument(
-        fmt::format("entries start at index {}, leaving a gap after last index {}", first.value(),
-                    last.value()));
-  }
-  for (size_t i = 1; i < entries.size(); ++i) {
-    if (entries[i].index != entries[i - 1].index + 1) {
-      return Status::InvalidArgument(fmt::format("entry index {} does not follow {}",
-                                                 entries[i].index.value(),
-                                                 entries[i - 1].index.value()));
-    }
-  }
-  return Status::Ok();
-}
-
 void MustStage(const rocksdb::Status& s) {
   // A WriteBatch without max_bytes refuses only values of 4 GiB or more, which Save rules out.
   SYNOD_ASSERT_MSG(s.ok(), "staging a checked record in a WriteBatch failed");

@@ -144,15 +144,20 @@ void Replica::Receive(raft::Message m) {
   if (!s.ok()) logger_.Debug("event=step_refused error=\"{}\"", s.ToString());
 }
 
-void Replica::Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
+bool Replica::RefuseIfUnable(ReplyFn& reply) {
   if (failed()) {
     Answer(reply, Status::IoError("this node's disk failed; it refuses requests until restarted"));
-    return;
+    return true;
   }
   if (pending_requests() >= opts_.pending_requests_max) {
     Answer(reply, Status::ResourceExhausted("too many pending requests on this node"));
-    return;
+    return true;
   }
+  return false;
+}
+
+void Replica::Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
+  if (RefuseIfUnable(reply)) return;
   if (cmd.op == kv::Op::kGet) {
     SubmitRead(
         [key = cmd.key](const kv::StateMachine& sm) {
@@ -192,14 +197,7 @@ void Replica::SubmitWrite(const kv::Command& cmd, ReplyFn reply) {
 }
 
 void Replica::SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply) {
-  if (failed()) {
-    Answer(reply, Status::IoError("this node's disk failed; it refuses requests until restarted"));
-    return;
-  }
-  if (pending_requests() >= opts_.pending_requests_max) {
-    Answer(reply, Status::ResourceExhausted("too many pending requests on this node"));
-    return;
-  }
+  if (RefuseIfUnable(reply)) return;
   bool local = mode == ReadMode::kStale;
   if (opts_.bugs.stale_read && node_->raft().role() == raft::Role::kLeader) local = true;
   if (local) {

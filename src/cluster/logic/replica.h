@@ -168,6 +168,8 @@ class Replica {
   Status ReplayConfChanges(LogIndex after, LogIndex upto);
   void StageStateChanges();
   void SubmitWrite(const kv::Command& cmd, ReplyFn reply);
+  // Answers `reply` and returns true when the replica failed or is at its pending bound.
+  bool RefuseIfUnable(ReplyFn& reply);
   void FlushReadBatch();
   void ApplyCommitted(const std::vector<raft::Entry>& entries);
   void ApplyConfChange(const raft::Entry& e);

@@ -215,6 +215,14 @@ void Registry::AddCallbackGauge(std::string name, std::string help, std::functio
   s.fn = std::move(fn);
 }
 
+void Registry::AddCallbackCounter(std::string name, std::string help, std::function<double()> fn,
+                                  Labels labels) {
+  SYNOD_ASSERT_MSG(fn != nullptr, "a callback counter needs a callback");
+  std::lock_guard<std::mutex> lock(mu_);
+  Series& s = NewSeries(std::move(name), std::move(help), Type::kCounter, std::move(labels));
+  s.fn = std::move(fn);
+}
+
 void Registry::RenderFamily(const Family& family, std::string& out) {
   static constexpr const char* kTypeNames[] = {"counter", "gauge", "histogram"};
   out += "# HELP ";

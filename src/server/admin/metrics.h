@@ -123,6 +123,10 @@ class Registry {
   // back into this Registry.
   void AddCallbackGauge(std::string name, std::string help, std::function<double()> fn,
                         Labels labels = {});
+  // The same for a counter another component keeps (an atomic that only grows): rendered with
+  // TYPE counter. `fn` must never decrease.
+  void AddCallbackCounter(std::string name, std::string help, std::function<double()> fn,
+                          Labels labels = {});
 
   // The whole registry in text format 0.0.4: families in order of first registration, each
   // with HELP and TYPE once, then its samples in order of registration.

@@ -235,3 +235,21 @@ TEST(MetricsTest, ConcurrentUpdatesWhileRenderingAddUp) {
 
 }  // namespace
 }  // namespace synod::admin
+
+namespace synod::admin {
+namespace {
+
+TEST(MetricsTest, CallbackCounterRendersAsACounter) {
+  Registry r;
+  std::atomic<uint64_t> n{0};
+  r.AddCallbackCounter("synod_fsyncs_total", "Durable writes.",
+                       [&n] { return static_cast<double>(n.load()); });
+  n = 12;
+  EXPECT_EQ(r.Render(),
+            "# HELP synod_fsyncs_total Durable writes.\n"
+            "# TYPE synod_fsyncs_total counter\n"
+            "synod_fsyncs_total 12\n");
+}
+
+}  // namespace
+}  // namespace synod::admin
