@@ -32,6 +32,9 @@ class Progress {
   LogIndex next;   // index of the next entry to send
   ProgressState state = ProgressState::kProbe;
   LogIndex pending_snapshot;  // in kSnapshot: the index of the snapshot being sent
+  // In kSnapshot: the leader's tick when it sent the snapshot. A heartbeat sent later and
+  // answered while the snapshot is still unacknowledged means the snapshot was lost.
+  uint64_t snapshot_sent_tick = 0;
   // True if the follower was heard from since the last check-quorum round.
   bool recent_active = false;
   // In kProbe: an append was sent and no answer has come yet; cleared on heartbeat response.

@@ -232,6 +232,7 @@ void Raft::SendSnapshot(LeaderRole& l, NodeId to, Progress& pr) {
   logger_.Info("event=send_snapshot to={} index={} term={} match={}", to.value(),
                snap->meta.index.value(), snap->meta.term.value(), pr.match.value());
   pr.BecomeSnapshot(snap->meta.index);
+  pr.snapshot_sent_tick = tick_now_;
   Message m;
   m.type = MessageType::kSnap;
   m.to = to;
@@ -349,6 +350,16 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
   pr.recent_active = true;
   pr.acked_tick = std::max(pr.acked_tick, m.sent_tick);
   pr.msg_app_flow_paused = false;
+  if (pr.state == ProgressState::kSnapshot && m.sent_tick > pr.snapshot_sent_tick) {
+    // The follower answered a heartbeat sent after the snapshot, yet has not acknowledged the
+    // snapshot: it was lost on the way (a dropped connection, a restart) and nobody may ever
+    // report it. Probe from just after it: if it did arrive after all, the probe is accepted;
+    // if not, the probe is refused and leads to a new snapshot. (Its acknowledgement may also
+    // just be slower than the heartbeat's; then the probe is merely redundant.)
+    logger_.Info("event=snapshot_presumed_lost to={} index={}", m.from.value(),
+                 pr.pending_snapshot.value());
+    pr.BecomeProbe();
+  }
   if (pr.state == ProgressState::kReplicate && pr.inflights.Full() && pr.match < log_.LastIndex()) {
     // The window may hold only appends that were lost (the follower restarted, say), and
     // then no answer would ever free it. An empty append takes no slot: its acknowledgement
