@@ -33,17 +33,39 @@ struct SimArgs {
   bool verbose = false;
 };
 
-// "7" or "1-200".
-Result<std::pair<uint64_t, uint64_t>> ParseSeeds(const std::string& s) {
-  try {
-    size_t dash = s.find('-');
-    uint64_t a = std::stoull(s.substr(0, dash));
-    uint64_t b = dash == std::string::npos ? a : std::stoull(s.substr(dash + 1));
-    if (b < a) return Status::InvalidArgument("--seeds: the range ends before it starts");
-    return std::make_pair(a, b);
-  } catch (const std::exception&) {
-    return Status::InvalidArgument("--seeds: expected N or A-B, got '" + s + "'");
+// "7", "1-200" or a comma-separated list of both ("3,10-20,42"), in the order given. At most
+// kSeedsMax seeds; anything else (junk after a number, a reversed range) is an error.
+constexpr uint64_t kSeedsMax = 10'000'000;
+
+Result<uint64_t> ParseSeedNumber(const std::string& s, const std::string& whole) {
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::InvalidArgument("--seeds: expected N, A-B or a list of them, got '" + whole +
+                                   "'");
   }
+  return std::stoull(s);
+}
+
+Result<std::vector<uint64_t>> ParseSeeds(const std::string& s) {
+  std::vector<uint64_t> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    const size_t comma = s.find(',', pos);
+    const std::string item =
+        s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const size_t dash = item.find('-');
+    auto a = ParseSeedNumber(item.substr(0, dash), s);
+    if (!a.ok()) return a.status();
+    auto b = dash == std::string::npos ? a : ParseSeedNumber(item.substr(dash + 1), s);
+    if (!b.ok()) return b.status();
+    if (*b < *a) return Status::InvalidArgument("--seeds: the range ends before it starts");
+    if (*b - *a >= kSeedsMax || out.size() + (*b - *a + 1) > kSeedsMax) {
+      return Status::InvalidArgument("--seeds: more than 10000000 seeds");
+    }
+    for (uint64_t seed = *a; seed <= *b; ++seed) out.push_back(seed);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
 }
 
 // "10s", "500ms", "2m", "1.5s".
@@ -164,13 +186,13 @@ int RunSim(const SimArgs& a) {
     std::fprintf(stderr, "synod sim: --nodes must be between 1 and 7\n");
     return kExitUsage;
   }
-  auto [first, last] = *seeds;
-  const uint64_t count = last - first + 1;
+  const std::vector<uint64_t>& seed_list = *seeds;
+  const uint64_t count = seed_list.size();
   const uint64_t jobs = a.jobs > 0 ? static_cast<uint64_t>(a.jobs)
                                    : std::max(1u, std::thread::hardware_concurrency());
   auto options = [&](uint64_t i) {
     sim::SimOptions o;
-    o.seed = first + i;
+    o.seed = seed_list[i];
     o.nodes = a.nodes;
     o.faults = *faults;
     o.duration_ns = *duration;
@@ -235,7 +257,8 @@ void AddSimCommand(CLI::App& app) {
   auto args = std::make_shared<SimArgs>();
   CLI::App* cmd = app.add_subcommand(
       "sim", "Run the deterministic cluster simulator over a range of seeds, under faults");
-  cmd->add_option("--seeds", args->seeds, "Seed or range A-B")->capture_default_str();
+  cmd->add_option("--seeds", args->seeds, "Seed, range A-B, or a comma-separated list of them")
+      ->capture_default_str();
   cmd->add_option("--nodes", args->nodes, "Initial voters (1-7)")->capture_default_str();
   cmd->add_option("--faults", args->faults,
                   "all, none, or a list of network,partition,crash,pause,disk,clock,"

@@ -677,16 +677,16 @@ bool Raft::Restore(const Snapshot& snap) {
     return false;
   }
   const ConfState& cs = snap.meta.conf_state;
-  bool found = cs.voters.count(id_) || cs.voters_outgoing.count(id_) || cs.learners.count(id_);
-  // A node that joins an existing group starts with no configuration at all; the snapshot that
-  // brings it up to date may predate the change that added it (that change follows in the
-  // log), so such a node accepts it.
-  bool joining = config_.AllIds().empty();
-  if (!found && !joining) {
-    // A snapshot whose configuration does not include us was sent by mistake; applying it
-    // would leave a node that cannot take part in the group.
-    logger_.Warn("event=ignore_snapshot reason=not_in_config index={}", snap.meta.index.value());
-    return false;
+  const bool found =
+      cs.voters.count(id_) || cs.voters_outgoing.count(id_) || cs.learners.count(id_);
+  if (!found) {
+    // A leader sends snapshots only to members of its configuration, so we are one there; the
+    // snapshot predates the change that added us (a node joining with no configuration, or a
+    // removed node added back under its old id), and that change follows in the log. Refusing
+    // it (as etcd does, assuming ids are never reused) left a re-added node behind forever.
+    // Installing it is safe: it is committed state, and until the change that adds us applies
+    // we are not promotable, so we cannot campaign.
+    logger_.Info("event=snapshot_predates_membership index={}", snap.meta.index.value());
   }
   if (log_.MatchTerm(snap.meta.index, snap.meta.term)) {
     // Our log already holds the snapshot's last entry: just fast-forward the commit index.

@@ -530,6 +530,35 @@ void SimCluster::CheckLogMatching() {
   }
 }
 
+bool SimCluster::AllMembersCaughtUp(std::string* why) const {
+  const Node* leader = nullptr;
+  for (const auto& [id, n] : nodes_) {
+    if (n->up && !n->replica->failed() &&
+        n->replica->raw_node().raft().role() == raft::Role::kLeader) {
+      leader = n.get();
+    }
+  }
+  if (leader == nullptr) {
+    if (why != nullptr) *why = "no leader";
+    return false;
+  }
+  const raft::Raft& lr = leader->replica->raw_node().raft();
+  const LogIndex commit = lr.log().committed();
+  for (NodeId id : lr.config().AllIds()) {
+    auto it = nodes_.find(id);
+    if (it == nodes_.end() || !it->second->up || it->second->replica->failed()) continue;
+    const LogIndex applied = it->second->replica->state_machine().applied_index();
+    if (applied < commit) {
+      if (why != nullptr) {
+        *why = fmt::format("node {} applied {} of the {} entries leader {} committed", id.value(),
+                           applied.value(), commit.value(), leader->id.value());
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
 void SimCluster::CheckConverged() {
   // After healing and settling, every live member must have applied the same prefix, and
   // nodes at the same applied index must hold the same state.

@@ -93,6 +93,9 @@ class SimCluster final : public cluster::ReplicaObserver {
   void CheckAfterEvent();
   // Final checks once the cluster has settled: every live member converged to the same state.
   void CheckConverged();
+  // Whether a leader exists and every live, healthy member of its configuration has applied
+  // everything the leader committed. When not, *why (if given) says who lags.
+  bool AllMembersCaughtUp(std::string* why) const;
   bool violated() const { return violation_.has_value(); }
   const std::string& violation() const { return *violation_; }
   // Commands (client id, seq) that some node applied: for "no acknowledged write lost".

@@ -437,6 +437,10 @@ SimResult RunSimulation(const SimOptions& o) {
   events += RunWhile(loop, cluster, 3 * kSecond, [] { return false; });
   workload.StartFinalReads();
   events += RunWhile(loop, cluster, 60 * kSecond, [&] { return workload.Idle(); });
+  // Every live member catches up with the leader once the faults are gone (a lost snapshot
+  // once left a follower behind forever while the majority kept serving).
+  events +=
+      RunWhile(loop, cluster, 30 * kSecond, [&] { return cluster.AllMembersCaughtUp(nullptr); });
   if (!cluster.violated()) cluster.CheckConverged();
 
   res.events = events;
@@ -454,6 +458,11 @@ SimResult RunSimulation(const SimOptions& o) {
   if (!workload.Idle()) {
     res.passed = false;
     res.failure = "liveness: clients still waiting 60 s after every fault healed";
+    return res;
+  }
+  if (std::string why; !cluster.AllMembersCaughtUp(&why)) {
+    res.passed = false;
+    res.failure = "liveness: 30 s after every fault healed, " + why;
     return res;
   }
   for (const auto& w : workload.acked_writes()) {
