@@ -239,13 +239,20 @@ admin::HttpResponse Node::MembersAdd(const admin::HttpRequest& req) {
   if (!host_->is_leader()) return NotLeader();
   cluster::MemberAddress a{get("peer"), get("client"), get("admin")};
   Status s = host_->AddMember(NodeId(id), a);
-  if (!s.ok()) return JsonError(HttpStatusFor(s), s.ToString());
+  // Adding a member twice with the same peer address is not an error: `synod member add`
+  // followed by `synod start --join` asks twice, and a joining node may retry.
+  const auto& book = host_->address_book();
+  auto known = book.find(NodeId(id));
+  const bool same_member =
+      s.code() == Code::kFailedPrecondition && known != book.end() && known->second.peer == a.peer;
+  if (!s.ok() && !same_member) return JsonError(HttpStatusFor(s), s.ToString());
   nlohmann::json members = nlohmann::json::object();
   for (const auto& [mid, ma] : host_->address_book()) {
     members[std::to_string(mid.value())] = {
         {"peer", ma.peer}, {"client", ma.client}, {"admin", ma.admin}};
   }
   return Json(200, {{"added", id},
+                    {"already_member", same_member},
                     {"cluster_id", fmt::format("{:016x}", host_->store().cluster_id())},
                     {"members", members},
                     {"member_list", cluster::FormatMemberList(host_->address_book())}});

@@ -110,6 +110,19 @@ TEST(Membership, AddAndRemoveNodesWhileWriting) {
     EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
   }
   CheckCli(c, added, {1, 2, 3, 4});
+  {
+    // Asking again to add a member with its own peer address succeeds (`synod member add`
+    // then `synod start --join` both ask); another address for the same id is refused.
+    const std::string peer = c.Status(added).value("peer", "");
+    ASSERT_FALSE(peer.empty());
+    HttpResult again =
+        PostToLeader(c, "/members/add?id=" + std::to_string(added) + "&peer=" + peer);
+    EXPECT_EQ(again.status, 200) << again.body;
+    EXPECT_NE(again.body.find("\"already_member\":true"), std::string::npos) << again.body;
+    HttpResult other =
+        PostToLeader(c, "/members/add?id=" + std::to_string(added) + "&peer=127.0.0.1:1");
+    EXPECT_EQ(other.status, 409) << other.body;
+  }
 
   // An original follower leaves: three voters (the leader, `kept`, node 4) carry on.
   HttpResult r = PostToLeader(c, "/members/remove?id=" + std::to_string(removed));
