@@ -58,6 +58,15 @@ using StateSessionFn = std::function<Status(uint64_t client_id, std::string_view
 // kInvalidArgument naming the offending index otherwise. Shared by every LogStore's Save.
 Status CheckEntriesFollow(const std::vector<raft::Entry>& entries, LogIndex last);
 
+// The rules every LogStore's Save() checks before changing anything, given its current snapshot
+// and in-memory log (MemoryStorage's own rules): kSnapshotOutOfDate when `snap` is not newer
+// than `current` (a store without a snapshot takes any); kInvalidArgument when the entries do
+// not follow (CheckEntriesFollow) or hs.commit lies beyond the resulting last index.
+Status CheckSaveShape(const raft::Snapshot& current, const raft::Storage& memory,
+                      const std::optional<raft::Snapshot>& snap,
+                      const std::vector<raft::Entry>& entries,
+                      const std::optional<raft::HardState>& hs);
+
 class LogStore {
  public:
   virtual ~LogStore() = default;

@@ -406,25 +406,12 @@ Status RocksStorage::DeleteStaleEntries() {
 Status RocksStorage::CheckSave(const std::optional<raft::Snapshot>& snap,
                                const std::vector<raft::Entry>& entries,
                                const std::optional<raft::HardState>& hs) const {
-  // The same rules as WalStorage::CheckSave (and MemoryStorage): a storage without a snapshot
-  // takes any.
-  if (snap.has_value() && !snapshot_.IsEmpty() && snap->meta.index <= snapshot_.meta.index) {
-    return Status(Code::kSnapshotOutOfDate, "snapshot not newer than the current one");
-  }
-  LogIndex last = snap.has_value() ? snap->meta.index : memory_.LastIndex();
-  SYNOD_RETURN_IF_ERROR(CheckEntriesFollow(entries, last));
+  SYNOD_RETURN_IF_ERROR(CheckSaveShape(snapshot_, memory_, snap, entries, hs));
   for (const raft::Entry& e : entries) {
     if (e.data.size() >= kProtoBytesMax - kEntryOverheadBytesMax) {
       return Status::InvalidArgument(
           fmt::format("entry {} of {} bytes reaches 2 GiB", e.index.value(), e.data.size()));
     }
-  }
-  // Append truncates the log after the last new entry, unless every entry is compacted.
-  const LogIndex first = snap.has_value() ? snap->meta.index + 1 : memory_.FirstIndex();
-  if (!entries.empty() && entries.back().index >= first) last = entries.back().index;
-  if (hs.has_value() && hs->commit > last) {
-    return Status::InvalidArgument(
-        fmt::format("commit index {} beyond the last index {}", hs->commit.value(), last.value()));
   }
   return Status::Ok();
 }

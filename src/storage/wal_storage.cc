@@ -238,20 +238,7 @@ void WalStorage::ApplySnapshot(raft::Snapshot snap) {
 Status WalStorage::CheckSave(const std::optional<raft::Snapshot>& snap,
                              const std::vector<raft::Entry>& entries,
                              const std::optional<raft::HardState>& hs) const {
-  // The same rule as MemoryStorage::ApplySnapshot: a storage without a snapshot takes any.
-  if (snap.has_value() && !snapshot_.IsEmpty() && snap->meta.index <= snapshot_.meta.index) {
-    return Status(Code::kSnapshotOutOfDate, "snapshot not newer than the current one");
-  }
-  LogIndex last = snap.has_value() ? snap->meta.index : memory_.LastIndex();
-  SYNOD_RETURN_IF_ERROR(CheckEntriesFollow(entries, last));
-  // Append truncates the log after the last new entry, unless every entry is compacted.
-  const LogIndex first = snap.has_value() ? snap->meta.index + 1 : memory_.FirstIndex();
-  if (!entries.empty() && entries.back().index >= first) last = entries.back().index;
-  if (hs.has_value() && hs->commit > last) {
-    return Status::InvalidArgument(
-        fmt::format("commit index {} beyond the last index {}", hs->commit.value(), last.value()));
-  }
-  return Status::Ok();
+  return CheckSaveShape(snapshot_, memory_, snap, entries, hs);
 }
 
 Status WalStorage::Save(const std::optional<raft::Snapshot>& snap,
