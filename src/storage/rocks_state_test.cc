@@ -13,31 +13,14 @@
 
 #include "storage/fault_fs.h"
 #include "storage/rocks_storage.h"
+#include "storage/rocks_test_util.h"
 
 namespace synod::storage {
 namespace {
 
-constexpr uint64_t kCluster = 0xC1u;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "rocks_state_XXXXXX";
-    const char* made = mkdtemp(tmpl.data());
-    SYNOD_ASSERT_MSG(made != nullptr, "mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string db() const { return path_ + "/db"; }
-
- private:
-  std::string path_;
-};
+using testing::kCluster;
+using testing::MustOpen;
+using testing::TempDir;
 
 std::vector<raft::Entry> Ents(uint64_t term, uint64_t first, uint64_t last) {
   std::vector<raft::Entry> out;
@@ -53,12 +36,6 @@ std::vector<raft::Entry> Ents(uint64_t term, uint64_t first, uint64_t last) {
 
 raft::HardState HS(uint64_t commit) {
   return raft::HardState{Term(1), NodeId(1), LogIndex(commit)};
-}
-
-std::unique_ptr<RocksStorage> MustOpen(const std::string& dir, RocksOptions opts = {}) {
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(dir, kCluster, opts);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(*r) : nullptr;
 }
 
 struct Stored {

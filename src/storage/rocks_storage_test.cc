@@ -13,34 +13,14 @@
 #include <vector>
 
 #include "storage/fault_fs.h"
+#include "storage/rocks_test_util.h"
 
 namespace synod::storage {
 namespace {
 
-constexpr uint64_t kCluster = 0xC1u;
-
-// A fresh directory under the test temp dir, removed with everything in it at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "rocks_storage_XXXXXX";
-    const char* made = mkdtemp(tmpl.data());
-    SYNOD_ASSERT_MSG(made != nullptr, "mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  // The database directory (created by Open).
-  std::string db() const { return path_ + "/db"; }
-
- private:
-  std::string path_;
-};
+using testing::kCluster;
+using testing::MustOpen;
+using testing::TempDir;
 
 raft::Entry E(uint64_t term, uint64_t index) {
   raft::Entry e;
@@ -90,12 +70,6 @@ LogState StateOf(const raft::Storage& s, const raft::HardState& hs, const raft::
 
 LogState StateOf(const RocksStorage& r) {
   return StateOf(r.raft_storage(), r.hard_state(), r.snapshot());
-}
-
-std::unique_ptr<RocksStorage> MustOpen(const std::string& dir, RocksOptions opts = {}) {
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(dir, kCluster, opts);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(*r) : nullptr;
 }
 
 void MustSave(RocksStorage* r, const std::vector<raft::Entry>& ents,
