@@ -57,18 +57,20 @@ int HttpStatusFor(const Status& s) {
   }
 }
 
+}  // namespace
+
 // Published by the core thread for the metrics callbacks, which run on HTTP threads.
-struct Published {
+struct Node::Published {
   std::atomic<uint64_t> term{0}, commit{0}, applied{0}, last_index{0}, leader{0}, members{0};
   std::atomic<bool> is_leader{false}, failed{false};
   std::atomic<uint64_t> disk_bytes{0}, keys{0};
 };
-Published g_published;
-
-}  // namespace
 
 Node::Node(NodeOptions opts, Logger logger)
-    : opts_(std::move(opts)), logger_(std::move(logger)), signals_(io_) {}
+    : opts_(std::move(opts)),
+      logger_(std::move(logger)),
+      published_(std::make_unique<Published>()),
+      signals_(io_) {}
 
 Node::~Node() {
   if (admin_) admin_->Stop();
@@ -119,7 +121,7 @@ std::string Node::peer_address() const { return host_->transport().bound_address
 
 void Node::RegisterMetrics() {
   auto& r = registry_;
-  Published* p = &g_published;
+  Published* p = published_.get();
   auto gauge = [&r](const char* name, const char* help, std::atomic<uint64_t>* v) {
     r.AddCallbackGauge(name, help, [v] { return static_cast<double>(v->load()); });
   };
@@ -334,16 +336,16 @@ void Node::Run() {
   auto timer = std::make_shared<asio::steady_timer>(io_);
   *publish = [this, timer, publish_weak = std::weak_ptr<std::function<void()>>(publish)] {
     const cluster::HostStatus st = host_->GetStatus();
-    g_published.term = st.term.value();
-    g_published.commit = st.commit.value();
-    g_published.applied = st.applied.value();
-    g_published.last_index = st.last_index.value();
-    g_published.leader = st.leader.value();
-    g_published.members = st.members.size();
-    g_published.is_leader = st.role == "leader";
-    g_published.failed = !st.failure.empty();
-    g_published.disk_bytes = st.disk_bytes;
-    g_published.keys = st.keys;
+    published_->term = st.term.value();
+    published_->commit = st.commit.value();
+    published_->applied = st.applied.value();
+    published_->last_index = st.last_index.value();
+    published_->leader = st.leader.value();
+    published_->members = st.members.size();
+    published_->is_leader = st.role == "leader";
+    published_->failed = !st.failure.empty();
+    published_->disk_bytes = st.disk_bytes;
+    published_->keys = st.keys;
     timer->expires_after(std::chrono::milliseconds(100));
     timer->async_wait([this, publish_weak](const asio::error_code& ec) {
       auto p = publish_weak.lock();

@@ -67,8 +67,13 @@ class Node {
   // Runs fn on the core thread and waits (bounded) for its answer.
   admin::HttpResponse OnCore(std::function<admin::HttpResponse()> fn);
 
+  // The core's state as of the last 100 ms, in atomics: the metrics callbacks read it on the
+  // admin server's threads.
+  struct Published;
+
   NodeOptions opts_;
   Logger logger_;
+  std::unique_ptr<Published> published_;
   asio::io_context io_;
   std::shared_ptr<storage::FaultInjectionFs> fault_fs_;
   std::unique_ptr<rocksdb::Env> fault_env_;
