@@ -2,7 +2,7 @@
 
 #include <httplib.h>
 
-#include "cluster/group_host.h"
+#include "common/address.h"
 
 namespace synod::cli {
 
@@ -25,9 +25,9 @@ Result<AdminReply> AdminCall(const std::string& method, const std::string& addre
                              const std::string& path, int64_t timeout_ms, bool follow_leader) {
   std::string target = address;
   for (int hop = 0; hop < 5; ++hop) {
-    auto hp = cluster::SplitHostPort(target);
+    auto hp = SplitHostPort(target, PortZero::kRefused);
     if (!hp.ok()) return hp.status();
-    httplib::Client client(hp->first, hp->second);
+    httplib::Client client(hp->host, hp->port);
     const time_t sec = static_cast<time_t>(timeout_ms / 1000);
     const time_t usec = static_cast<time_t>((timeout_ms % 1000) * 1000);
     client.set_connection_timeout(sec, usec);

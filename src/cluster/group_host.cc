@@ -42,30 +42,6 @@ const char* RoleText(raft::Role r) {
 
 }  // namespace
 
-Result<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& address,
-                                                       bool allow_zero) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
-    return Status::InvalidArgument("address \"" + address + "\" is not host:port");
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  uint32_t port = 0;
-  for (size_t i = colon + 1; i < address.size(); ++i) {
-    const char c = address[i];
-    if (c < '0' || c > '9' || port > 65535) {
-      return Status::InvalidArgument("address \"" + address + "\" has a bad port");
-    }
-    port = port * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (port > 65535 || (port == 0 && !allow_zero)) {
-    return Status::InvalidArgument("address \"" + address + "\" has a bad port");
-  }
-  return std::make_pair(host, static_cast<uint16_t>(port));
-}
-
 Result<AddressBook> ParseMemberList(const std::string& text) {
   AddressBook out;
   std::string_view rest = text;
@@ -104,7 +80,7 @@ Result<AddressBook> ParseMemberList(const std::string& text) {
     }
     for (std::string* f : fields) {
       if (f->empty() && f != fields[0]) continue;
-      SYNOD_RETURN_IF_ERROR(SplitHostPort(*f).status());
+      SYNOD_RETURN_IF_ERROR(SplitHostPort(*f, PortZero::kRefused).status());
     }
     if (!out.emplace(NodeId(id), std::move(a)).second) {
       return Status::InvalidArgument("member id " + std::to_string(id) + " appears twice");
@@ -399,7 +375,7 @@ void GroupHost::SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply) {
 Status GroupHost::AddMember(NodeId id, const MemberAddress& address) {
   if (!is_leader()) return Status::NotLeader("membership changes go to the leader");
   if (id == kNoNode) return Status::InvalidArgument("member ids start at 1");
-  SYNOD_RETURN_IF_ERROR(SplitHostPort(address.peer).status());
+  SYNOD_RETURN_IF_ERROR(SplitHostPort(address.peer, PortZero::kRefused).status());
   const raft::MembershipConfig& cfg = replica_->raw_node().raft().config();
   if (cfg.IsVoter(id) || cfg.IsLearner(id)) {
     return Status::FailedPrecondition("node " + std::to_string(id.value()) +

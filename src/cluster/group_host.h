@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "cluster/logic/replica.h"
+#include "common/address.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "env/asio/peer_transport.h"
@@ -196,10 +197,6 @@ class GroupHost final : public ReplicaObserver {
 // the separator is accepted too (the ConfChange context form).
 Result<AddressBook> ParseMemberList(const std::string& text);
 std::string FormatMemberList(const AddressBook& members, char separator = ',');
-// Splits "host:port"; kInvalidArgument unless the port is a number in 1..65535 (0 allowed when
-// allow_zero) and the host is not empty.
-Result<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& address,
-                                                       bool allow_zero = false);
 // A cluster id derived from the initial voters' ids and peer addresses and a token, the same on
 // every node started with the same list.
 uint64_t DeriveClusterId(const AddressBook& members, const std::string& token);

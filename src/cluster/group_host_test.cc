@@ -37,17 +37,6 @@ TEST(MemberListTest, RejectsBadInput) {
   }
 }
 
-TEST(MemberListTest, SplitHostPort) {
-  auto hp = SplitHostPort("127.0.0.1:7001");
-  ASSERT_TRUE(hp.ok());
-  EXPECT_EQ(hp->first, "127.0.0.1");
-  EXPECT_EQ(hp->second, 7001);
-  EXPECT_FALSE(SplitHostPort("127.0.0.1:0").ok());
-  EXPECT_TRUE(SplitHostPort("127.0.0.1:0", /*allow_zero=*/true).ok());
-  EXPECT_FALSE(SplitHostPort("127.0.0.1:65536").ok());
-  EXPECT_FALSE(SplitHostPort("nohost").ok());
-}
-
 TEST(MemberListTest, ClusterIdDependsOnMembersAndToken) {
   AddressBook a = {{NodeId(1), {"a:1", "", ""}}, {NodeId(2), {"b:2", "", ""}}};
   AddressBook b = {{NodeId(1), {"a:1", "", ""}}, {NodeId(2), {"b:3", "", ""}}};

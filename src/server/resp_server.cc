@@ -282,12 +282,12 @@ RespServer::~RespServer() {
 }
 
 Status RespServer::Start() {
-  auto hp = cluster::SplitHostPort(opts_.listen_address, /*allow_zero=*/true);
+  auto hp = SplitHostPort(opts_.listen_address, PortZero::kAllowed);
   if (!hp.ok()) return hp.status();
   asio::error_code ec;
-  auto addr = asio::ip::make_address(hp->first, ec);
-  if (ec) return Status::InvalidArgument("client address: bad host " + hp->first);
-  asio::ip::tcp::endpoint ep(addr, hp->second);
+  auto addr = asio::ip::make_address(hp->host, ec);
+  if (ec) return Status::InvalidArgument("client address: bad host " + hp->host);
+  asio::ip::tcp::endpoint ep(addr, hp->port);
   acceptor_.open(ep.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(ep, ec);

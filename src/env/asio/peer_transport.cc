@@ -15,6 +15,7 @@
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
+#include "common/address.h"
 #include "common/assert.h"
 #include "storage/crc32c.h"
 #include "storage/raft_codec.h"
@@ -112,30 +113,6 @@ constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 constexpr size_t kPeersMax = 1024;
 constexpr size_t kAdvertiseBytesMax = 512;  // leaves room for the rest of a hello
 static_assert(kAdvertiseBytesMax + 64 <= peer_wire::kHelloBytesMax);
-
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
-
-// "host:port", "1.2.3.4:port" or "[::1]:port".
-Result<HostPort> SplitHostPort(std::string_view address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return Status::InvalidArgument(fmt::format("address '{}' is not host:port", address));
-  }
-  std::string_view host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const std::string_view port = address.substr(colon + 1);
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value > 65535 || host.empty()) {
-    return Status::InvalidArgument(fmt::format("address '{}' is not host:port", address));
-  }
-  return HostPort{std::string(host), static_cast<uint16_t>(value)};
-}
 
 std::string FormatEndpoint(const tcp::endpoint& ep) {
   if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "common/address.h"
 #include "common/assert.h"
 #include "server/admin/metrics.h"
 
@@ -28,30 +29,6 @@ constexpr auto kListenStartWaitMax = std::chrono::seconds(60);
 // An idle keep-alive connection occupies a serving thread; with a pool of two, a long
 // keep-alive would let two idle scrapers starve every other route and slow Stop() down.
 constexpr time_t kKeepAliveTimeoutSec = 1;
-
-struct HostPort {
-  std::string host;  // without IPv6 brackets, as getaddrinfo wants it
-  int port = 0;
-};
-
-Result<HostPort> ParseAddress(const std::string& address) {
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument(fmt::format("admin address '{}' is not host:port", address));
-  }
-  HostPort hp;
-  hp.host = address.substr(0, colon);
-  if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']') {
-    hp.host = hp.host.substr(1, hp.host.size() - 2);
-  }
-  const char* first = address.data() + colon + 1;
-  const char* last = address.data() + address.size();
-  auto [end, ec] = std::from_chars(first, last, hp.port);
-  if (first == last || ec != std::errc() || end != last || hp.port < 0 || hp.port > 65535) {
-    return Status::InvalidArgument(fmt::format("admin address '{}' has a bad port", address));
-  }
-  return hp;
-}
 
 std::string FormatAddress(const std::string& host, int port) {
   bool v6 = host.find(':') != std::string::npos;
@@ -204,7 +181,7 @@ void AdminServer::ConfigureServer() {
 Status AdminServer::Start() {
   SYNOD_ASSERT_MSG(!started_, "Start() is called once");
   started_ = true;
-  Result<HostPort> hp = ParseAddress(opts_.address);
+  Result<HostPort> hp = SplitHostPort(opts_.address);
   if (!hp.ok()) return hp.status();
   if (std::none_of(routes_.begin(), routes_.end(), [](const Route& r) { return r.path == "/"; })) {
     routes_.push_back(Route{"GET", "/", [this](const HttpRequest&) { return IndexPage(); }});
