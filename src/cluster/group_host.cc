@@ -17,6 +17,8 @@ using env::SteadyNowNs;
 using env::WallNowMs;
 
 constexpr char kMembersMeta[] = "members";
+// Keys one expiry round may delete: bounds the entry and the work of one apply.
+constexpr size_t kExpiryKeysPerRound = 500;
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -169,6 +171,7 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
       io, to, h->logger_,
       [raw](raft::Message m) {
         if (raw->stopped_ || !raw->replica_) return;
+        if (m.type == raft::MessageType::kProp) raw->replica_->set_wall_clock_ms(WallNowMs());
         raw->replica_->Receive(std::move(m));
         raw->Kick();
       },
@@ -297,6 +300,9 @@ void GroupHost::OnTick() {
   ++ticks_;
   replica_->Tick();
   if (ticks_ % 10 == 0) MaybePromoteLearners();
+  // The active expiry cycle: every other tick the leader proposes the deletion of keys that
+  // are due (reads already treat them as absent; this frees them everywhere).
+  if (ticks_ % 2 == 0) replica_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);
   Kick();
 }
 

@@ -82,7 +82,7 @@ class SingleNodeTest : public ::testing::Test {
     std::optional<ClientReply> got;
     h.Submit(cmd, ReadMode::kLinearizable, [&got](ClientReply r) { got = std::move(r); });
     EXPECT_TRUE(RunUntil(io, [&] { return got.has_value(); }));
-    return got.value_or(ClientReply{Status::Timeout("test: no reply"), {}});
+    return got.value_or(ClientReply{Status::Timeout("test: no reply"), {}, {}});
   }
 
   std::string dir_;

@@ -23,6 +23,10 @@ std::string_view OpName(Op op) {
       return "APPEND";
     case Op::kBatch:
       return "BATCH";
+    case Op::kRedis:
+      return "REDIS";
+    case Op::kExpire:
+      return "EXPIRE";
   }
   return "UNKNOWN";
 }
@@ -57,8 +61,10 @@ static_assert(static_cast<int>(Op::kCas) == pb::OP_CAS);
 static_assert(static_cast<int>(Op::kIncr) == pb::OP_INCR);
 static_assert(static_cast<int>(Op::kAppend) == pb::OP_APPEND);
 static_assert(static_cast<int>(Op::kBatch) == pb::OP_BATCH);
+static_assert(static_cast<int>(Op::kRedis) == pb::OP_REDIS);
+static_assert(static_cast<int>(Op::kExpire) == pb::OP_EXPIRE);
 
-bool IsKnownOp(int op) { return op >= pb::OP_GET && op <= pb::OP_BATCH; }
+bool IsKnownOp(int op) { return op >= pb::OP_GET && op <= pb::OP_EXPIRE; }
 
 void FillProto(const Command& cmd, pb::Command* m) {
   m->set_op(static_cast<pb::Op>(cmd.op));
@@ -68,6 +74,14 @@ void FillProto(const Command& cmd, pb::Command* m) {
   m->set_delta(cmd.delta);
   m->set_client_id(cmd.client_id);
   m->set_seq(cmd.seq);
+  for (const std::string& a : cmd.args) m->add_args(a);
+  m->set_now_ms(cmd.now_ms);
+  for (const auto& [key, version] : cmd.watches) {
+    pb::Watch* w = m->add_watches();
+    w->set_key(key);
+    w->set_version(version.value());
+  }
+  m->set_watch_index(cmd.watch_index.value());
 }
 
 void FillCommand(pb::Command* m, Command* cmd) {
@@ -78,6 +92,13 @@ void FillCommand(pb::Command* m, Command* cmd) {
   cmd->delta = m->delta();
   cmd->client_id = m->client_id();
   cmd->seq = m->seq();
+  cmd->args.reserve(static_cast<size_t>(m->args_size()));
+  for (std::string& a : *m->mutable_args()) cmd->args.push_back(std::move(a));
+  cmd->now_ms = m->now_ms();
+  for (pb::Watch& w : *m->mutable_watches()) {
+    cmd->watches.emplace_back(std::move(*w.mutable_key()), LogIndex(w.version()));
+  }
+  cmd->watch_index = LogIndex(m->watch_index());
 }
 
 }  // namespace
@@ -86,6 +107,7 @@ std::string EncodeCommand(const Command& cmd) {
   SYNOD_ASSERT(IsKnownOp(static_cast<int>(cmd.op)));
   SYNOD_ASSERT(cmd.batch.size() <= kBatchMax);
   SYNOD_ASSERT(cmd.op == Op::kBatch || cmd.batch.empty());
+  SYNOD_ASSERT(cmd.args.size() <= kBatchMax);
   pb::Command m;
   FillProto(cmd, &m);
   for (const Command& sub : cmd.batch) {
@@ -119,8 +141,15 @@ Result<Command> DecodeCommand(std::string_view data) {
   if (m.op() != pb::OP_BATCH && m.batch_size() != 0) {
     return Status::InvalidArgument("kv command: sub-commands outside a batch");
   }
-  if (static_cast<size_t>(m.batch_size()) > kBatchMax) {
+  if (static_cast<size_t>(m.batch_size()) > kBatchMax ||
+      static_cast<size_t>(m.args_size()) > kBatchMax) {
     return Status::InvalidArgument("kv command: batch too large");
+  }
+  if (m.op() != pb::OP_BATCH && m.watches_size() != 0) {
+    return Status::InvalidArgument("kv command: watches outside a batch");
+  }
+  if (m.op() == pb::OP_REDIS && m.args_size() == 0) {
+    return Status::InvalidArgument("kv command: a Redis command without a name");
   }
   Command cmd;
   FillCommand(&m, &cmd);
@@ -130,8 +159,12 @@ Result<Command> DecodeCommand(std::string_view data) {
     if (!IsKnownOp(sub->op()) || sub->op() == pb::OP_BATCH || sub->batch_size() != 0) {
       return Status::InvalidArgument("kv command: a sub-command is not a plain command");
     }
-    if (sub->client_id() != 0 || sub->seq() != 0) {
+    if (sub->client_id() != 0 || sub->seq() != 0 || sub->watches_size() != 0) {
       return Status::InvalidArgument("kv command: a sub-command carries a session");
+    }
+    if (static_cast<size_t>(sub->args_size()) > kBatchMax ||
+        (sub->op() == pb::OP_REDIS && sub->args_size() == 0)) {
+      return Status::InvalidArgument("kv command: a sub-command's arguments are malformed");
     }
     FillCommand(sub, &cmd.batch[static_cast<size_t>(i)]);
   }

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/ids.h"
 #include "common/status.h"
 
 namespace synod::kv {
@@ -31,6 +32,14 @@ enum class Op : uint8_t {
   // reply.replies holds one reply per sub-command. Sub-commands are not batches and carry no
   // session (the batch's client_id and seq cover the whole).
   kBatch = 7,
+  // A Redis string or keyspace command (redis.h): `args` is its argv (args[0] the name, any
+  // case), executed at the entry's logical time `now_ms`. In a batch (MULTI/EXEC), the batch's
+  // `watches` are checked first: when any watched key changed since `watch_index`, nothing is
+  // applied and the reply is a null array.
+  kRedis = 8,
+  // Replicated expiry (proposed by the leader): deletes each key of `args` whose expiry is at or
+  // before `now_ms`. Keys that are absent, persistent or not yet due are left alone.
+  kExpire = 9,
 };
 
 std::string_view OpName(Op op);
@@ -56,6 +65,14 @@ struct Command {
   uint64_t seq = 0;  // >= 1 when client_id != 0; 0 when client_id == 0
   // BATCH only: the sub-commands. At most kBatchMax.
   std::vector<Command> batch;
+  // REDIS: argv; EXPIRE: the keys. At most kBatchMax.
+  std::vector<std::string> args;
+  // REDIS, EXPIRE and a BATCH of REDIS commands: the proposer's clock (Unix ms) when it
+  // proposed. Applying never lets the state machine's clock go backwards (see StateMachine).
+  int64_t now_ms = 0;
+  // BATCH only (EXEC after WATCH): keys with the version they had at watch_index.
+  std::vector<std::pair<std::string, LogIndex>> watches;
+  LogIndex watch_index;
 
   bool operator==(const Command&) const = default;
 };
@@ -76,8 +93,25 @@ inline constexpr uint8_t kReplyCodeMax = 6;
 // The Redis-style message for a code ("" for kOk). Stable: clients may see and match it.
 std::string_view ReplyCodeMessage(ReplyCode code);
 
+// The shape of a Redis reply (kRedis commands). Legacy ops leave it kNone and their callers
+// read the fields directly.
+enum class ReplyType : uint8_t {
+  kNone = 0,
+  kStatus = 1,     // +value
+  kError = 2,      // -value (the whole text, "ERR ..." or "WRONGTYPE ...")
+  kInteger = 3,    // :number
+  kBulk = 4,       // $value
+  kNull = 5,       // a null bulk ($-1 / _)
+  kArray = 6,      // *replies
+  kNullArray = 7,  // a null array (*-1 / _)
+  kMap = 8,        // replies hold keys and values alternately: %n in RESP3, an array in RESP2
+  kDouble = 9,     // value holds the text: ,value in RESP3, a bulk string in RESP2
+};
+inline constexpr uint8_t kReplyTypeMax = 9;
+
 struct Reply {
   ReplyCode code = ReplyCode::kOk;
+  ReplyType type = ReplyType::kNone;
   // GET: the value or nullopt (absent). CAS: the key's value after the command, or nullopt.
   std::optional<std::string> value;
   // DEL: the key existed and was removed. CAS: the swap happened.
@@ -94,6 +128,42 @@ struct Reply {
   static Reply Error(ReplyCode c) {
     Reply r;
     r.code = c;
+    return r;
+  }
+  // Redis-shaped replies.
+  static Reply Status(std::string text) { return Typed(ReplyType::kStatus, std::move(text)); }
+  static Reply Ok() { return Status("OK"); }
+  static Reply Err(std::string text) { return Typed(ReplyType::kError, std::move(text)); }
+  static Reply Int(int64_t n) {
+    Reply r;
+    r.type = ReplyType::kInteger;
+    r.number = n;
+    return r;
+  }
+  static Reply Bulk(std::string bytes) { return Typed(ReplyType::kBulk, std::move(bytes)); }
+  static Reply Nil() {
+    Reply r;
+    r.type = ReplyType::kNull;
+    return r;
+  }
+  static Reply Array(std::vector<Reply> items) {
+    Reply r;
+    r.type = ReplyType::kArray;
+    r.replies = std::move(items);
+    return r;
+  }
+  static Reply NullArray() {
+    Reply r;
+    r.type = ReplyType::kNullArray;
+    return r;
+  }
+  bool is_error() const { return type == ReplyType::kError; }
+
+ private:
+  static Reply Typed(ReplyType t, std::string v) {
+    Reply r;
+    r.type = t;
+    r.value = std::move(v);
     return r;
   }
 };

@@ -6,6 +6,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kv/kv.pb.h"
@@ -61,6 +62,28 @@ std::vector<Command> SampleCommands() {
   batch.batch = {put, del, incr, append};
   for (Command& sub : batch.batch) sub.client_id = sub.seq = 0;  // sessions cover the whole
   out.push_back(batch);
+  Command redis;
+  redis.op = Op::kRedis;
+  redis.args = {"SET", std::string("k\0\xff", 3), "", "PX", "100"};
+  redis.now_ms = 1'700'000'000'000;
+  redis.client_id = 4;
+  redis.seq = 2;
+  out.push_back(redis);
+  Command expire;
+  expire.op = Op::kExpire;
+  expire.args = {"a", "b", ""};
+  expire.now_ms = -5;  // a clock before 1970 still encodes (sint64)
+  out.push_back(expire);
+  Command exec;  // EXEC after WATCH
+  exec.op = Op::kBatch;
+  exec.client_id = 8;
+  exec.seq = 1;
+  exec.now_ms = 1234;
+  redis.client_id = redis.seq = 0;
+  exec.batch = {redis, redis};
+  exec.watches = {{"w1", LogIndex(0)}, {"w2", LogIndex(99)}};
+  exec.watch_index = LogIndex(120);
+  out.push_back(exec);
   return out;
 }
 
@@ -90,7 +113,7 @@ TEST(CommandTest, EncodingIsDeterministic) {
 
 TEST(CommandTest, DecodeRejectsEmptyAndUnknownOps) {
   EXPECT_EQ(DecodeCommand("").status().code(), Code::kInvalidArgument);
-  for (int op : {0, 8, 99, -1}) {
+  for (int op : {0, 10, 99, -1}) {
     pb::Command m;
     m.set_op(static_cast<pb::Op>(op));
     m.set_key("k");
@@ -128,6 +151,54 @@ TEST(CommandTest, DecodeRejectsMalformedBatches) {
   empty_batch.set_op(pb::OP_BATCH);
   ASSERT_TRUE(decode(empty_batch).ok());
   EXPECT_TRUE(decode(empty_batch)->batch.empty());
+}
+
+TEST(CommandTest, DecodeRejectsMalformedRedisCommandsAndWatches) {
+  auto decode = [](const pb::Command& m) { return DecodeCommand(m.SerializeAsString()); };
+  pb::Command no_name;  // a Redis command needs at least its name
+  no_name.set_op(pb::OP_REDIS);
+  EXPECT_EQ(decode(no_name).status().code(), Code::kInvalidArgument);
+  no_name.add_args("get");
+  EXPECT_TRUE(decode(no_name).ok());
+
+  pb::Command sub_no_name;
+  sub_no_name.set_op(pb::OP_BATCH);
+  sub_no_name.add_batch()->set_op(pb::OP_REDIS);
+  EXPECT_EQ(decode(sub_no_name).status().code(), Code::kInvalidArgument);
+
+  pb::Command watches_outside;  // only EXEC (a batch) watches
+  watches_outside.set_op(pb::OP_REDIS);
+  watches_outside.add_args("set");
+  watches_outside.add_watches()->set_key("k");
+  EXPECT_EQ(decode(watches_outside).status().code(), Code::kInvalidArgument);
+
+  pb::Command sub_watches;
+  sub_watches.set_op(pb::OP_BATCH);
+  pb::Command* sub = sub_watches.add_batch();
+  sub->set_op(pb::OP_REDIS);
+  sub->add_args("get");
+  sub->add_watches()->set_key("k");
+  EXPECT_EQ(decode(sub_watches).status().code(), Code::kInvalidArgument);
+
+  pb::Command watched;  // the valid form: watches on the batch itself
+  watched.set_op(pb::OP_BATCH);
+  pb::Command* get = watched.add_batch();
+  get->set_op(pb::OP_REDIS);
+  get->add_args("get");
+  get->add_args("k");
+  pb::Watch* w = watched.add_watches();
+  w->set_key("k");
+  w->set_version(7);
+  watched.set_watch_index(9);
+  Result<Command> ok = decode(watched);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->watches, (std::vector<std::pair<std::string, LogIndex>>{{"k", LogIndex(7)}}));
+  EXPECT_EQ(ok->watch_index, LogIndex(9));
+  EXPECT_EQ(ok->batch.at(0).args, (std::vector<std::string>{"get", "k"}));
+
+  pb::Command expire;  // an EXPIRE with no keys is valid and does nothing
+  expire.set_op(pb::OP_EXPIRE);
+  EXPECT_TRUE(decode(expire).ok());
 }
 
 TEST(CommandTest, DecodeEnforcesSeqRule) {
@@ -178,9 +249,16 @@ TEST(CommandTest, RandomBytesNeverCrash) {
       continue;
     }
     ++accepted;
-    EXPECT_GE(static_cast<int>(r->op), 1);
-    EXPECT_LE(static_cast<int>(r->op), 6);
+    EXPECT_GE(static_cast<int>(r->op), static_cast<int>(Op::kGet));
+    EXPECT_LE(static_cast<int>(r->op), static_cast<int>(Op::kExpire));  // the highest op
     EXPECT_EQ(r->client_id == 0, r->seq == 0);
+    if (r->op != Op::kBatch) {
+      EXPECT_TRUE(r->batch.empty());
+      EXPECT_TRUE(r->watches.empty());
+    }
+    if (r->op == Op::kRedis) {
+      EXPECT_FALSE(r->args.empty());
+    }
     Result<Command> again = DecodeCommand(EncodeCommand(*r));
     ASSERT_TRUE(again.ok());
     EXPECT_EQ(*again, *r);

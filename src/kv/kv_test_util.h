@@ -5,9 +5,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
+#include "common/ids.h"
+#include "common/status.h"
 #include "kv/command.h"
+#include "kv/redis.h"
 #include "kv/state_machine.h"
 
 namespace synod::kv::testing {
@@ -59,11 +64,73 @@ inline Command Append(std::string key, std::string value) {
   return c;
 }
 
+// A batch of sub-commands (MSET, MULTI/EXEC without WATCH).
+inline Command Batch(std::vector<Command> subs, int64_t now_ms = 0) {
+  Command c;
+  c.op = Op::kBatch;
+  c.batch = std::move(subs);
+  c.now_ms = now_ms;
+  return c;
+}
+
+// A Redis command (Op::kRedis): argv at the proposer's time now_ms.
+inline Command Redis(std::vector<std::string> argv, int64_t now_ms = 0) {
+  Command c;
+  c.op = Op::kRedis;
+  c.args = std::move(argv);
+  c.now_ms = now_ms;
+  return c;
+}
+
+// Replicated expiry (Op::kExpire) of `keys` at now_ms.
+inline Command Expire(std::vector<std::string> keys, int64_t now_ms) {
+  Command c;
+  c.op = Op::kExpire;
+  c.args = std::move(keys);
+  c.now_ms = now_ms;
+  return c;
+}
+
+// EXEC after WATCH: the sub-commands, the watched keys with the versions read at watch_index.
+inline Command Exec(std::vector<Command> subs,
+                    std::vector<std::pair<std::string, LogIndex>> watches, LogIndex watch_index,
+                    int64_t now_ms = 0) {
+  Command c = Batch(std::move(subs), now_ms);
+  c.watches = std::move(watches);
+  c.watch_index = watch_index;
+  return c;
+}
+
 // The command in a client session.
 inline Command WithSession(Command c, uint64_t client_id, uint64_t seq) {
   c.client_id = client_id;
   c.seq = seq;
   return c;
+}
+
+// Replaces sm's state by LoadState from records held in memory (data: key and record bytes, or
+// plain values when meta is ""; sessions: client id and EncodeSession bytes).
+inline Status LoadRecords(StateMachine& sm, LogIndex applied, std::string_view meta,
+                          const std::vector<std::pair<std::string, std::string>>& data,
+                          const std::vector<std::pair<uint64_t, std::string>>& sessions = {}) {
+  size_t d = 0;
+  size_t s = 0;
+  return sm.LoadState(
+      applied, meta,
+      [&](std::string* k, std::string* v) {
+        if (d == data.size()) return false;
+        *k = data[d].first;
+        *v = data[d].second;
+        ++d;
+        return true;
+      },
+      [&](uint64_t* id, std::string* v) {
+        if (s == sessions.size()) return false;
+        *id = sessions[s].first;
+        *v = sessions[s].second;
+        ++s;
+        return true;
+      });
 }
 
 // A StateMachine fed at consecutive log indexes 1, 2, 3, ...
@@ -77,6 +144,12 @@ class Machine {
     auto v = sm_.Get(key);
     return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
   }
+  // A Redis read command against the current state, at the reader's clock now_ms.
+  Reply Read(const std::vector<std::string>& argv, int64_t now_ms = 0) const {
+    return ExecuteRedisRead(sm_.keyspace(), argv, sm_.ReadContext(now_ms));
+  }
+  // The index the next Apply gets.
+  LogIndex next_index() const { return sm_.applied_index() + 1; }
   StateMachine& sm() { return sm_; }
   const StateMachine& sm() const { return sm_; }
 

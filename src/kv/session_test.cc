@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kv/kv.pb.h"
 #include "kv/kv_test_util.h"
 #include "kv/state_machine.h"
 
@@ -14,10 +15,14 @@ namespace synod::kv {
 namespace {
 
 using testing::Append;
+using testing::Batch;
+using testing::Exec;
 using testing::Get;
 using testing::Incr;
+using testing::LoadRecords;
 using testing::Machine;
 using testing::Put;
+using testing::Redis;
 using testing::WithSession;
 
 TEST(SessionTest, RetriedAppendIsAppliedOnce) {
@@ -154,6 +159,130 @@ TEST(SessionTest, EvictionIsDeterministicAcrossReplicas) {
   EXPECT_EQ(a.sm().session_count(), 8u);
   EXPECT_EQ(a.sm().Digest(), b.sm().Digest());
   EXPECT_EQ(a.sm().Snapshot(), b.sm().Snapshot());
+}
+
+// ---- Redis replies (typed, nested) in sessions ----
+
+// A reply of `levels` arrays around an integer: Nested(0) is the integer itself.
+Reply Nested(int levels) {
+  Reply r = Reply::Int(levels);
+  for (int i = 0; i < levels; ++i) r = Reply::Array({Reply::Bulk("level"), std::move(r)});
+  return r;
+}
+
+// Every reply type, nested as EXEC replies are.
+Reply EveryType() {
+  Reply map;
+  map.type = ReplyType::kMap;
+  map.replies = {Reply::Bulk("field"), Reply::Int(-7)};
+  Reply dbl;
+  dbl.type = ReplyType::kDouble;
+  dbl.value = "3.25";
+  return Reply::Array({Reply::Ok(), Reply::Status("QUEUED"), Reply::Err("WRONGTYPE nope"),
+                       Reply::Int(INT64_MIN), Reply::Bulk(std::string("\0\xff", 2)),
+                       Reply::Bulk(""), Reply::Nil(), Reply::NullArray(), Reply::Array({}),
+                       std::move(map), std::move(dbl), Nested(3)});
+}
+
+TEST(SessionTest, ExecRepliesAreCachedAndSurviveASnapshot) {
+  Machine m;
+  m.Apply(Redis({"set", "w", "1"}, 100));
+  const Command exec =
+      WithSession(Exec({Redis({"set", "a", "1"}), Redis({"get", "a"}), Redis({"del", "a", "w"}),
+                        Redis({"get", "nope"}), Redis({"nosuchcommand"})},
+                       {{"w", LogIndex(1)}}, LogIndex(1), 200),
+                  21, 1);
+  const Reply first = m.Apply(exec);
+  ASSERT_EQ(first.type, ReplyType::kArray);
+  ASSERT_EQ(first.replies.size(), 5u);
+  EXPECT_EQ(first.replies[0], Reply::Ok());
+  EXPECT_EQ(first.replies[1], Reply::Bulk("1"));
+  EXPECT_EQ(first.replies[2], Reply::Int(2));
+  EXPECT_EQ(first.replies[3], Reply::Nil());
+  EXPECT_TRUE(first.replies[4].is_error());
+  // An aborted EXEC's null array is cached as well.
+  const Command aborted =
+      WithSession(Exec({Redis({"set", "b", "1"})}, {{"w", LogIndex(1)}}, LogIndex(1), 300), 22, 1);
+  EXPECT_EQ(m.Apply(aborted), Reply::NullArray());
+
+  StateMachine restored;
+  ASSERT_TRUE(restored.Restore(m.sm().Snapshot()).ok());
+  EXPECT_EQ(restored.Digest(), m.sm().Digest());
+  EXPECT_EQ(restored.Snapshot(), m.sm().Snapshot());
+  // Retries are answered from the restored sessions, with the same types, and not executed.
+  EXPECT_EQ(restored.Apply(restored.applied_index() + 1, exec), first);
+  EXPECT_EQ(restored.Apply(restored.applied_index() + 1, aborted), Reply::NullArray());
+  EXPECT_EQ(restored.Get("a"), std::nullopt);
+  EXPECT_EQ(restored.Get("b"), std::nullopt);
+}
+
+TEST(SessionTest, NestedRepliesRoundTripThroughSessionEncoding) {
+  for (const Reply& reply : {EveryType(), Nested(8), Reply::NullArray(), Reply::Int(5)}) {
+    internal::Session s{.seq = 9, .last_index = LogIndex(40), .reply = reply};
+    Result<internal::Session> back = StateMachine::DecodeSession(StateMachine::EncodeSession(s));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, s);
+  }
+  // And through a snapshot and LoadState, which read the same records.
+  StateMachine loaded;
+  const internal::Session s{.seq = 2, .last_index = LogIndex(3), .reply = EveryType()};
+  ASSERT_TRUE(LoadRecords(loaded, LogIndex(3), StateMachine().EncodeMeta(), {},
+                          {{5, StateMachine::EncodeSession(s)}})
+                  .ok());
+  StateMachine restored;
+  ASSERT_TRUE(restored.Restore(loaded.Snapshot()).ok());
+  EXPECT_EQ(restored.Digest(), loaded.Digest());
+  Command retry = WithSession(Get("k"), 5, 2);
+  EXPECT_EQ(restored.Apply(LogIndex(4), retry), EveryType());
+  EXPECT_EQ(loaded.Apply(LogIndex(4), retry), EveryType());
+}
+
+// A snapshot record: varint length, then the message.
+std::string Record(const google::protobuf::MessageLite& m) {
+  const std::string body = m.SerializeAsString();
+  std::string out;
+  for (uint64_t n = body.size();; n >>= 7) {
+    if (n < 0x80) {
+      out.push_back(static_cast<char>(n));
+      break;
+    }
+    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  return out + body;
+}
+
+TEST(SessionTest, RepliesNestedDeeperThanEightLevelsAreRejected) {
+  // Depth counts the levels below the session's reply: 8 is the most accepted.
+  for (int levels : {9, 10, 50}) {
+    internal::Session s{.seq = 1, .last_index = LogIndex(1), .reply = Nested(levels)};
+    const std::string bytes = StateMachine::EncodeSession(s);
+    Result<internal::Session> back = StateMachine::DecodeSession(bytes);
+    EXPECT_EQ(back.status().code(), Code::kCorruption) << levels;
+
+    StateMachine sm;
+    EXPECT_EQ(LoadRecords(sm, LogIndex(1), sm.EncodeMeta(), {}, {{5, bytes}}).code(),
+              Code::kCorruption)
+        << levels;
+
+    // In a snapshot: the same record with its client id.
+    pb::SnapshotHeader header;
+    header.set_format_version(2);
+    header.set_applied_index(1);
+    header.set_session_count(1);
+    pb::SnapshotSession session;
+    ASSERT_TRUE(session.ParseFromString(bytes));
+    session.set_client_id(5);
+    Status restored = sm.Restore(Record(header) + Record(session));
+    EXPECT_EQ(restored.code(), Code::kCorruption) << levels;
+    EXPECT_EQ(sm.session_count(), 0u);
+    // The same snapshot with one level less is accepted (so the crafting is right).
+    if (levels == 9) {
+      const pb::Reply inner = session.reply().replies(1).replies(1);
+      *session.mutable_reply()->mutable_replies(1) = inner;
+      ASSERT_TRUE(sm.Restore(Record(header) + Record(session)).ok());
+      EXPECT_EQ(sm.session_count(), 1u);
+    }
+  }
 }
 
 }  // namespace

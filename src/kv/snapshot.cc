@@ -5,6 +5,7 @@
 // Records rather than one message because protobuf limits a message to 2 GiB.
 
 #include <climits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -17,7 +18,9 @@ namespace synod::kv {
 
 namespace {
 
-constexpr uint32_t kSnapshotFormatVersion = 1;
+constexpr uint32_t kSnapshotFormatVersion = 2;
+// Replies nest (EXEC of arrays): bounded so a crafted record cannot recurse deeply.
+constexpr int kReplyDepthMax = 8;
 
 void AppendVarint(uint64_t v, std::string* out) {
   while (v >= 0x80) {
@@ -70,55 +73,82 @@ class RecordReader {
 
 void ReplyToProto(const Reply& reply, pb::Reply* m) {
   m->set_code(static_cast<uint32_t>(reply.code));
+  m->set_type(static_cast<uint32_t>(reply.type));
   if (reply.value.has_value()) m->set_value(*reply.value);
   m->set_success(reply.success);
   m->set_number(reply.number);
-  for (const Reply& sub : reply.replies) {
-    pb::Reply* p = m->add_replies();
-    p->set_code(static_cast<uint32_t>(sub.code));
-    if (sub.value.has_value()) p->set_value(*sub.value);
-    p->set_success(sub.success);
-    p->set_number(sub.number);
-  }
+  for (const Reply& sub : reply.replies) ReplyToProto(sub, m->add_replies());
 }
 
-// One reply's own fields, without sub-replies.
-bool ScalarReplyFromProto(pb::Reply* m, Reply* reply) {
-  if (m->code() > kReplyCodeMax || m->replies_size() != 0) return false;
+bool ReplyFromProto(pb::Reply* m, Reply* reply, int depth = 0) {
+  if (m->code() > kReplyCodeMax || m->type() > kReplyTypeMax || depth > kReplyDepthMax) {
+    return false;
+  }
   reply->code = static_cast<ReplyCode>(m->code());
+  reply->type = static_cast<ReplyType>(m->type());
   if (m->has_value()) reply->value = std::move(*m->mutable_value());
   reply->success = m->success();
   reply->number = m->number();
-  return true;
-}
-
-// Sub-replies are one level deep: a batch holds no batch.
-bool ReplyFromProto(pb::Reply* m, Reply* reply) {
-  google::protobuf::RepeatedPtrField<pb::Reply> subs;
-  subs.Swap(m->mutable_replies());
-  if (!ScalarReplyFromProto(m, reply)) return false;
-  reply->replies.resize(static_cast<size_t>(subs.size()));
-  for (int i = 0; i < subs.size(); ++i) {
-    if (!ScalarReplyFromProto(subs.Mutable(i), &reply->replies[static_cast<size_t>(i)])) {
+  reply->replies.resize(static_cast<size_t>(m->replies_size()));
+  for (int i = 0; i < m->replies_size(); ++i) {
+    if (!ReplyFromProto(m->mutable_replies(i), &reply->replies[static_cast<size_t>(i)],
+                        depth + 1)) {
       return false;
     }
   }
   return true;
 }
 
+pb::StateMeta MetaToProto(const internal::State& state) {
+  pb::StateMeta m;
+  m.set_clock_ms(state.clock_ms);
+  m.set_tombstone_floor(state.keys.tombstone_floor().value());
+  m.set_flush_index(state.keys.flush_index().value());
+  for (const auto& [k, v] : state.config) (*m.mutable_config())[k] = v;
+  return m;
+}
+
+void MetaFromProto(const pb::StateMeta& m, internal::State* state) {
+  state->clock_ms = m.clock_ms();
+  state->keys.LoadMeta(LogIndex(m.tombstone_floor()), LogIndex(m.flush_index()));
+  for (const auto& [k, v] : m.config()) state->config.emplace(k, v);
+}
+
+// Values in keyspace order, then tombstones in key order.
 Status ReadEntries(RecordReader& reader, uint64_t count, const Options& options,
                    internal::State* state) {
   pb::SnapshotEntry m;
+  std::optional<Keyspace::Key> last_value;
+  std::optional<std::string> last_tombstone;
   for (uint64_t i = 0; i < count; ++i) {  // bounded: each record consumes input
     if (!reader.Next(&m)) return Status::Corruption("kv snapshot: bad entry record");
-    if (!state->data.empty() && m.key() <= state->data.rbegin()->first) {
-      return Status::Corruption("kv snapshot: keys not in strictly increasing order");
-    }
     if (m.key().size() > options.key_bytes_max || m.value().size() > options.value_bytes_max) {
       return Status::InvalidArgument("kv snapshot: key or value above this machine's bounds");
     }
-    state->data.emplace_hint(state->data.end(), std::move(*m.mutable_key()),
-                             std::move(*m.mutable_value()));
+    if (m.expire_ms() < 0 || m.version() > state->applied_index.value()) {
+      return Status::Corruption("kv snapshot: an expiry or version out of range");
+    }
+    if (m.tombstone()) {
+      if (last_tombstone && m.key() <= *last_tombstone) {
+        return Status::Corruption("kv snapshot: tombstones not in strictly increasing order");
+      }
+      last_tombstone = m.key();
+      if (!state->keys.LoadTombstone(std::move(*m.mutable_key()), LogIndex(m.version()))) {
+        return Status::Corruption("kv snapshot: a tombstone for a live key");
+      }
+      continue;
+    }
+    Keyspace::Key key{KeyPosition(m.key()), m.key()};
+    if (last_tombstone || (last_value && !Keyspace::Less()(*last_value, key))) {
+      return Status::Corruption("kv snapshot: keys not in strictly increasing order");
+    }
+    Value v{.bytes = std::move(*m.mutable_value()),
+            .expire_ms = m.expire_ms(),
+            .version = LogIndex(m.version())};
+    if (!state->keys.LoadValue(std::move(*m.mutable_key()), std::move(v))) {
+      return Status::Corruption("kv snapshot: a key appears twice");
+    }
+    last_value = std::move(key);
   }
   return Status::Ok();
 }
@@ -183,14 +213,25 @@ std::string StateMachine::Snapshot() const {
   pb::SnapshotHeader header;
   header.set_format_version(kSnapshotFormatVersion);
   header.set_applied_index(state_.applied_index.value());
-  header.set_entry_count(state_.data.size());
+  header.set_entry_count(state_.keys.size() + state_.keys.tombstone_count());
   header.set_session_count(state_.sessions.size());
+  *header.mutable_meta() = MetaToProto(state_);
   AppendRecord(header, &out);
 
   pb::SnapshotEntry entry;
-  for (const auto& [key, value] : state_.data) {
+  for (const auto& [key, value] : state_.keys.map()) {
+    entry.set_key(key.bytes);
+    entry.set_value(value.bytes);
+    entry.set_expire_ms(value.expire_ms);
+    entry.set_version(value.version.value());
+    entry.set_tombstone(false);
+    AppendRecord(entry, &out);
+  }
+  for (const auto& [key, index] : state_.keys.tombstones()) {
+    entry.Clear();
     entry.set_key(key);
-    entry.set_value(value);
+    entry.set_version(index.value());
+    entry.set_tombstone(true);
     AppendRecord(entry, &out);
   }
   pb::SnapshotSession session;
@@ -217,7 +258,9 @@ Status StateMachine::Restore(std::string_view snapshot) {
   }
   // Build the new state aside and swap it in only once all of it checked out.
   internal::State next;
+  next.keys = Keyspace(options_.tombstones_max);
   next.applied_index = LogIndex(header.applied_index());
+  MetaFromProto(header.meta(), &next);
   SYNOD_RETURN_IF_ERROR(ReadEntries(reader, header.entry_count(), options_, &next));
   SYNOD_RETURN_IF_ERROR(ReadSessions(reader, header.session_count(), &next));
   if (!reader.done()) return Status::Corruption("kv snapshot: bytes after the last record");
@@ -229,6 +272,7 @@ Status StateMachine::Restore(std::string_view snapshot) {
     touched_keys_.clear();
     touched_sessions_.clear();
   }
+  AttachTracking();
   return Status::Ok();
 }
 
@@ -258,22 +302,59 @@ Result<internal::Session> StateMachine::DecodeSession(std::string_view bytes) {
   return session;
 }
 
+std::string StateMachine::EncodeMeta() const {
+  std::string out;
+  const bool serialized = MetaToProto(state_).SerializeToString(&out);
+  SYNOD_ASSERT(serialized);
+  // Never "": LoadState reads "" as a store written before meta existed (plain values), and
+  // proto3 writes nothing at all for an all-default StateMeta (clock 0, no flush, no config).
+  // So write its clock_ms = 0 explicitly then (field 1, varint 0): it parses as the same meta.
+  if (out.empty()) out.assign("\x08\x00", 2);
+  return out;
+}
+
 Status StateMachine::LoadState(
-    LogIndex applied, const std::function<bool(std::string* key, std::string* value)>& next_data,
+    LogIndex applied, std::string_view meta,
+    const std::function<bool(std::string* key, std::string* value)>& next_data,
     const std::function<bool(uint64_t* client_id, std::string* session)>& next_session) {
   // Built aside and swapped in only once all of it checked out, as Restore does.
   internal::State next;
+  next.keys = Keyspace(options_.tombstones_max);
   next.applied_index = applied;
+  // A store written before meta existed holds plain values (no expiry, no versions).
+  const bool legacy = meta.empty();
+  if (!legacy) {
+    pb::StateMeta m;
+    if (meta.size() > INT_MAX || !m.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) {
+      return Status::Corruption("kv state: the meta record does not parse");
+    }
+    MetaFromProto(m, &next);
+  }
   std::string key;
   std::string value;
   // Bounded by the records the caller holds: each call consumes one.
   while (next_data(&key, &value)) {
-    if (key.size() > options_.key_bytes_max || value.size() > options_.value_bytes_max) {
+    if (key.size() > options_.key_bytes_max) {
       return Status::InvalidArgument("kv state: key or value above this machine's bounds");
     }
-    if (!next.data.emplace(std::move(key), std::move(value)).second) {
-      return Status::Corruption("kv state: a key appears twice");
+    DecodedRecord record;
+    if (legacy) {
+      record.value.bytes = std::move(value);
+    } else {
+      Result<DecodedRecord> r = DecodeRecord(value);
+      if (!r.ok()) return r.status();
+      record = std::move(*r);
     }
+    if (record.value.bytes.size() > options_.value_bytes_max) {
+      return Status::InvalidArgument("kv state: key or value above this machine's bounds");
+    }
+    if (record.value.version > applied) {
+      return Status::Corruption("kv state: a key's version above the applied index");
+    }
+    const bool added = record.tombstone
+                           ? next.keys.LoadTombstone(std::move(key), record.value.version)
+                           : next.keys.LoadValue(std::move(key), std::move(record.value));
+    if (!added) return Status::Corruption("kv state: a key appears twice");
   }
   uint64_t client_id = 0;
   std::string bytes;
@@ -299,34 +380,55 @@ Status StateMachine::LoadState(
   changes_reset_ = false;
   touched_keys_.clear();
   touched_sessions_.clear();
+  changes_applied_ = applied;
+  AttachTracking();
   return Status::Ok();
 }
 
 // The digest is FNV-1a over a canonical encoding: every integer as 8 little-endian bytes, every
 // string as its length (so encoded) then its bytes, in this order: the tag string
-// "synod.kv.state.v1", applied index, key count, each (key, value) in key order, session count,
-// each session in client id order as (client_id, seq, last_index, reply code, reply has a
-// value (0/1), reply value or "", reply success (0/1), reply number, then for a batch reply only:
-// the number of sub-replies and each sub-reply's fields likewise). Changing any of this
+// "synod.kv.state.v2", applied index, clock, tombstone floor, flush index, config count and each
+// (name, value), key count, each (key, bytes, expire_ms, version) in keyspace order, tombstone
+// count and each (key, index) in key order, session count, each session in client id order as
+// (client_id, seq, last_index, reply), a reply being (code, type, has a value (0/1), value or
+// "", success (0/1), number, sub-reply count, each sub-reply likewise). Changing any of this
 // changes every digest: bump the tag.
 namespace {
 void HashReply(const Reply& r, Fnv1a& h) {
   h.U64(static_cast<uint64_t>(r.code));
+  h.U64(static_cast<uint64_t>(r.type));
   h.U64(r.value.has_value() ? 1 : 0);
   h.String(r.value ? std::string_view(*r.value) : std::string_view());
   h.U64(r.success ? 1 : 0);
   h.U64(static_cast<uint64_t>(r.number));
+  h.U64(r.replies.size());
+  for (const Reply& sub : r.replies) HashReply(sub, h);
 }
 }  // namespace
 
 uint64_t StateMachine::Digest() const {
   Fnv1a h;
-  h.String("synod.kv.state.v1");
+  h.String("synod.kv.state.v2");
   h.U64(state_.applied_index.value());
-  h.U64(state_.data.size());
-  for (const auto& [key, value] : state_.data) {
+  h.U64(static_cast<uint64_t>(state_.clock_ms));
+  h.U64(state_.keys.tombstone_floor().value());
+  h.U64(state_.keys.flush_index().value());
+  h.U64(state_.config.size());
+  for (const auto& [k, v] : state_.config) {
+    h.String(k);
+    h.String(v);
+  }
+  h.U64(state_.keys.size());
+  for (const auto& [key, value] : state_.keys.map()) {
+    h.String(key.bytes);
+    h.String(value.bytes);
+    h.U64(static_cast<uint64_t>(value.expire_ms));
+    h.U64(value.version.value());
+  }
+  h.U64(state_.keys.tombstone_count());
+  for (const auto& [key, index] : state_.keys.tombstones()) {
     h.String(key);
-    h.String(value);
+    h.U64(index.value());
   }
   h.U64(state_.sessions.size());
   for (const auto& [client_id, s] : state_.sessions) {
@@ -334,12 +436,6 @@ uint64_t StateMachine::Digest() const {
     h.U64(s.seq);
     h.U64(s.last_index.value());
     HashReply(s.reply, h);
-    // Only batch replies have sub-replies; hashing them only when present keeps the digests
-    // of every earlier state unchanged.
-    if (!s.reply.replies.empty()) {
-      h.U64(s.reply.replies.size());
-      for (const Reply& sub : s.reply.replies) HashReply(sub, h);
-    }
   }
   return h.hash();
 }

@@ -8,34 +8,13 @@
 
 namespace synod::kv {
 
-namespace {
-
-// Parses a value the way Redis's string2ll does, so INCR accepts exactly what Redis accepts:
-// an optional '-', then decimal digits with no leading zero (except "0" itself), nothing else
-// (no '+', no spaces, no "-0"), within int64 range.
-bool ParseInt64(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 20) return false;  // "-9223372036854775808" is 20 bytes
-  std::string_view digits = s[0] == '-' ? s.substr(1) : s;
-  if (digits.empty() || digits[0] < '0' || digits[0] > '9') return false;
-  if (digits[0] == '0' && s != "0") return false;
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return false;
-  *out = v;
-  return true;
-}
-
-std::string FormatInt64(int64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  SYNOD_ASSERT(ec == std::errc());
-  return std::string(buf, end);
-}
-
-}  // namespace
+using redis::FormatInt64;
+using redis::ParseInt64;
 
 StateMachine::StateMachine(Options options) : options_(options) {
   SYNOD_ASSERT(options_.sessions_max >= 1);
+  SYNOD_ASSERT(options_.tombstones_max >= 1);
+  state_.keys = Keyspace(options_.tombstones_max);
   SYNOD_ASSERT(options_.value_bytes_max <=
                static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
 }
@@ -43,6 +22,8 @@ StateMachine::StateMachine(Options options) : options_(options) {
 Reply StateMachine::Apply(LogIndex index, const Command& cmd) {
   SYNOD_ASSERT_MSG(index > state_.applied_index, "kv entries must be applied in log order");
   state_.applied_index = index;
+  state_.keys.set_index(index);
+  if (cmd.now_ms > state_.clock_ms) state_.clock_ms = cmd.now_ms;
   Reply reply;
   if (cmd.client_id == 0) {
     reply = cmd.seq == 0 ? Execute(cmd) : Reply::Error(ReplyCode::kBadCommand);
@@ -68,9 +49,29 @@ Reply StateMachine::ApplyEntry(LogIndex index, std::string_view data) {
 }
 
 std::optional<std::string_view> StateMachine::Get(std::string_view key) const {
-  auto it = state_.data.find(key);
-  if (it == state_.data.end()) return std::nullopt;
+  const Value* v = state_.keys.Find(key, state_.clock_ms);
+  if (v == nullptr) return std::nullopt;
+  return std::string_view(v->bytes);
+}
+
+std::optional<std::string_view> StateMachine::config(std::string_view name) const {
+  auto it = state_.config.find(name);
+  if (it == state_.config.end()) return std::nullopt;
   return std::string_view(it->second);
+}
+
+ExecContext StateMachine::WriteContext() const {
+  ExecContext ctx;
+  ctx.now_ms = state_.clock_ms;
+  ctx.value_bytes_max = options_.value_bytes_max;
+  ctx.key_bytes_max = options_.key_bytes_max;
+  return ctx;
+}
+
+ExecContext StateMachine::ReadContext(int64_t now_ms) const {
+  ExecContext ctx = WriteContext();
+  ctx.now_ms = std::max(now_ms, state_.clock_ms);
+  return ctx;
 }
 
 // Raft thesis §6.3: "Each server's state machine maintains a session for each client. The
@@ -126,17 +127,78 @@ void StateMachine::EvictIfFull() {
   state_.session_order.erase(oldest);
 }
 
-Reply StateMachine::Execute(const Command& cmd) {
-  if (cmd.op == Op::kBatch) {
-    Reply reply;
-    reply.replies.reserve(cmd.batch.size());
-    for (const Command& sub : cmd.batch) {
-      // DecodeCommand refuses nested batches; a directly applied one is refused here too.
-      reply.replies.push_back(sub.op == Op::kBatch ? Reply::Error(ReplyCode::kBadCommand)
-                                                   : Execute(sub));
+Reply StateMachine::ExecuteBatch(const Command& cmd) {
+  // EXEC after WATCH: nothing is applied when a watched key changed since the watch was read.
+  // A watch older than the flush or the tombstone floor cannot be judged: it counts as changed.
+  if (!cmd.watches.empty()) {
+    const Keyspace& ks = state_.keys;
+    bool changed = cmd.watch_index < ks.flush_index() || cmd.watch_index < ks.tombstone_floor();
+    for (size_t i = 0; !changed && i < cmd.watches.size(); ++i) {
+      const auto& [key, version] = cmd.watches[i];
+      changed = ks.VersionOf(key, state_.clock_ms) != version;
     }
-    return reply;
+    if (changed) return Reply::NullArray();
   }
+  Reply reply;
+  reply.replies.reserve(cmd.batch.size());
+  bool redis = false;
+  for (const Command& sub : cmd.batch) {
+    // DecodeCommand refuses nested batches; a directly applied one is refused here too.
+    reply.replies.push_back(sub.op == Op::kBatch ? Reply::Error(ReplyCode::kBadCommand)
+                                                 : Execute(sub));
+    redis = redis || sub.op == Op::kRedis;
+  }
+  if (redis) reply.type = ReplyType::kArray;  // EXEC's reply
+  return reply;
+}
+
+// Replicated settings: {kConfigSetCommand, name, value, name, value...}. The host validates
+// names and values before proposing; here only the shape is checked, the same everywhere. An
+// empty value removes the setting (requirepass "" means no password, as in Redis).
+Reply StateMachine::ConfigSet(const std::vector<std::string>& args) {
+  if (args.size() < 3 || args.size() % 2 != 1) return redis::WrongArity("config|set");
+  for (size_t i = 1; i + 1 < args.size(); i += 2) {
+    if (args[i + 1].empty()) {
+      state_.config.erase(args[i]);
+    } else {
+      state_.config.insert_or_assign(args[i], args[i + 1]);
+    }
+  }
+  return Reply::Ok();
+}
+
+// Replicated expiry: deletes the listed keys that are due by the entry's clock. Deterministic:
+// every replica holds the same expiry times and the same clock at this index.
+Reply StateMachine::Expire(const Command& cmd) {
+  int64_t deleted = 0;
+  for (const std::string& key : cmd.args) {
+    const Value* v = state_.keys.FindRaw(key);
+    if (v != nullptr && v->expire_ms != 0 && v->expire_ms <= state_.clock_ms) {
+      state_.keys.Erase(key);
+      ++deleted;
+    }
+  }
+  return Reply::Int(deleted);
+}
+
+Reply StateMachine::Execute(const Command& cmd) {
+  if (cmd.op == Op::kBatch) return ExecuteBatch(cmd);
+  if (cmd.op == Op::kRedis) {
+    for (const std::string& a : cmd.args) {
+      // Keys and values are bounded by the front end; a longer argument in the log is refused
+      // the same way everywhere.
+      if (a.size() > std::max(options_.value_bytes_max, options_.key_bytes_max)) {
+        return redis::TooLarge();
+      }
+    }
+    // An empty argv cannot come from the log (DecodeCommand refuses it); applied directly it
+    // is ExecuteRedis's "empty command" error, not an out-of-range read.
+    if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kConfigSetCommand)) {
+      return ConfigSet(cmd.args);
+    }
+    return ExecuteRedis(state_.keys, cmd.args, WriteContext());
+  }
+  if (cmd.op == Op::kExpire) return Expire(cmd);
   if (cmd.key.size() > options_.key_bytes_max) return Reply::Error(ReplyCode::kKeyTooLarge);
   switch (cmd.op) {
     case Op::kGet: {
@@ -155,6 +217,8 @@ Reply StateMachine::Execute(const Command& cmd) {
     case Op::kAppend:
       return Append(cmd);
     case Op::kBatch:
+    case Op::kRedis:
+    case Op::kExpire:
       break;  // handled above
   }
   return Reply::Error(ReplyCode::kBadCommand);  // an Op value outside the enum
@@ -164,18 +228,14 @@ Reply StateMachine::Put(const Command& cmd) {
   if (cmd.value.size() > options_.value_bytes_max) {
     return Reply::Error(ReplyCode::kValueTooLarge);
   }
-  TrackKey(cmd.key);
-  state_.data.insert_or_assign(cmd.key, cmd.value);
+  state_.keys.Put(cmd.key, cmd.value, 0);
   return Reply();
 }
 
 Reply StateMachine::Del(const Command& cmd) {
   Reply reply;
-  auto it = state_.data.find(cmd.key);
-  if (it != state_.data.end()) {
-    TrackKey(cmd.key);
-    state_.data.erase(it);
-    reply.success = true;
+  if (state_.keys.FindForWrite(cmd.key, state_.clock_ms) != nullptr) {
+    reply.success = state_.keys.Erase(cmd.key);
   }
   return reply;
 }
@@ -185,25 +245,23 @@ Reply StateMachine::Cas(const Command& cmd) {
     return Reply::Error(ReplyCode::kValueTooLarge);
   }
   Reply reply;
-  auto it = state_.data.find(cmd.key);
-  const bool matches = cmd.expected.has_value()
-                           ? (it != state_.data.end() && it->second == *cmd.expected)
-                           : it == state_.data.end();
+  const Value* v = state_.keys.FindForWrite(cmd.key, state_.clock_ms);
+  const bool matches =
+      cmd.expected.has_value() ? (v != nullptr && v->bytes == *cmd.expected) : v == nullptr;
   if (matches) {
-    TrackKey(cmd.key);
-    state_.data.insert_or_assign(cmd.key, cmd.value);
+    state_.keys.Put(cmd.key, cmd.value, 0);
     reply.success = true;
     reply.value = cmd.value;
-  } else if (it != state_.data.end()) {
-    reply.value = it->second;
+  } else if (v != nullptr) {
+    reply.value = v->bytes;
   }
   return reply;
 }
 
 Reply StateMachine::Incr(const Command& cmd) {
   int64_t current = 0;
-  auto it = state_.data.find(cmd.key);
-  if (it != state_.data.end() && !ParseInt64(it->second, &current)) {
+  Value* v = state_.keys.FindForWrite(cmd.key, state_.clock_ms);
+  if (v != nullptr && !ParseInt64(v->bytes, &current)) {
     return Reply::Error(ReplyCode::kNotInteger);
   }
   int64_t result = 0;
@@ -212,11 +270,11 @@ Reply StateMachine::Incr(const Command& cmd) {
   }
   std::string text = FormatInt64(result);
   if (text.size() > options_.value_bytes_max) return Reply::Error(ReplyCode::kValueTooLarge);
-  TrackKey(cmd.key);
-  if (it != state_.data.end()) {
-    it->second = std::move(text);
+  if (v != nullptr) {
+    v->bytes = std::move(text);
+    state_.keys.Modified(cmd.key, *v);
   } else {
-    state_.data.emplace(cmd.key, std::move(text));
+    state_.keys.Put(cmd.key, std::move(text), 0);
   }
   Reply reply;
   reply.number = result;
@@ -224,20 +282,20 @@ Reply StateMachine::Incr(const Command& cmd) {
 }
 
 Reply StateMachine::Append(const Command& cmd) {
-  auto it = state_.data.find(cmd.key);
-  const uint64_t old_bytes = it == state_.data.end() ? 0 : it->second.size();
+  Value* v = state_.keys.FindForWrite(cmd.key, state_.clock_ms);
+  const uint64_t old_bytes = v == nullptr ? 0 : v->bytes.size();
   // Both sizes are far below 2^63, so the sum cannot wrap.
   if (old_bytes + cmd.value.size() > options_.value_bytes_max) {
     return Reply::Error(ReplyCode::kValueTooLarge);
   }
-  TrackKey(cmd.key);
-  if (it == state_.data.end()) {
-    it = state_.data.emplace(cmd.key, cmd.value).first;
+  if (v == nullptr) {
+    v = &state_.keys.Put(cmd.key, cmd.value, 0);
   } else {
-    it->second.append(cmd.value);
+    v->bytes.append(cmd.value);
+    state_.keys.Modified(cmd.key, *v);
   }
   Reply reply;
-  reply.number = static_cast<int64_t>(it->second.size());
+  reply.number = static_cast<int64_t>(v->bytes.size());
   return reply;
 }
 
@@ -246,15 +304,28 @@ void StateMachine::set_track_changes(bool on) {
   changes_reset_ = false;
   touched_keys_.clear();
   touched_sessions_.clear();
+  AttachTracking();
+}
+
+void StateMachine::AttachTracking() {
+  state_.keys.set_touched(track_changes_ && !changes_reset_ ? &touched_keys_ : nullptr);
 }
 
 StateChanges StateMachine::TakeChanges() {
   StateChanges out;
   out.applied = state_.applied_index;
   out.reset = changes_reset_;
+  if (changes_reset_ || out.applied != changes_applied_) out.meta = EncodeMeta();
+  changes_applied_ = out.applied;
+  const Keyspace& ks = state_.keys;
   if (changes_reset_) {
-    out.data.reserve(state_.data.size());
-    for (const auto& [key, value] : state_.data) out.data.emplace_back(key, value);
+    out.data.reserve(ks.size() + ks.tombstone_count());
+    for (const auto& [key, value] : ks.map()) {
+      out.data.emplace_back(key.bytes, EncodeValueRecord(value));
+    }
+    for (const auto& [key, index] : ks.tombstones()) {
+      out.data.emplace_back(key, EncodeTombstoneRecord(index));
+    }
     out.sessions.reserve(state_.sessions.size());
     for (const auto& [id, session] : state_.sessions) {
       out.sessions.emplace_back(id, EncodeSession(session));
@@ -262,9 +333,13 @@ StateChanges StateMachine::TakeChanges() {
   } else {
     out.data.reserve(touched_keys_.size());
     for (const std::string& key : touched_keys_) {
-      auto it = state_.data.find(key);
-      out.data.emplace_back(
-          key, it == state_.data.end() ? std::nullopt : std::optional<std::string>(it->second));
+      std::optional<std::string> record;
+      if (const Value* v = ks.FindRaw(key)) {
+        record = EncodeValueRecord(*v);
+      } else if (auto t = ks.tombstones().find(key); t != ks.tombstones().end()) {
+        record = EncodeTombstoneRecord(t->second);
+      }
+      out.data.emplace_back(key, std::move(record));
     }
     out.sessions.reserve(touched_sessions_.size());
     for (uint64_t id : touched_sessions_) {
@@ -277,6 +352,7 @@ StateChanges StateMachine::TakeChanges() {
   changes_reset_ = false;
   touched_keys_.clear();
   touched_sessions_.clear();
+  AttachTracking();
   return out;
 }
 

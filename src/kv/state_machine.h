@@ -32,6 +32,8 @@
 #include "common/ids.h"
 #include "common/status.h"
 #include "kv/command.h"
+#include "kv/keyspace.h"
+#include "kv/redis.h"
 
 namespace synod::kv {
 
@@ -51,6 +53,8 @@ struct Options {
   // A planted bug for the simulator to catch: a retried command is applied again instead of
   // answered from its session. Never set outside tests.
   bool testing_bug_no_dedup = false;
+  // Tombstones of deleted keys kept for WATCH (see keyspace.h). REQUIRES: >= 1.
+  size_t tombstones_max = Keyspace::kTombstonesMax;
 };
 
 namespace internal {
@@ -69,10 +73,15 @@ struct Session {
 // session's last_index to its client_id, so begin() is the least recently used); every
 // last_index <= applied_index; sessions.size() <= Options::sessions_max.
 struct State {
-  std::map<std::string, std::string, std::less<>> data;
+  Keyspace keys;
   std::map<uint64_t, Session> sessions;  // by client_id, never 0
   std::map<LogIndex, uint64_t> session_order;
   LogIndex applied_index;
+  // The logical clock (Unix ms): the highest now_ms of any applied command. Expiry at apply
+  // time is judged against it, so every replica deletes a key at the same log index.
+  int64_t clock_ms = 0;
+  // Replicated settings (CONFIG SET of a replicated parameter, e.g. requirepass).
+  std::map<std::string, std::string, std::less<>> config;
 };
 
 }  // namespace internal
@@ -85,10 +94,16 @@ struct StateChanges {
   // Sessions by client_id, as EncodeSession bytes; nullopt = erased (evicted).
   std::vector<std::pair<uint64_t, std::optional<std::string>>> sessions;
   LogIndex applied;  // applied_index() when taken
+  // EncodeMeta() when anything was applied or restored since the last TakeChanges.
+  std::optional<std::string> meta;
   // Restore replaced the whole state: every stored key and session must go before `data` and
   // `sessions` (then the whole new state) are written.
   bool reset = false;
 };
+
+// The argv[0] of a kRedis command that sets replicated settings (StateMachine::config): the
+// name is not a Redis command, so no client can send it; the host builds it for CONFIG SET.
+inline constexpr std::string_view kConfigSetCommand = "synod.config.set";
 
 class StateMachine {
  public:
@@ -127,10 +142,20 @@ class StateMachine {
   // read index (ReadIndex or lease), and stale reads (READONLY) at any time.
   std::optional<std::string_view> Get(std::string_view key) const;
 
+  // The keyspace, for Redis read commands (ExecuteRedisRead) and WATCH versions.
+  const Keyspace& keyspace() const { return state_.keys; }
+  // The logical clock: the latest now_ms applied (0 before any).
+  int64_t clock_ms() const { return state_.clock_ms; }
+  // A replicated setting, or nullopt.
+  std::optional<std::string_view> config(std::string_view name) const;
+  // The context a read at `now_ms` (the reader's clock) runs with: the later of it and the
+  // logical clock, so a key the log already expired never reappears on a lagging replica.
+  ExecContext ReadContext(int64_t now_ms) const;
+
   // The index of the last entry applied (or restored), 0 initially.
   LogIndex applied_index() const { return state_.applied_index; }
   // The number of keys, and of client sessions, held.
-  size_t key_count() const { return state_.data.size(); }
+  size_t key_count() const { return state_.keys.size(); }
   size_t session_count() const { return state_.sessions.size(); }
   const Options& options() const { return options_; }
 
@@ -166,18 +191,29 @@ class StateMachine {
   // Parses EncodeSession's bytes; kCorruption when they are not a valid session.
   static Result<internal::Session> DecodeSession(std::string_view bytes);
 
-  // Replaces the whole state by one read back from a database: `applied` and the pairs
+  // The replicated state that is neither a key nor a session (clock, WATCH bookkeeping,
+  // replicated config), as kv.proto's StateMeta bytes.
+  std::string EncodeMeta() const;
+
+  // Replaces the whole state by one read back from a database: `applied`, `meta` (EncodeMeta's
+  // bytes; "" for a store written before meta existed, whose data records are plain values) and
+  // the pairs
   // `next_data` and `next_session` yield until they return false (each call fills its
   // arguments and returns true, or returns false at the end). Checks what Restore checks:
   // kCorruption for bad session bytes, a repeated key, client id or session index, or a
   // session index above `applied`; kInvalidArgument for a key, value or session count above
   // this machine's Options. On error the state is unchanged. Records no changes.
   Status LoadState(
-      LogIndex applied, const std::function<bool(std::string* key, std::string* value)>& next_data,
+      LogIndex applied, std::string_view meta,
+      const std::function<bool(std::string* key, std::string* value)>& next_data,
       const std::function<bool(uint64_t* client_id, std::string* session)>& next_session);
 
  private:
   Reply Execute(const Command& cmd);
+  Reply ExecuteBatch(const Command& cmd);
+  Reply Expire(const Command& cmd);
+  Reply ConfigSet(const std::vector<std::string>& args);
+  ExecContext WriteContext() const;
   Reply ApplyInSession(LogIndex index, const Command& cmd);
   void TouchSession(uint64_t client_id, internal::Session& session, LogIndex index);
   void EvictIfFull();
@@ -190,6 +226,8 @@ class StateMachine {
   void TrackKey(std::string_view key) {
     if (track_changes_ && !changes_reset_) touched_keys_.emplace(key);
   }
+  // Attaches touched_keys_ to the keyspace while tracking (and not reset).
+  void AttachTracking();
   void TrackSession(uint64_t client_id) {
     if (track_changes_ && !changes_reset_) touched_sessions_.insert(client_id);
   }
@@ -202,6 +240,7 @@ class StateMachine {
   bool changes_reset_ = false;
   std::set<std::string, std::less<>> touched_keys_;
   std::set<uint64_t> touched_sessions_;
+  LogIndex changes_applied_;  // applied_index() at the last TakeChanges
 };
 
 }  // namespace synod::kv

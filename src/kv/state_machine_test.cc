@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kv/kv.pb.h"
 #include "kv/kv_test_util.h"
 
 namespace synod::kv {
@@ -255,17 +256,11 @@ TEST(StateMachineTest, GetReturnsAViewOfTheStoredValue) {
 namespace synod::kv {
 namespace {
 
+using testing::Batch;
 using testing::Incr;
 using testing::Machine;
 using testing::Put;
 using testing::WithSession;
-
-Command Batch(std::vector<Command> subs) {
-  Command c;
-  c.op = Op::kBatch;
-  c.batch = std::move(subs);
-  return c;
-}
 
 TEST(StateMachineBatchTest, AppliesEverySubCommandInOrderWithOneReplyEach) {
   Machine m;
@@ -316,6 +311,295 @@ TEST(StateMachineBatchTest, SessionCachesTheBatchReplyAcrossASnapshot) {
   auto n = restored.Get("n");
   ASSERT_TRUE(n.has_value());
   EXPECT_EQ(*n, "2");
+}
+
+TEST(StateMachineBatchTest, ABatchOfLegacyOpsKeepsAnUntypedReply) {
+  Machine m;
+  Reply r = m.Apply(Batch({Put("a", "1"), Incr("a", 1)}));
+  EXPECT_EQ(r.type, ReplyType::kNone);
+  ASSERT_EQ(r.replies.size(), 2u);
+  EXPECT_EQ(r.replies[1].number, 2);
+}
+
+}  // namespace
+}  // namespace synod::kv
+
+// ---- Redis commands (Op::kRedis), the logical clock and replicated expiry (Op::kExpire) ----
+
+namespace synod::kv {
+namespace {
+
+using testing::Del;
+using testing::Exec;
+using testing::Expire;
+using testing::Get;
+using testing::LoadRecords;
+using testing::Machine;
+using testing::Put;
+using testing::Redis;
+using testing::WithSession;
+
+TEST(StateMachineRedisTest, SetThenGetThroughApply) {
+  Machine m;
+  EXPECT_EQ(m.Apply(Redis({"SET", "k", "v"}, 1000)), Reply::Ok());
+  EXPECT_EQ(m.sm().applied_index(), LogIndex(1));
+  EXPECT_EQ(m.Read({"GET", "k"}), Reply::Bulk("v"));
+  EXPECT_EQ(ExecuteRedisRead(m.sm().keyspace(), {"get", "k"}, m.sm().ReadContext(0)),
+            Reply::Bulk("v"));
+  EXPECT_EQ(m.Read({"get", "nope"}), Reply::Nil());
+  EXPECT_EQ(m.Value("k"), "v");  // the same data the legacy ops see
+  EXPECT_EQ(m.Apply(Get("k")).value, "v");
+  EXPECT_EQ(m.sm().keyspace().FindRaw("k")->version, LogIndex(1));
+  EXPECT_EQ(m.sm().keyspace().FindRaw("k")->expire_ms, 0);
+  // A read command applied through the log (inside MULTI/EXEC it is one) replies too.
+  EXPECT_EQ(m.Apply(Redis({"get", "k"}, 1000)), Reply::Bulk("v"));
+  EXPECT_EQ(m.Read({"EXISTS", "k", "nope", "k"}), Reply::Int(2));
+  EXPECT_EQ(m.Apply(Redis({"set", "k", "w"}, 1000)), Reply::Ok());
+  EXPECT_EQ(m.sm().keyspace().FindRaw("k")->version, LogIndex(4));
+  EXPECT_EQ(m.Apply(Redis({"Del", "k", "nope"}, 1000)), Reply::Int(1));
+  EXPECT_EQ(m.Read({"get", "k"}), Reply::Nil());
+  EXPECT_EQ(m.sm().keyspace().VersionOf("k", 1000), LogIndex(5));  // its tombstone
+  EXPECT_EQ(m.Apply(Redis({"del", "k"}, 1000)), Reply::Int(0));
+}
+
+TEST(StateMachineRedisTest, ErrorsAreRepliesAndStillAdvanceTheIndex) {
+  Machine m;
+  EXPECT_EQ(m.Apply(Redis({"nosuchcommand", "x"})).type, ReplyType::kError);
+  EXPECT_EQ(m.Apply(Redis({"get"})), Reply::Err("ERR wrong number of arguments for 'get' command"));
+  EXPECT_EQ(m.Apply(Redis({"set", "k"})).type, ReplyType::kError);
+  Command empty = Redis({});  // not decodable from a log, but Apply must not crash on it
+  EXPECT_EQ(m.Apply(empty).type, ReplyType::kError);
+  EXPECT_EQ(m.sm().applied_index(), LogIndex(4));
+  EXPECT_EQ(m.sm().key_count(), 0u);
+  // Through the log's encoding as well.
+  EXPECT_EQ(m.ApplyEntry(EncodeCommand(Redis({"SET", "a", "1"}, 5))), Reply::Ok());
+  EXPECT_EQ(m.Value("a"), "1");
+}
+
+TEST(StateMachineRedisTest, OversizedArgumentsAreRefused) {
+  Machine m(Options{.key_bytes_max = 4, .value_bytes_max = 8});
+  EXPECT_EQ(m.Apply(Redis({"set", "k", std::string(9, 'v')})), redis::TooLarge());
+  EXPECT_EQ(m.sm().key_count(), 0u);
+  EXPECT_EQ(m.Apply(Redis({"set", "k", std::string(8, 'v')})), Reply::Ok());
+}
+
+TEST(StateMachineRedisTest, TheClockNeverGoesBackwards) {
+  Machine m;
+  EXPECT_EQ(m.sm().clock_ms(), 0);
+  m.Apply(Redis({"set", "a", "1"}, 5000));
+  EXPECT_EQ(m.sm().clock_ms(), 5000);
+  m.Apply(Redis({"set", "b", "1"}, 3000));  // a proposer with a slower clock
+  EXPECT_EQ(m.sm().clock_ms(), 5000);
+  m.Apply(Put("c", "1"));  // legacy ops carry no time
+  m.ApplyEntry("");        // nor does a leader's no-op
+  m.Apply(Expire({}, 4000));
+  EXPECT_EQ(m.sm().clock_ms(), 5000);
+  m.Apply(Redis({"get", "a"}, 7000));
+  EXPECT_EQ(m.sm().clock_ms(), 7000);
+  // Reads run at the later of the reader's clock and the logical one.
+  EXPECT_EQ(m.sm().ReadContext(1000).now_ms, 7000);
+  EXPECT_EQ(m.sm().ReadContext(9000).now_ms, 9000);
+  // The clock is replicated state.
+  StateMachine restored;
+  ASSERT_TRUE(restored.Restore(m.sm().Snapshot()).ok());
+  EXPECT_EQ(restored.clock_ms(), 7000);
+  restored.Apply(restored.applied_index() + 1, Redis({"get", "a"}, 6000));
+  EXPECT_EQ(restored.clock_ms(), 7000);
+}
+
+// Keys with an expiry, set up without SET's options: loaded records at clock 1000.
+void LoadExpiringKeys(StateMachine& sm) {
+  StateMachine clock;
+  clock.Apply(LogIndex(1), Redis({"get", "x"}, 1000));
+  auto value = [](int64_t expire_ms) {
+    return EncodeValueRecord(Value{.bytes = "v", .expire_ms = expire_ms, .version = LogIndex(1)});
+  };
+  ASSERT_TRUE(LoadRecords(sm, LogIndex(1), clock.EncodeMeta(),
+                          {{"due", value(1500)}, {"later", value(9000)}, {"forever", value(0)}})
+                  .ok());
+  ASSERT_EQ(sm.clock_ms(), 1000);
+}
+
+TEST(StateMachineRedisTest, ExpireDeletesOnlyDueKeys) {
+  StateMachine sm;
+  LoadExpiringKeys(sm);
+  // Not yet due at the entry's time: nothing happens.
+  EXPECT_EQ(sm.Apply(LogIndex(2), Expire({"due", "later", "forever"}, 1499)), Reply::Int(0));
+  EXPECT_EQ(sm.key_count(), 3u);
+  // Due at 1500 (expire_ms itself counts); absent, persistent and later keys stay.
+  EXPECT_EQ(sm.Apply(LogIndex(3), Expire({"due", "later", "forever", "absent"}, 1500)),
+            Reply::Int(1));
+  EXPECT_EQ(sm.keyspace().FindRaw("due"), nullptr);
+  EXPECT_EQ(sm.keyspace().VersionOf("due", 1500), LogIndex(3));  // a tombstone for WATCH
+  EXPECT_NE(sm.keyspace().FindRaw("later"), nullptr);
+  EXPECT_NE(sm.keyspace().FindRaw("forever"), nullptr);
+  // A proposer with a slow clock cannot make the logical clock (1500) go back: still not due.
+  EXPECT_EQ(sm.Apply(LogIndex(4), Expire({"later"}, 100)), Reply::Int(0));
+  // Expired keys are absent to reads before the log deletes them; the log deletes them once.
+  EXPECT_EQ(ExecuteRedisRead(sm.keyspace(), {"get", "later"}, sm.ReadContext(9000)), Reply::Nil());
+  EXPECT_NE(sm.keyspace().FindRaw("later"), nullptr);
+  EXPECT_EQ(sm.Apply(LogIndex(5), Expire({"later", "later"}, 9000)), Reply::Int(1));
+  EXPECT_EQ(sm.key_count(), 1u);
+  EXPECT_EQ(sm.keyspace().expires_count(), 0u);
+}
+
+TEST(StateMachineRedisTest, AKeyPastItsExpiryIsGoneForCommands) {
+  StateMachine sm;
+  LoadExpiringKeys(sm);
+  EXPECT_EQ(sm.Get("due"), "v");  // at the logical clock 1000
+  sm.Apply(LogIndex(2), Redis({"exists", "due"}, 2000));
+  EXPECT_EQ(sm.Get("due"), std::nullopt);            // the clock moved past 1500
+  EXPECT_NE(sm.keyspace().FindRaw("due"), nullptr);  // not deleted by a read
+  EXPECT_EQ(sm.Apply(LogIndex(3), Redis({"del", "due"}, 2000)), Reply::Int(0));  // absent
+  EXPECT_EQ(sm.keyspace().FindRaw("due"), nullptr);  // but a write deleted it
+  EXPECT_EQ(sm.keyspace().VersionOf("due", 2000), LogIndex(3));
+}
+
+// Depends on SET's PX option (redis_strings.cc).
+TEST(StateMachineRedisTest, SetWithPxExpiresThroughTheLog) {
+  Machine m;
+  EXPECT_EQ(m.Apply(Redis({"set", "a", "1", "PX", "100"}, 1000)), Reply::Ok());
+  EXPECT_EQ(m.Apply(Redis({"set", "b", "1", "px", "5000"}, 1000)), Reply::Ok());
+  m.Apply(Redis({"set", "c", "1"}, 1000));
+  ASSERT_NE(m.sm().keyspace().FindRaw("a"), nullptr);
+  EXPECT_EQ(m.sm().keyspace().FindRaw("a")->expire_ms, 1100);  // relative to the entry's time
+  EXPECT_EQ(m.sm().keyspace().Expired(2000, 10), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(m.Apply(Expire({"a", "b", "c"}, 2000)), Reply::Int(1));
+  EXPECT_EQ(m.Read({"get", "a"}), Reply::Nil());
+  EXPECT_EQ(m.Read({"get", "b"}, 2000), Reply::Bulk("1"));
+  EXPECT_EQ(m.Read({"get", "b"}, 6000), Reply::Nil());
+  EXPECT_EQ(m.Read({"get", "c"}, 1'000'000), Reply::Bulk("1"));
+  EXPECT_EQ(m.sm().key_count(), 2u);
+}
+
+// ---- MULTI/EXEC with WATCH: a batch with watches ----
+
+TEST(StateMachineWatchTest, UnchangedWatchAppliesAndRepliesAnArray) {
+  Machine m;
+  m.Apply(Redis({"set", "w", "1"}, 100));
+  const LogIndex watched_at = m.sm().applied_index();
+  const LogIndex version = m.sm().keyspace().VersionOf("w", 100);
+  EXPECT_EQ(version, LogIndex(1));
+  m.Apply(Redis({"set", "other", "x"}, 100));  // other keys may change
+  Reply r = m.Apply(Exec({Redis({"set", "w", "2"}), Redis({"get", "w"}), Redis({"get", "zz"})},
+                         {{"w", version}, {"never", LogIndex(0)}}, watched_at, 200));
+  EXPECT_EQ(r.type, ReplyType::kArray);
+  EXPECT_EQ(r, Reply::Array({Reply::Ok(), Reply::Bulk("2"), Reply::Nil()}));
+  EXPECT_EQ(m.Value("w"), "2");
+  // MULTI/EXEC without WATCH is an array as well.
+  EXPECT_EQ(m.Apply(testing::Batch({Redis({"get", "w"})}, 300)), Reply::Array({Reply::Bulk("2")}));
+}
+
+TEST(StateMachineWatchTest, KeyModifiedAfterTheWatchAbortsAndAppliesNothing) {
+  Machine m;
+  m.Apply(Redis({"set", "w", "1"}, 100));
+  const LogIndex watched_at = m.sm().applied_index();
+  const LogIndex version = m.sm().keyspace().VersionOf("w", 100);
+  m.Apply(Redis({"set", "w", "1"}, 100));  // the same bytes, but a write: a change
+  const uint64_t digest = m.sm().Digest();
+  Reply r = m.Apply(
+      Exec({Redis({"set", "x", "1"}), Redis({"del", "w"})}, {{"w", version}}, watched_at, 200));
+  EXPECT_EQ(r, Reply::NullArray());
+  EXPECT_EQ(m.Value("x"), std::nullopt);
+  EXPECT_EQ(m.Value("w"), "1");
+  EXPECT_EQ(m.sm().keyspace().tombstone_count(), 0u);
+  // Only the index and the clock moved: the same as a read applied at that index and time.
+  Machine expected;
+  expected.Apply(Redis({"set", "w", "1"}, 100));
+  expected.Apply(Redis({"set", "w", "1"}, 100));
+  EXPECT_EQ(expected.sm().Digest(), digest);
+  expected.Apply(Redis({"exists", "w"}, 200));
+  EXPECT_EQ(expected.sm().Digest(), m.sm().Digest());
+}
+
+TEST(StateMachineWatchTest, KeyCreatedAndDeletedAfterTheWatchAborts) {
+  Machine m;
+  m.Apply(Redis({"set", "other", "1"}, 100));
+  const LogIndex watched_at = m.sm().applied_index();
+  EXPECT_EQ(m.sm().keyspace().VersionOf("t", 100), LogIndex(0));  // absent when watched
+  m.Apply(Redis({"set", "t", "1"}, 100));
+  m.Apply(Redis({"del", "t"}, 100));
+  EXPECT_EQ(m.Read({"exists", "t"}), Reply::Int(0));  // absent again, but it changed
+  EXPECT_EQ(m.Apply(Exec({Redis({"set", "x", "1"})}, {{"t", LogIndex(0)}}, watched_at, 200)),
+            Reply::NullArray());
+  EXPECT_EQ(m.Value("x"), std::nullopt);
+  // A watch taken after the delete sees its tombstone's version and passes.
+  const LogIndex now_at = m.sm().applied_index();
+  EXPECT_EQ(m.Apply(Exec({Redis({"set", "x", "1"})}, {{"t", m.sm().keyspace().VersionOf("t", 200)}},
+                         now_at, 200)),
+            Reply::Array({Reply::Ok()}));
+}
+
+TEST(StateMachineWatchTest, AWatchedKeyThatExpiresAborts) {
+  StateMachine sm;
+  LoadExpiringKeys(sm);
+  const LogIndex version = sm.keyspace().VersionOf("due", 1000);
+  EXPECT_EQ(version, LogIndex(1));
+  sm.Apply(LogIndex(2), Redis({"get", "x"}, 1600));  // the clock passes "due"'s expiry
+  EXPECT_EQ(sm.Apply(LogIndex(3),
+                     Exec({Redis({"set", "y", "1"})}, {{"due", version}}, LogIndex(1), 1600)),
+            Reply::NullArray());
+  EXPECT_EQ(sm.Get("y"), std::nullopt);
+}
+
+TEST(StateMachineWatchTest, WatchOlderThanTheTombstoneFloorAborts) {
+  Machine m(Options{.tombstones_max = 1});
+  m.Apply(Redis({"set", "a", "1"}, 100));  // 1
+  m.Apply(Redis({"set", "b", "1"}, 100));  // 2
+  const LogIndex watched_at = m.sm().applied_index();
+  m.Apply(Redis({"del", "a"}, 100));  // 3: tombstone of a
+  m.Apply(Redis({"del", "b"}, 100));  // 4: b's tombstone evicts a's: the floor rises to 3
+  EXPECT_EQ(m.sm().keyspace().tombstone_floor(), LogIndex(3));
+  // A watch from before the floor cannot be judged (the watched key might have been a, whose
+  // tombstone is forgotten): it counts as changed.
+  EXPECT_EQ(m.Apply(Exec({Redis({"set", "x", "1"})}, {{"zz", LogIndex(0)}}, watched_at, 100)),
+            Reply::NullArray());
+  EXPECT_EQ(m.Value("x"), std::nullopt);
+  // A watch at or after the floor is judged by versions.
+  EXPECT_EQ(m.Apply(Exec({Redis({"set", "x", "1"})}, {{"zz", LogIndex(0)}}, LogIndex(4), 100)),
+            Reply::Array({Reply::Ok()}));
+  EXPECT_EQ(m.Value("x"), "1");
+}
+
+TEST(StateMachineWatchTest, WatchOlderThanTheFlushIndexAborts) {
+  // A FLUSHALL at index 5, as replicated meta.
+  pb::StateMeta meta;
+  meta.set_flush_index(5);
+  StateMachine sm;
+  ASSERT_TRUE(
+      LoadRecords(
+          sm, LogIndex(6), meta.SerializeAsString(),
+          {{"k", EncodeValueRecord(Value{.bytes = "v", .expire_ms = 0, .version = LogIndex(6)})}})
+          .ok());
+  EXPECT_EQ(sm.keyspace().flush_index(), LogIndex(5));
+  // Watched at 4, before the flush: even a key that looks unchanged aborts.
+  EXPECT_EQ(sm.Apply(LogIndex(7),
+                     Exec({Redis({"set", "x", "1"})}, {{"absent", LogIndex(0)}}, LogIndex(4), 100)),
+            Reply::NullArray());
+  EXPECT_EQ(sm.Get("x"), std::nullopt);
+  // Watched at the flush or later: judged by versions.
+  EXPECT_EQ(sm.Apply(LogIndex(8),
+                     Exec({Redis({"set", "x", "1"})}, {{"k", LogIndex(6)}}, LogIndex(5), 100)),
+            Reply::Array({Reply::Ok()}));
+  EXPECT_EQ(sm.Get("x"), "1");
+}
+
+TEST(StateMachineWatchTest, TheLogPathAndSessionsCarryTheOutcome) {
+  Machine m;
+  m.Apply(Redis({"set", "w", "1"}, 100));
+  // Encoded and decoded as a log entry, the watches and the watch index come along.
+  const Command stale =
+      WithSession(Exec({Redis({"set", "x", "1"})}, {{"w", LogIndex(0)}}, LogIndex(1), 100), 3, 1);
+  EXPECT_EQ(m.ApplyEntry(EncodeCommand(stale)), Reply::NullArray());
+  EXPECT_EQ(m.Value("x"), std::nullopt);
+  const Command fresh =
+      WithSession(Exec({Redis({"set", "x", "1"})}, {{"w", LogIndex(1)}}, LogIndex(2), 100), 4, 1);
+  EXPECT_EQ(m.ApplyEntry(EncodeCommand(fresh)), Reply::Array({Reply::Ok()}));
+  // Now w changes: executed again, the EXEC would abort; its retry gets the cached reply.
+  m.Apply(Redis({"del", "w", "x"}, 100));
+  EXPECT_EQ(m.Apply(fresh), Reply::Array({Reply::Ok()}));
+  EXPECT_EQ(m.Value("x"), std::nullopt);  // and nothing was applied again
+  EXPECT_EQ(m.Apply(stale), Reply::NullArray());
 }
 
 }  // namespace

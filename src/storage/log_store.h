@@ -46,6 +46,8 @@ struct StateWrites {
   std::vector<std::pair<std::string, std::optional<std::string>>> data;   // nullopt = delete
   std::vector<std::pair<uint64_t, std::optional<std::string>>> sessions;  // by client id
   LogIndex applied;  // the applied index these changes bring the stored state to
+  // The state machine's other replicated state (kv::StateMachine::EncodeMeta), when it changed.
+  std::optional<std::string> meta;
 };
 
 // Called for each stored key (in key order) and each stored session (in client id order).
@@ -108,6 +110,9 @@ class LogStore {
   // The applied index of the stored state as of Open plus every StageState since; 0 if the
   // store holds no state.
   virtual LogIndex state_applied() const { return {}; }
+  // The meta bytes of the stored state as of Open plus every StageState since; "" if none
+  // were ever stored (no state, or a store written before meta existed).
+  virtual std::string state_meta() const { return {}; }
   // Reads the stored state (as of the last write) back; kCorruption when a record fails its
   // checksum or is malformed. Stores that keep no state call nothing and return OK.
   virtual Status ForEachState(const StateDataFn& data_fn, const StateSessionFn& session_fn) const {

@@ -34,6 +34,7 @@ constexpr char kMetaPrefix = 'M';
 // ("T" + client id, u64 BE; "S" is the snapshot record). Each range ends at the next letter,
 // which no record uses as a prefix of a state key.
 constexpr char kStateAppliedKey[] = "A";
+constexpr char kStateMetaKey[] = "B";
 constexpr char kStateDataPrefix[] = "D";
 constexpr char kStateDataEnd[] = "E";  // below every entry key ("E" + 8 bytes)
 constexpr char kStateSessionPrefix[] = "T";
@@ -581,6 +582,14 @@ Status RocksStorage::LoadStateApplied() {
                     v, hard_state().commit.value()));
   }
   state_applied_ = LogIndex(v);
+  rocksdb::PinnableSlice meta;
+  const rocksdb::Status ms =
+      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), kStateMetaKey, &meta);
+  if (ms.IsNotFound()) return Status::Ok();  // written by a build without meta
+  if (!ms.ok()) return FromRocks(ms, "reading the state's meta record");
+  Result<std::string_view> meta_payload = Unframe(kStateMetaKey, View(meta), "the state's meta");
+  if (!meta_payload.ok()) return meta_payload.status();
+  state_meta_ = std::string(*meta_payload);
   return Status::Ok();
 }
 
@@ -602,6 +611,10 @@ void RocksStorage::StageState(const StateWrites& w) {
   }
   MustStage(pending_.Put(kStateAppliedKey, FrameApplied(w.applied)));
   state_applied_ = w.applied;
+  if (w.meta) {
+    MustStage(pending_.Put(kStateMetaKey, FrameBytes(kStateMetaKey, *w.meta)));
+    state_meta_ = *w.meta;
+  }
 }
 
 Status RocksStorage::ForEachState(const StateDataFn& data_fn,

@@ -14,7 +14,8 @@
 //   "E" + index (u64 BE) pb::Entry; big-endian so that iteration is in index order
 //   "M" + name           node metadata (PutMeta), an opaque value
 //   "A"                  the persisted state machine's applied index (u64 LE)
-//   "D" + key            a state machine key; the value is the key's value (StageState)
+//   "B"                  the state machine's meta record (StateWrites::meta), opaque
+//   "D" + key            a state machine key; the value is the key's record (StageState)
 //   "T" + id (u64 BE)    a state machine client session, as the state machine encoded it
 // The checksum covers the key so that a value written under the wrong key (a misdirected
 // write) fails it too. A mismatch is kCorruption naming the record; the node then refuses to
@@ -170,6 +171,7 @@ class RocksStorage final : public LogStore {
   void StageState(const StateWrites& w) override;
   // The applied index read at Open (0 if none) or last staged.
   LogIndex state_applied() const override { return state_applied_; }
+  std::string state_meta() const override { return state_meta_; }
   // Calls data_fn for each stored key in key order, then session_fn for each stored session
   // in client id order, as of the last write (staged changes not included). kCorruption,
   // naming the record, when one fails its checksum; otherwise the first non-OK status of a
@@ -235,6 +237,7 @@ class RocksStorage final : public LogStore {
   rocksdb::WriteBatch pending_;
   uint64_t pending_saves_ = 0;
   LogIndex state_applied_;
+  std::string state_meta_;
   // PendingWrites taken and not yet reported to OnPendingWritten.
   uint64_t writes_outstanding_ = 0;
   // Set by whichever thread sees a RocksDB write fail, so that no later write lands after it.

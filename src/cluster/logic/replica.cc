@@ -74,7 +74,7 @@ Status Replica::LoadStoredState() {
   size_t d = 0;
   size_t n = 0;
   s = sm_.LoadState(
-      wal_->state_applied(),
+      wal_->state_applied(), wal_->state_meta(),
       [&](std::string* key, std::string* value) {
         if (d == data.size()) return false;
         *key = std::move(data[d].first);
@@ -125,9 +125,9 @@ size_t Replica::pending_requests() const {
   return n;
 }
 
-void Replica::Answer(ReplyFn& fn, Status s, kv::Reply r) {
+void Replica::Answer(ReplyFn& fn, Status s, kv::Reply r, LogIndex index) {
   ReplyFn f = std::move(fn);
-  f(ClientReply{std::move(s), std::move(r)});
+  f(ClientReply{std::move(s), std::move(r), index});
 }
 
 void Replica::Tick() {
@@ -140,8 +140,26 @@ void Replica::Tick() {
 void Replica::Receive(raft::Message m) {
   SYNOD_ASSERT(m.to == id_);
   if (failed()) return;
+  if (m.type == raft::MessageType::kProp && wall_clock_ms_ > 0 &&
+      node_->raft().role() == raft::Role::kLeader) {
+    RestampForwarded(m);
+  }
   Status s = node_->Step(std::move(m));
   if (!s.ok()) logger_.Debug("event=step_refused error=\"{}\"", s.ToString());
+}
+
+// A follower stamped the command with its own clock; the leader's replaces it, so that relative
+// TTLs become absolute times by one clock (the leader's), as if the client had sent the command
+// to the leader. Only timed commands are re-encoded (a decode and an encode per forwarded
+// write); an entry that does not decode is left for the state machine to refuse everywhere.
+void Replica::RestampForwarded(raft::Message& m) {
+  for (raft::Entry& e : m.entries) {
+    if (e.type != raft::EntryType::kNormal || e.data.empty()) continue;
+    auto cmd = kv::DecodeCommand(e.data);
+    if (!cmd.ok() || cmd->now_ms == 0) continue;
+    cmd->now_ms = wall_clock_ms_;
+    e.data = kv::EncodeCommand(*cmd);
+  }
 }
 
 bool Replica::RefuseIfUnable(ReplyFn& reply) {
@@ -194,6 +212,18 @@ void Replica::SubmitWrite(const kv::Command& cmd, ReplyFn reply) {
   writes_[{cmd.client_id, cmd.seq}].push_back(
       PendingWrite{std::move(reply), tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks)});
   ++write_count_;
+}
+
+size_t Replica::ProposeExpiry(int64_t now_ms, size_t limit) {
+  if (failed() || node_->raft().role() != raft::Role::kLeader) return 0;
+  std::vector<std::string> due = sm_.keyspace().Expired(now_ms, limit);
+  if (due.empty()) return 0;
+  kv::Command cmd;
+  cmd.op = kv::Op::kExpire;
+  cmd.args = std::move(due);
+  cmd.now_ms = now_ms;
+  if (!node_->Propose(kv::EncodeCommand(cmd)).ok()) return 0;
+  return cmd.args.size();
 }
 
 void Replica::SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply) {
@@ -303,6 +333,7 @@ void Replica::StageStateChanges() {
   w.data = std::move(c.data);
   w.sessions = std::move(c.sessions);
   w.applied = c.applied;
+  w.meta = std::move(c.meta);
   wal_->StageState(w);
 }
 
@@ -357,7 +388,7 @@ void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries) {
     kv::Reply reply = sm_.Apply(e.index, *cmd);
     auto it = writes_.find({cmd->client_id, cmd->seq});
     if (it == writes_.end()) continue;
-    for (PendingWrite& w : it->second) Answer(w.reply, Status::Ok(), reply);
+    for (PendingWrite& w : it->second) Answer(w.reply, Status::Ok(), reply, e.index);
     write_count_ -= it->second.size();
     writes_.erase(it);
   }

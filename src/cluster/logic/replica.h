@@ -86,6 +86,7 @@ enum class ReadMode : uint8_t {
 struct ClientReply {
   Status status;  // see the class comment
   kv::Reply reply;
+  LogIndex index;  // an applied write: the index of its entry (for WAIT); else 0
 };
 using ReplyFn = std::function<void(ClientReply)>;
 // A read served against the local state machine once it may be (at a linearizable point for
@@ -113,6 +114,10 @@ class Replica {
                                                  Logger logger);
 
   void Tick();
+  // The host's wall clock (Unix ms), for stamping: a leader replaces the time a follower put on
+  // a forwarded timed command (kv kRedis/kBatch/kExpire now_ms) by this one. 0 (the default,
+  // and the simulator's) keeps the proposer's time.
+  void set_wall_clock_ms(int64_t now_ms) { wall_clock_ms_ = now_ms; }
   // A message from a peer. Messages for another node are a programmer error.
   void Receive(raft::Message m);
   // A client command. Writes need a client id and sequence number (at-most-once); reads
@@ -122,6 +127,13 @@ class Replica {
   // is confirmed (kLinearizable) or at once (kStale). Batched with other reads into one
   // ReadIndex; never enters the log.
   void SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply);
+  // Replicated expiry (leader only): proposes the deletion of up to `limit` keys whose expiry
+  // is at or before `now_ms` (the host's clock), as one kv kExpire entry. Applying it deletes
+  // each key that is still due by the entry's time, on every replica at the same index; no
+  // replica deletes a key on its own. Returns the number of keys proposed (0 when not leader,
+  // nothing is due, or the proposal was refused). Duplicates are harmless: a key already
+  // deleted is skipped when applied.
+  size_t ProposeExpiry(int64_t now_ms, size_t limit);
   // The transport could not deliver to `peer` (Raft then probes it instead of streaming).
   void ReportUnreachable(NodeId peer);
   // kHost sync mode: the host's durable write of the current Ready failed. The replica fails
@@ -168,6 +180,7 @@ class Replica {
   Status ReplayConfChanges(LogIndex after, LogIndex upto);
   void StageStateChanges();
   void SubmitWrite(const kv::Command& cmd, ReplyFn reply);
+  void RestampForwarded(raft::Message& m);
   // Answers `reply` and returns true when the replica failed or is at its pending bound.
   bool RefuseIfUnable(ReplyFn& reply);
   void FlushReadBatch();
@@ -180,7 +193,7 @@ class Replica {
   void Fail(const Status& s);
   void AbortOnLeaderChange();
   void SendAll(std::vector<raft::Message>& msgs);
-  static void Answer(ReplyFn& fn, Status s, kv::Reply r = {});
+  static void Answer(ReplyFn& fn, Status s, kv::Reply r = {}, LogIndex index = {});
 
   const NodeId id_;
   ReplicaOptions opts_;
@@ -192,6 +205,7 @@ class Replica {
   std::unique_ptr<raft::RawNode> node_;
 
   uint64_t tick_ = 0;
+  int64_t wall_clock_ms_ = 0;
   Status failure_;
   bool persisting_ = false;
   raft::Ready ready_;  // the Ready between BeginReady and FinishReady

@@ -1,0 +1,259 @@
+#include "kv/keyspace.h"
+
+#include <array>
+
+#include "common/assert.h"
+
+namespace synod::kv {
+
+namespace {
+
+// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, as Redis Cluster's crc16.c.
+constexpr std::array<uint16_t, 256> MakeCrc16Table() {
+  std::array<uint16_t, 256> t{};
+  for (int i = 0; i < 256; ++i) {
+    uint16_t crc = static_cast<uint16_t>(i << 8);
+    for (int b = 0; b < 8; ++b) {
+      crc = (crc & 0x8000) != 0 ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                                : static_cast<uint16_t>(crc << 1);
+    }
+    t[static_cast<size_t>(i)] = crc;
+  }
+  return t;
+}
+constexpr std::array<uint16_t, 256> kCrc16Table = MakeCrc16Table();
+
+uint16_t Crc16(std::string_view s) {
+  uint16_t crc = 0;
+  for (char c : s) {
+    crc = static_cast<uint16_t>((crc << 8) ^
+                                kCrc16Table[((crc >> 8) ^ static_cast<uint8_t>(c)) & 0xff]);
+  }
+  return crc;
+}
+
+uint64_t Fnv1a64(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : s) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view* in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in->empty()) return false;
+    const auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    *v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+constexpr char kValueKind = 'v';
+constexpr char kTombstoneKind = 't';
+
+}  // namespace
+
+uint16_t KeySlot(std::string_view key) {
+  // Redis Cluster: hash only the text inside the first {...} when it is non-empty.
+  const size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    const size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close != open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  return Crc16(key) & 16383;
+}
+
+uint64_t KeyPosition(std::string_view key) {
+  return (static_cast<uint64_t>(KeySlot(key)) << 50) | (Fnv1a64(key) >> 14);
+}
+
+// A value record: 'v', varint version, varint expire_ms, then the bytes.
+// A tombstone record: 't', varint deleting index.
+std::string EncodeValueRecord(const Value& v) {
+  SYNOD_ASSERT(v.expire_ms >= 0);
+  std::string out;
+  out.reserve(v.bytes.size() + 12);
+  out.push_back(kValueKind);
+  PutVarint(v.version.value(), &out);
+  PutVarint(static_cast<uint64_t>(v.expire_ms), &out);
+  out.append(v.bytes);
+  return out;
+}
+
+std::string EncodeTombstoneRecord(LogIndex deleted_at) {
+  std::string out;
+  out.push_back(kTombstoneKind);
+  PutVarint(deleted_at.value(), &out);
+  return out;
+}
+
+Result<DecodedRecord> DecodeRecord(std::string_view bytes) {
+  if (bytes.empty()) return Status::Corruption("kv record: empty");
+  const char kind = bytes.front();
+  bytes.remove_prefix(1);
+  DecodedRecord r;
+  uint64_t version = 0;
+  if (!GetVarint(&bytes, &version)) return Status::Corruption("kv record: bad version");
+  r.value.version = LogIndex(version);
+  if (kind == kTombstoneKind) {
+    if (!bytes.empty()) return Status::Corruption("kv record: bytes after a tombstone");
+    r.tombstone = true;
+    return r;
+  }
+  if (kind != kValueKind) return Status::Corruption("kv record: unknown kind");
+  uint64_t expire = 0;
+  if (!GetVarint(&bytes, &expire) || expire > static_cast<uint64_t>(INT64_MAX)) {
+    return Status::Corruption("kv record: bad expiry");
+  }
+  r.value.expire_ms = static_cast<int64_t>(expire);
+  r.value.bytes = std::string(bytes);
+  return r;
+}
+
+const Value* Keyspace::FindRaw(std::string_view key) const {
+  auto it = map_.find(KeyRef{KeyPosition(key), key});
+  return it == map_.end() ? nullptr : &it->second;
+}
+
+const Value* Keyspace::Find(std::string_view key, int64_t now_ms) const {
+  const Value* v = FindRaw(key);
+  if (v == nullptr || (v->expire_ms != 0 && v->expire_ms <= now_ms)) return nullptr;
+  return v;
+}
+
+LogIndex Keyspace::VersionOf(std::string_view key, int64_t now_ms) const {
+  if (const Value* v = Find(key, now_ms)) return v->version;
+  auto t = tombstones_.find(key);
+  return t == tombstones_.end() ? LogIndex(0) : t->second;
+}
+
+std::vector<std::string> Keyspace::Expired(int64_t now_ms, size_t limit) const {
+  std::vector<std::string> out;
+  for (auto it = expiry_.begin(); it != expiry_.end() && out.size() < limit; ++it) {
+    if (it->first > now_ms) break;
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+std::optional<int64_t> Keyspace::NextExpiry() const {
+  if (expiry_.empty()) return std::nullopt;
+  return expiry_.begin()->first;
+}
+
+Value* Keyspace::FindForWrite(std::string_view key, int64_t now_ms) {
+  auto it = map_.find(KeyRef{KeyPosition(key), key});
+  if (it == map_.end()) return nullptr;
+  if (it->second.expire_ms != 0 && it->second.expire_ms <= now_ms) {
+    Erase(key);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+Value& Keyspace::Put(std::string_view key, std::string bytes, int64_t expire_ms) {
+  SYNOD_ASSERT(expire_ms >= 0);
+  const uint64_t pos = KeyPosition(key);
+  auto it = map_.find(KeyRef{pos, key});
+  Touch(key);
+  DropTombstone(key);
+  if (it == map_.end()) {
+    it = map_.emplace(Key{pos, std::string(key)}, Value{}).first;
+  }
+  IndexExpiry(key, it->second.expire_ms, expire_ms);
+  it->second.bytes = std::move(bytes);
+  it->second.expire_ms = expire_ms;
+  it->second.version = index_;
+  return it->second;
+}
+
+void Keyspace::Modified(std::string_view key, Value& v) {
+  Touch(key);
+  v.version = index_;
+}
+
+void Keyspace::SetExpire(std::string_view key, Value& v, int64_t expire_ms) {
+  SYNOD_ASSERT(expire_ms >= 0);
+  IndexExpiry(key, v.expire_ms, expire_ms);
+  v.expire_ms = expire_ms;
+  Modified(key, v);
+}
+
+bool Keyspace::Erase(std::string_view key) {
+  auto it = map_.find(KeyRef{KeyPosition(key), key});
+  if (it == map_.end()) return false;
+  Touch(key);
+  IndexExpiry(key, it->second.expire_ms, 0);
+  map_.erase(it);
+  AddTombstone(key);
+  return true;
+}
+
+void Keyspace::Clear() {
+  for (const auto& [k, v] : map_) Touch(k.bytes);
+  for (const auto& [k, idx] : tombstones_) Touch(k);
+  map_.clear();
+  expiry_.clear();
+  tombstones_.clear();
+  tombstone_order_.clear();
+  flush_index_ = index_;
+}
+
+bool Keyspace::LoadValue(std::string key, Value v) {
+  if (tombstones_.count(key) != 0) return false;
+  const uint64_t pos = KeyPosition(key);
+  IndexExpiry(key, 0, v.expire_ms);
+  const bool inserted = map_.emplace(Key{pos, std::move(key)}, std::move(v)).second;
+  return inserted;
+}
+
+bool Keyspace::LoadTombstone(std::string key, LogIndex deleted_at) {
+  if (FindRaw(key) != nullptr || tombstones_.count(key) != 0) return false;
+  tombstone_order_.emplace(deleted_at, key);
+  tombstones_.emplace(std::move(key), deleted_at);
+  return true;
+}
+
+void Keyspace::AddTombstone(std::string_view key) {
+  DropTombstone(key);
+  tombstones_.emplace(std::string(key), index_);
+  tombstone_order_.emplace(index_, std::string(key));
+  while (tombstones_.size() > tombstones_max_) {
+    auto oldest = tombstone_order_.begin();
+    if (oldest->first > tombstone_floor_) tombstone_floor_ = oldest->first;
+    Touch(oldest->second);
+    tombstones_.erase(oldest->second);
+    tombstone_order_.erase(oldest);
+  }
+}
+
+void Keyspace::DropTombstone(std::string_view key) {
+  auto t = tombstones_.find(key);
+  if (t == tombstones_.end()) return;
+  Touch(key);
+  tombstone_order_.erase(std::pair<LogIndex, std::string>(t->second, std::string(key)));
+  tombstones_.erase(t);
+}
+
+void Keyspace::IndexExpiry(std::string_view key, int64_t old_ms, int64_t new_ms) {
+  if (old_ms == new_ms) return;
+  if (old_ms != 0) expiry_.erase(std::pair<int64_t, std::string>(old_ms, std::string(key)));
+  if (new_ms != 0) expiry_.emplace(new_ms, std::string(key));
+}
+
+}  // namespace synod::kv
