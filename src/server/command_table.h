@@ -32,7 +32,11 @@ enum CommandFlag : uint32_t {
   kLoading = 1 << 5,   // allowed while the node is not ready
   kStale = 1 << 6,     // answered from local state only (INFO, PING)
   kConnection = 1 << 7,
+  kTransaction = 1 << 8,  // runs at once inside MULTI (EXEC, DISCARD, MULTI, WATCH, QUIT)
 };
+
+// The most commands one MULTI may queue (the batch entry's bound is kv::kBatchMax).
+inline constexpr size_t kTransactionCommandsMax = 100'000;
 
 // Where a reply goes. Holds the connection weakly: a reply that arrives after the client left
 // is dropped. Exactly one of the reply calls must be made (the sink asserts it).
@@ -88,6 +92,10 @@ const std::vector<CommandSpec>& CommandTable();
 const CommandSpec* FindCommand(std::string_view name);
 // Whether argv's length satisfies the spec's arity.
 bool ArityOk(const CommandSpec& spec, size_t argc);
+// The positions of the keys in an argv of `argc` arguments (the name at 0), from first_key,
+// last_key (negative: from the end) and key_step, as Redis's legacy key range. Empty when the
+// command takes no key. COMMAND GETKEYS answers with them.
+std::vector<size_t> KeyPositions(const CommandSpec& spec, size_t argc);
 // The flag names COMMAND INFO lists ("write", "readonly", ...).
 std::vector<std::string_view> FlagNames(uint32_t flags);
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "kv/redis.h"
+#include "server/command_impl.h"
 #include "server/resp_server.h"
 
 namespace synod::server {
@@ -45,6 +47,67 @@ TEST(CommandTableTest, ArityAsRedisDefinesIt) {
   EXPECT_FALSE(ArityOk(*mset, 2));
   EXPECT_TRUE(ArityOk(*mset, 3));
   EXPECT_TRUE(ArityOk(*mset, 5));
+}
+
+// The keyspace commands are declared twice, here (routing, COMMAND) and in kv (execution):
+// the two must agree, and every command kv executes must be reachable.
+TEST(CommandTableTest, KeyspaceEntriesAgreeWithKv) {
+  for (const CommandSpec& c : CommandTable()) {
+    if (c.handler != KvRead && c.handler != KvWrite) continue;
+    const kv::RedisCommand* k = kv::FindRedisCommand(c.name);
+    ASSERT_NE(k, nullptr) << c.name << " is routed to kv, which does not know it";
+    EXPECT_EQ(c.arity, k->arity) << c.name;
+    if (c.handler == KvWrite) {
+      EXPECT_NE(k->write, nullptr) << c.name << " is proposed as a write; kv reads it";
+      EXPECT_TRUE(c.flags & kWrite) << c.name;
+    } else {
+      EXPECT_NE(k->read, nullptr) << c.name << " is served as a read; kv writes it";
+      EXPECT_TRUE(c.flags & kReadOnly) << c.name;
+    }
+  }
+  for (const kv::RedisCommand& k : kv::RedisCommands()) {
+    const CommandSpec* c = FindCommand(k.name);
+    ASSERT_NE(c, nullptr) << k.name << " is executed by kv but missing from the server table";
+    EXPECT_TRUE(c->handler == KvRead || c->handler == KvWrite) << k.name;
+  }
+}
+
+std::vector<std::string> GetKeys(const std::vector<std::string>& argv) {
+  const CommandSpec* spec = FindCommand(argv.at(0));
+  EXPECT_NE(spec, nullptr) << argv[0];
+  if (spec == nullptr) return {};
+  EXPECT_TRUE(ArityOk(*spec, argv.size())) << argv[0];
+  std::vector<std::string> keys;
+  for (size_t i : KeyPositions(*spec, argv.size())) keys.push_back(argv.at(i));
+  return keys;
+}
+
+using Keys = std::vector<std::string>;
+
+TEST(CommandTableTest, KeyPositionsAsCommandGetKeys) {
+  EXPECT_EQ(GetKeys({"mset", "a", "1", "b", "2"}), (Keys{"a", "b"}));
+  EXPECT_EQ(GetKeys({"get", "k"}), (Keys{"k"}));
+  EXPECT_EQ(GetKeys({"lcs", "a", "b"}), (Keys{"a", "b"}));
+  EXPECT_EQ(GetKeys({"lcs", "a", "b", "LEN"}), (Keys{"a", "b"}));
+  EXPECT_EQ(GetKeys({"set", "k", "v", "EX", "10"}), (Keys{"k"}));
+  EXPECT_EQ(GetKeys({"del", "x", "y", "z"}), (Keys{"x", "y", "z"}));
+  EXPECT_EQ(GetKeys({"MGET", "x"}), (Keys{"x"}));
+  EXPECT_EQ(GetKeys({"copy", "src", "dst", "REPLACE"}), (Keys{"src", "dst"}));
+  EXPECT_EQ(GetKeys({"watch", "a", "b"}), (Keys{"a", "b"}));
+  EXPECT_TRUE(GetKeys({"ping"}).empty());
+  EXPECT_TRUE(GetKeys({"dbsize"}).empty());
+  EXPECT_TRUE(GetKeys({"keys", "*"}).empty());
+}
+
+TEST(CommandTableTest, ServerCommandsAreDeclared) {
+  for (const char* name : {"auth", "wait", "lastsave", "config", "client", "command", "info"}) {
+    EXPECT_NE(FindCommand(name), nullptr) << name;
+  }
+  // Allowed before AUTH: exactly Redis's no-auth commands that Synod has.
+  for (const CommandSpec& c : CommandTable()) {
+    const std::string n = c.name;
+    EXPECT_EQ((c.flags & kNoAuth) != 0, n == "auth" || n == "hello" || n == "quit") << n;
+  }
 }
 
 TEST(RedisErrorTest, EveryFailureNamesItsClassAndWhetherItWasApplied) {

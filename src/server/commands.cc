@@ -1,105 +1,88 @@
-// The command handlers and the command table (see command_table.h).
-//
-// Reads go through GroupHost::SubmitRead: linearizable by default (batched ReadIndex or lease),
-// from the local replica after READONLY. Writes become kv::Commands with the connection's
-// at-most-once session and are answered once their Raft entry applied.
+// The command table (see command_table.h) and the connection and server commands (AUTH,
+// HELLO, CLIENT, COMMAND, ...). The keyspace commands and transactions are in commands_kv.cc,
+// CONFIG in commands_config.cc, INFO and WAIT in commands_info.cc.
+#include <sys/resource.h>
+#include <sys/utsname.h>
 #include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
 
 #include "common/assert.h"
+#include "env/asio/steady_clock.h"
+#include "kv/redis.h"
+#include "kv/state_machine.h"
+#include "server/command_impl.h"
 #include "server/command_table.h"
 #include "server/resp_server.h"
 
 namespace synod::server {
 
+// Redis's texts for a container command's (CLIENT, CONFIG, COMMAND) bad subcommands.
+void UnknownSubcommand(ReplySink& sink, std::string_view container, const std::string& sub) {
+  std::string upper(container);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  sink.Error("ERR unknown subcommand '" + sub.substr(0, 128) + "'. Try " + upper + " HELP.");
+}
+
+void SubcommandArity(ReplySink& sink, std::string_view container, const std::string& sub) {
+  sink.Error("ERR wrong number of arguments for '" + std::string(container) + "|" + sub +
+             "' command");
+}
+
 namespace {
 
 using resp::ReplyWriter;
 
-cluster::ReadMode ModeOf(const Connection& c) {
-  return c.readonly ? cluster::ReadMode::kStale : cluster::ReadMode::kLinearizable;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// The Redis error text of a kv error reply.
-std::string KvError(const kv::Reply& r) {
-  switch (r.code) {
-    case kv::ReplyCode::kNotInteger:
-      return "ERR value is not an integer or out of range";
-    case kv::ReplyCode::kValueTooLarge:
-      return "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-    case kv::ReplyCode::kKeyTooLarge:
-      return "ERR key exceeds the maximum key size";
-    default:
-      return "ERR " + std::string(r.message());
-  }
-}
-
-// Proposes a write in the connection's session; `done` turns the applied reply into RESP.
-//
-// A session exists in the state machine only once its first write (seq 1) applied. If that
-// write never made it (dropped with a dead leader), the session's later writes come back
-// kSessionExpired, having applied nothing; the same happens after the session was evicted. The
-// connection then starts a new session and proposes the command again (once): safe, because
-// nothing was applied, and invisible to the client.
-void SubmitWrite(CommandCall& call, kv::Command cmd, ReplySink sink,
-                 std::function<void(const kv::Reply&, ReplySink&)> done) {
-  struct Attempt {
-    cluster::GroupHost* host;
-    std::weak_ptr<Connection> conn;
-    kv::Command cmd;
-    ReplySink sink;
-    std::function<void(const kv::Reply&, ReplySink&)> done;
-    bool retried = false;
-  };
-  auto a = std::make_shared<Attempt>(Attempt{call.ctx.host, call.conn.weak_from_this(),
-                                             std::move(cmd), std::move(sink), std::move(done)});
-  a->cmd.client_id = call.conn.client_session();
-  a->cmd.seq = call.conn.NextSeq();
-  auto on_reply = std::make_shared<cluster::ReplyFn>();
-  *on_reply = [a, weak_self = std::weak_ptr<cluster::ReplyFn>(on_reply)](cluster::ClientReply r) {
-    if (!r.status.ok()) {
-      a->sink.Error(RedisErrorFor(r.status, /*write=*/true));
-    } else if (r.reply.code == kv::ReplyCode::kSessionExpired && !a->retried) {
-      auto conn = a->conn.lock();
-      auto self = weak_self.lock();
-      if (!conn || !self) return;  // the client left; the sink drops the reply
-      a->retried = true;
-      conn->ResetSession();
-      a->cmd.client_id = conn->client_session();
-      a->cmd.seq = conn->NextSeq();
-      a->host->Submit(a->cmd, cluster::ReadMode::kLinearizable, *self);
-    } else if (!r.reply.ok()) {
-      a->sink.Error(KvError(r.reply));
-    } else {
-      a->done(r.reply, a->sink);
-    }
-  };
-  call.ctx.host->Submit(a->cmd, cluster::ReadMode::kLinearizable,
-                        [on_reply](cluster::ClientReply r) { (*on_reply)(std::move(r)); });
-}
-
-// Runs `fn` on the state machine at a linearizable point (or locally after READONLY).
-void SubmitRead(CommandCall& call, ReplySink sink, cluster::ReadFn fn,
-                std::function<void(const kv::Reply&, ReplySink&)> done) {
-  auto shared = std::make_shared<ReplySink>(std::move(sink));
-  call.ctx.host->SubmitRead(std::move(fn), ModeOf(call.conn),
-                            [shared, done = std::move(done)](cluster::ClientReply r) {
-                              if (!r.status.ok()) {
-                                shared->Error(RedisErrorFor(r.status, /*write=*/false));
-                              } else {
-                                done(r.reply, *shared);
-                              }
-                            });
-}
-
 // ---- connection and server commands ----
+
+// Comparison in time independent of where the strings differ (a password check).
+bool SecureEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+// Redis's one user, "default", with the replicated requirepass (none: any password, as
+// Redis's nopass). Marks the connection authenticated on success.
+bool Authenticate(CommandCall& call, std::string_view user, std::string_view pass) {
+  const std::string_view password = call.ctx.password();
+  if (user != "default") return false;
+  if (!password.empty() && !SecureEquals(pass, password)) return false;
+  call.conn.authenticated = true;
+  return true;
+}
+
+constexpr std::string_view kWrongPass =
+    "WRONGPASS invalid username-password pair or user is disabled.";
+
+void Auth(CommandCall& call, ReplySink sink) {
+  if (call.argv.size() > 3) {
+    sink.Error("ERR syntax error");
+    return;
+  }
+  if (call.argv.size() == 2 && call.ctx.password().empty()) {
+    sink.Error(
+        "ERR AUTH <password> called without any password configured for the default user. "
+        "Are you sure your configuration is correct?");
+    return;
+  }
+  const std::string user = call.argv.size() == 3 ? call.argv[1] : "default";
+  if (!Authenticate(call, user, call.argv.back())) {
+    sink.Error(kWrongPass);
+    return;
+  }
+  sink.Ok();
+}
 
 void Ping(CommandCall& call, ReplySink sink) {
   if (call.argv.size() > 2) {
@@ -147,39 +130,25 @@ void Time(CommandCall&, ReplySink sink) {
   sink.Send(std::move(out));
 }
 
-void Hello(CommandCall& call, ReplySink sink) {
-  int proto = call.conn.protocol;
-  size_t i = 1;
-  if (call.argv.size() > 1) {
-    const std::string& v = call.argv[1];
-    if (v != "2" && v != "3") {
-      sink.Error("NOPROTO unsupported protocol version");
-      return;
-    }
-    proto = v[0] - '0';
-    i = 2;
-  }
-  for (; i < call.argv.size(); ++i) {
-    const std::string opt = Lower(call.argv[i]);
-    if (opt == "auth" && i + 2 < call.argv.size()) {
-      i += 2;  // no password is configured: every client is authenticated (as Redis's nopass)
-    } else if (opt == "setname" && i + 1 < call.argv.size()) {
-      call.conn.name = call.argv[++i];
-    } else {
-      sink.Error("ERR Syntax error in HELLO option '" + call.argv[i] + "'");
-      return;
-    }
-  }
-  call.conn.protocol = proto;
-  std::string out;
-  ReplyWriter w(&out, proto);
+void LastSave(CommandCall& call, ReplySink sink) { sink.Integer(call.ctx.last_save_ms / 1000); }
+
+// Redis's validateClientName: printable ASCII without spaces.
+bool ValidClientName(std::string_view name) {
+  return std::all_of(name.begin(), name.end(), [](char c) { return c >= '!' && c <= '~'; });
+}
+
+constexpr std::string_view kBadClientName =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+
+void WriteHelloReply(CommandCall& call, std::string& out) {
+  ReplyWriter w(&out, call.conn.protocol);
   w.MapHeader(7);
   w.Bulk("server");
   w.Bulk("redis");
   w.Bulk("version");
   w.Bulk("7.0.0");
   w.Bulk("proto");
-  w.Integer(proto);
+  w.Integer(call.conn.protocol);
   w.Bulk("id");
   w.Integer(static_cast<int64_t>(call.conn.id()));
   w.Bulk("mode");
@@ -188,83 +157,252 @@ void Hello(CommandCall& call, ReplySink sink) {
   w.Bulk(call.ctx.host->is_leader() ? "master" : "replica");
   w.Bulk("modules");
   w.ArrayHeader(0);
+}
+
+// HELLO [protover [AUTH user pass] [SETNAME name]], in Redis's order: version, options, AUTH,
+// then the authentication requirement, then SETNAME and the protocol switch.
+void Hello(CommandCall& call, ReplySink sink) {
+  int64_t proto = 0;
+  size_t i = 1;
+  if (call.argv.size() > 1) {
+    if (!kv::redis::ParseInt64(call.argv[1], &proto)) {
+      sink.Error("ERR Protocol version is not an integer or out of range");
+      return;
+    }
+    if (proto < 2 || proto > 3) {
+      sink.Error("NOPROTO unsupported protocol version");
+      return;
+    }
+    i = 2;
+  }
+  const std::string *user = nullptr, *pass = nullptr, *setname = nullptr;
+  for (; i < call.argv.size(); ++i) {
+    const size_t more = call.argv.size() - 1 - i;
+    const std::string opt = Lower(call.argv[i]);
+    if (opt == "auth" && more >= 2) {
+      user = &call.argv[i + 1];
+      pass = &call.argv[i + 2];
+      i += 2;
+    } else if (opt == "setname" && more >= 1) {
+      setname = &call.argv[++i];
+      if (!ValidClientName(*setname)) {
+        sink.Error(kBadClientName);
+        return;
+      }
+    } else {
+      sink.Error("ERR Syntax error in HELLO option '" + call.argv[i] + "'");
+      return;
+    }
+  }
+  if (user != nullptr && !Authenticate(call, *user, *pass)) {
+    sink.Error(kWrongPass);
+    return;
+  }
+  if (!call.conn.authenticated && !call.ctx.password().empty()) {
+    sink.Error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+        "select the RESP protocol version at the same time");
+    return;
+  }
+  if (setname != nullptr) call.conn.name = *setname;
+  if (proto != 0) call.conn.protocol = static_cast<int>(proto);
+  std::string out;
+  WriteHelloReply(call, out);
   sink.Send(std::move(out));
+}
+
+// ---- CLIENT ----
+
+// The filters of CLIENT KILL's new form (and of the old form: addr only, skipme no).
+struct KillFilter {
+  uint64_t id = 0;
+  std::string addr, laddr;
+  bool skipme = true;
+  bool type_none = false;  // TYPE replica/master/pubsub: Synod has no such clients
+  int64_t maxage = 0;      // seconds; 0: no filter
+
+  bool Matches(const Connection& c, const Connection& self, int64_t now_ms) const {
+    if (id != 0 && c.id() != id) return false;
+    if (!addr.empty() && c.remote != addr) return false;
+    if (!laddr.empty() && c.local != laddr) return false;
+    if (skipme && &c == &self) return false;
+    if (type_none) return false;
+    if (maxage > 0 && (now_ms - c.created_ms) / 1000 < maxage) return false;
+    return true;
+  }
+};
+
+// Parses `CLIENT KILL <filter> <value> ...`. Returns "" or the error to reply.
+std::string ParseKillFilter(const std::vector<std::string>& argv, KillFilter* f) {
+  for (size_t i = 2; i + 1 < argv.size(); i += 2) {
+    const std::string opt = Lower(argv[i]);
+    const std::string& v = argv[i + 1];
+    int64_t n = 0;
+    if (opt == "id") {
+      if (!kv::redis::ParseInt64(v, &n) || n < 1) return "ERR client-id should be greater than 0";
+      f->id = static_cast<uint64_t>(n);
+    } else if (opt == "type") {
+      const std::string t = Lower(v);
+      if (t != "normal" && t != "slave" && t != "replica" && t != "master" && t != "pubsub") {
+        return "ERR Unknown client type '" + v + "'";
+      }
+      f->type_none = f->type_none || t != "normal";
+    } else if (opt == "addr") {
+      f->addr = v;
+    } else if (opt == "laddr") {
+      f->laddr = v;
+    } else if (opt == "user") {
+      if (v != "default") return "ERR No such user '" + v + "'";
+    } else if (opt == "skipme") {
+      const std::string yn = Lower(v);
+      if (yn != "yes" && yn != "no") return "ERR syntax error";
+      f->skipme = yn == "yes";
+    } else if (opt == "maxage") {
+      if (!kv::redis::ParseInt64(v, &n)) return "ERR value is not an integer or out of range";
+      f->maxage = n;
+    } else {
+      return "ERR syntax error";
+    }
+  }
+  return "";
+}
+
+void ClientKill(CommandCall& call, ReplySink sink) {
+  const bool old_form = call.argv.size() == 3;
+  KillFilter f;
+  if (old_form) {
+    f.addr = call.argv[2];
+    f.skipme = false;                      // as Redis: the old form may kill the caller
+  } else if (call.argv.size() % 2 != 0) {  // an option without its value
+    sink.Error("ERR syntax error");
+    return;
+  } else if (std::string err = ParseKillFilter(call.argv, &f); !err.empty()) {
+    sink.Error(err);
+    return;
+  }
+  const int64_t now = env::WallNowMs();
+  int64_t killed = 0;
+  bool kill_self = false;
+  for (const auto& c : call.ctx.server->Connections()) {
+    if (!f.Matches(*c, call.conn, now)) continue;
+    ++killed;
+    if (c.get() == &call.conn) {
+      kill_self = true;  // after the reply is queued
+    } else {
+      c->Kill();
+    }
+  }
+  if (old_form && killed == 0) {
+    sink.Error("ERR No such client");
+  } else if (old_form) {
+    sink.Ok();
+  } else {
+    sink.Integer(killed);
+  }
+  if (kill_self) call.conn.Kill();
+}
+
+// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...], and CLIENT INFO.
+void ClientList(CommandCall& call, ReplySink sink, bool info) {
+  std::set<uint64_t> ids;
+  bool none = false;
+  for (size_t i = 2; i < call.argv.size(); ++i) {
+    const std::string opt = Lower(call.argv[i]);
+    if (!info && opt == "type" && i + 1 < call.argv.size()) {
+      const std::string t = Lower(call.argv[++i]);
+      if (t != "normal" && t != "slave" && t != "replica" && t != "master" && t != "pubsub") {
+        sink.Error("ERR Unknown client type '" + call.argv[i] + "'");
+        return;
+      }
+      none = none || t != "normal";
+    } else if (!info && opt == "id" && i + 1 < call.argv.size()) {
+      for (++i; i < call.argv.size(); ++i) {
+        int64_t id = 0;
+        if (!kv::redis::ParseInt64(call.argv[i], &id) || id < 1) {
+          sink.Error("ERR Invalid client ID");
+          return;
+        }
+        ids.insert(static_cast<uint64_t>(id));
+      }
+    } else {
+      sink.Error("ERR syntax error");
+      return;
+    }
+  }
+  const int64_t now = env::WallNowMs();
+  std::string text;
+  if (info) {
+    text = call.conn.InfoLine(now) + "\n";
+  } else if (!none) {
+    for (const auto& c : call.ctx.server->Connections()) {
+      if (ids.empty() || ids.count(c->id()) > 0) text += c->InfoLine(now) + "\n";
+    }
+  }
+  std::string out;
+  ReplyWriter(&out, sink.protocol()).Verbatim(text);
+  sink.Send(std::move(out));
+}
+
+void ClientSetInfo(CommandCall& call, ReplySink sink) {
+  const std::string attr = Lower(call.argv[2]);
+  const std::string& v = call.argv[3];
+  if (attr != "lib-name" && attr != "lib-ver") {
+    sink.Error("ERR Unrecognized option '" + call.argv[2] + "'");
+    return;
+  }
+  if (!ValidClientName(v)) {
+    sink.Error("ERR " + attr + " cannot contain spaces, newlines or special characters.");
+    return;
+  }
+  (attr == "lib-name" ? call.conn.lib_name : call.conn.lib_ver) = v;
+  sink.Ok();
 }
 
 void Client(CommandCall& call, ReplySink sink) {
   const std::string sub = Lower(call.argv[1]);
-  if (sub == "id" && call.argv.size() == 2) {
+  const size_t n = call.argv.size();
+  if (sub == "id" && n == 2) {
     sink.Integer(static_cast<int64_t>(call.conn.id()));
-  } else if (sub == "setname" && call.argv.size() == 3) {
-    if (call.argv[2].find_first_of(" \n\r") != std::string::npos) {
-      sink.Error("ERR Client names cannot contain spaces, newlines or special characters.");
+  } else if (sub == "setname" && n == 3) {
+    if (!ValidClientName(call.argv[2])) {
+      sink.Error(kBadClientName);
       return;
     }
     call.conn.name = call.argv[2];
     sink.Ok();
-  } else if (sub == "getname" && call.argv.size() == 2) {
+  } else if (sub == "getname" && n == 2) {
     if (call.conn.name.empty()) {
       sink.Null();
     } else {
       sink.Bulk(call.conn.name);
     }
-  } else if (sub == "setinfo" && call.argv.size() == 4) {
-    sink.Ok();  // library name/version: accepted and not kept yet
-  } else if (sub == "list" || sub == "info") {
-    std::string text;
-    for (const std::string& line : call.ctx.server->ClientList()) {
-      if (sub == "info" && line.rfind("id=" + std::to_string(call.conn.id()) + " ", 0) != 0) {
-        continue;
-      }
-      text += line + "\n";
+  } else if (sub == "setinfo" && n == 4) {
+    ClientSetInfo(call, std::move(sink));
+  } else if (sub == "list" || (sub == "info" && n == 2)) {
+    ClientList(call, std::move(sink), sub == "info");
+  } else if (sub == "kill" && n >= 3) {
+    ClientKill(call, std::move(sink));
+  } else if ((sub == "no-evict" || sub == "no-touch") && n == 3) {
+    // Synod never evicts clients nor tracks key access: both modes are what it does anyway.
+    const std::string v = Lower(call.argv[2]);
+    if (v == "on" || v == "off") {
+      sink.Ok();
+    } else {
+      sink.Error("ERR syntax error");
     }
-    sink.Bulk(text);
+  } else if (sub == "reply" || sub == "pause" || sub == "unpause" || sub == "tracking" ||
+             sub == "caching" || sub == "getredir" || sub == "trackinginfo" || sub == "unblock") {
+    sink.Error("ERR CLIENT " + sub + " is not supported by Synod");
+  } else if (sub == "id" || sub == "setname" || sub == "getname" || sub == "setinfo" ||
+             sub == "info" || sub == "kill" || sub == "no-evict" || sub == "no-touch") {
+    SubcommandArity(sink, "client", sub);
   } else {
-    sink.Error("ERR unknown subcommand or wrong number of arguments for 'client|" + sub +
-               "' command");
+    UnknownSubcommand(sink, "client", call.argv[1]);
   }
 }
 
-// CONFIG GET answers the parameters clients commonly probe (redis-benchmark asks for "save"
-// and "appendonly"); CONFIG SET is not supported yet.
-void Config(CommandCall& call, ReplySink sink) {
-  const std::string sub = Lower(call.argv[1]);
-  if (sub == "get" && call.argv.size() >= 3) {
-    const std::vector<std::pair<std::string, std::string>> params = {
-        {"save", ""},
-        {"appendonly", "yes"},
-        {"appendfsync", "always"},
-        {"databases", "1"},
-        {"maxclients", "10000"},
-        {"proto-max-bulk-len", "536870912"},
-        {"cluster-enabled", "no"},
-        {"dir", call.ctx.data_dir},
-    };
-    std::vector<std::pair<std::string, std::string>> hits;
-    for (size_t i = 2; i < call.argv.size(); ++i) {
-      const std::string pattern = Lower(call.argv[i]);
-      for (const auto& p : params) {
-        const bool match = pattern == "*" || pattern == p.first;
-        if (match && std::find(hits.begin(), hits.end(), p) == hits.end()) hits.push_back(p);
-      }
-    }
-    std::string out;
-    ReplyWriter w(&out, sink.protocol());
-    w.MapHeader(hits.size());
-    for (const auto& [k, v] : hits) {
-      w.Bulk(k);
-      w.Bulk(v);
-    }
-    sink.Send(std::move(out));
-  } else if (sub == "resetstat" && call.argv.size() == 2) {
-    sink.Ok();
-  } else if (sub == "set") {
-    sink.Error("ERR CONFIG SET is not supported by Synod yet; use the node's flags or config file");
-  } else {
-    sink.Error("ERR unknown subcommand or wrong number of arguments for 'config|" + sub +
-               "' command");
-  }
-}
+// ---- COMMAND ----
 
 void WriteCommandInfo(const CommandSpec& c, ReplyWriter& w) {
   w.ArrayHeader(10);
@@ -282,20 +420,116 @@ void WriteCommandInfo(const CommandSpec& c, ReplyWriter& w) {
   w.ArrayHeader(0);  // subcommands
 }
 
+// COMMAND GETKEYS / GETKEYSANDFLAGS <command> <args...>. The flags are derived from the
+// command's: a write's keys are "RW update", a read's "RO access" (Redis's key specs are
+// finer, e.g. DEL's "RM delete").
+void CommandGetKeys(CommandCall& call, ReplySink sink, bool with_flags) {
+  const CommandSpec* spec = FindCommand(call.argv[2]);
+  if (spec == nullptr) {
+    sink.Error("ERR Invalid command specified");
+    return;
+  }
+  const std::vector<std::string> args(call.argv.begin() + 2, call.argv.end());
+  if (!ArityOk(*spec, args.size())) {
+    sink.Error("ERR Invalid number of arguments specified for command");
+    return;
+  }
+  const std::vector<size_t> keys = KeyPositions(*spec, args.size());
+  if (keys.empty()) {
+    sink.Error("ERR The command has no key arguments");
+    return;
+  }
+  std::vector<std::string_view> flags;
+  if (spec->flags & kWrite) {
+    flags = {"RW", "update"};
+  } else if (spec->flags & kReadOnly) {
+    flags = {"RO", "access"};
+  } else {
+    flags = {"RO"};
+  }
+  std::string out;
+  ReplyWriter w(&out, sink.protocol());
+  w.ArrayHeader(keys.size());
+  for (size_t k : keys) {
+    if (!with_flags) {
+      w.Bulk(args[k]);
+      continue;
+    }
+    w.ArrayHeader(2);
+    w.Bulk(args[k]);
+    w.SetHeader(flags.size());
+    for (std::string_view f : flags) w.SimpleString(f);
+  }
+  sink.Send(std::move(out));
+}
+
+// COMMAND LIST [FILTERBY PATTERN p | ACLCAT c | MODULE m] (Synod has no ACL categories nor
+// modules: those filters match nothing).
+void CommandList(CommandCall& call, ReplySink sink) {
+  std::string pattern = "*";
+  bool none = false;
+  if (call.argv.size() == 5 && Lower(call.argv[2]) == "filterby") {
+    const std::string by = Lower(call.argv[3]);
+    if (by == "pattern") {
+      pattern = Lower(call.argv[4]);
+    } else if (by == "aclcat" || by == "module") {
+      none = true;
+    } else {
+      sink.Error("ERR syntax error");
+      return;
+    }
+  } else if (call.argv.size() != 2) {
+    sink.Error("ERR syntax error");
+    return;
+  }
+  std::vector<const char*> names;
+  for (const CommandSpec& c : CommandTable()) {
+    if (!none && kv::redis::GlobMatch(pattern, c.name)) names.push_back(c.name);
+  }
+  std::string out;
+  ReplyWriter w(&out, sink.protocol());
+  w.ArrayHeader(names.size());
+  for (const char* n : names) w.Bulk(n);
+  sink.Send(std::move(out));
+}
+
+void CommandDocs(CommandCall& call, ReplySink sink) {
+  // Names and summaries; redis-cli uses them for hints.
+  std::vector<const CommandSpec*> docs;
+  for (size_t i = 2; i < call.argv.size(); ++i) {
+    if (const CommandSpec* c = FindCommand(call.argv[i])) docs.push_back(c);
+  }
+  if (call.argv.size() == 2) {
+    for (const CommandSpec& c : CommandTable()) docs.push_back(&c);
+  }
+  std::string out;
+  ReplyWriter w(&out, sink.protocol());
+  w.MapHeader(docs.size());
+  for (const CommandSpec* c : docs) {
+    w.Bulk(c->name);
+    w.MapHeader(1);
+    w.Bulk("summary");
+    w.Bulk(c->summary);
+  }
+  sink.Send(std::move(out));
+}
+
 void Command(CommandCall& call, ReplySink sink) {
   const auto& table = CommandTable();
   std::string out;
   ReplyWriter w(&out, sink.protocol());
   const std::string sub = call.argv.size() > 1 ? Lower(call.argv[1]) : "";
-  if (call.argv.size() == 1) {
+  const size_t n = call.argv.size();
+  if (n == 1) {
     w.ArrayHeader(table.size());
     for (const CommandSpec& c : table) WriteCommandInfo(c, w);
-  } else if (sub == "count" && call.argv.size() == 2) {
+  } else if (sub == "count" && n == 2) {
     w.Integer(static_cast<int64_t>(table.size()));
   } else if (sub == "info") {
-    w.ArrayHeader(call.argv.size() - 2);
-    for (size_t i = 2; i < call.argv.size(); ++i) {
-      const CommandSpec* c = FindCommand(call.argv[i]);
+    const size_t count = n == 2 ? table.size() : n - 2;
+    w.ArrayHeader(count);
+    for (size_t i = 0; i < count; ++i) {
+      const CommandSpec* c = n == 2 ? &table[i] : FindCommand(call.argv[i + 2]);
       if (c == nullptr) {
         w.NullArray();
       } else {
@@ -303,259 +537,142 @@ void Command(CommandCall& call, ReplySink sink) {
       }
     }
   } else if (sub == "docs") {
-    // Names and summaries; redis-cli uses them for hints.
-    std::vector<const CommandSpec*> docs;
-    for (size_t i = 2; i < call.argv.size(); ++i) {
-      if (const CommandSpec* c = FindCommand(call.argv[i])) docs.push_back(c);
-    }
-    if (call.argv.size() == 2) {
-      for (const CommandSpec& c : table) docs.push_back(&c);
-    }
-    w.MapHeader(docs.size());
-    for (const CommandSpec* c : docs) {
-      w.Bulk(c->name);
-      w.MapHeader(1);
-      w.Bulk("summary");
-      w.Bulk(c->summary);
-    }
+    CommandDocs(call, std::move(sink));
+    return;
+  } else if ((sub == "getkeys" || sub == "getkeysandflags") && n >= 3) {
+    CommandGetKeys(call, std::move(sink), sub == "getkeysandflags");
+    return;
+  } else if (sub == "list") {
+    CommandList(call, std::move(sink));
+    return;
+  } else if (sub == "count" || sub == "getkeys" || sub == "getkeysandflags") {
+    SubcommandArity(sink, "command", sub);
+    return;
   } else {
-    sink.Error("ERR unknown subcommand or wrong number of arguments for 'command|" + sub +
-               "' command");
+    UnknownSubcommand(sink, "command", call.argv[1]);
     return;
   }
   sink.Send(std::move(out));
 }
 
-// ---- keyspace commands ----
-
-void Get(CommandCall& call, ReplySink sink) {
-  kv::Command cmd;
-  cmd.op = kv::Op::kGet;
-  cmd.key = call.argv[1];
-  auto shared = std::make_shared<ReplySink>(std::move(sink));
-  call.ctx.host->Submit(cmd, ModeOf(call.conn), [shared](cluster::ClientReply r) {
-    if (!r.status.ok()) {
-      shared->Error(RedisErrorFor(r.status, false));
-    } else if (r.reply.value) {
-      shared->Bulk(*r.reply.value);
-    } else {
-      shared->Null();
-    }
+// The table. Keyspace commands point at KvRead/KvWrite (kv/redis.h executes them); their
+// arity must equal kv's (command_table_test checks). Sorted at start-up by name.
+std::vector<CommandSpec> BuildTable() {
+  constexpr uint32_t kR = kReadOnly;
+  constexpr uint32_t kW = kWrite;
+  constexpr uint32_t kF = kFast;
+  std::vector<CommandSpec> t = {
+      // strings
+      {"append", 3, kW | kF, 1, 1, 1, KvWrite, "Appends a string to the value of a key."},
+      {"decr", 2, kW | kF, 1, 1, 1, KvWrite, "Decrements the integer value of a key by one."},
+      {"decrby", 3, kW | kF, 1, 1, 1, KvWrite, "Decrements the integer value of a key."},
+      {"get", 2, kR | kF, 1, 1, 1, KvRead, "Returns the string value of a key."},
+      {"getdel", 2, kW | kF, 1, 1, 1, KvWrite, "Returns the value of a key and deletes it."},
+      {"getex", -2, kW | kF, 1, 1, 1, KvWrite, "Returns the value of a key and sets its TTL."},
+      {"getrange", 4, kR, 1, 1, 1, KvRead, "Returns a substring of a key's value."},
+      {"getset", 3, kW | kF, 1, 1, 1, KvWrite, "Sets a key and returns its old value."},
+      {"incr", 2, kW | kF, 1, 1, 1, KvWrite, "Increments the integer value of a key by one."},
+      {"incrby", 3, kW | kF, 1, 1, 1, KvWrite, "Increments the integer value of a key."},
+      {"incrbyfloat", 3, kW | kF, 1, 1, 1, KvWrite, "Increments the float value of a key."},
+      {"lcs", -3, kR, 1, 2, 1, KvRead, "Finds the longest common substring of two keys."},
+      {"mget", -2, kR | kF, 1, -1, 1, KvRead, "Returns the values of keys."},
+      {"mset", -3, kW, 1, -1, 2, KvWrite, "Atomically sets the values of keys."},
+      {"msetnx", -3, kW, 1, -1, 2, KvWrite, "Sets keys only when none exists."},
+      {"psetex", 4, kW, 1, 1, 1, KvWrite, "Sets a key with a TTL in milliseconds."},
+      {"set", -3, kW, 1, 1, 1, KvWrite, "Sets the string value of a key."},
+      {"setex", 4, kW, 1, 1, 1, KvWrite, "Sets a key with a TTL in seconds."},
+      {"setnx", 3, kW | kF, 1, 1, 1, KvWrite, "Sets a key only when it does not exist."},
+      {"setrange", 4, kW, 1, 1, 1, KvWrite, "Overwrites part of a key's value."},
+      {"strlen", 2, kR | kF, 1, 1, 1, KvRead, "Returns the length of a key's value."},
+      // keys
+      {"copy", -3, kW, 1, 2, 1, KvWrite, "Copies a key's value to another key."},
+      {"dbsize", 1, kR | kF, 0, 0, 0, KvRead, "Returns the number of keys."},
+      {"del", -2, kW, 1, -1, 1, KvWrite, "Deletes one or more keys."},
+      {"exists", -2, kR | kF, 1, -1, 1, KvRead, "Counts the keys that exist."},
+      {"expire", -3, kW | kF, 1, 1, 1, KvWrite, "Sets a key's TTL in seconds."},
+      {"expireat", -3, kW | kF, 1, 1, 1, KvWrite, "Sets a key's expiry as a Unix time."},
+      {"expiretime", 2, kR | kF, 1, 1, 1, KvRead, "Returns a key's expiry as a Unix time."},
+      {"flushall", -1, kW, 0, 0, 0, KvWrite, "Deletes every key."},
+      {"flushdb", -1, kW, 0, 0, 0, KvWrite, "Deletes every key of the database."},
+      {"keys", 2, kR, 0, 0, 0, KvRead, "Returns the keys that match a pattern."},
+      {"persist", 2, kW | kF, 1, 1, 1, KvWrite, "Removes a key's expiry."},
+      {"pexpire", -3, kW | kF, 1, 1, 1, KvWrite, "Sets a key's TTL in milliseconds."},
+      {"pexpireat", -3, kW | kF, 1, 1, 1, KvWrite, "Sets a key's expiry as Unix ms."},
+      {"pexpiretime", 2, kR | kF, 1, 1, 1, KvRead, "Returns a key's expiry as Unix ms."},
+      {"pttl", 2, kR | kF, 1, 1, 1, KvRead, "Returns a key's TTL in milliseconds."},
+      {"randomkey", 1, kR, 0, 0, 0, KvRead, "Returns a random key."},
+      {"rename", 3, kW, 1, 2, 1, KvWrite, "Renames a key."},
+      {"renamenx", 3, kW | kF, 1, 2, 1, KvWrite, "Renames a key if the new name is free."},
+      {"scan", -2, kR, 0, 0, 0, KvRead, "Iterates over the keys."},
+      {"touch", -2, kR | kF, 1, -1, 1, KvRead, "Counts the keys that exist (last access)."},
+      {"ttl", 2, kR | kF, 1, 1, 1, KvRead, "Returns a key's TTL in seconds."},
+      {"type", 2, kR | kF, 1, 1, 1, KvRead, "Returns the type of a key's value."},
+      {"unlink", -2, kW | kF, 1, -1, 1, KvWrite, "Deletes keys."},
+      // transactions
+      {"discard", 1, kF | kTransaction, 0, 0, 0, Discard, "Discards a transaction."},
+      {"exec", 1, kTransaction, 0, 0, 0, Exec, "Executes a transaction atomically."},
+      {"multi", 1, kF | kTransaction, 0, 0, 0, Multi, "Starts a transaction."},
+      {"unwatch", 1, kF | kTransaction, 0, 0, 0, Unwatch, "Forgets the watched keys."},
+      {"watch", -2, kF | kTransaction, 1, -1, 1, Watch, "Watches keys for a transaction."},
+      // server and connection
+      {"auth", -2, kF | kNoAuth | kStale | kLoading | kConnection, 0, 0, 0, Auth,
+       "Authenticates the connection."},
+      {"client", -2, kAdmin | kConnection | kStale, 0, 0, 0, Client, "Client connection commands."},
+      {"command", -1, kStale | kConnection, 0, 0, 0, Command, "Details about Redis commands."},
+      {"config", -2, kAdmin | kStale, 0, 0, 0, Config,
+       "Reads and sets parameters (requirepass: replicated; others: this node only)."},
+      {"echo", 2, kF | kStale, 0, 0, 0, Echo, "Returns the given string."},
+      {"hello", -1, kF | kNoAuth | kStale | kConnection, 0, 0, 0, Hello, "Handshakes."},
+      {"info", -1, kStale, 0, 0, 0, Info, "Returns information and statistics about the server."},
+      {"lastsave", 1, kF | kStale | kLoading, 0, 0, 0, LastSave,
+       "Returns the Unix time of the node's last log compaction (or its start)."},
+      {"ping", -1, kF | kStale, 0, 0, 0, Ping, "Returns the server's liveliness response."},
+      {"quit", -1, kF | kNoAuth | kConnection | kTransaction, 0, 0, 0, Quit,
+       "Closes the connection."},
+      {"readonly", 1, kF | kConnection, 0, 0, 0, ReadOnly,
+       "Reads of this connection may be stale (served by the local replica)."},
+      {"readwrite", 1, kF | kConnection, 0, 0, 0, ReadWrite,
+       "Reads of this connection are linearizable again."},
+      {"select", 2, kF | kConnection, 0, 0, 0, Select, "Selects database 0."},
+      {"time", 1, kF | kStale, 0, 0, 0, Time, "Returns the server time."},
+      {"wait", 3, 0, 0, 0, 0, Wait,
+       "Waits until replicas hold the connection's last write (followers: a lower bound)."},
+  };
+  std::sort(t.begin(), t.end(), [](const CommandSpec& a, const CommandSpec& b) {
+    return std::string_view(a.name) < std::string_view(b.name);
   });
+  return t;
 }
 
-void Set(CommandCall& call, ReplySink sink) {
-  if (call.argv.size() != 3) {
-    // The options (EX, PX, NX, XX, KEEPTTL, GET) come with the full command set.
-    sink.Error("ERR syntax error");
-    return;
-  }
-  kv::Command cmd;
-  cmd.op = kv::Op::kPut;
-  cmd.key = std::move(call.argv[1]);
-  cmd.value = std::move(call.argv[2]);
-  SubmitWrite(call, std::move(cmd), std::move(sink),
-              [](const kv::Reply&, ReplySink& s) { s.Ok(); });
+const std::vector<CommandSpec>& Table() {
+  static const std::vector<CommandSpec> table = BuildTable();
+  return table;
 }
-
-void Del(CommandCall& call, ReplySink sink) {
-  kv::Command cmd;
-  cmd.op = kv::Op::kBatch;
-  for (size_t i = 1; i < call.argv.size(); ++i) {
-    kv::Command d;
-    d.op = kv::Op::kDel;
-    d.key = std::move(call.argv[i]);
-    cmd.batch.push_back(std::move(d));
-  }
-  SubmitWrite(call, std::move(cmd), std::move(sink), [](const kv::Reply& r, ReplySink& s) {
-    int64_t n = 0;
-    for (const kv::Reply& sub : r.replies) n += sub.success ? 1 : 0;
-    s.Integer(n);
-  });
-}
-
-void Incr(CommandCall& call, ReplySink sink) {
-  kv::Command cmd;
-  cmd.op = kv::Op::kIncr;
-  cmd.key = std::move(call.argv[1]);
-  cmd.delta = 1;
-  SubmitWrite(call, std::move(cmd), std::move(sink),
-              [](const kv::Reply& r, ReplySink& s) { s.Integer(r.number); });
-}
-
-void MSet(CommandCall& call, ReplySink sink) {
-  if (call.argv.size() % 2 != 1) {
-    sink.Error("ERR wrong number of arguments for 'mset' command");
-    return;
-  }
-  kv::Command cmd;
-  cmd.op = kv::Op::kBatch;
-  for (size_t i = 1; i + 1 < call.argv.size(); i += 2) {
-    kv::Command p;
-    p.op = kv::Op::kPut;
-    p.key = std::move(call.argv[i]);
-    p.value = std::move(call.argv[i + 1]);
-    cmd.batch.push_back(std::move(p));
-  }
-  SubmitWrite(call, std::move(cmd), std::move(sink),
-              [](const kv::Reply&, ReplySink& s) { s.Ok(); });
-}
-
-void Exists(CommandCall& call, ReplySink sink) {
-  std::vector<std::string> keys(call.argv.begin() + 1, call.argv.end());
-  SubmitRead(
-      call, std::move(sink),
-      [keys = std::move(keys)](const kv::StateMachine& sm) {
-        kv::Reply r;
-        for (const std::string& k : keys) r.number += sm.Get(k).has_value() ? 1 : 0;
-        return r;
-      },
-      [](const kv::Reply& r, ReplySink& s) { s.Integer(r.number); });
-}
-
-void MGet(CommandCall& call, ReplySink sink) {
-  std::vector<std::string> keys(call.argv.begin() + 1, call.argv.end());
-  SubmitRead(
-      call, std::move(sink),
-      [keys = std::move(keys)](const kv::StateMachine& sm) {
-        kv::Reply r;
-        r.replies.reserve(keys.size());
-        for (const std::string& k : keys) {
-          kv::Reply v;
-          if (auto got = sm.Get(k)) v.value = std::string(*got);
-          r.replies.push_back(std::move(v));
-        }
-        return r;
-      },
-      [](const kv::Reply& r, ReplySink& s) {
-        std::string out;
-        ReplyWriter w(&out, s.protocol());
-        w.ArrayHeader(r.replies.size());
-        for (const kv::Reply& v : r.replies) {
-          if (v.value) {
-            w.Bulk(*v.value);
-          } else {
-            w.Null();
-          }
-        }
-        s.Send(std::move(out));
-      });
-}
-
-void DbSize(CommandCall& call, ReplySink sink) {
-  SubmitRead(
-      call, std::move(sink),
-      [](const kv::StateMachine& sm) {
-        kv::Reply r;
-        r.number = static_cast<int64_t>(sm.key_count());
-        return r;
-      },
-      [](const kv::Reply& r, ReplySink& s) { s.Integer(r.number); });
-}
-
-std::string InfoText(CommandCall& call, const std::string& section);
-
-void Info(CommandCall& call, ReplySink sink) {
-  std::string text;
-  if (call.argv.size() == 1) {
-    text = InfoText(call, "default");
-  } else {
-    for (size_t i = 1; i < call.argv.size(); ++i) text += InfoText(call, Lower(call.argv[i]));
-  }
-  sink.Bulk(text);
-}
-
-std::string InfoText(CommandCall& call, const std::string& section) {
-  const bool all = section == "default" || section == "all" || section == "everything";
-  const cluster::HostStatus st = call.ctx.host->GetStatus();
-  const ServerCounters& c = *call.ctx.counters;
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  std::string out;
-  if (all || section == "server") {
-    out += "# Server\r\nredis_version:7.0.0\r\nsynod_version:0.1.0\r\nredis_mode:standalone\r\n";
-    out += "os:Linux\r\nprocess_id:" + std::to_string(getpid()) + "\r\n";
-    out += "run_id:" + call.ctx.run_id + "\r\n";
-    out += "tcp_port:" + call.ctx.client_address.substr(call.ctx.client_address.rfind(':') + 1) +
-           "\r\n";
-    out += "uptime_in_seconds:" + std::to_string((now_ms - call.ctx.start_time_ms) / 1000) + "\r\n";
-    out += "synod_node_id:" + std::to_string(st.id.value()) + "\r\n";
-    out += "config_file:" + call.ctx.config_file + "\r\n\r\n";
-  }
-  if (all || section == "clients") {
-    out += "# Clients\r\nconnected_clients:" + std::to_string(c.connections_current.load()) +
-           "\r\n\r\n";
-  }
-  if (all || section == "persistence") {
-    out += "# Persistence\r\nloading:0\r\naof_enabled:1\r\nsynod_engine:rocksdb\r\n";
-    out += "synod_disk_bytes:" + std::to_string(st.disk_bytes) + "\r\n";
-    out += "synod_snapshot_index:" + std::to_string(st.snapshot_index.value()) + "\r\n";
-    out += "synod_storage_failed:" + std::string(st.failure.empty() ? "0" : "1") + "\r\n\r\n";
-  }
-  if (all || section == "stats") {
-    out += "# Stats\r\ntotal_connections_received:" + std::to_string(c.connections_total.load());
-    out += "\r\ntotal_commands_processed:" + std::to_string(c.commands_total.load());
-    out += "\r\ntotal_error_replies:" + std::to_string(c.errors_total.load());
-    out += "\r\nrejected_connections:" + std::to_string(c.rejected_connections.load());
-    out += "\r\ntotal_net_input_bytes:" + std::to_string(c.bytes_in.load());
-    out += "\r\ntotal_net_output_bytes:" + std::to_string(c.bytes_out.load()) + "\r\n\r\n";
-  }
-  if (all || section == "replication") {
-    out += "# Replication\r\nrole:" + std::string(st.role == "leader" ? "master" : "slave");
-    out += "\r\nraft_role:" + st.role + "\r\nraft_term:" + std::to_string(st.term.value());
-    out += "\r\nraft_leader:" + std::to_string(st.leader.value());
-    out += "\r\nraft_commit_index:" + std::to_string(st.commit.value());
-    out += "\r\nraft_applied_index:" + std::to_string(st.applied.value());
-    out += "\r\nraft_members:" + std::to_string(st.members.size()) + "\r\n\r\n";
-  }
-  if (all || section == "keyspace") {
-    out += "# Keyspace\r\n";
-    if (st.keys > 0) {
-      out += "db0:keys=" + std::to_string(st.keys) + ",expires=0,avg_ttl=0\r\n";
-    }
-    out += "\r\n";
-  }
-  return out;
-}
-
-// Sorted by name (FindCommand binary-searches).
-const std::vector<CommandSpec> kTable = {
-    {"client", -2, kAdmin | kConnection | kStale, 0, 0, 0, Client, "Client connection commands."},
-    {"command", -1, kStale | kConnection, 0, 0, 0, Command, "Details about Redis commands."},
-    {"config", -2, kAdmin | kStale, 0, 0, 0, Config, "Reads server parameters."},
-    {"dbsize", 1, kReadOnly | kFast, 0, 0, 0, DbSize, "Returns the number of keys."},
-    {"del", -2, kWrite, 1, -1, 1, Del, "Deletes one or more keys."},
-    {"echo", 2, kFast | kStale, 0, 0, 0, Echo, "Returns the given string."},
-    {"exists", -2, kReadOnly | kFast, 1, -1, 1, Exists, "Counts the keys that exist."},
-    {"get", 2, kReadOnly | kFast, 1, 1, 1, Get, "Returns the string value of a key."},
-    {"hello", -1, kFast | kNoAuth | kStale | kConnection, 0, 0, 0, Hello, "Handshakes."},
-    {"incr", 2, kWrite | kFast, 1, 1, 1, Incr, "Increments the integer value of a key by one."},
-    {"info", -1, kStale, 0, 0, 0, Info, "Returns information and statistics about the server."},
-    {"mget", -2, kReadOnly | kFast, 1, -1, 1, MGet, "Returns the values of keys."},
-    {"mset", -3, kWrite, 1, -1, 2, MSet, "Atomically sets the values of keys."},
-    {"ping", -1, kFast | kStale, 0, 0, 0, Ping, "Returns the server's liveliness response."},
-    {"quit", -1, kFast | kNoAuth | kConnection, 0, 0, 0, Quit, "Closes the connection."},
-    {"readonly", 1, kFast | kConnection, 0, 0, 0, ReadOnly,
-     "Reads of this connection may be stale (served by the local replica)."},
-    {"readwrite", 1, kFast | kConnection, 0, 0, 0, ReadWrite,
-     "Reads of this connection are linearizable again."},
-    {"select", 2, kFast | kConnection, 0, 0, 0, Select, "Selects database 0."},
-    {"set", -3, kWrite, 1, 1, 1, Set, "Sets the string value of a key."},
-    {"time", 1, kFast | kStale, 0, 0, 0, Time, "Returns the server time."},
-};
 
 }  // namespace
 
-const std::vector<CommandSpec>& CommandTable() { return kTable; }
+const std::vector<CommandSpec>& CommandTable() { return Table(); }
 
 const CommandSpec* FindCommand(std::string_view name) {
   if (name.size() > 32) return nullptr;
   const std::string lower = Lower(name);
-  auto it = std::lower_bound(kTable.begin(), kTable.end(), lower,
-                             [](const CommandSpec& c, const std::string& n) { return c.name < n; });
-  if (it == kTable.end() || lower != it->name) return nullptr;
+  const auto& t = Table();
+  auto it = std::lower_bound(
+      t.begin(), t.end(), lower,
+      [](const CommandSpec& c, const std::string& n) { return std::string_view(c.name) < n; });
+  if (it == t.end() || lower != it->name) return nullptr;
   return &*it;
+}
+
+std::vector<size_t> KeyPositions(const CommandSpec& spec, size_t argc) {
+  std::vector<size_t> out;
+  if (spec.first_key <= 0 || spec.key_step <= 0) return out;
+  const int64_t n = static_cast<int64_t>(argc);
+  const int64_t last = spec.last_key < 0 ? n + spec.last_key : spec.last_key;
+  for (int64_t i = spec.first_key; i <= last && i < n; i += spec.key_step) {
+    out.push_back(static_cast<size_t>(i));
+  }
+  return out;
 }
 
 bool ArityOk(const CommandSpec& spec, size_t argc) {

@@ -91,6 +91,10 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions opts, Logger logger) {
   n->ctx_.host = n->host_.get();
   n->ctx_.counters = &n->counters_;
   n->ctx_.start_time_ms = WallNowMs();
+  n->ctx_.io = &n->io_;
+  // LASTSAVE starts at the start time: the state was durable (RocksDB) when the node opened.
+  n->ctx_.last_save_ms = n->ctx_.start_time_ms;
+  n->last_snapshot_index_ = n->host_->GetStatus().snapshot_index;
   n->ctx_.run_id = RandomHex(40);
   n->ctx_.data_dir = n->opts_.host.data_dir;
   n->ctx_.config_file = n->opts_.config_file;
@@ -346,6 +350,11 @@ void Node::Run() {
     published_->failed = !st.failure.empty();
     published_->disk_bytes = st.disk_bytes;
     published_->keys = st.keys;
+    if (st.snapshot_index != last_snapshot_index_) {
+      // A compaction (or an installed snapshot): LASTSAVE's time, within this 100 ms period.
+      last_snapshot_index_ = st.snapshot_index;
+      ctx_.last_save_ms = WallNowMs();
+    }
     timer->expires_after(std::chrono::milliseconds(100));
     timer->async_wait([this, publish_weak](const asio::error_code& ec) {
       auto p = publish_weak.lock();

@@ -85,6 +85,8 @@ class Node {
   std::unique_ptr<admin::AdminServer> admin_;
   asio::signal_set signals_;
   bool shutting_down_ = false;
+  // The snapshot index last seen by the publish loop: when it moves, LASTSAVE moves.
+  LogIndex last_snapshot_index_;
 };
 
 }  // namespace synod::server

@@ -13,6 +13,17 @@ namespace {
 using env::SteadyNowNs;
 using env::WallNowMs;
 
+// Commands whose first argument is a subcommand: CLIENT LIST shows "client|list" as Redis.
+bool IsContainerCommand(std::string_view name) {
+  return name == "client" || name == "config" || name == "command";
+}
+
+std::string LowerAscii(std::string_view s) {
+  std::string out(s.substr(0, 32));
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 uint64_t RandomSessionId() {
   // Client sessions must not collide across nodes and restarts: a random 64-bit id from the
   // OS (this is the real node, not a pure layer).
@@ -23,6 +34,11 @@ uint64_t RandomSessionId() {
 }
 
 }  // namespace
+
+std::string_view ServerContext::password() const {
+  if (host == nullptr) return {};
+  return host->replica().state_machine().config("requirepass").value_or(std::string_view());
+}
 
 std::string RedisErrorFor(const Status& s, bool write) {
   const std::string msg(s.message());
@@ -106,8 +122,13 @@ Connection::Connection(asio::ip::tcp::socket socket, uint64_t id, const RespOpti
   asio::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+  auto lep = socket_.local_endpoint(ec);
+  if (!ec) local = lep.address().to_string() + ":" + std::to_string(lep.port());
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  fd_ = static_cast<int>(socket_.native_handle());
   created_ms = WallNowMs();
+  last_active_ms = created_ms;
+  authenticated = ctx_.password().empty();
 }
 
 void Connection::Start() { Read(); }
@@ -166,12 +187,64 @@ uint64_t Connection::OpenSlot() {
   return next_slot_++;
 }
 
+// Redis runs one connection's commands one after another, so a pipelined GET sees the SET
+// before it and a SET never shows in the GET before it. Synod runs them concurrently (writes
+// through Raft, reads through ReadIndex), which would break both. So a read waits until this
+// connection's earlier writes are applied, and a write until its earlier reads are served;
+// consecutive reads (or writes) still run together, and a command behind a held one waits
+// too, so the order is kept for everything (MULTI, WAIT, CONFIG SET included).
+Connection::Access Connection::AccessOf(const std::vector<std::string>& argv) {
+  const CommandSpec* spec = FindCommand(argv[0]);
+  if (spec == nullptr) return Access::kNone;
+  if ((spec->flags & kWrite) || std::string_view(spec->name) == "exec") return Access::kWrite;
+  // WATCH reads versions; WAIT needs the connection's last write applied.
+  if ((spec->flags & kReadOnly) || std::string_view(spec->name) == "watch" ||
+      std::string_view(spec->name) == "wait") {
+    return Access::kRead;
+  }
+  return Access::kNone;
+}
+
+bool Connection::CanRunNow(Access a) const {
+  switch (a) {
+    case Access::kRead:
+      return writes_running_ == 0;
+    case Access::kWrite:
+      return reads_running_ == 0;
+    case Access::kNone:
+      return true;
+  }
+  return true;
+}
+
 void Connection::Dispatch(std::vector<std::string>& argv) {
   ctx_.counters->commands_total.fetch_add(1, std::memory_order_relaxed);
   const uint64_t slot = OpenSlot();
+  if (!deferred_.empty() || !CanRunNow(AccessOf(argv))) {
+    deferred_.push_back(Deferred{std::move(argv), slot});
+    return;
+  }
+  DispatchNow(argv, slot);
+}
+
+void Connection::RunDeferred() {
+  // A command may complete inside DispatchNow (an error, a local read), which calls back here:
+  // the outer loop carries on instead, so the stack stays flat.
+  if (running_deferred_) return;
+  running_deferred_ = true;
+  while (!closed_ && !deferred_.empty() && CanRunNow(AccessOf(deferred_.front().argv))) {
+    Deferred d = std::move(deferred_.front());
+    deferred_.pop_front();
+    DispatchNow(d.argv, d.slot);
+  }
+  running_deferred_ = false;
+}
+
+void Connection::DispatchNow(std::vector<std::string>& argv, uint64_t slot) {
   ReplySink sink(weak_from_this(), slot, protocol);
   const CommandSpec* spec = FindCommand(argv[0]);
   if (spec == nullptr) {
+    tx.dirty = tx.active;  // an error while queueing aborts the transaction
     std::string args;
     for (size_t i = 1; i < argv.size() && i < 8; ++i) args += "'" + argv[i].substr(0, 64) + "' ";
     sink.Error("ERR unknown command '" + argv[0].substr(0, 128) +
@@ -179,10 +252,46 @@ void Connection::Dispatch(std::vector<std::string>& argv) {
     return;
   }
   if (!ArityOk(*spec, argv.size())) {
+    tx.dirty = tx.active;
     sink.Error(std::string("ERR wrong number of arguments for '") + spec->name + "' command");
     return;
   }
+  last_active_ms = WallNowMs();
   last_command = spec->name;
+  if (argv.size() > 1 && IsContainerCommand(spec->name)) last_command += "|" + LowerAscii(argv[1]);
+  // As Redis: unknown commands and wrong arity are reported before a missing AUTH.
+  if (!authenticated && !(spec->flags & kNoAuth) && !ctx_.password().empty()) {
+    tx.dirty = tx.active;
+    sink.Error("NOAUTH Authentication required.");
+    return;
+  }
+  if (tx.active && !(spec->flags & kTransaction)) {
+    // Inside MULTI: keyspace commands are queued for EXEC; anything else is refused and,
+    // as in Redis, poisons the transaction.
+    if (!(spec->flags & (kWrite | kReadOnly))) {
+      tx.dirty = true;
+      sink.Error(std::string("ERR Command not allowed inside a transaction: '") + spec->name +
+                 "' (Synod queues keyspace commands only)");
+      return;
+    }
+    if (tx.queued.size() >= kTransactionCommandsMax) {
+      tx.dirty = true;
+      sink.Error("ERR too many commands in one transaction");
+      return;
+    }
+    tx.queued.push_back(std::move(argv));
+    sink.Send("+QUEUED\r\n");
+    return;
+  }
+  const Access access = AccessOf(argv);
+  if (access != Access::kNone) {
+    for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
+      if (it->id != slot) continue;
+      it->access = access;
+      ++(access == Access::kRead ? reads_running_ : writes_running_);
+      break;
+    }
+  }
   CommandCall call{ctx_, *this, argv};
   spec->handler(call, std::move(sink));
 }
@@ -198,8 +307,12 @@ void Connection::Complete(uint64_t slot, std::string bytes) {
     if (!s.bytes.empty() && s.bytes[0] == '-') {
       ctx_.counters->errors_total.fetch_add(1, std::memory_order_relaxed);
     }
+    if (s.access == Access::kRead) --reads_running_;
+    if (s.access == Access::kWrite) --writes_running_;
+    s.access = Access::kNone;
     break;
   }
+  if (!deferred_.empty()) RunDeferred();
   if (!flush_scheduled_) {
     flush_scheduled_ = true;
     // Replies completed in the same round go out in one write.
@@ -255,6 +368,48 @@ void Connection::Write() {
                     });
 }
 
+void Connection::Kill() {
+  if (closed_) return;
+  // The replies already complete at the front go out; the rest (a WAIT, a write in flight)
+  // would hold the connection open, so they are dropped: their sinks find no slot.
+  while (!slots_.empty() && slots_.front().done) {
+    out_ += slots_.front().bytes;
+    slots_.pop_front();
+  }
+  slots_.clear();
+  CloseAfterFlush();
+}
+
+std::string Connection::InfoLine(int64_t now_ms) const {
+  std::string flags;
+  if (tx.active) flags += 'x';
+  if (blocked) flags += 'b';
+  if (tx.watch_failed) flags += 'd';
+  if (close_after_flush_) flags += 'c';
+  if (readonly) flags += 'r';
+  if (flags.empty()) flags = "N";
+  size_t multi_mem = 0;
+  for (const auto& argv : tx.queued) {
+    for (const std::string& a : argv) multi_mem += a.size();
+  }
+  const size_t qbuf = parser_.buffered_bytes();
+  const size_t omem = out_.size() + writing_.size();
+  // A connection reads again as soon as the command in hand is dispatched.
+  std::string events;
+  if (!close_after_flush_ && !closed_) events += 'r';
+  if (writing_now_) events += 'w';
+  return fmt::format(
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 "
+      "multi={} watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp=0 obl=0 oll={} "
+      "omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+      id_, remote, local, fd_, name, (now_ms - created_ms) / 1000, (now_ms - last_active_ms) / 1000,
+      flags, tx.active ? static_cast<int64_t>(tx.queued.size()) : -1, tx.watches.size(), qbuf,
+      parser_.capacity_bytes() > qbuf ? parser_.capacity_bytes() - qbuf : 0, multi_mem,
+      read_buf_.size(), slots_.size(), omem,
+      qbuf + omem + multi_mem + read_buf_.size() + sizeof(Connection), events,
+      last_command.empty() ? "NULL" : last_command, protocol, lib_name, lib_ver);
+}
+
 void Connection::CloseAfterFlush() {
   close_after_flush_ = true;
   Write();
@@ -263,6 +418,8 @@ void Connection::CloseAfterFlush() {
 void Connection::Close(const char* why) {
   if (closed_) return;
   closed_ = true;
+  // on_close_ drops the server's reference, which may be the last one.
+  auto self = shared_from_this();
   logger_.Debug("event=client_closed client={} remote={} why=\"{}\"", id_, remote, why);
   asio::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
@@ -343,23 +500,21 @@ void RespServer::StopAccepting() {
 
 void RespServer::CloseAll() {
   auto conns = conns_;
-  for (auto& [id, weak] : conns) {
-    if (auto c = weak.lock()) c->Close("server stopping");
-  }
+  for (auto& [id, c] : conns) c->Close("server stopping");
   conns_.clear();
 }
 
 std::vector<std::string> RespServer::ClientList() const {
   std::vector<std::string> out;
   const int64_t now = WallNowMs();
-  for (const auto& [id, weak] : conns_) {
-    auto c = weak.lock();
-    if (!c) continue;
-    out.push_back("id=" + std::to_string(id) + " addr=" + c->remote + " name=" + c->name +
-                  " age=" + std::to_string((now - c->created_ms) / 1000) +
-                  " db=0 resp=" + std::to_string(c->protocol) +
-                  " readonly=" + (c->readonly ? "1" : "0") + " cmd=" + c->last_command);
-  }
+  for (const auto& c : Connections()) out.push_back(c->InfoLine(now));
+  return out;
+}
+
+std::vector<std::shared_ptr<Connection>> RespServer::Connections() const {
+  std::vector<std::shared_ptr<Connection>> out;
+  out.reserve(conns_.size());
+  for (const auto& [id, c] : conns_) out.push_back(c);
   return out;
 }
 

@@ -110,6 +110,14 @@ void ReplyWriter::SetHeader(size_t n) { Number(protocol_ == 3 ? '~' : '*', n); }
 
 void ReplyWriter::PushHeader(size_t n) { Number(protocol_ == 3 ? '>' : '*', n); }
 
+void ReplyWriter::DoubleText(std::string_view text) {
+  if (protocol_ == 3) {
+    SanitizedLine(',', text);
+  } else {
+    Bulk(text);
+  }
+}
+
 void ReplyWriter::Double(double v) {
   char buf[32];
   std::string_view text;

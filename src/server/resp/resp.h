@@ -136,6 +136,8 @@ class ReplyWriter {
   void PushHeader(size_t n);      // RESP3 >n, RESP2 *n (pub/sub messages)
   void Double(double v);          // RESP3 ,v; RESP2 bulk; inf/-inf/nan as Redis
   void Boolean(bool v);           // RESP3 #t/#f, RESP2 :1/:0
+  // A double already formatted (INCRBYFLOAT's text): RESP3 `,text`, RESP2 a bulk string.
+  void DoubleText(std::string_view text);
   // RESP3 `=`, RESP2 bulk of s alone. REQUIRES: fmt is 3 bytes ("txt", "mkd").
   void Verbatim(std::string_view s, std::string_view fmt = "txt");
   // RESP3 `(digits`, RESP2 bulk. REQUIRES: digits is an optional '-' and decimal digits.

@@ -1,0 +1,50 @@
+// Shared by the command files (commands.cc: the table and the server/connection commands;
+// commands_kv.cc: the keyspace commands and transactions). Not part of the server's API.
+//
+// Thread-safety: everything here runs on the core thread.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "cluster/logic/replica.h"
+#include "kv/command.h"
+#include "server/command_table.h"
+#include "server/resp/resp.h"
+
+namespace synod::server {
+
+// Lower-case ASCII copy.
+std::string Lower(std::string_view s);
+
+// Writes a Redis-shaped kv reply (kv::ReplyType) in the writer's protocol.
+void WriteKvReply(const kv::Reply& r, resp::ReplyWriter& w);
+
+// Proposes a write in the connection's at-most-once session; `done` turns the applied reply
+// into RESP. Retries once, transparently, after kSessionExpired (nothing was applied).
+void SubmitWrite(CommandCall& call, kv::Command cmd, ReplySink sink,
+                 std::function<void(const kv::Reply&, ReplySink&)> done);
+// Runs `fn` on the state machine at a linearizable point (or locally after READONLY).
+void SubmitRead(CommandCall& call, ReplySink sink, cluster::ReadFn fn,
+                std::function<void(const kv::Reply&, ReplySink&)> done);
+
+// The handlers of every keyspace command: the command table points at them.
+void KvRead(CommandCall& call, ReplySink sink);   // a kv::RedisCommand with `read`
+void KvWrite(CommandCall& call, ReplySink sink);  // a kv::RedisCommand with `write`
+// Redis's texts for a container command's (CLIENT, CONFIG, COMMAND) bad subcommands.
+void UnknownSubcommand(ReplySink& sink, std::string_view container, const std::string& sub);
+void SubcommandArity(ReplySink& sink, std::string_view container, const std::string& sub);
+
+// commands_config.cc, commands_info.cc.
+void Config(CommandCall& call, ReplySink sink);
+void Info(CommandCall& call, ReplySink sink);
+void Wait(CommandCall& call, ReplySink sink);
+// Transactions (MULTI/EXEC/DISCARD/WATCH/UNWATCH).
+void Multi(CommandCall& call, ReplySink sink);
+void Exec(CommandCall& call, ReplySink sink);
+void Discard(CommandCall& call, ReplySink sink);
+void Watch(CommandCall& call, ReplySink sink);
+void Unwatch(CommandCall& call, ReplySink sink);
+
+}  // namespace synod::server
