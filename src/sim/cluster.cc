@@ -35,6 +35,8 @@ struct SimCluster::Node {
   bool paused = false;
   uint64_t incarnation = 0;
   double clock_rate = 1.0;
+  int64_t wall_skew_ms = 0;
+  uint64_t ticks = 0;                       // ticks in this incarnation, for the expiry cadence
   std::vector<std::function<void()>> held;  // work held while paused
   LogIndex commit_seen;                     // highest commit index seen in this incarnation
   Term term_seen;                           // term and role at the last check
@@ -62,6 +64,8 @@ SimCluster::SimCluster(EventLoop* loop, env::Random* rng, SimNetwork* net, Clust
     double d = opts_.clock_drift_max;
     n->clock_rate =
         1.0 + (d > 0 ? (static_cast<double>(rng_->Uniform(2001)) / 1000.0 - 1.0) * d : 0);
+    int64_t skew = opts_.wall_skew_ms_max;
+    n->wall_skew_ms = skew > 0 ? rng_->Range(-skew, skew) : 0;
     nodes_.emplace(n->id, std::move(n));
   }
 }
@@ -134,6 +138,8 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
     return;
   }
   n.replica = std::move(r).value();
+  n.ticks = 0;
+  SetWallClock(n);
   n.started = true;
   n.up = true;
   n.paused = false;
@@ -153,7 +159,12 @@ void SimCluster::ScheduleTick(Node& n) {
     Node& n = node(id);
     if (n.incarnation != inc || !n.up) return;
     if (!n.paused) {
+      SetWallClock(n);
       n.replica->Tick();
+      int every = opts_.expiry_every_ticks;
+      if (every > 0 && ++n.ticks % static_cast<uint64_t>(every) == 0) {
+        n.replica->ProposeExpiry(WallMs(id), opts_.expiry_limit);  // only a leader acts
+      }
       Pump(n);
     }
     ScheduleTick(n);  // a paused process's timer fires late, not many times: skip the tick
@@ -210,6 +221,7 @@ void SimCluster::SendMessage(NodeId from, raft::Message m) {
         to, n.incarnation,
         [this, to, shared] {
           Node& n = node(to);
+          SetWallClock(n);  // a leader restamps forwarded timed commands with it
           n.replica->Receive(*shared);
           Pump(n);
         },
@@ -229,16 +241,50 @@ void SimCluster::Submit(NodeId id, const kv::Command& cmd, cluster::ReadMode mod
         id, inc,
         [this, id, cmd, mode, cb] {
           Node& n = node(id);
-          n.replica->Submit(cmd, mode, [this, cb](cluster::ClientReply r) {
-            int64_t back = rng_->Range(200 * kMicro, 2 * kMilli);
-            auto rr = std::make_shared<cluster::ClientReply>(std::move(r));
-            loop_->After(back, [cb, rr] { (*cb)(std::move(*rr)); });
-          });
+          SetWallClock(n);
+          kv::Command stamped = cmd;
+          if (stamped.now_ms != 0) stamped.now_ms = WallMs(id);
+          n.replica->Submit(stamped, mode, ReplyBack(cb));
           Pump(n);
         },
         true);
   });
 }
+
+void SimCluster::SubmitRead(NodeId id, cluster::ReadFn fn, cluster::ReadMode mode,
+                            std::function<void(cluster::ClientReply)> reply) {
+  int64_t hop = rng_->Range(200 * kMicro, 2 * kMilli);
+  uint64_t inc = node(id).incarnation;
+  auto cb = std::make_shared<std::function<void(cluster::ClientReply)>>(std::move(reply));
+  auto shared_fn = std::make_shared<cluster::ReadFn>(std::move(fn));
+  loop_->After(hop, [this, id, inc, shared_fn, mode, cb] {
+    OnNode(
+        id, inc,
+        [this, id, shared_fn, mode, cb] {
+          Node& n = node(id);
+          SetWallClock(n);
+          n.replica->SubmitRead(*shared_fn, mode, ReplyBack(cb));
+          Pump(n);
+        },
+        true);
+  });
+}
+
+cluster::ReplyFn SimCluster::ReplyBack(
+    std::shared_ptr<std::function<void(cluster::ClientReply)>> cb) {
+  // The reply travels back over the network: one more hop.
+  return [this, cb](cluster::ClientReply r) {
+    int64_t back = rng_->Range(200 * kMicro, 2 * kMilli);
+    auto rr = std::make_shared<cluster::ClientReply>(std::move(r));
+    loop_->After(back, [cb, rr] { (*cb)(std::move(*rr)); });
+  };
+}
+
+int64_t SimCluster::WallMs(NodeId id) const {
+  return opts_.wall_epoch_ms + loop_->now() / kMilli + node(id).wall_skew_ms;
+}
+
+void SimCluster::SetWallClock(Node& n) { n.replica->set_wall_clock_ms(WallMs(n.id)); }
 
 Status SimCluster::ProposeConfChange(NodeId via, const raft::ConfChange& cc) {
   Node& n = node(via);
@@ -380,6 +426,7 @@ void SimCluster::OnApply(NodeId id, const raft::Entry& e) {
             std::to_string(e.index.value()) + " after " + std::to_string(n.applied_seen.value()));
   }
   n.applied_seen = e.index;
+  if (n.replica != nullptr) CheckDigest(id, n.replica->state_machine());
   uint64_t h = EntryHash(e);
   auto [it, inserted] = committed_.emplace(e.index, Committed{e.term, h, max_term_seen_});
   if (!inserted && (it->second.term != e.term || it->second.hash != h)) {
@@ -390,8 +437,21 @@ void SimCluster::OnApply(NodeId id, const raft::Entry& e) {
   if (e.type == raft::EntryType::kNormal && !e.data.empty()) {
     auto cmd = kv::DecodeCommand(e.data);
     if (cmd.ok() && cmd->client_id != 0) applied_commands_.insert({cmd->client_id, cmd->seq});
+    if (cmd.ok() && cmd->op == kv::Op::kExpire) ++expiry_applies_;
   }
   Trace("apply " + std::to_string(id.value()) + " " + std::to_string(e.index.value()));
+}
+
+void SimCluster::CheckDigest(NodeId id, const kv::StateMachine& sm) {
+  // Called before each apply: the state after the previous entry. Equal prefixes must give
+  // equal states at every index, not only at the end; with replicated expiry this is what
+  // shows a replica deleting an expired key on its own, or at another index.
+  uint64_t digest = sm.Digest();
+  auto [it, inserted] = digest_at_.emplace(sm.applied_index(), std::make_pair(id, digest));
+  if (!inserted && it->second.second != digest) {
+    Violate(fmt::format("nodes {} and {} applied up to index {} but hold different states",
+                        it->second.first.value(), id.value(), sm.applied_index().value()));
+  }
 }
 
 void SimCluster::OnSnapshot(NodeId id, const raft::SnapshotMeta& meta) {
@@ -460,7 +520,7 @@ void SimCluster::CheckAfterEvent() {
     n->was_leader = r.role() == raft::Role::kLeader;
   }
   CheckCommittedElectionSafe();
-  if (events_ % 64 == 0) CheckLogMatching();
+  if (events_ % 64 == 0) CheckLogMatching(events_ % 1024 == 0);
 }
 
 void SimCluster::CheckCommittedElectionSafe() {
@@ -500,9 +560,12 @@ void SimCluster::CheckCommittedElectionSafe() {
   }
 }
 
-void SimCluster::CheckLogMatching() {
+void SimCluster::CheckLogMatching(bool full) {
   // Log Matching (§5.3): if two logs hold an entry with the same index and term, they are
-  // identical up to it. Checked on the highest such index per pair, walking down.
+  // identical up to it. Checked on the highest such index per pair, walking down. The walk is
+  // the costliest check (long logs, every pair), so only a `full` one goes below the indexes
+  // both nodes applied: those entries OnApply already compared, by term and content, with
+  // what every other node applied there.
   std::vector<const raft::RaftLog*> logs;
   std::vector<NodeId> ids;
   for (auto& [id, n] : nodes_) {
@@ -513,6 +576,7 @@ void SimCluster::CheckLogMatching() {
   for (size_t a = 0; a < logs.size(); ++a) {
     for (size_t b = a + 1; b < logs.size(); ++b) {
       LogIndex lo = std::max(logs[a]->FirstIndex(), logs[b]->FirstIndex());
+      if (!full) lo = std::max(lo, std::min(logs[a]->applied(), logs[b]->applied()));
       LogIndex hi = std::min(logs[a]->LastIndex(), logs[b]->LastIndex());
       bool matched = false;
       for (LogIndex i = hi; i >= lo && i > LogIndex(0); i = i - 1) {
@@ -530,7 +594,7 @@ void SimCluster::CheckLogMatching() {
   }
 }
 
-bool SimCluster::AllMembersCaughtUp(std::string* why) const {
+const SimCluster::Node* SimCluster::AnyLeaderNode() const {
   const Node* leader = nullptr;
   for (const auto& [id, n] : nodes_) {
     if (n->up && !n->replica->failed() &&
@@ -538,6 +602,11 @@ bool SimCluster::AllMembersCaughtUp(std::string* why) const {
       leader = n.get();
     }
   }
+  return leader;
+}
+
+bool SimCluster::AllMembersCaughtUp(std::string* why) const {
+  const Node* leader = AnyLeaderNode();
   if (leader == nullptr) {
     if (why != nullptr) *why = "no leader";
     return false;
@@ -555,6 +624,26 @@ bool SimCluster::AllMembersCaughtUp(std::string* why) const {
       }
       return false;
     }
+  }
+  return true;
+}
+
+bool SimCluster::ExpiredKeysCollected(int64_t overdue_ms, std::string* why) const {
+  if (!AllMembersCaughtUp(why)) return false;
+  const Node* leader = AnyLeaderNode();
+  const int64_t due_by = WallMs(leader->id) - overdue_ms;
+  for (NodeId id : leader->replica->raw_node().raft().config().AllIds()) {
+    auto it = nodes_.find(id);
+    if (it == nodes_.end() || !it->second->up || it->second->replica->failed()) continue;
+    const kv::Keyspace& ks = it->second->replica->state_machine().keyspace();
+    std::vector<std::string> late = ks.Expired(due_by, 1);
+    if (late.empty()) continue;
+    if (why != nullptr) {
+      *why = fmt::format("node {} still holds key '{}' that expired at {} (leader {}'s clock: {})",
+                         id.value(), late.front(), ks.FindRaw(late.front())->expire_ms,
+                         leader->id.value(), due_by + overdue_ms);
+    }
+    return false;
   }
   return true;
 }

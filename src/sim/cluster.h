@@ -11,7 +11,10 @@
 //  - committed entries are safe from elections: no node lacking a committed entry could win
 //    the votes of a quorum of live voters by the up-to-date rule (§5.4.1). This is Leader
 //    Completeness checked before any election happens, so an unsafe commit is caught at once;
-//  - log matching between every pair of live nodes (checked every few events: it is costly).
+//  - replicas that applied the same index hold equal state digests (checked at every index,
+//    so expiry must delete the same keys at the same index everywhere);
+//  - log matching between every pair of live nodes (checked every few events: it is costly;
+//    mostly above the entries both applied, which state machine safety already covers).
 // The first violation is recorded and the run is failed.
 //
 // Thread-safety: none.
@@ -43,7 +46,16 @@ struct ClusterOptions {
   double clock_drift_max = 0;  // each node's tick runs at a rate in [1-d, 1+d]
   int64_t fsync_min_ns = 100 * kMicro;
   int64_t fsync_max_ns = 1 * kMilli;
-  bool torn_writes = false;         // a crash may keep a torn prefix of unsynced bytes
+  bool torn_writes = false;  // a crash may keep a torn prefix of unsynced bytes
+  // Wall clocks (Unix ms) for timed commands and expiry: simulated time plus a fixed epoch
+  // (so that a wall time is never 0, which replicas read as "no clock") plus a per-node skew
+  // drawn uniformly in [-wall_skew_ms_max, +wall_skew_ms_max], as NTP leaves real clocks.
+  int64_t wall_epoch_ms = 1'700'000'000'000;
+  int64_t wall_skew_ms_max = 20;
+  // The leader's replicated expiry cycle: every expiry_every_ticks ticks it proposes the
+  // deletion of up to expiry_limit due keys (0 ticks: never).
+  int expiry_every_ticks = 2;
+  size_t expiry_limit = 100;
   cluster::ReplicaOptions replica;  // raft.id is set per node
   uint64_t cluster_id = 0x5359'4E4F'4400'0001ull;
 };
@@ -69,8 +81,15 @@ class SimCluster final : public cluster::ReplicaObserver {
 
   // Sends a client command to node `id`; `reply` runs later (after the reply's network hop)
   // or never if the node is down, paused for good, or the request is lost.
+  // A timed command (now_ms != 0) is stamped with the node's wall clock on arrival, as the
+  // server's front end stamps what a client sends.
   void Submit(NodeId id, const kv::Command& cmd, cluster::ReadMode mode,
               std::function<void(cluster::ClientReply)> reply);
+  // A read of any shape (Replica::SubmitRead), delivered like Submit.
+  void SubmitRead(NodeId id, cluster::ReadFn fn, cluster::ReadMode mode,
+                  std::function<void(cluster::ClientReply)> reply);
+  // The node's wall clock now (Unix ms): simulated time, the epoch and the node's skew.
+  int64_t WallMs(NodeId id) const;
 
   Status ProposeConfChange(NodeId via, const raft::ConfChange& cc);
   Status TransferLeadership(NodeId via, NodeId to);
@@ -96,12 +115,20 @@ class SimCluster final : public cluster::ReplicaObserver {
   // Whether a leader exists and every live, healthy member of its configuration has applied
   // everything the leader committed. When not, *why (if given) says who lags.
   bool AllMembersCaughtUp(std::string* why) const;
+  // Whether AllMembersCaughtUp and no live member holds a key whose expiry is more than
+  // `overdue_ms` behind the leader's wall clock (the leader's expiry cycle must have deleted
+  // it by now). When not, *why (if given) says which key lingers where.
+  bool ExpiredKeysCollected(int64_t overdue_ms, std::string* why) const;
+  // Fails the run with `what` (a client-side check, e.g. of the Redis workload's replies).
+  void ReportViolation(std::string what) { Violate(std::move(what)); }
   bool violated() const { return violation_.has_value(); }
   const std::string& violation() const { return *violation_; }
   // Commands (client id, seq) that some node applied: for "no acknowledged write lost".
   const std::set<std::pair<uint64_t, uint64_t>>& applied_commands() const {
     return applied_commands_;
   }
+  // kExpire entries applied, summed over nodes (the leader's expiry cycle at work).
+  uint64_t expiry_applies() const { return expiry_applies_; }
   // A running hash of everything that happened (messages, applies, faults): equal for two
   // runs of one seed.
   uint64_t trace_hash() const { return trace_hash_; }
@@ -123,9 +150,16 @@ class SimCluster final : public cluster::ReplicaObserver {
   // Runs fn on the node if it is still the same incarnation and up; holds it while paused.
   void OnNode(NodeId id, uint64_t incarnation, std::function<void()> fn, bool hold_if_paused);
   void Pump(Node& n);
+  // Gives the replica the current wall clock, before anything that may stamp with it.
+  void SetWallClock(Node& n);
+  // A live leader (the last in id order when several believe they lead), or nullptr.
+  const Node* AnyLeaderNode() const;
+  // A reply callback that delivers to `cb` after the network hop back to the client.
+  cluster::ReplyFn ReplyBack(std::shared_ptr<std::function<void(cluster::ClientReply)>> cb);
   void SendMessage(NodeId from, raft::Message m);
   void Violate(std::string what);
-  void CheckLogMatching();
+  void CheckLogMatching(bool full);
+  void CheckDigest(NodeId id, const kv::StateMachine& sm);
   void CheckLeaderCompleteness(NodeId leader, Term term);
   void CheckCommittedElectionSafe();
 
@@ -146,11 +180,14 @@ class SimCluster final : public cluster::ReplicaObserver {
     Term epoch;
   };
   std::map<LogIndex, Committed> committed_;
+  // The state digest some node had at each applied index, and which node.
+  std::map<LogIndex, std::pair<NodeId, uint64_t>> digest_at_;
   Term max_term_seen_;
   std::set<std::pair<uint64_t, uint64_t>> applied_commands_;
   std::optional<std::string> violation_;
   std::function<void(NodeId, Term)> on_leader_;
   uint64_t events_ = 0;
+  uint64_t expiry_applies_ = 0;
   uint64_t trace_hash_ = 0xcbf29ce484222325ull;
 };
 

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
+#include <set>
 
 #include "common/assert.h"
 #include "env/random.h"
 #include "sim/cluster.h"
 #include "sim/event_loop.h"
 #include "sim/network.h"
+#include "sim/redis_workload.h"
 #include "sim/workload.h"
 
 namespace synod::sim {
@@ -26,6 +29,9 @@ constexpr FaultName kFaultNames[] = {
 };
 
 constexpr uint64_t kEventsMax = 200'000'000;  // a bound on any run, whatever the seed
+// A key expired this long ago by the leader's clock must be gone from every member: the
+// leader proposes due keys every few ticks, so this leaves room for elections and retries.
+constexpr int64_t kExpiryOverdueMs = 5000;
 
 // Draws the per-seed configuration ("buggify"): timeouts, batch and window sizes, snapshot
 // frequency and read mode vary across seeds so that rare code paths run often.
@@ -38,12 +44,13 @@ struct Knobs {
     return fmt::format(
         "election_ticks={} heartbeat_ticks={} max_msg_bytes={} max_inflight={} prevote={} "
         "checkquorum={} reads={} drift_ticks={} snapshot_entries={} fsync_max_us={} "
-        "clock_drift={:.2f} torn={} loss={:.3f} dup={:.3f} latency_max_us={}",
+        "clock_drift={:.2f} wall_skew_ms={} tombstones_max={} torn={} loss={:.3f} dup={:.3f} "
+        "latency_max_us={}",
         r.election_ticks, r.heartbeat_ticks, r.max_msg_bytes, r.max_inflight_msgs, r.pre_vote,
         r.check_quorum, r.read_only_option == raft::ReadOnlyOption::kLeaseBased ? "lease" : "safe",
         r.lease_clock_drift_ticks, cluster.replica.snapshot_entries, cluster.fsync_max_ns / kMicro,
-        cluster.clock_drift_max, cluster.torn_writes, link.loss, link.duplicate,
-        link.latency_max_ns / kMicro);
+        cluster.clock_drift_max, cluster.wall_skew_ms_max, cluster.replica.kv.tombstones_max,
+        cluster.torn_writes, link.loss, link.duplicate, link.latency_max_ns / kMicro);
   }
 };
 
@@ -82,6 +89,12 @@ Knobs DrawKnobs(const SimOptions& o, env::Random& rng) {
   }
   k.workload.clients = o.clients;
   k.workload.keys = o.keys;
+  // Wall clock skew between nodes, for TTLs and expiry: none, NTP-like, or badly off.
+  const int64_t skews[] = {0, 20, 20, 250};
+  k.cluster.wall_skew_ms_max = skews[rng.Uniform(4)];
+  // Few WATCH tombstones: deletes evict them and raise the floor, so EXEC must judge watches
+  // older than the floor as changed.
+  if (rng.Chance(0.3)) k.cluster.replica.kv.tombstones_max = static_cast<size_t>(rng.Range(1, 4));
   return k;
 }
 
@@ -423,17 +436,27 @@ SimResult RunSimulation(const SimOptions& o) {
   Workload workload(&loop, &client_rng, &cluster, k.workload);
   env::Random fault_rng = rng.Fork();
   FaultInjector faults(&loop, &fault_rng, &cluster, &net, o.faults);
+  env::Random redis_rng = rng.Fork();
+  RedisWorkloadOptions ro;
+  ro.clients = o.redis_clients;
+  ro.wall_skew_ms_max = k.cluster.wall_skew_ms_max;
+  RedisWorkload redis(&loop, &redis_rng, &cluster, ro,
+                      [&](int64_t client, int64_t call_ns, std::optional<int64_t> return_ns) {
+                        workload.RecordFlush(client, call_ns, return_ns);
+                      });
+  auto idle = [&] { return workload.Idle() && redis.Idle(); };
 
   loop.SetAfterEvent([&] { cluster.CheckAfterEvent(); });
   cluster.Start();
   workload.Start(o.duration_ns);
+  redis.Start(o.duration_ns);
   faults.Start(o.duration_ns);
   uint64_t events = RunWhile(loop, cluster, o.duration_ns, [] { return false; });
 
   // Heal, settle, and read everything back.
   faults.HealAll();
   net.SetDefaultProfile(LinkProfile{});
-  events += RunWhile(loop, cluster, 30 * kSecond, [&] { return workload.Idle(); });
+  events += RunWhile(loop, cluster, 30 * kSecond, idle);
   events += RunWhile(loop, cluster, 3 * kSecond, [] { return false; });
   workload.StartFinalReads();
   events += RunWhile(loop, cluster, 60 * kSecond, [&] { return workload.Idle(); });
@@ -441,11 +464,19 @@ SimResult RunSimulation(const SimOptions& o) {
   // once left a follower behind forever while the majority kept serving).
   events +=
       RunWhile(loop, cluster, 30 * kSecond, [&] { return cluster.AllMembersCaughtUp(nullptr); });
+  // And the leader's expiry cycle deletes, everywhere, every key that expired a while ago.
+  events += RunWhile(loop, cluster, 10 * kSecond,
+                     [&] { return cluster.ExpiredKeysCollected(kExpiryOverdueMs, nullptr); });
   if (!cluster.violated()) cluster.CheckConverged();
+  redis.Abandon();  // a FLUSHALL still in flight goes into the history as unknown
 
   res.events = events;
   res.ops_ok = workload.ops_ok();
   res.ops_unknown = workload.ops_unknown();
+  res.redis_ops_ok = redis.ops_ok();
+  res.redis_execs_committed = redis.execs_committed();
+  res.redis_execs_aborted = redis.execs_aborted();
+  res.expiry_applies = cluster.expiry_applies();
   res.faults_injected = faults.injected();
   res.history = workload.history();
   res.trace_hash = cluster.trace_hash();
@@ -465,7 +496,14 @@ SimResult RunSimulation(const SimOptions& o) {
     res.failure = "liveness: 30 s after every fault healed, " + why;
     return res;
   }
-  for (const auto& w : workload.acked_writes()) {
+  if (std::string why; !cluster.ExpiredKeysCollected(kExpiryOverdueMs, &why)) {
+    res.passed = false;
+    res.failure = "expiry: 10 s after every member caught up, " + why;
+    return res;
+  }
+  std::set<std::pair<uint64_t, uint64_t>> acked = workload.acked_writes();
+  acked.insert(redis.acked_writes().begin(), redis.acked_writes().end());
+  for (const auto& w : acked) {
     if (!cluster.applied_commands().count(w)) {
       res.passed = false;
       res.failure = fmt::format("acknowledged write lost: client {} seq {} was never applied",

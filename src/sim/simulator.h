@@ -48,6 +48,7 @@ struct SimOptions {
   std::string bug;                       // "" or one of KnownBugs()
   int clients = 6;
   int keys = 3;
+  int redis_clients = 2;                  // background Redis clients (RedisWorkload), not checked
   uint64_t check_steps_max = 20'000'000;  // linearizability search budget
   bool verbose = false;                   // log the cluster's events to stderr
 };
@@ -62,6 +63,10 @@ struct SimResult {
   uint64_t events = 0;
   uint64_t ops_ok = 0;
   uint64_t ops_unknown = 0;
+  uint64_t redis_ops_ok = 0;  // the background Redis workload's completed operations
+  uint64_t redis_execs_committed = 0;
+  uint64_t redis_execs_aborted = 0;  // EXECs refused because a watched key changed
+  uint64_t expiry_applies = 0;       // kExpire entries applied, summed over nodes
   uint64_t faults_injected = 0;
   std::string knobs;  // the randomized configuration of this seed, for the report
 };

@@ -8,6 +8,8 @@ namespace {
 
 std::string KeyName(int k) { return "k" + std::to_string(k); }
 
+}  // namespace
+
 bool CertainlyNotApplied(Code c) {
   switch (c) {
     case Code::kProposalDropped:
@@ -21,8 +23,6 @@ bool CertainlyNotApplied(Code c) {
       return false;
   }
 }
-
-}  // namespace
 
 Workload::Workload(EventLoop* loop, env::Random* rng, SimCluster* cluster, WorkloadOptions opts)
     : loop_(loop), rng_(rng), cluster_(cluster), opts_(opts) {
@@ -48,6 +48,19 @@ void Workload::StartFinalReads() {
     c.final_phase = true;
     for (int k = 0; k < opts_.keys; ++k) c.final_keys.push_back(KeyName(k));
     if (!c.busy) loop_->After(0, [this, i] { Next(i); });
+  }
+}
+
+void Workload::RecordFlush(int64_t client, int64_t call_ns, std::optional<int64_t> return_ns) {
+  for (int k = 0; k < opts_.keys; ++k) {
+    check::Operation rec;
+    rec.client = client;
+    rec.type = check::OpType::kDel;
+    rec.key = KeyName(k);
+    rec.call_ns = call_ns;
+    rec.return_ns = return_ns.value_or(0);
+    rec.unknown = !return_ns.has_value();
+    history_.push_back(std::move(rec));
   }
 }
 
@@ -155,9 +168,14 @@ void Workload::OnReply(int c, uint64_t attempt, const cluster::ClientReply& r) {
   if (attempt != cl.attempt) return;
   if (r.status.ok() && r.reply.code == kv::ReplyCode::kSessionExpired) {
     // The state machine no longer knows this client (its first command never applied, or the
-    // session was evicted): continue as a new client. The command was not applied.
+    // session was evicted): continue as a new client. This attempt was not applied, but an
+    // earlier one still in flight may be, later, under the old id (seq 1 applied late opens the
+    // session): then retrying under a new id could apply the operation twice, and the old
+    // attempt's success would name a command that never ran. So unless every earlier attempt
+    // was certainly refused, the operation ends with an unknown outcome.
     cl.client_id += 1000;
-    cl.seq = 1;
+    cl.seq = cl.maybe_applied ? 0 : 1;
+    if (cl.maybe_applied) return Finish(c, nullptr);
     cl.cmd.client_id = cl.client_id;
     cl.cmd.seq = 1;
   } else if (!r.status.ok() && CertainlyNotApplied(r.status.code())) {

@@ -24,6 +24,10 @@
 
 namespace synod::sim {
 
+// Whether a refusal with this code means the command certainly never entered the log (so a
+// retry cannot apply it twice and its sequence number may be reused).
+bool CertainlyNotApplied(Code c);
+
 struct WorkloadOptions {
   int clients = 6;
   int keys = 3;
@@ -43,6 +47,11 @@ class Workload {
   // in these reads.
   void StartFinalReads();
   bool Idle() const;
+  // Another client's FLUSHALL (RedisWorkload) deleted every key between call_ns and
+  // return_ns, or may have after call_ns (nullopt): recorded as a delete of each checked key,
+  // so the checker knows of it. A FLUSHALL is atomic; per-key deletes are what a per-key
+  // checker can use of it.
+  void RecordFlush(int64_t client, int64_t call_ns, std::optional<int64_t> return_ns);
 
   const check::History& history() const { return history_; }
   // Writes acknowledged OK, by (client id, seq): each must have been applied.
