@@ -55,11 +55,13 @@ test: deps lint format-check
 	$(MAKE) test-asan
 	$(MAKE) fuzz-smoke
 
-# libFuzzer on the RESP parser: `make fuzz` for as long as FUZZ_SECONDS (default 600);
+# libFuzzer on the RESP parser and on the kv Redis command executor, half the time each:
+# `make fuzz` for as long as FUZZ_SECONDS (default 600; FUZZ_TARGET=resp or kv for one only);
 # `make fuzz-smoke` (part of `make test`) for 30 s.
 FUZZ_SECONDS ?= 600
+FUZZ_TARGET ?= all
 fuzz: deps
-	scripts/fuzz.sh $(FUZZ_SECONDS)
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGET)
 
 fuzz-smoke: deps
 	scripts/fuzz.sh 30

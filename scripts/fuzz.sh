@@ -1,27 +1,66 @@
 #!/usr/bin/env bash
-# Builds the RESP codec's libFuzzer target (fuzz/) with clang and runs it.
+# Builds the libFuzzer targets (fuzz/) with clang and runs them, one after the other.
 #
-#   scripts/fuzz.sh [SECONDS]    (default 60)
+#   scripts/fuzz.sh [SECONDS] [resp|kv|all]    (default 60, all)
 #
-# The corpus lives in build/fuzz/corpus, seeded from fuzz/corpus/ on every run, so coverage
-# found by earlier runs is kept. A crash leaves its input in build/fuzz/artifacts/ and makes
-# this script exit non-zero; reproduce it with build/fuzz/resp_fuzz <file>.
+# resp: resp_fuzz, the RESP codec; kv: kv_fuzz, the Redis command executor of the kv state
+# machine. `all` runs both and gives each half of SECONDS (`scripts/fuzz.sh 30`: 15 s each).
+#
+# Each target's corpus lives in build/fuzz/, seeded from fuzz/ on every run, so coverage found
+# by earlier runs is kept: build/fuzz/corpus from fuzz/corpus/ (resp), build/fuzz/kv_corpus
+# from fuzz/kv_corpus/ (kv). A crash leaves its input in build/fuzz/artifacts/ as
+# resp-crash-* or kv-crash-* and makes this script exit non-zero; reproduce it with
+# build/fuzz/resp_fuzz <file> or build/fuzz/kv_fuzz <file> (KV_FUZZ_TRACE=1 prints each
+# command and its reply).
 set -euo pipefail
 
 seconds="${1:-60}"
+target="${2:-all}"
+case "$target" in
+  resp | kv | all) ;;
+  *)
+    echo "usage: $0 [SECONDS] [resp|kv|all]" >&2
+    exit 2
+    ;;
+esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build/fuzz"
 
 CXX="${CXX:-clang++}" cmake -S "$root/fuzz" -B "$build" -G Ninja
 cmake --build "$build"
+mkdir -p "$build/artifacts"
 
-mkdir -p "$build/corpus" "$build/artifacts"
-cp "$root"/fuzz/corpus/* "$build/corpus/"
+# run_resp SECONDS / run_kv SECONDS. -max_total_time=0 would mean "forever": at least 1.
+run_resp() {
+  mkdir -p "$build/corpus"
+  cp "$root"/fuzz/corpus/* "$build/corpus/"
+  # -max_len: long enough for a bulk of 32 KiB, the size read straight into its argument.
+  "$build/resp_fuzz" "$build/corpus" \
+    -max_total_time="$(($1 > 0 ? $1 : 1))" \
+    -max_len=40000 \
+    -dict="$root/fuzz/resp.dict" \
+    -artifact_prefix="$build/artifacts/resp-" \
+    -print_final_stats=1
+}
 
-# -max_len: long enough for a bulk of 32 KiB, the size read straight into its argument.
-exec "$build/resp_fuzz" "$build/corpus" \
-  -max_total_time="$seconds" \
-  -max_len=40000 \
-  -dict="$root/fuzz/resp.dict" \
-  -artifact_prefix="$build/artifacts/" \
-  -print_final_stats=1
+run_kv() {
+  mkdir -p "$build/kv_corpus"
+  cp "$root"/fuzz/kv_corpus/* "$build/kv_corpus/"
+  # -max_len: up to 64 commands of small arguments; long values come from the "\xff" N
+  # expansion (see fuzz/kv_fuzz.cc), so LCS and SCAN stay fast per input.
+  "$build/kv_fuzz" "$build/kv_corpus" \
+    -max_total_time="$(($1 > 0 ? $1 : 1))" \
+    -max_len=4096 \
+    -dict="$root/fuzz/kv.dict" \
+    -artifact_prefix="$build/artifacts/kv-" \
+    -print_final_stats=1
+}
+
+case "$target" in
+  resp) run_resp "$seconds" ;;
+  kv) run_kv "$seconds" ;;
+  all)
+    run_resp "$((seconds / 2))"
+    run_kv "$((seconds - seconds / 2))"
+    ;;
+esac

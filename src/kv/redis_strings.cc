@@ -311,10 +311,14 @@ Reply IncrDecr(Keyspace& ks, const std::string& key, int64_t incr, const ExecCon
     return Reply::Err("ERR increment or decrement would overflow");
   }
   const int64_t result = old + incr;
+  // Up to 20 bytes, which may exceed a small value_bytes_max: a stored value above it would
+  // make the state unloadable (snapshots refuse it), so refuse as the legacy INCR op does.
+  std::string text = FormatInt64(result);
+  if (text.size() > ctx.value_bytes_max) return TooLarge();
   if (v == nullptr) {
-    ks.Put(key, FormatInt64(result), 0);
+    ks.Put(key, std::move(text), 0);
   } else {
-    v->bytes = FormatInt64(result);
+    v->bytes = std::move(text);
     ks.Modified(key, *v);
   }
   return Reply::Int(result);

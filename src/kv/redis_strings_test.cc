@@ -599,5 +599,24 @@ TEST_F(RedisStringsTest, CommandTableAndArity) {
   }
 }
 
+// Found by fuzz/kv_fuzz (fuzz/kv_corpus/crash_incr_above_value_max): with a value_bytes_max
+// below 20, DECRBY stored a 16-digit result above it, a value no snapshot would load. Counters
+// now refuse a result longer than the limit, as the legacy INCR op does, and change nothing.
+TEST_F(RedisStringsTest, CountersRespectValueLimit) {
+  ctx_.value_bytes_max = 12;
+  EXPECT_EQ(W({"decrby", "n", "-9223372036854770"}), kTooLarge);
+  EXPECT_EQ(Find("n"), nullptr);
+  EXPECT_EQ(W({"incrby", "n", "999999999999"}), ":999999999999");  // 12 digits fit
+  EXPECT_EQ(W({"incr", "n"}), kTooLarge);
+  EXPECT_EQ(R({"get", "n"}), "\"999999999999\"");
+  EXPECT_EQ(VersionOf("n"), LogIndex(index_ - 1));
+  EXPECT_EQ(W({"decrby", "n", "1999999999999"}), kTooLarge);  // "-1000000000000" is 14 bytes
+  EXPECT_EQ(W({"decr", "n"}), ":999999999998");
+  ctx_.value_bytes_max = 1;
+  EXPECT_EQ(W({"incr", "m"}), ":1");
+  EXPECT_EQ(W({"decrby", "m", "2"}), kTooLarge);  // "-1"
+  EXPECT_EQ(R({"get", "m"}), "\"1\"");
+}
+
 }  // namespace
 }  // namespace synod::kv
