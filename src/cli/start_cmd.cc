@@ -39,6 +39,7 @@ struct StartFlags {
   int heartbeat_ticks = 2;
   int64_t request_timeout_ms = 5000;
   uint64_t snapshot_entries = 10000;
+  uint64_t state_flush_entries = 1000;
   bool lease_reads = false;
   bool no_fsync = false;
   uint64_t max_clients = 10000;
@@ -217,6 +218,7 @@ int RunStart(const StartFlags& f) {
   opts.host.heartbeat_ticks = f.heartbeat_ticks;
   opts.host.request_timeout_ms = f.request_timeout_ms;
   opts.host.snapshot_entries = f.snapshot_entries;
+  opts.host.state_flush_entries = f.state_flush_entries;
   opts.host.lease_reads = f.lease_reads;
   opts.host.rocks.sync = !f.no_fsync;
   opts.resp.listen_address = f.client;
@@ -281,6 +283,11 @@ void AddStartCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--snapshot-entries", f->snapshot_entries,
                   "Snapshot and compact the log every this many applied entries")
+      ->capture_default_str();
+  cmd->add_option("--state-flush-entries", f->state_flush_entries,
+                  "Write the applied state to the database every this many entries (the log "
+                  "covers the rest; a restart replays it)")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_flag("--lease-reads", f->lease_reads,
                 "Serve linearizable reads from a leader lease instead of ReadIndex");

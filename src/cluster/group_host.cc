@@ -159,6 +159,7 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   ro.request_timeout_ticks =
       static_cast<int>(std::max<int64_t>(1, h->opts_.request_timeout_ms / h->opts_.tick_ms));
   ro.snapshot_entries = h->opts_.snapshot_entries;
+  ro.state_flush_entries = h->opts_.state_flush_entries;
   ro.sync_mode = ReplicaOptions::SyncMode::kHost;
 
   env::PeerTransportOptions to;
@@ -282,6 +283,7 @@ void GroupHost::Stop() {
   // The state applied since the last write waits for the next one; a clean stop writes it, so
   // that the next start replays no entries it need not (after a crash it replays them).
   if (store_ && store_->failure().ok()) {
+    if (replica_) replica_->FlushState();
     const Status s = store_->Sync();
     if (!s.ok()) logger_.Warn("event=final_sync_failed error=\"{}\"", s.ToString());
   }

@@ -62,6 +62,7 @@ struct HostOptions {
   int heartbeat_ticks = 2;
   int64_t request_timeout_ms = 5000;
   uint64_t snapshot_entries = 10000;
+  uint64_t state_flush_entries = 1000;  // see ReplicaOptions
   // A learner whose match index is within this many entries of the leader's last index is
   // promoted to voter.
   uint64_t promote_lag_entries_max = 64;

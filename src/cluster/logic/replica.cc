@@ -311,7 +311,7 @@ void Replica::FinishReady() {
     if (observer_ != nullptr) observer_->OnSnapshot(id_, ready_.snapshot->meta);
   }
   ApplyCommitted(ready_.committed_entries);
-  StageStateChanges();
+  StageStateChanges(/*force=*/false);
   node_->Advance(ready_);
   ready_ = raft::Ready{};
   ServeReads();
@@ -321,8 +321,15 @@ void Replica::FinishReady() {
 // The state applied by this Ready goes to the store's next write (the next Ready's, or a
 // compaction's). The entries it came from are durable already, so a crash before that write
 // only means replaying them; what matters is that data and applied index travel together.
-void Replica::StageStateChanges() {
+void Replica::StageStateChanges(bool force) {
   if (!wal_->persists_state()) return;
+  const LogIndex applied = sm_.applied_index();
+  const uint64_t behind =
+      applied > wal_->state_applied() ? applied.value() - wal_->state_applied().value() : 0;
+  if (!force && !state_reset_pending_ &&
+      behind < std::max<uint64_t>(opts_.state_flush_entries, 1)) {
+    return;  // the log holds what was applied since; a restart replays it
+  }
   kv::StateChanges c = sm_.TakeChanges();
   if (c.applied == wal_->state_applied() && !c.reset && !state_reset_pending_) {
     SYNOD_ASSERT(c.data.empty() && c.sessions.empty());
@@ -335,6 +342,11 @@ void Replica::StageStateChanges() {
   w.applied = c.applied;
   w.meta = std::move(c.meta);
   wal_->StageState(w);
+}
+
+void Replica::FlushState() {
+  if (failed()) return;
+  StageStateChanges(/*force=*/true);
 }
 
 void Replica::SendAll(std::vector<raft::Message>& msgs) {

@@ -72,6 +72,11 @@ struct ReplicaOptions {
   // Take a snapshot and compact the log once this many entries were applied since the last
   // one. Default 10000.
   uint64_t snapshot_entries = 10000;
+  // With a store that persists_state(): stage the state machine's changes into the store only
+  // once this many entries were applied since the last staging (and at FlushState). The log
+  // holds those entries, so a restart replays them; meanwhile a key or session written many
+  // times is written to the store once. 1 stages after every Ready. Default 1000.
+  uint64_t state_flush_entries = 1000;
   kv::Options kv;
   ReplicaBugs bugs;
   enum class SyncMode : uint8_t { kReplica, kHost };
@@ -139,6 +144,9 @@ class Replica {
   // kHost sync mode: the host's durable write of the current Ready failed. The replica fails
   // (failed() is set) exactly as if its own Sync() had.
   void FailStorage(const Status& s);
+  // Stages every state change not yet staged (see ReplicaOptions::state_flush_entries) into
+  // the store's next write: at shutdown, so that a restart replays nothing.
+  void FlushState();
   // The failure that stopped this replica (OK while healthy).
   const Status& failure() const { return failure_; }
   // Membership and leadership operations (replies OK when accepted, not when done).
@@ -178,7 +186,7 @@ class Replica {
 
   Status LoadStoredState();
   Status ReplayConfChanges(LogIndex after, LogIndex upto);
-  void StageStateChanges();
+  void StageStateChanges(bool force);
   void SubmitWrite(const kv::Command& cmd, ReplyFn reply);
   void RestampForwarded(raft::Message& m);
   // Answers `reply` and returns true when the replica failed or is at its pending bound.
