@@ -20,5 +20,8 @@ uint32_t Crc32c(std::string_view data);
 // The CRC-32C of a ++ data, given crc == Crc32c(a): checksums data held in pieces without
 // concatenating them. Crc32cExtend(0, data) == Crc32c(data).
 uint32_t Crc32cExtend(uint32_t crc, std::string_view data);
+// The same function computed by the table alone. Crc32cExtend uses the CPU's crc32 instruction
+// when it has one (SSE4.2); tests compare the two.
+uint32_t Crc32cExtendPortable(uint32_t crc, std::string_view data);
 
 }  // namespace synod::storage
