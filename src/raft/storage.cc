@@ -51,7 +51,17 @@ LogIndex MemoryStorage::FirstIndex() const { return ents_[0].index + 1; }
 
 LogIndex MemoryStorage::LastIndex() const { return ents_[0].index + (ents_.size() - 1); }
 
-Result<Snapshot> MemoryStorage::GetSnapshot() const { return snapshot_; }
+Result<Snapshot> MemoryStorage::GetSnapshot() const {
+  if (source_ && snapshot_.meta.index > LogIndex(0)) {
+    Result<Snapshot> built = source_();
+    if (built.ok()) {
+      SYNOD_ASSERT_MSG(built->meta.index >= snapshot_.meta.index,
+                       "a built snapshot is older than the stored one");
+    }
+    return built;
+  }
+  return snapshot_;
+}
 
 Status MemoryStorage::ApplySnapshot(Snapshot snap) {
   // Like etcd, a storage that never had a snapshot accepts any, including one at index 0: an

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -55,7 +56,16 @@ class MemoryStorage final : public Storage {
   Result<Term> TermAt(LogIndex i) const override;
   LogIndex FirstIndex() const override;
   LogIndex LastIndex() const override;
+  // The stored snapshot, or, when a source is set and a snapshot was taken, what the source
+  // builds (see set_snapshot_source).
   Result<Snapshot> GetSnapshot() const override;
+
+  // A host whose state machine persists itself (the real node) compacts without storing an
+  // image (CreateSnapshot with empty data) and builds one only when Raft must send it: the
+  // source returns a snapshot of the state as it is then — at an index at or after the stored
+  // snapshot's, so the entries that follow it are still in the log.
+  using SnapshotSource = std::function<Result<Snapshot>()>;
+  void set_snapshot_source(SnapshotSource source) { source_ = std::move(source); }
 
   void SetHardState(const HardState& hs) { hard_state_ = hs; }
   const HardState& hard_state() const { return hard_state_; }
@@ -81,6 +91,7 @@ class MemoryStorage final : public Storage {
  private:
   HardState hard_state_;
   Snapshot snapshot_;
+  SnapshotSource source_;
   // ents_[0] is the dummy entry at FirstIndex()-1 (term known, no data).
   std::vector<Entry> ents_;
 };

@@ -113,6 +113,9 @@ class LogStore {
   // The meta bytes of the stored state as of Open plus every StageState since; "" if none
   // were ever stored (no state, or a store written before meta existed).
   virtual std::string state_meta() const { return {}; }
+  // Stores that persists_state(): Compact may be given an empty image; Raft then gets its
+  // snapshots from `source` when it must send one (raft::MemoryStorage::set_snapshot_source).
+  virtual void SetSnapshotSource(raft::MemoryStorage::SnapshotSource source) { (void)source; }
   // Reads the stored state (as of the last write) back; kCorruption when a record fails its
   // checksum or is malformed. Stores that keep no state call nothing and return OK.
   virtual Status ForEachState(const StateDataFn& data_fn, const StateSessionFn& session_fn) const {

@@ -172,6 +172,9 @@ class RocksStorage final : public LogStore {
   // The applied index read at Open (0 if none) or last staged.
   LogIndex state_applied() const override { return state_applied_; }
   std::string state_meta() const override { return state_meta_; }
+  void SetSnapshotSource(raft::MemoryStorage::SnapshotSource source) override {
+    memory_.set_snapshot_source(std::move(source));
+  }
   // Calls data_fn for each stored key in key order, then session_fn for each stored session
   // in client id order, as of the last write (staged changes not included). kCorruption,
   // naming the record, when one fails its checksum; otherwise the first non-OK status of a

@@ -35,6 +35,14 @@ Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, env::Trans
   if (from_store) {
     SYNOD_RETURN_IF_ERROR(r->LoadStoredState());
   } else {
+    if (wal->persists_state() && snap.meta.index > LogIndex(0) && snap.data.empty()) {
+      // Compaction stores no image when the state persists itself, and writes that state in
+      // the same batch: an older state beside an imageless snapshot cannot happen.
+      return Status::Corruption("replica: the snapshot at index " +
+                                std::to_string(snap.meta.index.value()) +
+                                " has no image and the stored state (applied " +
+                                std::to_string(wal->state_applied().value()) + ") is older");
+    }
     if (!snap.data.empty()) {
       Status s = r->sm_.Restore(snap.data);
       if (!s.ok()) {
@@ -54,7 +62,31 @@ Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, env::Trans
   if (!node.ok()) return node.status();
   r->node_ = std::move(node).value();
   if (from_store) SYNOD_RETURN_IF_ERROR(r->ReplayConfChanges(snap.meta.index, rc.applied));
+  if (wal->persists_state()) {
+    wal->SetSnapshotSource([raw = r.get()] { return raw->BuildSnapshot(); });
+    r->snapshot_source_set_ = true;
+  }
   return r;
+}
+
+Replica::~Replica() {
+  if (snapshot_source_set_) wal_->SetSnapshotSource(nullptr);
+}
+
+// The snapshot Raft sends a lagging follower, built when needed from the state as it is (see
+// MaybeCompact): its index is the applied index, whose entry and configuration Raft knows.
+Result<raft::Snapshot> Replica::BuildSnapshot() const {
+  const LogIndex applied = sm_.applied_index();
+  Result<Term> term = node_->raft().log().TermAt(applied);
+  if (!term.ok()) {
+    return Status::Unavailable("replica: no term for the applied index " +
+                               std::to_string(applied.value()) + ": " + term.status().ToString());
+  }
+  raft::Snapshot snap;
+  snap.meta = raft::SnapshotMeta{applied, *term, node_->raft().config().ToConfState()};
+  snap.data = sm_.Snapshot();
+  logger_.Info("event=snapshot_built index={} bytes={}", applied.value(), snap.data.size());
+  return snap;
 }
 
 Status Replica::LoadStoredState() {
@@ -460,11 +492,21 @@ void Replica::ExpireRequests() {
   }
 }
 
+// With a store that persists the state machine, compaction stores no image: the state up to
+// the applied index is staged into the same write (so the store's state is never older than
+// the snapshot), and an image is built only when a follower needs one (BuildSnapshot). Else
+// the image is the snapshot's data.
 void Replica::MaybeCompact() {
   LogIndex applied = sm_.applied_index();
   if (applied.value() < snapshot_index_.value() + opts_.snapshot_entries) return;
   raft::ConfState cs = node_->raft().config().ToConfState();
-  Status s = wal_->Compact(applied, cs, sm_.Snapshot());
+  std::string image;
+  if (wal_->persists_state()) {
+    StageStateChanges(/*force=*/true);
+  } else {
+    image = sm_.Snapshot();
+  }
+  Status s = wal_->Compact(applied, cs, std::move(image));
   if (!s.ok()) {
     Fail(s);
     return;

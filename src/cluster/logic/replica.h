@@ -118,6 +118,8 @@ class Replica {
                                                  storage::LogStore* wal, ReplicaObserver* observer,
                                                  Logger logger);
 
+  ~Replica();
+
   void Tick();
   // The host's wall clock (Unix ms), for stamping: a leader replaces the time a follower put on
   // a forwarded timed command (kv kRedis/kBatch/kExpire now_ms) by this one. 0 (the default,
@@ -187,6 +189,7 @@ class Replica {
   Status LoadStoredState();
   Status ReplayConfChanges(LogIndex after, LogIndex upto);
   void StageStateChanges(bool force);
+  Result<raft::Snapshot> BuildSnapshot() const;
   void SubmitWrite(const kv::Command& cmd, ReplyFn reply);
   void RestampForwarded(raft::Message& m);
   // Answers `reply` and returns true when the replica failed or is at its pending bound.
@@ -214,6 +217,7 @@ class Replica {
 
   uint64_t tick_ = 0;
   int64_t wall_clock_ms_ = 0;
+  bool snapshot_source_set_ = false;  // the store builds snapshots through BuildSnapshot
   Status failure_;
   bool persisting_ = false;
   raft::Ready ready_;  // the Ready between BeginReady and FinishReady
