@@ -6,7 +6,7 @@ DEBUG := build/debug
 ASAN := build/asan
 
 .PHONY: all deps build debug asan test test-release test-asan lint format format-check run \
-        sim run-scripts bench-raft fuzz fuzz-smoke clean
+        sim run-scripts bench-raft bench bench-quick fuzz fuzz-smoke clean
 
 all: build
 
@@ -88,6 +88,16 @@ run-scripts: build
 
 bench-raft: build
 	$(RELEASE)/bench/raft_bench
+
+# `make bench` (several minutes) / `make bench-quick` (about a minute): Synod against a 3-member
+# etcd cluster and a durable Redis (appendfsync always) on loopback, the same workloads on each;
+# rewrites docs/benchmarks.md, its plots in docs/bench/ and README.md's headline ratios. Installs
+# etcd, Redis, gnuplot and gRPC (for the etcd driver in bench/etcd) first. scripts/bench/run.py.
+bench: build
+	/usr/bin/python3 scripts/bench/run.py
+
+bench-quick: build
+	/usr/bin/python3 scripts/bench/run.py --quick
 
 clean:
 	rm -rf build

@@ -105,6 +105,13 @@ nlohmann::json ToJson(const RunOptions& o, const RunResult& r) {
                      {"max", Ms(h.max())},
                      {"min", Ms(h.min())},
                      {"mean", h.mean() / 1e6}};
+  // The latency distribution as [percentile, ms] pairs, for CDF plots (docs/benchmarks.md).
+  nlohmann::json cdf = nlohmann::json::array();
+  for (double p : {0.0,  1.0,  5.0,  10.0, 20.0, 30.0, 40.0, 50.0,  60.0,  70.0, 80.0,
+                   90.0, 95.0, 97.0, 98.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0}) {
+    cdf.push_back({p, p == 0 ? Ms(h.min()) : Ms(h.ValueAtPercentile(p))});
+  }
+  j["cdf_ms"] = cdf;
   j["connects"] = c.connects;
   j["backlog"] = r.backlog;
   j["interrupted"] = r.interrupted;

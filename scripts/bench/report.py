@@ -1,0 +1,415 @@
+"""The report of `make bench` (scripts/bench/run.py): docs/benchmarks.md, the PNG plots in
+docs/bench/ (Debian's gnuplot) and README.md's headline paragraph between its bench markers.
+
+write_all(results, target) is the entry point; results is what build/bench/results.json holds.
+Standard library only.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+PLOTS = DOCS / "bench"
+DATA = ROOT / "build" / "bench" / "plot"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+SYSTEMS = ["synod", "etcd", "redis"]
+LABEL = {"synod": "Synod (3 nodes)", "etcd": "etcd (3 members)", "redis": "Redis (1 node, AOF always)"}
+
+# Targets from the issue: reported, not asserted.
+TARGET_WRITE_VS_ETCD = 10.0
+TARGET_WRITE_VS_REDIS = 0.5
+TARGET_READ_VS_REDIS = 0.5
+TARGET_P99_MS = 5.0
+TARGET_FAILOVER_MS = 1000.0
+TARGET_IDLE_RSS_MB = 50.0
+
+
+def ops(r: Optional[dict[str, Any]]) -> Optional[float]:
+    return None if r is None else r.get("ops_per_sec")
+
+
+def fmt_ops(v: Optional[float]) -> str:
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def fmt_ms(v: Optional[float]) -> str:
+    return "—" if v is None else (f"{v:.2f}" if v < 100 else f"{v:,.0f}")
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return None if a is None or not b else a / b
+
+
+def fmt_ratio(v: Optional[float]) -> str:
+    return "—" if v is None else f"{v:.2f}×"
+
+
+def get(results: dict[str, Any], system: str, *path: str) -> Any:
+    node: Any = results.get(system)
+    for p in path:
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def mb(kb: Optional[int]) -> str:
+    return "—" if kb is None else f"{kb / 1024:.1f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def gnuplot(script: str) -> None:
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def plot_throughput(results: dict[str, Any]) -> None:
+    lines = []
+    for s in SYSTEMS:
+        writes = get(results, s, "writes") or {}
+        if not writes:
+            continue
+        dat = DATA / f"writes-{s}.dat"
+        dat.write_text("".join(f"{c} {w['ops_per_sec']:.1f}\n"
+                               for c, w in sorted(writes.items(), key=lambda kv: int(kv[0]))))
+        lines.append(f"'{dat}' using 1:2 with linespoints lw 2 pt 7 title '{LABEL[s]}'")
+    gnuplot(f"""set terminal pngcairo size 900,560 font 'DejaVu Sans,11'
+set output '{PLOTS / "writes.png"}'
+set title 'Write throughput (SET / Put, 8-byte keys, 256-byte values, fsync on)'
+set xlabel 'concurrent clients'
+set ylabel 'acknowledged writes per second'
+set logscale x 2
+set logscale y 10
+set xtics (1, 4, 16, 64, 256)
+set xrange [0.8:320]
+set grid
+set key top left
+plot {", ".join(lines)}
+""")
+
+
+def plot_cdf(results: dict[str, Any]) -> None:
+    lines = []
+    for s in SYSTEMS:
+        cdf = get(results, s, "latency", "cdf_ms")
+        if not cdf:
+            continue
+        dat = DATA / f"cdf-{s}.dat"
+        dat.write_text("".join(f"{max(ms, 0.001):.4f} {p}\n" for p, ms in cdf))
+        rate = get(results, s, "half_load_rate") or 0
+        lines.append(f"'{dat}' using 1:2 with linespoints lw 2 pt 7 ps 0.6 "
+                     f"title '{LABEL[s]} at {rate:,.0f}/s'")
+    gnuplot(f"""set terminal pngcairo size 900,560 font 'DejaVu Sans,11'
+set output '{PLOTS / "latency-cdf.png"}'
+set title 'Write latency at half of each system''s maximum throughput (open loop, 256 clients)'
+set xlabel 'latency (ms, log scale)'
+set ylabel 'percent of requests at or below'
+set logscale x 10
+set yrange [0:100]
+set grid
+set key bottom right
+plot {", ".join(lines)}
+""")
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def machine_section(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    return f"""## The machine
+
+| | |
+|---|---|
+| CPU | {m['cores']} cores, {m['cpu']} |
+| memory | {m['mem_gib']} GiB |
+| kernel | Linux {m['kernel']} (Debian {m['os']}) |
+| disk of the data directories | `{m['findmnt']}`; `{m['lsblk'] or '?'}` (lsblk: NAME SIZE ROTA TYPE MODEL) |
+| load average at start | {' / '.join(f'{x:.2f}' for x in m['load_before'])} (1/5/15 min; the machine is shared) |
+| etcd | {m['etcd']} (Debian's etcd-server) |
+| Redis | {m['redis']} (Debian's redis-server) |
+
+```
+{m['df']}
+```
+
+Everything runs on this one machine over loopback (127.0.0.1): all nodes of a system, and
+its load generator, share the {m['cores']} cores. One system runs at a time.
+"""
+
+
+def commands_section(r: dict[str, Any], target: str) -> str:
+    mode = r["mode"]
+    d, w = mode["duration"], mode["warmup"]
+    return f"""## What ran, exactly
+
+`make {target}` ({'one run per point' if mode['reps'] == 1 else f"{mode['reps']} runs per point, the median reported"};
+{d:g} s measured per point after {w:g} s of warmup; {mode['trials']} failover trials per system;
+{r['seconds']} s in all). The systems, one at a time, each in a fresh directory under
+`build/bench/`:
+
+```
+# etcd: 3 members, fsync on (the default); member i = 1..3: CLIENT = 23378+i, PEER = 23478+i
+etcd --name e$i --data-dir build/bench/etcd/e$i \\
+     --listen-client-urls http://127.0.0.1:$CLIENT --advertise-client-urls http://127.0.0.1:$CLIENT \\
+     --listen-peer-urls http://127.0.0.1:$PEER --initial-advertise-peer-urls http://127.0.0.1:$PEER \\
+     --initial-cluster e1=http://127.0.0.1:23479,e2=http://127.0.0.1:23480,e3=http://127.0.0.1:23481 \\
+     --initial-cluster-state new --initial-cluster-token synod-bench \\
+     --quota-backend-bytes 8589934592     # the only change: room for every run's revisions
+# Redis: one durable node
+redis-server --port 26479 --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \\
+     --dir build/bench/redis --daemonize no
+# Synod: 3 nodes (clients 25001-25003), fsync always on
+build/release/src/cli/synod up --nodes 3 --dir build/bench/synod --base-port 25001
+```
+
+The workloads (K = 100000 keys of 8 bytes, 256-byte values, one request outstanding per client):
+
+```
+# writes, C = 1, 16, 64, 256
+synod bench --host LEADER --clients C --read-fraction 0 --keys 100000 --key-size 8 \\
+     --value-size 256 --duration {d:g}s --warmup {w:g}s --json               # Synod (leader's port)
+synod bench --host 127.0.0.1:26479 --clients C --read-fraction 0 ...        # Redis
+etcd_bench --endpoints LEADER --clients C --read-fraction 0 --keys 100000 --key-size 8 --value-size 256 ...  # etcd
+# reads, 64 clients, over every node / endpoint
+synod bench --host N1,N2,N3 --clients 64 --read-fraction 1 [--readonly]      # Synod
+synod bench --host 127.0.0.1:26479 --clients 64 --read-fraction 1            # Redis GET
+etcd_bench --endpoints E1,E2,E3 --clients 64 --read-fraction 1 [--serializable]  # etcd
+# latency: open loop at half of the system's best write throughput, 256 clients
+synod bench ... --read-fraction 0 --clients 256 --rate R;  etcd_bench ... --rate R
+# failover (etcd and Synod): 6 writers, 2 per node, 200 ms client timeout; SIGKILL the leader
+etcd_bench --failover --endpoints E1,E2,E3 --clients 6 --timeout-ms 200 --acks FILE
+scripts/bench/synod_failover.py --hosts N1,N2,N3 --clients-per-node 2 --timeout 0.2 --acks FILE
+```
+
+Where requests go: writes go to the leader's client port, for Synod and for etcd alike (a
+follower would forward them to the leader, one more hop; for etcd, spreading Puts over the
+three endpoints as its client library does measured no faster than sending them to the
+leader). Reads, linearizable or stale, are spread over all three nodes. Redis is one process,
+so everything goes to it.
+"""
+
+
+def etcd_client_section(r: dict[str, Any]) -> str:
+    cp = get(r, "etcd", "check_perf")
+    best = max((ops(v) or 0 for v in (get(r, "etcd", "writes") or {}).values()), default=0)
+    check = ""
+    if cp:
+        check = (f"On the same cluster, at the end of the etcd runs, `etcdctl check perf "
+                 f"--load=xl` (etcd's own Go client, 1000 clients, 60 s) reached "
+                 f"**{fmt_ops(cp['writes_per_sec'])} writes/s** (`{'; '.join(cp['output'])}`), "
+                 f"against **{fmt_ops(best)} writes/s** for `etcd_bench` at its best client "
+                 f"count: the driver gets more out of the same cluster than etcd's own client does, so "
+                 f"it is not what holds etcd's numbers down. (check perf runs last, on a "
+                 f"database the earlier runs have grown.)")
+    else:
+        check = ("`make bench` (not `bench-quick`) also runs `etcdctl check perf --load=xl` "
+                 "on the same cluster and prints its throughput here, as a check that the "
+                 "driver is not the bottleneck.")
+    return f"""## The etcd client
+
+etcd's numbers come from `etcd_bench` (bench/etcd/): a C++ client of etcd's v3 gRPC KV API
+built on Debian's gRPC 1.51 (libgrpc++-dev), using the asynchronous CompletionQueue API on
+one thread, one HTTP/2 connection per 16 clients (at least one per endpoint), and a minimal
+wire-compatible copy of etcd's `Range` / `Put` messages. Same key and value shapes, the same
+closed and open loops and the same JSON as `synod bench`. {check}
+"""
+
+
+def writes_section(r: dict[str, Any]) -> str:
+    rows = []
+    clients = sorted({int(c) for s in SYSTEMS for c in (get(r, s, "writes") or {})})
+    for c in clients:
+        v = {s: get(r, s, "writes", str(c)) for s in SYSTEMS}
+        rows.append([str(c)] + [
+            f"{fmt_ops(ops(v[s]))} ({fmt_ms(get(r, s, 'writes', str(c), 'latency_ms', 'p99'))})"
+            for s in SYSTEMS] + [fmt_ratio(ratio(ops(v["synod"]), ops(v["etcd"]))),
+                                 fmt_ratio(ratio(ops(v["synod"]), ops(v["redis"])))])
+    return ("## Writes\n\nAcknowledged writes per second (p99 latency in ms), closed loop: each "
+            "client sends its next write when the previous one is acknowledged. Every "
+            "acknowledged write is on disk (fsync) — on a majority for Synod and etcd.\n\n" +
+            table(["clients", "Synod", "etcd", "Redis", "Synod / etcd", "Synod / Redis"], rows) +
+            "\n![write throughput against clients](bench/writes.png)\n")
+
+
+def reads_section(r: dict[str, Any]) -> str:
+    lin = {s: ops(get(r, s, "reads")) for s in SYSTEMS}
+    stale = {"synod": ops(get(r, "synod", "stale_reads")),
+             "etcd": ops(get(r, "etcd", "stale_reads")), "redis": lin["redis"]}
+
+    def row(name: str, v: dict[str, Optional[float]], kind: str) -> list[str]:
+        def p99(s: str) -> Optional[float]:  # Redis has no stale reads: its GET run
+            return get(r, s, kind if s != "redis" else "reads", "latency_ms", "p99")
+
+        return [name] + [f"{fmt_ops(v[s])} ({fmt_ms(p99(s))})" for s in SYSTEMS] + [fmt_ratio(ratio(v["synod"], v["etcd"])),
+                                              fmt_ratio(ratio(v["synod"], v["redis"]))]
+
+    return ("## Reads\n\nReads per second (p99 ms), 64 clients, closed loop, over every node "
+            "(Redis: its one node). *Linearizable*: Synod's default reads (ReadIndex), etcd's "
+            "default linearizable Range; *stale*: Synod after `READONLY` (served by the node "
+            "connected to), etcd's serializable Range. Redis has one kind: GET, in both rows. "
+            "Keys are whatever the write runs left (most reads find a value; the JSON in "
+            "build/bench/results.json counts the misses).\n\n" +
+            table(["reads", "Synod", "etcd", "Redis GET", "Synod / etcd", "Synod / Redis"],
+                  [row("linearizable", lin, "reads"),
+                   row("stale (READONLY / serializable)", stale, "stale_reads")]))
+
+
+def latency_section(r: dict[str, Any]) -> str:
+    rows = []
+    for s in SYSTEMS:
+        lat = get(r, s, "latency", "latency_ms")
+        if not lat:
+            continue
+        rows.append([LABEL[s], fmt_ops(get(r, s, "half_load_rate")),
+                     fmt_ops(ops(get(r, s, "latency")))] +
+                    [fmt_ms(lat[k]) for k in ("p50", "p90", "p99", "p99_9", "max")] +
+                    [str(get(r, s, "latency", "backlog"))])
+    p99 = {s: get(r, s, "latency", "latency_ms", "p99") for s in SYSTEMS}
+    return ("## Latency at half load\n\nWrites in an open loop at half of each system's best "
+            "write throughput above, 256 clients on a fixed schedule; latency counts from each "
+            "request's scheduled send time (no coordinated omission). Milliseconds. "
+            f"p99 ratios: Synod / etcd {fmt_ratio(ratio(p99['synod'], p99['etcd']))}, "
+            f"Synod / Redis {fmt_ratio(ratio(p99['synod'], p99['redis']))} (lower is "
+            "better).\n\n" +
+            table(["system", "target rate", "achieved", "p50", "p90", "p99", "p99.9", "max",
+                   "backlog"], rows) +
+            "\n![write latency CDF at half load](bench/latency-cdf.png)\n")
+
+
+def failover_section(r: dict[str, Any]) -> str:
+    rows = []
+    for s in ("synod", "etcd"):
+        f = get(r, s, "failover")
+        if not f:
+            continue
+        each = ", ".join("none" if t["recovery_ms"] is None else f"{t['recovery_ms']:.0f}"
+                         for t in f["trials"])
+        rows.append([LABEL[s], str(len(f["trials"])), fmt_ms(f["median_ms"]),
+                     fmt_ms(f["max_ms"]), f"{f['acks']:,}", str(f["lost"]), each])
+    med = {s: get(r, s, "failover", "median_ms") for s in ("synod", "etcd")}
+    return ("## Failover\n\nWriters (2 per node, each writing unique keys through one node with "
+            "a 200 ms client timeout, retrying 10 ms after a failure) run for 1 s; then the "
+            "leader is killed with SIGKILL. *Recovery* is the time from the kill to the first "
+            "acknowledgement, by a surviving node, of a write sent after the kill. After each "
+            "trial every acknowledged key is read back (linearizably) through a survivor; "
+            "*lost* counts those missing. The killed node is restarted on its data before the "
+            "next trial. Both use their default election timeouts (Synod: 50 ms ticks, 10-20 "
+            "ticks; etcd: 1000 ms). Milliseconds. Median ratio Synod / etcd: "
+            f"{fmt_ratio(ratio(med['synod'], med['etcd']))}.\n\n" +
+            table(["system", "trials", "median", "max", "acknowledged writes", "lost",
+                   "each trial"], rows))
+
+
+def memory_section(r: dict[str, Any]) -> str:
+    rows = []
+    for s in SYSTEMS:
+        idle = get(r, s, "rss_idle_kb") or {}
+        load = get(r, s, "rss_load_kb") or {}
+        for n in sorted(idle, key=int):
+            rows.append([LABEL[s], n, mb(idle.get(n)), mb(load.get(n))])
+    return ("## Resident memory\n\nVmRSS of each node process (/proc/PID/status), in MB: "
+            "*idle* one second after start, before any load; *under load* the largest sample "
+            "(every 200 ms) during the 64-client write runs.\n\n" +
+            table(["system", "node", "idle MB", "under load MB"], rows))
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(target, met, the numbers) for each target of the issue."""
+    out: list[tuple[str, bool, str]] = []
+    s64, e64, r64 = (ops(get(r, s, "writes", "64")) for s in SYSTEMS)
+    x = ratio(s64, e64)
+    out.append((f"writes at 64 clients: Synod ≥ {TARGET_WRITE_VS_ETCD:g}× etcd",
+                x is not None and x >= TARGET_WRITE_VS_ETCD,
+                f"{fmt_ops(s64)} vs {fmt_ops(e64)} writes/s: {fmt_ratio(x)}"))
+    x = ratio(s64, r64)
+    out.append((f"writes at 64 clients: Synod ≥ {TARGET_WRITE_VS_REDIS:g}× durable Redis",
+                x is not None and x >= TARGET_WRITE_VS_REDIS,
+                f"{fmt_ops(s64)} vs {fmt_ops(r64)} writes/s: {fmt_ratio(x)}"))
+    sr, rr = ops(get(r, "synod", "reads")), ops(get(r, "redis", "reads"))
+    x = ratio(sr, rr)
+    out.append((f"linearizable reads: Synod ≥ {TARGET_READ_VS_REDIS:g}× Redis GET",
+                x is not None and x >= TARGET_READ_VS_REDIS,
+                f"{fmt_ops(sr)} vs {fmt_ops(rr)} reads/s: {fmt_ratio(x)}"))
+    p99 = get(r, "synod", "latency", "latency_ms", "p99")
+    out.append((f"Synod p99 write latency at half load ≤ {TARGET_P99_MS:g} ms",
+                p99 is not None and p99 <= TARGET_P99_MS,
+                f"p99 {fmt_ms(p99)} ms at {fmt_ops(get(r, 'synod', 'half_load_rate'))} writes/s"))
+    f = get(r, "synod", "failover") or {}
+    med, lost = f.get("median_ms"), f.get("lost")
+    out.append((f"Synod failover median ≤ {TARGET_FAILOVER_MS / 1000:g} s, no acknowledged "
+                "write lost", med is not None and med <= TARGET_FAILOVER_MS and lost == 0,
+                f"median {fmt_ms(med)} ms, max {fmt_ms(f.get('max_ms'))} ms over "
+                f"{len(f.get('trials', []))} trials; {lost} of {f.get('acks', 0):,} "
+                "acknowledged writes lost"))
+    idle = get(r, "synod", "rss_idle_kb") or {}
+    worst = max(idle.values()) if idle else None
+    out.append((f"Synod idle RSS ≤ {TARGET_IDLE_RSS_MB:g} MB per node",
+                worst is not None and worst / 1024 <= TARGET_IDLE_RSS_MB,
+                f"largest {mb(worst)} MB ({', '.join(mb(v) for v in idle.values())})"))
+    return out
+
+
+def targets_section(r: dict[str, Any]) -> str:
+    rows = [[t, "**met**" if ok else "**not met**", nums] for t, ok, nums in targets(r)]
+    return ("## Targets\n\nFrom the issue; reported, not asserted.\n\n" +
+            table(["target", "", "numbers"], rows))
+
+
+def headline(r: dict[str, Any], target: str) -> str:
+    s64, e64, r64 = (ops(get(r, s, "writes", "64")) for s in SYSTEMS)
+    sr, er, rr = (ops(get(r, s, "reads")) for s in SYSTEMS)
+    p99 = get(r, "synod", "latency", "latency_ms", "p99")
+    fo = get(r, "synod", "failover", "median_ms")
+    efo = get(r, "etcd", "failover", "median_ms")
+    met = sum(ok for _, ok, _ in targets(r))
+    return (f"Benchmarks ([docs/benchmarks.md](docs/benchmarks.md), `make {target}` on a "
+            f"{r['machine']['cores']}-core machine, everything on loopback): at 64 clients "
+            f"Synod acknowledges {fmt_ops(s64)} fsynced writes/s, "
+            f"{fmt_ratio(ratio(s64, e64))} etcd's {fmt_ops(e64)} and "
+            f"{fmt_ratio(ratio(s64, r64))} durable Redis's {fmt_ops(r64)}; linearizable reads "
+            f"{fmt_ops(sr)}/s, {fmt_ratio(ratio(sr, er))} etcd and {fmt_ratio(ratio(sr, rr))} "
+            f"Redis GET; p99 write latency at half load {fmt_ms(p99)} ms; leader failover "
+            f"{fmt_ms(fo)} ms median (etcd {fmt_ms(efo)} ms). {met} of 6 targets met.")
+
+
+def write_readme(r: dict[str, Any], target: str) -> None:
+    text = README.read_text()
+    if BEGIN not in text or END not in text:
+        return
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{BEGIN}\n{headline(r, target)}\n{END}{tail}")
+
+
+def write_all(r: dict[str, Any], target: str) -> None:
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    DATA.mkdir(parents=True, exist_ok=True)
+    plot_throughput(r)
+    plot_cdf(r)
+    doc = ("# Benchmarks: Synod, etcd and Redis side by side\n\n"
+           f"*Written by `make {target}` ({r['started']}); do not edit by hand: run "
+           "`make bench` (several minutes) or `make bench-quick` (about a minute, one short run "
+           "per point: indicative only). The raw numbers are in build/bench/results.json.*\n\n"
+           "The same workloads on three systems: Synod (3 nodes, Raft, every write fsynced on "
+           "a majority), etcd (3 members, Raft, fsync on), and Redis with `appendfsync always` "
+           "(one process, no replication: the upper bound for one durable node).\n\n" +
+           targets_section(r) + "\n" + machine_section(r) + "\n" + etcd_client_section(r) +
+           "\n" + writes_section(r) + "\n" + reads_section(r) + "\n" + latency_section(r) +
+           "\n" + failover_section(r) + "\n" + memory_section(r) + "\n" +
+           commands_section(r, target))
+    (DOCS / "benchmarks.md").write_text(doc)
+    write_readme(r, target)

@@ -1,0 +1,667 @@
+#!/usr/bin/python3
+"""`make bench` / `make bench-quick`: Synod side by side with etcd and Redis on loopback.
+
+Starts, one at a time and each in its own directory under build/bench/:
+  * a 3-member etcd cluster (Debian's etcd-server, fsync on, its default);
+  * Redis (Debian's redis-server) with appendonly yes, appendfsync always: one durable node;
+  * a 3-node Synod cluster (`synod up`, fsync always on);
+runs the same workloads on each (writes at 1/16/64/256 clients, linearizable and stale reads,
+latency at half the maximum write throughput, leader failover, resident memory), then writes
+build/bench/results.json, the PNG plots in docs/bench/ (Debian's gnuplot) and docs/benchmarks.md,
+and the headline paragraph of README.md between its bench markers.
+
+Clients: `synod bench` for Synod and Redis, bench/etcd's `etcd_bench` (gRPC async) for etcd;
+scripts/bench/synod_failover.py and `etcd_bench --failover` for the failover trials.
+
+Usage: scripts/bench/run.py [--quick]     (Python standard library only)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_DIR = ROOT / "build" / "bench"
+SYNOD = ROOT / "build" / "release" / "src" / "cli" / "synod"
+ETCD_BUILD = ROOT / "build" / "bench-etcd"
+ETCD_BENCH = ETCD_BUILD / "etcd_bench"
+FAILOVER_PY = ROOT / "scripts" / "bench" / "synod_failover.py"
+DOCS = ROOT / "docs"
+PLOTS = DOCS / "bench"
+HOST = "127.0.0.1"
+PACKAGES = ["etcd-server", "etcd-client", "redis-server", "gnuplot-nox", "libgrpc++-dev",
+            "protobuf-compiler-grpc", "pkg-config", "python3-redis", "cmake", "ninja-build"]
+
+ETCD_CLIENT_PORTS = [23379, 23380, 23381]
+ETCD_PEER_PORTS = [23479, 23480, 23481]
+REDIS_PORT = 26479
+SYNOD_BASE = 25001  # clients 25001-25003, peers 25101-25103, admin 25201-25203
+
+WRITE_CLIENTS = [1, 16, 64, 256]
+READ_CLIENTS = 64
+LATENCY_CLIENTS = 256
+KEYS, KEY_SIZE, VALUE_SIZE = 100000, 8, 256
+
+
+@dataclass
+class Mode:
+    name: str
+    duration: float  # seconds measured per point
+    warmup: float
+    reps: int  # runs per point; the median is reported
+    trials: int  # failover trials per system
+    check_perf: bool  # run `etcdctl check perf --load=xl` (60 s)
+
+
+QUICK = Mode("bench-quick", 2.5, 0.5, 1, 3, False)
+FULL = Mode("bench", 10.0, 1.0, 3, 10, True)
+
+# Every process we started and have not reaped, by PID; killed on exit.
+LIVE: dict[int, subprocess.Popen] = {}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def spawn(args: list[str], logfile: Optional[Path] = None, **kw: Any) -> subprocess.Popen:
+    out = open(logfile, "ab") if logfile else subprocess.DEVNULL
+    p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                         **kw)
+    LIVE[p.pid] = p
+    return p
+
+
+def stop(p: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 20.0) -> None:
+    """Signals our process p by PID and reaps it (SIGKILL after `wait` seconds)."""
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, sig)
+            p.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+        except ProcessLookupError:
+            pass
+    LIVE.pop(p.pid, None)
+
+
+def cleanup(*_: Any) -> None:
+    for p in list(LIVE.values()):
+        stop(p, signal.SIGTERM, wait=10.0)
+
+
+def run(args: list[str], **kw: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=True, text=True, **kw)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def port_free(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex((HOST, port)) != 0
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler:
+    """Samples VmRSS of some PIDs every 200 ms in a thread; keeps the maximum of each."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.peak = {p: 0 for p in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for p in self.pids:
+                self.peak[p] = max(self.peak[p], rss_kb(p))
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+
+
+def install_packages() -> None:
+    missing = [p for p in PACKAGES if subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
+        text=True).stdout.find("install ok installed") < 0]
+    if not missing:
+        return
+    log(f"installing {' '.join(missing)}")
+    sudo = [] if os.geteuid() == 0 else (["sudo"] if shutil.which("sudo") else [])
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(sudo + ["apt-get", "update", "-qq"], env=env)
+    run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing, env=env)
+
+
+def build() -> None:
+    if not SYNOD.exists():
+        raise RuntimeError(f"{SYNOD} missing: `make build` first (make bench does)")
+    log("building the etcd driver (bench/etcd)")
+    if not (ETCD_BUILD / "build.ninja").exists():
+        run(["cmake", "-S", str(ROOT / "bench" / "etcd"), "-B", str(ETCD_BUILD), "-G", "Ninja",
+             "-DCMAKE_BUILD_TYPE=Release"], stdout=subprocess.DEVNULL)
+    run(["ninja", "-C", str(ETCD_BUILD)], stdout=subprocess.DEVNULL)
+
+
+# ---------------------------------------------------------------------------------------------
+# The three systems
+
+
+@dataclass
+class Node:
+    index: int
+    client: str  # host:port for clients
+    proc: Optional[subprocess.Popen] = None
+    pid: int = 0
+
+
+@dataclass
+class System:
+    name: str
+    nodes: list[Node] = field(default_factory=list)
+    dir: Path = BENCH_DIR
+
+    def pids(self) -> list[int]:
+        return [n.pid for n in self.nodes if n.pid]
+
+
+class Etcd(System):
+    def __init__(self) -> None:
+        super().__init__("etcd", dir=BENCH_DIR / "etcd")
+        self.nodes = [Node(i, f"{HOST}:{ETCD_CLIENT_PORTS[i]}") for i in range(3)]
+        self.cluster = ",".join(f"e{i + 1}=http://{HOST}:{ETCD_PEER_PORTS[i]}" for i in range(3))
+
+    def command(self, i: int) -> list[str]:
+        c, p = ETCD_CLIENT_PORTS[i], ETCD_PEER_PORTS[i]
+        return ["etcd", "--name", f"e{i + 1}", "--data-dir", str(self.dir / f"e{i + 1}"),
+                "--listen-client-urls", f"http://{HOST}:{c}",
+                "--advertise-client-urls", f"http://{HOST}:{c}",
+                "--listen-peer-urls", f"http://{HOST}:{p}",
+                "--initial-advertise-peer-urls", f"http://{HOST}:{p}",
+                "--initial-cluster", self.cluster, "--initial-cluster-state", "new",
+                "--initial-cluster-token", "synod-bench", "--quota-backend-bytes", str(8 << 30)]
+
+    def start_node(self, i: int) -> None:
+        n = self.nodes[i]
+        n.proc = spawn(self.command(i), self.dir / f"e{i + 1}.log")
+        n.pid = n.proc.pid
+
+    def start(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        for i in range(3):
+            self.start_node(i)
+        wait_until(lambda: self.leader() is not None, 30, "an etcd leader")
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            if n.proc:
+                stop(n.proc)
+
+    def etcdctl(self, endpoints: list[str], *args: str, timeout: float = 5) -> str:
+        r = subprocess.run(["etcdctl", "--endpoints", ",".join(endpoints), *args],
+                           capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, ETCDCTL_API="3"))
+        return r.stdout if r.returncode == 0 else ""
+
+    def leader(self) -> Optional[int]:
+        """The index of the leader, as the live members see it."""
+        live = [n.client for n in self.nodes if n.proc and n.proc.poll() is None]
+        try:
+            out = self.etcdctl(live, "endpoint", "status", "-w", "json",
+                               "--command-timeout=1s")
+            for st in json.loads(out or "[]"):
+                s = st["Status"]
+                if s["leader"] and s["header"]["member_id"] == s["leader"]:
+                    return [n.client for n in self.nodes].index(st["Endpoint"])
+        except (ValueError, KeyError, subprocess.TimeoutExpired):
+            pass
+        return None
+
+    def healthy(self, i: int) -> bool:
+        return "is healthy" in subprocess.run(
+            ["etcdctl", "--endpoints", self.nodes[i].client, "endpoint", "health",
+             "--command-timeout=1s"], capture_output=True, text=True,
+            env=dict(os.environ, ETCDCTL_API="3")).stderr
+
+
+class Redis(System):
+    def __init__(self) -> None:
+        super().__init__("redis", dir=BENCH_DIR / "redis")
+        self.nodes = [Node(0, f"{HOST}:{REDIS_PORT}")]
+
+    def command(self) -> list[str]:
+        return ["redis-server", "--port", str(REDIS_PORT), "--bind", HOST, "--appendonly", "yes",
+                "--appendfsync", "always", "--save", "", "--dir", str(self.dir),
+                "--daemonize", "no"]
+
+    def start(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        n = self.nodes[0]
+        n.proc = spawn(self.command(), self.dir / "redis.log")
+        n.pid = n.proc.pid
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"],
+                                          capture_output=True, text=True).stdout.strip()
+                   == "PONG", 20, "redis")
+
+    def stop(self) -> None:
+        if self.nodes[0].proc:
+            stop(self.nodes[0].proc)
+
+
+class Synod(System):
+    def __init__(self) -> None:
+        super().__init__("synod", dir=BENCH_DIR / "synod")
+        self.nodes = [Node(i, f"{HOST}:{SYNOD_BASE + i}") for i in range(3)]
+        self.up: Optional[subprocess.Popen] = None
+
+    def up_command(self) -> list[str]:
+        return [str(SYNOD), "up", "--nodes", "3", "--dir", str(self.dir), "--base-port",
+                str(SYNOD_BASE)]
+
+    def admin(self, i: int) -> str:
+        return f"{HOST}:{SYNOD_BASE + 200 + i}"
+
+    def start(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        up_log = self.dir / "up.log"  # fresh: the PIDs are read from it
+        self.up = spawn(self.up_command(), up_log)
+        # `synod up` prints a table "NODE PID CLIENT ..." once a leader is elected.
+        table = re.compile(r"^\s*(\d+)\s+(\d+)\s+127\.0\.0\.1:(\d+)")
+
+        def parsed() -> bool:
+            text = up_log.read_text(errors="replace")
+            rows = [table.match(line) for line in text.splitlines()]
+            rows = [m for m in rows if m]
+            for m in rows:
+                self.nodes[int(m.group(1)) - 1].pid = int(m.group(2))
+            return len(rows) == 3
+
+        wait_until(parsed, 60, "synod up")
+
+    def stop(self) -> None:
+        if self.up:
+            stop(self.up, wait=30)
+        for n in self.nodes:  # nodes restarted by a failover trial are ours, not synod up's
+            if n.proc:
+                stop(n.proc)
+
+    def status(self, i: int) -> Optional[dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"http://{self.admin(i)}/status", timeout=0.5) as r:
+                return json.loads(r.read())
+        except (OSError, ValueError):
+            return None
+
+    def leader(self) -> Optional[int]:
+        for i in range(3):
+            st = self.status(i)
+            if st and st.get("role") == "leader":
+                return i
+        return None
+
+    def restart_node(self, i: int) -> None:
+        peer = f"{HOST}:{SYNOD_BASE + 100 + i}"
+        n = self.nodes[i]
+        n.proc = spawn([str(SYNOD), "start", "--id", str(i + 1), "--data",
+                        str(self.dir / f"node-{i + 1}"), "--client", n.client, "--peer", peer,
+                        "--admin", self.admin(i)], self.dir / f"node-{i + 1}.log")
+        n.pid = n.proc.pid
+
+
+# ---------------------------------------------------------------------------------------------
+# Load generators
+
+
+def synod_bench(hosts: list[str], clients: int, mode: Mode, read_fraction: float = 0.0,
+                readonly: bool = False, rate: float = 0.0) -> dict[str, Any]:
+    args = [str(SYNOD), "bench", "--host", ",".join(hosts), "--clients", str(clients),
+            "--duration", f"{mode.duration}s", "--warmup", f"{mode.warmup}s", "--keys", str(KEYS),
+            "--key-size", str(KEY_SIZE), "--value-size", str(VALUE_SIZE), "--read-fraction",
+            str(read_fraction), "--json", "--no-progress"]
+    if readonly:
+        args.append("--readonly")
+    if rate > 0:
+        args += ["--rate", str(int(rate))]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=mode.duration + 60).stdout
+    return json.loads(out)
+
+
+def etcd_bench(hosts: list[str], clients: int, mode: Mode, read_fraction: float = 0.0,
+               serializable: bool = False, rate: float = 0.0) -> dict[str, Any]:
+    args = [str(ETCD_BENCH), "--endpoints", ",".join(hosts), "--clients", str(clients),
+            "--duration", str(mode.duration), "--warmup", str(mode.warmup), "--keys", str(KEYS),
+            "--key-size", str(KEY_SIZE), "--value-size", str(VALUE_SIZE), "--read-fraction",
+            str(read_fraction), "--json"]
+    if serializable:
+        args.append("--serializable")
+    if rate > 0:
+        args += ["--rate", str(int(rate))]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=mode.duration + 60).stdout
+    return json.loads(out)
+
+
+def median_run(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> dict:
+    """The run whose key is the median (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=key)
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["runs"] = [key(r) for r in runs]
+    return chosen
+
+
+def measure(fn: Callable[[], dict[str, Any]], mode: Mode, what: str,
+            key: Callable[[dict[str, Any]], float] = lambda r: r["ops_per_sec"]) -> dict:
+    runs = []
+    for _ in range(mode.reps):
+        r = fn()
+        runs.append(r)
+    m = median_run(runs, key)
+    lat = m["latency_ms"]
+    log(f"  {what}: {m['ops_per_sec']:.0f} ops/s, p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} "
+        f"ms, errors {m['requests']['errors']} (runs {', '.join(f'{x:.0f}' for x in m['runs'])})")
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Workloads
+
+
+def workloads(system: System, mode: Mode) -> dict[str, Any]:
+    """Writes at each client count, reads, latency at half load, RSS; on a started system."""
+    res: dict[str, Any] = {"rss_idle_kb": {}, "rss_load_kb": {}, "writes": {}}
+    time.sleep(1.0)
+    res["rss_idle_kb"] = {str(i + 1): rss_kb(p) for i, p in enumerate(system.pids())}
+
+    def writes(clients: int, rate: float = 0.0) -> dict[str, Any]:
+        if isinstance(system, Synod):  # writes to the leader's client port
+            lead = system.leader()
+            return synod_bench([system.nodes[lead if lead is not None else 0].client], clients,
+                               mode, rate=rate)
+        if isinstance(system, Redis):
+            return synod_bench([system.nodes[0].client], clients, mode, rate=rate)
+        lead = system.leader()  # etcd: to the leader too (measured fastest; see the report)
+        return etcd_bench([system.nodes[lead if lead is not None else 0].client], clients, mode,
+                          rate=rate)
+
+    for c in WRITE_CLIENTS:
+        if c == 64:
+            with RssSampler(system.pids()) as s:
+                res["writes"][str(c)] = measure(lambda: writes(c), mode, f"writes, {c} clients")
+            res["rss_load_kb"] = {str(i + 1): s.peak[p] for i, p in enumerate(system.pids())}
+        else:
+            res["writes"][str(c)] = measure(lambda: writes(c), mode, f"writes, {c} clients")
+
+    every = [n.client for n in system.nodes]
+    if isinstance(system, Etcd):
+        res["reads"] = measure(lambda: etcd_bench(every, READ_CLIENTS, mode, 1.0), mode,
+                               "linearizable reads")
+        res["stale_reads"] = measure(lambda: etcd_bench(every, READ_CLIENTS, mode, 1.0, True),
+                                     mode, "serializable reads")
+    elif isinstance(system, Synod):
+        res["reads"] = measure(lambda: synod_bench(every, READ_CLIENTS, mode, 1.0), mode,
+                               "linearizable reads")
+        res["stale_reads"] = measure(lambda: synod_bench(every, READ_CLIENTS, mode, 1.0, True),
+                                     mode, "READONLY reads")
+    else:
+        res["reads"] = measure(lambda: synod_bench(every, READ_CLIENTS, mode, 1.0), mode, "GET")
+
+    peak = max(r["ops_per_sec"] for r in res["writes"].values())
+    rate = peak / 2
+    res["half_load_rate"] = rate
+    res["latency"] = measure(lambda: writes(LATENCY_CLIENTS, rate), mode,
+                             f"writes at {rate:.0f}/s (half load)",
+                             key=lambda r: r["latency_ms"]["p99"])
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Failover
+
+
+def read_acks(path: Path) -> list[tuple[str, int, int, int]]:
+    acks = []
+    for line in path.read_text().splitlines():
+        key, sent, acked, node = line.split()
+        acks.append((key, int(sent), int(acked), int(node)))
+    return acks
+
+
+def recovery_ms(acks: list[tuple[str, int, int, int]], killed_ns: int,
+                killed: int) -> Optional[float]:
+    """From the kill to the first acknowledgement, by a survivor, of a write sent after it."""
+    after = [a[2] for a in acks if a[1] >= killed_ns and a[3] != killed]
+    return (min(after) - killed_ns) / 1e6 if after else None
+
+
+def missing_synod(system: Synod, survivor: int, acks: list[tuple[str, int, int, int]]) -> int:
+    """Acknowledged keys that a linearizable read through a survivor does not return."""
+    import redis  # Debian's python3-redis
+    host, port = system.nodes[survivor].client.split(":")
+    r = redis.Redis(host=host, port=int(port), socket_timeout=10)
+    lost = 0
+    keys = [a[0] for a in acks]
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        for k, v in zip(chunk, r.mget(chunk)):
+            lost += v is None or v.decode() != k
+    return lost
+
+
+def missing_etcd(system: Etcd, survivor: int, prefix: str,
+                 acks: list[tuple[str, int, int, int]]) -> int:
+    out = system.etcdctl([system.nodes[survivor].client], "get", "--prefix", prefix + "/",
+                         "--keys-only", timeout=60)
+    present = set(line for line in out.splitlines() if line)
+    return sum(a[0] not in present for a in acks)
+
+
+def failover_trial(system: System, trial: int) -> dict[str, Any]:
+    lead = system.leader()
+    if lead is None:
+        raise RuntimeError(f"{system.name}: no leader before trial {trial}")
+    acks_path = BENCH_DIR / f"{system.name}-failover-{trial}.acks"
+    hosts = ",".join(n.client for n in system.nodes)
+    if isinstance(system, Etcd):
+        prefix = f"fo/{trial}"
+        args = [str(ETCD_BENCH), "--failover", "--endpoints", hosts, "--clients", "6",
+                "--timeout-ms", "200", "--window", "10", "--duration", "60", "--acks",
+                str(acks_path), "--prefix", prefix]
+    else:
+        prefix = f"fo:{trial}"
+        args = ["/usr/bin/python3", str(FAILOVER_PY), "--hosts", hosts, "--clients-per-node",
+                "2", "--timeout", "0.2", "--window", "10", "--duration", "60", "--acks",
+                str(acks_path), "--prefix", prefix]
+    writer = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    LIVE[writer.pid] = writer
+    time.sleep(1.0)  # writes flow through every node
+    victim = system.nodes[lead]
+    killed_ns = time.time_ns()
+    os.kill(victim.pid, signal.SIGKILL)
+    assert writer.stdin is not None
+    writer.stdin.write(f"killed {killed_ns} {lead}\n")
+    writer.stdin.flush()
+    out, _ = writer.communicate(timeout=90)
+    LIVE.pop(writer.pid, None)
+    if victim.proc:  # a node we restarted earlier: reap it
+        victim.proc.wait()
+        LIVE.pop(victim.proc.pid, None)
+    summary = json.loads(out)
+    acks = read_acks(acks_path)
+    rec = recovery_ms(acks, killed_ns, lead)
+    survivor = next(i for i in range(3) if i != lead)
+    if isinstance(system, Etcd):
+        lost = missing_etcd(system, survivor, prefix, acks)
+        system.start_node(lead)
+        wait_until(lambda: system.healthy(lead), 30, "the restarted etcd member")
+    else:
+        assert isinstance(system, Synod)
+        lost = missing_synod(system, survivor, acks)
+        system.restart_node(lead)
+        wait_until(lambda: (system.status(lead) or {}).get("leader", 0) not in (0, None), 30,
+                   "the restarted synod node")
+    wait_until(lambda: system.leader() is not None, 30, "a leader after the restart")
+    time.sleep(0.5)
+    log(f"  trial {trial}: killed node {lead + 1}, recovery "
+        f"{'none' if rec is None else f'{rec:.0f} ms'}, {len(acks)} acknowledged, {lost} lost")
+    return {"killed": lead + 1, "recovery_ms": rec, "acks": len(acks), "lost": lost,
+            "errors": summary.get("errors", {})}
+
+
+def failover(system: System, mode: Mode) -> dict[str, Any]:
+    trials = [failover_trial(system, t) for t in range(1, mode.trials + 1)]
+    recs = [t["recovery_ms"] for t in trials]
+    done = [r for r in recs if r is not None]
+    return {"trials": trials,
+            "median_ms": statistics.median(done) if len(done) == len(recs) else None,
+            "max_ms": max(done) if len(done) == len(recs) else None,
+            "lost": sum(t["lost"] for t in trials),
+            "acks": sum(t["acks"] for t in trials)}
+
+
+def check_perf(system: Etcd) -> dict[str, Any]:
+    """`etcdctl check perf --load=xl` (its heaviest: 1000 clients, 60 s) on the same cluster."""
+    log("  etcdctl check perf --load=xl (60 s)")
+    r = subprocess.run(["etcdctl", "--endpoints", ",".join(n.client for n in system.nodes),
+                        "check", "perf", "--load=xl", "--prefix", "/check-perf/"],
+                       capture_output=True, text=True, timeout=200,
+                       env=dict(os.environ, ETCDCTL_API="3"))
+    text = (r.stdout + r.stderr).replace("\r", "\n")
+    m = re.search(r"Throughput is (\d+) writes/s|Throughput too low: (\d+) writes/s", text)
+    tput = int(m.group(1) or m.group(2)) if m else None
+    lines = [ln for ln in text.splitlines() if re.match(r"^(PASS|FAIL|Slowest|Stddev)", ln)]
+    log(f"  check perf: {tput} writes/s")
+    return {"writes_per_sec": tput, "output": lines}
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration
+
+
+def machine() -> dict[str, Any]:
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
+                .splitlines() if ln.startswith("model name")), platform.processor())
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    df = subprocess.run(["df", "-hT", str(BENCH_DIR)], capture_output=True, text=True).stdout
+    fm = subprocess.run(["findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", str(BENCH_DIR)],
+                        capture_output=True, text=True).stdout.strip()
+    src = fm.split()[0] if fm else ""
+    lsblk = subprocess.run(["lsblk", "-d", "-n", "-o", "NAME,SIZE,ROTA,TYPE,MODEL", src],
+                           capture_output=True, text=True).stdout.strip() if src else ""
+
+    def version(args: list[str]) -> str:
+        try:
+            return subprocess.run(args, capture_output=True, text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    return {"cores": os.cpu_count(), "cpu": cpu, "mem_gib": round(int(mem) / 2**20, 1),
+            "kernel": platform.release(), "os": version(["cat", "/etc/debian_version"]),
+            "df": df.strip(), "findmnt": fm, "lsblk": lsblk,
+            "etcd": version(["etcd", "--version"]),
+            "redis": version(["redis-server", "--version"]),
+            "load_before": os.getloadavg()}
+
+
+def bench_system(system: System, mode: Mode) -> dict[str, Any]:
+    log(f"{system.name}: starting")
+    system.start()
+    try:
+        res = workloads(system, mode)
+        if isinstance(system, (Etcd, Synod)):
+            log(f"{system.name}: failover, {mode.trials} trials")
+            res["failover"] = failover(system, mode)
+        if isinstance(system, Etcd) and mode.check_perf:
+            res["check_perf"] = check_perf(system)
+        return res
+    finally:
+        log(f"{system.name}: stopping")
+        system.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Synod vs etcd vs Redis (docs/benchmarks.md)")
+    ap.add_argument("--quick", action="store_true", help="about one minute: short points, 1 run")
+    ap.add_argument("--only", default="etcd,redis,synod", help="systems to run (debugging)")
+    args = ap.parse_args()
+    mode = QUICK if args.quick else FULL
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: (cleanup(), sys.exit(128 + s)))
+    started = time.time()
+    try:
+        install_packages()
+        build()
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        busy = [p for p in ETCD_CLIENT_PORTS + ETCD_PEER_PORTS + [REDIS_PORT] +
+                [SYNOD_BASE + o for o in (0, 1, 2, 100, 101, 102, 200, 201, 202)]
+                if not port_free(p)]
+        if busy:
+            raise RuntimeError(f"ports in use: {busy}")
+        results: dict[str, Any] = {"mode": mode.__dict__, "machine": machine(),
+                                   "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        systems: list[System] = [Etcd(), Redis(), Synod()]
+        for s in systems:
+            if s.name in args.only.split(","):
+                results[s.name] = bench_system(s, mode)
+        results["seconds"] = round(time.time() - started)
+        (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=1))
+        sys.path.insert(0, str(Path(__file__).parent))
+        import report  # scripts/bench/report.py
+        report.write_all(results, mode.name)
+        log(f"done in {results['seconds']} s: docs/benchmarks.md, docs/bench/*.png, "
+            f"build/bench/results.json")
+        return 0
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
