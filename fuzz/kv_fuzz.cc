@@ -47,6 +47,7 @@
 #include "common/assert.h"
 #include "kv/keyspace.h"
 #include "kv/redis.h"
+#include "kv/redis_test_util.h"
 
 namespace synod::kv {
 namespace {
@@ -200,37 +201,8 @@ void CheckReply(const Reply& r, const Config& config, int depth) {
   SYNOD_UNREACHABLE();
 }
 
-// A reply on one line, as the kv tests show them: +status -error :int "bulk" [array] {map}.
-std::string Show(const Reply& r) {
-  auto list = [](const std::vector<Reply>& items, const char* open, const char* close) {
-    std::string s = open;
-    for (size_t i = 0; i < items.size(); ++i) s += (i == 0 ? "" : " ") + Show(items[i]);
-    return s + close;
-  };
-  switch (r.type) {
-    case ReplyType::kStatus:
-      return "+" + r.value.value_or("?");
-    case ReplyType::kError:
-      return "-" + r.value.value_or("?");
-    case ReplyType::kInteger:
-      return ":" + std::to_string(r.number);
-    case ReplyType::kBulk:
-      return "\"" + r.value.value_or("?").substr(0, 64) + "\"";
-    case ReplyType::kNull:
-      return "(nil)";
-    case ReplyType::kNullArray:
-      return "(nil-array)";
-    case ReplyType::kArray:
-      return list(r.replies, "[", "]");
-    case ReplyType::kMap:
-      return list(r.replies, "{", "}");
-    case ReplyType::kDouble:
-      return "," + r.value.value_or("?");
-    case ReplyType::kNone:
-      break;
-  }
-  return "(none)";
-}
+// A reply on one line, as the kv tests show them, bulk strings cut to 64 bytes.
+std::string Show(const Reply& r) { return testing::ShowReply(r, {.bulk_max = 64}); }
 
 void Trace(const Args& argv, int64_t now, LogIndex index, const Reply& reply) {
   std::string line;

@@ -9,35 +9,16 @@
 #include <vector>
 
 #include "kv/redis.h"
+#include "kv/redis_test_util.h"
 
 namespace synod::kv {
 namespace {
 
 constexpr int64_t kNow = 1'700'000'000'000;  // Unix ms
 
-// A reply as RESP-like text, so expectations read as what a client would see.
+// A reply as RESP-like text, so expectations read as what a client would see ($bulk).
 std::string Show(const Reply& r) {
-  switch (r.type) {
-    case ReplyType::kStatus:
-      return "+" + r.value.value_or("");
-    case ReplyType::kError:
-      return "-" + r.value.value_or("");
-    case ReplyType::kInteger:
-      return ":" + std::to_string(r.number);
-    case ReplyType::kBulk:
-      return "$" + r.value.value_or("");
-    case ReplyType::kNull:
-      return "(nil)";
-    case ReplyType::kArray: {
-      std::string out = "[";
-      for (size_t i = 0; i < r.replies.size(); ++i) {
-        out += (i == 0 ? "" : " ") + Show(r.replies[i]);
-      }
-      return out + "]";
-    }
-    default:
-      return "?";
-  }
+  return testing::ShowReply(r, {.bulk_open = "$", .bulk_close = ""});
 }
 
 class RedisKeysTest : public ::testing::Test {

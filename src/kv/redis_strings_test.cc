@@ -7,42 +7,12 @@
 
 #include "kv/keyspace.h"
 #include "kv/redis.h"
+#include "kv/redis_test_util.h"
 
 namespace synod::kv {
 namespace {
 
-// A reply as one line, in the spirit of redis-cli, so a test states the exact shape:
-// +status, -error, :integer, "bulk", (nil), (nil-array), [array], {map}, ,double.
-std::string Show(const Reply& r) {
-  auto list = [](const std::vector<Reply>& items, const char* open, const char* close) {
-    std::string s = open;
-    for (size_t i = 0; i < items.size(); ++i) s += (i == 0 ? "" : " ") + Show(items[i]);
-    return s + close;
-  };
-  switch (r.type) {
-    case ReplyType::kStatus:
-      return "+" + r.value.value_or("?");
-    case ReplyType::kError:
-      return "-" + r.value.value_or("?");
-    case ReplyType::kInteger:
-      return ":" + std::to_string(r.number);
-    case ReplyType::kBulk:
-      return "\"" + r.value.value_or("?") + "\"";
-    case ReplyType::kNull:
-      return "(nil)";
-    case ReplyType::kNullArray:
-      return "(nil-array)";
-    case ReplyType::kArray:
-      return list(r.replies, "[", "]");
-    case ReplyType::kMap:
-      return list(r.replies, "{", "}");
-    case ReplyType::kDouble:
-      return "," + r.value.value_or("?");
-    case ReplyType::kNone:
-      break;
-  }
-  return "(none)";
-}
+using testing::ShowReply;
 
 class RedisStringsTest : public ::testing::Test {
  protected:
@@ -51,10 +21,10 @@ class RedisStringsTest : public ::testing::Test {
   // A write at the next log index, at the current time.
   std::string W(const Args& argv) {
     ks_.set_index(LogIndex(++index_));
-    return Show(ExecuteRedis(ks_, argv, ctx_));
+    return ShowReply(ExecuteRedis(ks_, argv, ctx_));
   }
   // A read command on the read path.
-  std::string R(const Args& argv) { return Show(ExecuteRedisRead(ks_, argv, ctx_)); }
+  std::string R(const Args& argv) { return ShowReply(ExecuteRedisRead(ks_, argv, ctx_)); }
 
   const Value* Find(const std::string& key) const { return ks_.Find(key, ctx_.now_ms); }
   int64_t ExpireOf(const std::string& key) const {

@@ -202,6 +202,50 @@ std::vector<Reply> Redis::Pipeline(const std::vector<std::vector<std::string>>& 
   return out;
 }
 
+// ---- raw TCP ----
+
+int Dial(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& bytes) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string ReadUntilClosed(int fd, int64_t timeout_ms, bool* closed) {
+  if (closed != nullptr) *closed = false;
+  std::string out;
+  const int64_t deadline = NowMs() + timeout_ms;
+  char buf[4096];
+  while (NowMs() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(deadline - NowMs())) <= 0) continue;
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      if (closed != nullptr) *closed = true;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
 // ---- child processes ----
 
 namespace {
@@ -309,6 +353,15 @@ std::vector<uint16_t> PickPorts(size_t count) {
 }
 
 // ---- TestCluster ----
+
+std::map<uint64_t, std::unique_ptr<Redis>> ConnectAll(const TestCluster& c) {
+  std::map<uint64_t, std::unique_ptr<Redis>> out;
+  for (uint64_t id : c.ids()) {
+    out[id] = std::make_unique<Redis>(c.client_port(id));
+    EXPECT_TRUE(out[id]->connected()) << "node " << id << ": " << out[id]->error();
+  }
+  return out;
+}
 
 namespace {
 

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -92,6 +93,18 @@ class Redis {
   int64_t timeout_ms_;
   redisContext* ctx_ = nullptr;
 };
+
+// ---- raw TCP ----
+
+// For bytes hiredis would not send or could not parse (RESP3, inline, malformed).
+
+// A new connection to 127.0.0.1:port, or -1.
+int Dial(uint16_t port);
+// Sends every byte of `bytes`; false when the connection fails first.
+bool SendAll(int fd, const std::string& bytes);
+// Reads until the server closes the connection (EOF or reset) or `timeout_ms` passes; sets
+// *closed to whether it closed.
+std::string ReadUntilClosed(int fd, int64_t timeout_ms, bool* closed = nullptr);
 
 // ---- child processes ----
 
@@ -206,6 +219,9 @@ class TestCluster {
   pid_t pgid_ = 0;  // the anchor's pid, the group of every node
   std::map<uint64_t, Node> nodes_;
 };
+
+// Connections to every node of the cluster, by id; one that fails is reported (EXPECT).
+std::map<uint64_t, std::unique_ptr<Redis>> ConnectAll(const TestCluster& c);
 
 // Binds `count` distinct free ports on 127.0.0.1 (held together, then released).
 std::vector<uint16_t> PickPorts(size_t count);

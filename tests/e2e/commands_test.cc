@@ -9,16 +9,6 @@
 namespace synod::e2e {
 namespace {
 
-// Connections to every node of the cluster, by id.
-std::map<uint64_t, std::unique_ptr<Redis>> ConnectAll(const TestCluster& c) {
-  std::map<uint64_t, std::unique_ptr<Redis>> out;
-  for (uint64_t id : c.ids()) {
-    out[id] = std::make_unique<Redis>(c.client_port(id));
-    EXPECT_TRUE(out[id]->connected()) << "node " << id << ": " << out[id]->error();
-  }
-  return out;
-}
-
 // Connection-level and server commands, whose replies do not depend on the data.
 void CheckServerCommands(Redis& r, uint64_t id) {
   SCOPED_TRACE("node " + std::to_string(id));

@@ -1,9 +1,6 @@
 // Test 7 of the e2e suite (README.md): malformed RESP over raw TCP gets Redis's protocol error
 // and a closed connection, and never hurts the node or its other clients.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,19 +12,6 @@ namespace synod::e2e {
 namespace {
 
 constexpr uint64_t kBulkMax = 1 << 20;  // the node's --proto-max-bulk-len in these tests
-
-int Dial(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 struct Exchange {
   std::string reply;    // every byte the server sent
@@ -41,25 +25,9 @@ Exchange Send(uint16_t port, const std::string& bytes, bool shutdown_write = fal
   Exchange out;
   const int fd = Dial(port);
   if (fd < 0) return out;
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<size_t>(n);
-  }
+  SendAll(fd, bytes);
   if (shutdown_write) shutdown(fd, SHUT_WR);
-  const int64_t deadline = NowMs() + timeout_ms;
-  char buf[4096];
-  while (NowMs() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(deadline - NowMs())) <= 0) continue;
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      out.closed = true;
-      break;
-    }
-    out.reply.append(buf, static_cast<size_t>(n));
-  }
+  out.reply = ReadUntilClosed(fd, timeout_ms, &out.closed);
   close(fd);
   return out;
 }

@@ -6,11 +6,8 @@
 // kill -9 of the leader) and that WATCH sees a write made through another node.
 //
 // Note: the installed hiredis (0.14) has no RESP3 parser, so RESP3 is checked over a raw socket.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,15 +26,6 @@ namespace synod::e2e {
 namespace {
 
 // ---- helpers ----
-
-std::map<uint64_t, std::unique_ptr<Redis>> ConnectAll(const TestCluster& c) {
-  std::map<uint64_t, std::unique_ptr<Redis>> out;
-  for (uint64_t id : c.ids()) {
-    out[id] = std::make_unique<Redis>(c.client_port(id));
-    EXPECT_TRUE(out[id]->connected()) << "node " << id << ": " << out[id]->error();
-  }
-  return out;
-}
 
 // Connections to every node that read their local replica (READONLY).
 std::map<uint64_t, std::unique_ptr<Redis>> ConnectAllReadOnly(const TestCluster& c) {
@@ -117,17 +105,7 @@ long long InfoKeys(Redis& r, long long* expires = nullptr) {
 // A plain TCP connection to a node, for bytes hiredis would not send or could not parse.
 class RawConn {
  public:
-  explicit RawConn(uint16_t port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
+  explicit RawConn(uint16_t port) : fd_(Dial(port)) {}
   ~RawConn() {
     if (fd_ >= 0) close(fd_);
   }
@@ -136,15 +114,7 @@ class RawConn {
 
   bool ok() const { return fd_ >= 0; }
 
-  bool Send(const std::string& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      done += static_cast<size_t>(n);
-    }
-    return true;
-  }
+  bool Send(const std::string& bytes) { return SendAll(fd_, bytes); }
 
   // Reads until one complete RESP2/RESP3 value is buffered and returns its bytes; what was
   // read so far (possibly "") on EOF or after timeout_ms.

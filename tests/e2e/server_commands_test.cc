@@ -1,11 +1,7 @@
 // The server and connection commands against real clusters (README.md): AUTH with the
 // replicated requirepass, CONFIG GET/SET, CLIENT LIST/KILL, COMMAND GETKEYS, INFO, WAIT and
 // LASTSAVE, with Redis's exact replies.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -18,29 +14,10 @@ namespace {
 // Sends `bytes` on a new raw connection and reads until the server closes it (the bytes end
 // with QUIT) or `timeout_ms` passes. For RESP3 replies, which this hiredis cannot parse.
 std::string RawExchange(uint16_t port, const std::string& bytes, int64_t timeout_ms = 5000) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int fd = Dial(port);
+  if (fd < 0) return "";
   std::string out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return out;
-  }
-  if (send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size())) {
-    close(fd);
-    return out;
-  }
-  const int64_t deadline = NowMs() + timeout_ms;
-  char buf[4096];
-  while (NowMs() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(deadline - NowMs())) <= 0) continue;
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
+  if (SendAll(fd, bytes)) out = ReadUntilClosed(fd, timeout_ms);
   close(fd);
   return out;
 }
