@@ -203,7 +203,6 @@ void Discard(CommandCall& call, ReplySink sink) {
 
 namespace {
 
-// EXEC once every WATCH read of the connection has completed.
 void ExecNow(CommandCall& call, ReplySink sink) {
   Transaction& tx = call.conn.tx;
   const bool dirty = tx.dirty;
@@ -250,18 +249,8 @@ void Exec(CommandCall& call, ReplySink sink) {
     sink.Error("ERR EXEC without MULTI");
     return;
   }
-  if (tx.watch_reads_pending > 0) {
-    // A pipelined WATCH is still reading its versions: EXEC waits for it, in order.
-    auto shared = std::make_shared<ReplySink>(std::move(sink));
-    tx.after_watch = [&ctx = call.ctx, weak = call.conn.weak_from_this(), shared]() mutable {
-      auto conn = weak.lock();
-      if (!conn) return;
-      std::vector<std::string> argv{"exec"};
-      CommandCall later{ctx, *conn, argv};
-      ExecNow(later, std::move(*shared));
-    };
-    return;
-  }
+  // A pipelined WATCH has finished reading its versions by now: the connection runs a write
+  // (EXEC) only after its earlier reads (WATCH) were answered (Connection::Dispatch).
   ExecNow(call, std::move(sink));
 }
 
@@ -272,7 +261,6 @@ void Watch(CommandCall& call, ReplySink sink) {
     return;
   }
   std::vector<std::string> keys(call.argv.begin() + 1, call.argv.end());
-  ++tx.watch_reads_pending;
   auto shared = std::make_shared<ReplySink>(std::move(sink));
   call.ctx.host->SubmitRead(
       [keys](const kv::StateMachine& sm) {
@@ -302,11 +290,6 @@ void Watch(CommandCall& call, ReplySink sink) {
             t.watches.emplace_back(keys[i], version);
           }
           shared->Ok();
-        }
-        if (--t.watch_reads_pending == 0 && t.after_watch) {
-          auto fn = std::move(t.after_watch);
-          t.after_watch = nullptr;
-          fn();
         }
       });
 }

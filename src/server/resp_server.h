@@ -113,8 +113,6 @@ struct Transaction {
   std::vector<std::pair<std::string, LogIndex>> watches;
   LogIndex watch_index;
   bool watch_failed = false;  // a WATCH read failed: EXEC aborts
-  int watch_reads_pending = 0;
-  std::function<void()> after_watch;  // an EXEC waiting for WATCH reads
 
   // Ends the transaction and forgets the watches (EXEC, DISCARD).
   void Reset() {
