@@ -152,7 +152,7 @@ Status Replica::ReplayConfChanges(LogIndex after, LogIndex upto) {
 }
 
 size_t Replica::pending_requests() const {
-  size_t n = write_count_ + read_batch_.size() + reads_by_index_.size();
+  size_t n = write_count_ + prop_waiters_.size() + read_batch_.size() + reads_by_index_.size();
   for (const auto& [ctx, reads] : reads_by_ctx_) n += reads.size();
   return n;
 }
@@ -236,14 +236,27 @@ void Replica::SubmitWrite(const kv::Command& cmd, ReplyFn reply) {
     Answer(reply, Status::InvalidArgument("a write needs a client id and a sequence number"));
     return;
   }
-  Status s = node_->Propose(kv::EncodeCommand(cmd));
+  prop_batch_.push_back(kv::EncodeCommand(cmd));
+  prop_waiters_.push_back(BatchedWrite{cmd.client_id, cmd.seq, std::move(reply)});
+}
+
+void Replica::FlushProposals() {
+  if (prop_batch_.empty()) return;
+  std::vector<BatchedWrite> waiters;
+  waiters.swap(prop_waiters_);
+  std::vector<std::string> batch;
+  batch.swap(prop_batch_);
+  Status s = node_->ProposeBatch(std::move(batch));
   if (!s.ok()) {
-    Answer(reply, std::move(s));  // refused before entering the log: certainly not applied
+    // Refused before entering the log: certainly not applied.
+    for (BatchedWrite& w : waiters) Answer(w.reply, s);
     return;
   }
-  writes_[{cmd.client_id, cmd.seq}].push_back(
-      PendingWrite{std::move(reply), tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks)});
-  ++write_count_;
+  const uint64_t deadline = tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks);
+  for (BatchedWrite& w : waiters) {
+    writes_[{w.client_id, w.seq}].push_back(PendingWrite{std::move(w.reply), deadline});
+    ++write_count_;
+  }
 }
 
 size_t Replica::ProposeExpiry(int64_t now_ms, size_t limit) {
@@ -295,12 +308,14 @@ Status Replica::TransferLeadership(NodeId to) {
 }
 
 bool Replica::HasReady() const {
-  return !failed() && !persisting_ && (node_->HasReady() || !read_batch_.empty());
+  return !failed() && !persisting_ &&
+         (node_->HasReady() || !read_batch_.empty() || !prop_batch_.empty());
 }
 
 bool Replica::BeginReady() {
   SYNOD_ASSERT(!persisting_);
   if (failed()) return false;
+  FlushProposals();
   FlushReadBatch();
   if (!node_->HasReady()) return false;
   ready_ = node_->GetReady();
@@ -548,6 +563,9 @@ void Replica::Fail(const Status& s) {
   }
   writes_.clear();
   write_count_ = 0;
+  for (BatchedWrite& w : prop_waiters_) Answer(w.reply, err);  // never proposed
+  prop_waiters_.clear();
+  prop_batch_.clear();
   for (PendingRead& r : read_batch_) Answer(r.reply, err);
   read_batch_.clear();
   for (auto& [ctx, reads] : reads_by_ctx_) {

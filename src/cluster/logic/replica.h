@@ -198,6 +198,7 @@ class Replica {
   void ApplyCommitted(const std::vector<raft::Entry>& entries);
   void ApplyConfChange(const raft::Entry& e);
   void ServeReads();
+  void FlushProposals();
   void HandleReadStates(const raft::Ready& rd);
   void ExpireRequests();
   void MaybeCompact();
@@ -234,6 +235,15 @@ class Replica {
   // Linearizable reads: collected into a batch, one ReadIndex per batch; then waiting for the
   // read index; then waiting for the state machine to reach it.
   std::vector<PendingRead> read_batch_;
+  // Writes submitted since the last Ready: proposed together as one multi-entry MsgProp, so a
+  // round sends one MsgApp per follower and gets one acknowledgement back, not one per write.
+  struct BatchedWrite {
+    uint64_t client_id;
+    uint64_t seq;
+    ReplyFn reply;
+  };
+  std::vector<std::string> prop_batch_;
+  std::vector<BatchedWrite> prop_waiters_;
   uint64_t next_read_ctx_ = 1;
   std::map<std::string, std::vector<PendingRead>> reads_by_ctx_;
   std::multimap<LogIndex, PendingRead> reads_by_index_;

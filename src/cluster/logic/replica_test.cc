@@ -1,0 +1,217 @@
+// Replica: how client writes travel through Raft. Three replicas on in-memory disks, messages
+// delivered by hand, so that the test sees every message a round sends.
+#include "cluster/logic/replica.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "env/disk.h"
+#include "kv/command.h"
+#include "storage/wal_storage.h"
+
+namespace synod::cluster {
+namespace {
+
+class MemoryDisk final : public env::Disk {
+ public:
+  Status Append(std::string_view bytes) override {
+    data_.append(bytes);
+    return Status::Ok();
+  }
+  Status Sync() override { return Status::Ok(); }
+  Result<std::string> ReadAll() override { return data_; }
+  Status Replace(std::string_view bytes) override {
+    data_.assign(bytes);
+    return Status::Ok();
+  }
+  uint64_t Size() const override { return data_.size(); }
+
+ private:
+  std::string data_;
+};
+
+class Outbox final : public env::Transport {
+ public:
+  void Send(raft::Message msg) override { sent.push_back(std::move(msg)); }
+  std::deque<raft::Message> sent;
+};
+
+class NoObserver final : public ReplicaObserver {
+ public:
+  void OnApply(NodeId, const raft::Entry&) override {}
+  void OnSnapshot(NodeId, const raft::SnapshotMeta&) override {}
+  void OnSoftState(NodeId, const raft::SoftState&, Term) override {}
+};
+
+constexpr uint64_t kClusterId = 7;
+
+class ReplicaGroup {
+ public:
+  explicit ReplicaGroup(int n) {
+    for (int i = 1; i <= n; ++i) {
+      auto node = std::make_unique<Node>();
+      node->id = NodeId(static_cast<uint64_t>(i));
+      auto wal = storage::WalStorage::Open(&node->disk, kClusterId);
+      SYNOD_ASSERT(wal.ok());
+      node->wal = std::move(wal).value();
+      raft::Snapshot s;
+      s.meta.index = LogIndex(1);
+      s.meta.term = Term(1);
+      for (int v = 1; v <= n; ++v) s.meta.conf_state.voters.insert(NodeId(uint64_t(v)));
+      s.data = kv::StateMachine(kv::Options{}).Snapshot();
+      SYNOD_ASSERT(node->wal->Save(s, {}, raft::HardState{Term(1), kNoNode, LogIndex(1)}).ok());
+      SYNOD_ASSERT(node->wal->Sync().ok());
+      ReplicaOptions ro;
+      ro.raft.id = node->id;
+      ro.raft.random_seed = static_cast<uint64_t>(i) * 7919 + 1;
+      auto r = Replica::Create(ro, &node->out, node->wal.get(), &observer_, Logger());
+      SYNOD_ASSERT(r.ok());
+      node->replica = std::move(r).value();
+      nodes_.push_back(std::move(node));
+    }
+  }
+
+  Replica& replica(int i) { return *nodes_[static_cast<size_t>(i - 1)]->replica; }
+  Outbox& out(int i) { return nodes_[static_cast<size_t>(i - 1)]->out; }
+
+  // Runs every Ready of node i (the WAL syncs inside BeginReady).
+  void Pump(int i) {
+    Replica& r = replica(i);
+    while (r.HasReady()) {
+      r.BeginReady();
+      r.FinishReady();
+    }
+  }
+
+  // Delivers every queued message (and what it causes) until the group is quiet.
+  void Settle() {
+    for (int round = 0; round < 1000; ++round) {
+      bool any = false;
+      for (auto& n : nodes_) {
+        Pump(static_cast<int>(n->id.value()));
+        while (!n->out.sent.empty()) {
+          raft::Message m = std::move(n->out.sent.front());
+          n->out.sent.pop_front();
+          delivered.push_back(m);
+          replica(static_cast<int>(m.to.value())).Receive(std::move(m));
+          any = true;
+        }
+      }
+      if (!any) return;
+    }
+    FAIL() << "the group did not settle";
+  }
+
+  bool IsLeader(int i) { return replica(i).raw_node().raft().role() == raft::Role::kLeader; }
+
+  // Only node i's clock runs, so it is the one whose election timeout fires.
+  int ElectLeader(int i) {
+    for (int t = 0; t < 200 && !IsLeader(i); ++t) {
+      replica(i).Tick();
+      Settle();
+    }
+    return IsLeader(i) ? i : 0;
+  }
+
+  std::vector<raft::Message> delivered;
+
+ private:
+  struct Node {
+    NodeId id;
+    MemoryDisk disk;
+    Outbox out;
+    std::unique_ptr<storage::WalStorage> wal;
+    std::unique_ptr<Replica> replica;
+  };
+  NoObserver observer_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+};
+
+kv::Command Set(uint64_t client, uint64_t seq, const std::string& key) {
+  kv::Command c;
+  c.op = kv::Op::kRedis;
+  c.client_id = client;
+  c.seq = seq;
+  c.args = {"SET", key, "v" + std::to_string(seq)};
+  c.now_ms = 1000;
+  return c;
+}
+
+std::vector<const raft::Message*> OfType(const std::vector<raft::Message>& msgs,
+                                         raft::MessageType type) {
+  std::vector<const raft::Message*> out;
+  for (const raft::Message& m : msgs) {
+    if (m.type == type) out.push_back(&m);
+  }
+  return out;
+}
+
+TEST(ReplicaTest, WritesOfOneRoundLeaveInOneAppendPerFollower) {
+  ReplicaGroup g(3);
+  ASSERT_EQ(g.ElectLeader(1), 1);
+  g.delivered.clear();
+
+  std::vector<ClientReply> replies;
+  for (uint64_t i = 1; i <= 20; ++i) {
+    g.replica(1).Submit(Set(100 + i, 1, "k" + std::to_string(i)), ReadMode::kLinearizable,
+                        [&](ClientReply r) { replies.push_back(std::move(r)); });
+  }
+  g.Settle();
+
+  ASSERT_EQ(replies.size(), 20u);
+  for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  // One MsgApp per follower carried all 20 entries, and one acknowledgement came back from
+  // each (then the commit index travels in one more round).
+  std::vector<const raft::Message*> apps = OfType(g.delivered, raft::MessageType::kApp);
+  size_t with_entries = 0;
+  for (const raft::Message* m : apps) {
+    if (m->entries.empty()) continue;
+    ++with_entries;
+    EXPECT_EQ(m->entries.size(), 20u);
+  }
+  EXPECT_EQ(with_entries, 2u);
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(g.replica(i).state_machine().keyspace().size(), 20u) << "node " << i;
+  }
+}
+
+TEST(ReplicaTest, AFollowerForwardsTheWritesOfOneRoundAsOneProposal) {
+  ReplicaGroup g(3);
+  ASSERT_EQ(g.ElectLeader(1), 1);
+  g.delivered.clear();
+
+  std::vector<ClientReply> replies;
+  for (uint64_t i = 1; i <= 5; ++i) {
+    g.replica(2).Submit(Set(200 + i, 1, "f" + std::to_string(i)), ReadMode::kLinearizable,
+                        [&](ClientReply r) { replies.push_back(std::move(r)); });
+  }
+  g.Settle();
+
+  ASSERT_EQ(replies.size(), 5u);
+  for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  std::vector<const raft::Message*> props = OfType(g.delivered, raft::MessageType::kProp);
+  ASSERT_EQ(props.size(), 1u);
+  EXPECT_EQ(props[0]->entries.size(), 5u);
+}
+
+TEST(ReplicaTest, WritesBatchedWithoutALeaderAreRefusedNotLost) {
+  ReplicaGroup g(3);  // nobody campaigned: no leader
+  std::vector<ClientReply> replies;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    g.replica(2).Submit(Set(300 + i, 1, "n" + std::to_string(i)), ReadMode::kLinearizable,
+                        [&](ClientReply r) { replies.push_back(std::move(r)); });
+  }
+  EXPECT_EQ(g.replica(2).pending_requests(), 3u);
+  g.Settle();
+  ASSERT_EQ(replies.size(), 3u);
+  for (const ClientReply& r : replies) EXPECT_FALSE(r.status.ok());
+  EXPECT_EQ(g.replica(2).pending_requests(), 0u);
+}
+
+}  // namespace
+}  // namespace synod::cluster
