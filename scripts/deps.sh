@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
   clang clang-format libclang-rt-14-dev
-  libasio-dev librocksdb-dev libhiredis-dev libtomlplusplus-dev libcpp-httplib-dev
+  libasio-dev librocksdb-dev libhiredis-dev libtomlplusplus-dev libcpp-httplib-dev libjemalloc-dev
   redis-tools python3-redis procps iproute2
 )
 
