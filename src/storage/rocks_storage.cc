@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/iterator.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 
@@ -270,6 +271,11 @@ Status RocksStorage::OpenDb() {
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // Bounds the informational LOG files RocksDB keeps in the directory.
   options.keep_log_file_num = 4;
+  // A vector memtable: a write appends, and the memtable is sorted once when it is flushed.
+  // The node reads its database only at start-up and when it builds a snapshot, so the
+  // skiplist's sorted inserts (~10% of a leader's CPU under write load) bought nothing.
+  options.memtable_factory.reset(new rocksdb::VectorRepFactory());
+  options.allow_concurrent_memtable_write = false;  // only the skiplist supports it
   rocksdb::DB* db = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(options, dir_, &db);
   if (!s.ok()) return FromRocks(s, fmt::format("opening the database in {}", dir_));
