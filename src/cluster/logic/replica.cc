@@ -339,7 +339,29 @@ bool Replica::BeginReady() {
     return false;
   }
   if (opts_.bugs.ack_before_fsync) SendAll(ready_.messages_after_persist);
+  ApplyDurableCommitted();
   return ready_.must_sync;
+}
+
+// Committed entries that were durable here before this Ready (those below its first new entry)
+// need not wait for this Ready's write: apply them, and answer their clients, now. Otherwise a
+// write committed while the previous write was on disk would wait for one more. Entries of this
+// Ready, a snapshot and membership changes keep the order of the contract (after the write).
+void Replica::ApplyDurableCommitted() {
+  applied_early_ = 0;
+  if (ready_.snapshot) return;
+  const std::vector<raft::Entry>& committed = ready_.committed_entries;
+  const LogIndex first_new =
+      ready_.entries.empty() ? LogIndex(UINT64_MAX) : ready_.entries.front().index;
+  size_t n = 0;
+  while (n < committed.size() && committed[n].index < first_new &&
+         committed[n].type != raft::EntryType::kConfChange) {
+    ++n;
+  }
+  if (n == 0) return;
+  ApplyCommitted(committed, 0, n);
+  applied_early_ = n;
+  ServeReads();
 }
 
 void Replica::FinishReady() {
@@ -357,7 +379,8 @@ void Replica::FinishReady() {
     snapshot_index_ = ready_.snapshot->meta.index;
     if (observer_ != nullptr) observer_->OnSnapshot(id_, ready_.snapshot->meta);
   }
-  ApplyCommitted(ready_.committed_entries);
+  ApplyCommitted(ready_.committed_entries, std::exchange(applied_early_, 0),
+                 ready_.committed_entries.size());
   StageStateChanges(/*force=*/false);
   node_->Advance(ready_);
   ready_ = raft::Ready{};
@@ -427,8 +450,9 @@ void Replica::ServeReads() {
   }
 }
 
-void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries) {
-  for (const raft::Entry& e : entries) {
+void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries, size_t from, size_t to) {
+  for (size_t i = from; i < to; ++i) {
+    const raft::Entry& e = entries[i];
     if (observer_ != nullptr) observer_->OnApply(id_, e);
     if (e.type == raft::EntryType::kConfChange) {
       ApplyConfChange(e);

@@ -195,7 +195,9 @@ class Replica {
   // Answers `reply` and returns true when the replica failed or is at its pending bound.
   bool RefuseIfUnable(ReplyFn& reply);
   void FlushReadBatch();
-  void ApplyCommitted(const std::vector<raft::Entry>& entries);
+  // Applies entries[from, to).
+  void ApplyCommitted(const std::vector<raft::Entry>& entries, size_t from, size_t to);
+  void ApplyDurableCommitted();
   void ApplyConfChange(const raft::Entry& e);
   void ServeReads();
   void FlushProposals();
@@ -221,7 +223,8 @@ class Replica {
   bool snapshot_source_set_ = false;  // the store builds snapshots through BuildSnapshot
   Status failure_;
   bool persisting_ = false;
-  raft::Ready ready_;  // the Ready between BeginReady and FinishReady
+  raft::Ready ready_;         // the Ready between BeginReady and FinishReady
+  size_t applied_early_ = 0;  // ready_.committed_entries applied by BeginReady
   LogIndex snapshot_index_;
   LogIndex applied_at_start_;
   // The store holds a state older than the one restored at Create: the first StageState must
