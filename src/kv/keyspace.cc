@@ -169,21 +169,28 @@ Value* Keyspace::FindForWrite(std::string_view key, int64_t now_ms) {
 Value& Keyspace::Put(std::string_view key, std::string bytes, int64_t expire_ms) {
   SYNOD_ASSERT(expire_ms >= 0);
   const uint64_t pos = KeyPosition(key);
-  auto it = map_.find(KeyRef{pos, key});
-  Touch(key);
-  DropTombstone(key);
-  if (it == map_.end()) {
-    it = map_.emplace(Key{pos, std::string(key)}, Value{}).first;
+  const KeyRef ref{pos, key};
+  // One descent: lower_bound, then insert at that position when the key is new.
+  auto it = map_.lower_bound(ref);
+  if (it == map_.end() || Less()(ref, it->first)) {
+    DropTombstone(key);  // only a key that is not stored can have one
+    it = map_.emplace_hint(it, Key{pos, std::string(key)}, Value{});
   }
-  IndexExpiry(key, it->second.expire_ms, expire_ms);
-  it->second.bytes = std::move(bytes);
-  it->second.expire_ms = expire_ms;
-  it->second.version = index_;
+  Replace(key, it->second, std::move(bytes), expire_ms);
   return it->second;
 }
 
+void Keyspace::Replace(std::string_view key, Value& v, std::string bytes, int64_t expire_ms) {
+  SYNOD_ASSERT(expire_ms >= 0);
+  Touch(key, &v);
+  IndexExpiry(key, v.expire_ms, expire_ms);
+  v.bytes = std::move(bytes);
+  v.expire_ms = expire_ms;
+  v.version = index_;
+}
+
 void Keyspace::Modified(std::string_view key, Value& v) {
-  Touch(key);
+  Touch(key, &v);
   v.version = index_;
 }
 
@@ -197,7 +204,7 @@ void Keyspace::SetExpire(std::string_view key, Value& v, int64_t expire_ms) {
 bool Keyspace::Erase(std::string_view key) {
   auto it = map_.find(KeyRef{KeyPosition(key), key});
   if (it == map_.end()) return false;
-  Touch(key);
+  Touch(key, nullptr);
   IndexExpiry(key, it->second.expire_ms, 0);
   map_.erase(it);
   AddTombstone(key);
@@ -205,8 +212,8 @@ bool Keyspace::Erase(std::string_view key) {
 }
 
 void Keyspace::Clear() {
-  for (const auto& [k, v] : map_) Touch(k.bytes);
-  for (const auto& [k, idx] : tombstones_) Touch(k);
+  for (const auto& [k, v] : map_) Touch(k.bytes, nullptr);
+  for (const auto& [k, idx] : tombstones_) Touch(k, nullptr);
   map_.clear();
   expiry_.clear();
   tombstones_.clear();
@@ -236,7 +243,7 @@ void Keyspace::AddTombstone(std::string_view key) {
   while (tombstones_.size() > tombstones_max_) {
     auto oldest = tombstone_order_.begin();
     if (oldest->first > tombstone_floor_) tombstone_floor_ = oldest->first;
-    Touch(oldest->second);
+    Touch(oldest->second, nullptr);  // a tombstone's key is not stored
     tombstones_.erase(oldest->second);
     tombstone_order_.erase(oldest);
   }
@@ -245,7 +252,7 @@ void Keyspace::AddTombstone(std::string_view key) {
 void Keyspace::DropTombstone(std::string_view key) {
   auto t = tombstones_.find(key);
   if (t == tombstones_.end()) return;
-  Touch(key);
+  Touch(key, nullptr);
   tombstone_order_.erase(std::pair<LogIndex, std::string>(t->second, std::string(key)));
   tombstones_.erase(t);
 }

@@ -19,8 +19,9 @@
 // tombstone_floor rises to its index, and a watch taken before the floor can no longer be
 // judged, so it counts as changed (EXEC aborts; the client retries, as after any conflict).
 //
-// Change tracking: when a `touched` set is attached, every key whose value, expiry or tombstone
-// changed is added to it (the host persists those records; see StateMachine::TakeChanges).
+// Change tracking: when a `touched` map is attached, every key whose value, expiry or tombstone
+// changed is entered in it with its live value (nullptr once deleted), so that collecting the
+// records needs no second lookup (the host persists them; see StateMachine::TakeChanges).
 //
 // Thread-safety: none; owned by its StateMachine.
 #pragma once
@@ -119,6 +120,8 @@ class Keyspace {
   Value* FindForWrite(std::string_view key, int64_t now_ms);
   // Creates or replaces key with `bytes` and `expire_ms` (0 = persistent).
   Value& Put(std::string_view key, std::string bytes, int64_t expire_ms);
+  // Put for a key whose live value the caller holds (from FindForWrite): no second lookup.
+  void Replace(std::string_view key, Value& v, std::string bytes, int64_t expire_ms);
   // Stamps a value changed in place (bytes or nothing) with the current index.
   void Modified(std::string_view key, Value& v);
   // Changes v's expiry (0 = persistent) and stamps it.
@@ -142,7 +145,16 @@ class Keyspace {
   const std::map<std::string, LogIndex, std::less<>>& tombstones() const { return tombstones_; }
 
   // Change tracking (see the file comment). nullptr detaches.
-  void set_touched(std::set<std::string, std::less<>>* touched) { touched_ = touched; }
+  // A touched key: its live value as of the last change (nullptr: not stored now), or, when
+  // !known, to be looked up (a key entered by the state machine rather than by the keyspace).
+  // Values live in std::map nodes, which stay put until the key is erased, and Erase, Clear
+  // and every other removal re-enter the key with nullptr first.
+  struct Touched {
+    const Value* value = nullptr;
+    bool known = false;
+  };
+  using TouchedMap = std::map<std::string, Touched, std::less<>>;
+  void set_touched(TouchedMap* touched) { touched_ = touched; }
 
   bool operator==(const Keyspace& o) const {
     return map_ == o.map_ && tombstones_ == o.tombstones_ &&
@@ -150,8 +162,11 @@ class Keyspace {
   }
 
  private:
-  void Touch(std::string_view key) {
-    if (touched_ != nullptr) touched_->emplace(key);
+  void Touch(std::string_view key, const Value* now) {
+    if (touched_ == nullptr) return;
+    auto it = touched_->lower_bound(key);
+    if (it == touched_->end() || it->first != key) it = touched_->emplace_hint(it, key, Touched{});
+    it->second = Touched{now, true};
   }
   void AddTombstone(std::string_view key);
   void DropTombstone(std::string_view key);
@@ -165,7 +180,7 @@ class Keyspace {
   LogIndex tombstone_floor_;
   LogIndex flush_index_;
   LogIndex index_;
-  std::set<std::string, std::less<>>* touched_ = nullptr;
+  TouchedMap* touched_ = nullptr;
 };
 
 }  // namespace synod::kv

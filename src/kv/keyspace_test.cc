@@ -14,7 +14,18 @@
 namespace synod::kv {
 namespace {
 
-using Touched = std::set<std::string, std::less<>>;
+using Touched = Keyspace::TouchedMap;
+
+// The touched keys, and a check that each carries the value the keyspace holds for it now.
+std::set<std::string> Keys(const Touched& touched, const Keyspace& ks) {
+  std::set<std::string> out;
+  for (const auto& [key, t] : touched) {
+    EXPECT_TRUE(t.known) << key;
+    EXPECT_EQ(t.value, ks.FindRaw(key)) << key;
+    out.insert(key);
+  }
+  return out;
+}
 
 // ---- hash slots and order ----
 
@@ -120,7 +131,7 @@ TEST(KeyspaceTest, FindForWriteDeletesAnExpiredKeyAndLeavesATombstone) {
   ASSERT_EQ(ks.tombstones().count("k"), 1u);
   EXPECT_EQ(ks.tombstones().at("k"), LogIndex(5));
   EXPECT_EQ(ks.VersionOf("k", 1000), LogIndex(5));
-  EXPECT_EQ(touched, (Touched{"k"}));
+  EXPECT_EQ(Keys(touched, ks), (std::set<std::string>{"k"}));
   EXPECT_EQ(ks.FindForWrite("absent", 0), nullptr);
   EXPECT_EQ(ks.tombstone_count(), 1u);  // an absent key leaves nothing
 }
@@ -218,7 +229,8 @@ TEST(KeyspaceTest, EvictingATombstoneRaisesTheFloor) {
   EXPECT_EQ(ks.VersionOf("b", 0), LogIndex(0));  // forgotten: the floor covers it
   EXPECT_EQ(ks.VersionOf("a", 0), LogIndex(6));
   EXPECT_EQ(ks.VersionOf("c", 0), LogIndex(9));
-  EXPECT_EQ(touched, (Touched{"b", "c"}));  // the evicted tombstone is a change to persist
+  EXPECT_EQ(Keys(touched, ks),
+            (std::set<std::string>{"b", "c"}));  // the evicted tombstone is a change to persist
   ks.set_index(LogIndex(12));
   ks.Erase("d");
   EXPECT_EQ(ks.tombstone_floor(), LogIndex(6));
@@ -248,7 +260,7 @@ TEST(KeyspaceTest, ClearSetsTheFlushIndexAndTouchesEveryKey) {
   EXPECT_EQ(ks.expires_count(), 0u);
   EXPECT_EQ(ks.tombstone_count(), 0u);  // the flush index stands for them all
   EXPECT_TRUE(ks.Expired(INT64_MAX, 10).empty());
-  EXPECT_EQ(touched, (Touched{"a", "b", "c"}));
+  EXPECT_EQ(Keys(touched, ks), (std::set<std::string>{"a", "b", "c"}));
   EXPECT_EQ(ks.VersionOf("a", 0), LogIndex(0));
   // Detached: no more tracking.
   ks.set_touched(nullptr);
@@ -274,7 +286,7 @@ TEST(KeyspaceTest, ChangeTrackingSeesEveryKindOfWrite) {
   ks.SetExpire("b", *b, 99);
   ks.Erase("c");
   ks.Put("d", "new", 0);
-  EXPECT_EQ(touched, (Touched{"b", "c", "d"}));
+  EXPECT_EQ(Keys(touched, ks), (std::set<std::string>{"b", "c", "d"}));
 }
 
 TEST(KeyspaceTest, LoadRefusesDuplicatesAndTombstonesOfLiveKeys) {

@@ -147,7 +147,7 @@ Reply SetGeneric(Keyspace& ks, const std::string& key, const std::string& value,
       !ExpireMs(*spec.expire, spec.flags, ctx, spec.command, &expire_ms, &error)) {
     return error;
   }
-  const Value* old = ks.FindForWrite(key, ctx.now_ms);
+  Value* old = ks.FindForWrite(key, ctx.now_ms);
   const bool get = (spec.flags & kGet) != 0;
   Reply old_reply = get && old != nullptr ? Reply::Bulk(old->bytes) : Reply::Nil();
   if (((spec.flags & kNx) && old != nullptr) || ((spec.flags & kXx) && old == nullptr)) {
@@ -156,7 +156,11 @@ Reply SetGeneric(Keyspace& ks, const std::string& key, const std::string& value,
   if (spec.expire == nullptr) {
     expire_ms = (spec.flags & kKeepTtl) && old != nullptr ? old->expire_ms : 0;
   }
-  ks.Put(key, value, expire_ms);
+  if (old != nullptr) {
+    ks.Replace(key, *old, value, expire_ms);
+  } else {
+    ks.Put(key, value, expire_ms);
+  }
   // An EXAT/PXAT in the past: Redis stores the key already expired; deleting it at once is
   // the same to every reader and leaves the tombstone a WATCH must see.
   if (expire_ms != 0 && expire_ms <= ctx.now_ms) ks.Erase(key);

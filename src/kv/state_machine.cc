@@ -332,9 +332,9 @@ StateChanges StateMachine::TakeChanges() {
     }
   } else {
     out.data.reserve(touched_keys_.size());
-    for (const std::string& key : touched_keys_) {
+    for (const auto& [key, touched] : touched_keys_) {
       std::optional<std::string> record;
-      if (const Value* v = ks.FindRaw(key)) {
+      if (const Value* v = touched.known ? touched.value : ks.FindRaw(key)) {
         record = EncodeValueRecord(*v);
       } else if (auto t = ks.tombstones().find(key); t != ks.tombstones().end()) {
         record = EncodeTombstoneRecord(t->second);

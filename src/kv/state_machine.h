@@ -224,7 +224,7 @@ class StateMachine {
   Reply Append(const Command& cmd);
   void CheckInvariants() const;
   void TrackKey(std::string_view key) {
-    if (track_changes_ && !changes_reset_) touched_keys_.emplace(key);
+    if (track_changes_ && !changes_reset_) touched_keys_.try_emplace(std::string(key));
   }
   // Attaches touched_keys_ to the keyspace while tracking (and not reset).
   void AttachTracking();
@@ -238,7 +238,7 @@ class StateMachine {
   // Restore set changes_reset_, the whole state is reported and nothing more is collected.
   bool track_changes_ = false;
   bool changes_reset_ = false;
-  std::set<std::string, std::less<>> touched_keys_;
+  Keyspace::TouchedMap touched_keys_;
   std::set<uint64_t> touched_sessions_;
   LogIndex changes_applied_;  // applied_index() at the last TakeChanges
 };
