@@ -283,8 +283,18 @@ void Replica::SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply) {
                                     tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks)});
 }
 
+// One ReadIndex round at a time: reads that arrive while one is out wait for it to come back
+// and then go together, so under load a round confirms many reads instead of each read paying
+// for its own heartbeats. A round that got lost (a forwarded ReadIndex has no retry) holds the
+// next one back for kReadIndexRetryTicks at most.
+bool Replica::ReadBatchDue() const {
+  return !read_batch_.empty() &&
+         (reads_by_ctx_.empty() || tick_ >= read_index_tick_ + kReadIndexRetryTicks);
+}
+
 void Replica::FlushReadBatch() {
-  if (read_batch_.empty()) return;
+  if (!ReadBatchDue()) return;
+  read_index_tick_ = tick_;
   // One ReadIndex (one heartbeat round on the leader) confirms the whole batch.
   std::string ctx = std::to_string(id_.value()) + ":" + std::to_string(next_read_ctx_++);
   Status s = node_->ReadIndex(ctx);
@@ -308,8 +318,7 @@ Status Replica::TransferLeadership(NodeId to) {
 }
 
 bool Replica::HasReady() const {
-  return !failed() && !persisting_ &&
-         (node_->HasReady() || !read_batch_.empty() || !prop_batch_.empty());
+  return !failed() && !persisting_ && (node_->HasReady() || ReadBatchDue() || !prop_batch_.empty());
 }
 
 bool Replica::BeginReady() {

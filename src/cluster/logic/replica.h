@@ -201,6 +201,7 @@ class Replica {
   void ApplyConfChange(const raft::Entry& e);
   void ServeReads();
   void FlushProposals();
+  bool ReadBatchDue() const;
   void HandleReadStates(const raft::Ready& rd);
   void ExpireRequests();
   void MaybeCompact();
@@ -238,6 +239,8 @@ class Replica {
   // Linearizable reads: collected into a batch, one ReadIndex per batch; then waiting for the
   // read index; then waiting for the state machine to reach it.
   std::vector<PendingRead> read_batch_;
+  static constexpr uint64_t kReadIndexRetryTicks = 2;
+  uint64_t read_index_tick_ = 0;  // tick_ when the last ReadIndex round went out
   // Writes submitted since the last Ready: proposed together as one multi-entry MsgProp, so a
   // round sends one MsgApp per follower and gets one acknowledgement back, not one per write.
   struct BatchedWrite {

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -197,6 +198,70 @@ TEST(ReplicaTest, AFollowerForwardsTheWritesOfOneRoundAsOneProposal) {
   std::vector<const raft::Message*> props = OfType(g.delivered, raft::MessageType::kProp);
   ASSERT_EQ(props.size(), 1u);
   EXPECT_EQ(props[0]->entries.size(), 5u);
+}
+
+// The heartbeats of distinct ReadIndex rounds the leader sent (a round's context rides on them).
+std::set<std::string> ReadRounds(const std::deque<raft::Message>& sent) {
+  std::set<std::string> out;
+  for (const raft::Message& m : sent) {
+    if (m.type == raft::MessageType::kHeartbeat && !m.context.empty()) out.insert(m.context);
+  }
+  return out;
+}
+
+void SubmitReads(Replica& r, int n, std::vector<ClientReply>* replies) {
+  for (int i = 0; i < n; ++i) {
+    r.SubmitRead([](const kv::StateMachine&) { return kv::Reply{}; }, ReadMode::kLinearizable,
+                 [replies](ClientReply c) { replies->push_back(std::move(c)); });
+  }
+}
+
+TEST(ReplicaTest, ReadsArrivingDuringAReadIndexRoundGoTogetherInTheNextOne) {
+  ReplicaGroup g(3);
+  ASSERT_EQ(g.ElectLeader(1), 1);
+  g.Settle();
+  g.out(1).sent.clear();
+
+  std::vector<ClientReply> replies;
+  SubmitReads(g.replica(1), 10, &replies);
+  g.Pump(1);
+  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), 1u);
+  // A second wave while the first round is out: held back, not a round of its own...
+  SubmitReads(g.replica(1), 10, &replies);
+  EXPECT_FALSE(g.replica(1).HasReady());
+  g.Pump(1);
+  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), 1u);
+  EXPECT_TRUE(replies.empty());
+  // ...and sent as one round once the first comes back.
+  g.Settle();
+  ASSERT_EQ(replies.size(), 20u);
+  for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  std::set<std::string> rounds;
+  for (const raft::Message& m : g.delivered) {
+    if (m.type == raft::MessageType::kHeartbeat && !m.context.empty()) rounds.insert(m.context);
+  }
+  EXPECT_EQ(rounds.size(), 2u);
+}
+
+TEST(ReplicaTest, ALostReadIndexRoundHoldsTheNextOneBackForTwoTicksOnly) {
+  ReplicaGroup g(3);
+  ASSERT_EQ(g.ElectLeader(1), 1);
+  g.Settle();
+  // A follower forwards its reads' ReadIndex to the leader; that message is lost.
+  std::vector<ClientReply> replies;
+  SubmitReads(g.replica(2), 3, &replies);
+  g.Pump(2);
+  ASSERT_FALSE(g.out(2).sent.empty());
+  g.out(2).sent.clear();
+  SubmitReads(g.replica(2), 3, &replies);
+  EXPECT_FALSE(g.replica(2).HasReady());
+  g.replica(2).Tick();
+  EXPECT_FALSE(g.replica(2).HasReady());
+  g.replica(2).Tick();
+  EXPECT_TRUE(g.replica(2).HasReady());  // the next round goes out despite the lost one
+  g.Settle();
+  ASSERT_EQ(replies.size(), 3u);  // the second wave; the first waits for its timeout
+  for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
 }
 
 TEST(ReplicaTest, WritesBatchedWithoutALeaderAreRefusedNotLost) {
