@@ -267,10 +267,30 @@ Result<std::vector<raft::Entry>> EntriesFromProto(
   return out;
 }
 
+Result<std::vector<raft::Entry>> UnindexedEntriesFromProto(
+    google::protobuf::RepeatedPtrField<pb::Entry>* entries) {
+  std::vector<raft::Entry> out;
+  out.reserve(static_cast<size_t>(entries->size()));
+  for (pb::Entry& p : *entries) {
+    Result<raft::Entry> e = FromProto(std::move(p));
+    if (!e.ok()) return e.status();
+    if (e->index != LogIndex(0)) {
+      return Status::InvalidArgument(
+          fmt::format("a proposed entry carries index {}", e->index.value()));
+    }
+    out.push_back(std::move(*e));
+  }
+  return out;
+}
+
 Result<raft::Message> FromProto(pb::Message&& p) {
   Result<raft::MessageType> type = MessageTypeFromProto(p.type());
   if (!type.ok()) return type.status();
-  Result<std::vector<raft::Entry>> entries = EntriesFromProto(p.mutable_entries());
+  // A proposal's entries have no index yet (the leader assigns them): a batch of them is a run
+  // of zeros, not of consecutive indexes.
+  Result<std::vector<raft::Entry>> entries = *type == raft::MessageType::kProp
+                                                 ? UnindexedEntriesFromProto(p.mutable_entries())
+                                                 : EntriesFromProto(p.mutable_entries());
   if (!entries.ok()) return entries.status();
   raft::Message m;
   m.type = *type;

@@ -43,6 +43,10 @@ Result<raft::Message> FromProto(pb::Message&& p);
 // consecutive.
 Result<std::vector<raft::Entry>> EntriesFromProto(
     google::protobuf::RepeatedPtrField<pb::Entry>* entries);
+// The entries of a proposal (MsgProp): not yet in the log, so index 0 each; any other index
+// is kInvalidArgument.
+Result<std::vector<raft::Entry>> UnindexedEntriesFromProto(
+    google::protobuf::RepeatedPtrField<pb::Entry>* entries);
 
 // The wire form of a Raft message, and back. DecodeMessage: kInvalidArgument when `bytes` is
 // not a well-formed encoding of a valid message.

@@ -99,6 +99,30 @@ TEST(RaftCodecTest, EveryMessageTypeRoundTrips) {
   }
 }
 
+// Regression: a batch of proposals (entries without indexes yet) was refused as "entry index 0
+// does not follow 0", so a follower's forwarded writes of one round were dropped by the leader.
+TEST(RaftCodecTest, ProposalBatchRoundTripsAndOnlyProposalsMayLackIndexes) {
+  raft::Message m;
+  m.type = raft::MessageType::kProp;
+  m.from = NodeId(2);
+  m.to = NodeId(1);
+  for (int i = 0; i < 3; ++i) {
+    raft::Entry e;
+    e.data = "cmd" + std::to_string(i);
+    m.entries.push_back(e);
+  }
+  Result<raft::Message> back = DecodeMessage(EncodeMessage(m));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->entries.size(), 3u);
+  EXPECT_EQ(back->entries[2].data, "cmd2");
+
+  m.entries[1].index = LogIndex(7);  // a proposal with an index is malformed
+  EXPECT_EQ(DecodeMessage(EncodeMessage(m)).status().code(), Code::kInvalidArgument);
+  m.entries[1].index = LogIndex(0);
+  m.type = raft::MessageType::kApp;  // log entries must still be a run of indexes
+  EXPECT_EQ(DecodeMessage(EncodeMessage(m)).status().code(), Code::kInvalidArgument);
+}
+
 TEST(RaftCodecTest, PlainTypesRoundTrip) {
   raft::HardState hs{Term(3), NodeId(2), LogIndex(17)};
   pb::HardState phs;
