@@ -94,6 +94,14 @@ class LogStore {
   virtual Status Compact(LogIndex index, const raft::ConfState& cs,
                          std::string state_machine_image) = 0;
 
+  // Compact without the wait, for stores that persists_state(): the snapshot record and the
+  // deletion of the folded entries join the pending write (after everything staged so far),
+  // and the in-memory log is compacted once that write succeeded. Same checks and errors as
+  // Compact (against the newest compaction staged or made). Default: Compact with no image.
+  virtual Status StageCompact(LogIndex index, const raft::ConfState& cs) {
+    return Compact(index, cs, std::string());
+  }
+
   // The latest snapshot (saved or made by Compact); empty (index 0) if none.
   virtual const raft::Snapshot& snapshot() const = 0;
   virtual const raft::HardState& hard_state() const = 0;

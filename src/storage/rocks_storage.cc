@@ -500,6 +500,7 @@ RocksStorage::PendingWrite RocksStorage::TakePending() {
   w.batch = std::move(pending_);
   pending_.Clear();  // a moved-from WriteBatch is not valid until cleared
   w.saves = std::exchange(pending_saves_, 0);
+  compactions_in_flight_.push_back(std::exchange(staged_compaction_, std::nullopt));
   return w;
 }
 
@@ -524,7 +525,59 @@ Status RocksStorage::WritePending(PendingWrite& w) const {
 void RocksStorage::OnPendingWritten(const Status& written) {
   SYNOD_ASSERT_MSG(writes_outstanding_ > 0, "OnPendingWritten without a TakePending");
   --writes_outstanding_;
-  if (!written.ok()) RecordFailure(written);
+  std::optional<raft::Snapshot> compaction;
+  if (!compactions_in_flight_.empty()) {  // empty when the write was refused before staging
+    compaction = std::move(compactions_in_flight_.front());
+    compactions_in_flight_.pop_front();
+  }
+  if (!written.ok()) {
+    RecordFailure(written);
+    return;
+  }
+  if (compaction) FinishCompaction(*compaction);
+}
+
+Status RocksStorage::StageCompact(LogIndex index, const raft::ConfState& cs) {
+  if (!failure_.ok()) return failure_;
+  LogIndex newest = snapshot_.meta.index;
+  if (staged_compaction_ && staged_compaction_->meta.index > newest) {
+    newest = staged_compaction_->meta.index;
+  }
+  for (const auto& c : compactions_in_flight_) {
+    if (c && c->meta.index > newest) newest = c->meta.index;
+  }
+  if (index <= newest) {
+    return Status(Code::kSnapshotOutOfDate, "compaction index not after the newest snapshot");
+  }
+  if (index > hard_state().commit) {
+    return Status::InvalidArgument(fmt::format("compaction index {} beyond the commit index {}",
+                                               index.value(), hard_state().commit.value()));
+  }
+  Result<Term> term = memory_.TermAt(index);
+  SYNOD_ASSERT_MSG(term.ok(), "a committed index after the snapshot has no term");
+  raft::Snapshot snap;
+  snap.meta = raft::SnapshotMeta{index, *term, cs};
+  Result<std::string> value = EncodeSnapshot(snap);
+  if (!value.ok()) return value.status();
+  MustStage(pending_.Put(kSnapshotKey, *value));
+  MustStage(pending_.DeleteRange(EntryKey(LogIndex(0)), EntryKey(index + 1)));
+  staged_compaction_ = std::move(snap);
+  return Status::Ok();
+}
+
+void RocksStorage::FinishCompaction(const raft::Snapshot& snap) {
+  // A snapshot saved after the compaction was staged (one received from the leader) replaced
+  // the log it would fold: nothing left to do.
+  if (snap.meta.index <= snapshot_.meta.index) return;
+  Result<Term> term = memory_.TermAt(snap.meta.index);
+  SYNOD_ASSERT_MSG(term.ok() && *term == snap.meta.term,
+                   "the log changed under a staged compaction of committed entries");
+  raft::ConfState cs = snap.meta.conf_state;
+  Result<raft::Snapshot> created = memory_.CreateSnapshot(snap.meta.index, &cs, std::string());
+  SYNOD_ASSERT_MSG(created.ok(), "CreateSnapshot refused a staged compaction");
+  const Status compacted = memory_.Compact(snap.meta.index);
+  SYNOD_ASSERT_MSG(compacted.ok(), "Compact refused a staged compaction");
+  snapshot_ = std::move(*created);
 }
 
 Status RocksStorage::Compact(LogIndex index, const raft::ConfState& cs,
@@ -546,7 +599,9 @@ Status RocksStorage::Compact(LogIndex index, const raft::ConfState& cs,
   Result<std::string> value = EncodeSnapshot(snap);
   if (!value.ok()) return value.status();
 
-  // Pending Saves first, in order, then the snapshot and the deletion of what it covers.
+  // Pending Saves first, in order, then the snapshot and the deletion of what it covers. A
+  // compaction staged in pending_ is written with them and superseded by this one.
+  staged_compaction_.reset();
   rocksdb::WriteBatch batch = std::move(pending_);
   pending_.Clear();  // a moved-from WriteBatch is not valid until cleared
   pending_saves_ = 0;

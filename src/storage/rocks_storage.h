@@ -54,6 +54,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -164,6 +165,11 @@ class RocksStorage final : public LogStore {
   Status Compact(LogIndex index, const raft::ConfState& cs,
                  std::string state_machine_image) override;
 
+  // See LogStore::StageCompact: the compaction rides on the next TakePending (or Sync), and
+  // OnPendingWritten compacts raft_storage() when that write succeeded. A snapshot saved
+  // meanwhile that covers the index supersedes it. No PendingWrite restriction.
+  Status StageCompact(LogIndex index, const raft::ConfState& cs) override;
+
   // The state machine kept beside the log (see the class comment and LogStore).
   bool persists_state() const override { return true; }
   // Stages `w` into the pending batch, after the Saves staged before it. Nothing on a failed
@@ -243,6 +249,11 @@ class RocksStorage final : public LogStore {
   std::string state_meta_;
   // PendingWrites taken and not yet reported to OnPendingWritten.
   uint64_t writes_outstanding_ = 0;
+  // A compaction staged into pending_ (StageCompact), and those riding on the outstanding
+  // PendingWrites, in TakePending order (nullopt for a write without one).
+  std::optional<raft::Snapshot> staged_compaction_;
+  std::deque<std::optional<raft::Snapshot>> compactions_in_flight_;
+  void FinishCompaction(const raft::Snapshot& snap);
   // Set by whichever thread sees a RocksDB write fail, so that no later write lands after it.
   mutable std::atomic<bool> write_failed_{false};
   RocksRecoveryStats recovery_stats_;

@@ -312,6 +312,68 @@ TEST(RocksStorageTest, CompactWritesPendingSavesFirst) {
   EXPECT_EQ(r->hard_state(), HS(1, 1, 8));
 }
 
+TEST(RocksStorageTest, StagedCompactionTakesEffectWithTheNextWrite) {
+  TempDir tmp;
+  raft::ConfState cs;
+  cs.voters = {NodeId(1), NodeId(2), NodeId(3)};
+  LogState before;
+  {
+    auto r = MustOpen(tmp.db());
+    ASSERT_NE(r, nullptr);
+    MustSave(r.get(), Ents(1, 1, 10), HS(1, 1, 8));
+    MustSync(r.get());
+    EXPECT_EQ(r->StageCompact(LogIndex(9), cs).code(), Code::kInvalidArgument);  // > commit
+    ASSERT_TRUE(r->StageCompact(LogIndex(6), cs).ok());
+    // Staged only: memory and the snapshot are untouched until a write carries it...
+    EXPECT_EQ(r->snapshot().meta.index, LogIndex(0));
+    EXPECT_EQ(*r->raft_storage().TermAt(LogIndex(3)), Term(1));
+    // ...and a second compaction must go beyond the staged one.
+    EXPECT_EQ(r->StageCompact(LogIndex(5), cs).code(), Code::kSnapshotOutOfDate);
+    MustSave(r.get(), Ents(1, 11, 12), HS(1, 1, 10));
+    RocksStorage::PendingWrite w = r->TakePending();
+    EXPECT_EQ(r->StageCompact(LogIndex(6), cs).code(), Code::kSnapshotOutOfDate);  // in flight
+    ASSERT_TRUE(r->WritePending(w).ok());
+    EXPECT_EQ(r->snapshot().meta.index, LogIndex(0));
+    r->OnPendingWritten(Status::Ok());
+    EXPECT_EQ(r->snapshot().meta.index, LogIndex(6));
+    EXPECT_EQ(r->snapshot().meta.conf_state, cs);
+    EXPECT_EQ(r->raft_storage().TermAt(LogIndex(5)).status().code(), Code::kCompacted);
+    EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(12));
+    before = StateOf(*r);
+  }
+  auto r = MustOpen(tmp.db());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(StateOf(*r), before);
+  EXPECT_EQ(r->recovery_stats().entries_loaded, 6u);
+}
+
+TEST(RocksStorageTest, StagedCompactionIsDroppedWithAFailedWrite) {
+  TempDir tmp;
+  auto fs = std::make_shared<FaultInjectionFs>();
+  std::unique_ptr<rocksdb::Env> env = NewFaultInjectionEnv(fs);
+  RocksOptions opts;
+  opts.env = env.get();
+  {
+    auto r = MustOpen(tmp.db(), opts);
+    ASSERT_NE(r, nullptr);
+    MustSave(r.get(), Ents(1, 1, 10), HS(1, 1, 10));
+    MustSync(r.get());
+    ASSERT_TRUE(r->StageCompact(LogIndex(8), raft::ConfState{}).ok());
+    fs->SetFailWrites(true);
+    EXPECT_EQ(r->Sync().code(), Code::kIoError);
+    EXPECT_EQ(r->snapshot().meta.index, LogIndex(0));  // memory never runs ahead of the disk
+    EXPECT_EQ(*r->raft_storage().TermAt(LogIndex(2)), Term(1));
+    EXPECT_EQ(r->StageCompact(LogIndex(9), raft::ConfState{}).code(), Code::kIoError);
+    fs->SetFailWrites(false);
+  }
+  auto r = MustOpen(tmp.db(), opts);
+  ASSERT_NE(r, nullptr);
+  // The failed write was atomic: wholly there or wholly absent.
+  const LogIndex snap = r->snapshot().meta.index;
+  EXPECT_TRUE(snap == LogIndex(0) || snap == LogIndex(8)) << snap.value();
+  EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(10));
+}
+
 TEST(RocksStorageTest, InvalidSavesChangeNothing) {
   TempDir tmp;
   auto r = MustOpen(tmp.db());

@@ -548,13 +548,15 @@ void Replica::MaybeCompact() {
   LogIndex applied = sm_.applied_index();
   if (applied.value() < snapshot_index_.value() + opts_.snapshot_entries) return;
   raft::ConfState cs = node_->raft().config().ToConfState();
-  std::string image;
+  Status s;
   if (wal_->persists_state()) {
+    // The state up to `applied` and the compaction go out with the next write, in one batch;
+    // the core does not wait for a disk write of its own here.
     StageStateChanges(/*force=*/true);
+    s = wal_->StageCompact(applied, cs);
   } else {
-    image = sm_.Snapshot();
+    s = wal_->Compact(applied, cs, sm_.Snapshot());
   }
-  Status s = wal_->Compact(applied, cs, std::move(image));
   if (!s.ok()) {
     Fail(s);
     return;
