@@ -154,7 +154,12 @@ its load generator, share the {m['cores']} cores. One system runs at a time.
 def commands_section(r: dict[str, Any], target: str) -> str:
     mode = r["mode"]
     d, w = mode["duration"], mode["warmup"]
-    return f"""## What ran, exactly
+    return f"""## Where the time goes
+
+[performance.md](performance.md) has Synod's profile: what each change of the write and read
+paths bought, and what the remaining CPU per operation is spent on.
+
+## What ran, exactly
 
 `make {target}` ({'one run per point' if mode['reps'] == 1 else f"{mode['reps']} runs per point, the median reported"};
 {d:g} s measured per point after {w:g} s of warmup; {mode['trials']} failover trials per system;
