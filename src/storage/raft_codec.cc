@@ -251,36 +251,43 @@ Result<raft::Snapshot> FromProto(pb::Snapshot&& p) {
 
 Result<raft::Snapshot> FromProto(const pb::Snapshot& p) { return FromProto(pb::Snapshot(p)); }
 
-Result<std::vector<raft::Entry>> EntriesFromProto(
-    google::protobuf::RepeatedPtrField<pb::Entry>* entries) {
+namespace {
+
+// `follows(entry, previous or nullptr)` names what is wrong with an entry's index, or "".
+template <class Check>
+Result<std::vector<raft::Entry>> EntriesFromProtoChecked(
+    google::protobuf::RepeatedPtrField<pb::Entry>* entries, const Check& check) {
   std::vector<raft::Entry> out;
   out.reserve(static_cast<size_t>(entries->size()));
   for (pb::Entry& p : *entries) {
     Result<raft::Entry> e = FromProto(std::move(p));
     if (!e.ok()) return e.status();
-    if (!out.empty() && e->index != out.back().index + 1) {
-      return Status::InvalidArgument(fmt::format("entry index {} does not follow {}",
-                                                 e->index.value(), out.back().index.value()));
-    }
+    std::string wrong = check(*e, out.empty() ? nullptr : &out.back());
+    if (!wrong.empty()) return Status::InvalidArgument(std::move(wrong));
     out.push_back(std::move(*e));
   }
   return out;
 }
 
+}  // namespace
+
+Result<std::vector<raft::Entry>> EntriesFromProto(
+    google::protobuf::RepeatedPtrField<pb::Entry>* entries) {
+  return EntriesFromProtoChecked(entries,
+                                 [](const raft::Entry& e, const raft::Entry* prev) -> std::string {
+                                   if (prev == nullptr || e.index == prev->index + 1) return {};
+                                   return fmt::format("entry index {} does not follow {}",
+                                                      e.index.value(), prev->index.value());
+                                 });
+}
+
 Result<std::vector<raft::Entry>> UnindexedEntriesFromProto(
     google::protobuf::RepeatedPtrField<pb::Entry>* entries) {
-  std::vector<raft::Entry> out;
-  out.reserve(static_cast<size_t>(entries->size()));
-  for (pb::Entry& p : *entries) {
-    Result<raft::Entry> e = FromProto(std::move(p));
-    if (!e.ok()) return e.status();
-    if (e->index != LogIndex(0)) {
-      return Status::InvalidArgument(
-          fmt::format("a proposed entry carries index {}", e->index.value()));
-    }
-    out.push_back(std::move(*e));
-  }
-  return out;
+  return EntriesFromProtoChecked(
+      entries, [](const raft::Entry& e, const raft::Entry*) -> std::string {
+        if (e.index == LogIndex(0)) return {};
+        return fmt::format("a proposed entry carries index {}", e.index.value());
+      });
 }
 
 Result<raft::Message> FromProto(pb::Message&& p) {

@@ -18,6 +18,7 @@
 namespace synod::storage {
 namespace {
 
+using testing::FaultyDisk;
 using testing::kCluster;
 using testing::MustOpen;
 using testing::TempDir;
@@ -187,10 +188,9 @@ TEST(RocksStateTest, CompactWritesTheStagedStateWithIt) {
 // both or neither.
 TEST(RocksStateTest, StateAndSaveAreWrittenAtomically) {
   TempDir tmp;
-  auto fs = std::make_shared<FaultInjectionFs>();
-  std::unique_ptr<rocksdb::Env> env = NewFaultInjectionEnv(fs);
-  RocksOptions opts;
-  opts.env = env.get();
+  FaultyDisk disk;
+  FaultInjectionFs* fs = disk.fs.get();
+  const RocksOptions& opts = disk.opts;
   {
     auto r = MustOpen(tmp.db(), opts);
     ASSERT_NE(r, nullptr);

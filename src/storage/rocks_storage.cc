@@ -552,6 +552,18 @@ Status RocksStorage::StageCompact(LogIndex index, const raft::ConfState& cs) {
   for (const auto& c : compactions_in_flight_) {
     if (c && c->meta.index > newest) newest = c->meta.index;
   }
+  Result<raft::Snapshot> snap = CompactionSnapshot(index, newest, cs);
+  if (!snap.ok()) return snap.status();
+  Result<std::string> value = EncodeSnapshot(*snap);
+  if (!value.ok()) return value.status();
+  MustStage(pending_.Put(kSnapshotKey, *value));
+  MustStage(pending_.DeleteRange(EntryKey(LogIndex(0)), EntryKey(index + 1)));
+  staged_compaction_ = std::move(*snap);
+  return Status::Ok();
+}
+
+Result<raft::Snapshot> RocksStorage::CompactionSnapshot(LogIndex index, LogIndex newest,
+                                                        const raft::ConfState& cs) const {
   if (index <= newest) {
     return Status(Code::kSnapshotOutOfDate, "compaction index not after the newest snapshot");
   }
@@ -563,12 +575,7 @@ Status RocksStorage::StageCompact(LogIndex index, const raft::ConfState& cs) {
   SYNOD_ASSERT_MSG(term.ok(), "a committed index after the snapshot has no term");
   raft::Snapshot snap;
   snap.meta = raft::SnapshotMeta{index, *term, cs};
-  Result<std::string> value = EncodeSnapshot(snap);
-  if (!value.ok()) return value.status();
-  MustStage(pending_.Put(kSnapshotKey, *value));
-  MustStage(pending_.DeleteRange(EntryKey(LogIndex(0)), EntryKey(index + 1)));
-  staged_compaction_ = std::move(snap);
-  return Status::Ok();
+  return snap;
 }
 
 void RocksStorage::FinishCompaction(const raft::Snapshot& snap) {
@@ -590,18 +597,11 @@ Status RocksStorage::Compact(LogIndex index, const raft::ConfState& cs,
                              std::string state_machine_image) {
   if (!failure_.ok()) return failure_;
   SYNOD_ASSERT_MSG(writes_outstanding_ == 0, "Compact while a PendingWrite is outstanding");
-  if (index <= snapshot_.meta.index) {
-    return Status(Code::kSnapshotOutOfDate, "compaction index not after the current snapshot");
-  }
-  if (index > hard_state().commit) {
-    return Status::InvalidArgument(fmt::format("compaction index {} beyond the commit index {}",
-                                               index.value(), hard_state().commit.value()));
-  }
-  Result<Term> term = memory_.TermAt(index);
-  SYNOD_ASSERT_MSG(term.ok(), "a committed index after the snapshot has no term");
-  raft::Snapshot snap;
-  snap.meta = raft::SnapshotMeta{index, *term, cs};
+  Result<raft::Snapshot> checked = CompactionSnapshot(index, snapshot_.meta.index, cs);
+  if (!checked.ok()) return checked.status();
+  raft::Snapshot snap = std::move(*checked);
   snap.data = std::move(state_machine_image);
+  const Term term = snap.meta.term;
   Result<std::string> value = EncodeSnapshot(snap);
   if (!value.ok()) return value.status();
 
@@ -618,7 +618,7 @@ Status RocksStorage::Compact(LogIndex index, const raft::ConfState& cs,
   // Only now that the disk has it: memory_ never runs ahead of a failed compaction.
   Result<raft::Snapshot> created = memory_.CreateSnapshot(index, &cs, std::move(snap.data));
   SYNOD_ASSERT_MSG(created.ok(), "CreateSnapshot refused a checked index");
-  SYNOD_ASSERT(created->meta.term == *term);
+  SYNOD_ASSERT(created->meta.term == term);
   const Status compacted = memory_.Compact(index);
   SYNOD_ASSERT_MSG(compacted.ok(), "Compact refused an index after the snapshot");
   snapshot_ = std::move(*created);

@@ -254,6 +254,10 @@ class RocksStorage final : public LogStore {
   std::optional<raft::Snapshot> staged_compaction_;
   std::deque<std::optional<raft::Snapshot>> compactions_in_flight_;
   void FinishCompaction(const raft::Snapshot& snap);
+  // The snapshot (no image) a compaction at `index` makes, after the checks both Compact and
+  // StageCompact do: index > newest (kSnapshotOutOfDate), index <= the saved commit index.
+  Result<raft::Snapshot> CompactionSnapshot(LogIndex index, LogIndex newest,
+                                            const raft::ConfState& cs) const;
   // Set by whichever thread sees a RocksDB write fail, so that no later write lands after it.
   mutable std::atomic<bool> write_failed_{false};
   RocksRecoveryStats recovery_stats_;

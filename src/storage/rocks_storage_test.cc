@@ -18,6 +18,7 @@
 namespace synod::storage {
 namespace {
 
+using testing::FaultyDisk;
 using testing::kCluster;
 using testing::MustOpen;
 using testing::TempDir;
@@ -349,10 +350,9 @@ TEST(RocksStorageTest, StagedCompactionTakesEffectWithTheNextWrite) {
 
 TEST(RocksStorageTest, StagedCompactionIsDroppedWithAFailedWrite) {
   TempDir tmp;
-  auto fs = std::make_shared<FaultInjectionFs>();
-  std::unique_ptr<rocksdb::Env> env = NewFaultInjectionEnv(fs);
-  RocksOptions opts;
-  opts.env = env.get();
+  FaultyDisk disk;
+  FaultInjectionFs* fs = disk.fs.get();
+  const RocksOptions& opts = disk.opts;
   {
     auto r = MustOpen(tmp.db(), opts);
     ASSERT_NE(r, nullptr);
@@ -601,10 +601,9 @@ TEST(RocksStorageTest, DecreasingTermsAreCorruption) {
 
 TEST(RocksStorageTest, InjectedWriteFailureIsStickyAndLosesNothingSynced) {
   TempDir tmp;
-  auto fs = std::make_shared<FaultInjectionFs>();
-  std::unique_ptr<rocksdb::Env> env = NewFaultInjectionEnv(fs);
-  RocksOptions opts;
-  opts.env = env.get();
+  FaultyDisk disk;
+  FaultInjectionFs* fs = disk.fs.get();
+  const RocksOptions& opts = disk.opts;
   std::vector<LogState> allowed;
   {
     auto r = MustOpen(tmp.db(), opts);
@@ -647,10 +646,9 @@ TEST(RocksStorageTest, InjectedWriteFailureIsStickyAndLosesNothingSynced) {
 
 TEST(RocksStorageTest, InjectedFailureRefusesOpeningANewDatabase) {
   TempDir tmp;
-  auto fs = std::make_shared<FaultInjectionFs>();
-  std::unique_ptr<rocksdb::Env> env = NewFaultInjectionEnv(fs);
-  RocksOptions opts;
-  opts.env = env.get();
+  FaultyDisk disk;
+  FaultInjectionFs* fs = disk.fs.get();
+  const RocksOptions& opts = disk.opts;
   fs->SetFailWrites(true);
   Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster, opts);
   ASSERT_FALSE(r.ok());
@@ -737,10 +735,9 @@ TEST(RocksStorageTest, PendingWriteOnAnotherThread) {
 
 TEST(RocksStorageTest, FailedPendingWriteRefusesTheWritesQueuedBehindIt) {
   TempDir tmp;
-  auto fs = std::make_shared<FaultInjectionFs>();
-  std::unique_ptr<rocksdb::Env> env = NewFaultInjectionEnv(fs);
-  RocksOptions opts;
-  opts.env = env.get();
+  FaultyDisk disk;
+  FaultInjectionFs* fs = disk.fs.get();
+  const RocksOptions& opts = disk.opts;
   LogState synced;
   {
     auto r = MustOpen(tmp.db(), opts);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/assert.h"
+#include "storage/fault_fs.h"
 #include "storage/rocks_storage.h"
 
 namespace synod::storage::testing {
@@ -46,5 +47,17 @@ inline std::unique_ptr<RocksStorage> MustOpen(const std::string& dir, RocksOptio
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(*r) : nullptr;
 }
+
+// A disk whose writes can be made to fail ("No space left on device"): open with `opts`, then
+// fs->SetFailWrites(true).
+struct FaultyDisk {
+  std::shared_ptr<FaultInjectionFs> fs = std::make_shared<FaultInjectionFs>();
+  std::unique_ptr<rocksdb::Env> env = NewFaultInjectionEnv(fs);
+  RocksOptions opts = [this] {
+    RocksOptions o;
+    o.env = env.get();
+    return o;
+  }();
+};
 
 }  // namespace synod::storage::testing
