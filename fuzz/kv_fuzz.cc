@@ -25,7 +25,8 @@
 //     Find(key, now) is nullptr iff expire_ms != 0 && expire_ms <= now;
 //   - every change is stamped and tracked: a key whose bytes or expiry changed carries the
 //     current index, a deleted key leaves a tombstone at the index (or the index is the flush
-//     or tombstone floor), and every changed key or tombstone is in the touched set.
+//     or tombstone floor), and every changed key or tombstone is in the touched map, with the
+//     live value the keyspace holds for it.
 // Finally the whole sequence is replayed on a fresh keyspace: same replies, same keyspace.
 //
 // KV_FUZZ_TRACE=1 build/fuzz/kv_fuzz <file> prints each command with its time and reply.
@@ -285,9 +286,14 @@ void CheckKeyspace(const Keyspace& ks, const Config& config, LogIndex index, int
   SYNOD_ASSERT(ks.tombstone_floor() <= index && ks.flush_index() <= index);
 }
 
-// Every change is stamped with the current index (WATCH) and reported in `touched`.
-void CheckChanges(const Before& before, const Keyspace& ks,
-                  const std::set<std::string, std::less<>>& touched, LogIndex index) {
+// Every change is stamped with the current index (WATCH) and reported in `touched`, and every
+// touched key carries the value the keyspace holds for it now (nullptr when it holds none).
+void CheckChanges(const Before& before, const Keyspace& ks, const Keyspace::TouchedMap& touched,
+                  LogIndex index) {
+  for (const auto& [key, t] : touched) {
+    SYNOD_ASSERT(t.known);
+    SYNOD_ASSERT(t.value == ks.FindRaw(key));
+  }
   for (const auto& [key, value] : ks.map()) {
     auto it = before.values.find(key.bytes);
     if (it != before.values.end() && it->second == FingerprintOf(value)) continue;
@@ -315,7 +321,7 @@ void CheckChanges(const Before& before, const Keyspace& ks,
 // Applies the steps to ks; `check` turns the per-command invariants on.
 std::vector<Reply> Execute(const std::vector<Step>& steps, const Config& config, Keyspace& ks,
                            bool check) {
-  std::set<std::string, std::less<>> touched;
+  Keyspace::TouchedMap touched;
   if (check) ks.set_touched(&touched);
   std::vector<Reply> replies;
   int64_t now = config.start_ms;
