@@ -361,32 +361,35 @@ class Synod(System):
 # Load generators
 
 
-def synod_bench(hosts: list[str], clients: int, mode: Mode, read_fraction: float = 0.0,
-                readonly: bool = False, rate: float = 0.0) -> dict[str, Any]:
-    args = [str(SYNOD), "bench", "--host", ",".join(hosts), "--clients", str(clients),
-            "--duration", f"{mode.duration}s", "--warmup", f"{mode.warmup}s", "--keys", str(KEYS),
-            "--key-size", str(KEY_SIZE), "--value-size", str(VALUE_SIZE), "--read-fraction",
-            str(read_fraction), "--json", "--no-progress"]
-    if readonly:
-        args.append("--readonly")
+def run_generator(args: list[str], clients: int, mode: Mode, read_fraction: float,
+                  rate: float) -> dict[str, Any]:
+    """Runs a load generator (`synod bench` or `etcd_bench`: the same flags for the workload's
+    shape, and JSON out) with the benchmark's key and value shapes; returns its JSON."""
+    args = args + ["--clients", str(clients), "--keys", str(KEYS), "--key-size", str(KEY_SIZE),
+                   "--value-size", str(VALUE_SIZE), "--read-fraction", str(read_fraction),
+                   "--json"]
     if rate > 0:
         args += ["--rate", str(int(rate))]
     out = subprocess.run(args, capture_output=True, text=True, timeout=mode.duration + 60).stdout
     return json.loads(out)
+
+
+def synod_bench(hosts: list[str], clients: int, mode: Mode, read_fraction: float = 0.0,
+                readonly: bool = False, rate: float = 0.0) -> dict[str, Any]:
+    args = [str(SYNOD), "bench", "--host", ",".join(hosts), "--duration", f"{mode.duration}s",
+            "--warmup", f"{mode.warmup}s", "--no-progress"]
+    if readonly:
+        args.append("--readonly")
+    return run_generator(args, clients, mode, read_fraction, rate)
 
 
 def etcd_bench(hosts: list[str], clients: int, mode: Mode, read_fraction: float = 0.0,
                serializable: bool = False, rate: float = 0.0) -> dict[str, Any]:
-    args = [str(ETCD_BENCH), "--endpoints", ",".join(hosts), "--clients", str(clients),
-            "--duration", str(mode.duration), "--warmup", str(mode.warmup), "--keys", str(KEYS),
-            "--key-size", str(KEY_SIZE), "--value-size", str(VALUE_SIZE), "--read-fraction",
-            str(read_fraction), "--json"]
+    args = [str(ETCD_BENCH), "--endpoints", ",".join(hosts), "--duration", str(mode.duration),
+            "--warmup", str(mode.warmup)]
     if serializable:
         args.append("--serializable")
-    if rate > 0:
-        args += ["--rate", str(int(rate))]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=mode.duration + 60).stdout
-    return json.loads(out)
+    return run_generator(args, clients, mode, read_fraction, rate)
 
 
 def median_run(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> dict:

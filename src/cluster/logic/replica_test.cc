@@ -201,7 +201,8 @@ TEST(ReplicaTest, AFollowerForwardsTheWritesOfOneRoundAsOneProposal) {
 }
 
 // The heartbeats of distinct ReadIndex rounds the leader sent (a round's context rides on them).
-std::set<std::string> ReadRounds(const std::deque<raft::Message>& sent) {
+template <class Messages>
+std::set<std::string> ReadRounds(const Messages& sent) {
   std::set<std::string> out;
   for (const raft::Message& m : sent) {
     if (m.type == raft::MessageType::kHeartbeat && !m.context.empty()) out.insert(m.context);
@@ -236,11 +237,7 @@ TEST(ReplicaTest, ReadsArrivingDuringAReadIndexRoundGoTogetherInTheNextOne) {
   g.Settle();
   ASSERT_EQ(replies.size(), 20u);
   for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
-  std::set<std::string> rounds;
-  for (const raft::Message& m : g.delivered) {
-    if (m.type == raft::MessageType::kHeartbeat && !m.context.empty()) rounds.insert(m.context);
-  }
-  EXPECT_EQ(rounds.size(), 2u);
+  EXPECT_EQ(ReadRounds(g.delivered).size(), 2u);
 }
 
 TEST(ReplicaTest, ALostReadIndexRoundHoldsTheNextOneBackForTwoTicksOnly) {
