@@ -1,5 +1,7 @@
 #include "raft/raw_node.h"
 
+#include <algorithm>
+
 #include "common/assert.h"
 
 namespace synod::raft {
@@ -9,6 +11,51 @@ bool Ready::Empty() const {
          read_states.empty() && aborted_reads.empty() && messages.empty() &&
          messages_after_persist.empty();
 }
+
+namespace {
+
+// An append that carries no entries only moves the follower's commit index (or probes it).
+// When a later append to the same follower in the same Ready carries a commit index at least as
+// high, it does all of that too (and is answered likewise), so the empty one is dropped: the
+// leader broadcasts the commit as soon as it advances, and under load new entries for the same
+// followers are usually proposed before the Ready goes out. Dropping a message is always safe
+// in Raft; this one is merely redundant.
+void DropSupersededEmptyAppends(std::vector<Message>& msgs) {
+  if (msgs.size() < 2) return;
+  // (peer, term, commit) of the latest append seen walking backwards.
+  struct Later {
+    NodeId to;
+    Term term;
+    LogIndex commit;
+  };
+  std::vector<Later> later;
+  std::vector<bool> drop(msgs.size(), false);
+  bool any = false;
+  for (size_t i = msgs.size(); i-- > 0;) {
+    const Message& m = msgs[i];
+    if (m.type != MessageType::kApp) continue;
+    auto it =
+        std::find_if(later.begin(), later.end(), [&](const Later& l) { return l.to == m.to; });
+    if (it == later.end()) {
+      later.push_back({m.to, m.term, m.commit});
+      continue;
+    }
+    if (m.entries.empty() && it->term == m.term && it->commit >= m.commit) {
+      drop[i] = true;
+      any = true;
+    }
+  }
+  if (!any) return;
+  size_t out = 0;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    if (drop[i]) continue;
+    if (out != i) msgs[out] = std::move(msgs[i]);
+    ++out;
+  }
+  msgs.resize(out);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<RawNode>> RawNode::Create(const Config& config) {
   SYNOD_RETURN_IF_ERROR(config.Validate());
@@ -159,6 +206,7 @@ Ready RawNode::GetReady() {
   rd.entries = log.unstable().entries();
   if (log.HasNextCommittedEntries()) rd.committed_entries = log.NextCommittedEntries();
   rd.messages.swap(raft_.msgs());
+  DropSupersededEmptyAppends(rd.messages);
   rd.messages_after_persist.swap(raft_.msgs_after_persist());
   // The next round most likely sends about as many messages: reserving now saves regrowing
   // the queues (and moving every message again) log2(n) times per round.
