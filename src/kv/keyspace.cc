@@ -125,10 +125,38 @@ Result<DecodedRecord> DecodeRecord(std::string_view bytes) {
   return r;
 }
 
-const Value* Keyspace::FindRaw(std::string_view key) const {
-  auto it = map_.find(KeyRef{KeyPosition(key), key});
-  return it == map_.end() ? nullptr : &it->second;
+Keyspace::Keyspace(const Keyspace& o)
+    : tombstones_max_(o.tombstones_max_),
+      map_(o.map_),
+      expiry_(o.expiry_),
+      tombstones_(o.tombstones_),
+      tombstone_order_(o.tombstone_order_),
+      tombstone_floor_(o.tombstone_floor_),
+      flush_index_(o.flush_index_),
+      index_(o.index_),
+      touched_(o.touched_) {
+  RebuildIndex();
 }
+
+Keyspace& Keyspace::operator=(const Keyspace& o) {
+  if (this != &o) *this = Keyspace(o);
+  return *this;
+}
+
+void Keyspace::RebuildIndex() {
+  lookup_.clear();
+  lookup_.reserve(map_.size());
+  for (auto it = map_.begin(); it != map_.end(); ++it) {
+    lookup_.emplace(KeyRef{it->first.pos, it->first.bytes}, it);
+  }
+}
+
+Value* Keyspace::Lookup(std::string_view key) const {
+  auto it = lookup_.find(KeyRef{KeyPosition(key), key});
+  return it == lookup_.end() ? nullptr : &it->second->second;
+}
+
+const Value* Keyspace::FindRaw(std::string_view key) const { return Lookup(key); }
 
 const Value* Keyspace::Find(std::string_view key, int64_t now_ms) const {
   const Value* v = FindRaw(key);
@@ -157,24 +185,27 @@ std::optional<int64_t> Keyspace::NextExpiry() const {
 }
 
 Value* Keyspace::FindForWrite(std::string_view key, int64_t now_ms) {
-  auto it = map_.find(KeyRef{KeyPosition(key), key});
-  if (it == map_.end()) return nullptr;
-  if (it->second.expire_ms != 0 && it->second.expire_ms <= now_ms) {
+  Value* v = Lookup(key);
+  if (v == nullptr) return nullptr;
+  if (v->expire_ms != 0 && v->expire_ms <= now_ms) {
     Erase(key);
     return nullptr;
   }
-  return &it->second;
+  return v;
 }
 
 Value& Keyspace::Put(std::string_view key, std::string bytes, int64_t expire_ms) {
   SYNOD_ASSERT(expire_ms >= 0);
   const uint64_t pos = KeyPosition(key);
   const KeyRef ref{pos, key};
-  // One descent: lower_bound, then insert at that position when the key is new.
-  auto it = map_.lower_bound(ref);
-  if (it == map_.end() || Less()(ref, it->first)) {
+  auto found = lookup_.find(ref);
+  Map::iterator it;
+  if (found != lookup_.end()) {
+    it = found->second;
+  } else {
     DropTombstone(key);  // only a key that is not stored can have one
-    it = map_.emplace_hint(it, Key{pos, std::string(key)}, Value{});
+    it = map_.emplace_hint(map_.lower_bound(ref), Key{pos, std::string(key)}, Value{});
+    lookup_.emplace(KeyRef{pos, it->first.bytes}, it);
   }
   Replace(key, it->second, std::move(bytes), expire_ms);
   return it->second;
@@ -202,10 +233,12 @@ void Keyspace::SetExpire(std::string_view key, Value& v, int64_t expire_ms) {
 }
 
 bool Keyspace::Erase(std::string_view key) {
-  auto it = map_.find(KeyRef{KeyPosition(key), key});
-  if (it == map_.end()) return false;
+  auto found = lookup_.find(KeyRef{KeyPosition(key), key});
+  if (found == lookup_.end()) return false;
+  const Map::iterator it = found->second;
   Touch(key, nullptr);
   IndexExpiry(key, it->second.expire_ms, 0);
+  lookup_.erase(found);  // before the node its key views
   map_.erase(it);
   AddTombstone(key);
   return true;
@@ -214,6 +247,7 @@ bool Keyspace::Erase(std::string_view key) {
 void Keyspace::Clear() {
   for (const auto& [k, v] : map_) Touch(k.bytes, nullptr);
   for (const auto& [k, idx] : tombstones_) Touch(k, nullptr);
+  lookup_.clear();
   map_.clear();
   expiry_.clear();
   tombstones_.clear();
@@ -225,7 +259,8 @@ bool Keyspace::LoadValue(std::string key, Value v) {
   if (tombstones_.count(key) != 0) return false;
   const uint64_t pos = KeyPosition(key);
   IndexExpiry(key, 0, v.expire_ms);
-  const bool inserted = map_.emplace(Key{pos, std::move(key)}, std::move(v)).second;
+  auto [it, inserted] = map_.emplace(Key{pos, std::move(key)}, std::move(v));
+  if (inserted) lookup_.emplace(KeyRef{pos, it->first.bytes}, it);
   return inserted;
 }
 

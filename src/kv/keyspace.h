@@ -19,6 +19,11 @@
 // tombstone_floor rises to its index, and a watch taken before the floor can no longer be
 // judged, so it counts as changed (EXEC aborts; the client retries, as after any conflict).
 //
+// Lookup. Beside the ordered map, a hash index from (position, bytes) to the map's node finds a
+// key without descending the tree (a descent costs a cache miss per level on a large keyspace;
+// it was the largest single item of a node's CPU under write load). Only a new key's insertion
+// descends the tree. Copies rebuild the index; moves keep it (map nodes do not move).
+//
 // Change tracking: when a `touched` map is attached, every key whose value, expiry or tombstone
 // changed is entered in it with its live value (nullptr once deleted), so that collecting the
 // records needs no second lookup (the host persists them; see StateMachine::TakeChanges).
@@ -32,6 +37,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -84,11 +90,25 @@ class Keyspace {
     }
   };
   using Map = std::map<Key, Value, Less>;
+  // The hash index: bytes view the key stored in the map node.
+  struct RefHash {
+    size_t operator()(const KeyRef& r) const noexcept { return static_cast<size_t>(r.pos); }
+  };
+  struct RefEq {
+    bool operator()(const KeyRef& a, const KeyRef& b) const noexcept {
+      return a.pos == b.pos && a.bytes == b.bytes;
+    }
+  };
+  using Index = std::unordered_map<KeyRef, Map::iterator, RefHash, RefEq>;
 
   // Default bound on tombstones kept for WATCH.
   static constexpr size_t kTombstonesMax = 100'000;
 
   explicit Keyspace(size_t tombstones_max = kTombstonesMax) : tombstones_max_(tombstones_max) {}
+  Keyspace(const Keyspace& o);
+  Keyspace& operator=(const Keyspace& o);
+  Keyspace(Keyspace&&) noexcept = default;
+  Keyspace& operator=(Keyspace&&) noexcept = default;
 
   // ---- reads (any replica, any time) ----
 
@@ -153,7 +173,13 @@ class Keyspace {
     const Value* value = nullptr;
     bool known = false;
   };
-  using TouchedMap = std::map<std::string, Touched, std::less<>>;
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  using TouchedMap = std::unordered_map<std::string, Touched, StringHash, std::equal_to<>>;
   void set_touched(TouchedMap* touched) { touched_ = touched; }
 
   bool operator==(const Keyspace& o) const {
@@ -164,16 +190,20 @@ class Keyspace {
  private:
   void Touch(std::string_view key, const Value* now) {
     if (touched_ == nullptr) return;
-    auto it = touched_->lower_bound(key);
-    if (it == touched_->end() || it->first != key) it = touched_->emplace_hint(it, key, Touched{});
+    auto it = touched_->find(key);
+    if (it == touched_->end()) it = touched_->emplace(key, Touched{}).first;
     it->second = Touched{now, true};
   }
+  // The stored value of key (expired or not), or nullptr: through the index.
+  Value* Lookup(std::string_view key) const;
+  void RebuildIndex();
   void AddTombstone(std::string_view key);
   void DropTombstone(std::string_view key);
   void IndexExpiry(std::string_view key, int64_t old_ms, int64_t new_ms);
 
   size_t tombstones_max_;
   Map map_;
+  Index lookup_;  // every key of map_ (see the file comment)
   std::set<std::pair<int64_t, std::string>, std::less<>> expiry_;  // (expire_ms, key)
   std::map<std::string, LogIndex, std::less<>> tombstones_;
   std::set<std::pair<LogIndex, std::string>, std::less<>> tombstone_order_;

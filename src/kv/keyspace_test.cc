@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -91,6 +92,52 @@ TEST(KeyspaceTest, KeysAreOrderedByPosition) {
   std::vector<uint16_t> slots;
   for (const auto& [key, value] : ks.map()) slots.push_back(KeySlot(key.bytes));
   EXPECT_TRUE(std::is_sorted(slots.begin(), slots.end()));
+}
+
+// Every stored key is found through the hash index, at the very node the ordered map holds.
+void ExpectIndexMatchesMap(const Keyspace& ks) {
+  for (const auto& [key, value] : ks.map()) {
+    EXPECT_EQ(ks.FindRaw(key.bytes), &value) << key.bytes;
+  }
+}
+
+TEST(KeyspaceTest, LookupIndexFollowsInsertsErasesClearsLoadsCopiesAndMoves) {
+  Keyspace ks;
+  ks.set_index(LogIndex(1));
+  for (int i = 0; i < 500; ++i) ks.Put("k" + std::to_string(i), "v" + std::to_string(i), 0);
+  for (int i = 0; i < 500; i += 3) ASSERT_TRUE(ks.Erase("k" + std::to_string(i)));
+  ASSERT_TRUE(ks.LoadValue("loaded", Value{"l", 0, LogIndex(1)}));
+  EXPECT_FALSE(ks.LoadValue("loaded", Value{"again", 0, LogIndex(1)}));
+  ExpectIndexMatchesMap(ks);
+  EXPECT_EQ(ks.FindRaw("k0"), nullptr);
+  ASSERT_NE(ks.FindRaw("k1"), nullptr);
+  EXPECT_EQ(ks.FindRaw("k1")->bytes, "v1");
+  EXPECT_EQ(ks.FindRaw("loaded")->bytes, "l");
+
+  // A copy finds its own nodes: changing or destroying the original leaves it intact.
+  auto original = std::make_unique<Keyspace>(ks);
+  Keyspace copy(*original);
+  Keyspace assigned;
+  assigned = *original;
+  original->Put("k1", "changed", 0);
+  original->Erase("k2");
+  original.reset();
+  for (const Keyspace* c : {&copy, &assigned}) {
+    ExpectIndexMatchesMap(*c);
+    EXPECT_EQ(c->FindRaw("k1")->bytes, "v1");
+    ASSERT_NE(c->FindRaw("k2"), nullptr);
+    EXPECT_EQ(c->size(), ks.size());
+  }
+  // A move keeps the nodes and so the index.
+  Keyspace moved(std::move(copy));
+  ExpectIndexMatchesMap(moved);
+  EXPECT_EQ(moved.FindRaw("k4")->bytes, "v4");
+
+  moved.Clear();
+  EXPECT_EQ(moved.FindRaw("k1"), nullptr);
+  moved.Put("k1", "again", 0);
+  ExpectIndexMatchesMap(moved);
+  EXPECT_EQ(moved.size(), 1u);
 }
 
 // ---- expiry ----

@@ -88,7 +88,8 @@ struct State {
 
 // What Apply/ApplyEntry/Restore changed since the last TakeChanges(), for a host that keeps
 // the state in a database beside the log (the real node's RocksDB). Each key and client id
-// appears once, with its final value: nullopt means erased.
+// appears once, with its final value: nullopt means erased. Keys come in no particular order
+// (in keyspace order after a Restore).
 struct StateChanges {
   std::vector<std::pair<std::string, std::optional<std::string>>> data;
   // Sessions by client_id, as EncodeSession bytes; nullopt = erased (evicted).
