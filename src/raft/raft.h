@@ -143,9 +143,14 @@ class Raft {
   std::vector<ReadState>& read_states() { return read_states_; }
   std::vector<std::string>& aborted_reads() { return aborted_reads_; }
   bool HasPendingOutput() const {
+    const LeaderRole* l = leader();
     return !msgs_.empty() || !msgs_after_persist_.empty() || !read_states_.empty() ||
-           !aborted_reads_.empty();
+           !aborted_reads_.empty() || (l != nullptr && l->read_round_due);
   }
+  // Called by RawNode as it builds a Ready: starts the ReadIndex confirmation round that
+  // requests queued since the last Ready are waiting for (one heartbeat per follower carrying
+  // the newest request's context), unless one is out already.
+  void FlushReadRound();
 
   NodeId id() const { return id_; }
   Term term() const { return term_; }
@@ -194,6 +199,12 @@ class Raft {
     // After sending TimeoutNow the target may win an election at any later time, ignoring
     // followers' leases, so this leader may not serve lease reads again in this term.
     bool lease_revoked = false;
+    // ReadIndex rounds (heartbeats carrying a read's context): at most one out at a time.
+    // Requests arriving while one is out wait for the next, which starts when it completes
+    // (or with the next heartbeat, which carries the newest context): reads from several
+    // followers share rounds instead of each paying for one.
+    bool read_round_due = false;  // a round is to start at the next Ready
+    bool read_round_out = false;  // a round was sent and not yet confirmed
   };
   using RoleState = std::variant<FollowerRole, PreCandidateRole, CandidateRole, LeaderRole>;
   enum class CampaignType : uint8_t { kPreElection, kElection, kTransfer };

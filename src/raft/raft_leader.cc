@@ -262,6 +262,10 @@ void Raft::BroadcastHeartbeat(LeaderRole& l, const std::string& context) {
   for (auto& [id, pr] : l.progress) {
     if (id != id_) SendHeartbeat(l, id, ctx);
   }
+  if (!ctx.empty()) {
+    l.read_round_due = false;
+    l.read_round_out = true;
+  }
 }
 
 void Raft::SendTimeoutNow(LeaderRole& l, NodeId to) {
@@ -386,6 +390,9 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
   const std::map<NodeId, bool>* acks = l.read_only.Ack(m.from, m.context);
   if (acks == nullptr || config_.voters.Vote(*acks) != VoteResult::kWon) return;
   for (const ReadRequest& r : l.read_only.ReleaseThrough(m.context)) RespondToRead(r, r.index);
+  // Requests that arrived while that round was out: one round for all of them.
+  l.read_round_out = false;
+  l.read_round_due = !l.read_only.empty();
 }
 
 void Raft::RespondToRead(const ReadRequest& req, LogIndex index) {
@@ -422,9 +429,14 @@ void Raft::ServeReadIndex(LeaderRole& l, const Message& m) {
     RespondToRead(req, req.index);
     return;
   }
-  if (l.read_only.Add(std::move(req), id_)) {
-    BroadcastHeartbeat(l, m.context);
-  }
+  // The confirming round must start after the request arrived, so the one out (if any) cannot
+  // confirm it: it waits for the next (see LeaderRole::read_round_due).
+  if (l.read_only.Add(std::move(req), id_) && !l.read_round_out) l.read_round_due = true;
+}
+
+void Raft::FlushReadRound() {
+  LeaderRole* l = leader();
+  if (l != nullptr && l->read_round_due) BroadcastHeartbeat(*l, {});
 }
 
 bool Raft::LeaseValid(const LeaderRole& l) const {

@@ -74,8 +74,13 @@ TEST(ReadIndexTest, LaterAcknowledgementReleasesEarlierReads) {
   ASSERT_TRUE(net.raw(1).Propose("x").ok());
   net.Stabilize();  // the proposal commits; the read stays pending
   EXPECT_TRUE(net.node(1).read_states.empty());
+  // "b" arrives while the round of "a" is out (lost, but the leader cannot know): it waits
+  // for the next round, which the next heartbeat starts with the newest context.
   ASSERT_TRUE(net.raw(1).ReadIndex("b").ok());
   net.Stabilize();
+  EXPECT_TRUE(net.node(1).read_states.empty());
+  EXPECT_FALSE(HasHeartbeatWithContext(net.delivered, "b"));
+  net.Tick(1, net.node(1).config().heartbeat_ticks);
   ASSERT_EQ(net.node(1).read_states.size(), 2u);
   EXPECT_EQ(net.node(1).read_states[0].context, "a");
   EXPECT_EQ(net.node(1).read_states[1].context, "b");
@@ -115,6 +120,44 @@ TEST(ReadIndexTest, ForwardedFromFollower) {
   EXPECT_EQ(net.node(2).read_states[0], (ReadState{net.node(1).committed(), "f"}));
   EXPECT_TRUE(net.node(1).read_states.empty());
   EXPECT_TRUE(HasHeartbeatWithContext(net.delivered, "f"));
+}
+
+// One confirmation round in flight at the leader: the requests that arrive meanwhile — its own
+// and those its followers forward — share the next round, which starts as soon as the first
+// one completes.
+TEST(ReadIndexTest, RequestsArrivingDuringARoundShareTheNextOne) {
+  Network net({1, 2, 3});
+  ASSERT_TRUE(net.Campaign(1).ok());
+  ASSERT_TRUE(net.Propose(1, "x").ok());
+  ASSERT_TRUE(net.raw(1).ReadIndex("r1").ok());
+  std::vector<Message> round1 = net.CollectAndTake();
+  ASSERT_EQ(round1.size(), 2u);  // a heartbeat to each follower
+  for (const Message& m : round1) {
+    EXPECT_EQ(m.type, MT::kHeartbeat);
+    EXPECT_EQ(m.context, "r1");
+  }
+  // Meanwhile: another local read, and one forwarded by each follower.
+  ASSERT_TRUE(net.raw(1).ReadIndex("r2").ok());
+  ASSERT_TRUE(net.raw(2).ReadIndex("f2").ok());
+  ASSERT_TRUE(net.raw(3).ReadIndex("f3").ok());
+  std::vector<Message> forwarded = net.CollectAndTake();
+  ASSERT_EQ(forwarded.size(), 2u);
+  net.Deliver(forwarded);
+  EXPECT_TRUE(net.CollectAndTake().empty()) << "no second round while the first is out";
+
+  net.Send(round1);
+  EXPECT_EQ(net.node(1).read_states.size(), 2u);
+  EXPECT_EQ(net.node(2).read_states.size(), 1u);
+  EXPECT_EQ(net.node(3).read_states.size(), 1u);
+  int heartbeats = 0;
+  for (const Message& m : net.delivered) heartbeats += m.type == MT::kHeartbeat ? 1 : 0;
+  EXPECT_EQ(heartbeats, 4) << "two rounds in all";
+  EXPECT_TRUE(HasHeartbeatWithContext(net.delivered, "f3"));
+  for (uint64_t id : {1, 2, 3}) {
+    for (const ReadState& rs : net.node(id).read_states) {
+      EXPECT_EQ(rs.index, net.node(1).committed()) << rs.context;
+    }
+  }
 }
 
 TEST(ReadIndexTest, SingleNodeAnswersAtOnce) {

@@ -196,6 +196,7 @@ bool RawNode::HasReady() const {
 
 Ready RawNode::GetReady() {
   SYNOD_ASSERT_MSG(!ready_outstanding_, "raft: GetReady called before Advance");
+  raft_.FlushReadRound();
   Ready rd;
   SoftState ss = raft_.soft_state();
   if (ss != prev_soft_) rd.soft_state = ss;
