@@ -6,6 +6,7 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <utility>
@@ -105,7 +106,14 @@ using peer_wire::FrameType;
 // Bounds that are no option because no deployment needs to tune them.
 constexpr size_t kIncomingConnectionsMax = 1024;          // far above any cluster size
 constexpr auto kHelloTimeout = std::chrono::seconds(10);  // an accepted socket must say hello
-constexpr size_t kReadStepBytes = 1 << 20;   // a payload buffer grows by at most this per read
+constexpr size_t kReadStepBytes = 1 << 20;  // a payload buffer grows by at most this per read
+// An accepted connection reads into a buffer of its own and cuts frames out of it, so that one
+// recv takes every message that has arrived (a round's append and its heartbeat, say) instead
+// of two exact-size reads per frame. Small until the hello, so that unauthenticated
+// connections cost little.
+constexpr size_t kHelloReadBufferBytes = 2048;
+static_assert(kHelloReadBufferBytes >= peer_wire::kFrameHeaderBytes + peer_wire::kHelloBytesMax);
+constexpr size_t kReadBufferBytes = 64 << 10;
 constexpr size_t kRetainBytesMax = 4 << 20;  // larger buffers are freed after use
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 // Distinct peer ids we keep counters for: a node of our cluster could otherwise make the map
@@ -177,7 +185,8 @@ struct PeerTransport::OutPeer {
 };
 
 struct PeerTransport::InConn {
-  InConn(tcp::socket s, asio::io_context& io) : socket(std::move(s)), hello_timer(io) {}
+  InConn(tcp::socket s, asio::io_context& io)
+      : socket(std::move(s)), hello_timer(io), in(kHelloReadBufferBytes) {}
 
   uint64_t number = 0;
   tcp::socket socket;
@@ -185,13 +194,18 @@ struct PeerTransport::InConn {
   std::string remote;   // "ip:port", for logs
   bool closed = false;  // handlers return at once when set
   NodeId from;          // kNoNode until a valid hello arrived
-  std::array<unsigned char, peer_wire::kFrameHeaderBytes> header_bytes{};
+  // Bytes read and not yet consumed are in[in_begin, in_end).
+  std::vector<char> in;
+  size_t in_begin = 0;
+  size_t in_end = 0;
+  bool in_frame = false;  // `header` is that of a frame whose payload is still arriving
   peer_wire::FrameHeader header;
   size_t frame_start = 0;     // where this frame's payload begins in its destination buffer
-  size_t frame_received = 0;  // bytes of this frame's payload read so far
+  size_t frame_received = 0;  // bytes of this frame's payload copied there so far
   std::string hello;          // the hello frame's payload
   std::string message;        // the message being received; several frames when chunked
 
+  size_t buffered() const { return in_end - in_begin; }
   std::string& destination() {
     return header.type == static_cast<uint8_t>(FrameType::kHello) ? hello : message;
   }
@@ -590,91 +604,147 @@ void PeerTransport::OnAccepted(tcp::socket socket) {
     if (ec || conn->closed || conn->from != kNoNode) return;
     CloseConn(conn, spdlog::level::info, "hello_timeout");
   });
-  ReadHeader(conn);
+  Read(conn);
 }
 
-void PeerTransport::ReadHeader(const std::shared_ptr<InConn>& conn) {
-  asio::async_read(conn->socket, asio::buffer(conn->header_bytes),
-                   [this, conn](const asio::error_code& ec, size_t bytes) {
-                     if (conn->closed) return;
-                     if (!ec) {
-                       OnHeader(conn);
-                     } else if (ec == asio::error::eof && bytes == 0 && conn->message.empty()) {
-                       CloseConn(conn, spdlog::level::debug, "closed_by_peer");
-                     } else if (ec == asio::error::eof) {
-                       CloseConn(conn, spdlog::level::info, "truncated_frame");
-                     } else {
-                       CloseConn(conn, spdlog::level::info, "read_error: " + ec.message());
-                     }
-                   });
+void PeerTransport::Read(const std::shared_ptr<InConn>& conn) {
+  // Large payloads are read straight into their destination, a step at a time.
+  if (conn->in_frame && conn->buffered() == 0 &&
+      conn->header.payload_bytes - conn->frame_received >= conn->in.size()) {
+    return ReadPayload(conn);
+  }
+  // What Consume left is less than a frame header (payload bytes move out as they come).
+  SYNOD_ASSERT(conn->buffered() < peer_wire::kFrameHeaderBytes);
+  CompactInput(*conn);
+  conn->socket.async_read_some(
+      asio::buffer(conn->in.data() + conn->in_end, conn->in.size() - conn->in_end),
+      [this, conn](const asio::error_code& ec, size_t bytes) {
+        if (conn->closed) return;
+        if (ec) return OnReadError(conn, ec);
+        conn->in_end += bytes;
+        Consume(conn);
+        if (!conn->closed) Read(conn);
+      });
 }
 
-void PeerTransport::OnHeader(const std::shared_ptr<InConn>& conn) {
-  conn->header = peer_wire::DecodeFrameHeader(conn->header_bytes.data());
+void PeerTransport::CompactInput(InConn& conn) {
+  std::memmove(conn.in.data(), conn.in.data() + conn.in_begin, conn.buffered());
+  conn.in_end -= conn.in_begin;
+  conn.in_begin = 0;
+}
+
+void PeerTransport::OnReadError(const std::shared_ptr<InConn>& conn, const asio::error_code& ec) {
+  if (ec != asio::error::eof) {
+    return CloseConn(conn, spdlog::level::info, "read_error: " + ec.message());
+  }
+  if (conn->buffered() == 0 && !conn->in_frame && conn->message.empty()) {
+    return CloseConn(conn, spdlog::level::debug, "closed_by_peer");
+  }
+  CloseConn(conn, spdlog::level::info, "truncated_frame");
+}
+
+void PeerTransport::Consume(const std::shared_ptr<InConn>& conn) {
+  while (!conn->closed) {
+    if (!conn->in_frame) {
+      if (conn->buffered() < peer_wire::kFrameHeaderBytes) return;
+      conn->header = peer_wire::DecodeFrameHeader(
+          reinterpret_cast<const unsigned char*>(conn->in.data() + conn->in_begin));
+      conn->in_begin += peer_wire::kFrameHeaderBytes;
+      if (!OnHeader(conn)) return;
+      conn->in_frame = true;
+      const uint32_t bytes = conn->header.payload_bytes;
+      if (conn->header.type == static_cast<uint8_t>(FrameType::kMessage) &&
+          conn->buffered() >= bytes) {
+        // The common case: a whole message in the buffer, decoded where it lies.
+        const std::string_view payload(conn->in.data() + conn->in_begin, bytes);
+        conn->in_begin += bytes;
+        conn->in_frame = false;
+        OnFrame(conn, payload);
+        continue;
+      }
+    }
+    const size_t take =
+        std::min<size_t>(conn->buffered(), conn->header.payload_bytes - conn->frame_received);
+    conn->destination().append(conn->in.data() + conn->in_begin, take);
+    conn->in_begin += take;
+    conn->frame_received += take;
+    if (conn->frame_received < conn->header.payload_bytes) return;
+    conn->in_frame = false;
+    const std::string& dest = conn->destination();
+    OnFrame(conn, std::string_view(dest.data() + conn->frame_start, conn->header.payload_bytes));
+  }
+}
+
+bool PeerTransport::OnHeader(const std::shared_ptr<InConn>& conn) {
   const uint32_t bytes = conn->header.payload_bytes;
   const bool said_hello = conn->from != kNoNode;
   switch (static_cast<FrameType>(conn->header.type)) {
     case FrameType::kHello:
-      if (said_hello) return CloseConn(conn, spdlog::level::info, "second_hello");
+      if (said_hello) {
+        CloseConn(conn, spdlog::level::info, "second_hello");
+        return false;
+      }
       if (bytes > peer_wire::kHelloBytesMax) {
-        return CloseConn(conn, spdlog::level::info, "oversized_hello");
+        CloseConn(conn, spdlog::level::info, "oversized_hello");
+        return false;
       }
       conn->hello.clear();
       break;
     case FrameType::kMessage:
       if (!conn->message.empty()) {
-        return CloseConn(conn, spdlog::level::info, "message_inside_chunked_message");
+        CloseConn(conn, spdlog::level::info, "message_inside_chunked_message");
+        return false;
       }
       [[fallthrough]];
     case FrameType::kChunk:
     case FrameType::kLastChunk:
-      if (!said_hello) return CloseConn(conn, spdlog::level::info, "expected_hello");
+      if (!said_hello) {
+        CloseConn(conn, spdlog::level::info, "expected_hello");
+        return false;
+      }
       // Checked before anything is reserved: the length is the peer's word, not a fact.
       if (bytes > opts_.message_bytes_max - conn->message.size()) {
-        return CloseConn(conn, spdlog::level::warn,
-                         fmt::format("oversized_message bytes={} already={} max={}", bytes,
-                                     conn->message.size(), opts_.message_bytes_max));
+        CloseConn(conn, spdlog::level::warn,
+                  fmt::format("oversized_message bytes={} already={} max={}", bytes,
+                              conn->message.size(), opts_.message_bytes_max));
+        return false;
       }
       break;
     default:
-      return CloseConn(conn, spdlog::level::info,
-                       fmt::format("bad_frame_type type={}", conn->header.type));
+      CloseConn(conn, spdlog::level::info,
+                fmt::format("bad_frame_type type={}", conn->header.type));
+      return false;
   }
   conn->frame_start = conn->destination().size();
   conn->frame_received = 0;
-  ReadPayload(conn);
+  return true;
 }
 
 void PeerTransport::ReadPayload(const std::shared_ptr<InConn>& conn) {
-  const size_t remaining = conn->header.payload_bytes - conn->frame_received;
-  if (remaining == 0) {
-    OnPayload(conn);
-    return;
-  }
   // Grow the buffer only as bytes arrive, so that a length promising much and sending little
   // costs the sender as much as us.
+  const size_t remaining = conn->header.payload_bytes - conn->frame_received;
   const size_t step = std::min(remaining, kReadStepBytes);
   std::string& dest = conn->destination();
   const size_t at = dest.size();
   dest.resize(at + step);
-  asio::async_read(conn->socket, asio::buffer(dest.data() + at, step),
-                   [this, conn](const asio::error_code& ec, size_t bytes) {
-                     if (conn->closed) return;
-                     if (ec) {
-                       CloseConn(conn, spdlog::level::info,
-                                 ec == asio::error::eof ? std::string("truncated_frame")
-                                                        : "read_error: " + ec.message());
-                       return;
-                     }
-                     conn->frame_received += bytes;
-                     ReadPayload(conn);
-                   });
+  conn->socket.async_read_some(asio::buffer(dest.data() + at, step),
+                               [this, conn, at](const asio::error_code& ec, size_t bytes) {
+                                 if (conn->closed) return;
+                                 std::string& dest = conn->destination();
+                                 dest.resize(at + bytes);
+                                 if (ec) return OnReadError(conn, ec);
+                                 conn->frame_received += bytes;
+                                 if (conn->frame_received == conn->header.payload_bytes) {
+                                   conn->in_frame = false;
+                                   OnFrame(conn, std::string_view(dest.data() + conn->frame_start,
+                                                                  conn->header.payload_bytes));
+                                 }
+                                 if (!conn->closed) Read(conn);
+                               });
 }
 
-void PeerTransport::OnPayload(const std::shared_ptr<InConn>& conn) {
-  const std::string& dest = conn->destination();
-  SYNOD_ASSERT(dest.size() == conn->frame_start + conn->header.payload_bytes);
-  const std::string_view payload(dest.data() + conn->frame_start, conn->header.payload_bytes);
+void PeerTransport::OnFrame(const std::shared_ptr<InConn>& conn, std::string_view payload) {
   const uint32_t crc = storage::Crc32c(payload);
   if (crc != conn->header.crc) {
     return CloseConn(conn, spdlog::level::warn,
@@ -688,10 +758,12 @@ void PeerTransport::OnPayload(const std::shared_ptr<InConn>& conn) {
     case FrameType::kHello:
       return OnHello(conn);
     case FrameType::kChunk:
-      return ReadHeader(conn);
+      return;
     case FrameType::kMessage:
+      // In the read buffer, or (when it straddled reads) all of conn->message.
+      return OnMessage(conn, payload);
     case FrameType::kLastChunk:
-      return OnMessage(conn);
+      return OnMessage(conn, conn->message);
   }
   SYNOD_UNREACHABLE();  // OnHeader let no other type through
 }
@@ -735,12 +807,15 @@ void PeerTransport::OnHello(const std::shared_ptr<InConn>& conn) {
   log_.Info("event=peer_accepted from={} remote={} advertise={}", conn->from.value(), conn->remote,
             hello->advertise_address);
   on_peer_address_(conn->from, hello->advertise_address);
-  if (conn->closed) return;  // the callback stopped the transport
-  ReadHeader(conn);
+  // A peer of ours now: read in larger gulps (Read compacts any leftover to the front first).
+  if (!conn->closed && conn->in.size() < kReadBufferBytes) {
+    CompactInput(*conn);
+    conn->in.resize(kReadBufferBytes);
+  }
 }
 
-void PeerTransport::OnMessage(const std::shared_ptr<InConn>& conn) {
-  Result<raft::Message> decoded = storage::DecodeMessage(conn->message);
+void PeerTransport::OnMessage(const std::shared_ptr<InConn>& conn, std::string_view encoded) {
+  Result<raft::Message> decoded = storage::DecodeMessage(encoded);
   ReleaseIfLarge(&conn->message);
   if (!decoded.ok()) {
     return CloseConn(conn, spdlog::level::warn,
@@ -759,9 +834,7 @@ void PeerTransport::OnMessage(const std::shared_ptr<InConn>& conn) {
     ++counters.messages_received;
     counters.last_received_ns = clock_.NowNanos();
     on_receive_(std::move(m));
-    if (conn->closed) return;  // the callback stopped the transport
   }
-  ReadHeader(conn);
 }
 
 void PeerTransport::CloseConn(const std::shared_ptr<InConn>& conn, spdlog::level::level_enum level,

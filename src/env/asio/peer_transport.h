@@ -26,7 +26,11 @@
 // frame or an undecodable message is logged and closes the connection. Nothing from the
 // network can crash the node or make it allocate an attacker-chosen size up front: lengths are
 // checked against the limits first and a payload buffer grows only as its bytes arrive. A
-// valid hello calls PeerAddressFn(from, advertise_address).
+// valid hello calls PeerAddressFn(from, advertise_address). An accepted connection reads
+// whatever has arrived into a buffer of its own (2 KiB until the hello, then 64 KiB) and cuts
+// the frames out of it, decoding whole messages where they lie: one recv per batch of
+// messages rather than two per frame. A payload larger than the buffer is read straight into
+// its destination, at most 1 MiB per read.
 //
 // Batching: Send() encodes the message into the peer's pending buffer and, if no flush is
 // scheduled, posts one; the flush hands everything pending for the peer to one async_write, so
@@ -212,12 +216,20 @@ class PeerTransport final : public Transport {
   // Incoming side.
   void Accept();
   void OnAccepted(asio::ip::tcp::socket socket);
-  void ReadHeader(const std::shared_ptr<InConn>& conn);
-  void OnHeader(const std::shared_ptr<InConn>& conn);
+  // Reads whatever has arrived into the connection's buffer (or a large payload straight into
+  // its destination) and hands it to Consume.
+  void Read(const std::shared_ptr<InConn>& conn);
+  void OnReadError(const std::shared_ptr<InConn>& conn, const asio::error_code& ec);
+  // Moves the unconsumed bytes to the front of the buffer.
+  static void CompactInput(InConn& conn);
+  // Cuts every complete frame out of the buffer; a partial payload is moved to its destination.
+  void Consume(const std::shared_ptr<InConn>& conn);
+  // Checks a frame header against the limits; false after closing the connection.
+  bool OnHeader(const std::shared_ptr<InConn>& conn);
   void ReadPayload(const std::shared_ptr<InConn>& conn);
-  void OnPayload(const std::shared_ptr<InConn>& conn);
+  void OnFrame(const std::shared_ptr<InConn>& conn, std::string_view payload);
   void OnHello(const std::shared_ptr<InConn>& conn);
-  void OnMessage(const std::shared_ptr<InConn>& conn);
+  void OnMessage(const std::shared_ptr<InConn>& conn, std::string_view encoded);
   // Closes an accepted connection with one log line at `level`.
   void CloseConn(const std::shared_ptr<InConn>& conn, spdlog::level::level_enum level,
                  std::string_view reason);

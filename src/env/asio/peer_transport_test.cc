@@ -545,6 +545,72 @@ TEST_F(PeerTransportTest, MalformedInputClosesOnlyThatConnection) {
   EXPECT_EQ(n1->received[0].from, NodeId(2));
 }
 
+// The receiver reads whatever has arrived and cuts frames out of it: a frame split anywhere,
+// many frames in one read, a message larger than its read buffer and a chunked message must all
+// come out whole and in order.
+TEST_F(PeerTransportTest, FramesArriveWholeHoweverTheStreamIsCut) {
+  auto n1 = Make(Options(1));
+  std::string stream = HelloFrame(kCluster, 7, 1);
+  std::vector<size_t> sizes;  // the context size of each message, in sending order
+  const auto add = [&](size_t context_bytes) {
+    const uint64_t seq = sizes.size() + 1;
+    peer_wire::AppendFrame(FrameType::kMessage,
+                           storage::EncodeMessage(Msg(7, 1, seq, context_bytes)), &stream);
+    sizes.push_back(context_bytes);
+  };
+  for (size_t i = 0; i < 30; ++i) add(i * 37);
+  add(70'000);  // more than an accepted connection's 64 KiB read buffer
+  add(5);
+  {  // a chunked message of three frames
+    const std::string encoded = storage::EncodeMessage(Msg(7, 1, sizes.size() + 1, 25'000));
+    sizes.push_back(25'000);
+    peer_wire::AppendFrame(FrameType::kChunk, std::string_view(encoded).substr(0, 10'000), &stream);
+    peer_wire::AppendFrame(FrameType::kChunk, std::string_view(encoded).substr(10'000, 10'000),
+                           &stream);
+    peer_wire::AppendFrame(FrameType::kLastChunk, std::string_view(encoded).substr(20'000),
+                           &stream);
+  }
+  for (size_t i = 0; i < 10; ++i) add(i);
+
+  const auto expect_all = [&](const std::string& what) {
+    ASSERT_TRUE(RunUntil(io_, [&] { return n1->received.size() == sizes.size(); }))
+        << what << ": " << n1->received.size() << " of " << sizes.size();
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      EXPECT_EQ(n1->received[i].sent_tick, i + 1) << what;
+      EXPECT_EQ(n1->received[i].context, std::string(sizes[i], 'c')) << what << " message " << i;
+    }
+    n1->received.clear();
+  };
+  {  // cut into pieces of 1 to 4096 bytes, the transport reading between them
+    RawClient client(io_, (*n1)->bound_address());
+    uint64_t x = 12345;
+    for (size_t at = 0; at < stream.size();) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      const size_t piece = std::min<size_t>(stream.size() - at, 1 + (x >> 33) % 4096);
+      client.Write(stream.substr(at, piece));
+      at += piece;
+      for (int i = 0; i < 3; ++i) io_.poll();
+    }
+    expect_all("cut");
+    EXPECT_FALSE(client.closed_by_peer());
+  }
+  {  // byte by byte through the hello and the first messages
+    RawClient client(io_, (*n1)->bound_address());
+    const size_t slow = 600;
+    for (size_t at = 0; at < slow; ++at) {
+      client.Write(stream.substr(at, 1));
+      io_.poll();
+    }
+    for (size_t at = slow; at < stream.size(); at += 8192) {
+      client.Write(stream.substr(at, 8192));
+      for (int i = 0; i < 3; ++i) io_.poll();
+    }
+    expect_all("bytes");
+  }
+  EXPECT_EQ(Logs().find("peer_conn_closed reason=truncated"), std::string::npos) << Logs();
+  EXPECT_EQ(Logs().find("reason=bad"), std::string::npos) << Logs();
+}
+
 TEST_F(PeerTransportTest, MisaddressedMessageIsDroppedButConnectionKept) {
   auto n1 = Make(Options(1));
   RawClient client(io_, (*n1)->bound_address());
