@@ -74,7 +74,10 @@ class Node {
   NodeOptions opts_;
   Logger logger_;
   std::unique_ptr<Published> published_;
-  asio::io_context io_;
+  // Run by the core thread alone. The hint 1 lets Asio queue the handlers that thread posts
+  // (a reply's flush, a completed read) without taking the scheduler's mutex; handlers posted
+  // by other threads (the storage thread, the admin server) still take it.
+  asio::io_context io_{1};
   std::shared_ptr<storage::FaultInjectionFs> fault_fs_;
   std::unique_ptr<rocksdb::Env> fault_env_;
   std::unique_ptr<cluster::GroupHost> host_;
