@@ -236,12 +236,31 @@ void Replica::SubmitWrite(const kv::Command& cmd, ReplyFn reply) {
     Answer(reply, Status::InvalidArgument("a write needs a client id and a sequence number"));
     return;
   }
+  if (prop_batch_.empty()) prop_batch_tick_ = tick_;
   prop_batch_.push_back(kv::EncodeCommand(cmd));
+  prop_batch_bytes_ += prop_batch_.back().size();
   prop_waiters_.push_back(BatchedWrite{cmd.client_id, cmd.seq, std::move(reply)});
 }
 
+bool Replica::ProposalsDue() const {
+  if (prop_batch_.empty()) return false;
+  if (opts_.proposal_batches_in_flight == 0) return true;
+  const raft::Raft& raft = node_->raft();
+  // A follower forwards at once; the leader's hold is what batches.
+  if (raft.role() != raft::Role::kLeader) return true;
+  const LogIndex committed = raft.log().committed();
+  size_t in_flight = 0;
+  for (const LogIndex last : batches_in_flight_) in_flight += last > committed ? 1 : 0;
+  if (in_flight < opts_.proposal_batches_in_flight) return true;
+  // Bounds: a batch's size, and a hold that outlives a tick (no quorum, say: the writes are
+  // then proposed, and time out as any other would).
+  return prop_batch_.size() >= opts_.proposal_hold_max ||
+         prop_batch_bytes_ >= kProposalHoldBytesMax || tick_ > prop_batch_tick_;
+}
+
 void Replica::FlushProposals() {
-  if (prop_batch_.empty()) return;
+  if (!ProposalsDue()) return;
+  prop_batch_bytes_ = 0;
   std::vector<BatchedWrite> waiters;
   waiters.swap(prop_waiters_);
   std::vector<std::string> batch;
@@ -251,6 +270,13 @@ void Replica::FlushProposals() {
     // Refused before entering the log: certainly not applied.
     for (BatchedWrite& w : waiters) Answer(w.reply, s);
     return;
+  }
+  if (node_->raft().role() == raft::Role::kLeader) {
+    const LogIndex committed = node_->raft().log().committed();
+    while (!batches_in_flight_.empty() && batches_in_flight_.front() <= committed) {
+      batches_in_flight_.pop_front();
+    }
+    batches_in_flight_.push_back(node_->raft().log().LastIndex());
   }
   const uint64_t deadline = tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks);
   for (BatchedWrite& w : waiters) {
@@ -318,7 +344,7 @@ Status Replica::TransferLeadership(NodeId to) {
 }
 
 bool Replica::HasReady() const {
-  return !failed() && !persisting_ && (node_->HasReady() || ReadBatchDue() || !prop_batch_.empty());
+  return !failed() && !persisting_ && (node_->HasReady() || ReadBatchDue() || ProposalsDue());
 }
 
 bool Replica::BeginReady() {
@@ -570,6 +596,7 @@ void Replica::MaybeCompact() {
 // it now. A write may still be in the log and be applied later, so its outcome is unknown
 // (kTimeout); a read has no effect and is simply refused.
 void Replica::AbortOnLeaderChange() {
+  batches_in_flight_.clear();
   for (auto& [key, waiters] : writes_) {
     for (PendingWrite& w : waiters) {
       Answer(w.reply, Status::Timeout("the leader changed before the write was confirmed; it "
@@ -601,6 +628,7 @@ void Replica::Fail(const Status& s) {
   for (BatchedWrite& w : prop_waiters_) Answer(w.reply, err);  // never proposed
   prop_waiters_.clear();
   prop_batch_.clear();
+  prop_batch_bytes_ = 0;
   for (PendingRead& r : read_batch_) Answer(r.reply, err);
   read_batch_.clear();
   for (auto& [ctx, reads] : reads_by_ctx_) {

@@ -77,6 +77,14 @@ struct ReplicaOptions {
   // holds those entries, so a restart replays them; meanwhile a key or session written many
   // times is written to the store once. 1 stages after every Ready. Default 1000.
   uint64_t state_flush_entries = 1000;
+  // Batches of writes the leader keeps in flight (proposed, not yet committed). While this many
+  // are, writes submitted meanwhile are held and proposed together when the oldest commits, so
+  // that concurrent writers share fewer, larger rounds; a lone writer never waits (nothing of
+  // its is in flight when its next write comes). 0 = no hold: propose at every Ready.
+  size_t proposal_batches_in_flight = 2;
+  // The hold ends early once this many writes (or kProposalHoldBytesMax bytes of them) wait, at
+  // the next tick, or when this node is not the leader.
+  size_t proposal_hold_max = 256;
   kv::Options kv;
   ReplicaBugs bugs;
   enum class SyncMode : uint8_t { kReplica, kHost };
@@ -201,6 +209,8 @@ class Replica {
   void ApplyConfChange(const raft::Entry& e);
   void ServeReads();
   void FlushProposals();
+  // The held writes are to be proposed now (see ReplicaOptions::proposal_hold_max).
+  bool ProposalsDue() const;
   bool ReadBatchDue() const;
   void HandleReadStates(const raft::Ready& rd);
   void ExpireRequests();
@@ -250,6 +260,12 @@ class Replica {
   };
   std::vector<std::string> prop_batch_;
   std::vector<BatchedWrite> prop_waiters_;
+  size_t prop_batch_bytes_ = 0;
+  // The last index of each batch this leader proposed that may not be committed yet, oldest
+  // first (pruned as the commit index passes them).
+  std::deque<LogIndex> batches_in_flight_;
+  uint64_t prop_batch_tick_ = 0;  // tick_ when the first of prop_batch_ arrived
+  static constexpr size_t kProposalHoldBytesMax = 1 << 20;
   uint64_t next_read_ctx_ = 1;
   std::map<std::string, std::vector<PendingRead>> reads_by_ctx_;
   std::multimap<LogIndex, PendingRead> reads_by_index_;

@@ -53,7 +53,9 @@ constexpr uint64_t kClusterId = 7;
 
 class ReplicaGroup {
  public:
-  explicit ReplicaGroup(int n) {
+  explicit ReplicaGroup(int n,
+                        size_t batches_in_flight = ReplicaOptions{}.proposal_batches_in_flight,
+                        size_t proposal_hold_max = ReplicaOptions{}.proposal_hold_max) {
     for (int i = 1; i <= n; ++i) {
       auto node = std::make_unique<Node>();
       node->id = NodeId(static_cast<uint64_t>(i));
@@ -70,6 +72,8 @@ class ReplicaGroup {
       ReplicaOptions ro;
       ro.raft.id = node->id;
       ro.raft.random_seed = static_cast<uint64_t>(i) * 7919 + 1;
+      ro.proposal_batches_in_flight = batches_in_flight;
+      ro.proposal_hold_max = proposal_hold_max;
       auto r = Replica::Create(ro, &node->out, node->wal.get(), &observer_, Logger());
       SYNOD_ASSERT(r.ok());
       node->replica = std::move(r).value();
@@ -179,6 +183,77 @@ TEST(ReplicaTest, WritesOfOneRoundLeaveInOneAppendPerFollower) {
   for (int i = 1; i <= 3; ++i) {
     EXPECT_EQ(g.replica(i).state_machine().keyspace().size(), 20u) << "node " << i;
   }
+}
+
+// The entries counts of the MsgApps that carried entries to node `to`, in sending order.
+std::vector<size_t> AppendSizesTo(const std::vector<raft::Message>& msgs, uint64_t to) {
+  std::vector<size_t> out;
+  for (const raft::Message* m : OfType(msgs, raft::MessageType::kApp)) {
+    if (m->to == NodeId(to) && !m->entries.empty()) out.push_back(m->entries.size());
+  }
+  return out;
+}
+
+void SubmitWrites(Replica& r, uint64_t first_client, int n, std::vector<ClientReply>* replies) {
+  for (uint64_t c = first_client; c < first_client + static_cast<uint64_t>(n); ++c) {
+    r.Submit(Set(c, 1, "h" + std::to_string(c)), ReadMode::kLinearizable,
+             [replies](ClientReply reply) { replies->push_back(std::move(reply)); });
+  }
+}
+
+// Submits waves of writes to the leader of a fresh group, running the leader's Readys after
+// each wave but delivering nothing until the end; returns how many entries each MsgApp to node
+// 2 carried.
+std::vector<size_t> WavesUnder(size_t batches_in_flight, const std::vector<int>& waves) {
+  ReplicaGroup g(3, batches_in_flight);
+  SYNOD_ASSERT(g.ElectLeader(1) == 1);
+  g.Settle();
+  g.delivered.clear();
+  std::vector<ClientReply> replies;
+  uint64_t client = 100;
+  int total = 0;
+  for (const int n : waves) {
+    SubmitWrites(g.replica(1), client, n, &replies);
+    client += static_cast<uint64_t>(n);
+    total += n;
+    g.Pump(1);
+  }
+  g.Settle();
+  EXPECT_EQ(replies.size(), static_cast<size_t>(total));
+  for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(AppendSizesTo(g.delivered, 2), AppendSizesTo(g.delivered, 3));
+  return AppendSizesTo(g.delivered, 2);
+}
+
+TEST(ReplicaTest, WritesArrivingWhileBatchesAreInFlightWaitAndGoTogether) {
+  // One batch in flight: the waves behind the first wait for its commit and go as one.
+  EXPECT_EQ(WavesUnder(1, {5, 4, 3}), (std::vector<size_t>{5, 7}));
+  // Two (the default): the second wave goes at once, the third and fourth wait.
+  EXPECT_EQ(WavesUnder(2, {5, 4, 3, 2}), (std::vector<size_t>{5, 4, 5}));
+  // No hold: every wave is a round of its own.
+  EXPECT_EQ(WavesUnder(0, {5, 4, 3}), (std::vector<size_t>{5, 4, 3}));
+}
+
+TEST(ReplicaTest, HeldWritesGoAtTheCapOrAtTheNextTick) {
+  ReplicaGroup g(3, 1, 4);
+  ASSERT_EQ(g.ElectLeader(1), 1);
+  g.Settle();
+  std::vector<ClientReply> replies;
+  SubmitWrites(g.replica(1), 100, 2, &replies);
+  g.Pump(1);
+  SubmitWrites(g.replica(1), 200, 3, &replies);
+  EXPECT_FALSE(g.replica(1).HasReady());
+  SubmitWrites(g.replica(1), 300, 1, &replies);  // the fourth held write: the cap
+  EXPECT_TRUE(g.replica(1).HasReady());
+  g.Pump(1);
+  // Two batches are in flight now; one more write waits, until a tick passes.
+  SubmitWrites(g.replica(1), 400, 1, &replies);
+  EXPECT_FALSE(g.replica(1).HasReady());
+  g.replica(1).Tick();
+  EXPECT_TRUE(g.replica(1).HasReady());
+  g.Settle();
+  ASSERT_EQ(replies.size(), 7u);
+  for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
 }
 
 TEST(ReplicaTest, AFollowerForwardsTheWritesOfOneRoundAsOneProposal) {
