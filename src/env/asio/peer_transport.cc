@@ -650,7 +650,8 @@ void PeerTransport::Consume(const std::shared_ptr<InConn>& conn) {
       conn->header = peer_wire::DecodeFrameHeader(
           reinterpret_cast<const unsigned char*>(conn->in.data() + conn->in_begin));
       conn->in_begin += peer_wire::kFrameHeaderBytes;
-      if (!OnHeader(conn)) return;
+      OnHeader(conn);
+      if (conn->closed) return;
       conn->in_frame = true;
       const uint32_t bytes = conn->header.payload_bytes;
       if (conn->header.type == static_cast<uint8_t>(FrameType::kMessage) &&
@@ -669,55 +670,52 @@ void PeerTransport::Consume(const std::shared_ptr<InConn>& conn) {
     conn->in_begin += take;
     conn->frame_received += take;
     if (conn->frame_received < conn->header.payload_bytes) return;
-    conn->in_frame = false;
-    const std::string& dest = conn->destination();
-    OnFrame(conn, std::string_view(dest.data() + conn->frame_start, conn->header.payload_bytes));
+    OnAssembledFrame(conn);
   }
 }
 
-bool PeerTransport::OnHeader(const std::shared_ptr<InConn>& conn) {
+void PeerTransport::OnAssembledFrame(const std::shared_ptr<InConn>& conn) {
+  conn->in_frame = false;
+  const std::string& dest = conn->destination();
+  OnFrame(conn, std::string_view(dest.data() + conn->frame_start, conn->header.payload_bytes));
+}
+
+void PeerTransport::OnHeader(const std::shared_ptr<InConn>& conn) {
   const uint32_t bytes = conn->header.payload_bytes;
   const bool said_hello = conn->from != kNoNode;
   switch (static_cast<FrameType>(conn->header.type)) {
     case FrameType::kHello:
       if (said_hello) {
-        CloseConn(conn, spdlog::level::info, "second_hello");
-        return false;
+        return CloseConn(conn, spdlog::level::info, "second_hello");
       }
       if (bytes > peer_wire::kHelloBytesMax) {
-        CloseConn(conn, spdlog::level::info, "oversized_hello");
-        return false;
+        return CloseConn(conn, spdlog::level::info, "oversized_hello");
       }
       conn->hello.clear();
       break;
     case FrameType::kMessage:
       if (!conn->message.empty()) {
-        CloseConn(conn, spdlog::level::info, "message_inside_chunked_message");
-        return false;
+        return CloseConn(conn, spdlog::level::info, "message_inside_chunked_message");
       }
       [[fallthrough]];
     case FrameType::kChunk:
     case FrameType::kLastChunk:
       if (!said_hello) {
-        CloseConn(conn, spdlog::level::info, "expected_hello");
-        return false;
+        return CloseConn(conn, spdlog::level::info, "expected_hello");
       }
       // Checked before anything is reserved: the length is the peer's word, not a fact.
       if (bytes > opts_.message_bytes_max - conn->message.size()) {
-        CloseConn(conn, spdlog::level::warn,
-                  fmt::format("oversized_message bytes={} already={} max={}", bytes,
-                              conn->message.size(), opts_.message_bytes_max));
-        return false;
+        return CloseConn(conn, spdlog::level::warn,
+                         fmt::format("oversized_message bytes={} already={} max={}", bytes,
+                                     conn->message.size(), opts_.message_bytes_max));
       }
       break;
     default:
-      CloseConn(conn, spdlog::level::info,
-                fmt::format("bad_frame_type type={}", conn->header.type));
-      return false;
+      return CloseConn(conn, spdlog::level::info,
+                       fmt::format("bad_frame_type type={}", conn->header.type));
   }
   conn->frame_start = conn->destination().size();
   conn->frame_received = 0;
-  return true;
 }
 
 void PeerTransport::ReadPayload(const std::shared_ptr<InConn>& conn) {
@@ -736,9 +734,7 @@ void PeerTransport::ReadPayload(const std::shared_ptr<InConn>& conn) {
                                  if (ec) return OnReadError(conn, ec);
                                  conn->frame_received += bytes;
                                  if (conn->frame_received == conn->header.payload_bytes) {
-                                   conn->in_frame = false;
-                                   OnFrame(conn, std::string_view(dest.data() + conn->frame_start,
-                                                                  conn->header.payload_bytes));
+                                   OnAssembledFrame(conn);
                                  }
                                  if (!conn->closed) Read(conn);
                                });

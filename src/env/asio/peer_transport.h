@@ -224,10 +224,12 @@ class PeerTransport final : public Transport {
   static void CompactInput(InConn& conn);
   // Cuts every complete frame out of the buffer; a partial payload is moved to its destination.
   void Consume(const std::shared_ptr<InConn>& conn);
-  // Checks a frame header against the limits; false after closing the connection.
-  bool OnHeader(const std::shared_ptr<InConn>& conn);
+  // Checks a frame header against the limits; closes the connection when it fails them.
+  void OnHeader(const std::shared_ptr<InConn>& conn);
   void ReadPayload(const std::shared_ptr<InConn>& conn);
   void OnFrame(const std::shared_ptr<InConn>& conn, std::string_view payload);
+  // The current frame's payload is complete in its destination buffer.
+  void OnAssembledFrame(const std::shared_ptr<InConn>& conn);
   void OnHello(const std::shared_ptr<InConn>& conn);
   void OnMessage(const std::shared_ptr<InConn>& conn, std::string_view encoded);
   // Closes an accepted connection with one log line at `level`.
