@@ -42,6 +42,10 @@ class Progress {
   bool is_learner = false;
   // The newest leader tick the follower acknowledged (see Message::sent_tick); drives leases.
   uint64_t acked_tick = 0;
+  // The leader's tick when a heartbeat response last retried appends to this follower
+  // (kNeverRetried before the first): at most one retry per tick.
+  static constexpr uint64_t kNeverRetried = UINT64_MAX;
+  uint64_t heartbeat_retry_tick = kNeverRetried;
   Inflights inflights;
 
   void BecomeProbe();

@@ -53,6 +53,9 @@ Status Config::Validate() const {
   }
   if (storage == nullptr) return Status::InvalidArgument("raft: storage must be set");
   if (max_inflight_msgs == 0) return Status::InvalidArgument("raft: max_inflight_msgs must be > 0");
+  if (max_read_rounds_in_flight == 0) {
+    return Status::InvalidArgument("raft: max_read_rounds_in_flight must be > 0");
+  }
   if (read_only_option == ReadOnlyOption::kLeaseBased && !check_quorum) {
     return Status::InvalidArgument("raft: lease-based reads require check_quorum");
   }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -82,6 +83,10 @@ struct Config {
   // rejoining after a partition does not disrupt a stable leader.
   bool pre_vote = true;
   ReadOnlyOption read_only_option = ReadOnlyOption::kSafe;
+  // ReadIndex rounds the leader keeps out at once (each one heartbeat to every follower).
+  // Requests arriving while this many are out wait for one to complete and go together in the
+  // next. More rounds shorten a read's wait at the cost of more heartbeats. REQUIRES: >= 1.
+  size_t max_read_rounds_in_flight = 8;
   // The most ticks by which any follower's clock may run ahead of the leader's over one
   // election timeout. The lease lasts election_ticks - lease_clock_drift_ticks after the newest
   // quorum-acknowledged heartbeat. REQUIRES: < election_ticks.
@@ -199,12 +204,14 @@ class Raft {
     // After sending TimeoutNow the target may win an election at any later time, ignoring
     // followers' leases, so this leader may not serve lease reads again in this term.
     bool lease_revoked = false;
-    // ReadIndex rounds (heartbeats carrying a read's context): at most one out at a time.
-    // Requests arriving while one is out wait for the next, which starts when it completes
-    // (or with the next heartbeat, which carries the newest context): reads from several
-    // followers share rounds instead of each paying for one.
+    // ReadIndex rounds (heartbeats carrying a read's context): at most
+    // Config::max_read_rounds_in_flight out at a time. Requests arriving while that many are
+    // out wait until one completes (or for the next heartbeat, which carries the newest
+    // context): reads from several followers share rounds instead of each paying for one.
     bool read_round_due = false;  // a round is to start at the next Ready
-    bool read_round_out = false;  // a round was sent and not yet confirmed
+    // The context each round out carried (the newest request's when it was sent), oldest
+    // first; a round leaves when the request of its context is released.
+    std::deque<std::string> read_rounds_out;
   };
   using RoleState = std::variant<FollowerRole, PreCandidateRole, CandidateRole, LeaderRole>;
   enum class CampaignType : uint8_t { kPreElection, kElection, kTransfer };
@@ -253,6 +260,12 @@ class Raft {
   void SendTimeoutNow(LeaderRole& l, NodeId to);
   bool MaybeCommit(LeaderRole& l);
   void ReleasePendingReads(LeaderRole& l);
+  // On a heartbeat response (at most once per tick per follower): unpause the follower's flow
+  // and resend what it may be missing.
+  void RetryAppends(LeaderRole& l, NodeId to, Progress& pr);
+  // A ReadIndex round is due when a pending request is not covered by a round out and fewer
+  // than max_read_rounds_in_flight are out.
+  void UpdateReadRoundDue(LeaderRole& l);
   bool QuorumActive(LeaderRole& l) const;
   bool LeaseValid(const LeaderRole& l) const;
   bool CommittedInCurrentTerm() const;

@@ -262,9 +262,13 @@ void Raft::BroadcastHeartbeat(LeaderRole& l, const std::string& context) {
   for (auto& [id, pr] : l.progress) {
     if (id != id_) SendHeartbeat(l, id, ctx);
   }
+  l.read_round_due = false;  // the newest pending request, if any, rides on this one
   if (!ctx.empty()) {
-    l.read_round_due = false;
-    l.read_round_out = true;
+    // A heartbeat that repeats the newest round's context (the periodic one, while that round
+    // is out) is a retry of it, not a new round.
+    if (l.read_rounds_out.empty() || l.read_rounds_out.back() != ctx) {
+      l.read_rounds_out.push_back(ctx);
+    }
   }
 }
 
@@ -353,7 +357,6 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
   Progress& pr = it->second;
   pr.recent_active = true;
   pr.acked_tick = std::max(pr.acked_tick, m.sent_tick);
-  pr.msg_app_flow_paused = false;
   if (pr.state == ProgressState::kSnapshot && m.sent_tick > pr.snapshot_sent_tick) {
     // The follower answered a heartbeat sent after the snapshot, yet has not acknowledged the
     // snapshot: it was lost on the way (a dropped connection, a restart) and nobody may ever
@@ -364,6 +367,36 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
                  pr.pending_snapshot.value());
     pr.BecomeProbe();
   }
+  // A heartbeat response is how appends to a stalled follower are retried (a probe that got
+  // no answer, a window that may hold only lost appends). Once per tick is enough: ReadIndex
+  // rounds send heartbeats far more often than the heartbeat interval, and each retry may
+  // carry up to max_msg_bytes of entries to a follower that is not taking them.
+  if (pr.heartbeat_retry_tick != tick_now_) {
+    pr.heartbeat_retry_tick = tick_now_;
+    RetryAppends(l, m.from, pr);
+  }
+  if (m.context.empty()) return;
+  const std::map<NodeId, bool>* acks = l.read_only.Ack(m.from, m.context);
+  if (acks == nullptr || config_.voters.Vote(*acks) != VoteResult::kWon) return;
+  for (const ReadRequest& r : l.read_only.ReleaseThrough(m.context)) RespondToRead(r, r.index);
+  // Rounds are released in the order they were sent: those whose request is gone are done.
+  while (!l.read_rounds_out.empty() && !l.read_only.Contains(l.read_rounds_out.front())) {
+    l.read_rounds_out.pop_front();
+  }
+  // Requests that arrived while the rounds were out and that no round out covers: one round
+  // for all of them.
+  UpdateReadRoundDue(l);
+}
+
+void Raft::UpdateReadRoundDue(LeaderRole& l) {
+  std::optional<std::string> last = l.read_only.LastContext();
+  l.read_round_due = last.has_value() &&
+                     l.read_rounds_out.size() < cfg_.max_read_rounds_in_flight &&
+                     (l.read_rounds_out.empty() || l.read_rounds_out.back() != *last);
+}
+
+void Raft::RetryAppends(LeaderRole& l, NodeId to, Progress& pr) {
+  pr.msg_app_flow_paused = false;
   if (pr.state == ProgressState::kReplicate && pr.inflights.Full() && pr.match < log_.LastIndex()) {
     // The window may hold only appends that were lost (the follower restarted, say), and
     // then no answer would ever free it. An empty append takes no slot: its acknowledgement
@@ -372,7 +405,7 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
     if (prev_term.ok()) {
       Message app;
       app.type = MessageType::kApp;
-      app.to = m.from;
+      app.to = to;
       app.index = pr.next - 1;
       app.log_term = prev_term.value();
       app.commit = log_.committed();
@@ -381,18 +414,11 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
     } else {
       // The entries in flight were compacted meanwhile: probe, which leads to a snapshot.
       pr.BecomeProbe();
-      MaybeSendAppend(l, m.from, true);
+      MaybeSendAppend(l, to, true);
     }
   } else if (pr.match < log_.LastIndex()) {
-    MaybeSendAppend(l, m.from, true);
+    MaybeSendAppend(l, to, true);
   }
-  if (m.context.empty()) return;
-  const std::map<NodeId, bool>* acks = l.read_only.Ack(m.from, m.context);
-  if (acks == nullptr || config_.voters.Vote(*acks) != VoteResult::kWon) return;
-  for (const ReadRequest& r : l.read_only.ReleaseThrough(m.context)) RespondToRead(r, r.index);
-  // Requests that arrived while that round was out: one round for all of them.
-  l.read_round_out = false;
-  l.read_round_due = !l.read_only.empty();
 }
 
 void Raft::RespondToRead(const ReadRequest& req, LogIndex index) {
@@ -429,9 +455,9 @@ void Raft::ServeReadIndex(LeaderRole& l, const Message& m) {
     RespondToRead(req, req.index);
     return;
   }
-  // The confirming round must start after the request arrived, so the one out (if any) cannot
-  // confirm it: it waits for the next (see LeaderRole::read_round_due).
-  if (l.read_only.Add(std::move(req), id_) && !l.read_round_out) l.read_round_due = true;
+  // The confirming round must start after the request arrived, so the rounds out (if any)
+  // cannot confirm it: it waits for the next (see LeaderRole::read_round_due).
+  if (l.read_only.Add(std::move(req), id_)) UpdateReadRoundDue(l);
 }
 
 void Raft::FlushReadRound() {

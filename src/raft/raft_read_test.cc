@@ -67,7 +67,7 @@ TEST(ReadIndexTest, NoAnswerWithoutQuorum) {
 
 // One heartbeat round confirms every read queued before it.
 TEST(ReadIndexTest, LaterAcknowledgementReleasesEarlierReads) {
-  Network net({1, 2, 3});
+  Network net({1, 2, 3}, [](Config& c) { c.max_read_rounds_in_flight = 1; });
   ASSERT_TRUE(net.Campaign(1).ok());
   ASSERT_TRUE(net.raw(1).ReadIndex("a").ok());
   auto first = net.CollectAndTake();  // lost
@@ -126,7 +126,7 @@ TEST(ReadIndexTest, ForwardedFromFollower) {
 // and those its followers forward — share the next round, which starts as soon as the first
 // one completes.
 TEST(ReadIndexTest, RequestsArrivingDuringARoundShareTheNextOne) {
-  Network net({1, 2, 3});
+  Network net({1, 2, 3}, [](Config& c) { c.max_read_rounds_in_flight = 1; });
   ASSERT_TRUE(net.Campaign(1).ok());
   ASSERT_TRUE(net.Propose(1, "x").ok());
   ASSERT_TRUE(net.raw(1).ReadIndex("r1").ok());
@@ -158,6 +158,105 @@ TEST(ReadIndexTest, RequestsArrivingDuringARoundShareTheNextOne) {
       EXPECT_EQ(rs.index, net.node(1).committed()) << rs.context;
     }
   }
+}
+
+// With two rounds allowed, a request arriving while one is out starts the second at once; a
+// third waits until a round completes. An acknowledgement of the newer round releases the
+// older round's reads too, and the late acknowledgements of the older round change nothing.
+TEST(ReadIndexTest, UpToTheConfiguredNumberOfRoundsGoOutAtOnce) {
+  Network net({1, 2, 3}, [](Config& c) { c.max_read_rounds_in_flight = 2; });
+  ASSERT_TRUE(net.Campaign(1).ok());
+  ASSERT_TRUE(net.Propose(1, "x").ok());
+  ASSERT_TRUE(net.raw(1).ReadIndex("r1").ok());
+  std::vector<Message> round1 = net.CollectAndTake();
+  ASSERT_EQ(round1.size(), 2u);
+  ASSERT_TRUE(net.raw(1).ReadIndex("r2").ok());
+  std::vector<Message> round2 = net.CollectAndTake();
+  ASSERT_EQ(round2.size(), 2u) << "a second round while the first is out";
+  for (const Message& m : round2) {
+    EXPECT_EQ(m.type, MT::kHeartbeat);
+    EXPECT_EQ(m.context, "r2");
+  }
+  ASSERT_TRUE(net.raw(1).ReadIndex("r3").ok());
+  ASSERT_TRUE(net.raw(2).ReadIndex("f3").ok());
+  std::vector<Message> forwarded = net.CollectAndTake();
+  ASSERT_EQ(forwarded.size(), 1u);
+  net.Deliver(forwarded);
+  EXPECT_TRUE(net.CollectAndTake().empty()) << "no third round while two are out";
+
+  // The second round's acknowledgements release r1 and r2; the third round (r3 and f3) starts
+  // and completes.
+  net.Send(round2);
+  ASSERT_EQ(net.node(1).read_states.size(), 3u);
+  EXPECT_EQ(net.node(1).read_states[0].context, "r1");
+  EXPECT_EQ(net.node(1).read_states[1].context, "r2");
+  EXPECT_EQ(net.node(1).read_states[2].context, "r3");
+  ASSERT_EQ(net.node(2).read_states.size(), 1u);
+  EXPECT_EQ(net.node(2).read_states[0].context, "f3");
+  EXPECT_TRUE(HasHeartbeatWithContext(net.delivered, "f3"));
+  net.Send(round1);  // late: its reads are gone
+  EXPECT_EQ(net.node(1).read_states.size(), 3u);
+  EXPECT_TRUE(net.CollectAndTake().empty());
+  // Nothing is left out: a new request gets a round of its own at once.
+  ASSERT_TRUE(net.raw(1).ReadIndex("r4").ok());
+  EXPECT_EQ(net.CollectAndTake().size(), 2u);
+}
+
+// Heartbeat responses retry appends to a follower that is not taking them, but at most once
+// per tick: read rounds send heartbeats far more often than the heartbeat interval, and each
+// retry may carry up to max_msg_bytes. (Without the bound, a simulated cluster under reads
+// and faults grew to 24 GB of queued appends: seeds 2005 and 2008 of `--faults all
+// --duration 60s`.)
+TEST(ReadIndexTest, ReadRoundsRetryAppendsToAStalledFollowerOncePerTick) {
+  Network net({1, 2, 3});
+  ASSERT_TRUE(net.Campaign(1).ok());
+  int appends_to_3 = 0;
+  net.DropIf([&appends_to_3](const Message& m) {
+    if (m.type != MT::kApp || m.to != NodeId(3)) return false;
+    ++appends_to_3;
+    return true;
+  });
+  ASSERT_TRUE(net.Propose(1, "x").ok());
+  ASSERT_LT(net.node(3).last_index(), net.node(1).last_index());
+  const int before = appends_to_3;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(net.raw(1).ReadIndex("r" + std::to_string(i)).ok());
+    net.Stabilize();
+  }
+  EXPECT_EQ(net.node(1).read_states.size(), 10u);  // node 2 confirms every round
+  EXPECT_LE(appends_to_3 - before, 1) << "ten rounds in one tick, at most one retry";
+  const int after_rounds = appends_to_3;
+  net.Tick(1, net.node(1).config().heartbeat_ticks);
+  EXPECT_EQ(appends_to_3 - after_rounds, 1) << "the next tick's heartbeat retries again";
+}
+
+// A forwarded ReadIndex delivered twice (the network duplicated it) after the first copy was
+// answered: the late acknowledgement of the first copy's round releases the second copy too,
+// before a round of its own went out. Nothing is left pending, so no round may remain due:
+// the leader once kept broadcasting empty heartbeats at every Ready (simulator seed 130 of
+// `--faults all` ran out of memory).
+TEST(ReadIndexTest, ADuplicatedRequestReleasedEarlyLeavesNoRoundDue) {
+  Network net({1, 2, 3});
+  ASSERT_TRUE(net.Campaign(1).ok());
+  ASSERT_TRUE(net.Propose(1, "x").ok());
+  ASSERT_TRUE(net.raw(2).ReadIndex("f").ok());
+  std::vector<Message> fwd = net.CollectAndTake();
+  ASSERT_EQ(fwd.size(), 1u);
+  ASSERT_EQ(fwd[0].type, MT::kReadIndex);
+  net.Deliver(fwd);
+  std::vector<Message> round = net.CollectAndTake();
+  ASSERT_EQ(round.size(), 2u);
+  net.Deliver(round);
+  std::vector<Message> acks = net.CollectAndTake();
+  ASSERT_EQ(acks.size(), 2u);
+  net.Deliver(acks[0]);  // quorum: the read is answered
+  net.Deliver(fwd);      // the duplicate
+  net.Deliver(acks[1]);  // the first round's late ack releases the duplicate as well
+  net.Stabilize();
+  EXPECT_FALSE(net.raw(1).HasReady()) << "a round is still due with nothing to confirm";
+  int heartbeats = 0;
+  for (const Message& m : net.delivered) heartbeats += m.type == MT::kHeartbeat ? 1 : 0;
+  EXPECT_LE(heartbeats, 4);
 }
 
 TEST(ReadIndexTest, SingleNodeAnswersAtOnce) {

@@ -43,6 +43,8 @@ class ReadOnlyQueue {
   // Removes and returns everything (the leader stepped down).
   std::vector<ReadRequest> Clear();
 
+  // Whether a request with `context` is pending.
+  bool Contains(const std::string& context) const { return seq_by_context_.count(context) > 0; }
   // The context of the newest pending request, if any.
   std::optional<std::string> LastContext() const;
   size_t size() const { return queue_.size(); }

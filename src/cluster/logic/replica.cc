@@ -309,13 +309,15 @@ void Replica::SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply) {
                                     tick_ + static_cast<uint64_t>(opts_.request_timeout_ticks)});
 }
 
-// One ReadIndex round at a time: reads that arrive while one is out wait for it to come back
-// and then go together, so under load a round confirms many reads instead of each read paying
-// for its own heartbeats. A round that got lost (a forwarded ReadIndex has no retry) holds the
-// next one back for kReadIndexRetryTicks at most.
+// At most read_batches_in_flight ReadIndex requests out at a time: reads that arrive while
+// that many are out wait for one to come back and then go together, so under load a request
+// confirms many reads instead of each read paying for its own heartbeats. Requests that got
+// lost (a forwarded ReadIndex has no retry) hold the next one back for kReadIndexRetryTicks at
+// most.
 bool Replica::ReadBatchDue() const {
   return !read_batch_.empty() &&
-         (reads_by_ctx_.empty() || tick_ >= read_index_tick_ + kReadIndexRetryTicks);
+         (reads_by_ctx_.size() < std::max<size_t>(opts_.read_batches_in_flight, 1) ||
+          tick_ >= read_index_tick_ + kReadIndexRetryTicks);
 }
 
 void Replica::FlushReadBatch() {

@@ -85,6 +85,10 @@ struct ReplicaOptions {
   // The hold ends early once this many writes (or kProposalHoldBytesMax bytes of them) wait, at
   // the next tick, or when this node is not the leader.
   size_t proposal_hold_max = 256;
+  // ReadIndex requests (each confirming a batch of linearizable reads) this node keeps out at
+  // once; reads arriving while this many are out wait and go together in the next. REQUIRES:
+  // >= 1. Default 8.
+  size_t read_batches_in_flight = 8;
   kv::Options kv;
   ReplicaBugs bugs;
   enum class SyncMode : uint8_t { kReplica, kHost };

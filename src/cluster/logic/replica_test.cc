@@ -55,7 +55,8 @@ class ReplicaGroup {
  public:
   explicit ReplicaGroup(int n,
                         size_t batches_in_flight = ReplicaOptions{}.proposal_batches_in_flight,
-                        size_t proposal_hold_max = ReplicaOptions{}.proposal_hold_max) {
+                        size_t proposal_hold_max = ReplicaOptions{}.proposal_hold_max,
+                        size_t read_batches_in_flight = ReplicaOptions{}.read_batches_in_flight) {
     for (int i = 1; i <= n; ++i) {
       auto node = std::make_unique<Node>();
       node->id = NodeId(static_cast<uint64_t>(i));
@@ -74,6 +75,9 @@ class ReplicaGroup {
       ro.raft.random_seed = static_cast<uint64_t>(i) * 7919 + 1;
       ro.proposal_batches_in_flight = batches_in_flight;
       ro.proposal_hold_max = proposal_hold_max;
+      // Reads: this node's ReadIndex requests out, and as leader the rounds out.
+      ro.read_batches_in_flight = read_batches_in_flight;
+      ro.raft.max_read_rounds_in_flight = read_batches_in_flight;
       auto r = Replica::Create(ro, &node->out, node->wal.get(), &observer_, Logger());
       SYNOD_ASSERT(r.ok());
       node->replica = std::move(r).value();
@@ -293,7 +297,8 @@ void SubmitReads(Replica& r, int n, std::vector<ClientReply>* replies) {
 }
 
 TEST(ReplicaTest, ReadsArrivingDuringAReadIndexRoundGoTogetherInTheNextOne) {
-  ReplicaGroup g(3);
+  ReplicaGroup g(3, ReplicaOptions{}.proposal_batches_in_flight, ReplicaOptions{}.proposal_hold_max,
+                 /*read_batches_in_flight=*/1);
   ASSERT_EQ(g.ElectLeader(1), 1);
   g.Settle();
   g.out(1).sent.clear();
@@ -315,16 +320,45 @@ TEST(ReplicaTest, ReadsArrivingDuringAReadIndexRoundGoTogetherInTheNextOne) {
   EXPECT_EQ(ReadRounds(g.delivered).size(), 2u);
 }
 
-TEST(ReplicaTest, ALostReadIndexRoundHoldsTheNextOneBackForTwoTicksOnly) {
-  ReplicaGroup g(3);
+// With two batches allowed out, a second wave of reads goes at once; a third waits for one
+// to come back, and then goes as one round.
+TEST(ReplicaTest, ReadsWaitOnlyWhileTwoReadIndexRoundsAreOut) {
+  ReplicaGroup g(3, ReplicaOptions{}.proposal_batches_in_flight, ReplicaOptions{}.proposal_hold_max,
+                 /*read_batches_in_flight=*/2);
   ASSERT_EQ(g.ElectLeader(1), 1);
   g.Settle();
-  // A follower forwards its reads' ReadIndex to the leader; that message is lost.
+  g.out(1).sent.clear();
+
   std::vector<ClientReply> replies;
-  SubmitReads(g.replica(2), 3, &replies);
-  g.Pump(2);
-  ASSERT_FALSE(g.out(2).sent.empty());
-  g.out(2).sent.clear();
+  SubmitReads(g.replica(1), 10, &replies);
+  g.Pump(1);
+  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), 1u);
+  SubmitReads(g.replica(1), 10, &replies);
+  g.Pump(1);
+  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), 2u) << "the second wave goes at once";
+  SubmitReads(g.replica(1), 10, &replies);
+  EXPECT_FALSE(g.replica(1).HasReady()) << "the third waits";
+  EXPECT_TRUE(replies.empty());
+  g.Settle();
+  ASSERT_EQ(replies.size(), 30u);
+  for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(ReadRounds(g.delivered).size(), 3u);
+}
+
+TEST(ReplicaTest, ALostReadIndexRoundHoldsTheNextOneBackForTwoTicksOnly) {
+  ReplicaGroup g(3, ReplicaOptions{}.proposal_batches_in_flight, ReplicaOptions{}.proposal_hold_max,
+                 /*read_batches_in_flight=*/2);
+  ASSERT_EQ(g.ElectLeader(1), 1);
+  g.Settle();
+  // A follower forwards its reads' ReadIndex to the leader twice (two batches may be out);
+  // both messages are lost.
+  std::vector<ClientReply> replies;
+  for (int wave = 0; wave < 2; ++wave) {
+    SubmitReads(g.replica(2), 3, &replies);
+    g.Pump(2);
+    ASSERT_FALSE(g.out(2).sent.empty());
+    g.out(2).sent.clear();
+  }
   SubmitReads(g.replica(2), 3, &replies);
   EXPECT_FALSE(g.replica(2).HasReady());
   g.replica(2).Tick();
@@ -332,7 +366,7 @@ TEST(ReplicaTest, ALostReadIndexRoundHoldsTheNextOneBackForTwoTicksOnly) {
   g.replica(2).Tick();
   EXPECT_TRUE(g.replica(2).HasReady());  // the next round goes out despite the lost one
   g.Settle();
-  ASSERT_EQ(replies.size(), 3u);  // the second wave; the first waits for its timeout
+  ASSERT_EQ(replies.size(), 3u);  // the third wave; the first two wait for their timeout
   for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
 }
 
