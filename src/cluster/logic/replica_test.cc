@@ -296,53 +296,38 @@ void SubmitReads(Replica& r, int n, std::vector<ClientReply>* replies) {
   }
 }
 
-TEST(ReplicaTest, ReadsArrivingDuringAReadIndexRoundGoTogetherInTheNextOne) {
+// Waves of ten reads submitted to the leader: the first `allowed` go out as rounds at once;
+// the next is held back while that many are out, and goes as one round once one comes back.
+void ReadWavesShareARoundBeyondTheLimit(size_t allowed) {
   ReplicaGroup g(3, ReplicaOptions{}.proposal_batches_in_flight, ReplicaOptions{}.proposal_hold_max,
-                 /*read_batches_in_flight=*/1);
+                 allowed);
   ASSERT_EQ(g.ElectLeader(1), 1);
   g.Settle();
   g.out(1).sent.clear();
 
   std::vector<ClientReply> replies;
+  for (size_t wave = 1; wave <= allowed; ++wave) {
+    SubmitReads(g.replica(1), 10, &replies);
+    g.Pump(1);
+    EXPECT_EQ(ReadRounds(g.out(1).sent).size(), wave) << "wave " << wave << " goes at once";
+  }
   SubmitReads(g.replica(1), 10, &replies);
+  EXPECT_FALSE(g.replica(1).HasReady()) << "held while " << allowed << " are out";
   g.Pump(1);
-  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), 1u);
-  // A second wave while the first round is out: held back, not a round of its own...
-  SubmitReads(g.replica(1), 10, &replies);
-  EXPECT_FALSE(g.replica(1).HasReady());
-  g.Pump(1);
-  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), 1u);
+  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), allowed);
   EXPECT_TRUE(replies.empty());
-  // ...and sent as one round once the first comes back.
   g.Settle();
-  ASSERT_EQ(replies.size(), 20u);
+  ASSERT_EQ(replies.size(), 10 * (allowed + 1));
   for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
-  EXPECT_EQ(ReadRounds(g.delivered).size(), 2u);
+  EXPECT_EQ(ReadRounds(g.delivered).size(), allowed + 1);
 }
 
-// With two batches allowed out, a second wave of reads goes at once; a third waits for one
-// to come back, and then goes as one round.
-TEST(ReplicaTest, ReadsWaitOnlyWhileTwoReadIndexRoundsAreOut) {
-  ReplicaGroup g(3, ReplicaOptions{}.proposal_batches_in_flight, ReplicaOptions{}.proposal_hold_max,
-                 /*read_batches_in_flight=*/2);
-  ASSERT_EQ(g.ElectLeader(1), 1);
-  g.Settle();
-  g.out(1).sent.clear();
+TEST(ReplicaTest, ReadsArrivingDuringAReadIndexRoundGoTogetherInTheNextOne) {
+  ReadWavesShareARoundBeyondTheLimit(1);
+}
 
-  std::vector<ClientReply> replies;
-  SubmitReads(g.replica(1), 10, &replies);
-  g.Pump(1);
-  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), 1u);
-  SubmitReads(g.replica(1), 10, &replies);
-  g.Pump(1);
-  EXPECT_EQ(ReadRounds(g.out(1).sent).size(), 2u) << "the second wave goes at once";
-  SubmitReads(g.replica(1), 10, &replies);
-  EXPECT_FALSE(g.replica(1).HasReady()) << "the third waits";
-  EXPECT_TRUE(replies.empty());
-  g.Settle();
-  ASSERT_EQ(replies.size(), 30u);
-  for (const ClientReply& r : replies) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
-  EXPECT_EQ(ReadRounds(g.delivered).size(), 3u);
+TEST(ReplicaTest, ReadsWaitOnlyWhileTwoReadIndexRoundsAreOut) {
+  ReadWavesShareARoundBeyondTheLimit(2);
 }
 
 TEST(ReplicaTest, ALostReadIndexRoundHoldsTheNextOneBackForTwoTicksOnly) {
