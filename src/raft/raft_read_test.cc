@@ -12,6 +12,14 @@ namespace {
 
 using MT = MessageType;
 
+// Every message of `round` is a heartbeat carrying the read context `ctx`.
+void ExpectReadRound(const std::vector<Message>& round, const std::string& ctx) {
+  for (const Message& m : round) {
+    EXPECT_EQ(m.type, MT::kHeartbeat);
+    EXPECT_EQ(m.context, ctx);
+  }
+}
+
 bool HasHeartbeatWithContext(const std::vector<Message>& msgs, const std::string& ctx) {
   for (const Message& m : msgs) {
     if (m.type == MT::kHeartbeat && m.context == ctx) return true;
@@ -32,10 +40,7 @@ TEST(ReadIndexTest, NeedsHeartbeatQuorum) {
   auto hbs = net.CollectAndTake();
   EXPECT_TRUE(net.node(1).read_states.empty()) << "answered before any acknowledgement";
   ASSERT_EQ(hbs.size(), 2u);
-  for (const Message& m : hbs) {
-    EXPECT_EQ(m.type, MT::kHeartbeat);
-    EXPECT_EQ(m.context, "a");
-  }
+  ExpectReadRound(hbs, "a");
   // A proposal arriving now does not move the read index: it was fixed on arrival.
   ASSERT_TRUE(net.raw(1).Propose("later").ok());
   (void)net.CollectAndTake();  // held back: the proposal does not commit
@@ -132,10 +137,7 @@ TEST(ReadIndexTest, RequestsArrivingDuringARoundShareTheNextOne) {
   ASSERT_TRUE(net.raw(1).ReadIndex("r1").ok());
   std::vector<Message> round1 = net.CollectAndTake();
   ASSERT_EQ(round1.size(), 2u);  // a heartbeat to each follower
-  for (const Message& m : round1) {
-    EXPECT_EQ(m.type, MT::kHeartbeat);
-    EXPECT_EQ(m.context, "r1");
-  }
+  ExpectReadRound(round1, "r1");
   // Meanwhile: another local read, and one forwarded by each follower.
   ASSERT_TRUE(net.raw(1).ReadIndex("r2").ok());
   ASSERT_TRUE(net.raw(2).ReadIndex("f2").ok());
@@ -173,10 +175,7 @@ TEST(ReadIndexTest, UpToTheConfiguredNumberOfRoundsGoOutAtOnce) {
   ASSERT_TRUE(net.raw(1).ReadIndex("r2").ok());
   std::vector<Message> round2 = net.CollectAndTake();
   ASSERT_EQ(round2.size(), 2u) << "a second round while the first is out";
-  for (const Message& m : round2) {
-    EXPECT_EQ(m.type, MT::kHeartbeat);
-    EXPECT_EQ(m.context, "r2");
-  }
+  ExpectReadRound(round2, "r2");
   ASSERT_TRUE(net.raw(1).ReadIndex("r3").ok());
   ASSERT_TRUE(net.raw(2).ReadIndex("f3").ok());
   std::vector<Message> forwarded = net.CollectAndTake();
