@@ -49,6 +49,7 @@ std::ostream& operator<<(std::ostream& os, StrongU64<Tag> v) {
 struct TermTag {};
 struct LogIndexTag {};
 struct NodeIdTag {};
+struct GroupIdTag {};
 
 // A Raft term. Term 0 means "no term yet".
 using Term = StrongU64<TermTag>;
@@ -57,7 +58,13 @@ using LogIndex = StrongU64<LogIndexTag>;
 // A node (replica) id within a Raft group. Id 0 means "none".
 using NodeId = StrongU64<NodeIdTag>;
 
+// A Raft group (a shard, or the meta shard) within a cluster. Id 0 means "none". A node hosts
+// many groups; every Raft message travels with the id of its group, and every record a group
+// keeps in the node's database carries it (storage/node_db.h).
+using GroupId = StrongU64<GroupIdTag>;
+
 inline constexpr NodeId kNoNode{0};
+inline constexpr GroupId kNoGroup{0};
 
 }  // namespace synod
 

@@ -1,36 +1,11 @@
 #include "kv/keyspace.h"
 
-#include <array>
-
 #include "common/assert.h"
+#include "common/slot.h"
 
 namespace synod::kv {
 
 namespace {
-
-// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, as Redis Cluster's crc16.c.
-constexpr std::array<uint16_t, 256> MakeCrc16Table() {
-  std::array<uint16_t, 256> t{};
-  for (int i = 0; i < 256; ++i) {
-    uint16_t crc = static_cast<uint16_t>(i << 8);
-    for (int b = 0; b < 8; ++b) {
-      crc = (crc & 0x8000) != 0 ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
-                                : static_cast<uint16_t>(crc << 1);
-    }
-    t[static_cast<size_t>(i)] = crc;
-  }
-  return t;
-}
-constexpr std::array<uint16_t, 256> kCrc16Table = MakeCrc16Table();
-
-uint16_t Crc16(std::string_view s) {
-  uint16_t crc = 0;
-  for (char c : s) {
-    crc = static_cast<uint16_t>((crc << 8) ^
-                                kCrc16Table[((crc >> 8) ^ static_cast<uint8_t>(c)) & 0xff]);
-  }
-  return crc;
-}
 
 uint64_t Fnv1a64(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -66,17 +41,7 @@ constexpr char kTombstoneKind = 't';
 
 }  // namespace
 
-uint16_t KeySlot(std::string_view key) {
-  // Redis Cluster: hash only the text inside the first {...} when it is non-empty.
-  const size_t open = key.find('{');
-  if (open != std::string_view::npos) {
-    const size_t close = key.find('}', open + 1);
-    if (close != std::string_view::npos && close != open + 1) {
-      key = key.substr(open + 1, close - open - 1);
-    }
-  }
-  return Crc16(key) & 16383;
-}
+uint16_t KeySlot(std::string_view key) { return synod::KeySlot(key); }
 
 uint64_t KeyPosition(std::string_view key) {
   return (static_cast<uint64_t>(KeySlot(key)) << 50) | (Fnv1a64(key) >> 14);

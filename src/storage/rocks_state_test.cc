@@ -122,7 +122,7 @@ TEST(RocksStateTest, StagedStateSurvivesAReopen) {
                {"b", std::string("\0", 1)}};
   want.sessions = {{uint64_t{1} << 40, "big"}};
   EXPECT_EQ(*got, want);
-  // The log is untouched by the state records around it ("D" sorts just before "E").
+  // The log is untouched by the state records stored beside it.
   EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(5));
 }
 
@@ -233,16 +233,16 @@ TEST(RocksStateTest, FlippedByteInAValueIsCorruptionNamingTheKey) {
   }
   {
     RawDb raw(tmp.db());
-    std::string v = raw.Get("Dbeta");
+    std::string v = raw.Get(RocksStorage::SlotDataKey("beta"));
     v[v.size() - 2] ^= 0x01;
-    raw.Put("Dbeta", v);
+    raw.Put(RocksStorage::SlotDataKey("beta"), v);
   }
   auto r = MustOpen(tmp.db());  // Open reads only the applied index
   ASSERT_NE(r, nullptr);
   Result<Stored> got = ReadState(*r);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), Code::kCorruption);
-  EXPECT_NE(got.status().message().find("'Dbeta' failed its checksum"), std::string::npos)
+  EXPECT_NE(got.status().message().find("'beta' failed its checksum"), std::string::npos)
       << got.status().ToString();
 }
 
@@ -257,7 +257,7 @@ TEST(RocksStateTest, ValueMovedToAnotherKeyIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    raw.Put("Db", raw.Get("Da"));
+    raw.Put(RocksStorage::SlotDataKey("b"), raw.Get(RocksStorage::SlotDataKey("a")));
   }
   auto r = MustOpen(tmp.db());
   ASSERT_NE(r, nullptr);
@@ -289,9 +289,9 @@ TEST(RocksStateTest, FlippedByteInTheAppliedIndexIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    std::string v = raw.Get("A");
+    std::string v = raw.Get(RocksStorage::GroupKey(RocksStorage::kStandaloneGroup, 'A'));
     v.back() ^= 0x10;
-    raw.Put("A", v);
+    raw.Put(RocksStorage::GroupKey(RocksStorage::kStandaloneGroup, 'A'), v);
   }
   Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());

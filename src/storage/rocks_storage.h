@@ -6,26 +6,30 @@
 // atomic RocksDB write. Open() rebuilds the MemoryStorage from the database and checks that
 // what it read describes a consistent log.
 //
-// Layout (default column family; every value is [u32 crc][payload], the CRC-32C of the key
-// followed by the payload, little-endian, checked on every read):
-//   "C"                  pb::WalHeader: magic "SYNODRDB", format version, cluster id
-//   "H"                  pb::HardState
-//   "S"                  pb::Snapshot (meta and the state machine image)
-//   "E" + index (u64 BE) pb::Entry; big-endian so that iteration is in index order
-//   "M" + name           node metadata (PutMeta), an opaque value
-//   "A"                  the persisted state machine's applied index (u64 LE)
-//   "B"                  the state machine's meta record (StateWrites::meta), opaque
-//   "D" + key            a state machine key; the value is the key's record (StageState)
-//   "T" + id (u64 BE)    a state machine client session, as the state machine encoded it
+// Many groups share one database (NodeDb, node_db.h): a RocksStorage is one group's part of it.
+// Its records (default column family; every value is [u32 crc][payload], the CRC-32C of the
+// key followed by the payload, little-endian, checked on every read) are, with
+// G = "G" + group id (u64 BE):
+//   G + "H"                  pb::HardState
+//   G + "S"                  pb::Snapshot (meta and the state machine image)
+//   G + "E" + index (u64 BE) pb::Entry; big-endian so that iteration is in index order
+//   G + "A"                  the persisted state machine's applied index (u64 LE)
+//   G + "B"                  the state machine's meta record (StateWrites::meta), opaque
+//   G + "T" + id (u64 BE)    a state machine client session, as the state machine encoded it
+// and the state machine's keys, where its StateSpan says:
+//   "D" + slot (u16 BE) + key   kSlots: a shard's keys, by the key's hash slot, shared by all
+//                               groups so that a slot's keys are one range whoever owns it
+//   G + "D" + key               kGroup: a group's own keys (the meta shard)
 // The checksum covers the key so that a value written under the wrong key (a misdirected
 // write) fails it too. A mismatch is kCorruption naming the record; the node then refuses to
 // serve rather than give a silently wrong answer.
 //
-// Durability: Save() writes nothing. Sync() writes everything saved since the last write as
-// one batch, so a Save's entries and hard state are never torn apart, several Saves between
-// Syncs are group-committed, and after a crash the database holds a prefix of the Saves, Save
-// by Save. Saves not yet written when the RocksStorage is destroyed are dropped, as a crash
-// would. Compact() is durable when it returns (it writes any pending batch first, in order).
+// Durability: Save() writes nothing: it stages into the NodeDb's batch. Sync() writes
+// everything staged since the last write (by every group of the NodeDb) as one batch, so a Save's
+// entries and hard state are never torn apart, several Saves between Syncs are group-committed, and
+// after a crash the database holds a prefix of the Saves, Save by Save. Saves not yet written when
+// the RocksStorage is destroyed are dropped, as a crash would. Compact() is durable when it returns
+// (it writes any pending batch first, in order).
 //
 // The state machine (persists_state()): StageState() appends its changes and applied index to
 // the same pending batch as the Saves, so one write carries them together and the stored data
@@ -34,19 +38,16 @@
 // received snapshot is saved one write before the state it replaced): the Replica then
 // restores from the snapshot image instead and rewrites the whole state.
 //
-// Failure is sticky (LogStore): after any failed RocksDB write, every later Save, Sync,
-// Compact and PutMeta returns the kIoError without touching the database; in-memory state
-// stays readable. The node restarts (reopens) to recover.
+// Failure is sticky (LogStore) and node-wide: after any failed write of the NodeDb, every later
+// Save, Sync, Compact and PutMeta of every group returns the kIoError without touching the
+// database; in-memory state stays readable. The node restarts (reopens) to recover.
 //
-// Thread-safety: one owner thread calls every method, with these exceptions:
-//  - WritePending() may run on another thread (the node's storage thread), because it only
-//    touches the rocksdb::DB, which is thread-safe. PendingWrites are written one at a time, in
-//    the order TakePending() returned them (one thread draining a FIFO queue). Once one write
-//    fails, WritePending() refuses every later one, so that what is durable stays a prefix.
-//  - Each TakePending() is matched by one OnPendingWritten() on the owner thread, in the same
-//    order. While a PendingWrite is outstanding (taken, not yet reported), the owner must not
-//    call Sync() or Compact() nor destroy the RocksStorage (all asserted): those write from the
-//    owner thread and would reorder writes or free the DB under the writer. Save() is fine.
+// Thread-safety: one owner thread (the NodeDb's) calls every method, with these exceptions:
+//  - WritePending() may run on another thread (the node's storage thread): it is
+//    NodeDb::WriteTaken. TakePending/WritePending/OnPendingWritten are the NodeDb's node write
+//    (TakeWrite/WriteTaken/OnWritten) seen from one group, kept for hosts of a single group.
+//  - While a write carrying this group's records is outstanding, the owner must not call
+//    Sync() or Compact() nor destroy the RocksStorage (all asserted). Save() is fine.
 //  - GetMeta() and disk_bytes() may be called from any thread.
 #pragma once
 
@@ -62,59 +63,67 @@
 #include <string_view>
 #include <vector>
 
+#include "common/ids.h"
+#include "common/slot.h"
 #include "common/status.h"
 #include "raft/storage.h"
 #include "raft/types.h"
 #include "storage/log_store.h"
+#include "storage/node_db.h"
 
 namespace rocksdb {
-class DB;
-class Env;
 class Snapshot;
 }  // namespace rocksdb
 
 namespace synod::storage {
 
-struct RocksOptions {
-  // RocksDB environment; nullptr = rocksdb::Env::Default(). Tests and the node's fault hook pass
-  // a FaultInjectionFs-backed env (fault_fs.h). Not owned; must outlive the RocksStorage.
-  rocksdb::Env* env = nullptr;
-  // fsync on every write (Sync, Compact, PutMeta, Open's own writes). False only for benchmarks
-  // that measure everything but the disk: a crash of the machine may then lose acknowledged
-  // writes (a crash of the process does not).
-  bool sync = true;
+// Where a group's state machine keys live in the node's database (see the class comment).
+struct StateSpan {
+  enum class Kind : uint8_t {
+    kSlots,  // "D" + slot + key, for the slots first_slot..last_slot (a data shard)
+    kGroup,  // under the group's own prefix (the meta shard)
+  };
+  Kind kind = Kind::kSlots;
+  uint16_t first_slot = 0;
+  uint16_t last_slot = kSlotCount - 1;  // inclusive
+
+  static StateSpan Slots(uint16_t first, uint16_t last) { return {Kind::kSlots, first, last}; }
+  static StateSpan Group() { return {Kind::kGroup, 0, 0}; }
+  bool operator==(const StateSpan&) const = default;
 };
 
 // What Open() found in the database.
 struct RocksRecoveryStats {
-  bool created = false;         // the database was empty and got a cluster id record
+  bool created = false;         // the group had no records (for a standalone store: a new database)
   uint64_t entries_loaded = 0;  // entries after the snapshot, loaded into memory
   uint64_t stale_entries = 0;   // entries at or below the snapshot found and deleted
 };
 
 class RocksStorage final : public LogStore {
  public:
-  // The changes staged by Save() since the last TakePending(), as one RocksDB write. Moved
-  // between threads; see the class comment for the contract.
-  struct PendingWrite {
-    rocksdb::WriteBatch batch;
-    uint64_t saves = 0;  // the Saves the batch holds (group-commit size, for metrics)
-    // Set when the storage had already failed at TakePending(): WritePending() returns it and
-    // writes nothing.
-    Status refused;
-  };
+  // A node write, seen from one group (see the class comment).
+  using PendingWrite = NodeDb::Write;
+  // The group of a standalone store (the Open that takes a directory).
+  static constexpr GroupId kStandaloneGroup{1};
 
-  // Opens (creating if missing) the database in `dir` for `cluster_id` and loads it. Errors:
-  //  - kFailedPrecondition: the directory belongs to another cluster, or a newer format;
+  // Opens group `group` of the node's database `node` and loads its records; a group with no
+  // records starts empty (recovery_stats().created). Errors:
   //  - kCorruption: a record failed its checksum or does not parse, or the records do not
   //    describe a consistent log (a gap, decreasing terms, a commit index beyond the log);
-  //  - kIoError (or another code RocksDB gave): opening, reading or writing the database
-  //    failed.
+  //  - kInvalidArgument: group 0, or a slot span that is not 0 <= first <= last < kSlotCount;
+  //  - another code if RocksDB cannot read or write.
+  // REQUIRES: `node` outlives the store; one store per group.
+  static Result<std::unique_ptr<RocksStorage>> Open(NodeDb* node, GroupId group, StateSpan span);
+
+  // A store that owns its database: opens (creating if missing) the NodeDb in `dir` for
+  // `cluster_id` (see NodeDb::Open for its errors) and group kStandaloneGroup in it, holding
+  // every slot.
   static Result<std::unique_ptr<RocksStorage>> Open(const std::string& dir, uint64_t cluster_id,
                                                     RocksOptions opts = {});
 
-  // Closes the database. Saves not yet written are dropped (see Durability).
-  // REQUIRES: no PendingWrite outstanding.
+  // Saves not yet written are dropped when the store owns its database (see Durability), and
+  // written by the next node write otherwise. REQUIRES: no write carrying its records
+  // outstanding.
   ~RocksStorage() override;
 
   RocksStorage(const RocksStorage&) = delete;
@@ -134,23 +143,16 @@ class RocksStorage final : public LogStore {
   Status Save(const std::optional<raft::Snapshot>& snap, const std::vector<raft::Entry>& entries,
               const std::optional<raft::HardState>& hs) override;
 
-  // Writes everything saved so far as one atomic (fsynced) write: TakePending, WritePending,
-  // OnPendingWritten. OK at once when nothing is pending. kIoError when failed (sticky).
-  // REQUIRES: no PendingWrite outstanding.
+  // Writes everything staged so far, by this group and every other group of the NodeDb, as
+  // one atomic (fsynced) write (NodeDb::Sync). OK at once when nothing is staged. kIoError
+  // when failed (sticky). REQUIRES: no node write outstanding.
   Status Sync() override;
 
-  // The split form of Sync() for a storage thread. TakePending() (owner thread) moves the
-  // staged batch out, leaving nothing pending; when the storage is failed the result carries
-  // the failure in `refused` and no batch.
-  PendingWrite TakePending();
-  // Writes `w` as one atomic write (fsynced when RocksOptions::sync). Any thread, one write at
-  // a time, in TakePending order. OK without writing when `w` is empty. Returns `w.refused`
-  // when set, and kIoError without writing once an earlier write failed. The result is what
-  // the caller passes to OnPendingWritten(); `w` is durable only when it is OK.
-  Status WritePending(PendingWrite& w) const;
-  // Owner thread: reports the result of WritePending() for the oldest outstanding PendingWrite.
-  // A failure becomes the sticky failure().
-  void OnPendingWritten(const Status& written);
+  // The NodeDb's node write, for hosts of one group: TakePending is NodeDb::TakeWrite,
+  // WritePending is NodeDb::WriteTaken (any thread), OnPendingWritten is NodeDb::OnWritten.
+  PendingWrite TakePending() { return node_->TakeWrite(); }
+  Status WritePending(PendingWrite& w) const { return node_->WriteTaken(w); }
+  void OnPendingWritten(const Status& written) { node_->OnWritten(written); }
 
   // Takes a snapshot at `index` with the membership `cs` and the state machine's image of
   // everything applied up to `index`, and discards the entries up to it: any pending batch,
@@ -187,70 +189,87 @@ class RocksStorage final : public LogStore {
   // callback, or of RocksDB. Owner thread (the storage thread may be writing meanwhile).
   Status ForEachState(const StateDataFn& data_fn, const StateSessionFn& session_fn) const override;
 
-  // Node-level metadata (the peer address book), outside the Raft log: a durable (synced),
-  // checksummed write of `value` under `name`. Errors: kInvalidArgument (empty name, value over
-  // 16 MiB), kIoError (failed, sticky).
-  Status PutMeta(std::string_view name, std::string_view value);
-  // The value last put under `name`, or nullopt. kCorruption if it fails its checksum; another
-  // code if RocksDB cannot read it. Any thread.
-  Result<std::optional<std::string>> GetMeta(std::string_view name) const;
+  // The node's metadata and files (NodeDb::PutMeta, GetMeta, disk_bytes).
+  Status PutMeta(std::string_view name, std::string_view value) {
+    return node_->PutMeta(name, value);
+  }
+  Result<std::optional<std::string>> GetMeta(std::string_view name) const {
+    return node_->GetMeta(name);
+  }
+  uint64_t disk_bytes() const { return node_->disk_bytes(); }
 
   // The latest snapshot (saved or made by Compact); empty (index 0) if none.
   const raft::Snapshot& snapshot() const override { return snapshot_; }
   const raft::HardState& hard_state() const override { return memory_.hard_state(); }
-  uint64_t cluster_id() const override { return cluster_id_; }
-  // OK, or the kIoError every write returns since the disk failed.
-  const Status& failure() const override { return failure_; }
+  uint64_t cluster_id() const override { return node_->cluster_id(); }
+  // OK, or the kIoError every write returns since the node's disk failed.
+  const Status& failure() const override { return node_->failure(); }
   const RocksRecoveryStats& recovery_stats() const { return recovery_stats_; }
   // The Saves staged and not yet taken by a write.
   uint64_t pending_saves() const { return pending_saves_; }
-  // The bytes of the files in the data directory (SST files, WAL, manifest, ...), for metrics;
-  // 0 if the directory cannot be listed. Any thread.
-  uint64_t disk_bytes() const;
+  GroupId group() const { return group_; }
+  const StateSpan& span() const { return span_; }
+  NodeDb& node() { return *node_; }
 
-  // The database key of log entry `index` (for tools and tests that inspect the database).
-  static std::string EntryKey(LogIndex index);
+  // Database keys, for tools and tests that inspect the database: log entry `index` of
+  // `group`; the record of one `kind` letter of `group` (see the class comment); a key's
+  // record in a kSlots span.
+  static std::string EntryKey(GroupId group, LogIndex index);
+  static std::string GroupKey(GroupId group, char kind);
+  static std::string SlotDataKey(std::string_view key);
 
  private:
-  RocksStorage(std::string dir, uint64_t cluster_id, const RocksOptions& opts);
+  friend class NodeDb;
 
-  Status OpenDb();
-  Status CheckOrCreateClusterRecord();
+  RocksStorage(NodeDb* node, GroupId group, StateSpan span);
+
+  Status Load();
   Status LoadSnapshot();
   Status LoadHardState();
   Status LoadEntries();
   Status DeleteStaleEntries();
   Status LoadStateApplied();
+  // Calls fn for each record in [begin, end); an error names a record by its key from name_at.
   Status ForEachStateRange(
-      const rocksdb::Snapshot* snap, std::string_view begin, std::string_view end,
+      const rocksdb::Snapshot* snap, std::string_view begin, std::string_view end, size_t name_at,
       const std::function<Status(std::string_view key, std::string_view payload)>& fn) const;
   Status CheckSave(const std::optional<raft::Snapshot>& snap,
                    const std::vector<raft::Entry>& entries,
                    const std::optional<raft::HardState>& hs) const;
   void StageEntries(const std::vector<raft::Entry>& entries, LogIndex first_kept,
                     LogIndex old_last);
-  // Writes `batch` from the owner thread; a failure becomes the sticky failure.
-  Status WriteNow(rocksdb::WriteBatch* batch);
-  // Records the first write failure as the sticky kIoError.
-  void RecordFailure(const Status& cause);
+  // The node's staging batch; marks this group as having staged.
+  rocksdb::WriteBatch& Stage();
+  // NodeDb: a node write took this group's staged records; returns the Saves among them.
+  uint64_t OnTaken();
+  // NodeDb: the write that took them is done (durable when OK).
+  void OnWritten(const Status& written);
+  // Keys of this group's records.
+  std::string Key(char kind) const;
+  std::string EntryKey(LogIndex index) const { return EntryKey(group_, index); }
+  std::string DataKey(std::string_view key) const;
+  // The range of this group's state machine keys, and the part of a stored key before the
+  // state machine's key.
+  std::string DataBegin() const;
+  std::string DataEnd() const;
+  size_t DataKeyPrefixBytes() const;
 
-  const std::string dir_;
-  const uint64_t cluster_id_;
-  rocksdb::Env* const env_;
-  const bool sync_;
-  std::unique_ptr<rocksdb::DB> db_;
+  // Declared first, destroyed last: a standalone store's database.
+  std::unique_ptr<NodeDb> owned_node_;
+  NodeDb* const node_;
+  const GroupId group_;
+  const StateSpan span_;
   raft::MemoryStorage memory_;
   // A copy of memory_'s snapshot: MemoryStorage hands its snapshot out only by value.
   raft::Snapshot snapshot_;
-  // Saves applied to memory_ and not yet taken by a write; in Save order.
-  rocksdb::WriteBatch pending_;
+  // Saves applied to memory_ and staged, not yet taken by a write.
   uint64_t pending_saves_ = 0;
   LogIndex state_applied_;
   std::string state_meta_;
-  // PendingWrites taken and not yet reported to OnPendingWritten.
+  // Node writes carrying this group's records, taken and not yet reported.
   uint64_t writes_outstanding_ = 0;
-  // A compaction staged into pending_ (StageCompact), and those riding on the outstanding
-  // PendingWrites, in TakePending order (nullopt for a write without one).
+  // A compaction staged (StageCompact), and those riding on the outstanding node writes that
+  // carry this group's records, in write order (nullopt for a write without one).
   std::optional<raft::Snapshot> staged_compaction_;
   std::deque<std::optional<raft::Snapshot>> compactions_in_flight_;
   void FinishCompaction(const raft::Snapshot& snap);
@@ -258,10 +277,7 @@ class RocksStorage final : public LogStore {
   // StageCompact do: index > newest (kSnapshotOutOfDate), index <= the saved commit index.
   Result<raft::Snapshot> CompactionSnapshot(LogIndex index, LogIndex newest,
                                             const raft::ConfState& cs) const;
-  // Set by whichever thread sees a RocksDB write fail, so that no later write lands after it.
-  mutable std::atomic<bool> write_failed_{false};
   RocksRecoveryStats recovery_stats_;
-  Status failure_;
 };
 
 }  // namespace synod::storage

@@ -428,7 +428,8 @@ TEST(RocksStorageTest, StaleEntriesLeftBelowTheSnapshotAreDeletedAtOpen) {
   std::vector<std::string> saved;
   {
     RawDb raw(tmp.db());
-    for (uint64_t i = 1; i <= 3; ++i) saved.push_back(raw.Get(RocksStorage::EntryKey(LogIndex(i))));
+    for (uint64_t i = 1; i <= 3; ++i)
+      saved.push_back(raw.Get(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(i))));
   }
   LogState before;
   {
@@ -440,7 +441,8 @@ TEST(RocksStorageTest, StaleEntriesLeftBelowTheSnapshotAreDeletedAtOpen) {
   {
     // What a crash between a snapshot and the deletion of its entries would leave.
     RawDb raw(tmp.db());
-    for (uint64_t i = 1; i <= 3; ++i) raw.Put(RocksStorage::EntryKey(LogIndex(i)), saved[i - 1]);
+    for (uint64_t i = 1; i <= 3; ++i)
+      raw.Put(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(i)), saved[i - 1]);
   }
   {
     auto r = MustOpen(tmp.db());
@@ -493,7 +495,7 @@ TEST(RocksStorageTest, FlippedByteInAnEntryIsCorruptionNamingIt) {
   }
   {
     RawDb raw(tmp.db());
-    const std::string key = RocksStorage::EntryKey(LogIndex(7));
+    const std::string key = RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(7));
     std::string value = raw.Get(key);
     ASSERT_GT(value.size(), 8u);
     value[value.size() / 2] ^= 0x40;
@@ -517,7 +519,8 @@ TEST(RocksStorageTest, EntryUnderTheWrongKeyIsCorruption) {
   {
     // A misdirected write: entry 2's intact value stored as entry 3.
     RawDb raw(tmp.db());
-    raw.Put(RocksStorage::EntryKey(LogIndex(3)), raw.Get(RocksStorage::EntryKey(LogIndex(2))));
+    raw.Put(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(3)),
+            raw.Get(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(2))));
   }
   Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
@@ -535,9 +538,9 @@ TEST(RocksStorageTest, FlippedByteInTheHardStateIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    std::string value = raw.Get("H");
+    std::string value = raw.Get(RocksStorage::GroupKey(RocksStorage::kStandaloneGroup, 'H'));
     value.back() ^= 0x01;
-    raw.Put("H", value);
+    raw.Put(RocksStorage::GroupKey(RocksStorage::kStandaloneGroup, 'H'), value);
   }
   Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
@@ -556,7 +559,7 @@ TEST(RocksStorageTest, GapInTheLogIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    raw.Delete(RocksStorage::EntryKey(LogIndex(5)));
+    raw.Delete(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(5)));
   }
   Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
@@ -574,7 +577,8 @@ TEST(RocksStorageTest, CommitBeyondTheLogIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    raw.DeleteRange(RocksStorage::EntryKey(LogIndex(8)), RocksStorage::EntryKey(LogIndex(11)));
+    raw.DeleteRange(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(8)),
+                    RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(11)));
   }
   Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());

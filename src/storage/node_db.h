@@ -1,0 +1,169 @@
+// NodeDb: a node's one RocksDB database, shared by every Raft group the node hosts, and the
+// node-wide write that makes all of their changes durable together.
+//
+// Every group's RocksStorage stages its records (log entries, hard state, snapshots, state
+// machine changes) into the NodeDb's one staging batch, in the order the core thread makes
+// them. A node write takes that batch whole — whatever every group staged since the last one —
+// and writes it as one atomic RocksDB write with one fsync (group commit across groups): a
+// round in which 50 groups append costs one fsync, not 50.
+//
+// Layout (every value is [u32 crc][payload], the CRC-32C of the key then the payload):
+//   "C"                                 pb::WalHeader: magic "SYNODRDB", version, cluster id
+//   "M" + name                          node metadata (PutMeta), an opaque value
+//   "G" + group (u64 BE) + kind ...     one group's Raft state (see rocks_storage.h)
+//   "D" + slot (u16 BE) + key           a key of a shard's state machine (rocks_storage.h)
+// A group's Raft records are one contiguous range, and so is a slot's data whichever group owns
+// the slot: a group is dropped with one range deletion, and moving or splitting a shard moves
+// slot ranges without rewriting keys.
+//
+// Durability: what is staged is durable only once a node write carrying it returned OK.
+// Writes happen in TakeWrite order, so after a crash the database holds a prefix of the staged
+// records, write by write. Staged records not yet taken when the NodeDb is destroyed are
+// dropped, as in a crash.
+//
+// Failure is node-wide and sticky: after one failed write every later write of every group is
+// refused (kIoError) without touching the database, so that what is durable stays a prefix.
+// The node must be restarted to recover.
+//
+// Thread-safety: one owner thread (the node's core thread) calls every method, except
+// WriteTaken (any thread, one at a time, in TakeWrite order: it touches only the thread-safe
+// rocksdb::DB), GetMeta and disk_bytes (any thread). Each TakeWrite is matched by one
+// OnWritten on the owner thread, in the same order.
+#pragma once
+
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/status.h"
+
+namespace rocksdb {
+class DB;
+class Env;
+}  // namespace rocksdb
+
+namespace synod::storage {
+
+class RocksStorage;
+
+struct RocksOptions {
+  // RocksDB environment; nullptr = rocksdb::Env::Default(). Tests and the node's fault hook pass
+  // a FaultInjectionFs-backed env (fault_fs.h). Not owned; must outlive the NodeDb.
+  rocksdb::Env* env = nullptr;
+  // fsync on every write. False only for benchmarks that measure everything but the disk: a
+  // crash of the machine may then lose acknowledged writes (a crash of the process does not).
+  bool sync = true;
+};
+
+class NodeDb {
+ public:
+  // One node write: the staging batch as TakeWrite found it. Moved between threads.
+  struct Write {
+    rocksdb::WriteBatch batch;
+    uint64_t saves = 0;   // the Saves of every group it carries (group-commit size, metrics)
+    uint64_t groups = 0;  // how many groups staged records into it
+    // Set when the database had already failed at TakeWrite: WriteTaken returns it and writes
+    // nothing.
+    Status refused;
+  };
+
+  // Opens (creating if missing) the database in `dir` for `cluster_id`. Errors:
+  //  - kFailedPrecondition: the directory belongs to another cluster, or has another format
+  //    version (a database of an older build: start that node with a fresh data directory);
+  //  - kCorruption: the cluster record is damaged, or the directory holds data but no record;
+  //  - kIoError (or another code RocksDB gave): opening or writing the database failed.
+  static Result<std::unique_ptr<NodeDb>> Open(const std::string& dir, uint64_t cluster_id,
+                                              RocksOptions opts = {});
+  // REQUIRES: no write outstanding and no RocksStorage of this database left.
+  ~NodeDb();
+  NodeDb(const NodeDb&) = delete;
+  NodeDb& operator=(const NodeDb&) = delete;
+
+  uint64_t cluster_id() const { return cluster_id_; }
+  const std::string& dir() const { return dir_; }
+  // Whether Open created the database (it was empty).
+  bool created() const { return created_; }
+  // OK, or the kIoError that every write returns since one failed.
+  const Status& failure() const { return failure_; }
+
+  // Whether any group staged records since the last TakeWrite.
+  bool has_staged() const { return !staged_groups_.empty() || staging_.Count() > 0; }
+  // Takes everything staged (by every group) as one write, leaving nothing staged; each group
+  // that staged records learns that they ride on this write. On a failed database the result
+  // carries the failure in `refused` and no batch.
+  Write TakeWrite();
+  // Writes `w` as one atomic write, fsynced when RocksOptions::sync. Any thread, one at a time,
+  // in TakeWrite order. OK without writing when `w` is empty. Returns `w.refused` when set, and
+  // kIoError without writing once an earlier write failed.
+  Status WriteTaken(Write& w) const;
+  // Owner thread: reports WriteTaken's result for the oldest outstanding write to the groups
+  // it carried. A failure becomes the node's sticky failure().
+  void OnWritten(const Status& written);
+  // TakeWrite, WriteTaken and OnWritten at once on the owner thread; failure() afterwards.
+  // REQUIRES: no write outstanding.
+  Status Sync();
+  // Writes taken and not yet reported.
+  size_t writes_outstanding() const { return outstanding_.size(); }
+
+  // The groups that have a hard state record in the database, in id order: the groups this
+  // node held a replica of when it stopped. Errors: kCorruption (a malformed group key),
+  // another code if RocksDB cannot read.
+  Result<std::vector<GroupId>> StoredGroups() const;
+
+  // Node-level metadata, outside every Raft log: a durable (synced), checksummed write of
+  // `value` under `name`. Errors: kInvalidArgument (empty name, value over 16 MiB), kIoError
+  // (failed, sticky). Independent of the groups' records: it may be written while a node write
+  // is outstanding.
+  Status PutMeta(std::string_view name, std::string_view value);
+  // The value last put under `name`, or nullopt. kCorruption if it fails its checksum; another
+  // code if RocksDB cannot read it. Any thread.
+  Result<std::optional<std::string>> GetMeta(std::string_view name) const;
+  // The bytes of the files in the data directory (SST files, WAL, manifest, ...), for metrics;
+  // 0 if the directory cannot be listed. Any thread.
+  uint64_t disk_bytes() const;
+
+  // The database, for the RocksStorages of this node and for tests.
+  rocksdb::DB* db() const { return db_.get(); }
+
+ private:
+  friend class RocksStorage;
+
+  NodeDb(std::string dir, uint64_t cluster_id, const RocksOptions& opts);
+  Status OpenDb();
+  Status CheckOrCreateClusterRecord();
+  // Where a group stages its records; the group then calls Staged(itself).
+  rocksdb::WriteBatch& staging() { return staging_; }
+  void Staged(RocksStorage* group);
+  // A RocksStorage going away: it must not be named by a later TakeWrite.
+  void Forget(RocksStorage* group);
+  // Writes `batch` from the owner thread at once (Open's records, PutMeta); a failure becomes
+  // the sticky failure.
+  Status WriteNow(rocksdb::WriteBatch* batch);
+  // Records the first write failure as the sticky kIoError.
+  void RecordFailure(const Status& cause);
+
+  const std::string dir_;
+  const uint64_t cluster_id_;
+  rocksdb::Env* const env_;
+  const bool sync_;
+  std::unique_ptr<rocksdb::DB> db_;
+  bool created_ = false;
+  rocksdb::WriteBatch staging_;
+  // The groups that staged into staging_, in the order they first did; each once.
+  std::vector<RocksStorage*> staged_groups_;
+  // The groups each outstanding write carries, oldest first.
+  std::deque<std::vector<RocksStorage*>> outstanding_;
+  // Set by whichever thread sees a write fail, so that no later write lands after it.
+  mutable std::atomic<bool> write_failed_{false};
+  Status failure_;
+};
+
+}  // namespace synod::storage
