@@ -5,6 +5,18 @@
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
 
+# Layering (DESIGN.md): env/ sits below raft/ and everything above it, so nothing in env/
+# (tests aside) includes a higher layer.
+if [ -d src/env ]; then
+  up=$(grep -rnE '#include "(raft|storage|kv|cluster|compute|server|sim|check|cli|bench)/' src/env \
+         --include='*.h' --include='*.cc' | grep -v '_test\.cc:' || true)
+  if [ -n "$up" ]; then
+    echo "lint: env/ includes a higher layer:"
+    echo "$up"
+    exit 1
+  fi
+fi
+
 pure=()
 for d in src/raft src/kv src/sim src/check src/compute/scheduler src/cluster/logic; do
   [ -d "$d" ] && pure+=("$d")

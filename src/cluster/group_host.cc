@@ -170,12 +170,7 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   GroupHost* raw = h.get();
   h->transport_ = std::make_unique<env::PeerTransport>(
       io, to, h->logger_,
-      [raw](raft::Message m) {
-        if (raw->stopped_ || !raw->replica_) return;
-        if (m.type == raft::MessageType::kProp) raw->replica_->set_wall_clock_ms(WallNowMs());
-        raw->replica_->Receive(std::move(m));
-        raw->Kick();
-      },
+      [raw](NodeId from, std::string_view payload) { raw->OnPeerMessage(from, payload); },
       [raw](NodeId peer) {
         if (raw->stopped_ || !raw->replica_) return;
         raw->replica_->ReportUnreachable(peer);
@@ -190,13 +185,48 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
         }
       });
   auto replica =
-      Replica::Create(std::move(ro), h->transport_.get(), h->store_.get(), raw, h->logger_);
+      Replica::Create(std::move(ro), &h->raft_transport_, h->store_.get(), raw, h->logger_);
   if (!replica.ok()) return replica.status();
   h->replica_ = std::move(replica).value();
   for (const auto& [id, a] : h->members_) {
     if (id != h->opts_.id && !a.peer.empty()) h->transport_->SetPeer(id, a.peer);
   }
   return h;
+}
+
+void GroupHost::RaftOut::Send(GroupId group, raft::Message msg) {
+  const NodeId to = msg.to;
+  host_->transport_->Send(to, peer_wire::EncodeRaft(group, msg));
+}
+
+void GroupHost::OnPeerMessage(NodeId from, std::string_view payload) {
+  if (stopped_ || !replica_) return;
+  Result<peer_wire::RaftEnvelope> env = peer_wire::DecodeRaft(payload);
+  if (!env.ok()) {
+    // A peer of our cluster sent what we cannot read: a bug or another build, not an attack
+    // (the hello checked the cluster). Drop it; Raft retransmits what matters.
+    ++counters_.peer_messages_dropped;
+    logger_.Warn("event=peer_message_dropped reason=undecodable from={} error=\"{}\"", from.value(),
+                 env.status().message());
+    return;
+  }
+  raft::Message& m = env->message;
+  if (m.to != opts_.id || m.from != from) {
+    ++counters_.peer_messages_dropped;
+    logger_.Info(
+        "event=peer_message_dropped reason=misaddressed type={} to={} from={} conn_from={}",
+        raft::MessageTypeName(m.type), m.to.value(), m.from.value(), from.value());
+    return;
+  }
+  if (env->group != replica_->group()) {
+    ++counters_.peer_messages_dropped;
+    logger_.Debug("event=peer_message_dropped reason=unknown_group group={} from={}",
+                  env->group.value(), from.value());
+    return;
+  }
+  if (m.type == raft::MessageType::kProp) replica_->set_wall_clock_ms(WallNowMs());
+  replica_->Receive(std::move(m));
+  Kick();
 }
 
 Status GroupHost::Bootstrap() {

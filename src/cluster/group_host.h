@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "cluster/logic/replica.h"
+#include "cluster/peer_wire.h"
 #include "common/address.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -103,6 +104,8 @@ struct HostCounters {
   std::atomic<uint64_t> syncs{0};
   std::atomic<uint64_t> sync_failures{0};
   std::atomic<uint64_t> ready_rounds{0};
+  // Peer messages dropped: undecodable, misaddressed, or for a group this node does not host.
+  std::atomic<uint64_t> peer_messages_dropped{0};
   // Latency of each storage-thread write (fsync), the callback in nanoseconds.
   std::function<void(int64_t)> observe_sync_ns;
 };
@@ -162,12 +165,24 @@ class GroupHost final : public ReplicaObserver {
   void StartSync();
   void OnSyncDone(const Status& s, int64_t took_ns);
   void MaybePromoteLearners();
+  // A message from a peer's connection: decoded, checked, handed to the replica of its group.
+  void OnPeerMessage(NodeId from, std::string_view payload);
 
   asio::io_context& io_;
   HostOptions opts_;
   Logger logger_;
   std::unique_ptr<storage::RocksStorage> store_;
   std::unique_ptr<env::PeerTransport> transport_;
+  // The replica's RaftTransport: each message in its group envelope over transport_.
+  class RaftOut final : public RaftTransport {
+   public:
+    explicit RaftOut(GroupHost* host) : host_(host) {}
+    void Send(GroupId group, raft::Message msg) override;
+
+   private:
+    GroupHost* host_;
+  };
+  RaftOut raft_transport_{this};
   std::unique_ptr<Replica> replica_;
   asio::steady_timer tick_timer_;
   // The storage thread: its own io_context kept alive by a work guard.

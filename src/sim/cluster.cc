@@ -44,10 +44,14 @@ struct SimCluster::Node {
   LogIndex applied_seen;  // last index applied in this incarnation
 };
 
-class SimCluster::NodeTransport final : public env::Transport {
+class SimCluster::NodeTransport final : public cluster::RaftTransport {
  public:
   NodeTransport(SimCluster* c, NodeId id) : c_(c), id_(id) {}
-  void Send(raft::Message msg) override { c_->SendMessage(id_, std::move(msg)); }
+  // One group per node for now: the group id is not carried.
+  void Send(GroupId group, raft::Message msg) override {
+    (void)group;
+    c_->SendMessage(id_, std::move(msg));
+  }
 
  private:
   SimCluster* c_;

@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "common/assert.h"
-#include "storage/crc32c.h"
+#include "common/crc32c.h"
 #include "storage/raft.pb.h"
 #include "storage/raft_codec.h"
 #include "storage/rocks_format.h"

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "storage/crc32c.h"
+#include "common/crc32c.h"
 
 namespace synod::storage {
 namespace {

@@ -25,8 +25,17 @@ for line in "${bad[@]}"; do
     exit 1
   fi
 done
+# env/ may not include a layer above it.
+rm -f "$tmp/src/kv/bad.cc"
+mkdir -p "$tmp/src/env/asio"
+printf '%s\n' '#include "storage/raft_codec.h"' > "$tmp/src/env/asio/bad.cc"
+if "$lint" "$tmp" >/dev/null 2>&1; then
+  echo "FAIL: lint accepted env/ including storage/"
+  exit 1
+fi
+rm "$tmp/src/env/asio/bad.cc"
 # Tests may use anything.
 printf '%s\n' 'std::thread t([]{});' > "$tmp/src/kv/bad_test.cc"
-rm "$tmp/src/kv/bad.cc"
+printf '%s\n' '#include "storage/raft_codec.h"' > "$tmp/src/env/asio/x_test.cc"
 "$lint" "$tmp" >/dev/null || { echo "FAIL: test file refused"; exit 1; }
 echo "lint selftest: ok"

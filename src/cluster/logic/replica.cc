@@ -9,7 +9,7 @@
 
 namespace synod::cluster {
 
-Replica::Replica(ReplicaOptions opts, env::Transport* transport, storage::LogStore* wal,
+Replica::Replica(ReplicaOptions opts, RaftTransport* transport, storage::LogStore* wal,
                  ReplicaObserver* observer, Logger logger)
     : id_(opts.raft.id),
       opts_(std::move(opts)),
@@ -19,7 +19,7 @@ Replica::Replica(ReplicaOptions opts, env::Transport* transport, storage::LogSto
       logger_(std::move(logger)),
       sm_(opts_.kv) {}
 
-Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, env::Transport* transport,
+Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, RaftTransport* transport,
                                                  storage::LogStore* wal, ReplicaObserver* observer,
                                                  Logger logger) {
   SYNOD_ASSERT(transport != nullptr && wal != nullptr);
@@ -457,7 +457,7 @@ void Replica::FlushState() {
 }
 
 void Replica::SendAll(std::vector<raft::Message>& msgs) {
-  for (raft::Message& m : msgs) transport_->Send(std::move(m));
+  for (raft::Message& m : msgs) transport_->Send(opts_.group, std::move(m));
   msgs.clear();
 }
 

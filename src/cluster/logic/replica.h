@@ -2,7 +2,7 @@
 // "node driver" that runs Raft's Ready loop, answers clients and serves linearizable reads.
 //
 // Written once and used by both the deterministic simulator and the real node: it touches the
-// world only through env::Transport (sending messages) and a storage::LogStore (WalStorage
+// world only through RaftTransport (sending messages) and a storage::LogStore (WalStorage
 // over an env::Disk in the simulator, RocksStorage in the real node). It reads no clock: time
 // is Tick(), and request timeouts are counted in ticks.
 //
@@ -44,9 +44,9 @@
 #include <string>
 #include <vector>
 
+#include "cluster/logic/transport.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "env/transport.h"
 #include "kv/command.h"
 #include "kv/state_machine.h"
 #include "raft/raw_node.h"
@@ -64,6 +64,8 @@ struct ReplicaBugs {
 };
 
 struct ReplicaOptions {
+  // The group this replica belongs to: every message it sends carries it. Default 1.
+  GroupId group{1};
   raft::Config raft;  // raft.storage is set by Create from the WalStorage
   // Ticks after which a pending request is answered kTimeout. Default 50.
   int request_timeout_ticks = 50;
@@ -126,7 +128,7 @@ class Replica {
  public:
   // Builds a replica on recovered storage: restores the state machine from the storage's
   // snapshot, then lets Raft replay the committed log. REQUIRES: wal outlives the replica.
-  static Result<std::unique_ptr<Replica>> Create(ReplicaOptions opts, env::Transport* transport,
+  static Result<std::unique_ptr<Replica>> Create(ReplicaOptions opts, RaftTransport* transport,
                                                  storage::LogStore* wal, ReplicaObserver* observer,
                                                  Logger logger);
 
@@ -176,6 +178,7 @@ class Replica {
   void FinishReady();
 
   NodeId id() const { return id_; }
+  GroupId group() const { return opts_.group; }
   bool failed() const { return !failure_.ok(); }
   const raft::RawNode& raw_node() const { return *node_; }
   const kv::StateMachine& state_machine() const { return sm_; }
@@ -195,7 +198,7 @@ class Replica {
     uint64_t deadline_tick;
   };
 
-  Replica(ReplicaOptions opts, env::Transport* transport, storage::LogStore* wal,
+  Replica(ReplicaOptions opts, RaftTransport* transport, storage::LogStore* wal,
           ReplicaObserver* observer, Logger logger);
 
   Status LoadStoredState();
@@ -226,7 +229,7 @@ class Replica {
 
   const NodeId id_;
   ReplicaOptions opts_;
-  env::Transport* transport_;
+  RaftTransport* transport_;
   storage::LogStore* wal_;
   ReplicaObserver* observer_;
   Logger logger_;

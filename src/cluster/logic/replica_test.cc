@@ -36,9 +36,12 @@ class MemoryDisk final : public env::Disk {
   std::string data_;
 };
 
-class Outbox final : public env::Transport {
+class Outbox final : public RaftTransport {
  public:
-  void Send(raft::Message msg) override { sent.push_back(std::move(msg)); }
+  void Send(GroupId group, raft::Message msg) override {
+    EXPECT_EQ(group, GroupId(1));
+    sent.push_back(std::move(msg));
+  }
   std::deque<raft::Message> sent;
 };
 

@@ -18,8 +18,7 @@
 
 #include "common/address.h"
 #include "common/assert.h"
-#include "storage/crc32c.h"
-#include "storage/raft_codec.h"
+#include "common/crc32c.h"
 
 namespace synod::env {
 
@@ -44,7 +43,7 @@ constexpr size_t kHelloFixedBytes = 4 + 2 + 8 + 8 + 8 + 2;
 void AppendFrame(FrameType type, std::string_view payload, std::string* out) {
   SYNOD_ASSERT(payload.size() <= std::numeric_limits<uint32_t>::max());
   PutLe(payload.size(), 4, out);
-  PutLe(storage::Crc32c(payload), 4, out);
+  PutLe(Crc32c(payload), 4, out);
   out->push_back(static_cast<char>(type));
   out->append(payload);
 }
@@ -330,39 +329,37 @@ void PeerTransport::ClosePeer(OutPeer& peer) {
   peer.backoff_timer.cancel();
 }
 
-void PeerTransport::Send(raft::Message m) {
+void PeerTransport::Send(NodeId to, std::string_view payload) {
   if (state_ != State::kStarted) return;
-  auto it = peers_.find(m.to);
+  auto it = peers_.find(to);
   if (it == peers_.end()) {
-    log_.Debug("event=send_dropped reason=unknown_peer to={} type={}", m.to.value(),
-               raft::MessageTypeName(m.type));
+    log_.Debug("event=send_dropped reason=unknown_peer to={} bytes={}", to.value(), payload.size());
     return;
   }
   const std::shared_ptr<OutPeer>& peer = it->second;
-  Counters& counters = counters_[m.to];
-  if (blocked_.contains(m.to)) {
+  Counters& counters = counters_[to];
+  if (blocked_.contains(to)) {
     ++counters.messages_dropped;
     return;
   }
-  const std::string encoded = storage::EncodeMessage(m);
-  if (encoded.size() > opts_.message_bytes_max) {
-    log_.Warn("event=send_dropped reason=too_large to={} type={} bytes={} max={}", m.to.value(),
-              raft::MessageTypeName(m.type), encoded.size(), opts_.message_bytes_max);
+  if (payload.size() > opts_.message_bytes_max) {
+    log_.Warn("event=send_dropped reason=too_large to={} bytes={} max={}", to.value(),
+              payload.size(), opts_.message_bytes_max);
     ++counters.messages_dropped;
     return;
   }
-  const size_t framed = FramedBytes(encoded.size(), opts_.chunk_bytes);
+  const size_t framed = FramedBytes(payload.size(), opts_.chunk_bytes);
   if (!peer->pending.empty() && peer->pending.size() + framed > opts_.queue_bytes_max) {
     ++counters.messages_dropped;
-    log_.Debug("event=send_dropped reason=queue_full to={} type={} pending_bytes={}", m.to.value(),
-               raft::MessageTypeName(m.type), peer->pending.size());
+    log_.Debug("event=send_dropped reason=queue_full to={} bytes={} pending_bytes={}", to.value(),
+               payload.size(), peer->pending.size());
     if (peer->state != OutPeer::State::kConnected && !peer->drop_reported) {
       peer->drop_reported = true;
       on_unreachable_(peer->id);
     }
     return;
   }
-  AppendMessageFrames(encoded, opts_.chunk_bytes, &peer->pending);
+  AppendMessageFrames(payload, opts_.chunk_bytes, &peer->pending);
   ++peer->pending_messages;
   ScheduleFlush(peer);
 }
@@ -741,7 +738,7 @@ void PeerTransport::ReadPayload(const std::shared_ptr<InConn>& conn) {
 }
 
 void PeerTransport::OnFrame(const std::shared_ptr<InConn>& conn, std::string_view payload) {
-  const uint32_t crc = storage::Crc32c(payload);
+  const uint32_t crc = Crc32c(payload);
   if (crc != conn->header.crc) {
     return CloseConn(conn, spdlog::level::warn,
                      fmt::format("bad_crc frame_type={} bytes={} crc={:#x} expected={:#x}",
@@ -810,27 +807,17 @@ void PeerTransport::OnHello(const std::shared_ptr<InConn>& conn) {
   }
 }
 
-void PeerTransport::OnMessage(const std::shared_ptr<InConn>& conn, std::string_view encoded) {
-  Result<raft::Message> decoded = storage::DecodeMessage(encoded);
-  ReleaseIfLarge(&conn->message);
-  if (!decoded.ok()) {
-    return CloseConn(conn, spdlog::level::warn,
-                     fmt::format("undecodable_message detail=\"{}\"", decoded.status().message()));
-  }
-  raft::Message& m = *decoded;
+void PeerTransport::OnMessage(const std::shared_ptr<InConn>& conn, std::string_view payload) {
   Counters& counters = counters_[conn->from];
   if (blocked_.contains(conn->from)) {
     ++counters.messages_dropped;
-  } else if (m.to != opts_.self || m.from != conn->from) {
-    // A misrouted message is a bug somewhere, not an attack: keep the connection, drop it.
-    ++counters.messages_dropped;
-    log_.Info("event=message_dropped reason=misaddressed type={} to={} from={} conn_from={}",
-              raft::MessageTypeName(m.type), m.to.value(), m.from.value(), conn->from.value());
   } else {
     ++counters.messages_received;
     counters.last_received_ns = clock_.NowNanos();
-    on_receive_(std::move(m));
+    on_receive_(conn->from, payload);
   }
+  // After the callback: `payload` may lie in the message buffer.
+  ReleaseIfLarge(&conn->message);
 }
 
 void PeerTransport::CloseConn(const std::shared_ptr<InConn>& conn, spdlog::level::level_enum level,

@@ -1,4 +1,7 @@
-// PeerTransport: the real node's Raft transport over TCP, on Asio.
+// PeerTransport: the real node's node-to-node transport over TCP, on Asio. It carries opaque
+// messages (byte strings) between nodes; what they mean — Raft messages in their group
+// envelopes, forwarded client requests — is the cluster layer's business (cluster/peer_wire.h),
+// so this layer knows nothing of Raft or of storage formats.
 //
 // Threading: everything runs on the thread that runs the io_context (the node's core thread);
 // there are no locks. Every public method, Send() included, may be called only from that
@@ -23,7 +26,7 @@
 // to-node id, the dialer's advertise address). The acceptor refuses another cluster id
 // (`event=peer_refused reason=cluster_mismatch`, warn) or another to-node id
 // (`reason=wrong_node`) and closes; a bad magic, version, CRC, an oversized frame, a truncated
-// frame or an undecodable message is logged and closes the connection. Nothing from the
+// frame is logged and closes the connection. Nothing from the
 // network can crash the node or make it allocate an attacker-chosen size up front: lengths are
 // checked against the limits first and a payload buffer grows only as its bytes arrive. A
 // valid hello calls PeerAddressFn(from, advertise_address). An accepted connection reads
@@ -63,8 +66,6 @@
 #include "common/status.h"
 #include "env/asio/steady_clock.h"
 #include "env/random.h"
-#include "env/transport.h"
-#include "raft/types.h"
 
 namespace synod::env {
 
@@ -80,7 +81,7 @@ inline constexpr size_t kHelloBytesMax = 1024;
 
 enum class FrameType : uint8_t {
   kHello = 1,      // the dialer's Hello; first frame of every connection, and only there
-  kMessage = 2,    // one whole storage::EncodeMessage encoding
+  kMessage = 2,    // one whole message (opaque bytes)
   kChunk = 3,      // a part of a message; more parts follow
   kLastChunk = 4,  // the final part of a chunked message
 };
@@ -133,16 +134,18 @@ struct PeerTransportOptions {
   int64_t backoff_max_ms = 2000;
 };
 
-class PeerTransport final : public Transport {
+class PeerTransport final {
  public:
-  using ReceiveFn = std::function<void(raft::Message)>;  // a decoded message addressed to us
-  using UnreachableFn = std::function<void(NodeId)>;     // a send to this peer failed / conn. lost
+  // A message from `from` (the node id its connection's hello gave). `payload` is valid only
+  // during the call.
+  using ReceiveFn = std::function<void(NodeId from, std::string_view payload)>;
+  using UnreachableFn = std::function<void(NodeId)>;  // a send to this peer failed / conn. lost
   // A peer's hello told us the address it can be dialled on.
   using PeerAddressFn = std::function<void(NodeId, const std::string&)>;
 
   PeerTransport(asio::io_context& io, PeerTransportOptions opts, Logger logger,
                 ReceiveFn on_receive, UnreachableFn on_unreachable, PeerAddressFn on_peer_address);
-  ~PeerTransport() override;
+  ~PeerTransport();
 
   PeerTransport(const PeerTransport&) = delete;
   PeerTransport& operator=(const PeerTransport&) = delete;
@@ -164,9 +167,10 @@ class PeerTransport final : public Transport {
   // Forgets a peer: closes its outgoing connection and drops its pending messages.
   void RemovePeer(NodeId id);
 
-  // Sends to m.to; never blocks. Dropped (with a debug log) if the peer is unknown, if it is
-  // blocked, if its queue is full, or if the transport is not started.
-  void Send(raft::Message m) override;
+  // Sends `payload` to `to` as one message; never blocks. Dropped (with a debug log) if the peer
+  // is unknown, if it is blocked, if its queue is full, if the payload exceeds
+  // message_bytes_max, or if the transport is not started.
+  void Send(NodeId to, std::string_view payload);
 
   // Test-controlled fault hook (the node exposes it on its admin port): messages to and from
   // these peers are dropped silently, as in a network partition. Empty set = no faults.
@@ -231,7 +235,7 @@ class PeerTransport final : public Transport {
   // The current frame's payload is complete in its destination buffer.
   void OnAssembledFrame(const std::shared_ptr<InConn>& conn);
   void OnHello(const std::shared_ptr<InConn>& conn);
-  void OnMessage(const std::shared_ptr<InConn>& conn, std::string_view encoded);
+  void OnMessage(const std::shared_ptr<InConn>& conn, std::string_view payload);
   // Closes an accepted connection with one log line at `level`.
   void CloseConn(const std::shared_ptr<InConn>& conn, spdlog::level::level_enum level,
                  std::string_view reason);

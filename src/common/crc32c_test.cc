@@ -1,10 +1,10 @@
-#include "storage/crc32c.h"
+#include "common/crc32c.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace synod::storage {
+namespace synod {
 namespace {
 
 // Known answers: the standard check value and the iSCSI test vectors of RFC 3720 §B.4.
@@ -62,4 +62,4 @@ TEST(Crc32cTest, FastPathEqualsTable) {
 }
 
 }  // namespace
-}  // namespace synod::storage
+}  // namespace synod

@@ -1,4 +1,4 @@
-#include "storage/crc32c.h"
+#include "common/crc32c.h"
 
 #include <array>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include <nmmintrin.h>
 #endif
 
-namespace synod::storage {
+namespace synod {
 namespace {
 
 // The Castagnoli polynomial 0x1EDC6F41, bit-reversed (the CRC is computed LSB first).
@@ -77,4 +77,4 @@ uint32_t Crc32cExtendPortable(uint32_t crc, std::string_view data) {
 
 uint32_t Crc32c(std::string_view data) { return Crc32cExtend(0, data); }
 
-}  // namespace synod::storage
+}  // namespace synod

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace synod::storage {
+namespace synod {
 
 // The CRC-32C of `data` (reflected, initial value and final xor 0xFFFFFFFF), so that
 // Crc32c("123456789") == 0xE3069283.
@@ -24,4 +24,4 @@ uint32_t Crc32cExtend(uint32_t crc, std::string_view data);
 // when it has one (SSE4.2); tests compare the two.
 uint32_t Crc32cExtendPortable(uint32_t crc, std::string_view data);
 
-}  // namespace synod::storage
+}  // namespace synod
