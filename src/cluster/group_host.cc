@@ -136,7 +136,7 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   if (opts.self.peer.empty()) opts.self.peer = opts.peer_listen;
   std::unique_ptr<GroupHost> h(new GroupHost(io, std::move(opts), std::move(logger)));
   auto store =
-      storage::RocksStorage::Open(h->opts_.data_dir + "/raft", h->opts_.cluster_id, h->opts_.rocks);
+      storage::GroupStorage::Open(h->opts_.data_dir + "/raft", h->opts_.cluster_id, h->opts_.rocks);
   if (!store.ok()) return store.status();
   h->store_ = std::move(store).value();
   h->LoadAddressBook();
@@ -368,7 +368,7 @@ void GroupHost::StartSync() {
   auto job = std::make_shared<SyncJob>();
   job->pending = store_->TakePending();
   sync_job_ = job;
-  storage::RocksStorage* store = store_.get();
+  storage::GroupStorage* store = store_.get();
   asio::post(storage_io_, [this, job, store, alive = alive_] {
     const int64_t start = SteadyNowNs();
     Status s = store->WritePending(job->pending);

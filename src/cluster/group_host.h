@@ -1,5 +1,5 @@
 // GroupHost: runs one Raft group's Replica inside a real node process — the real-world twin of
-// the simulator's SimCluster node. It wires the pure Replica to RocksDB (storage::RocksStorage),
+// the simulator's SimCluster node. It wires the pure Replica to RocksDB (storage::GroupStorage),
 // TCP (env::PeerTransport) and time (an Asio steady timer that ticks), and keeps the member
 // address book.
 //
@@ -8,7 +8,7 @@
 // needs an fsync hands the round's whole staged RocksDB batch to it (group commit: every
 // proposal, vote and append of the round in one write and one fsync), and the core thread goes
 // on receiving, proposing and sending while the fsync runs; the next round batches whatever
-// arrived meanwhile. The storage thread only calls RocksStorage::WritePending.
+// arrived meanwhile. The storage thread only calls GroupStorage::WritePending.
 //
 // Membership: a ConfChange's context carries the addresses of members it adds as
 // "id=host:port" lines, so every replica learns them from the log; the address book is also
@@ -33,7 +33,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "env/asio/peer_transport.h"
-#include "storage/rocks_storage.h"
+#include "storage/group_storage.h"
 
 namespace synod::cluster {
 
@@ -143,7 +143,7 @@ class GroupHost final : public ReplicaObserver {
   env::PeerTransport& transport() { return *transport_; }
   Replica& replica() { return *replica_; }
   HostCounters& counters() { return counters_; }
-  storage::RocksStorage& store() { return *store_; }
+  storage::GroupStorage& store() { return *store_; }
 
   // ReplicaObserver
   void OnApply(NodeId node, const raft::Entry& entry) override;
@@ -171,7 +171,7 @@ class GroupHost final : public ReplicaObserver {
   asio::io_context& io_;
   HostOptions opts_;
   Logger logger_;
-  std::unique_ptr<storage::RocksStorage> store_;
+  std::unique_ptr<storage::GroupStorage> store_;
   std::unique_ptr<env::PeerTransport> transport_;
   // The replica's RaftTransport: each message in its group envelope over transport_.
   class RaftOut final : public RaftTransport {
@@ -191,7 +191,7 @@ class GroupHost final : public ReplicaObserver {
   std::thread storage_thread_;
   // The durable write in flight on the storage thread.
   struct SyncJob {
-    storage::RocksStorage::PendingWrite pending;
+    storage::GroupStorage::PendingWrite pending;
     Status result;
     int64_t took_ns = 0;
     std::atomic<bool> written{false};

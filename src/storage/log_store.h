@@ -3,7 +3,7 @@
 // data itself with its applied index (persists_state()).
 //
 // Two implementations: WalStorage (a write-ahead log over one env::Disk; the simulator's) and
-// RocksStorage (RocksDB; the real node's). Both serve Raft's reads from memory through
+// GroupStorage (RocksDB; the real node's). Both serve Raft's reads from memory through
 // raft_storage() and share one contract:
 //  - Save() applies a Ready's snapshot, entries and hard state to raft_storage() at once and
 //    stages them for the disk; nothing is durable until Sync() returns OK.

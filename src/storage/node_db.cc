@@ -1,25 +1,18 @@
 #include "storage/node_db.h"
 
 #include <fmt/format.h>
-#include <rocksdb/db.h>
-#include <rocksdb/env.h>
-#include <rocksdb/iterator.h>
-#include <rocksdb/memtablerep.h>
-#include <rocksdb/options.h>
 
 #include <algorithm>
 #include <utility>
 
 #include "common/assert.h"
+#include "storage/group_storage.h"
 #include "storage/raft.pb.h"
 #include "storage/rocks_format.h"
-#include "storage/rocks_storage.h"
 
 namespace synod::storage {
 
-using format::FromRocks;
 using format::MustStage;
-using format::View;
 
 namespace {
 
@@ -39,71 +32,50 @@ std::string MetaKey(std::string_view name) {
   return key;
 }
 
+// "G" + the group id, big-endian: where a group's records begin.
+std::string GroupKeyPrefix(uint64_t group) {
+  std::string key(1, 'G');
+  format::AppendU64Be(group, &key);
+  return key;
+}
+
 }  // namespace
 
-NodeDb::NodeDb(std::string dir, uint64_t cluster_id, const RocksOptions& opts)
-    : dir_(std::move(dir)),
-      cluster_id_(cluster_id),
-      env_(opts.env != nullptr ? opts.env : rocksdb::Env::Default()),
-      sync_(opts.sync) {}
+NodeDb::NodeDb(std::string dir, uint64_t cluster_id)
+    : dir_(std::move(dir)), cluster_id_(cluster_id) {}
 
 NodeDb::~NodeDb() {
   SYNOD_ASSERT_MSG(outstanding_.empty(), "NodeDb destroyed under a write");
   SYNOD_ASSERT_MSG(staged_groups_.empty(), "NodeDb destroyed before its groups");
-  if (db_ == nullptr) return;
-  // Nothing to do about a failed close: every acknowledged write was already synced, and the
-  // next Open recovers from RocksDB's own log.
-  const rocksdb::Status closed = db_->Close();
-  (void)closed;
-  db_.reset();
 }
 
 Result<std::unique_ptr<NodeDb>> NodeDb::Open(const std::string& dir, uint64_t cluster_id,
                                              RocksOptions opts) {
-  std::unique_ptr<NodeDb> n(new NodeDb(dir, cluster_id, opts));
-  SYNOD_RETURN_IF_ERROR(n->OpenDb());
+  Result<std::unique_ptr<RocksEngine>> engine = RocksEngine::Open(dir, opts);
+  if (!engine.ok()) return engine.status();
+  std::unique_ptr<NodeDb> n(new NodeDb(dir, cluster_id));
+  n->owned_engine_ = std::move(*engine);
+  n->engine_ = n->owned_engine_.get();
   SYNOD_RETURN_IF_ERROR(n->CheckOrCreateClusterRecord());
   return n;
 }
 
-Status NodeDb::OpenDb() {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.env = env_;
-  // RocksDB checks its files at open and, after a write error, stops accepting writes (sticky,
-  // like our failure()).
-  options.paranoid_checks = true;
-  // kPointInTimeRecovery (the default) drops a torn tail of RocksDB's own log, which only an
-  // unsynced write can leave, as WalStorage does.
-  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  // Bounds the informational LOG files RocksDB keeps in the directory.
-  options.keep_log_file_num = 4;
-  // A vector memtable: a write appends, and the memtable is sorted once when it is flushed.
-  // The node reads its database only at start-up and when it builds a snapshot, so the
-  // skiplist's sorted inserts (~10% of a leader's CPU under write load) bought nothing.
-  options.memtable_factory.reset(new rocksdb::VectorRepFactory());
-  options.allow_concurrent_memtable_write = false;  // only the skiplist supports it
-  // Memtable flushes (a sort of the whole vector memtable) and compactions run at a lower CPU
-  // priority than the core and storage threads: on a small machine a flush would otherwise
-  // take a core from the write path for tens of milliseconds (the p99 of a write).
-  for (auto pool : {rocksdb::Env::Priority::HIGH, rocksdb::Env::Priority::LOW}) {
-    (void)env_->LowerThreadPoolCPUPriority(pool, rocksdb::CpuPriority::kLow);
-  }
-  rocksdb::DB* db = nullptr;
-  const rocksdb::Status s = rocksdb::DB::Open(options, dir_, &db);
-  if (!s.ok()) return FromRocks(s, fmt::format("opening the database in {}", dir_));
-  db_.reset(db);
-  return Status::Ok();
+Result<std::unique_ptr<NodeDb>> NodeDb::Open(Engine* engine, std::string name,
+                                             uint64_t cluster_id) {
+  SYNOD_ASSERT(engine != nullptr);
+  std::unique_ptr<NodeDb> n(new NodeDb(std::move(name), cluster_id));
+  n->engine_ = engine;
+  SYNOD_RETURN_IF_ERROR(n->CheckOrCreateClusterRecord());
+  return n;
 }
 
 Status NodeDb::CheckOrCreateClusterRecord() {
-  rocksdb::PinnableSlice value;
-  const rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), kClusterKey, &value);
-  if (s.ok()) {
+  Result<std::optional<std::string>> value = engine_->Get(kClusterKey, "the cluster id record");
+  if (!value.ok()) return value.status();
+  if (value->has_value()) {
     pb::WalHeader header;
     SYNOD_RETURN_IF_ERROR(
-        format::ParseFramed(kClusterKey, View(value), "the cluster id record", &header));
+        format::ParseFramed(kClusterKey, **value, "the cluster id record", &header));
     if (header.magic() != kRocksMagic) {
       return Status::Corruption(fmt::format("{} is not a Synod data directory (bad magic)", dir_));
     }
@@ -121,12 +93,10 @@ Status NodeDb::CheckOrCreateClusterRecord() {
     }
     return Status::Ok();
   }
-  if (!s.IsNotFound()) return FromRocks(s, "reading the cluster id record");
   // The cluster record is the first write to a new database, so data without it is not ours.
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  it->SeekToFirst();
-  if (!it->status().ok()) return FromRocks(it->status(), "reading the database");
-  if (it->Valid()) {
+  Result<std::optional<std::string>> any = engine_->FirstKey("", std::string(1, '\xff'));
+  if (!any.ok()) return any.status();
+  if (any->has_value()) {
     return Status::Corruption(fmt::format(
         "data directory {} holds data but no cluster id record (not a Synod database?)", dir_));
   }
@@ -141,29 +111,29 @@ Status NodeDb::CheckOrCreateClusterRecord() {
   return Status::Ok();
 }
 
-void NodeDb::Staged(RocksStorage* group) {
+void NodeDb::Staged(GroupStorage* group) {
   // A handful of groups stage in one round; a linear scan beats a set at that size.
   if (std::find(staged_groups_.begin(), staged_groups_.end(), group) == staged_groups_.end()) {
     staged_groups_.push_back(group);
   }
 }
 
-void NodeDb::Forget(RocksStorage* group) {
+void NodeDb::Forget(GroupStorage* group) {
   std::erase(staged_groups_, group);
   for (auto& carried : outstanding_) {
     SYNOD_ASSERT_MSG(std::find(carried.begin(), carried.end(), group) == carried.end(),
-                     "a RocksStorage destroyed under a write that carries its records");
+                     "a GroupStorage destroyed under a write that carries its records");
   }
 }
 
 NodeDb::Write NodeDb::TakeWrite() {
   Write w;
-  std::vector<RocksStorage*> groups = std::exchange(staged_groups_, {});
+  std::vector<GroupStorage*> groups = std::exchange(staged_groups_, {});
   if (!failure_.ok()) w.refused = failure_;  // the records are dropped: nothing may follow
   w.batch = std::move(staging_);
   staging_.Clear();  // a moved-from WriteBatch is not valid until cleared
   if (!w.refused.ok()) w.batch.Clear();
-  for (RocksStorage* g : groups) w.saves += g->OnTaken();
+  for (GroupStorage* g : groups) w.saves += g->OnTaken();
   w.groups = groups.size();
   outstanding_.push_back(std::move(groups));
   return w;
@@ -177,22 +147,17 @@ Status NodeDb::WriteTaken(Write& w) const {
         "an earlier write failed; later ones are refused so that what is durable stays a "
         "prefix of what was saved");
   }
-  rocksdb::WriteOptions wo;
-  wo.sync = sync_;
-  const rocksdb::Status s = db_->Write(wo, &w.batch);
-  if (!s.ok()) {
-    write_failed_.store(true, std::memory_order_release);
-    return FromRocks(s, "writing the Raft logs");
-  }
-  return Status::Ok();
+  Status s = engine_->Write(&w.batch);
+  if (!s.ok()) write_failed_.store(true, std::memory_order_release);
+  return s;
 }
 
 void NodeDb::OnWritten(const Status& written) {
   SYNOD_ASSERT_MSG(!outstanding_.empty(), "OnWritten without a TakeWrite");
-  const std::vector<RocksStorage*> groups = std::move(outstanding_.front());
+  const std::vector<GroupStorage*> groups = std::move(outstanding_.front());
   outstanding_.pop_front();
   if (!written.ok()) RecordFailure(written);
-  for (RocksStorage* g : groups) g->OnWritten(written);
+  for (GroupStorage* g : groups) g->OnWritten(written);
 }
 
 Status NodeDb::Sync() {
@@ -206,37 +171,27 @@ Status NodeDb::Sync() {
 
 Result<std::vector<GroupId>> NodeDb::StoredGroups() const {
   std::vector<GroupId> groups;
-  const rocksdb::Slice upper("H");  // the first key after every "G" record
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  ro.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  // One seek per group: after reading a group's first key, skip to the next group's range.
-  it->Seek("G");
-  while (it->Valid()) {
-    const std::string_view key = View(it->key());
-    if (key.size() < 1 + 8 + 1) {
+  // One seek per group: after a group's first key, skip to the next group's range.
+  std::string from = GroupKeyPrefix(0);
+  for (;;) {
+    Result<std::optional<std::string>> key = engine_->FirstKey(from, "H");
+    if (!key.ok()) return key.status();
+    if (!key->has_value()) break;
+    const std::string& k = **key;
+    if (k.size() < 1 + 8 + 1) {
       return Status::Corruption(
-          fmt::format("malformed group record key '{}'", format::Printable(key)));
+          fmt::format("malformed group record key '{}'", format::Printable(k)));
     }
-    const uint64_t id = format::GetU64Be(key.data() + 1);
+    const uint64_t id = format::GetU64Be(k.data() + 1);
     if (id == 0) return Status::Corruption("a group record of group 0");
-    std::string hard_state("G");
-    format::AppendU64Be(id, &hard_state);
+    std::string hard_state = GroupKeyPrefix(id);
     hard_state.push_back('H');
-    std::string value;
-    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), hard_state, &value);
-    if (s.ok()) {
-      groups.emplace_back(id);
-    } else if (!s.IsNotFound()) {
-      return FromRocks(s, "reading a group's hard state");
-    }
+    Result<std::optional<std::string>> hs = engine_->Get(hard_state, "a group's hard state");
+    if (!hs.ok()) return hs.status();
+    if (hs->has_value()) groups.emplace_back(id);
     if (id == UINT64_MAX) break;
-    std::string next("G");
-    format::AppendU64Be(id + 1, &next);
-    it->Seek(next);
+    from = GroupKeyPrefix(id + 1);
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "listing the stored groups");
   return groups;
 }
 
@@ -255,33 +210,23 @@ Status NodeDb::PutMeta(std::string_view name, std::string_view value) {
 
 Result<std::optional<std::string>> NodeDb::GetMeta(std::string_view name) const {
   const std::string key = MetaKey(name);
-  rocksdb::PinnableSlice value;
-  const rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), key, &value);
-  if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return FromRocks(s, fmt::format("reading metadata '{}'", name));
-  Result<std::string_view> payload =
-      format::Unframe(key, View(value), fmt::format("metadata '{}'", name));
+  const std::string what = fmt::format("metadata '{}'", name);
+  Result<std::optional<std::string>> value = engine_->Get(key, what);
+  if (!value.ok()) return value.status();
+  if (!value->has_value()) return std::optional<std::string>();
+  Result<std::string_view> payload = format::Unframe(key, **value, what);
   if (!payload.ok()) return payload.status();
   return std::optional<std::string>(std::string(*payload));
 }
 
-uint64_t NodeDb::disk_bytes() const {
-  std::vector<rocksdb::Env::FileAttributes> files;
-  if (!env_->GetChildrenFileAttributes(dir_, &files).ok()) return 0;
-  uint64_t bytes = 0;
-  for (const rocksdb::Env::FileAttributes& f : files) bytes += f.size_bytes;
-  return bytes;
-}
+uint64_t NodeDb::disk_bytes() const { return engine_->disk_bytes(); }
 
 Status NodeDb::WriteNow(rocksdb::WriteBatch* batch) {
   if (!failure_.ok()) return failure_;
-  rocksdb::WriteOptions wo;
-  wo.sync = sync_;
-  const rocksdb::Status s = db_->Write(wo, batch);
+  const Status s = engine_->Write(batch);
   if (s.ok()) return Status::Ok();
   write_failed_.store(true, std::memory_order_release);
-  RecordFailure(FromRocks(s, "writing the database"));
+  RecordFailure(s);
   return failure_;
 }
 

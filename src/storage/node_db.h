@@ -1,7 +1,8 @@
-// NodeDb: a node's one RocksDB database, shared by every Raft group the node hosts, and the
-// node-wide write that makes all of their changes durable together.
+// NodeDb: a node's one database, shared by every Raft group the node hosts, and the node-wide
+// write that makes all of their changes durable together. The database is an Engine: RocksDB
+// in the real node, an in-memory map in the simulator (engine.h); all of this runs on both.
 //
-// Every group's RocksStorage stages its records (log entries, hard state, snapshots, state
+// Every group's GroupStorage stages its records (log entries, hard state, snapshots, state
 // machine changes) into the NodeDb's one staging batch, in the order the core thread makes
 // them. A node write takes that batch whole — whatever every group staged since the last one —
 // and writes it as one atomic RocksDB write with one fsync (group commit across groups): a
@@ -10,8 +11,8 @@
 // Layout (every value is [u32 crc][payload], the CRC-32C of the key then the payload):
 //   "C"                                 pb::WalHeader: magic "SYNODRDB", version, cluster id
 //   "M" + name                          node metadata (PutMeta), an opaque value
-//   "G" + group (u64 BE) + kind ...     one group's Raft state (see rocks_storage.h)
-//   "D" + slot (u16 BE) + key           a key of a shard's state machine (rocks_storage.h)
+//   "G" + group (u64 BE) + kind ...     one group's Raft state (see group_storage.h)
+//   "D" + slot (u16 BE) + key           a key of a shard's state machine (group_storage.h)
 // A group's Raft records are one contiguous range, and so is a slot's data whichever group owns
 // the slot: a group is dropped with one range deletion, and moving or splitting a shard moves
 // slot ranges without rewriting keys.
@@ -44,24 +45,11 @@
 
 #include "common/ids.h"
 #include "common/status.h"
-
-namespace rocksdb {
-class DB;
-class Env;
-}  // namespace rocksdb
+#include "storage/engine.h"
 
 namespace synod::storage {
 
-class RocksStorage;
-
-struct RocksOptions {
-  // RocksDB environment; nullptr = rocksdb::Env::Default(). Tests and the node's fault hook pass
-  // a FaultInjectionFs-backed env (fault_fs.h). Not owned; must outlive the NodeDb.
-  rocksdb::Env* env = nullptr;
-  // fsync on every write. False only for benchmarks that measure everything but the disk: a
-  // crash of the machine may then lose acknowledged writes (a crash of the process does not).
-  bool sync = true;
-};
+class GroupStorage;
 
 class NodeDb {
  public:
@@ -75,14 +63,18 @@ class NodeDb {
     Status refused;
   };
 
-  // Opens (creating if missing) the database in `dir` for `cluster_id`. Errors:
+  // Opens (creating if missing) the RocksDB database in `dir` for `cluster_id`. Errors:
   //  - kFailedPrecondition: the directory belongs to another cluster, or has another format
   //    version (a database of an older build: start that node with a fresh data directory);
   //  - kCorruption: the cluster record is damaged, or the directory holds data but no record;
   //  - kIoError (or another code RocksDB gave): opening or writing the database failed.
   static Result<std::unique_ptr<NodeDb>> Open(const std::string& dir, uint64_t cluster_id,
                                               RocksOptions opts = {});
-  // REQUIRES: no write outstanding and no RocksStorage of this database left.
+  // The same over an engine the caller keeps (the simulator's, which outlives a node's crash):
+  // `name` stands for the directory in messages. REQUIRES: `engine` outlives the NodeDb.
+  static Result<std::unique_ptr<NodeDb>> Open(Engine* engine, std::string name,
+                                              uint64_t cluster_id);
+  // REQUIRES: no write outstanding and no GroupStorage of this database left.
   ~NodeDb();
   NodeDb(const NodeDb&) = delete;
   NodeDb& operator=(const NodeDb&) = delete;
@@ -130,20 +122,19 @@ class NodeDb {
   // 0 if the directory cannot be listed. Any thread.
   uint64_t disk_bytes() const;
 
-  // The database, for the RocksStorages of this node and for tests.
-  rocksdb::DB* db() const { return db_.get(); }
+  // The database, for the GroupStorages of this node and for tests.
+  Engine& engine() const { return *engine_; }
 
  private:
-  friend class RocksStorage;
+  friend class GroupStorage;
 
-  NodeDb(std::string dir, uint64_t cluster_id, const RocksOptions& opts);
-  Status OpenDb();
+  NodeDb(std::string dir, uint64_t cluster_id);
   Status CheckOrCreateClusterRecord();
   // Where a group stages its records; the group then calls Staged(itself).
   rocksdb::WriteBatch& staging() { return staging_; }
-  void Staged(RocksStorage* group);
-  // A RocksStorage going away: it must not be named by a later TakeWrite.
-  void Forget(RocksStorage* group);
+  void Staged(GroupStorage* group);
+  // A GroupStorage going away: it must not be named by a later TakeWrite.
+  void Forget(GroupStorage* group);
   // Writes `batch` from the owner thread at once (Open's records, PutMeta); a failure becomes
   // the sticky failure.
   Status WriteNow(rocksdb::WriteBatch* batch);
@@ -152,15 +143,14 @@ class NodeDb {
 
   const std::string dir_;
   const uint64_t cluster_id_;
-  rocksdb::Env* const env_;
-  const bool sync_;
-  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<Engine> owned_engine_;
+  Engine* engine_ = nullptr;
   bool created_ = false;
   rocksdb::WriteBatch staging_;
   // The groups that staged into staging_, in the order they first did; each once.
-  std::vector<RocksStorage*> staged_groups_;
+  std::vector<GroupStorage*> staged_groups_;
   // The groups each outstanding write carries, oldest first.
-  std::deque<std::vector<RocksStorage*>> outstanding_;
+  std::deque<std::vector<GroupStorage*>> outstanding_;
   // Set by whichever thread sees a write fail, so that no later write lands after it.
   mutable std::atomic<bool> write_failed_{false};
   Status failure_;

@@ -1,4 +1,4 @@
-// NodeDb: many groups' RocksStorages in one database, the node-wide write, node-wide failure.
+// NodeDb: many groups' GroupStorages in one database, the node-wide write, node-wide failure.
 
 #include "storage/node_db.h"
 
@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "common/slot.h"
+#include "storage/group_storage.h"
 #include "storage/raft.pb.h"
 #include "storage/rocks_format.h"
-#include "storage/rocks_storage.h"
-#include "storage/rocks_test_util.h"
+#include "storage/storage_test_util.h"
 
 namespace synod::storage {
 namespace {
@@ -66,7 +66,7 @@ StateWrites Writes(uint64_t applied, std::vector<std::pair<std::string, std::str
   return w;
 }
 
-std::map<std::string, std::string> Data(const RocksStorage& r) {
+std::map<std::string, std::string> Data(const GroupStorage& r) {
   std::map<std::string, std::string> out;
   Status s = r.ForEachState(
       [&](std::string_view k, std::string_view v) {
@@ -78,23 +78,46 @@ std::map<std::string, std::string> Data(const RocksStorage& r) {
   return out;
 }
 
-std::unique_ptr<NodeDb> MustOpenDb(const std::string& dir, RocksOptions opts = {}) {
-  Result<std::unique_ptr<NodeDb>> r = NodeDb::Open(dir, kCluster, opts);
+// Every test runs on both engines: RocksDB in a temporary directory, and the in-memory engine
+// the simulator uses; a "reopen" opens a new NodeDb on the same directory or engine.
+class NodeDbTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool mem() const { return GetParam(); }
+  std::unique_ptr<NodeDb> MustOpenDb() {
+    Result<std::unique_ptr<NodeDb>> r = mem() ? NodeDb::Open(&engine_, "memory", kCluster)
+                                              : NodeDb::Open(tmp_.db(), kCluster, disk_.opts);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(*r) : nullptr;
+  }
+  void FailWrites(bool fail) {
+    if (mem()) {
+      engine_.SetFailWrites(fail);
+    } else {
+      disk_.fs->SetFailWrites(fail);
+    }
+  }
+
+ private:
+  TempDir tmp_;
+  FaultyDisk disk_;
+  MemEngine engine_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Engines, NodeDbTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Mem" : "Rocks";
+                         });
+
+std::unique_ptr<GroupStorage> MustOpenGroup(NodeDb* db, GroupId g, StateSpan span) {
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(db, g, span);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(*r) : nullptr;
 }
 
-std::unique_ptr<RocksStorage> MustOpenGroup(NodeDb* db, GroupId g, StateSpan span) {
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(db, g, span);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(*r) : nullptr;
-}
-
-TEST(NodeDbTest, GroupsShareOneWriteAndKeepTheirOwnLogs) {
-  TempDir tmp;
+TEST_P(NodeDbTest, GroupsShareOneWriteAndKeepTheirOwnLogs) {
   const std::string a = KeyIn(0, 8191), b = KeyIn(8192, kSlotCount - 1);
   {
-    auto db = MustOpenDb(tmp.db());
+    auto db = MustOpenDb();
     ASSERT_NE(db, nullptr);
     EXPECT_TRUE(db->created());
     auto left = MustOpenGroup(db.get(), kLeft, kLeftSpan);
@@ -120,7 +143,7 @@ TEST(NodeDbTest, GroupsShareOneWriteAndKeepTheirOwnLogs) {
     db->OnWritten(Status::Ok());
     EXPECT_EQ(db->writes_outstanding(), 0u);
   }
-  auto db = MustOpenDb(tmp.db());
+  auto db = MustOpenDb();
   ASSERT_NE(db, nullptr);
   EXPECT_FALSE(db->created());
   Result<std::vector<GroupId>> groups = db->StoredGroups();
@@ -148,11 +171,10 @@ TEST(NodeDbTest, GroupsShareOneWriteAndKeepTheirOwnLogs) {
   EXPECT_TRUE(Data(*fresh).empty());
 }
 
-TEST(NodeDbTest, ResetReplacesOnlyTheGroupsOwnSlotsAndSessions) {
-  TempDir tmp;
+TEST_P(NodeDbTest, ResetReplacesOnlyTheGroupsOwnSlotsAndSessions) {
   const std::string a1 = KeyIn(0, 8191), a2 = KeyIn(0, 8191, 1);
   const std::string b = KeyIn(8192, kSlotCount - 1);
-  auto db = MustOpenDb(tmp.db());
+  auto db = MustOpenDb();
   ASSERT_NE(db, nullptr);
   auto left = MustOpenGroup(db.get(), kLeft, kLeftSpan);
   auto right = MustOpenGroup(db.get(), kRight, kRightSpan);
@@ -178,9 +200,8 @@ TEST(NodeDbTest, ResetReplacesOnlyTheGroupsOwnSlotsAndSessions) {
   EXPECT_EQ(sessions, std::vector<uint64_t>{2});
 }
 
-TEST(NodeDbTest, AStagedCompactionCompletesWithTheNodeWriteThatCarriesIt) {
-  TempDir tmp;
-  auto db = MustOpenDb(tmp.db());
+TEST_P(NodeDbTest, AStagedCompactionCompletesWithTheNodeWriteThatCarriesIt) {
+  auto db = MustOpenDb();
   ASSERT_NE(db, nullptr);
   auto left = MustOpenGroup(db.get(), kLeft, kLeftSpan);
   auto right = MustOpenGroup(db.get(), kRight, kRightSpan);
@@ -199,18 +220,16 @@ TEST(NodeDbTest, AStagedCompactionCompletesWithTheNodeWriteThatCarriesIt) {
   EXPECT_EQ(left->snapshot().meta.index, LogIndex(6));
 }
 
-TEST(NodeDbTest, AFailedWriteFailsEveryGroup) {
-  TempDir tmp;
-  FaultyDisk disk;
-  auto db = MustOpenDb(tmp.db(), disk.opts);
+TEST_P(NodeDbTest, AFailedWriteFailsEveryGroup) {
+  auto db = MustOpenDb();
   ASSERT_NE(db, nullptr);
   auto left = MustOpenGroup(db.get(), kLeft, kLeftSpan);
   auto right = MustOpenGroup(db.get(), kRight, kRightSpan);
   ASSERT_TRUE(left && right);
   ASSERT_TRUE(left->Save(std::nullopt, Ents(1, 1, 2, "L"), HS(2)).ok());
-  disk.fs->SetFailWrites(true);
+  FailWrites(true);
   EXPECT_EQ(left->Sync().code(), Code::kIoError);
-  disk.fs->SetFailWrites(false);
+  FailWrites(false);
   // The right group staged nothing in that write, and is failed all the same.
   EXPECT_EQ(right->failure().code(), Code::kIoError);
   EXPECT_EQ(right->Save(std::nullopt, Ents(1, 1, 1, "R"), HS(1)).code(), Code::kIoError);
@@ -220,19 +239,18 @@ TEST(NodeDbTest, AFailedWriteFailsEveryGroup) {
   db->OnWritten(w.refused);
 }
 
-TEST(NodeDbTest, BadGroupsAndSpansAreRefused) {
-  TempDir tmp;
-  auto db = MustOpenDb(tmp.db());
+TEST_P(NodeDbTest, BadGroupsAndSpansAreRefused) {
+  auto db = MustOpenDb();
   ASSERT_NE(db, nullptr);
-  EXPECT_EQ(RocksStorage::Open(db.get(), kNoGroup, kLeftSpan).status().code(),
+  EXPECT_EQ(GroupStorage::Open(db.get(), kNoGroup, kLeftSpan).status().code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(RocksStorage::Open(db.get(), kLeft, StateSpan::Slots(9, 8)).status().code(),
+  EXPECT_EQ(GroupStorage::Open(db.get(), kLeft, StateSpan::Slots(9, 8)).status().code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(RocksStorage::Open(db.get(), kLeft, StateSpan::Slots(0, kSlotCount)).status().code(),
+  EXPECT_EQ(GroupStorage::Open(db.get(), kLeft, StateSpan::Slots(0, kSlotCount)).status().code(),
             Code::kInvalidArgument);
 }
 
-TEST(NodeDbTest, ADatabaseOfTheSingleGroupFormatIsRefusedWithAClearError) {
+TEST(NodeDbFormatTest, ADatabaseOfTheSingleGroupFormatIsRefusedWithAClearError) {
   TempDir tmp;
   {
     rocksdb::Options o;
@@ -253,6 +271,83 @@ TEST(NodeDbTest, ADatabaseOfTheSingleGroupFormatIsRefusedWithAClearError) {
   EXPECT_NE(r.status().message().find("format version 1"), std::string::npos)
       << r.status().ToString();
   EXPECT_NE(r.status().message().find("new, empty data directory"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace synod::storage
+
+namespace synod::storage {
+namespace {
+
+// The two engines agree: the same random batches of puts, deletes and range deletions give the
+// same records, the same scans and the same first keys.
+TEST(EngineTest, MemEngineBehavesAsRocksDb) {
+  TempDir tmp;
+  Result<std::unique_ptr<RocksEngine>> rocks = RocksEngine::Open(tmp.db());
+  ASSERT_TRUE(rocks.ok()) << rocks.status().ToString();
+  MemEngine mem;
+  uint64_t x = 42;
+  const auto next = [&x](uint64_t n) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return (x >> 33) % n;
+  };
+  const auto key = [&] {
+    return std::string(1, static_cast<char>('a' + next(6))) + std::to_string(next(30));
+  };
+  for (int round = 0; round < 300; ++round) {
+    rocksdb::WriteBatch batch;
+    for (uint64_t i = 0, n = 1 + next(8); i < n; ++i) {
+      const uint64_t op = next(10);
+      if (op < 6) {
+        ASSERT_TRUE(batch.Put(key(), std::string(next(20), 'v') + std::to_string(round)).ok());
+      } else if (op < 9) {
+        ASSERT_TRUE(batch.Delete(key()).ok());
+      } else {
+        std::string a = key(), b = key();
+        if (b < a) std::swap(a, b);
+        ASSERT_TRUE(batch.DeleteRange(a, b).ok());
+      }
+    }
+    rocksdb::WriteBatch copy(batch.Data());
+    ASSERT_TRUE((*rocks)->Write(&batch).ok());
+    ASSERT_TRUE(mem.Write(&copy).ok());
+    if (round % 25 != 0) continue;
+    std::vector<std::pair<std::string, std::string>> got[2];
+    for (int e = 0; e < 2; ++e) {
+      const Engine& engine = e == 0 ? static_cast<const Engine&>(**rocks) : mem;
+      ASSERT_TRUE(engine
+                      .Scan({{"b", "d5",
+                              [&](std::string_view k, std::string_view v) {
+                                got[e].emplace_back(k, v);
+                                return Status::Ok();
+                              }},
+                             {"e", "z",
+                              [&](std::string_view k, std::string_view v) {
+                                got[e].emplace_back(k, v);
+                                return Status::Ok();
+                              }}})
+                      .ok());
+    }
+    EXPECT_EQ(got[0], got[1]) << "round " << round;
+    for (const char* from : {"", "b", "c3", "f", "zz"}) {
+      EXPECT_EQ((*rocks)->FirstKey(from, "z").value(), mem.FirstKey(from, "z").value()) << from;
+    }
+    const std::string k = key();
+    EXPECT_EQ((*rocks)->Get(k, "k").value(), mem.Get(k, "k").value()) << k;
+  }
+}
+
+TEST(EngineTest, MemEngineFailsWritesWhenToldAndAppliesNothing) {
+  MemEngine mem;
+  rocksdb::WriteBatch batch;
+  ASSERT_TRUE(batch.Put("a", "1").ok());
+  mem.SetFailWrites(true);
+  EXPECT_EQ(mem.Write(&batch).code(), Code::kIoError);
+  EXPECT_TRUE(mem.records().empty());
+  mem.SetFailWrites(false);
+  EXPECT_TRUE(mem.Write(&batch).ok());
+  EXPECT_EQ(mem.records().size(), 1u);
+  EXPECT_EQ(mem.writes(), 1u);
 }
 
 }  // namespace

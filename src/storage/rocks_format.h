@@ -1,4 +1,4 @@
-// The record framing shared by NodeDb and RocksStorage (internal to storage/): every value is
+// The record framing shared by NodeDb and GroupStorage (internal to storage/): every value is
 // [u32 crc][payload], the CRC-32C of the key followed by the payload, little-endian, so that a
 // value written under the wrong key (a misdirected write) fails its check too. Also the one
 // conversion of RocksDB's status into ours.

@@ -3,10 +3,10 @@
 //
 // Written once and used by both the deterministic simulator and the real node: it touches the
 // world only through RaftTransport (sending messages) and a storage::LogStore (WalStorage
-// over an env::Disk in the simulator, RocksStorage in the real node). It reads no clock: time
+// over an env::Disk in the simulator, GroupStorage in the real node). It reads no clock: time
 // is Tick(), and request timeouts are counted in ticks.
 //
-// State persistence: with a LogStore that persists_state() (RocksStorage), the state machine
+// State persistence: with a LogStore that persists_state() (GroupStorage), the state machine
 // tracks its changes and every FinishReady stages them with the applied index into the store's
 // next write, and Create loads the state from the store and has Raft replay only the entries
 // after its applied index. Otherwise Create restores the snapshot image and replays the log

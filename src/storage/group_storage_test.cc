@@ -1,4 +1,4 @@
-#include "storage/rocks_storage.h"
+#include "storage/group_storage.h"
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "storage/fault_fs.h"
-#include "storage/rocks_test_util.h"
+#include "storage/storage_test_util.h"
 
 namespace synod::storage {
 namespace {
@@ -69,17 +69,17 @@ LogState StateOf(const raft::Storage& s, const raft::HardState& hs, const raft::
   return st;
 }
 
-LogState StateOf(const RocksStorage& r) {
+LogState StateOf(const GroupStorage& r) {
   return StateOf(r.raft_storage(), r.hard_state(), r.snapshot());
 }
 
-void MustSave(RocksStorage* r, const std::vector<raft::Entry>& ents,
+void MustSave(GroupStorage* r, const std::vector<raft::Entry>& ents,
               const std::optional<raft::HardState>& hs = std::nullopt) {
   const Status st = r->Save(std::nullopt, ents, hs);
   ASSERT_TRUE(st.ok()) << st.ToString();
 }
 
-void MustSync(RocksStorage* r) {
+void MustSync(GroupStorage* r) {
   const Status st = r->Sync();
   ASSERT_TRUE(st.ok()) << st.ToString();
 }
@@ -89,7 +89,7 @@ bool Contains(std::string_view haystack, std::string_view needle) {
 }
 
 // A raw handle on the database, for damaging it behind the storage's back. REQUIRES: the
-// RocksStorage on `dir` is closed (RocksDB locks its directory).
+// GroupStorage on `dir` is closed (RocksDB locks its directory).
 class RawDb {
  public:
   explicit RawDb(const std::string& dir) {
@@ -124,7 +124,7 @@ class RawDb {
   std::unique_ptr<rocksdb::DB> db_;
 };
 
-TEST(RocksStorageTest, EmptyDirectoryIsCreated) {
+TEST(GroupStorageTest, EmptyDirectoryIsCreated) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -143,7 +143,7 @@ TEST(RocksStorageTest, EmptyDirectoryIsCreated) {
   EXPECT_EQ(r->recovery_stats().entries_loaded, 0u);
 }
 
-TEST(RocksStorageTest, SaveSyncReopenRoundTrip) {
+TEST(GroupStorageTest, SaveSyncReopenRoundTrip) {
   TempDir tmp;
   LogState before;
   {
@@ -172,7 +172,7 @@ TEST(RocksStorageTest, SaveSyncReopenRoundTrip) {
   EXPECT_EQ(hs, HS(3, 0, 6));
 }
 
-TEST(RocksStorageTest, SyncWithNothingPendingIsOk) {
+TEST(GroupStorageTest, SyncWithNothingPendingIsOk) {
   TempDir tmp;
   auto r = MustOpen(tmp.db());
   ASSERT_NE(r, nullptr);
@@ -182,7 +182,7 @@ TEST(RocksStorageTest, SyncWithNothingPendingIsOk) {
   EXPECT_TRUE(r->failure().ok());
 }
 
-TEST(RocksStorageTest, UnsyncedSavesAreLostOnlyAsWholeSaves) {
+TEST(GroupStorageTest, UnsyncedSavesAreLostOnlyAsWholeSaves) {
   TempDir tmp;
   std::vector<LogState> allowed;  // the synced state, then the state after each later Save
   {
@@ -205,7 +205,7 @@ TEST(RocksStorageTest, UnsyncedSavesAreLostOnlyAsWholeSaves) {
   EXPECT_TRUE(found) << "reopened at last index " << got.last << ", not a Save boundary";
 }
 
-TEST(RocksStorageTest, OverwrittenSuffixLeavesNoStaleEntries) {
+TEST(GroupStorageTest, OverwrittenSuffixLeavesNoStaleEntries) {
   TempDir tmp;
   LogState before;
   {
@@ -228,7 +228,7 @@ TEST(RocksStorageTest, OverwrittenSuffixLeavesNoStaleEntries) {
   EXPECT_EQ(*r->raft_storage().TermAt(LogIndex(5)), Term(1));
 }
 
-TEST(RocksStorageTest, SnapshotSaveReplacesTheWholeLog) {
+TEST(GroupStorageTest, SnapshotSaveReplacesTheWholeLog) {
   TempDir tmp;
   const raft::Snapshot snap = Snap(20, 3, "image");
   LogState before;
@@ -263,7 +263,7 @@ TEST(RocksStorageTest, SnapshotSaveReplacesTheWholeLog) {
   EXPECT_EQ(StateOf(*r), before);
 }
 
-TEST(RocksStorageTest, CompactThenReopen) {
+TEST(GroupStorageTest, CompactThenReopen) {
   TempDir tmp;
   raft::ConfState cs;
   cs.voters = {NodeId(1), NodeId(2)};
@@ -294,7 +294,7 @@ TEST(RocksStorageTest, CompactThenReopen) {
   EXPECT_EQ(r->raft_storage().TermAt(LogIndex(4)).status().code(), Code::kCompacted);
 }
 
-TEST(RocksStorageTest, CompactWritesPendingSavesFirst) {
+TEST(GroupStorageTest, CompactWritesPendingSavesFirst) {
   TempDir tmp;
   LogState before;
   {
@@ -313,7 +313,7 @@ TEST(RocksStorageTest, CompactWritesPendingSavesFirst) {
   EXPECT_EQ(r->hard_state(), HS(1, 1, 8));
 }
 
-TEST(RocksStorageTest, StagedCompactionTakesEffectWithTheNextWrite) {
+TEST(GroupStorageTest, StagedCompactionTakesEffectWithTheNextWrite) {
   TempDir tmp;
   raft::ConfState cs;
   cs.voters = {NodeId(1), NodeId(2), NodeId(3)};
@@ -331,7 +331,7 @@ TEST(RocksStorageTest, StagedCompactionTakesEffectWithTheNextWrite) {
     // ...and a second compaction must go beyond the staged one.
     EXPECT_EQ(r->StageCompact(LogIndex(5), cs).code(), Code::kSnapshotOutOfDate);
     MustSave(r.get(), Ents(1, 11, 12), HS(1, 1, 10));
-    RocksStorage::PendingWrite w = r->TakePending();
+    GroupStorage::PendingWrite w = r->TakePending();
     EXPECT_EQ(r->StageCompact(LogIndex(6), cs).code(), Code::kSnapshotOutOfDate);  // in flight
     ASSERT_TRUE(r->WritePending(w).ok());
     EXPECT_EQ(r->snapshot().meta.index, LogIndex(0));
@@ -348,7 +348,7 @@ TEST(RocksStorageTest, StagedCompactionTakesEffectWithTheNextWrite) {
   EXPECT_EQ(r->recovery_stats().entries_loaded, 6u);
 }
 
-TEST(RocksStorageTest, StagedCompactionIsDroppedWithAFailedWrite) {
+TEST(GroupStorageTest, StagedCompactionIsDroppedWithAFailedWrite) {
   TempDir tmp;
   FaultyDisk disk;
   FaultInjectionFs* fs = disk.fs.get();
@@ -374,7 +374,7 @@ TEST(RocksStorageTest, StagedCompactionIsDroppedWithAFailedWrite) {
   EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(10));
 }
 
-TEST(RocksStorageTest, InvalidSavesChangeNothing) {
+TEST(GroupStorageTest, InvalidSavesChangeNothing) {
   TempDir tmp;
   auto r = MustOpen(tmp.db());
   ASSERT_NE(r, nullptr);
@@ -394,7 +394,7 @@ TEST(RocksStorageTest, InvalidSavesChangeNothing) {
   MustSync(r.get());
 }
 
-TEST(RocksStorageTest, EntriesBelowTheSnapshotAreIgnored) {
+TEST(GroupStorageTest, EntriesBelowTheSnapshotAreIgnored) {
   TempDir tmp;
   LogState before;
   {
@@ -417,7 +417,7 @@ TEST(RocksStorageTest, EntriesBelowTheSnapshotAreIgnored) {
   EXPECT_EQ(r->recovery_stats().stale_entries, 0u);
 }
 
-TEST(RocksStorageTest, StaleEntriesLeftBelowTheSnapshotAreDeletedAtOpen) {
+TEST(GroupStorageTest, StaleEntriesLeftBelowTheSnapshotAreDeletedAtOpen) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -429,7 +429,7 @@ TEST(RocksStorageTest, StaleEntriesLeftBelowTheSnapshotAreDeletedAtOpen) {
   {
     RawDb raw(tmp.db());
     for (uint64_t i = 1; i <= 3; ++i)
-      saved.push_back(raw.Get(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(i))));
+      saved.push_back(raw.Get(GroupStorage::EntryKey(GroupStorage::kStandaloneGroup, LogIndex(i))));
   }
   LogState before;
   {
@@ -442,7 +442,7 @@ TEST(RocksStorageTest, StaleEntriesLeftBelowTheSnapshotAreDeletedAtOpen) {
     // What a crash between a snapshot and the deletion of its entries would leave.
     RawDb raw(tmp.db());
     for (uint64_t i = 1; i <= 3; ++i)
-      raw.Put(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(i)), saved[i - 1]);
+      raw.Put(GroupStorage::EntryKey(GroupStorage::kStandaloneGroup, LogIndex(i)), saved[i - 1]);
   }
   {
     auto r = MustOpen(tmp.db());
@@ -456,10 +456,10 @@ TEST(RocksStorageTest, StaleEntriesLeftBelowTheSnapshotAreDeletedAtOpen) {
   EXPECT_EQ(r->recovery_stats().stale_entries, 0u);  // deleted by the previous Open
 }
 
-TEST(RocksStorageTest, ForeignClusterIsRefused) {
+TEST(GroupStorageTest, ForeignClusterIsRefused) {
   TempDir tmp;
   ASSERT_NE(MustOpen(tmp.db()), nullptr);
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), 0xD2u);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), 0xD2u);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
   EXPECT_TRUE(Contains(r.status().message(),
@@ -468,7 +468,7 @@ TEST(RocksStorageTest, ForeignClusterIsRefused) {
       << r.status().ToString();
 }
 
-TEST(RocksStorageTest, ForeignDatabaseIsRefused) {
+TEST(GroupStorageTest, ForeignDatabaseIsRefused) {
   TempDir tmp;
   {
     rocksdb::Options options;
@@ -479,13 +479,13 @@ TEST(RocksStorageTest, ForeignDatabaseIsRefused) {
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "some", "data").ok());
     ASSERT_TRUE(db->Close().ok());
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_TRUE(Contains(r.status().message(), "no cluster id")) << r.status().ToString();
 }
 
-TEST(RocksStorageTest, FlippedByteInAnEntryIsCorruptionNamingIt) {
+TEST(GroupStorageTest, FlippedByteInAnEntryIsCorruptionNamingIt) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -495,20 +495,20 @@ TEST(RocksStorageTest, FlippedByteInAnEntryIsCorruptionNamingIt) {
   }
   {
     RawDb raw(tmp.db());
-    const std::string key = RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(7));
+    const std::string key = GroupStorage::EntryKey(GroupStorage::kStandaloneGroup, LogIndex(7));
     std::string value = raw.Get(key);
     ASSERT_GT(value.size(), 8u);
     value[value.size() / 2] ^= 0x40;
     raw.Put(key, value);
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_TRUE(Contains(r.status().message(), "log entry 7 failed its checksum"))
       << r.status().ToString();
 }
 
-TEST(RocksStorageTest, EntryUnderTheWrongKeyIsCorruption) {
+TEST(GroupStorageTest, EntryUnderTheWrongKeyIsCorruption) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -519,16 +519,16 @@ TEST(RocksStorageTest, EntryUnderTheWrongKeyIsCorruption) {
   {
     // A misdirected write: entry 2's intact value stored as entry 3.
     RawDb raw(tmp.db());
-    raw.Put(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(3)),
-            raw.Get(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(2))));
+    raw.Put(GroupStorage::EntryKey(GroupStorage::kStandaloneGroup, LogIndex(3)),
+            raw.Get(GroupStorage::EntryKey(GroupStorage::kStandaloneGroup, LogIndex(2))));
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_TRUE(Contains(r.status().message(), "log entry 3")) << r.status().ToString();
 }
 
-TEST(RocksStorageTest, FlippedByteInTheHardStateIsCorruption) {
+TEST(GroupStorageTest, FlippedByteInTheHardStateIsCorruption) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -538,18 +538,18 @@ TEST(RocksStorageTest, FlippedByteInTheHardStateIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    std::string value = raw.Get(RocksStorage::GroupKey(RocksStorage::kStandaloneGroup, 'H'));
+    std::string value = raw.Get(GroupStorage::GroupKey(GroupStorage::kStandaloneGroup, 'H'));
     value.back() ^= 0x01;
-    raw.Put(RocksStorage::GroupKey(RocksStorage::kStandaloneGroup, 'H'), value);
+    raw.Put(GroupStorage::GroupKey(GroupStorage::kStandaloneGroup, 'H'), value);
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_TRUE(Contains(r.status().message(), "hard state failed its checksum"))
       << r.status().ToString();
 }
 
-TEST(RocksStorageTest, GapInTheLogIsCorruption) {
+TEST(GroupStorageTest, GapInTheLogIsCorruption) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -559,15 +559,15 @@ TEST(RocksStorageTest, GapInTheLogIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    raw.Delete(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(5)));
+    raw.Delete(GroupStorage::EntryKey(GroupStorage::kStandaloneGroup, LogIndex(5)));
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_TRUE(Contains(r.status().message(), "log entry 5 is missing")) << r.status().ToString();
 }
 
-TEST(RocksStorageTest, CommitBeyondTheLogIsCorruption) {
+TEST(GroupStorageTest, CommitBeyondTheLogIsCorruption) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -577,17 +577,17 @@ TEST(RocksStorageTest, CommitBeyondTheLogIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    raw.DeleteRange(RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(8)),
-                    RocksStorage::EntryKey(RocksStorage::kStandaloneGroup, LogIndex(11)));
+    raw.DeleteRange(GroupStorage::EntryKey(GroupStorage::kStandaloneGroup, LogIndex(8)),
+                    GroupStorage::EntryKey(GroupStorage::kStandaloneGroup, LogIndex(11)));
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_TRUE(Contains(r.status().message(), "commit index 10 is beyond the last index 7"))
       << r.status().ToString();
 }
 
-TEST(RocksStorageTest, DecreasingTermsAreCorruption) {
+TEST(GroupStorageTest, DecreasingTermsAreCorruption) {
   TempDir tmp;
   {
     // Storage does not judge terms on Save (Raft never writes this), only on Open.
@@ -597,13 +597,13 @@ TEST(RocksStorageTest, DecreasingTermsAreCorruption) {
     MustSave(r.get(), Ents(2, 3, 4));
     MustSync(r.get());
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_TRUE(Contains(r.status().message(), "log entry 3 has term 2")) << r.status().ToString();
 }
 
-TEST(RocksStorageTest, InjectedWriteFailureIsStickyAndLosesNothingSynced) {
+TEST(GroupStorageTest, InjectedWriteFailureIsStickyAndLosesNothingSynced) {
   TempDir tmp;
   FaultyDisk disk;
   FaultInjectionFs* fs = disk.fs.get();
@@ -648,13 +648,13 @@ TEST(RocksStorageTest, InjectedWriteFailureIsStickyAndLosesNothingSynced) {
   MustSync(r.get());
 }
 
-TEST(RocksStorageTest, InjectedFailureRefusesOpeningANewDatabase) {
+TEST(GroupStorageTest, InjectedFailureRefusesOpeningANewDatabase) {
   TempDir tmp;
   FaultyDisk disk;
   FaultInjectionFs* fs = disk.fs.get();
   const RocksOptions& opts = disk.opts;
   fs->SetFailWrites(true);
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster, opts);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster, opts);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kIoError);
   EXPECT_TRUE(Contains(r.status().message(), "No space left on device")) << r.status().ToString();
@@ -662,7 +662,7 @@ TEST(RocksStorageTest, InjectedFailureRefusesOpeningANewDatabase) {
   EXPECT_NE(MustOpen(tmp.db(), opts), nullptr);
 }
 
-TEST(RocksStorageTest, MetaRoundTrip) {
+TEST(GroupStorageTest, MetaRoundTrip) {
   TempDir tmp;
   const std::string binary("a\0b\xff", 4);
   {
@@ -703,7 +703,7 @@ TEST(RocksStorageTest, MetaRoundTrip) {
   EXPECT_TRUE(Contains(damaged.status().message(), "metadata 'peers' failed its checksum"));
 }
 
-TEST(RocksStorageTest, PendingWriteOnAnotherThread) {
+TEST(GroupStorageTest, PendingWriteOnAnotherThread) {
   TempDir tmp;
   LogState before;
   {
@@ -711,11 +711,11 @@ TEST(RocksStorageTest, PendingWriteOnAnotherThread) {
     ASSERT_NE(r, nullptr);
     MustSave(r.get(), Ents(1, 1, 3), HS(1, 1, 2));
     MustSave(r.get(), Ents(1, 4, 5), HS(1, 1, 5));
-    RocksStorage::PendingWrite w = r->TakePending();
+    GroupStorage::PendingWrite w = r->TakePending();
     EXPECT_EQ(w.saves, 2u);
     EXPECT_EQ(r->pending_saves(), 0u);
     Status written = Status::IoError("not run");
-    const RocksStorage* reader = r.get();
+    const GroupStorage* reader = r.get();
     std::thread writer([&] { written = reader->WritePending(w); });
     // The owner keeps saving while the write runs: the next batch.
     MustSave(r.get(), Ents(1, 6, 7), HS(1, 1, 7));
@@ -723,7 +723,7 @@ TEST(RocksStorageTest, PendingWriteOnAnotherThread) {
     EXPECT_TRUE(written.ok()) << written.ToString();
     r->OnPendingWritten(written);
 
-    RocksStorage::PendingWrite w2 = r->TakePending();
+    GroupStorage::PendingWrite w2 = r->TakePending();
     EXPECT_EQ(w2.saves, 1u);
     std::thread writer2([&] { written = reader->WritePending(w2); });
     writer2.join();
@@ -737,7 +737,7 @@ TEST(RocksStorageTest, PendingWriteOnAnotherThread) {
   EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(7));
 }
 
-TEST(RocksStorageTest, FailedPendingWriteRefusesTheWritesQueuedBehindIt) {
+TEST(GroupStorageTest, FailedPendingWriteRefusesTheWritesQueuedBehindIt) {
   TempDir tmp;
   FaultyDisk disk;
   FaultInjectionFs* fs = disk.fs.get();
@@ -750,9 +750,9 @@ TEST(RocksStorageTest, FailedPendingWriteRefusesTheWritesQueuedBehindIt) {
     MustSync(r.get());
     synced = StateOf(*r);
     MustSave(r.get(), Ents(1, 3, 4), HS(1, 1, 4));
-    RocksStorage::PendingWrite w1 = r->TakePending();
+    GroupStorage::PendingWrite w1 = r->TakePending();
     MustSave(r.get(), Ents(1, 5, 6), HS(1, 1, 6));
-    RocksStorage::PendingWrite w2 = r->TakePending();  // two outstanding, in order
+    GroupStorage::PendingWrite w2 = r->TakePending();  // two outstanding, in order
 
     fs->SetFailWrites(true);
     const Status s1 = r->WritePending(w1);
@@ -764,7 +764,7 @@ TEST(RocksStorageTest, FailedPendingWriteRefusesTheWritesQueuedBehindIt) {
     r->OnPendingWritten(s2);
     EXPECT_EQ(r->failure().code(), Code::kIoError);
     // A write taken after the failure carries it and writes nothing.
-    RocksStorage::PendingWrite w3 = r->TakePending();
+    GroupStorage::PendingWrite w3 = r->TakePending();
     EXPECT_EQ(w3.refused.code(), Code::kIoError);
     const Status s3 = r->WritePending(w3);
     EXPECT_EQ(s3.code(), Code::kIoError);
@@ -807,7 +807,7 @@ struct Model {
   }
 };
 
-// Drives a RocksStorage and the model with the same random Raft-shaped operations: entries
+// Drives a GroupStorage and the model with the same random Raft-shaped operations: entries
 // never overwrite the committed prefix and terms never decrease, as Raft guarantees.
 class RandomRun {
  public:
@@ -943,14 +943,14 @@ class RandomRun {
 
   std::mt19937_64 rng_;
   const std::string dir_;
-  std::unique_ptr<RocksStorage> storage_;
+  std::unique_ptr<GroupStorage> storage_;
   Model model_;
   uint64_t term_ = 1;
   // The states a reopen may give: the durable one, then one per Save since.
   std::vector<LogState> allowed_;
 };
 
-TEST(RocksStorageTest, RandomOperationsMatchTheModel) {
+TEST(GroupStorageTest, RandomOperationsMatchTheModel) {
   constexpr uint64_t kSeeds = 8;
   constexpr int kOpsPerSeed = 250;
   for (uint64_t seed = 1; seed <= kSeeds; ++seed) {

@@ -1,4 +1,4 @@
-// RocksStorage's persisted state machine: StageState, state_applied and ForEachState.
+// GroupStorage's persisted state machine: StageState, state_applied and ForEachState.
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "storage/fault_fs.h"
-#include "storage/rocks_storage.h"
-#include "storage/rocks_test_util.h"
+#include "storage/group_storage.h"
+#include "storage/storage_test_util.h"
 
 namespace synod::storage {
 namespace {
@@ -45,7 +45,7 @@ struct Stored {
   bool operator==(const Stored&) const = default;
 };
 
-Result<Stored> ReadState(const RocksStorage& r) {
+Result<Stored> ReadState(const GroupStorage& r) {
   Stored s;
   Status st = r.ForEachState(
       [&](std::string_view k, std::string_view v) {
@@ -93,7 +93,7 @@ class RawDb {
   std::unique_ptr<rocksdb::DB> db_;
 };
 
-TEST(RocksStateTest, StagedStateSurvivesAReopen) {
+TEST(GroupStateTest, StagedStateSurvivesAReopen) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -126,7 +126,7 @@ TEST(RocksStateTest, StagedStateSurvivesAReopen) {
   EXPECT_EQ(r->raft_storage().LastIndex(), LogIndex(5));
 }
 
-TEST(RocksStateTest, UnsyncedStateIsNotRead) {
+TEST(GroupStateTest, UnsyncedStateIsNotRead) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -143,7 +143,7 @@ TEST(RocksStateTest, UnsyncedStateIsNotRead) {
   EXPECT_TRUE(ReadState(*r)->data.empty());
 }
 
-TEST(RocksStateTest, ResetDeletesEveryOldKeyAndSession) {
+TEST(GroupStateTest, ResetDeletesEveryOldKeyAndSession) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -166,7 +166,7 @@ TEST(RocksStateTest, ResetDeletesEveryOldKeyAndSession) {
   EXPECT_EQ(r->hard_state().commit, LogIndex(9));
 }
 
-TEST(RocksStateTest, CompactWritesTheStagedStateWithIt) {
+TEST(GroupStateTest, CompactWritesTheStagedStateWithIt) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -186,7 +186,7 @@ TEST(RocksStateTest, CompactWritesTheStagedStateWithIt) {
 
 // The state and the Saves staged with it are one write: after a failed write, a reopen finds
 // both or neither.
-TEST(RocksStateTest, StateAndSaveAreWrittenAtomically) {
+TEST(GroupStateTest, StateAndSaveAreWrittenAtomically) {
   TempDir tmp;
   FaultyDisk disk;
   FaultInjectionFs* fs = disk.fs.get();
@@ -222,7 +222,7 @@ TEST(RocksStateTest, StateAndSaveAreWrittenAtomically) {
   }
 }
 
-TEST(RocksStateTest, FlippedByteInAValueIsCorruptionNamingTheKey) {
+TEST(GroupStateTest, FlippedByteInAValueIsCorruptionNamingTheKey) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -233,9 +233,9 @@ TEST(RocksStateTest, FlippedByteInAValueIsCorruptionNamingTheKey) {
   }
   {
     RawDb raw(tmp.db());
-    std::string v = raw.Get(RocksStorage::SlotDataKey("beta"));
+    std::string v = raw.Get(GroupStorage::SlotDataKey("beta"));
     v[v.size() - 2] ^= 0x01;
-    raw.Put(RocksStorage::SlotDataKey("beta"), v);
+    raw.Put(GroupStorage::SlotDataKey("beta"), v);
   }
   auto r = MustOpen(tmp.db());  // Open reads only the applied index
   ASSERT_NE(r, nullptr);
@@ -246,7 +246,7 @@ TEST(RocksStateTest, FlippedByteInAValueIsCorruptionNamingTheKey) {
       << got.status().ToString();
 }
 
-TEST(RocksStateTest, ValueMovedToAnotherKeyIsCorruption) {
+TEST(GroupStateTest, ValueMovedToAnotherKeyIsCorruption) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -257,14 +257,14 @@ TEST(RocksStateTest, ValueMovedToAnotherKeyIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    raw.Put(RocksStorage::SlotDataKey("b"), raw.Get(RocksStorage::SlotDataKey("a")));
+    raw.Put(GroupStorage::SlotDataKey("b"), raw.Get(GroupStorage::SlotDataKey("a")));
   }
   auto r = MustOpen(tmp.db());
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(ReadState(*r).status().code(), Code::kCorruption);
 }
 
-TEST(RocksStateTest, AppliedIndexBeyondTheCommitIsCorruption) {
+TEST(GroupStateTest, AppliedIndexBeyondTheCommitIsCorruption) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -273,12 +273,12 @@ TEST(RocksStateTest, AppliedIndexBeyondTheCommitIsCorruption) {
     r->StageState(Writes(4, {{"a", "1"}}));  // a programmer error the reopen must catch
     ASSERT_TRUE(r->Sync().ok());
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().ToString();
 }
 
-TEST(RocksStateTest, FlippedByteInTheAppliedIndexIsCorruption) {
+TEST(GroupStateTest, FlippedByteInTheAppliedIndexIsCorruption) {
   TempDir tmp;
   {
     auto r = MustOpen(tmp.db());
@@ -289,11 +289,11 @@ TEST(RocksStateTest, FlippedByteInTheAppliedIndexIsCorruption) {
   }
   {
     RawDb raw(tmp.db());
-    std::string v = raw.Get(RocksStorage::GroupKey(RocksStorage::kStandaloneGroup, 'A'));
+    std::string v = raw.Get(GroupStorage::GroupKey(GroupStorage::kStandaloneGroup, 'A'));
     v.back() ^= 0x10;
-    raw.Put(RocksStorage::GroupKey(RocksStorage::kStandaloneGroup, 'A'), v);
+    raw.Put(GroupStorage::GroupKey(GroupStorage::kStandaloneGroup, 'A'), v);
   }
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(tmp.db(), kCluster);
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(tmp.db(), kCluster);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().ToString();
 }

@@ -1,13 +1,15 @@
-// RocksStorage: Raft's durable storage in one RocksDB database, served from an in-memory
-// raft::MemoryStorage — the real node's LogStore (WalStorage is the simulator's).
+// GroupStorage: one Raft group's durable storage in its node's database (NodeDb), served from
+// an in-memory raft::MemoryStorage — the real node's LogStore. The database is RocksDB in the
+// real node and an in-memory engine in the simulator (engine.h): the same code runs on both.
 //
 // Every change is applied to the MemoryStorage, which the Raft core reads through
-// raft_storage(), and staged in a pending rocksdb::WriteBatch; Sync() writes that batch as one
-// atomic RocksDB write. Open() rebuilds the MemoryStorage from the database and checks that
-// what it read describes a consistent log.
+// raft_storage(), and staged in the NodeDb's batch; a node write makes that batch durable as one
+// atomic write. Open() rebuilds the MemoryStorage from the database and checks that what it
+// read describes a consistent log.
 //
-// Many groups share one database (NodeDb, node_db.h): a RocksStorage is one group's part of it.
-// Its records (default column family; every value is [u32 crc][payload], the CRC-32C of the
+// Many groups share one database: a GroupStorage is one group's part of it. Its records (every
+// value is [u32 crc][payload], the CRC-32C of the key followed by the payload, little-endian,
+// checked on every read) are, with every value is [u32 crc][payload], the CRC-32C of the
 // key followed by the payload, little-endian, checked on every read) are, with
 // G = "G" + group id (u64 BE):
 //   G + "H"                  pb::HardState
@@ -28,7 +30,7 @@
 // everything staged since the last write (by every group of the NodeDb) as one batch, so a Save's
 // entries and hard state are never torn apart, several Saves between Syncs are group-committed, and
 // after a crash the database holds a prefix of the Saves, Save by Save. Saves not yet written when
-// the RocksStorage is destroyed are dropped, as a crash would. Compact() is durable when it returns
+// the GroupStorage is destroyed are dropped, as a crash would. Compact() is durable when it returns
 // (it writes any pending batch first, in order).
 //
 // The state machine (persists_state()): StageState() appends its changes and applied index to
@@ -47,7 +49,7 @@
 //    NodeDb::WriteTaken. TakePending/WritePending/OnPendingWritten are the NodeDb's node write
 //    (TakeWrite/WriteTaken/OnWritten) seen from one group, kept for hosts of a single group.
 //  - While a write carrying this group's records is outstanding, the owner must not call
-//    Sync() or Compact() nor destroy the RocksStorage (all asserted). Save() is fine.
+//    Sync() or Compact() nor destroy the GroupStorage (all asserted). Save() is fine.
 //  - GetMeta() and disk_bytes() may be called from any thread.
 #pragma once
 
@@ -71,10 +73,6 @@
 #include "storage/log_store.h"
 #include "storage/node_db.h"
 
-namespace rocksdb {
-class Snapshot;
-}  // namespace rocksdb
-
 namespace synod::storage {
 
 // Where a group's state machine keys live in the node's database (see the class comment).
@@ -93,13 +91,13 @@ struct StateSpan {
 };
 
 // What Open() found in the database.
-struct RocksRecoveryStats {
+struct GroupRecoveryStats {
   bool created = false;         // the group had no records (for a standalone store: a new database)
   uint64_t entries_loaded = 0;  // entries after the snapshot, loaded into memory
   uint64_t stale_entries = 0;   // entries at or below the snapshot found and deleted
 };
 
-class RocksStorage final : public LogStore {
+class GroupStorage final : public LogStore {
  public:
   // A node write, seen from one group (see the class comment).
   using PendingWrite = NodeDb::Write;
@@ -111,23 +109,23 @@ class RocksStorage final : public LogStore {
   //  - kCorruption: a record failed its checksum or does not parse, or the records do not
   //    describe a consistent log (a gap, decreasing terms, a commit index beyond the log);
   //  - kInvalidArgument: group 0, or a slot span that is not 0 <= first <= last < kSlotCount;
-  //  - another code if RocksDB cannot read or write.
+  //  - another code if the database cannot be read or written.
   // REQUIRES: `node` outlives the store; one store per group.
-  static Result<std::unique_ptr<RocksStorage>> Open(NodeDb* node, GroupId group, StateSpan span);
+  static Result<std::unique_ptr<GroupStorage>> Open(NodeDb* node, GroupId group, StateSpan span);
 
-  // A store that owns its database: opens (creating if missing) the NodeDb in `dir` for
+  // A store that owns its database: opens (creating if missing) the RocksDB NodeDb in `dir` for
   // `cluster_id` (see NodeDb::Open for its errors) and group kStandaloneGroup in it, holding
   // every slot.
-  static Result<std::unique_ptr<RocksStorage>> Open(const std::string& dir, uint64_t cluster_id,
+  static Result<std::unique_ptr<GroupStorage>> Open(const std::string& dir, uint64_t cluster_id,
                                                     RocksOptions opts = {});
 
   // Saves not yet written are dropped when the store owns its database (see Durability), and
   // written by the next node write otherwise. REQUIRES: no write carrying its records
   // outstanding.
-  ~RocksStorage() override;
+  ~GroupStorage() override;
 
-  RocksStorage(const RocksStorage&) = delete;
-  RocksStorage& operator=(const RocksStorage&) = delete;
+  GroupStorage(const GroupStorage&) = delete;
+  GroupStorage& operator=(const GroupStorage&) = delete;
 
   // What the Raft core reads (raft::Config::storage). Reflects every successful Save(),
   // written or not: the application must not act on durability before Sync().
@@ -186,7 +184,7 @@ class RocksStorage final : public LogStore {
   // Calls data_fn for each stored key in key order, then session_fn for each stored session
   // in client id order, as of the last write (staged changes not included). kCorruption,
   // naming the record, when one fails its checksum; otherwise the first non-OK status of a
-  // callback, or of RocksDB. Owner thread (the storage thread may be writing meanwhile).
+  // callback, or of the database. Owner thread (the storage thread may be writing meanwhile).
   Status ForEachState(const StateDataFn& data_fn, const StateSessionFn& session_fn) const override;
 
   // The node's metadata and files (NodeDb::PutMeta, GetMeta, disk_bytes).
@@ -204,7 +202,7 @@ class RocksStorage final : public LogStore {
   uint64_t cluster_id() const override { return node_->cluster_id(); }
   // OK, or the kIoError every write returns since the node's disk failed.
   const Status& failure() const override { return node_->failure(); }
-  const RocksRecoveryStats& recovery_stats() const { return recovery_stats_; }
+  const GroupRecoveryStats& recovery_stats() const { return recovery_stats_; }
   // The Saves staged and not yet taken by a write.
   uint64_t pending_saves() const { return pending_saves_; }
   GroupId group() const { return group_; }
@@ -221,7 +219,7 @@ class RocksStorage final : public LogStore {
  private:
   friend class NodeDb;
 
-  RocksStorage(NodeDb* node, GroupId group, StateSpan span);
+  GroupStorage(NodeDb* node, GroupId group, StateSpan span);
 
   Status Load();
   Status LoadSnapshot();
@@ -229,10 +227,6 @@ class RocksStorage final : public LogStore {
   Status LoadEntries();
   Status DeleteStaleEntries();
   Status LoadStateApplied();
-  // Calls fn for each record in [begin, end); an error names a record by its key from name_at.
-  Status ForEachStateRange(
-      const rocksdb::Snapshot* snap, std::string_view begin, std::string_view end, size_t name_at,
-      const std::function<Status(std::string_view key, std::string_view payload)>& fn) const;
   Status CheckSave(const std::optional<raft::Snapshot>& snap,
                    const std::vector<raft::Entry>& entries,
                    const std::optional<raft::HardState>& hs) const;
@@ -277,7 +271,7 @@ class RocksStorage final : public LogStore {
   // StageCompact do: index > newest (kSnapshotOutOfDate), index <= the saved commit index.
   Result<raft::Snapshot> CompactionSnapshot(LogIndex index, LogIndex newest,
                                             const raft::ConfState& cs) const;
-  RocksRecoveryStats recovery_stats_;
+  GroupRecoveryStats recovery_stats_;
 };
 
 }  // namespace synod::storage

@@ -1,5 +1,5 @@
-// Test helpers shared by the RocksStorage test files: a temporary directory and opening a
-// RocksStorage that must succeed. Test-only (included by *_test.cc files).
+// Test helpers shared by the GroupStorage test files: a temporary directory and opening a
+// GroupStorage that must succeed. Test-only (included by *_test.cc files).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 
 #include "common/assert.h"
 #include "storage/fault_fs.h"
-#include "storage/rocks_storage.h"
+#include "storage/group_storage.h"
 
 namespace synod::storage::testing {
 
@@ -21,7 +21,7 @@ inline constexpr uint64_t kCluster = 0xC1u;
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = ::testing::TempDir() + "rocks_storage_XXXXXX";
+    std::string tmpl = ::testing::TempDir() + "group_storage_XXXXXX";
     const char* made = mkdtemp(tmpl.data());
     SYNOD_ASSERT_MSG(made != nullptr, "mkdtemp failed");
     path_ = tmpl;
@@ -42,8 +42,8 @@ class TempDir {
 
 // Opens the storage of cluster kCluster in `dir`, failing the test (and returning null) if it
 // does not open.
-inline std::unique_ptr<RocksStorage> MustOpen(const std::string& dir, RocksOptions opts = {}) {
-  Result<std::unique_ptr<RocksStorage>> r = RocksStorage::Open(dir, kCluster, opts);
+inline std::unique_ptr<GroupStorage> MustOpen(const std::string& dir, RocksOptions opts = {}) {
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(dir, kCluster, opts);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(*r) : nullptr;
 }

@@ -1,4 +1,4 @@
-#include "storage/rocks_storage.h"
+#include "storage/group_storage.h"
 
 #include <fmt/format.h>
 #include <rocksdb/db.h>
@@ -21,14 +21,12 @@ namespace synod::storage {
 
 using format::FrameBytes;
 using format::FrameMessage;
-using format::FromRocks;
 using format::kCrcBytes;
 using format::kProtoBytesMax;
 using format::MustStage;
 using format::ParseFramed;
 using format::Printable;
 using format::Unframe;
-using format::View;
 
 namespace {
 
@@ -101,28 +99,28 @@ Result<std::string> EncodeSnapshot(std::string_view key, const raft::Snapshot& s
 
 }  // namespace
 
-std::string RocksStorage::GroupKey(GroupId group, char kind) {
+std::string GroupStorage::GroupKey(GroupId group, char kind) {
   std::string key(1, kGroupPrefix);
   format::AppendU64Be(group.value(), &key);
   key.push_back(kind);
   return key;
 }
 
-std::string RocksStorage::EntryKey(GroupId group, LogIndex index) {
+std::string GroupStorage::EntryKey(GroupId group, LogIndex index) {
   std::string key = GroupKey(group, kEntryKind);
   format::AppendU64Be(index.value(), &key);
   return key;
 }
 
-std::string RocksStorage::SlotDataKey(std::string_view key) {
+std::string GroupStorage::SlotDataKey(std::string_view key) {
   std::string k = SlotKeyPrefix(KeySlot(key));
   k.append(key);
   return k;
 }
 
-std::string RocksStorage::Key(char kind) const { return GroupKey(group_, kind); }
+std::string GroupStorage::Key(char kind) const { return GroupKey(group_, kind); }
 
-std::string RocksStorage::DataKey(std::string_view key) const {
+std::string GroupStorage::DataKey(std::string_view key) const {
   if (span_.kind == StateSpan::Kind::kGroup) {
     std::string k = Key(kGroupDataKind);
     k.append(key);
@@ -134,29 +132,29 @@ std::string RocksStorage::DataKey(std::string_view key) const {
   return SlotDataKey(key);
 }
 
-std::string RocksStorage::DataBegin() const {
+std::string GroupStorage::DataBegin() const {
   if (span_.kind == StateSpan::Kind::kGroup) return Key(kGroupDataKind);
   return SlotKeyPrefix(span_.first_slot);
 }
 
-std::string RocksStorage::DataEnd() const {
+std::string GroupStorage::DataEnd() const {
   if (span_.kind == StateSpan::Kind::kGroup) return Key(static_cast<char>(kGroupDataKind + 1));
   return SlotKeyPrefix(uint32_t{span_.last_slot} + 1);
 }
 
-size_t RocksStorage::DataKeyPrefixBytes() const {
+size_t GroupStorage::DataKeyPrefixBytes() const {
   return span_.kind == StateSpan::Kind::kGroup ? kGroupPrefixBytes + 1 : kSlotDataPrefixBytes;
 }
 
-RocksStorage::RocksStorage(NodeDb* node, GroupId group, StateSpan span)
+GroupStorage::GroupStorage(NodeDb* node, GroupId group, StateSpan span)
     : node_(node), group_(group), span_(span) {}
 
-RocksStorage::~RocksStorage() {
-  SYNOD_ASSERT_MSG(writes_outstanding_ == 0, "RocksStorage destroyed under a node write");
+GroupStorage::~GroupStorage() {
+  SYNOD_ASSERT_MSG(writes_outstanding_ == 0, "GroupStorage destroyed under a node write");
   node_->Forget(this);
 }
 
-Result<std::unique_ptr<RocksStorage>> RocksStorage::Open(NodeDb* node, GroupId group,
+Result<std::unique_ptr<GroupStorage>> GroupStorage::Open(NodeDb* node, GroupId group,
                                                          StateSpan span) {
   SYNOD_ASSERT(node != nullptr);
   if (group == kNoGroup) return Status::InvalidArgument("group id 0 is not a group");
@@ -165,17 +163,17 @@ Result<std::unique_ptr<RocksStorage>> RocksStorage::Open(NodeDb* node, GroupId g
     return Status::InvalidArgument(fmt::format("slot span {}-{} is not within 0-{}",
                                                span.first_slot, span.last_slot, kSlotCount - 1));
   }
-  std::unique_ptr<RocksStorage> s(new RocksStorage(node, group, span));
+  std::unique_ptr<GroupStorage> s(new GroupStorage(node, group, span));
   SYNOD_RETURN_IF_ERROR(s->Load());
   return s;
 }
 
-Result<std::unique_ptr<RocksStorage>> RocksStorage::Open(const std::string& dir,
+Result<std::unique_ptr<GroupStorage>> GroupStorage::Open(const std::string& dir,
                                                          uint64_t cluster_id, RocksOptions opts) {
   Result<std::unique_ptr<NodeDb>> node = NodeDb::Open(dir, cluster_id, opts);
   if (!node.ok()) return node.status();
   NodeDb* raw = node->get();
-  std::unique_ptr<RocksStorage> s(new RocksStorage(
+  std::unique_ptr<GroupStorage> s(new GroupStorage(
       raw, kStandaloneGroup, StateSpan::Slots(0, static_cast<uint16_t>(kSlotCount - 1))));
   s->owned_node_ = std::move(*node);
   SYNOD_RETURN_IF_ERROR(s->Load());
@@ -183,7 +181,7 @@ Result<std::unique_ptr<RocksStorage>> RocksStorage::Open(const std::string& dir,
   return s;
 }
 
-Status RocksStorage::Load() {
+Status GroupStorage::Load() {
   SYNOD_RETURN_IF_ERROR(LoadSnapshot());
   SYNOD_RETURN_IF_ERROR(LoadHardState());
   SYNOD_RETURN_IF_ERROR(LoadEntries());
@@ -201,18 +199,18 @@ Status RocksStorage::Load() {
   return Status::Ok();
 }
 
-rocksdb::WriteBatch& RocksStorage::Stage() {
+rocksdb::WriteBatch& GroupStorage::Stage() {
   node_->Staged(this);
   return node_->staging();
 }
 
-uint64_t RocksStorage::OnTaken() {
+uint64_t GroupStorage::OnTaken() {
   ++writes_outstanding_;
   compactions_in_flight_.push_back(std::exchange(staged_compaction_, std::nullopt));
   return std::exchange(pending_saves_, 0);
 }
 
-void RocksStorage::OnWritten(const Status& written) {
+void GroupStorage::OnWritten(const Status& written) {
   SYNOD_ASSERT_MSG(writes_outstanding_ > 0, "OnWritten without a write carrying this group");
   --writes_outstanding_;
   SYNOD_ASSERT(!compactions_in_flight_.empty());
@@ -221,16 +219,14 @@ void RocksStorage::OnWritten(const Status& written) {
   if (written.ok() && compaction) FinishCompaction(*compaction);
 }
 
-Status RocksStorage::LoadSnapshot() {
-  rocksdb::DB* db = node_->db();
+Status GroupStorage::LoadSnapshot() {
   const std::string key = Key(kSnapshotKind);
-  rocksdb::PinnableSlice value;
-  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(), key, &value);
-  if (s.IsNotFound()) return Status::Ok();
-  if (!s.ok()) return FromRocks(s, "reading the snapshot");
+  Result<std::optional<std::string>> value = node_->engine().Get(key, "the snapshot");
+  if (!value.ok()) return value.status();
+  if (!value->has_value()) return Status::Ok();
   pb::Snapshot p;
-  SYNOD_RETURN_IF_ERROR(ParseFramed(key, View(value), "the snapshot", &p));
-  value.Reset();  // the image may be large; hold it once
+  SYNOD_RETURN_IF_ERROR(ParseFramed(key, **value, "the snapshot", &p));
+  value->reset();  // the image may be large; hold it once
   Result<raft::Snapshot> snap = FromProto(std::move(p));
   if (!snap.ok()) {
     return Status::Corruption(fmt::format("the snapshot: {}", snap.status().message()));
@@ -241,15 +237,13 @@ Status RocksStorage::LoadSnapshot() {
   return Status::Ok();
 }
 
-Status RocksStorage::LoadHardState() {
-  rocksdb::DB* db = node_->db();
+Status GroupStorage::LoadHardState() {
   const std::string key = Key(kHardStateKind);
-  rocksdb::PinnableSlice value;
-  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(), key, &value);
-  if (s.IsNotFound()) return Status::Ok();
-  if (!s.ok()) return FromRocks(s, "reading the hard state");
+  Result<std::optional<std::string>> value = node_->engine().Get(key, "the hard state");
+  if (!value.ok()) return value.status();
+  if (!value->has_value()) return Status::Ok();
   pb::HardState p;
-  SYNOD_RETURN_IF_ERROR(ParseFramed(key, View(value), "the hard state", &p));
+  SYNOD_RETURN_IF_ERROR(ParseFramed(key, **value, "the hard state", &p));
   Result<raft::HardState> hs = FromProto(p);
   if (!hs.ok()) {
     return Status::Corruption(fmt::format("the hard state: {}", hs.status().message()));
@@ -258,26 +252,21 @@ Status RocksStorage::LoadHardState() {
   return Status::Ok();
 }
 
-Status RocksStorage::LoadEntries() {
+Status GroupStorage::LoadEntries() {
   const LogIndex snap_index = snapshot_.meta.index;
   LogIndex next = snap_index + 1;
   Term prev_term = snapshot_.meta.term;
   std::vector<raft::Entry> run;
-  const std::string end = Key(kEntryEndKind);
-  const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  ro.fill_cache = false;  // read once, at start-up
-  std::unique_ptr<rocksdb::Iterator> it(node_->db()->NewIterator(ro));
+  ScanRange range{EntryKey(LogIndex(0)), Key(kEntryEndKind), nullptr};
   // Bounded by the entries in the database.
-  for (it->Seek(EntryKey(LogIndex(0))); it->Valid(); it->Next()) {
-    Result<raft::Entry> e = DecodeEntry(group_, View(it->key()), View(it->value()));
+  range.fn = [&](std::string_view key, std::string_view value) -> Status {
+    Result<raft::Entry> e = DecodeEntry(group_, key, value);
     if (!e.ok()) return e.status();
-    // Left by a crash between writing a snapshot and deleting what it covers (RocksStorage
+    // Left by a crash between writing a snapshot and deleting what it covers (GroupStorage
     // writes both at once; kept for databases written otherwise). Raft never reads them.
     if (e->index <= snap_index) {
       ++recovery_stats_.stale_entries;
-      continue;
+      return Status::Ok();
     }
     if (e->index != next) {
       return Status::Corruption(fmt::format("log entry {} is missing (the next stored is {})",
@@ -294,21 +283,22 @@ Status RocksStorage::LoadEntries() {
       SYNOD_RETURN_IF_ERROR(memory_.Append(run));
       run.clear();
     }
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "reading the log entries");
+    return Status::Ok();
+  };
+  SYNOD_RETURN_IF_ERROR(node_->engine().Scan({std::move(range)}));
   SYNOD_RETURN_IF_ERROR(memory_.Append(run));
   recovery_stats_.entries_loaded = next.value() - snap_index.value() - 1;
   SYNOD_ASSERT(memory_.LastIndex() == next - 1);
   return Status::Ok();
 }
 
-Status RocksStorage::DeleteStaleEntries() {
+Status GroupStorage::DeleteStaleEntries() {
   rocksdb::WriteBatch batch;
   MustStage(batch.DeleteRange(EntryKey(LogIndex(0)), EntryKey(snapshot_.meta.index + 1)));
   return node_->WriteNow(&batch);
 }
 
-Status RocksStorage::CheckSave(const std::optional<raft::Snapshot>& snap,
+Status GroupStorage::CheckSave(const std::optional<raft::Snapshot>& snap,
                                const std::vector<raft::Entry>& entries,
                                const std::optional<raft::HardState>& hs) const {
   SYNOD_RETURN_IF_ERROR(CheckSaveShape(snapshot_, memory_, snap, entries, hs));
@@ -321,7 +311,7 @@ Status RocksStorage::CheckSave(const std::optional<raft::Snapshot>& snap,
   return Status::Ok();
 }
 
-Status RocksStorage::Save(const std::optional<raft::Snapshot>& snap,
+Status GroupStorage::Save(const std::optional<raft::Snapshot>& snap,
                           const std::vector<raft::Entry>& entries,
                           const std::optional<raft::HardState>& hs) {
   if (!failure().ok()) return failure();
@@ -361,7 +351,7 @@ Status RocksStorage::Save(const std::optional<raft::Snapshot>& snap,
   return Status::Ok();
 }
 
-void RocksStorage::StageEntries(const std::vector<raft::Entry>& entries, LogIndex first_kept,
+void GroupStorage::StageEntries(const std::vector<raft::Entry>& entries, LogIndex first_kept,
                                 LogIndex old_last) {
   // Entries below the log's first index are already in the snapshot; MemoryStorage ignores
   // them, and so does the disk.
@@ -382,13 +372,13 @@ void RocksStorage::StageEntries(const std::vector<raft::Entry>& entries, LogInde
   }
 }
 
-Status RocksStorage::Sync() {
+Status GroupStorage::Sync() {
   if (!failure().ok()) return failure();
   SYNOD_ASSERT_MSG(node_->writes_outstanding() == 0, "Sync while a node write is outstanding");
   return node_->Sync();
 }
 
-Status RocksStorage::StageCompact(LogIndex index, const raft::ConfState& cs) {
+Status GroupStorage::StageCompact(LogIndex index, const raft::ConfState& cs) {
   if (!failure().ok()) return failure();
   LogIndex newest = snapshot_.meta.index;
   if (staged_compaction_ && staged_compaction_->meta.index > newest) {
@@ -408,7 +398,7 @@ Status RocksStorage::StageCompact(LogIndex index, const raft::ConfState& cs) {
   return Status::Ok();
 }
 
-Result<raft::Snapshot> RocksStorage::CompactionSnapshot(LogIndex index, LogIndex newest,
+Result<raft::Snapshot> GroupStorage::CompactionSnapshot(LogIndex index, LogIndex newest,
                                                         const raft::ConfState& cs) const {
   if (index <= newest) {
     return Status(Code::kSnapshotOutOfDate, "compaction index not after the newest snapshot");
@@ -424,7 +414,7 @@ Result<raft::Snapshot> RocksStorage::CompactionSnapshot(LogIndex index, LogIndex
   return snap;
 }
 
-void RocksStorage::FinishCompaction(const raft::Snapshot& snap) {
+void GroupStorage::FinishCompaction(const raft::Snapshot& snap) {
   // A snapshot saved after the compaction was staged (one received from the leader) replaced
   // the log it would fold: nothing left to do.
   if (snap.meta.index <= snapshot_.meta.index) return;
@@ -439,7 +429,7 @@ void RocksStorage::FinishCompaction(const raft::Snapshot& snap) {
   snapshot_ = std::move(*created);
 }
 
-Status RocksStorage::Compact(LogIndex index, const raft::ConfState& cs,
+Status GroupStorage::Compact(LogIndex index, const raft::ConfState& cs,
                              std::string state_machine_image) {
   if (!failure().ok()) return failure();
   SYNOD_ASSERT_MSG(writes_outstanding_ == 0 && node_->writes_outstanding() == 0,
@@ -470,15 +460,13 @@ Status RocksStorage::Compact(LogIndex index, const raft::ConfState& cs,
   return Status::Ok();
 }
 
-Status RocksStorage::LoadStateApplied() {
-  rocksdb::DB* db = node_->db();
+Status GroupStorage::LoadStateApplied() {
+  Engine& engine = node_->engine();
   const std::string applied_key = Key(kStateAppliedKind);
-  rocksdb::PinnableSlice value;
-  const rocksdb::Status s =
-      db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(), applied_key, &value);
-  if (s.IsNotFound()) return Status::Ok();  // no state yet, or a database of an older build
-  if (!s.ok()) return FromRocks(s, "reading the state's applied index");
-  Result<std::string_view> payload = Unframe(applied_key, View(value), "the state's applied index");
+  Result<std::optional<std::string>> value = engine.Get(applied_key, "the state's applied index");
+  if (!value.ok()) return value.status();
+  if (!value->has_value()) return Status::Ok();  // no state yet
+  Result<std::string_view> payload = Unframe(applied_key, **value, "the state's applied index");
   if (!payload.ok()) return payload.status();
   if (payload->size() != 8) {
     return Status::Corruption(
@@ -496,18 +484,16 @@ Status RocksStorage::LoadStateApplied() {
   }
   state_applied_ = LogIndex(v);
   const std::string meta_key = Key(kStateMetaKind);
-  rocksdb::PinnableSlice meta;
-  const rocksdb::Status ms =
-      db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(), meta_key, &meta);
-  if (ms.IsNotFound()) return Status::Ok();  // written by a build without meta
-  if (!ms.ok()) return FromRocks(ms, "reading the state's meta record");
-  Result<std::string_view> meta_payload = Unframe(meta_key, View(meta), "the state's meta");
+  Result<std::optional<std::string>> meta = engine.Get(meta_key, "the state's meta record");
+  if (!meta.ok()) return meta.status();
+  if (!meta->has_value()) return Status::Ok();  // no meta staged yet
+  Result<std::string_view> meta_payload = Unframe(meta_key, **meta, "the state's meta");
   if (!meta_payload.ok()) return meta_payload.status();
   state_meta_ = std::string(*meta_payload);
   return Status::Ok();
 }
 
-void RocksStorage::StageState(const StateWrites& w) {
+void GroupStorage::StageState(const StateWrites& w) {
   if (!failure().ok()) return;  // the next write reports the failure
   SYNOD_ASSERT_MSG(w.reset || w.applied >= state_applied_, "the stored state would move back");
   rocksdb::WriteBatch& batch = Stage();
@@ -535,49 +521,30 @@ void RocksStorage::StageState(const StateWrites& w) {
   }
 }
 
-Status RocksStorage::ForEachState(const StateDataFn& data_fn,
+Status GroupStorage::ForEachState(const StateDataFn& data_fn,
                                   const StateSessionFn& session_fn) const {
-  // One database snapshot for both ranges: they are read as of one write.
-  rocksdb::DB* db = node_->db();
-  const rocksdb::Snapshot* snap = db->GetSnapshot();
   const size_t data_prefix = DataKeyPrefixBytes();
-  Status s = ForEachStateRange(snap, DataBegin(), DataEnd(), data_prefix,
-                               [&](std::string_view key, std::string_view payload) {
-                                 return data_fn(key.substr(data_prefix), payload);
-                               });
-  if (s.ok()) {
-    s = ForEachStateRange(
-        snap, Key(kSessionKind), Key(kSessionEndKind), kGroupPrefixBytes,
-        [&](std::string_view key, std::string_view payload) {
-          if (key.size() != kSessionKeyBytes) {
-            return Status::Corruption(fmt::format("malformed session key of {} bytes", key.size()));
-          }
-          return session_fn(format::GetU64Be(key.data() + kGroupPrefixBytes + 1), payload);
-        });
-  }
-  db->ReleaseSnapshot(snap);
-  return s;
-}
-
-Status RocksStorage::ForEachStateRange(
-    const rocksdb::Snapshot* snap, std::string_view begin, std::string_view end, size_t name_at,
-    const std::function<Status(std::string_view key, std::string_view payload)>& fn) const {
-  const rocksdb::Slice upper(end.data(), end.size());
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
-  ro.iterate_upper_bound = &upper;
-  ro.fill_cache = false;  // read once, at start-up
-  std::unique_ptr<rocksdb::Iterator> it(node_->db()->NewIterator(ro));
-  // Bounded by the records in the range.
-  for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid(); it->Next()) {
-    const std::string_view key = View(it->key());
-    Result<std::string_view> payload = Unframe(
-        key, View(it->value()), fmt::format("state record '{}'", Printable(key.substr(name_at))));
-    if (!payload.ok()) return payload.status();
-    SYNOD_RETURN_IF_ERROR(fn(key, *payload));
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "reading the state machine");
-  return Status::Ok();
+  // Checks a record's frame; an error names it by its key from `name_at` on.
+  const auto unframe = [](std::string_view key, std::string_view value, size_t name_at) {
+    return Unframe(key, value, fmt::format("state record '{}'", Printable(key.substr(name_at))));
+  };
+  std::vector<ScanRange> ranges;
+  ranges.push_back({DataBegin(), DataEnd(), [&](std::string_view key, std::string_view value) {
+                      Result<std::string_view> payload = unframe(key, value, data_prefix);
+                      if (!payload.ok()) return payload.status();
+                      return data_fn(key.substr(data_prefix), *payload);
+                    }});
+  ranges.push_back(
+      {Key(kSessionKind), Key(kSessionEndKind), [&](std::string_view key, std::string_view value) {
+         Result<std::string_view> payload = unframe(key, value, kGroupPrefixBytes);
+         if (!payload.ok()) return payload.status();
+         if (key.size() != kSessionKeyBytes) {
+           return Status::Corruption(fmt::format("malformed session key of {} bytes", key.size()));
+         }
+         return session_fn(format::GetU64Be(key.data() + kGroupPrefixBytes + 1), *payload);
+       }});
+  // Both ranges as of one write.
+  return node_->engine().Scan(ranges);
 }
 
 }  // namespace synod::storage
