@@ -29,6 +29,13 @@ struct SimCluster::Node {
   std::unique_ptr<SimDisk> disk = std::make_unique<SimDisk>();
   std::unique_ptr<NodeTransport> transport;
   std::unique_ptr<storage::WalStorage> wal;
+  // Node storage (ClusterOptions::node_storage): the real node's storage path — a NodeDb over
+  // an in-memory engine that survives crashes, the group's GroupStorage in it, and the node
+  // write the host makes durable (one at a time) after a simulated fsync.
+  storage::MemEngine engine;
+  std::unique_ptr<storage::NodeDb> db;
+  std::unique_ptr<storage::GroupStorage> group_store;
+  std::optional<storage::NodeDb::Write> write_in_flight;
   std::unique_ptr<cluster::Replica> replica;
   bool started = false;  // ever booted (its disk holds a log)
   bool up = false;
@@ -74,7 +81,14 @@ SimCluster::SimCluster(EventLoop* loop, env::Random* rng, SimNetwork* net, Clust
   }
 }
 
-SimCluster::~SimCluster() = default;
+SimCluster::~SimCluster() {
+  // The run ended with writes in flight: report them, so that the stores close balanced.
+  for (auto& [id, n] : nodes_) {
+    if (!n->write_in_flight) continue;
+    n->write_in_flight.reset();
+    n->db->OnWritten(Status::IoError("the simulation ended"));
+  }
+}
 
 SimCluster::Node& SimCluster::node(NodeId id) {
   auto it = nodes_.find(id);
@@ -103,21 +117,49 @@ void SimCluster::StartSpare(NodeId id) {
   Boot(n, false);
 }
 
+Status SimCluster::OpenStore(Node& n, bool* created) {
+  if (!opts_.node_storage) {
+    auto wal = storage::WalStorage::Open(n.disk.get(), opts_.cluster_id);
+    if (!wal.ok()) return wal.status();
+    n.wal = std::move(wal).value();
+    *created = n.wal->recovery_stats().created;
+    return Status::Ok();
+  }
+  auto db =
+      storage::NodeDb::Open(&n.engine, "node-" + std::to_string(n.id.value()), opts_.cluster_id);
+  if (!db.ok()) return db.status();
+  n.db = std::move(db).value();
+  auto store = storage::GroupStorage::Open(n.db.get(), opts_.replica.group,
+                                           storage::StateSpan::Slots(0, kSlotCount - 1));
+  if (!store.ok()) {
+    n.db.reset();
+    return store.status();
+  }
+  n.group_store = std::move(store).value();
+  *created = n.group_store->recovery_stats().created;
+  return Status::Ok();
+}
+
+storage::LogStore* SimCluster::Store(Node& n) {
+  return opts_.node_storage ? static_cast<storage::LogStore*>(n.group_store.get()) : n.wal.get();
+}
+
 void SimCluster::Boot(Node& n, bool bootstrap) {
   SYNOD_ASSERT(!n.up);
-  auto wal = storage::WalStorage::Open(n.disk.get(), opts_.cluster_id);
-  if (!wal.ok()) {
-    if (wal.status().code() == Code::kIoError) {
+  bool created = false;
+  Status opened = OpenStore(n, &created);
+  if (!opened.ok()) {
+    if (opened.code() == Code::kIoError) {
       // A full disk keeps the node down (as it would a real process); healing retries.
       Trace("boot-failed " + std::to_string(n.id.value()));
       return;
     }
     Violate("node " + std::to_string(n.id.value()) +
-            " cannot recover its log: " + wal.status().ToString());
+            " cannot recover its log: " + opened.ToString());
     return;
   }
-  n.wal = std::move(wal).value();
-  if (bootstrap && n.wal->recovery_stats().created) {
+  storage::LogStore* store = Store(n);
+  if (bootstrap && created) {
     // A new cluster: every initial voter starts from the same snapshot holding the initial
     // configuration and an empty state machine.
     raft::Snapshot s;
@@ -127,15 +169,17 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
       s.meta.conf_state.voters.insert(NodeId(static_cast<uint64_t>(i)));
     }
     s.data = kv::StateMachine(opts_.replica.kv).Snapshot();
-    Status st = n.wal->Save(s, {}, raft::HardState{Term(1), kNoNode, LogIndex(1)});
-    if (st.ok()) st = n.wal->Sync();
+    Status st = store->Save(s, {}, raft::HardState{Term(1), kNoNode, LogIndex(1)});
+    if (st.ok()) st = store->Sync();
     SYNOD_ASSERT_MSG(st.ok(), "sim: bootstrap write failed");
     n.disk->CompleteSync();
   }
   cluster::ReplicaOptions ro = opts_.replica;
   ro.raft.id = n.id;
   ro.raft.random_seed = rng_->Next() | 1;
-  auto r = cluster::Replica::Create(ro, n.transport.get(), n.wal.get(), this,
+  // The real node's mode with its storage: the host makes each round durable.
+  if (opts_.node_storage) ro.sync_mode = cluster::ReplicaOptions::SyncMode::kHost;
+  auto r = cluster::Replica::Create(ro, n.transport.get(), store, this,
                                     logger_.With("node=" + std::to_string(n.id.value()) + " "));
   if (!r.ok()) {
     Violate("node " + std::to_string(n.id.value()) + " cannot start: " + r.status().ToString());
@@ -194,7 +238,13 @@ void SimCluster::Pump(Node& n) {
       continue;
     }
     // The fsync takes time; only when it completes is the data durable and may the replica
-    // act on it. A crash before then loses it.
+    // act on it. A crash before then may lose it.
+    if (opts_.node_storage) {
+      // As the real node's storage thread: the round's node write is taken now and written
+      // when the fsync completes.
+      SYNOD_ASSERT(!n.write_in_flight);
+      n.write_in_flight = n.db->TakeWrite();
+    }
     int64_t latency = rng_->Range(opts_.fsync_min_ns, opts_.fsync_max_ns);
     NodeId id = n.id;
     loop_->After(latency, [this, id, inc = n.incarnation] {
@@ -202,8 +252,14 @@ void SimCluster::Pump(Node& n) {
           id, inc,
           [this, id] {
             Node& n = node(id);
-            n.disk->CompleteSync();
-            n.replica->FinishReady();
+            if (!opts_.node_storage) {
+              n.disk->CompleteSync();
+              n.replica->FinishReady();
+            } else if (Status s = FinishNodeWrite(n); s.ok()) {
+              n.replica->FinishReady();
+            } else {
+              n.replica->FailStorage(s);
+            }
             Pump(n);
           },
           true);
@@ -314,9 +370,30 @@ void SimCluster::Crash(NodeId id) {
   n.paused = false;
   n.held.clear();
   ++n.incarnation;
+  if (opts_.node_storage) {
+    // A write in flight may or may not have reached the disk before the crash: nothing may
+    // depend on an unacknowledged write being lost, nor on it being kept.
+    if (n.write_in_flight) {
+      if (rng_->Chance(0.5)) (void)n.db->WriteTaken(*n.write_in_flight);
+      n.write_in_flight.reset();
+      n.db->OnWritten(Status::IoError("the node crashed"));
+    }
+    n.replica.reset();
+    n.group_store.reset();
+    n.db.reset();
+    return;
+  }
   n.replica.reset();
   n.wal.reset();
   n.disk->Crash(*rng_, opts_.torn_writes);
+}
+
+Status SimCluster::FinishNodeWrite(Node& n) {
+  SYNOD_ASSERT(n.write_in_flight);
+  const Status s = n.db->WriteTaken(*n.write_in_flight);
+  n.write_in_flight.reset();
+  n.db->OnWritten(s);
+  return s;
 }
 
 void SimCluster::Restart(NodeId id) {
@@ -350,6 +427,7 @@ void SimCluster::Resume(NodeId id) {
 void SimCluster::SetDiskFull(NodeId id, bool full) {
   Trace(std::string(full ? "disk-full " : "disk-ok ") + std::to_string(id.value()));
   node(id).disk->SetFull(full);
+  node(id).engine.SetFailWrites(full);
 }
 
 std::vector<NodeId> SimCluster::AllIds() const {

@@ -1,5 +1,6 @@
 // SimCluster: N simulated nodes — each a real cluster::Replica over a real WalStorage on a
-// simulated disk — connected by a simulated network, in one thread, under one seed.
+// simulated disk, or over the real node's storage (a NodeDb and GroupStorage on an in-memory
+// engine) — connected by a simulated network, in one thread, under one seed.
 //
 // It also watches the invariants of Raft after every event (it is the replicas' observer):
 //  - at most one leader per term (election safety);
@@ -35,6 +36,8 @@
 #include "sim/event_loop.h"
 #include "sim/network.h"
 #include "sim/sim_disk.h"
+#include "storage/group_storage.h"
+#include "storage/node_db.h"
 #include "storage/wal_storage.h"
 
 namespace synod::sim {
@@ -47,6 +50,11 @@ struct ClusterOptions {
   int64_t fsync_min_ns = 100 * kMicro;
   int64_t fsync_max_ns = 1 * kMilli;
   bool torn_writes = false;  // a crash may keep a torn prefix of unsynced bytes
+  // The real node's storage path instead of WalStorage on a SimDisk: a NodeDb over an
+  // in-memory engine, the state machine persisted beside the log, and the host's sync mode (one
+  // node write per round, made durable after the simulated fsync). A crash keeps or drops the
+  // write in flight at random.
+  bool node_storage = false;
   // Wall clocks (Unix ms) for timed commands and expiry: simulated time plus a fixed epoch
   // (so that a wall time is never 0, which replicas read as "no clock") plus a per-node skew
   // drawn uniformly in [-wall_skew_ms_max, +wall_skew_ms_max], as NTP leaves real clocks.
@@ -146,6 +154,12 @@ class SimCluster final : public cluster::ReplicaObserver {
   Node& node(NodeId id);
   const Node& node(NodeId id) const;
   void Boot(Node& n, bool bootstrap);
+  // Opens the node's storage (WalStorage or NodeDb, see ClusterOptions::node_storage); sets
+  // *created when it held nothing.
+  Status OpenStore(Node& n, bool* created);
+  storage::LogStore* Store(Node& n);
+  // node_storage: writes the node write in flight and reports it; its status.
+  Status FinishNodeWrite(Node& n);
   void ScheduleTick(Node& n);
   // Runs fn on the node if it is still the same incarnation and up; holds it while paused.
   void OnNode(NodeId id, uint64_t incarnation, std::function<void()> fn, bool hold_if_paused);

@@ -44,13 +44,14 @@ struct Knobs {
     return fmt::format(
         "election_ticks={} heartbeat_ticks={} max_msg_bytes={} max_inflight={} prevote={} "
         "checkquorum={} reads={} drift_ticks={} snapshot_entries={} fsync_max_us={} "
-        "clock_drift={:.2f} wall_skew_ms={} tombstones_max={} torn={} loss={:.3f} dup={:.3f} "
-        "latency_max_us={}",
+        "clock_drift={:.2f} wall_skew_ms={} tombstones_max={} storage={} torn={} loss={:.3f} "
+        "dup={:.3f} latency_max_us={}",
         r.election_ticks, r.heartbeat_ticks, r.max_msg_bytes, r.max_inflight_msgs, r.pre_vote,
         r.check_quorum, r.read_only_option == raft::ReadOnlyOption::kLeaseBased ? "lease" : "safe",
         r.lease_clock_drift_ticks, cluster.replica.snapshot_entries, cluster.fsync_max_ns / kMicro,
         cluster.clock_drift_max, cluster.wall_skew_ms_max, cluster.replica.kv.tombstones_max,
-        cluster.torn_writes, link.loss, link.duplicate, link.latency_max_ns / kMicro);
+        cluster.node_storage ? "node" : "wal", cluster.torn_writes, link.loss, link.duplicate,
+        link.latency_max_ns / kMicro);
   }
 };
 
@@ -95,6 +96,10 @@ Knobs DrawKnobs(const SimOptions& o, env::Random& rng) {
   // Few WATCH tombstones: deletes evict them and raise the floor, so EXEC must judge watches
   // older than the floor as changed.
   if (rng.Chance(0.3)) k.cluster.replica.kv.tombstones_max = static_cast<size_t>(rng.Range(1, 4));
+  // Half the seeds run the real node's storage path (NodeDb, state persisted beside the log,
+  // the host's node write), half WalStorage on a disk that tears unsynced writes. Drawn last, so
+  // that the knobs above stay what they were for every seed.
+  k.cluster.node_storage = rng.Chance(0.5);
   return k;
 }
 

@@ -443,7 +443,10 @@ void Replica::StageStateChanges(bool force) {
     return;  // nothing applied
   }
   storage::StateWrites w;
-  w.reset = c.reset || std::exchange(state_reset_pending_, false);
+  // Both, always: a pending reset left set (when c.reset alone decided) would make the next
+  // staging replace the whole stored state with only the keys touched since.
+  const bool reset_pending = std::exchange(state_reset_pending_, false);
+  w.reset = c.reset || reset_pending;
   w.data = std::move(c.data);
   w.sessions = std::move(c.sessions);
   w.applied = c.applied;

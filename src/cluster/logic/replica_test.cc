@@ -13,6 +13,9 @@
 
 #include "env/disk.h"
 #include "kv/command.h"
+#include "storage/engine.h"
+#include "storage/group_storage.h"
+#include "storage/node_db.h"
 #include "storage/wal_storage.h"
 
 namespace synod::cluster {
@@ -370,6 +373,95 @@ TEST(ReplicaTest, WritesBatchedWithoutALeaderAreRefusedNotLost) {
   ASSERT_EQ(replies.size(), 3u);
   for (const ClientReply& r : replies) EXPECT_FALSE(r.status.ok());
   EXPECT_EQ(g.replica(2).pending_requests(), 0u);
+}
+
+// Regression (found by the simulator once it ran the real node's storage): a replica that
+// restarted with no stored state, restored the snapshot image and replayed the log, staged the
+// whole state once (a reset), but left its own "reset pending" flag set; the next staging then
+// replaced the stored state again with only the keys touched since, and a later restart lost the
+// replayed keys.
+TEST(ReplicaTest, RestartWithoutStoredStateKeepsTheReplayedKeysInTheStore) {
+  storage::MemEngine engine;
+  const auto open = [&engine](std::unique_ptr<storage::NodeDb>* db,
+                              std::unique_ptr<storage::GroupStorage>* store) {
+    auto d = storage::NodeDb::Open(&engine, "memory", kClusterId);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    *db = std::move(*d);
+    auto s = storage::GroupStorage::Open(db->get(), GroupId(1),
+                                         storage::StateSpan::Slots(0, kSlotCount - 1));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    *store = std::move(*s);
+  };
+  {  // A log that a crash left without any state record: snapshot at 1, SETs at 2..4.
+    std::unique_ptr<storage::NodeDb> db;
+    std::unique_ptr<storage::GroupStorage> store;
+    open(&db, &store);
+    raft::Snapshot snap;
+    snap.meta.index = LogIndex(1);
+    snap.meta.term = Term(1);
+    snap.meta.conf_state.voters = {NodeId(1)};
+    snap.data = kv::StateMachine(kv::Options{}).Snapshot();
+    std::vector<raft::Entry> ents;
+    for (uint64_t i = 2; i <= 4; ++i) {
+      raft::Entry e;
+      e.term = Term(1);
+      e.index = LogIndex(i);
+      e.data = kv::EncodeCommand(Set(i, 1, "replayed" + std::to_string(i)));
+      ents.push_back(std::move(e));
+    }
+    ASSERT_TRUE(store->Save(snap, ents, raft::HardState{Term(1), kNoNode, LogIndex(4)}).ok());
+    ASSERT_TRUE(store->Sync().ok());
+    EXPECT_EQ(store->state_applied(), LogIndex(0));
+  }
+  {  // Restart: replay, become leader, write one more key; every round is staged.
+    std::unique_ptr<storage::NodeDb> db;
+    std::unique_ptr<storage::GroupStorage> store;
+    open(&db, &store);
+    Outbox out;
+    NoObserver observer;
+    ReplicaOptions ro;
+    ro.raft.id = NodeId(1);
+    ro.raft.random_seed = 5;
+    ro.state_flush_entries = 1000;  // only resets and forced flushes stage
+    auto r = Replica::Create(ro, &out, store.get(), &observer, Logger());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    Replica& replica = **r;
+    const auto pump = [&] {
+      for (int i = 0; i < 100 && replica.HasReady(); ++i) {
+        replica.BeginReady();
+        replica.FinishReady();
+      }
+    };
+    for (int t = 0; t < 100 && replica.raw_node().raft().role() != raft::Role::kLeader; ++t) {
+      replica.Tick();
+      pump();
+    }
+    ASSERT_EQ(replica.raw_node().raft().role(), raft::Role::kLeader);
+    bool done = false;
+    replica.Submit(Set(9, 1, "written"), ReadMode::kLinearizable, [&](ClientReply reply) {
+      EXPECT_TRUE(reply.status.ok()) << reply.status.ToString();
+      done = true;
+    });
+    pump();
+    ASSERT_TRUE(done);
+    EXPECT_EQ(replica.state_machine().keyspace().size(), 4u);
+    replica.FlushState();  // as at a shutdown: stage what was applied since
+    ASSERT_TRUE(store->Sync().ok());
+  }
+  // What the store holds is the whole state.
+  std::unique_ptr<storage::NodeDb> db;
+  std::unique_ptr<storage::GroupStorage> store;
+  open(&db, &store);
+  std::set<std::string> keys;
+  ASSERT_TRUE(store
+                  ->ForEachState(
+                      [&](std::string_view key, std::string_view) {
+                        keys.emplace(key);
+                        return Status::Ok();
+                      },
+                      [](uint64_t, std::string_view) { return Status::Ok(); })
+                  .ok());
+  EXPECT_EQ(keys, (std::set<std::string>{"replayed2", "replayed3", "replayed4", "written"}));
 }
 
 }  // namespace
