@@ -30,14 +30,16 @@ struct SimCluster::Node {
   std::unique_ptr<NodeTransport> transport;
   std::unique_ptr<storage::WalStorage> wal;
   // Node storage (ClusterOptions::node_storage): the real node's storage path — a NodeDb over
-  // an in-memory engine that survives crashes, the group's GroupStorage in it, and the node
-  // write the host makes durable (one at a time) after a simulated fsync.
+  // an in-memory engine that survives crashes, the group's GroupStorage in it, and the
+  // node write the host makes durable (one at a time) after a simulated fsync. The group's
+  // replica lives in the node's cluster::Store, as in the real node.
   storage::MemEngine engine;
   std::unique_ptr<storage::NodeDb> db;
-  std::unique_ptr<storage::GroupStorage> group_store;
+  std::unique_ptr<cluster::Store> store;
   std::optional<storage::NodeDb::Write> write_in_flight;
-  std::unique_ptr<cluster::Replica> replica;
-  bool started = false;  // ever booted (its disk holds a log)
+  std::unique_ptr<cluster::Replica> owned_replica;  // WalStorage mode
+  cluster::Replica* replica = nullptr;              // the group's replica, in either mode
+  bool started = false;                             // ever booted (its disk holds a log)
   bool up = false;
   bool paused = false;
   uint64_t incarnation = 0;
@@ -54,10 +56,8 @@ struct SimCluster::Node {
 class SimCluster::NodeTransport final : public cluster::RaftTransport {
  public:
   NodeTransport(SimCluster* c, NodeId id) : c_(c), id_(id) {}
-  // One group per node for now: the group id is not carried.
   void Send(GroupId group, raft::Message msg) override {
-    (void)group;
-    c_->SendMessage(id_, std::move(msg));
+    c_->SendMessage(id_, group, std::move(msg));
   }
 
  private:
@@ -117,37 +117,9 @@ void SimCluster::StartSpare(NodeId id) {
   Boot(n, false);
 }
 
-Status SimCluster::OpenStore(Node& n, bool* created) {
-  if (!opts_.node_storage) {
-    auto wal = storage::WalStorage::Open(n.disk.get(), opts_.cluster_id);
-    if (!wal.ok()) return wal.status();
-    n.wal = std::move(wal).value();
-    *created = n.wal->recovery_stats().created;
-    return Status::Ok();
-  }
-  auto db =
-      storage::NodeDb::Open(&n.engine, "node-" + std::to_string(n.id.value()), opts_.cluster_id);
-  if (!db.ok()) return db.status();
-  n.db = std::move(db).value();
-  auto store = storage::GroupStorage::Open(n.db.get(), opts_.replica.group,
-                                           storage::StateSpan::Slots(0, kSlotCount - 1));
-  if (!store.ok()) {
-    n.db.reset();
-    return store.status();
-  }
-  n.group_store = std::move(store).value();
-  *created = n.group_store->recovery_stats().created;
-  return Status::Ok();
-}
-
-storage::LogStore* SimCluster::Store(Node& n) {
-  return opts_.node_storage ? static_cast<storage::LogStore*>(n.group_store.get()) : n.wal.get();
-}
-
 void SimCluster::Boot(Node& n, bool bootstrap) {
   SYNOD_ASSERT(!n.up);
-  bool created = false;
-  Status opened = OpenStore(n, &created);
+  Status opened = opts_.node_storage ? OpenNodeStore(n, bootstrap) : OpenWal(n, bootstrap);
   if (!opened.ok()) {
     if (opened.code() == Code::kIoError) {
       // A full disk keeps the node down (as it would a real process); healing retries.
@@ -158,34 +130,6 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
             " cannot recover its log: " + opened.ToString());
     return;
   }
-  storage::LogStore* store = Store(n);
-  if (bootstrap && created) {
-    // A new cluster: every initial voter starts from the same snapshot holding the initial
-    // configuration and an empty state machine.
-    raft::Snapshot s;
-    s.meta.index = LogIndex(1);
-    s.meta.term = Term(1);
-    for (int i = 1; i <= opts_.nodes; ++i) {
-      s.meta.conf_state.voters.insert(NodeId(static_cast<uint64_t>(i)));
-    }
-    s.data = kv::StateMachine(opts_.replica.kv).Snapshot();
-    Status st = store->Save(s, {}, raft::HardState{Term(1), kNoNode, LogIndex(1)});
-    if (st.ok()) st = store->Sync();
-    SYNOD_ASSERT_MSG(st.ok(), "sim: bootstrap write failed");
-    n.disk->CompleteSync();
-  }
-  cluster::ReplicaOptions ro = opts_.replica;
-  ro.raft.id = n.id;
-  ro.raft.random_seed = rng_->Next() | 1;
-  // The real node's mode with its storage: the host makes each round durable.
-  if (opts_.node_storage) ro.sync_mode = cluster::ReplicaOptions::SyncMode::kHost;
-  auto r = cluster::Replica::Create(ro, n.transport.get(), store, this,
-                                    logger_.With("node=" + std::to_string(n.id.value()) + " "));
-  if (!r.ok()) {
-    Violate("node " + std::to_string(n.id.value()) + " cannot start: " + r.status().ToString());
-    return;
-  }
-  n.replica = std::move(r).value();
   n.ticks = 0;
   SetWallClock(n);
   n.started = true;
@@ -199,6 +143,68 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
   Pump(n);
 }
 
+Status SimCluster::OpenWal(Node& n, bool bootstrap) {
+  auto wal = storage::WalStorage::Open(n.disk.get(), opts_.cluster_id);
+  if (!wal.ok()) return wal.status();
+  n.wal = std::move(wal).value();
+  if (bootstrap && n.wal->recovery_stats().created) {
+    // A new cluster: every initial voter starts from the same snapshot holding the initial
+    // configuration and an empty state machine.
+    raft::Snapshot s;
+    s.meta.index = LogIndex(1);
+    s.meta.term = Term(1);
+    for (int i = 1; i <= opts_.nodes; ++i) {
+      s.meta.conf_state.voters.insert(NodeId(static_cast<uint64_t>(i)));
+    }
+    s.data = kv::StateMachine(opts_.replica.kv).Snapshot();
+    Status st = n.wal->Save(s, {}, raft::HardState{Term(1), kNoNode, LogIndex(1)});
+    if (st.ok()) st = n.wal->Sync();
+    SYNOD_ASSERT_MSG(st.ok(), "sim: bootstrap write failed");
+    n.disk->CompleteSync();
+  }
+  cluster::ReplicaOptions ro = opts_.replica;
+  ro.raft.id = n.id;
+  ro.raft.random_seed = rng_->Next() | 1;
+  auto r = cluster::Replica::Create(ro, n.transport.get(), n.wal.get(), this,
+                                    logger_.With("node=" + std::to_string(n.id.value()) + " "));
+  if (!r.ok()) {
+    n.wal.reset();
+    return Status::Corruption("cannot start: " + r.status().ToString());
+  }
+  n.owned_replica = std::move(r).value();
+  n.replica = n.owned_replica.get();
+  return Status::Ok();
+}
+
+Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
+  auto db =
+      storage::NodeDb::Open(&n.engine, "node-" + std::to_string(n.id.value()), opts_.cluster_id);
+  if (!db.ok()) return db.status();
+  n.db = std::move(db).value();
+  cluster::StoreOptions so;
+  so.self = n.id;
+  so.replica = opts_.replica;
+  so.random_seed = rng_->Next();
+  n.store =
+      std::make_unique<cluster::Store>(so, n.db.get(), n.transport.get(), this,
+                                       logger_.With("node=" + std::to_string(n.id.value()) + " "));
+  // Initial voters bootstrap the group when their storage holds nothing of it.
+  std::set<NodeId> voters;
+  if (bootstrap) {
+    for (int i = 1; i <= opts_.nodes; ++i) voters.insert(NodeId(static_cast<uint64_t>(i)));
+  }
+  const Status added =
+      n.store->AddGroup(opts_.replica.group, storage::StateSpan::Slots(0, kSlotCount - 1), voters);
+  if (!added.ok()) {
+    n.store.reset();
+    n.db.reset();
+    return added.code() == Code::kIoError ? added
+                                          : Status::Corruption("cannot start: " + added.ToString());
+  }
+  n.replica = n.store->replica(opts_.replica.group);
+  return Status::Ok();
+}
+
 void SimCluster::ScheduleTick(Node& n) {
   auto interval = static_cast<int64_t>(static_cast<double>(opts_.tick_ns) * n.clock_rate);
   uint64_t inc = n.incarnation;
@@ -208,10 +214,14 @@ void SimCluster::ScheduleTick(Node& n) {
     if (n.incarnation != inc || !n.up) return;
     if (!n.paused) {
       SetWallClock(n);
-      n.replica->Tick();
-      int every = opts_.expiry_every_ticks;
-      if (every > 0 && ++n.ticks % static_cast<uint64_t>(every) == 0) {
-        n.replica->ProposeExpiry(WallMs(id), opts_.expiry_limit);  // only a leader acts
+      const int every = opts_.expiry_every_ticks;
+      const bool expiry = every > 0 && ++n.ticks % static_cast<uint64_t>(every) == 0;
+      if (n.store) {
+        n.store->Tick();
+        if (expiry) n.store->ProposeExpiry(WallMs(id), opts_.expiry_limit);
+      } else {
+        n.replica->Tick();
+        if (expiry) n.replica->ProposeExpiry(WallMs(id), opts_.expiry_limit);  // leader only
       }
       Pump(n);
     }
@@ -231,6 +241,7 @@ void SimCluster::OnNode(NodeId id, uint64_t incarnation, std::function<void()> f
 }
 
 void SimCluster::Pump(Node& n) {
+  if (n.store) return PumpStore(n);
   while (n.up && !n.paused && n.replica->HasReady()) {
     bool sync = n.replica->BeginReady();
     if (!sync) {
@@ -238,13 +249,7 @@ void SimCluster::Pump(Node& n) {
       continue;
     }
     // The fsync takes time; only when it completes is the data durable and may the replica
-    // act on it. A crash before then may lose it.
-    if (opts_.node_storage) {
-      // As the real node's storage thread: the round's node write is taken now and written
-      // when the fsync completes.
-      SYNOD_ASSERT(!n.write_in_flight);
-      n.write_in_flight = n.db->TakeWrite();
-    }
+    // act on it. A crash before then loses it.
     int64_t latency = rng_->Range(opts_.fsync_min_ns, opts_.fsync_max_ns);
     NodeId id = n.id;
     loop_->After(latency, [this, id, inc = n.incarnation] {
@@ -252,14 +257,8 @@ void SimCluster::Pump(Node& n) {
           id, inc,
           [this, id] {
             Node& n = node(id);
-            if (!opts_.node_storage) {
-              n.disk->CompleteSync();
-              n.replica->FinishReady();
-            } else if (Status s = FinishNodeWrite(n); s.ok()) {
-              n.replica->FinishReady();
-            } else {
-              n.replica->FailStorage(s);
-            }
+            n.disk->CompleteSync();
+            n.replica->FinishReady();
             Pump(n);
           },
           true);
@@ -268,21 +267,48 @@ void SimCluster::Pump(Node& n) {
   }
 }
 
-void SimCluster::SendMessage(NodeId from, raft::Message m) {
+void SimCluster::PumpStore(Node& n) {
+  while (n.up && !n.paused && n.store->HasWork()) {
+    if (!n.store->BeginRound()) continue;
+    // As the real node's storage thread: the round's node write is taken now and written when
+    // the fsync completes; only then may the groups act on it. A crash before may lose it.
+    SYNOD_ASSERT(!n.write_in_flight);
+    n.write_in_flight = n.db->TakeWrite();
+    int64_t latency = rng_->Range(opts_.fsync_min_ns, opts_.fsync_max_ns);
+    NodeId id = n.id;
+    loop_->After(latency, [this, id, inc = n.incarnation] {
+      OnNode(
+          id, inc,
+          [this, id] {
+            Node& n = node(id);
+            n.store->FinishRound(FinishNodeWrite(n));
+            Pump(n);
+          },
+          true);
+    });
+    return;
+  }
+}
+
+void SimCluster::SendMessage(NodeId from, GroupId group, raft::Message m) {
   NodeId to = m.to;
   if (nodes_.find(to) == nodes_.end()) return;
   Trace(std::to_string(from.value()) + ">" + std::to_string(to.value()) + " " +
         raft::MessageTypeName(m.type) + " t" + std::to_string(m.term.value()) + " i" +
         std::to_string(m.index.value()) + " n" + std::to_string(m.entries.size()));
   auto shared = std::make_shared<raft::Message>(std::move(m));
-  net_->Send(from, to, [this, to, shared] {
+  net_->Send(from, to, [this, to, group, shared] {
     Node& n = node(to);
     OnNode(
         to, n.incarnation,
-        [this, to, shared] {
+        [this, to, group, shared] {
           Node& n = node(to);
           SetWallClock(n);  // a leader restamps forwarded timed commands with it
-          n.replica->Receive(*shared);
+          if (n.store) {
+            (void)n.store->Receive(group, *shared);
+          } else {
+            n.replica->Receive(*shared);
+          }
           Pump(n);
         },
         true);
@@ -304,7 +330,11 @@ void SimCluster::Submit(NodeId id, const kv::Command& cmd, cluster::ReadMode mod
           SetWallClock(n);
           kv::Command stamped = cmd;
           if (stamped.now_ms != 0) stamped.now_ms = WallMs(id);
-          n.replica->Submit(stamped, mode, ReplyBack(cb));
+          if (n.store) {
+            n.store->Submit(opts_.replica.group, stamped, mode, ReplyBack(cb));
+          } else {
+            n.replica->Submit(stamped, mode, ReplyBack(cb));
+          }
           Pump(n);
         },
         true);
@@ -323,7 +353,11 @@ void SimCluster::SubmitRead(NodeId id, cluster::ReadFn fn, cluster::ReadMode mod
         [this, id, shared_fn, mode, cb] {
           Node& n = node(id);
           SetWallClock(n);
-          n.replica->SubmitRead(*shared_fn, mode, ReplyBack(cb));
+          if (n.store) {
+            n.store->SubmitRead(opts_.replica.group, *shared_fn, mode, ReplyBack(cb));
+          } else {
+            n.replica->SubmitRead(*shared_fn, mode, ReplyBack(cb));
+          }
           Pump(n);
         },
         true);
@@ -344,12 +378,19 @@ int64_t SimCluster::WallMs(NodeId id) const {
   return opts_.wall_epoch_ms + loop_->now() / kMilli + node(id).wall_skew_ms;
 }
 
-void SimCluster::SetWallClock(Node& n) { n.replica->set_wall_clock_ms(WallMs(n.id)); }
+void SimCluster::SetWallClock(Node& n) {
+  if (n.store) {
+    n.store->set_wall_clock_ms(WallMs(n.id));
+  } else {
+    n.replica->set_wall_clock_ms(WallMs(n.id));
+  }
+}
 
 Status SimCluster::ProposeConfChange(NodeId via, const raft::ConfChange& cc) {
   Node& n = node(via);
   if (!n.up || n.paused) return Status::Unavailable("node is down");
   Status s = n.replica->ProposeConfChange(cc);
+  if (n.store) n.store->Touch(opts_.replica.group);
   Pump(n);
   return s;
 }
@@ -358,6 +399,7 @@ Status SimCluster::TransferLeadership(NodeId via, NodeId to) {
   Node& n = node(via);
   if (!n.up || n.paused) return Status::Unavailable("node is down");
   Status s = n.replica->TransferLeadership(to);
+  if (n.store) n.store->Touch(opts_.replica.group);
   Pump(n);
   return s;
 }
@@ -370,6 +412,7 @@ void SimCluster::Crash(NodeId id) {
   n.paused = false;
   n.held.clear();
   ++n.incarnation;
+  n.replica = nullptr;
   if (opts_.node_storage) {
     // A write in flight may or may not have reached the disk before the crash: nothing may
     // depend on an unacknowledged write being lost, nor on it being kept.
@@ -378,12 +421,11 @@ void SimCluster::Crash(NodeId id) {
       n.write_in_flight.reset();
       n.db->OnWritten(Status::IoError("the node crashed"));
     }
-    n.replica.reset();
-    n.group_store.reset();
+    n.store.reset();
     n.db.reset();
     return;
   }
-  n.replica.reset();
+  n.owned_replica.reset();
   n.wal.reset();
   n.disk->Crash(*rng_, opts_.torn_writes);
 }
@@ -447,7 +489,7 @@ std::vector<NodeId> SimCluster::UpIds() const {
 bool SimCluster::IsUp(NodeId id) const { return node(id).up; }
 bool SimCluster::IsPaused(NodeId id) const { return node(id).paused; }
 
-const cluster::Replica* SimCluster::replica(NodeId id) const { return node(id).replica.get(); }
+const cluster::Replica* SimCluster::replica(NodeId id) const { return node(id).replica; }
 
 std::optional<NodeId> SimCluster::Leader() const {
   std::optional<NodeId> best;

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cluster/logic/replica.h"
+#include "cluster/logic/store.h"
 #include "common/log.h"
 #include "env/random.h"
 #include "sim/event_loop.h"
@@ -154,10 +155,12 @@ class SimCluster final : public cluster::ReplicaObserver {
   Node& node(NodeId id);
   const Node& node(NodeId id) const;
   void Boot(Node& n, bool bootstrap);
-  // Opens the node's storage (WalStorage or NodeDb, see ClusterOptions::node_storage); sets
-  // *created when it held nothing.
-  Status OpenStore(Node& n, bool* created);
-  storage::LogStore* Store(Node& n);
+  // Opens the node's storage and its replica: WalStorage and a Replica, or (node_storage) a
+  // NodeDb and a cluster::Store holding the group. kIoError when the disk refuses.
+  Status OpenWal(Node& n, bool bootstrap);
+  Status OpenNodeStore(Node& n, bool bootstrap);
+  // node_storage: the Store's rounds, each node write durable after a simulated fsync.
+  void PumpStore(Node& n);
   // node_storage: writes the node write in flight and reports it; its status.
   Status FinishNodeWrite(Node& n);
   void ScheduleTick(Node& n);
@@ -170,7 +173,7 @@ class SimCluster final : public cluster::ReplicaObserver {
   const Node* AnyLeaderNode() const;
   // A reply callback that delivers to `cb` after the network hop back to the client.
   cluster::ReplyFn ReplyBack(std::shared_ptr<std::function<void(cluster::ClientReply)>> cb);
-  void SendMessage(NodeId from, raft::Message m);
+  void SendMessage(NodeId from, GroupId group, raft::Message m);
   void Violate(std::string what);
   void CheckLogMatching(bool full);
   void CheckDigest(NodeId id, const kv::StateMachine& sm);

@@ -1,0 +1,140 @@
+// Store: one node's host of many Raft groups (CockroachDB's Store, TiKV's raftstore) — the pure
+// decision logic that the real node (cluster/) and the simulator (sim/) both run.
+//
+// It owns one Replica per group the node holds, each over its GroupStorage in the node's one
+// NodeDb, and drives them together:
+//  - Events (a message, a client request, a tick) go to the group they name; a group an event
+//    touched is put in the ready set, and only groups in it are examined for work, so a round
+//    costs what the busy groups cost, not what the node holds.
+//  - The node round: BeginRound() runs the Ready of every group in the ready set. Groups whose
+//    Ready needs nothing durable finish at once; the others have staged their records in the
+//    NodeDb. If any did, BeginRound returns true and the host makes the node's one write
+//    durable (TakeWrite, then WriteTaken on its storage thread, or after a simulated fsync),
+//    then calls FinishRound() with the result: every group of the round then sends what had
+//    to wait for durability and applies what committed. One fsync per round for all groups
+//    (node-wide group commit). While a round's write is in flight no group starts another
+//    Ready: what arrives meanwhile is batched into the next round.
+//  - A failed write fails every group of the round (and the NodeDb refuses every later write,
+//    so every group fails at its next round): the node stops acknowledging until restarted.
+//
+// Messages for a group the node does not hold are dropped (Receive says so); creating a replica
+// when a valid message for an unknown group arrives, epochs and tombstones come with the meta
+// shard and the elastic cluster.
+//
+// Thread-safety: none; one thread (the node's core thread, or the simulator's) owns a Store.
+// Time is Tick(); the host decides how long a tick is.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "cluster/logic/replica.h"
+#include "cluster/logic/transport.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "storage/group_storage.h"
+#include "storage/node_db.h"
+
+namespace synod::cluster {
+
+struct StoreOptions {
+  NodeId self;
+  // The options of every replica. raft.id is set to `self`, `group` to the group's id, the
+  // sync mode to kHost, and raft.random_seed is drawn from random_seed and the group id, so
+  // that groups do not time their elections in lockstep.
+  ReplicaOptions replica;
+  uint64_t random_seed = 1;
+  // Bound on the Ready rounds one group may run within one BeginRound without a write.
+  int ready_rounds_max = 64;
+};
+
+class Store {
+ public:
+  // REQUIRES: db, transport and observer (may be null) outlive the Store.
+  Store(StoreOptions opts, storage::NodeDb* db, RaftTransport* transport, ReplicaObserver* observer,
+        Logger logger);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Opens this node's replica of `group`, whose state machine keys are `span`, from what the
+  // NodeDb holds. A group with no records is new: with `voters` (the group's initial members,
+  // this node among them) it is bootstrapped as every initial member is — a snapshot at index
+  // 1 holding that membership and an empty state machine, written durably (with whatever else
+  // is staged) before AddGroup returns; without, it starts empty and waits
+  // for a leader to send it a snapshot. Errors: kFailedPrecondition (the group is open, or a
+  // round is in flight), kInvalidArgument (voters that do not include this node), the
+  // storage's and the replica's errors (kCorruption, kIoError).
+  Status AddGroup(GroupId group, storage::StateSpan span, const std::set<NodeId>& voters);
+
+  bool HasGroup(GroupId group) const { return groups_.contains(group); }
+  // The replica of `group`, or nullptr when this node holds none.
+  Replica* replica(GroupId group);
+  const Replica* replica(GroupId group) const;
+  // The groups held, in id order.
+  std::vector<GroupId> groups() const;
+  size_t group_count() const { return groups_.size(); }
+
+  // Events. Each marks the group as having possible work for the next round.
+  // Every group's clock advances one tick.
+  void Tick();
+  // A message from a peer for `group`. kNotFound (and the message dropped) when this node holds
+  // no replica of it.
+  Status Receive(GroupId group, raft::Message m);
+  // Client requests (see Replica::Submit / SubmitRead). A request for a group this node does
+  // not hold is answered at once with kNotFound.
+  void Submit(GroupId group, const kv::Command& cmd, ReadMode mode, ReplyFn reply);
+  void SubmitRead(GroupId group, ReadFn fn, ReadMode mode, ReplyFn reply);
+  // Replicated expiry in every group this node leads; the number of keys proposed.
+  size_t ProposeExpiry(int64_t now_ms, size_t limit_per_group);
+  // The transport could not reach `peer`: every group that has it as a member is told.
+  void ReportUnreachable(NodeId peer);
+  // The host's wall clock, for every replica (Replica::set_wall_clock_ms).
+  void set_wall_clock_ms(int64_t now_ms);
+  // Marks a group as having work (after a host called into its replica directly).
+  void Touch(GroupId group);
+
+  // The node round (see the class comment).
+  // Whether a round may start and some group may have work.
+  bool HasWork() const { return !round_in_flight_ && !ready_.empty(); }
+  // Runs the Ready of every group in the ready set. Returns true when a node write is needed:
+  // the host takes it (db->TakeWrite()), makes it durable and calls FinishRound.
+  bool BeginRound();
+  // The round's node write is done (`written` is WriteTaken's result).
+  void FinishRound(const Status& written);
+  bool round_in_flight() const { return round_in_flight_; }
+  // Groups in the round in flight.
+  size_t round_groups() const { return round_.size(); }
+
+  // Counters (for metrics and tests).
+  uint64_t rounds() const { return rounds_; }             // BeginRounds that needed a write
+  uint64_t dropped_messages() const { return dropped_; }  // for groups not held
+
+ private:
+  struct Group {
+    std::unique_ptr<storage::GroupStorage> storage;
+    std::unique_ptr<Replica> replica;
+  };
+  // Runs one group's Readys until it needs a write (returns true) or has none left.
+  bool RunReadys(GroupId id, Group& g);
+
+  StoreOptions opts_;
+  storage::NodeDb* db_;
+  RaftTransport* transport_;
+  ReplicaObserver* observer_;
+  Logger logger_;
+  std::map<GroupId, Group> groups_;
+  // Groups an event touched since their last Ready, in id order (deterministic rounds).
+  std::set<GroupId> ready_;
+  // Groups whose Ready waits for the round's write.
+  std::vector<GroupId> round_;
+  bool round_in_flight_ = false;
+  uint64_t rounds_ = 0;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace synod::cluster

@@ -1,0 +1,279 @@
+// Store: many groups on three nodes, each node one NodeDb over an in-memory engine, messages
+// delivered by hand.
+#include "cluster/logic/store.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/slot.h"
+#include "kv/command.h"
+#include "storage/engine.h"
+
+namespace synod::cluster {
+namespace {
+
+constexpr uint64_t kClusterId = 9;
+constexpr int kNodes = 3;
+// Three groups, each a third of the slots.
+const std::map<GroupId, storage::StateSpan> kGroups = {
+    {GroupId(2), storage::StateSpan::Slots(0, 5460)},
+    {GroupId(3), storage::StateSpan::Slots(5461, 10922)},
+    {GroupId(4), storage::StateSpan::Slots(10923, kSlotCount - 1)},
+};
+
+struct Envelope {
+  GroupId group;
+  raft::Message m;
+};
+
+class Outbox final : public RaftTransport {
+ public:
+  void Send(GroupId group, raft::Message msg) override { sent.push_back({group, std::move(msg)}); }
+  std::deque<Envelope> sent;
+};
+
+// A key whose slot lies in the group's span.
+std::string KeyOf(GroupId group, int n = 0) {
+  const storage::StateSpan span = kGroups.at(group);
+  for (int i = 0;; ++i) {
+    std::string k = "key" + std::to_string(i);
+    const uint16_t slot = KeySlot(k);
+    if (slot >= span.first_slot && slot <= span.last_slot && n-- == 0) return k;
+  }
+}
+
+kv::Command Set(uint64_t client, const std::string& key, const std::string& value) {
+  kv::Command c;
+  c.op = kv::Op::kRedis;
+  c.client_id = client;
+  c.seq = 1;
+  c.args = {"SET", key, value};
+  c.now_ms = 1000;
+  return c;
+}
+
+class StoreCluster {
+ public:
+  StoreCluster() {
+    for (int i = 1; i <= kNodes; ++i) {
+      nodes_.push_back(std::make_unique<Node>());
+      Open(i, /*bootstrap=*/true);
+    }
+  }
+
+  // Opens node i's database and store and adds every group (bootstrapping new ones).
+  void Open(int i, bool bootstrap) {
+    Node& n = node(i);
+    auto db = storage::NodeDb::Open(&n.engine, "node", kClusterId);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    n.db = std::move(*db);
+    StoreOptions o;
+    o.self = NodeId(static_cast<uint64_t>(i));
+    o.random_seed = static_cast<uint64_t>(i) * 7919;
+    n.store = std::make_unique<Store>(o, n.db.get(), &n.out, nullptr, Logger());
+    std::set<NodeId> voters;
+    if (bootstrap) {
+      for (int v = 1; v <= kNodes; ++v) voters.insert(NodeId(static_cast<uint64_t>(v)));
+    }
+    for (const auto& [g, span] : kGroups) {
+      const Status s = n.store->AddGroup(g, span, voters);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+
+  // Drops node i's store and database (its engine keeps what was written), as a crash would.
+  void Crash(int i) {
+    Node& n = node(i);
+    n.store.reset();
+    n.db.reset();
+    n.out.sent.clear();
+  }
+
+  Store& store(int i) { return *node(i).store; }
+  storage::MemEngine& engine(int i) { return node(i).engine; }
+
+  // Runs node i's rounds, each node write made durable at once.
+  void Rounds(int i) {
+    Node& n = node(i);
+    for (int r = 0; r < 100 && n.store->HasWork(); ++r) {
+      if (n.store->BeginRound()) WriteRound(i);
+    }
+  }
+
+  // Makes node i's round in flight durable, as the host's storage thread does.
+  void WriteRound(int i) {
+    Node& n = node(i);
+    storage::NodeDb::Write w = n.db->TakeWrite();
+    const Status s = n.db->WriteTaken(w);
+    n.db->OnWritten(s);
+    n.store->FinishRound(s);
+  }
+
+  // Runs rounds and delivers messages until every node is quiet.
+  void Settle() {
+    for (int round = 0; round < 1000; ++round) {
+      bool any = false;
+      for (int i = 1; i <= kNodes; ++i) {
+        if (!node(i).store) continue;
+        Rounds(i);
+        while (!node(i).out.sent.empty()) {
+          Envelope e = std::move(node(i).out.sent.front());
+          node(i).out.sent.pop_front();
+          const int to = static_cast<int>(e.m.to.value());
+          if (node(to).store) (void)node(to).store->Receive(e.group, std::move(e.m));
+          any = true;
+        }
+      }
+      if (!any) return;
+    }
+    FAIL() << "the stores did not settle";
+  }
+
+  bool Leads(int i, GroupId g) {
+    return store(i).replica(g)->raw_node().raft().role() == raft::Role::kLeader;
+  }
+
+  // Only node i's clock runs, so that it wins every group's election.
+  void ElectEverywhere(int i) {
+    for (int t = 0; t < 300; ++t) {
+      bool all = true;
+      for (const auto& [g, span] : kGroups) all = all && Leads(i, g);
+      if (all) return;
+      store(i).Tick();
+      Settle();
+    }
+    FAIL() << "node " << i << " did not win every group";
+  }
+
+ private:
+  struct Node {
+    storage::MemEngine engine;
+    std::unique_ptr<storage::NodeDb> db;
+    Outbox out;
+    std::unique_ptr<Store> store;
+  };
+  Node& node(int i) { return *nodes_[static_cast<size_t>(i - 1)]; }
+  std::vector<std::unique_ptr<Node>> nodes_;
+};
+
+TEST(StoreTest, GroupsElectAndApplyWritesToTheirOwnSlots) {
+  StoreCluster c;
+  c.ElectEverywhere(1);
+  int replies = 0;
+  for (const auto& [g, span] : kGroups) {
+    c.store(1).Submit(g, Set(g.value() * 10, KeyOf(g), "v" + std::to_string(g.value())),
+                      ReadMode::kLinearizable, [&](ClientReply r) {
+                        EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+                        ++replies;
+                      });
+  }
+  c.Settle();
+  EXPECT_EQ(replies, 3);
+  for (int i = 1; i <= kNodes; ++i) {
+    for (const auto& [g, span] : kGroups) {
+      const kv::Keyspace& ks = c.store(i).replica(g)->state_machine().keyspace();
+      EXPECT_EQ(ks.size(), 1u) << "node " << i << " group " << g;
+      EXPECT_NE(ks.FindRaw(KeyOf(g)), nullptr) << "node " << i << " group " << g;
+    }
+  }
+}
+
+TEST(StoreTest, OneNodeWriteCarriesTheRoundOfEveryGroup) {
+  StoreCluster c;
+  c.ElectEverywhere(1);
+  for (const auto& [g, span] : kGroups) {
+    c.store(1).Submit(g, Set(g.value(), KeyOf(g), "x"), ReadMode::kLinearizable,
+                      [](ClientReply) {});
+  }
+  const uint64_t writes = c.engine(1).writes();
+  ASSERT_TRUE(c.store(1).BeginRound());
+  EXPECT_EQ(c.store(1).round_groups(), 3u);  // all three proposals wait for one write
+  EXPECT_FALSE(c.store(1).HasWork());        // no second round while it is in flight
+  c.WriteRound(1);
+  EXPECT_EQ(c.engine(1).writes(), writes + 1);  // one write for the three groups
+  c.Settle();
+  for (const auto& [g, span] : kGroups) {
+    EXPECT_NE(c.store(2).replica(g)->state_machine().keyspace().FindRaw(KeyOf(g)), nullptr);
+  }
+}
+
+TEST(StoreTest, ARestartedNodeReopensEveryGroupWithItsData) {
+  StoreCluster c;
+  c.ElectEverywhere(1);
+  for (const auto& [g, span] : kGroups) {
+    for (int k = 0; k < 5; ++k) {
+      c.store(1).Submit(g, Set(g.value() * 100 + k, KeyOf(g, k), "v"), ReadMode::kLinearizable,
+                        [](ClientReply) {});
+      c.Settle();
+    }
+  }
+  c.Crash(2);
+  c.Open(2, /*bootstrap=*/false);
+  c.Rounds(2);  // replays the entries it knew committed, after the stored state
+  for (const auto& [g, span] : kGroups) {
+    const Replica* r = c.store(2).replica(g);
+    ASSERT_NE(r, nullptr);
+    // Its log holds all five; the last commit index may reach it only with the next append.
+    EXPECT_GE(r->state_machine().keyspace().size(), 4u) << "group " << g;
+    EXPECT_GE(r->raw_node().raft().log().LastIndex(), LogIndex(7)) << "group " << g;
+  }
+  for (int t = 0; t < 10; ++t) {  // the leader's heartbeats carry the commit index
+    c.store(1).Tick();
+    c.Settle();
+  }
+  for (const auto& [g, span] : kGroups) {
+    EXPECT_EQ(c.store(2).replica(g)->state_machine().keyspace().size(), 5u) << "group " << g;
+  }
+  // Data keys lie in the slot ranges of their groups: "D" + slot + key.
+  size_t data = 0;
+  for (const auto& [key, value] : c.engine(2).records()) {
+    if (key.empty() || key[0] != 'D') continue;
+    ++data;
+    const uint16_t slot =
+        static_cast<uint16_t>((static_cast<uint8_t>(key[1]) << 8) | static_cast<uint8_t>(key[2]));
+    EXPECT_EQ(slot, KeySlot(key.substr(3)));
+  }
+  EXPECT_LE(data, 15u);
+}
+
+TEST(StoreTest, RequestsAndMessagesForAGroupNotHeldAreRefused) {
+  StoreCluster c;
+  raft::Message m;
+  m.type = raft::MessageType::kHeartbeat;
+  m.from = NodeId(2);
+  m.to = NodeId(1);
+  EXPECT_EQ(c.store(1).Receive(GroupId(99), m).code(), Code::kNotFound);
+  EXPECT_EQ(c.store(1).dropped_messages(), 1u);
+  Status got;
+  c.store(1).Submit(GroupId(99), Set(1, "k", "v"), ReadMode::kLinearizable,
+                    [&](ClientReply r) { got = r.status; });
+  EXPECT_EQ(got.code(), Code::kNotFound);
+  EXPECT_EQ(c.store(1).AddGroup(GroupId(2), kGroups.at(GroupId(2)), {}).code(),
+            Code::kFailedPrecondition);
+  EXPECT_EQ(c.store(1).AddGroup(GroupId(7), storage::StateSpan::Group(), {NodeId(5)}).code(),
+            Code::kInvalidArgument);
+}
+
+TEST(StoreTest, AFailedNodeWriteFailsEveryGroupOfTheRound) {
+  StoreCluster c;
+  c.ElectEverywhere(1);
+  for (const auto& [g, span] : kGroups) {
+    c.store(1).Submit(g, Set(g.value(), KeyOf(g), "x"), ReadMode::kLinearizable,
+                      [](ClientReply) {});
+  }
+  c.engine(1).SetFailWrites(true);
+  c.Settle();
+  for (const auto& [g, span] : kGroups) {
+    EXPECT_TRUE(c.store(1).replica(g)->failed()) << "group " << g;
+    EXPECT_EQ(c.store(1).replica(g)->failure().code(), Code::kIoError);
+  }
+}
+
+}  // namespace
+}  // namespace synod::cluster
