@@ -135,36 +135,37 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   }
   if (opts.self.peer.empty()) opts.self.peer = opts.peer_listen;
   std::unique_ptr<GroupHost> h(new GroupHost(io, std::move(opts), std::move(logger)));
-  auto store =
-      storage::GroupStorage::Open(h->opts_.data_dir + "/raft", h->opts_.cluster_id, h->opts_.rocks);
-  if (!store.ok()) return store.status();
-  h->store_ = std::move(store).value();
+  auto db = storage::NodeDb::Open(h->opts_.data_dir + "/raft", h->opts_.cluster_id, h->opts_.rocks);
+  if (!db.ok()) return db.status();
+  h->db_ = std::move(db).value();
   h->LoadAddressBook();
-  const bool fresh = h->store_->snapshot().meta.index == LogIndex(0) &&
-                     h->store_->raft_storage().LastIndex() == LogIndex(0);
-  if (fresh && !h->opts_.initial_cluster.empty()) SYNOD_RETURN_IF_ERROR(h->Bootstrap());
+  if (!h->opts_.initial_cluster.empty() &&
+      h->opts_.initial_cluster.find(h->opts_.id) == h->opts_.initial_cluster.end()) {
+    return Status::InvalidArgument("node " + std::to_string(h->opts_.id.value()) +
+                                   " is not in the initial cluster list");
+  }
   for (const auto& [id, a] : h->opts_.known_members) h->members_.try_emplace(id, a);
   h->members_[h->opts_.id] = h->opts_.self;  // our own addresses may have changed
   h->SaveAddressBook();
 
-  ReplicaOptions ro;
-  ro.raft.id = h->opts_.id;
+  StoreOptions so;
+  so.self = h->opts_.id;
+  ReplicaOptions& ro = so.replica;
   ro.raft.election_ticks = h->opts_.election_ticks;
   ro.raft.heartbeat_ticks = h->opts_.heartbeat_ticks;
   ro.raft.check_quorum = true;
   ro.raft.pre_vote = true;
   ro.raft.read_only_option =
       h->opts_.lease_reads ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
-  ro.raft.random_seed = static_cast<uint64_t>(SteadyNowNs()) ^ (h->opts_.id.value() << 32);
+  so.random_seed = static_cast<uint64_t>(SteadyNowNs()) ^ (h->opts_.id.value() << 32);
   ro.request_timeout_ticks =
       static_cast<int>(std::max<int64_t>(1, h->opts_.request_timeout_ms / h->opts_.tick_ms));
   ro.snapshot_entries = h->opts_.snapshot_entries;
   ro.state_flush_entries = h->opts_.state_flush_entries;
-  ro.sync_mode = ReplicaOptions::SyncMode::kHost;
 
   env::PeerTransportOptions to;
   to.self = h->opts_.id;
-  to.cluster_id = h->store_->cluster_id();
+  to.cluster_id = h->db_->cluster_id();
   to.listen_address = h->opts_.peer_listen;
   to.advertise_address = h->opts_.self.peer;
   GroupHost* raw = h.get();
@@ -173,7 +174,7 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
       [raw](NodeId from, std::string_view payload) { raw->OnPeerMessage(from, payload); },
       [raw](NodeId peer) {
         if (raw->stopped_ || !raw->replica_) return;
-        raw->replica_->ReportUnreachable(peer);
+        raw->store_->ReportUnreachable(peer);
       },
       [raw](NodeId peer, const std::string& address) {
         auto it = raw->members_.find(peer);
@@ -184,10 +185,20 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
           raw->SaveAddressBook();
         }
       });
-  auto replica =
-      Replica::Create(std::move(ro), &h->raft_transport_, h->store_.get(), raw, h->logger_);
-  if (!replica.ok()) return replica.status();
-  h->replica_ = std::move(replica).value();
+  h->store_ =
+      std::make_unique<Store>(std::move(so), h->db_.get(), &h->raft_transport_, raw, h->logger_);
+  // The initial voters bootstrap the group when the database holds nothing of it (durably,
+  // before anything else); a joining node starts it empty and waits for the leader's snapshot.
+  std::set<NodeId> voters;
+  for (const auto& [id, a] : h->opts_.initial_cluster) voters.insert(id);
+  SYNOD_RETURN_IF_ERROR(h->store_->AddGroup(kGroup, kGroupSpan, voters));
+  h->replica_ = h->store_->replica(kGroup);
+  if (h->store_->storage(kGroup)->recovery_stats().created && !voters.empty()) {
+    for (const auto& [id, a] : h->opts_.initial_cluster) h->members_[id] = a;
+    h->SaveAddressBook();
+    h->logger_.Info("event=bootstrapped members=\"{}\"",
+                    FormatMemberList(h->opts_.initial_cluster));
+  }
   for (const auto& [id, a] : h->members_) {
     if (id != h->opts_.id && !a.peer.empty()) h->transport_->SetPeer(id, a.peer);
   }
@@ -218,38 +229,18 @@ void GroupHost::OnPeerMessage(NodeId from, std::string_view payload) {
         raft::MessageTypeName(m.type), m.to.value(), m.from.value(), from.value());
     return;
   }
-  if (env->group != replica_->group()) {
+  if (m.type == raft::MessageType::kProp) store_->set_wall_clock_ms(WallNowMs());
+  if (!store_->Receive(env->group, std::move(m)).ok()) {
     ++counters_.peer_messages_dropped;
     logger_.Debug("event=peer_message_dropped reason=unknown_group group={} from={}",
                   env->group.value(), from.value());
     return;
   }
-  if (m.type == raft::MessageType::kProp) replica_->set_wall_clock_ms(WallNowMs());
-  replica_->Receive(std::move(m));
   Kick();
 }
 
-Status GroupHost::Bootstrap() {
-  if (opts_.initial_cluster.find(opts_.id) == opts_.initial_cluster.end()) {
-    return Status::InvalidArgument("node " + std::to_string(opts_.id.value()) +
-                                   " is not in the initial cluster list");
-  }
-  // Every initial voter starts from the same snapshot at index 1: the initial membership and an
-  // empty state machine (as the simulator's nodes do).
-  raft::Snapshot s;
-  s.meta.index = LogIndex(1);
-  s.meta.term = Term(1);
-  for (const auto& [id, a] : opts_.initial_cluster) s.meta.conf_state.voters.insert(id);
-  s.data = kv::StateMachine(kv::Options{}).Snapshot();
-  SYNOD_RETURN_IF_ERROR(store_->Save(s, {}, raft::HardState{Term(1), kNoNode, LogIndex(1)}));
-  SYNOD_RETURN_IF_ERROR(store_->Sync());
-  for (const auto& [id, a] : opts_.initial_cluster) members_[id] = a;
-  logger_.Info("event=bootstrapped members=\"{}\"", FormatMemberList(opts_.initial_cluster));
-  return Status::Ok();
-}
-
 void GroupHost::LoadAddressBook() {
-  auto v = store_->GetMeta(kMembersMeta);
+  auto v = db_->GetMeta(kMembersMeta);
   if (!v.ok()) {
     logger_.Warn("event=address_book_unreadable error=\"{}\"", v.status().ToString());
     return;
@@ -264,7 +255,7 @@ void GroupHost::LoadAddressBook() {
 }
 
 void GroupHost::SaveAddressBook() {
-  Status s = store_->PutMeta(kMembersMeta, FormatMemberList(members_, '\n'));
+  Status s = db_->PutMeta(kMembersMeta, FormatMemberList(members_, '\n'));
   if (!s.ok()) logger_.Warn("event=address_book_not_saved error=\"{}\"", s.ToString());
 }
 
@@ -290,7 +281,7 @@ Status GroupHost::Start() {
   ScheduleTick();
   Kick();
   logger_.Info("event=host_started peer={} cluster_id={:016x} members=\"{}\"",
-               transport_->bound_address(), store_->cluster_id(), FormatMemberList(members_));
+               transport_->bound_address(), db_->cluster_id(), FormatMemberList(members_));
   return Status::Ok();
 }
 
@@ -312,9 +303,9 @@ void GroupHost::Stop() {
   }
   // The state applied since the last write waits for the next one; a clean stop writes it, so
   // that the next start replays no entries it need not (after a crash it replays them).
-  if (store_ && store_->failure().ok()) {
+  if (db_ && db_->failure().ok()) {
     if (replica_) replica_->FlushState();
-    const Status s = store_->Sync();
+    const Status s = db_->Sync();
     if (!s.ok()) logger_.Warn("event=final_sync_failed error=\"{}\"", s.ToString());
   }
 }
@@ -330,15 +321,17 @@ void GroupHost::ScheduleTick() {
 
 void GroupHost::OnTick() {
   ++ticks_;
-  replica_->Tick();
+  store_->Tick();
   if (ticks_ % 10 == 0) MaybePromoteLearners();
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
   // are due (reads already treat them as absent; this frees them everywhere).
-  if (ticks_ % 2 == 0) replica_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);
+  if (ticks_ % 2 == 0) store_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);
   Kick();
 }
 
 void GroupHost::Kick() {
+  // The replica may have been called directly (membership, transfers): give it a round.
+  if (store_) store_->Touch(kGroup);
   if (kick_scheduled_ || stopped_) return;
   kick_scheduled_ = true;
   // Deferred to the end of the current round of events, so that everything that arrived
@@ -352,26 +345,25 @@ void GroupHost::Kick() {
 
 void GroupHost::Drive() {
   if (stopped_ || syncing_) return;
-  for (int rounds = 0; rounds < 64 && replica_->HasReady(); ++rounds) {
+  for (int rounds = 0; rounds < 64 && store_->HasWork(); ++rounds) {
     counters_.ready_rounds.fetch_add(1, std::memory_order_relaxed);
-    if (replica_->BeginReady()) {
+    if (store_->BeginRound()) {
       StartSync();
       return;
     }
-    replica_->FinishReady();
   }
-  if (replica_->HasReady()) Kick();  // yield to other events, then continue
+  if (store_->HasWork()) Kick();  // yield to other events, then continue
 }
 
 void GroupHost::StartSync() {
   syncing_ = true;
   auto job = std::make_shared<SyncJob>();
-  job->pending = store_->TakePending();
+  job->pending = db_->TakeWrite();
   sync_job_ = job;
-  storage::GroupStorage* store = store_.get();
-  asio::post(storage_io_, [this, job, store, alive = alive_] {
+  storage::NodeDb* db = db_.get();
+  asio::post(storage_io_, [this, job, db, alive = alive_] {
     const int64_t start = SteadyNowNs();
-    Status s = store->WritePending(job->pending);
+    Status s = db->WriteTaken(job->pending);
     job->took_ns = SteadyNowNs() - start;
     job->result = std::move(s);
     job->written.store(true, std::memory_order_release);
@@ -387,26 +379,24 @@ void GroupHost::OnSyncDone(const Status& s, int64_t took_ns) {
   syncing_ = false;
   counters_.syncs.fetch_add(1, std::memory_order_relaxed);
   if (counters_.observe_sync_ns) counters_.observe_sync_ns(took_ns);
-  store_->OnPendingWritten(s);
+  db_->OnWritten(s);
   if (stopped_) return;
   if (!s.ok()) {
     counters_.sync_failures.fetch_add(1, std::memory_order_relaxed);
     logger_.Error("event=sync_failed error=\"{}\"", s.ToString());
-    replica_->FailStorage(s);
-    return;
   }
-  replica_->FinishReady();
-  Drive();
+  store_->FinishRound(s);  // on a failure, every group of the round fails
+  if (s.ok()) Drive();
 }
 
 void GroupHost::Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
   if (cmd.op != kv::Op::kGet) counters_.proposals.fetch_add(1, std::memory_order_relaxed);
-  replica_->Submit(cmd, mode, std::move(reply));
+  store_->Submit(kGroup, cmd, mode, std::move(reply));
   Kick();
 }
 
 void GroupHost::SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply) {
-  replica_->SubmitRead(std::move(fn), mode, std::move(reply));
+  store_->SubmitRead(kGroup, std::move(fn), mode, std::move(reply));
   Kick();
 }
 
@@ -511,17 +501,17 @@ HostStatus GroupHost::GetStatus() const {
   const raft::Raft& r = replica_->raw_node().raft();
   HostStatus st;
   st.id = opts_.id;
-  st.cluster_id = store_->cluster_id();
+  st.cluster_id = db_->cluster_id();
   st.role = RoleText(r.role());
   st.term = r.term();
   st.leader = r.soft_state().lead;
   st.commit = r.log().committed();
   st.applied = replica_->state_machine().applied_index();
   st.last_index = r.log().LastIndex();
-  st.snapshot_index = store_->snapshot().meta.index;
+  st.snapshot_index = store_->storage(kGroup)->snapshot().meta.index;
   st.joint = r.config().IsJoint();
   if (replica_->failed()) st.failure = replica_->failure().ToString();
-  st.disk_bytes = store_->disk_bytes();
+  st.disk_bytes = db_->disk_bytes();
   st.keys = replica_->state_machine().key_count();
   const int64_t now = SteadyNowNs();
   std::map<NodeId, env::PeerTransport::PeerStats> stats;

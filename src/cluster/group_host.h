@@ -1,14 +1,16 @@
-// GroupHost: runs one Raft group's Replica inside a real node process — the real-world twin of
-// the simulator's SimCluster node. It wires the pure Replica to RocksDB (storage::GroupStorage),
-// TCP (env::PeerTransport) and time (an Asio steady timer that ticks), and keeps the member
-// address book.
+// GroupHost: runs a node's Raft groups inside a real node process — the real-world twin of the
+// simulator's SimCluster node. It wires the pure cluster::Store (a Replica per group over its
+// storage::GroupStorage in the node's RocksDB NodeDb) to the disk (a storage thread), TCP
+// (env::PeerTransport, each message in its group envelope) and time (an Asio steady timer that
+// ticks), and keeps the member address book. Today it holds one group, kGroup, with every slot;
+// the sharded layout builds on the same Store.
 //
 // Threading: everything but the durable writes runs on the core thread, the thread running the
 // io_context passed in; no locks. Durable writes go to one storage thread: each Ready round that
 // needs an fsync hands the round's whole staged RocksDB batch to it (group commit: every
 // proposal, vote and append of the round in one write and one fsync), and the core thread goes
 // on receiving, proposing and sending while the fsync runs; the next round batches whatever
-// arrived meanwhile. The storage thread only calls GroupStorage::WritePending.
+// arrived meanwhile. The storage thread only calls NodeDb::WriteTaken.
 //
 // Membership: a ConfChange's context carries the addresses of members it adds as
 // "id=host:port" lines, so every replica learns them from the log; the address book is also
@@ -28,6 +30,7 @@
 #include <thread>
 
 #include "cluster/logic/replica.h"
+#include "cluster/logic/store.h"
 #include "cluster/peer_wire.h"
 #include "common/address.h"
 #include "common/log.h"
@@ -143,7 +146,8 @@ class GroupHost final : public ReplicaObserver {
   env::PeerTransport& transport() { return *transport_; }
   Replica& replica() { return *replica_; }
   HostCounters& counters() { return counters_; }
-  storage::GroupStorage& store() { return *store_; }
+  storage::NodeDb& db() { return *db_; }
+  Store& store() { return *store_; }
 
   // ReplicaObserver
   void OnApply(NodeId node, const raft::Entry& entry) override;
@@ -153,7 +157,6 @@ class GroupHost final : public ReplicaObserver {
  private:
   GroupHost(asio::io_context& io, HostOptions opts, Logger logger);
 
-  Status Bootstrap();
   void LoadAddressBook();
   void SaveAddressBook();
   void LearnAddresses(const std::string& context);
@@ -171,7 +174,12 @@ class GroupHost final : public ReplicaObserver {
   asio::io_context& io_;
   HostOptions opts_;
   Logger logger_;
-  std::unique_ptr<storage::GroupStorage> store_;
+  // The node's database and its groups (one today: kGroup, holding every slot).
+  static constexpr GroupId kGroup{1};
+  inline static const storage::StateSpan kGroupSpan =
+      storage::StateSpan::Slots(0, static_cast<uint16_t>(kSlotCount - 1));
+  std::unique_ptr<storage::NodeDb> db_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<env::PeerTransport> transport_;
   // The replica's RaftTransport: each message in its group envelope over transport_.
   class RaftOut final : public RaftTransport {
@@ -183,7 +191,7 @@ class GroupHost final : public ReplicaObserver {
     GroupHost* host_;
   };
   RaftOut raft_transport_{this};
-  std::unique_ptr<Replica> replica_;
+  Replica* replica_ = nullptr;  // store_'s replica of kGroup
   asio::steady_timer tick_timer_;
   // The storage thread: its own io_context kept alive by a work guard.
   asio::io_context storage_io_;
@@ -191,7 +199,7 @@ class GroupHost final : public ReplicaObserver {
   std::thread storage_thread_;
   // The durable write in flight on the storage thread.
   struct SyncJob {
-    storage::GroupStorage::PendingWrite pending;
+    storage::NodeDb::Write pending;
     Status result;
     int64_t took_ns = 0;
     std::atomic<bool> written{false};

@@ -259,7 +259,7 @@ admin::HttpResponse Node::MembersAdd(const admin::HttpRequest& req) {
   }
   return Json(200, {{"added", id},
                     {"already_member", same_member},
-                    {"cluster_id", fmt::format("{:016x}", host_->store().cluster_id())},
+                    {"cluster_id", fmt::format("{:016x}", host_->db().cluster_id())},
                     {"members", members},
                     {"member_list", cluster::FormatMemberList(host_->address_book())}});
 }

@@ -75,6 +75,11 @@ const Replica* Store::replica(GroupId group) const {
   return it == groups_.end() ? nullptr : it->second.replica.get();
 }
 
+const storage::GroupStorage* Store::storage(GroupId group) const {
+  auto it = groups_.find(group);
+  return it == groups_.end() ? nullptr : it->second.storage.get();
+}
+
 std::vector<GroupId> Store::groups() const {
   std::vector<GroupId> out;
   out.reserve(groups_.size());

@@ -75,6 +75,8 @@ class Store {
   // The replica of `group`, or nullptr when this node holds none.
   Replica* replica(GroupId group);
   const Replica* replica(GroupId group) const;
+  // The storage of `group`'s replica, or nullptr when this node holds none.
+  const storage::GroupStorage* storage(GroupId group) const;
   // The groups held, in id order.
   std::vector<GroupId> groups() const;
   size_t group_count() const { return groups_.size(); }
