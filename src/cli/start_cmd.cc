@@ -41,6 +41,7 @@ struct StartFlags {
   uint64_t snapshot_entries = 10000;
   uint64_t state_flush_entries = 1000;
   bool lease_reads = false;
+  bool cluster_redirects = false;
   bool no_fsync = false;
   uint64_t max_clients = 10000;
   uint64_t proto_max_bulk_len = 512ull << 20;
@@ -227,6 +228,7 @@ int RunStart(const StartFlags& f) {
   opts.resp.output_bytes_max = f.client_output_limit;
   opts.admin_address = f.admin;
   opts.fault_hooks = f.fault_hooks;
+  opts.cluster_redirects = f.cluster_redirects;
   Status s = PrepareDir(f, self, &opts);
   if (!s.ok()) {
     logger.Error("event=start_failed error=\"{}\"", s.ToString());
@@ -291,6 +293,9 @@ void AddStartCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--lease-reads", f->lease_reads,
                 "Serve linearizable reads from a leader lease instead of ReadIndex");
+  cmd->add_flag("--cluster-redirects", f->cluster_redirects,
+                "Answer a key whose shard another node leads with -MOVED, as Redis Cluster does "
+                "(off: every node serves every key, forwarding inside the cluster)");
   cmd->add_flag("--no-fsync", f->no_fsync, "Do not fsync (benchmarks only: loses data on crash)");
   cmd->add_option("--max-clients", f->max_clients, "Client connections accepted at once")
       ->capture_default_str();

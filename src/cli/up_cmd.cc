@@ -31,6 +31,7 @@ struct UpFlags {
   std::string host = "127.0.0.1";
   bool fresh = false;
   bool fault_hooks = false;
+  bool cluster_redirects = false;
   bool verbose = false;
   int64_t wait_ms = 30000;
   std::vector<std::string> extra;  // passed to every `synod start`
@@ -134,6 +135,7 @@ int RunUp(const UpFlags& f) {
                                      "--initial-cluster",
                                      members};
     if (f.fault_hooks) args.push_back("--fault-hooks");
+    if (f.cluster_redirects) args.push_back("--cluster-redirects");
     for (const std::string& e : f.extra) args.push_back(e);
     pids.push_back(Spawn(args, fmt::format("{}/node-{}.log", f.dir, id.value()), f.verbose));
     admins.push_back(a.admin);
@@ -218,6 +220,8 @@ void AddUpCommand(CLI::App& app) {
   cmd->add_option("--host", f->host, "Address to listen on")->capture_default_str();
   cmd->add_flag("--fresh", f->fresh, "Wipe DIR first (a new cluster)");
   cmd->add_flag("--fault-hooks", f->fault_hooks, "Enable the nodes' fault-injection endpoints");
+  cmd->add_flag("--cluster-redirects", f->cluster_redirects,
+                "Nodes answer keys another node leads with -MOVED (Redis Cluster clients)");
   cmd->add_flag("--verbose", f->verbose, "Nodes log to this terminal instead of DIR/node-i.log");
   cmd->add_option("--wait-ms", f->wait_ms, "How long to wait for a leader")->capture_default_str();
   cmd->add_option("--node-flag", f->extra, "A flag passed to every `synod start` (repeatable)");

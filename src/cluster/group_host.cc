@@ -437,6 +437,28 @@ Status GroupHost::TransferLeadership(NodeId to) {
   return s;
 }
 
+uint64_t GroupHost::cluster_id() const { return db_->cluster_id(); }
+
+std::vector<ShardView> GroupHost::Shards() const {
+  const raft::Raft& r = replica_->raw_node().raft();
+  const raft::MembershipConfig& cfg = r.config();
+  ShardView v;
+  v.desc.group = kGroup;
+  v.desc.first_slot = kGroupSpan.first_slot;
+  v.desc.last_slot = kGroupSpan.last_slot;
+  v.desc.epoch = 1;  // one static shard: its descriptor never changes (membership aside)
+  for (NodeId id : cfg.AllIds()) {
+    (cfg.IsLearner(id) ? v.desc.learners : v.desc.voters).push_back(id);
+  }
+  v.leader = r.lead();
+  return {v};
+}
+
+NodeId GroupHost::LeaderForSlot(uint16_t slot) const {
+  (void)slot;  // one shard holds every slot
+  return replica_->raw_node().raft().lead();
+}
+
 NodeId GroupHost::BestTransferee() const {
   const raft::Raft& r = replica_->raw_node().raft();
   if (r.role() != raft::Role::kLeader) return kNoNode;

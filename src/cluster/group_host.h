@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "cluster/logic/replica.h"
+#include "cluster/logic/shard.h"
 #include "cluster/logic/store.h"
 #include "cluster/peer_wire.h"
 #include "common/address.h"
@@ -140,6 +141,12 @@ class GroupHost final : public ReplicaObserver {
   NodeId BestTransferee() const;
 
   HostStatus GetStatus() const;
+  NodeId id() const { return opts_.id; }
+  uint64_t cluster_id() const;
+  // The shards as this node sees them now (Redis Cluster's view: CLUSTER SLOTS and friends).
+  std::vector<ShardView> Shards() const;
+  // The leader of the shard holding `slot`, as last heard; kNoNode when unknown.
+  NodeId LeaderForSlot(uint16_t slot) const;
   NodeId leader() const;
   bool is_leader() const;
   const AddressBook& address_book() const { return members_; }

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cluster/logic/replica.h"
 #include "kv/command.h"
@@ -35,6 +37,12 @@ void KvWrite(CommandCall& call, ReplySink sink);  // a kv::RedisCommand with `wr
 // Redis's texts for a container command's (CLIENT, CONFIG, COMMAND) bad subcommands.
 void UnknownSubcommand(ReplySink& sink, std::string_view container, const std::string& sub);
 void SubcommandArity(ReplySink& sink, std::string_view container, const std::string& sub);
+
+// commands_cluster.cc: CLUSTER, and the MOVED error (without the leading '-') a command gets
+// under --cluster-redirects when another node leads its first key's shard; nullopt to serve it.
+void Cluster(CommandCall& call, ReplySink sink);
+std::optional<std::string> ClusterRedirect(const ServerContext& ctx, const CommandSpec& spec,
+                                           const std::vector<std::string>& argv, bool readonly);
 
 // commands_config.cc, commands_info.cc.
 void Config(CommandCall& call, ReplySink sink);

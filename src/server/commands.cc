@@ -618,6 +618,8 @@ std::vector<CommandSpec> BuildTable() {
       {"auth", -2, kF | kNoAuth | kStale | kLoading | kConnection, 0, 0, 0, Auth,
        "Authenticates the connection."},
       {"client", -2, kAdmin | kConnection | kStale, 0, 0, 0, Client, "Client connection commands."},
+      {"cluster", -2, kStale, 0, 0, 0, Cluster,
+       "The Redis Cluster protocol: slots, shards, nodes, key slots."},
       {"command", -1, kStale | kConnection, 0, 0, 0, Command, "Details about Redis commands."},
       {"config", -2, kAdmin | kStale, 0, 0, 0, Config,
        "Reads and sets parameters (requirepass: replicated; others: this node only)."},

@@ -223,7 +223,8 @@ InfoFields InfoCpu(const InfoData&) {
           {"used_cpu_user_children", secs(children.ru_utime)}};
 }
 
-InfoFields InfoCluster(const InfoData&) { return {{"cluster_enabled", "0"}}; }
+// Cluster-aware clients look for this before they ask CLUSTER SLOTS.
+InfoFields InfoCluster(const InfoData&) { return {{"cluster_enabled", "1"}}; }
 
 InfoFields InfoKeyspace(const InfoData& d) {
   const kv::Keyspace& ks = d.call.ctx.host->replica().state_machine().keyspace();

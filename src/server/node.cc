@@ -98,6 +98,7 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions opts, Logger logger) {
   n->ctx_.run_id = RandomHex(40);
   n->ctx_.data_dir = n->opts_.host.data_dir;
   n->ctx_.config_file = n->opts_.config_file;
+  n->ctx_.cluster_redirects = n->opts_.cluster_redirects;
   n->resp_ = std::make_unique<RespServer>(n->io_, n->opts_.resp, n->ctx_, n->logger_);
   n->ctx_.server = n->resp_.get();
   admin::AdminOptions ao;

@@ -29,6 +29,8 @@ struct NodeOptions {
   std::string admin_address;
   // Enables the test-only fault hooks on the admin port (/debug/partition, /debug/disk).
   bool fault_hooks = false;
+  // -MOVED for keys whose shard another node leads (Redis Cluster's redirection).
+  bool cluster_redirects = false;
   // Leadership hand-off budget at shutdown.
   int64_t shutdown_transfer_ms = 3000;
   std::string config_file;

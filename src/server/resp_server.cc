@@ -5,6 +5,7 @@
 
 #include "common/assert.h"
 #include "env/asio/steady_clock.h"
+#include "server/command_impl.h"
 
 namespace synod::server {
 
@@ -15,7 +16,7 @@ using env::WallNowMs;
 
 // Commands whose first argument is a subcommand: CLIENT LIST shows "client|list" as Redis.
 bool IsContainerCommand(std::string_view name) {
-  return name == "client" || name == "config" || name == "command";
+  return name == "client" || name == "config" || name == "command" || name == "cluster";
 }
 
 std::string LowerAscii(std::string_view s) {
@@ -263,6 +264,11 @@ void Connection::DispatchNow(std::vector<std::string>& argv, uint64_t slot) {
   if (!authenticated && !(spec->flags & kNoAuth) && !ctx_.password().empty()) {
     tx.dirty = tx.active;
     sink.Error("NOAUTH Authentication required.");
+    return;
+  }
+  if (std::optional<std::string> moved = ClusterRedirect(ctx_, *spec, argv, readonly)) {
+    tx.dirty = tx.active;  // as Redis: a redirected command aborts the transaction
+    sink.Error(*moved);
     return;
   }
   if (tx.active && !(spec->flags & kTransaction)) {

@@ -97,6 +97,8 @@ class ServerContext {
   // Connections with a WAIT pending (INFO's blocked_clients).
   uint64_t blocked_clients = 0;
   StatBaseline stat_baseline;
+  // --cluster-redirects: a keyed command for a shard another node leads gets -MOVED.
+  bool cluster_redirects = false;
   // Fills INFO's sections not known to the handlers (set by the node).
   std::function<std::string()> extra_info;
 

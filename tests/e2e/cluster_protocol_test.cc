@@ -1,0 +1,192 @@
+// The Redis Cluster protocol end to end: CLUSTER replies as cluster-aware clients read them,
+// -MOVED under --cluster-redirects (and none without), redis-cli -c, redis-py's RedisCluster in
+// both modes, and the map after a leader failover.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster_harness.h"
+
+namespace synod::e2e {
+namespace {
+
+// The client port a CLUSTER SLOTS node entry names: [ip, port, id, metadata].
+uint16_t PortOf(const Reply& node) { return static_cast<uint16_t>(node.elements.at(1).integer); }
+
+// Waits until node `via` reports the leader's client port as the master of every slot.
+bool SlotsNameMaster(TestCluster& c, uint64_t via, uint64_t leader, int64_t timeout_ms) {
+  return WaitUntil(timeout_ms, [&] {
+    Redis r(c.client_port(via), 2000);
+    const Reply slots = r.Command({"CLUSTER", "SLOTS"});
+    return slots.elements.size() == 1 && slots.elements[0].elements.size() >= 3 &&
+           PortOf(slots.elements[0].elements[2]) == c.client_port(leader);
+  });
+}
+
+TEST(ClusterProtocol, RepliesDescribeOneShardLedByTheLeader) {
+  TestCluster c(ClusterOptions{.flags = {"--cluster-redirects"}});
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  const uint64_t follower = c.LiveIds(leader).front();
+  ASSERT_TRUE(SlotsNameMaster(c, follower, leader, 5000));
+  Redis r(c.client_port(follower));
+
+  const Reply slots = r.Command({"CLUSTER", "SLOTS"});
+  ASSERT_EQ(slots.elements.size(), 1u) << slots.ToString();
+  const Reply& range = slots.elements[0];
+  ASSERT_EQ(range.elements.size(), 5u) << range.ToString();  // start, end, master, 2 replicas
+  EXPECT_EQ(range.elements[0].integer, 0);
+  EXPECT_EQ(range.elements[1].integer, 16383);
+  std::set<uint16_t> ports;
+  std::set<std::string> names;
+  for (size_t i = 2; i < 5; ++i) {
+    const Reply& n = range.elements[i];
+    ASSERT_EQ(n.elements.size(), 4u) << n.ToString();
+    EXPECT_EQ(n.elements[0].str, "127.0.0.1");
+    EXPECT_EQ(n.elements[2].str.size(), 40u);
+    EXPECT_EQ(n.elements[3].type, REDIS_REPLY_ARRAY);  // Redis 7's (empty) metadata
+    ports.insert(PortOf(n));
+    names.insert(n.elements[2].str);
+  }
+  EXPECT_EQ(ports.size(), 3u);
+  EXPECT_EQ(names.size(), 3u);
+
+  const Reply myid = r.Command({"CLUSTER", "MYID"});
+  EXPECT_TRUE(names.contains(myid.str)) << myid.ToString();
+  EXPECT_EQ(Redis(c.client_port(follower)).Command({"CLUSTER", "MYID"}).str, myid.str);
+
+  const Reply nodes = r.Command({"CLUSTER", "NODES"});
+  ASSERT_EQ(nodes.type, REDIS_REPLY_STRING);
+  int lines = 0, masters = 0, myself = 0;
+  for (size_t at = 0; at < nodes.str.size();) {
+    const size_t nl = nodes.str.find('\n', at);
+    ASSERT_NE(nl, std::string::npos);
+    const std::string line = nodes.str.substr(at, nl - at);
+    at = nl + 1;
+    ++lines;
+    if (line.find(" master ") != std::string::npos || line.find(",master ") != std::string::npos) {
+      ++masters;
+      EXPECT_NE(line.find(" connected 0-16383"), std::string::npos) << line;
+      EXPECT_NE(line.find(":" + std::to_string(c.client_port(leader)) + "@"), std::string::npos);
+    }
+    if (line.find("myself") != std::string::npos) {
+      ++myself;
+      EXPECT_EQ(line.substr(0, 40), myid.str);
+    }
+  }
+  EXPECT_EQ(lines, 3);
+  EXPECT_EQ(masters, 1);
+  EXPECT_EQ(myself, 1);
+
+  const Reply info = r.Command({"CLUSTER", "INFO"});
+  EXPECT_NE(info.str.find("cluster_state:ok\r\n"), std::string::npos) << info.str;
+  EXPECT_NE(info.str.find("cluster_slots_assigned:16384\r\n"), std::string::npos);
+  EXPECT_NE(info.str.find("cluster_known_nodes:3\r\n"), std::string::npos);
+  EXPECT_NE(r.Command({"INFO", "cluster"}).str.find("cluster_enabled:1"), std::string::npos);
+
+  const Reply shards = r.Command({"CLUSTER", "SHARDS"});
+  ASSERT_EQ(shards.elements.size(), 1u);
+  ASSERT_EQ(shards.elements[0].elements.size(), 4u);  // "slots" [0 16383] "nodes" [...]
+  EXPECT_EQ(shards.elements[0].elements[0].str, "slots");
+  EXPECT_EQ(shards.elements[0].elements[3].elements.size(), 3u);
+
+  EXPECT_EQ(r.Command({"CLUSTER", "KEYSLOT", "foo"}).integer, 12182);
+  EXPECT_EQ(r.Command({"CLUSTER", "KEYSLOT", "{user1000}.following"}).integer,
+            r.Command({"CLUSTER", "KEYSLOT", "user1000"}).integer);
+  EXPECT_TRUE(r.Command({"CLUSTER", "COUNTKEYSINSLOT", "16384"})
+                  .ErrorStartsWith("ERR Invalid or out of range slot"));
+  EXPECT_TRUE(r.Command({"CLUSTER", "GETKEYSINSLOT", "1", "x"})
+                  .ErrorStartsWith("ERR value is not an integer or out of range"));
+  EXPECT_TRUE(r.Command({"CLUSTER", "MEET", "127.0.0.1", "1"}).ErrorStartsWith("ERR CLUSTER MEET"));
+  EXPECT_TRUE(r.Command({"CLUSTER", "NOPE"}).ErrorStartsWith("ERR unknown subcommand 'NOPE'"));
+  EXPECT_TRUE(r.Command({"CLUSTER"}).ErrorStartsWith("ERR wrong number of arguments"));
+
+  // Keys in a slot, through the leader (a write there is not redirected).
+  Redis w(c.client_port(leader));
+  for (const char* k : {"{t}a", "{t}b", "{t}c"}) ASSERT_TRUE(w.Command({"SET", k, "1"}).IsOk());
+  const std::string slot = std::to_string(r.Command({"CLUSTER", "KEYSLOT", "t"}).integer);
+  EXPECT_EQ(w.Command({"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 3);
+  const Reply keys = w.Command({"CLUSTER", "GETKEYSINSLOT", slot, "2"});
+  EXPECT_EQ(keys.elements.size(), 2u) << keys.ToString();
+}
+
+TEST(ClusterProtocol, RedirectsSendKeysToTheLeaderOnlyWhenAsked) {
+  TestCluster c(ClusterOptions{.flags = {"--cluster-redirects"}});
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  const uint64_t follower = c.LiveIds(leader).front();
+  ASSERT_TRUE(SlotsNameMaster(c, follower, leader, 5000));
+  Redis r(c.client_port(follower));
+  const Reply moved = r.Command({"SET", "foo", "bar"});
+  EXPECT_EQ(moved.str, "MOVED 12182 127.0.0.1:" + std::to_string(c.client_port(leader)))
+      << moved.ToString();
+  EXPECT_EQ(r.Command({"GET", "foo"}).str.substr(0, 6), "MOVED ");
+  // Inside MULTI a redirected command aborts the transaction, as in Redis.
+  ASSERT_TRUE(r.Command({"MULTI"}).IsOk());
+  EXPECT_EQ(r.Command({"SET", "foo", "x"}).str.substr(0, 6), "MOVED ");
+  EXPECT_TRUE(r.Command({"EXEC"}).ErrorStartsWith("EXECABORT"));
+  // Keyless commands are served anywhere; READONLY reads are served by the replica.
+  EXPECT_EQ(r.Command({"PING"}).str, "PONG");
+  // redis-cli -c follows the redirection.
+  EXPECT_EQ(RedisCli(c.client_port(follower), {"-c", "SET", "foo", "bar"}), "OK\n");
+  EXPECT_EQ(RedisCli(c.client_port(follower), {"-c", "GET", "foo"}), "bar\n");
+  ASSERT_TRUE(r.Command({"READONLY"}).IsOk());
+  EXPECT_TRUE(WaitUntil(5000, [&] { return r.Command({"GET", "foo"}).str == "bar"; }));
+
+  // Without the flag the same follower serves the key itself.
+  TestCluster plain;
+  const uint64_t plain_leader = plain.WaitForLeader(10000);
+  ASSERT_NE(plain_leader, 0u);
+  Redis p(plain.client_port(plain.LiveIds(plain_leader).front()));
+  EXPECT_TRUE(p.Command({"SET", "foo", "bar"}).IsOk());
+  EXPECT_EQ(p.Command({"GET", "foo"}).str, "bar");
+}
+
+TEST(ClusterProtocol, TheMapNamesTheNewLeaderAfterAFailover) {
+  TestCluster c(ClusterOptions{.flags = {"--cluster-redirects"}});
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  c.Kill9(leader);
+  const int64_t start = NowMs();
+  const uint64_t next = c.WaitForLeader(10000, c.LiveIds(leader));
+  ASSERT_NE(next, 0u);
+  for (uint64_t id : c.LiveIds(leader)) {
+    EXPECT_TRUE(SlotsNameMaster(c, id, next, 5000)) << "node " << id;
+  }
+  std::cerr << "e2e: CLUSTER SLOTS named the new leader " << NowMs() - start
+            << " ms after the kill\n";
+  Redis r(c.client_port(next));
+  EXPECT_TRUE(r.Command({"SET", "after", "failover"}).IsOk());
+}
+
+// redis-py's RedisCluster (Debian's python3-redis) writes and reads 10,000 keys across all
+// slots, with and without redirects (python/redis_cluster_test.py).
+void RunRedisClusterScript(bool redirects) {
+  const std::string python = "/usr/bin/python3";
+  const std::string script =
+      (std::filesystem::path(SYNOD_E2E_PYTHON_DIR) / "redis_cluster_test.py").string();
+  ASSERT_TRUE(std::filesystem::exists(script)) << script;
+  ClusterOptions o;
+  if (redirects) o.flags = {"--cluster-redirects"};
+  TestCluster c(o);
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  const uint64_t follower = c.LiveIds(leader).front();
+  const int64_t start = NowMs();
+  const ProgramResult res = RunProgram(
+      {python, script, std::to_string(c.client_port(follower)), redirects ? "redirects" : "plain"},
+      180000);
+  std::cerr << "e2e: redis_cluster_test.py (" << (redirects ? "redirects" : "plain") << ") took "
+            << NowMs() - start << " ms\n";
+  EXPECT_EQ(res.exit_code, 0) << "stdout:\n" << res.out << "\nstderr:\n" << res.err;
+  EXPECT_NE(res.out.find("redis-py cluster: all checks passed"), std::string::npos) << res.out;
+}
+
+TEST(ClusterProtocol, RedisPyClusterClientWorksWithRedirects) { RunRedisClusterScript(true); }
+TEST(ClusterProtocol, RedisPyClusterClientWorksWithoutRedirects) { RunRedisClusterScript(false); }
+
+}  // namespace
+}  // namespace synod::e2e
