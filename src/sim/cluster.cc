@@ -250,21 +250,26 @@ void SimCluster::Pump(Node& n) {
     }
     // The fsync takes time; only when it completes is the data durable and may the replica
     // act on it. A crash before then loses it.
-    int64_t latency = rng_->Range(opts_.fsync_min_ns, opts_.fsync_max_ns);
-    NodeId id = n.id;
-    loop_->After(latency, [this, id, inc = n.incarnation] {
-      OnNode(
-          id, inc,
-          [this, id] {
-            Node& n = node(id);
-            n.disk->CompleteSync();
-            n.replica->FinishReady();
-            Pump(n);
-          },
-          true);
+    AfterFsync(n, [](Node& n) {
+      n.disk->CompleteSync();
+      n.replica->FinishReady();
     });
     return;
   }
+}
+
+void SimCluster::AfterFsync(Node& n, std::function<void(Node&)> done) {
+  const int64_t latency = rng_->Range(opts_.fsync_min_ns, opts_.fsync_max_ns);
+  loop_->After(latency, [this, id = n.id, inc = n.incarnation, done = std::move(done)] {
+    OnNode(
+        id, inc,
+        [this, id, done] {
+          Node& n = node(id);
+          done(n);
+          Pump(n);
+        },
+        true);
+  });
 }
 
 void SimCluster::PumpStore(Node& n) {
@@ -274,18 +279,7 @@ void SimCluster::PumpStore(Node& n) {
     // the fsync completes; only then may the groups act on it. A crash before may lose it.
     SYNOD_ASSERT(!n.write_in_flight);
     n.write_in_flight = n.db->TakeWrite();
-    int64_t latency = rng_->Range(opts_.fsync_min_ns, opts_.fsync_max_ns);
-    NodeId id = n.id;
-    loop_->After(latency, [this, id, inc = n.incarnation] {
-      OnNode(
-          id, inc,
-          [this, id] {
-            Node& n = node(id);
-            n.store->FinishRound(FinishNodeWrite(n));
-            Pump(n);
-          },
-          true);
-    });
+    AfterFsync(n, [this](Node& n) { n.store->FinishRound(FinishNodeWrite(n)); });
     return;
   }
 }

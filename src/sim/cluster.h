@@ -161,6 +161,9 @@ class SimCluster final : public cluster::ReplicaObserver {
   Status OpenNodeStore(Node& n, bool bootstrap);
   // node_storage: the Store's rounds, each node write durable after a simulated fsync.
   void PumpStore(Node& n);
+  // Runs `done` on the node after a simulated fsync latency (unless it crashed meanwhile; held
+  // while it is paused), then pumps it.
+  void AfterFsync(Node& n, std::function<void(Node&)> done);
   // node_storage: writes the node write in flight and reports it; its status.
   Status FinishNodeWrite(Node& n);
   void ScheduleTick(Node& n);

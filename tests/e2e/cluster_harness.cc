@@ -665,6 +665,21 @@ uint64_t TestCluster::WaitForLeader(int64_t timeout_ms, const std::vector<uint64
         return leader != 0;
       },
       50);
+  if (leader == 0) return 0;
+  // A follower learns of a new leader from its first heartbeat; until then it refuses writes
+  // at once (CLUSTERDOWN "no leader known"). Give the others a moment to hear of it, so that a
+  // test's first command through a follower does not race the election; a node that cannot
+  // hear (partitioned, stopped) only costs this wait.
+  WaitUntil(
+      2000,
+      [&] {
+        for (uint64_t id : among.empty() ? LiveIds() : among) {
+          Json st = Status(id, 500);
+          if (st.is_null() || st.value("leader", uint64_t{0}) != leader) return false;
+        }
+        return true;
+      },
+      25);
   return leader;
 }
 

@@ -181,8 +181,9 @@ class TestCluster {
   HttpResult Admin(uint64_t id, const std::string& method, const std::string& path,
                    int64_t timeout_ms = 5000) const;
   // Polls the running, not stopped nodes (or only `among`) until one reports role "leader".
-  // When several do (a deposed leader that has not heard yet), the highest term wins.
-  // Returns its id, or 0 on timeout.
+  // When several do (a deposed leader that has not heard yet), the highest term wins. Then
+  // waits up to 2 s more for the others polled to name it as their leader (a follower that has
+  // not heard from a new leader refuses writes at once). Returns its id, or 0 on timeout.
   uint64_t WaitForLeader(int64_t timeout_ms, const std::vector<uint64_t>& among = {}) const;
   // Waits until node `id` applied at least `index`. Returns whether it did in time.
   bool WaitForApplied(uint64_t id, uint64_t index, int64_t timeout_ms) const;

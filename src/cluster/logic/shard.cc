@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "env/random.h"
+
 namespace synod::cluster {
 
 const ShardView* FindShard(const std::vector<ShardView>& shards, uint16_t slot) {
@@ -12,17 +14,10 @@ const ShardView* FindShard(const std::vector<ShardView>& shards, uint16_t slot) 
 }
 
 std::string ClusterNodeName(uint64_t cluster_id, NodeId node) {
-  // splitmix64 of the cluster id and node id, three times over, then the node id itself: ids
-  // look random (as Redis's do) yet a reader can still tell node 3 by the last digits.
-  uint64_t z = cluster_id ^ (node.value() * 0x9E3779B97F4A7C15ull);
-  uint64_t words[2];
-  for (uint64_t& w : words) {
-    z += 0x9E3779B97F4A7C15ull;
-    uint64_t x = z;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    w = x ^ (x >> 31);
-  }
+  // Two words drawn from the cluster and node ids, then the node id itself: names look random
+  // (as Redis's do) yet a reader can still tell node 3 by the last digits.
+  env::Random r(cluster_id ^ (node.value() * 0x9E3779B97F4A7C15ull));
+  const uint64_t words[2] = {r.Next(), r.Next()};
   char out[41];
   std::snprintf(out, sizeof(out), "%016llx%016llx%08llx", static_cast<unsigned long long>(words[0]),
                 static_cast<unsigned long long>(words[1]),

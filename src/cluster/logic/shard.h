@@ -23,7 +23,8 @@ struct ShardDescriptor {
   uint16_t first_slot = 0;
   uint16_t last_slot = kSlotCount - 1;  // inclusive
   uint64_t epoch = 1;
-  std::vector<NodeId> voters;    // in id order
+  // The voters; in a layout (layout.h) the first is the preferred leader.
+  std::vector<NodeId> voters;
   std::vector<NodeId> learners;  // in id order
 
   bool Covers(uint16_t slot) const { return slot >= first_slot && slot <= last_slot; }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "env/random.h"
 #include "kv/state_machine.h"
 
 namespace synod::cluster {
@@ -51,11 +52,9 @@ Status Store::AddGroup(GroupId group, storage::StateSpan span, const std::set<No
   ro.group = group;
   ro.raft.id = opts_.self;
   ro.sync_mode = ReplicaOptions::SyncMode::kHost;
-  // splitmix64 of the seed and the group: distinct, well-spread election timers per group.
-  uint64_t z = opts_.random_seed + group.value() * 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  ro.raft.random_seed = (z ^ (z >> 31)) | 1;
+  // Drawn from the seed and the group: distinct, well-spread election timers per group.
+  ro.raft.random_seed =
+      env::Random(opts_.random_seed ^ (group.value() * 0x9E3779B97F4A7C15ull)).Next() | 1;
   auto replica = Replica::Create(std::move(ro), transport_, g.storage.get(), observer_,
                                  logger_.With("group=" + std::to_string(group.value()) + " "));
   if (!replica.ok()) return replica.status();

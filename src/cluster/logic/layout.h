@@ -1,0 +1,38 @@
+// The initial layout of a new cluster: which shards exist, which slots each owns, on which nodes
+// their replicas live and which replica should lead. Every initial node computes it from the same
+// inputs (the initial member list and the --shards / --replicas flags) and gets the same answer,
+// so a cluster can be bootstrapped without any node telling the others.
+//
+// Groups: 1 is the meta shard (kMetaGroup); data shards are 2, 3, ... in slot order.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <vector>
+
+#include "cluster/logic/shard.h"
+#include "common/ids.h"
+#include "common/status.h"
+
+namespace synod::cluster {
+
+inline constexpr GroupId kMetaGroup{1};
+inline constexpr GroupId kFirstShardGroup{2};
+// The meta shard's replicas: the first this many initial nodes (in id order).
+inline constexpr int kMetaReplicasMax = 5;
+
+// `shards` data shards of contiguous slot ranges as equal as they can be (the first
+// kSlotCount % shards get one slot more), each on min(replicas, nodes) distinct nodes. Replicas
+// go round robin: shard i on the nodes i, i+1, ... (mod the node count, nodes in id order), and
+// node i is its preferred leader, so that with shards a multiple of the node count every node
+// holds as many replicas and leads as many shards as any other. Voters are listed preferred
+// leader first. Errors: kInvalidArgument for no nodes, a repeated or zero node id, shards
+// outside 1..kSlotCount, replicas < 1.
+Result<std::vector<ShardDescriptor>> InitialLayout(std::vector<NodeId> nodes, int shards,
+                                                   int replicas);
+
+// The meta shard of a new cluster: every slot is irrelevant to it (it holds the descriptors),
+// its voters the first min(kMetaReplicasMax, nodes) nodes in id order.
+ShardDescriptor InitialMetaShard(std::vector<NodeId> nodes);
+
+}  // namespace synod::cluster
