@@ -48,10 +48,10 @@ NodeAddr AddrOf(const cluster::GroupHost& host, NodeId id) {
   return a;
 }
 
-// The peers this node's transport reaches now (and itself).
-std::set<NodeId> Reachable(const cluster::GroupHost& host) {
-  std::set<NodeId> up{host.id()};
-  for (const cluster::MemberStatus& m : host.GetStatus().members) {
+// The peers this node's transport reaches now (and itself), from its status.
+std::set<NodeId> Reachable(const cluster::HostStatus& st) {
+  std::set<NodeId> up{st.id};
+  for (const cluster::MemberStatus& m : st.members) {
     if (m.connected) up.insert(m.id);
   }
   return up;
@@ -67,8 +67,9 @@ NodeId MasterOf(const cluster::ShardView& s, NodeId self) {
   return s.desc.voters.empty() ? kNoNode : s.desc.voters.front();
 }
 
-std::vector<NodeId> ReplicasOf(const cluster::ShardView& s, NodeId master) {
-  std::vector<NodeId> out;
+// The shard's master, then its other voters (the replicas).
+std::vector<NodeId> MasterThenReplicas(const cluster::ShardView& s, NodeId master) {
+  std::vector<NodeId> out{master};
   for (NodeId v : s.desc.voters) {
     if (v != master) out.push_back(v);
   }
@@ -103,7 +104,7 @@ void ClusterInfo(CommandCall& call, ReplySink sink) {
   }
   uint64_t sent = 0;
   uint64_t received = 0;
-  for (const auto& p : const_cast<cluster::GroupHost&>(host).transport().Stats()) {
+  for (const auto& p : call.ctx.host->transport().Stats()) {
     sent += p.messages_sent;
     received += p.messages_received;
   }
@@ -135,38 +136,36 @@ void WriteSlotsNode(resp::ReplyWriter& w, const cluster::GroupHost& host, NodeId
 
 void ClusterSlots(CommandCall& call, ReplySink sink) {
   const cluster::GroupHost& host = *call.ctx.host;
-  const std::set<NodeId> up = Reachable(host);
+  const std::set<NodeId> up = Reachable(host.GetStatus());
   std::string out;
   resp::ReplyWriter w(&out, sink.protocol());
   const std::vector<cluster::ShardView> shards = host.Shards();
   w.ArrayHeader(shards.size());
   for (const cluster::ShardView& s : shards) {
     const NodeId master = MasterOf(s, host.id());
-    std::vector<NodeId> replicas;
-    for (NodeId r : ReplicasOf(s, master)) {
-      if (up.contains(r)) replicas.push_back(r);
+    std::vector<NodeId> listed;  // the master always, replicas only while reachable
+    for (NodeId id : MasterThenReplicas(s, master)) {
+      if (id == master || up.contains(id)) listed.push_back(id);
     }
-    w.ArrayHeader(3 + replicas.size());
+    w.ArrayHeader(2 + listed.size());
     w.Integer(s.desc.first_slot);
     w.Integer(s.desc.last_slot);
-    WriteSlotsNode(w, host, master);
-    for (NodeId r : replicas) WriteSlotsNode(w, host, r);
+    for (NodeId id : listed) WriteSlotsNode(w, host, id);
   }
   sink.Send(std::move(out));
 }
 
 void ClusterShards(CommandCall& call, ReplySink sink) {
   const cluster::GroupHost& host = *call.ctx.host;
-  const std::set<NodeId> up = Reachable(host);
   const cluster::HostStatus st = host.GetStatus();
+  const std::set<NodeId> up = Reachable(st);
   std::string out;
   resp::ReplyWriter w(&out, sink.protocol());
   const std::vector<cluster::ShardView> shards = host.Shards();
   w.ArrayHeader(shards.size());
   for (const cluster::ShardView& s : shards) {
     const NodeId master = MasterOf(s, host.id());
-    std::vector<NodeId> nodes{master};
-    for (NodeId r : ReplicasOf(s, master)) nodes.push_back(r);
+    const std::vector<NodeId> nodes = MasterThenReplicas(s, master);
     w.MapHeader(2);
     w.Bulk("slots");
     w.ArrayHeader(2);
@@ -199,15 +198,13 @@ void ClusterShards(CommandCall& call, ReplySink sink) {
 
 void ClusterNodes(CommandCall& call, ReplySink sink) {
   const cluster::GroupHost& host = *call.ctx.host;
-  const std::set<NodeId> up = Reachable(host);
+  const std::set<NodeId> up = Reachable(host.GetStatus());
   const int64_t now_ms = env::WallNowMs();
   std::string text;
   for (const cluster::ShardView& s : host.Shards()) {
     const NodeId master = MasterOf(s, host.id());
     const std::string master_name = cluster::ClusterNodeName(host.cluster_id(), master);
-    std::vector<NodeId> nodes{master};
-    for (NodeId r : ReplicasOf(s, master)) nodes.push_back(r);
-    for (NodeId id : nodes) {
+    for (NodeId id : MasterThenReplicas(s, master)) {
       const NodeAddr a = AddrOf(host, id);
       std::string flags = id == host.id() ? "myself," : "";
       flags += id == master ? "master" : "slave";
