@@ -23,6 +23,7 @@ void AddStartCommand(CLI::App& app);
 void AddUpCommand(CLI::App& app);
 // `synod status` and `synod member` (status_cmd.cc).
 void AddStatusCommand(CLI::App& app);
+void AddShardsCommand(CLI::App& app);
 void AddMemberCommand(CLI::App& app);
 // `synod bench`: the load generator (bench_cmd.cc, docs/bench.md).
 void AddBenchCommand(CLI::App& app);

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   synod::cli::AddStartCommand(app);
   synod::cli::AddUpCommand(app);
   synod::cli::AddStatusCommand(app);
+  synod::cli::AddShardsCommand(app);
   synod::cli::AddMemberCommand(app);
   synod::cli::AddBenchCommand(app);
   try {

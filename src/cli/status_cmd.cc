@@ -87,6 +87,34 @@ int RunStatus(const std::string& host, bool json) {
   return 0;
 }
 
+// `synod shards`: the shards as `host` sees them (its /status), one line each.
+int RunShards(const std::string& host, bool json) {
+  auto st = AdminCall("GET", host, "/status", 2000);
+  if (!st.ok() || st->status != 200 || !st->json.is_object() || !st->json.contains("shards")) {
+    std::cerr << "synod shards: cannot read " << host
+              << "/status: " << (st.ok() ? st->body : st.status().ToString()) << "\n";
+    return kExitUnavailable;
+  }
+  const nlohmann::json& shards = st->json["shards"];
+  if (json) {
+    std::cout << shards.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>9}\n", "GROUP", "SLOTS",
+                           "EPOCH", "LEADER", "REPLICAS", "KEYS", "APPLIED");
+  for (const auto& s : shards) {
+    std::string replicas;
+    for (const auto& v : s["voters"]) replicas += (replicas.empty() ? "" : ",") + v.dump();
+    for (const auto& l : s["learners"]) replicas += (replicas.empty() ? "" : ",") + l.dump() + "L";
+    const uint64_t leader = s.value("leader", uint64_t{0});
+    std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>9}\n", Str(s, "group"),
+                             Str(s, "first_slot") + "-" + Str(s, "last_slot"), Str(s, "epoch"),
+                             leader == 0 ? std::string("none") : std::to_string(leader), replicas,
+                             Str(s, "keys"), Str(s, "applied"));
+  }
+  return 0;
+}
+
 int Report(const Result<AdminReply>& r, const std::string& what) {
   if (!r.ok()) {
     std::cerr << "synod member " << what << ": " << r.status().ToString() << "\n";
@@ -110,6 +138,19 @@ void AddStatusCommand(CLI::App& app) {
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([host, json] {
     const int code = RunStatus(*host, *json);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+void AddShardsCommand(CLI::App& app) {
+  auto host = std::make_shared<std::string>("127.0.0.1:7201");
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "shards", "List the shards: slot range, epoch, leader, replicas, keys, applied index.");
+  cmd->add_option("--host", *host, "Admin address of any node")->capture_default_str();
+  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->callback([host, json] {
+    const int code = RunShards(*host, *json);
     if (code != 0) throw CLI::RuntimeError(code);
   });
 }

@@ -201,6 +201,23 @@ admin::HttpResponse Node::StatusJson() {
   const cluster::HostStatus st = host_->GetStatus();
   nlohmann::json members = nlohmann::json::array();
   for (const auto& m : st.members) members.push_back(MemberJson(m));
+  // The shards as this node sees them; keys and applied for those it holds (today: one).
+  nlohmann::json shards = nlohmann::json::array();
+  for (const cluster::ShardView& s : host_->Shards()) {
+    nlohmann::json voters = nlohmann::json::array();
+    nlohmann::json learners = nlohmann::json::array();
+    for (NodeId v : s.desc.voters) voters.push_back(v.value());
+    for (NodeId l : s.desc.learners) learners.push_back(l.value());
+    shards.push_back({{"group", s.desc.group.value()},
+                      {"first_slot", s.desc.first_slot},
+                      {"last_slot", s.desc.last_slot},
+                      {"epoch", s.desc.epoch},
+                      {"leader", s.leader.value()},
+                      {"voters", voters},
+                      {"learners", learners},
+                      {"keys", st.keys},
+                      {"applied", st.applied.value()}});
+  }
   nlohmann::json j = {{"id", st.id.value()},
                       {"cluster_id", fmt::format("{:016x}", st.cluster_id)},
                       {"role", st.role},
@@ -219,7 +236,8 @@ admin::HttpResponse Node::StatusJson() {
                       {"peer", peer_address()},
                       {"connections", counters_.connections_current.load()},
                       {"shutting_down", shutting_down_},
-                      {"members", members}};
+                      {"members", members},
+                      {"shards", shards}};
   return Json(200, j);
 }
 

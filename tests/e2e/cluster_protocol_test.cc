@@ -160,6 +160,18 @@ TEST(ClusterProtocol, TheMapNamesTheNewLeaderAfterAFailover) {
             << " ms after the kill\n";
   Redis r(c.client_port(next));
   EXPECT_TRUE(r.Command({"SET", "after", "failover"}).IsOk());
+  // `synod shards` shows the new leader too.
+  const uint64_t survivor = c.LiveIds(leader).front();
+  const ProgramResult shards =
+      RunProgram({c.synod_bin(), "shards", "--json", "--host", c.admin_address(survivor)}, 20000);
+  ASSERT_EQ(shards.exit_code, 0) << shards.err;
+  const Json j = Json::parse(shards.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << shards.out;
+  EXPECT_EQ(j[0].value("first_slot", -1), 0);
+  EXPECT_EQ(j[0].value("last_slot", -1), 16383);
+  EXPECT_EQ(j[0].value("leader", uint64_t{0}), next);
+  EXPECT_EQ(j[0]["voters"].size(), 3u);
+  EXPECT_GE(j[0].value("keys", uint64_t{0}), 1u);
 }
 
 // redis-py's RedisCluster (Debian's python3-redis) writes and reads 10,000 keys across all
