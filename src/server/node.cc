@@ -150,6 +150,10 @@ void Node::RegisterMetrics() {
   counter("synod_fsyncs_total", "Durable writes (group commits) to RocksDB.", &hc.syncs);
   counter("synod_fsync_failures_total", "Durable writes that failed.", &hc.sync_failures);
   counter("synod_ready_rounds_total", "Raft Ready rounds processed.", &hc.ready_rounds);
+  counter(
+      "synod_peer_messages_dropped_total",
+      "Peer messages dropped: undecodable, misaddressed, or for a group this node does not hold.",
+      &hc.peer_messages_dropped);
   gauge("synod_client_connections", "Open client connections.", &counters_.connections_current);
   counter("synod_client_connections_total", "Client connections accepted.",
           &counters_.connections_total);
