@@ -50,8 +50,10 @@ struct Knobs {
         r.check_quorum, r.read_only_option == raft::ReadOnlyOption::kLeaseBased ? "lease" : "safe",
         r.lease_clock_drift_ticks, cluster.replica.snapshot_entries, cluster.fsync_max_ns / kMicro,
         cluster.clock_drift_max, cluster.wall_skew_ms_max, cluster.replica.kv.tombstones_max,
-        cluster.node_storage ? "node" : "wal", cluster.torn_writes, link.loss, link.duplicate,
-        link.latency_max_ns / kMicro);
+        cluster.node_storage ? "node" : "wal",
+        // Torn writes are a WalStorage fault: a node write is atomic.
+        cluster.node_storage ? "n/a" : (cluster.torn_writes ? "true" : "false"), link.loss,
+        link.duplicate, link.latency_max_ns / kMicro);
   }
 };
 
