@@ -330,8 +330,6 @@ void GroupHost::OnTick() {
 }
 
 void GroupHost::Kick() {
-  // The replica may have been called directly (membership, transfers): give it a round.
-  if (store_) store_->Touch(kGroup);
   if (kick_scheduled_ || stopped_) return;
   kick_scheduled_ = true;
   // Deferred to the end of the current round of events, so that everything that arrived
@@ -413,6 +411,7 @@ Status GroupHost::AddMember(NodeId id, const MemberAddress& address) {
   cc.changes.push_back({raft::ConfChangeType::kAddLearner, id});
   cc.context = FormatMemberList({{id, address}}, '\n');
   SYNOD_RETURN_IF_ERROR(replica_->ProposeConfChange(cc));
+  store_->Touch(kGroup);  // called on the replica directly: give it a round
   Kick();
   return Status::Ok();
 }
@@ -427,12 +426,14 @@ Status GroupHost::RemoveMember(NodeId id) {
   cc.transition = raft::ConfChangeTransition::kJointImplicit;
   cc.changes.push_back({raft::ConfChangeType::kRemoveNode, id});
   SYNOD_RETURN_IF_ERROR(replica_->ProposeConfChange(cc));
+  store_->Touch(kGroup);  // called on the replica directly: give it a round
   Kick();
   return Status::Ok();
 }
 
 Status GroupHost::TransferLeadership(NodeId to) {
   Status s = replica_->TransferLeadership(to);
+  store_->Touch(kGroup);
   Kick();
   return s;
 }
@@ -489,6 +490,7 @@ void GroupHost::MaybePromoteLearners() {
     cc.transition = raft::ConfChangeTransition::kJointImplicit;
     cc.changes.push_back({raft::ConfChangeType::kAddNode, l});
     Status s = replica_->ProposeConfChange(cc);
+    store_->Touch(kGroup);  // OnTick kicks afterwards
     logger_.Info("event=promote_learner node={} match={} last={} result=\"{}\"", l.value(),
                  p->match.value(), last.value(), s.ToString());
     return;  // one change at a time

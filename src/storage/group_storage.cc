@@ -200,11 +200,15 @@ Status GroupStorage::Load() {
 }
 
 rocksdb::WriteBatch& GroupStorage::Stage() {
-  node_->Staged(this);
+  if (!staged_) {  // once per node write, not once per record
+    staged_ = true;
+    node_->Staged(this);
+  }
   return node_->staging();
 }
 
 uint64_t GroupStorage::OnTaken() {
+  staged_ = false;
   ++writes_outstanding_;
   compactions_in_flight_.push_back(std::exchange(staged_compaction_, std::nullopt));
   return std::exchange(pending_saves_, 0);

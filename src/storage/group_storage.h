@@ -258,6 +258,8 @@ class GroupStorage final : public LogStore {
   raft::Snapshot snapshot_;
   // Saves applied to memory_ and staged, not yet taken by a write.
   uint64_t pending_saves_ = 0;
+  // Registered with the NodeDb as having staged records for its next write.
+  bool staged_ = false;
   LogIndex state_applied_;
   std::string state_meta_;
   // Node writes carrying this group's records, taken and not yet reported.

@@ -112,10 +112,8 @@ Status NodeDb::CheckOrCreateClusterRecord() {
 }
 
 void NodeDb::Staged(GroupStorage* group) {
-  // A handful of groups stage in one round; a linear scan beats a set at that size.
-  if (std::find(staged_groups_.begin(), staged_groups_.end(), group) == staged_groups_.end()) {
-    staged_groups_.push_back(group);
-  }
+  // Each group registers once per write (GroupStorage keeps the flag): no search here.
+  staged_groups_.push_back(group);
 }
 
 void NodeDb::Forget(GroupStorage* group) {

@@ -130,7 +130,7 @@ class NodeDb {
 
   NodeDb(std::string dir, uint64_t cluster_id);
   Status CheckOrCreateClusterRecord();
-  // Where a group stages its records; the group then calls Staged(itself).
+  // Where a group stages its records; the group calls Staged(itself) once per write.
   rocksdb::WriteBatch& staging() { return staging_; }
   void Staged(GroupStorage* group);
   // A GroupStorage going away: it must not be named by a later TakeWrite.

@@ -78,6 +78,12 @@ std::map<std::string, std::string> Data(const GroupStorage& r) {
   return out;
 }
 
+std::unique_ptr<GroupStorage> MustOpenGroup(NodeDb* db, GroupId g, StateSpan span) {
+  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(db, g, span);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(*r) : nullptr;
+}
+
 // Every test runs on both engines: RocksDB in a temporary directory, and the in-memory engine
 // the simulator uses; a "reopen" opens a new NodeDb on the same directory or engine.
 class NodeDbTest : public ::testing::TestWithParam<bool> {
@@ -88,6 +94,21 @@ class NodeDbTest : public ::testing::TestWithParam<bool> {
                                               : NodeDb::Open(tmp_.db(), kCluster, disk_.opts);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? std::move(*r) : nullptr;
+  }
+  // A database with the two slot-span groups open (groups close before the database).
+  struct TwoGroups {
+    std::unique_ptr<NodeDb> db;
+    std::unique_ptr<GroupStorage> left;
+    std::unique_ptr<GroupStorage> right;
+    bool ok() const { return db && left && right; }
+  };
+  TwoGroups OpenTwoGroups() {
+    TwoGroups t;
+    t.db = MustOpenDb();
+    if (!t.db) return t;
+    t.left = MustOpenGroup(t.db.get(), kLeft, kLeftSpan);
+    t.right = MustOpenGroup(t.db.get(), kRight, kRightSpan);
+    return t;
   }
   void FailWrites(bool fail) {
     if (mem()) {
@@ -107,12 +128,6 @@ INSTANTIATE_TEST_SUITE_P(Engines, NodeDbTest, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& p) {
                            return p.param ? "Mem" : "Rocks";
                          });
-
-std::unique_ptr<GroupStorage> MustOpenGroup(NodeDb* db, GroupId g, StateSpan span) {
-  Result<std::unique_ptr<GroupStorage>> r = GroupStorage::Open(db, g, span);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(*r) : nullptr;
-}
 
 TEST_P(NodeDbTest, GroupsShareOneWriteAndKeepTheirOwnLogs) {
   const std::string a = KeyIn(0, 8191), b = KeyIn(8192, kSlotCount - 1);
@@ -174,11 +189,11 @@ TEST_P(NodeDbTest, GroupsShareOneWriteAndKeepTheirOwnLogs) {
 TEST_P(NodeDbTest, ResetReplacesOnlyTheGroupsOwnSlotsAndSessions) {
   const std::string a1 = KeyIn(0, 8191), a2 = KeyIn(0, 8191, 1);
   const std::string b = KeyIn(8192, kSlotCount - 1);
-  auto db = MustOpenDb();
-  ASSERT_NE(db, nullptr);
-  auto left = MustOpenGroup(db.get(), kLeft, kLeftSpan);
-  auto right = MustOpenGroup(db.get(), kRight, kRightSpan);
-  ASSERT_TRUE(left && right);
+  TwoGroups t = OpenTwoGroups();
+  ASSERT_TRUE(t.ok());
+  NodeDb* db = t.db.get();
+  GroupStorage* left = t.left.get();
+  GroupStorage* right = t.right.get();
   ASSERT_TRUE(left->Save(std::nullopt, Ents(1, 1, 5, "L"), HS(5)).ok());
   ASSERT_TRUE(right->Save(std::nullopt, Ents(1, 1, 5, "R"), HS(5)).ok());
   left->StageState(Writes(2, {{a1, "old"}}));
@@ -201,11 +216,11 @@ TEST_P(NodeDbTest, ResetReplacesOnlyTheGroupsOwnSlotsAndSessions) {
 }
 
 TEST_P(NodeDbTest, AStagedCompactionCompletesWithTheNodeWriteThatCarriesIt) {
-  auto db = MustOpenDb();
-  ASSERT_NE(db, nullptr);
-  auto left = MustOpenGroup(db.get(), kLeft, kLeftSpan);
-  auto right = MustOpenGroup(db.get(), kRight, kRightSpan);
-  ASSERT_TRUE(left && right);
+  TwoGroups t = OpenTwoGroups();
+  ASSERT_TRUE(t.ok());
+  NodeDb* db = t.db.get();
+  GroupStorage* left = t.left.get();
+  GroupStorage* right = t.right.get();
   ASSERT_TRUE(left->Save(std::nullopt, Ents(1, 1, 10, "L"), HS(10)).ok());
   ASSERT_TRUE(db->Sync().ok());
   ASSERT_TRUE(left->StageCompact(LogIndex(6), raft::ConfState{}).ok());
@@ -221,11 +236,11 @@ TEST_P(NodeDbTest, AStagedCompactionCompletesWithTheNodeWriteThatCarriesIt) {
 }
 
 TEST_P(NodeDbTest, AFailedWriteFailsEveryGroup) {
-  auto db = MustOpenDb();
-  ASSERT_NE(db, nullptr);
-  auto left = MustOpenGroup(db.get(), kLeft, kLeftSpan);
-  auto right = MustOpenGroup(db.get(), kRight, kRightSpan);
-  ASSERT_TRUE(left && right);
+  TwoGroups t = OpenTwoGroups();
+  ASSERT_TRUE(t.ok());
+  NodeDb* db = t.db.get();
+  GroupStorage* left = t.left.get();
+  GroupStorage* right = t.right.get();
   ASSERT_TRUE(left->Save(std::nullopt, Ents(1, 1, 2, "L"), HS(2)).ok());
   FailWrites(true);
   EXPECT_EQ(left->Sync().code(), Code::kIoError);

@@ -26,12 +26,18 @@ bool SlotsNameMaster(TestCluster& c, uint64_t via, uint64_t leader, int64_t time
   });
 }
 
+// The leader, and a follower whose CLUSTER SLOTS already names it.
+void LeaderAndFollower(TestCluster& c, uint64_t* leader, uint64_t* follower) {
+  *leader = c.WaitForLeader(10000);
+  ASSERT_NE(*leader, 0u);
+  *follower = c.LiveIds(*leader).front();
+  ASSERT_TRUE(SlotsNameMaster(c, *follower, *leader, 5000));
+}
+
 TEST(ClusterProtocol, RepliesDescribeOneShardLedByTheLeader) {
   TestCluster c(ClusterOptions{.flags = {"--cluster-redirects"}});
-  const uint64_t leader = c.WaitForLeader(10000);
-  ASSERT_NE(leader, 0u);
-  const uint64_t follower = c.LiveIds(leader).front();
-  ASSERT_TRUE(SlotsNameMaster(c, follower, leader, 5000));
+  uint64_t leader = 0, follower = 0;
+  ASSERT_NO_FATAL_FAILURE(LeaderAndFollower(c, &leader, &follower));
   Redis r(c.client_port(follower));
 
   const Reply slots = r.Command({"CLUSTER", "SLOTS"});
@@ -115,10 +121,8 @@ TEST(ClusterProtocol, RepliesDescribeOneShardLedByTheLeader) {
 
 TEST(ClusterProtocol, RedirectsSendKeysToTheLeaderOnlyWhenAsked) {
   TestCluster c(ClusterOptions{.flags = {"--cluster-redirects"}});
-  const uint64_t leader = c.WaitForLeader(10000);
-  ASSERT_NE(leader, 0u);
-  const uint64_t follower = c.LiveIds(leader).front();
-  ASSERT_TRUE(SlotsNameMaster(c, follower, leader, 5000));
+  uint64_t leader = 0, follower = 0;
+  ASSERT_NO_FATAL_FAILURE(LeaderAndFollower(c, &leader, &follower));
   Redis r(c.client_port(follower));
   const Reply moved = r.Command({"SET", "foo", "bar"});
   EXPECT_EQ(moved.str, "MOVED 12182 127.0.0.1:" + std::to_string(c.client_port(leader)))
