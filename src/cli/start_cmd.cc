@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #define TOML_EXCEPTIONS 0
 #include <toml++/toml.h>
@@ -34,6 +35,8 @@ struct StartFlags {
   std::string initial_cluster;
   std::string join;
   std::string cluster_token = "synod";
+  int shards = 0;  // 0: two per initial node
+  int replicas = 3;
   int64_t tick_ms = 50;
   int election_ticks = 10;
   int heartbeat_ticks = 2;
@@ -51,6 +54,13 @@ struct StartFlags {
 };
 
 Status Fail(const std::string& m) { return Status::InvalidArgument(m); }
+
+// The cluster id covers the layout's inputs: nodes started with different --shards or
+// --replicas get different ids, so they refuse each other's connections instead of running
+// two layouts.
+std::string LayoutToken(const StartFlags& f) {
+  return fmt::format("{}|shards={}|replicas={}", f.cluster_token, f.shards, f.replicas);
+}
 
 struct DirIdentity {
   uint64_t cluster_id = 0;
@@ -101,8 +111,17 @@ Status Join(const StartFlags& f, const cluster::MemberAddress& self, server::Nod
   const std::string path =
       fmt::format("/members/add?id={}&peer={}&client={}&admin={}", f.id, UrlEncode(self.peer),
                   UrlEncode(self.client), UrlEncode(self.admin));
-  auto r = AdminCall("POST", f.join, path, 5000, /*follow_leader=*/true);
-  if (!r.ok()) return r.status();
+  // Every group takes the new member through its own leader: allow for an election or two. A
+  // member that knows no meta leader yet (an election under way) answers 421 without one: ask
+  // again for a while.
+  Result<AdminReply> r = Status::Unavailable("not asked");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (true) {
+    r = AdminCall("POST", f.join, path, 15000, /*follow_leader=*/true);
+    if (!r.ok()) return r.status();
+    if (r->status != 421 || std::chrono::steady_clock::now() >= give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   if (r->status != 200 || !r->json.is_object()) {
     return Status::FailedPrecondition("join refused by " + f.join + ": HTTP " +
                                       std::to_string(r->status) + " " + r->body);
@@ -110,6 +129,10 @@ Status Join(const StartFlags& f, const cluster::MemberAddress& self, server::Nod
   auto members = cluster::ParseMemberList(r->json.value("member_list", ""));
   if (!members.ok()) return members.status();
   opts->host.known_members = *members;
+  opts->host.join_layout = r->json.value("layout", "");
+  if (opts->host.join_layout.empty()) {
+    return Status::FailedPrecondition("the join reply from " + f.join + " carries no layout");
+  }
   ident->cluster_id = std::stoull(r->json.value("cluster_id", "0"), nullptr, 16);
   return Status::Ok();
 }
@@ -131,9 +154,11 @@ Status PrepareDir(const StartFlags& f, const cluster::MemberAddress& self,
     if (!f.initial_cluster.empty()) {
       auto members = cluster::ParseMemberList(f.initial_cluster);
       if (!members.ok()) return members.status();
-      if (cluster::DeriveClusterId(*members, f.cluster_token) != id.cluster_id) {
+      if (cluster::DeriveClusterId(*members, LayoutToken(f)) != id.cluster_id) {
         return Status::FailedPrecondition(
-            f.data + " belongs to another cluster than --initial-cluster describes");
+            f.data +
+            " belongs to another cluster than --initial-cluster (with --shards and "
+            "--replicas) describes");
       }
     }
     return Status::Ok();
@@ -144,7 +169,7 @@ Status PrepareDir(const StartFlags& f, const cluster::MemberAddress& self,
     auto members = cluster::ParseMemberList(f.initial_cluster);
     if (!members.ok()) return members.status();
     opts->host.initial_cluster = *members;
-    ident.cluster_id = cluster::DeriveClusterId(*members, f.cluster_token);
+    ident.cluster_id = cluster::DeriveClusterId(*members, LayoutToken(f));
   } else if (!f.join.empty()) {
     SYNOD_RETURN_IF_ERROR(Join(f, self, opts, &ident));
   } else {
@@ -218,6 +243,8 @@ int RunStart(const StartFlags& f) {
   opts.host.election_ticks = f.election_ticks;
   opts.host.heartbeat_ticks = f.heartbeat_ticks;
   opts.host.request_timeout_ms = f.request_timeout_ms;
+  opts.host.shards = f.shards;
+  opts.host.replicas = f.replicas;
   opts.host.snapshot_entries = f.snapshot_entries;
   opts.host.state_flush_entries = f.state_flush_entries;
   opts.host.lease_reads = f.lease_reads;
@@ -273,6 +300,15 @@ void AddStartCommand(CLI::App& app) {
   cmd->add_option("--cluster-token", f->cluster_token,
                   "Mixed into the cluster id so that two clusters with the same members differ")
       ->capture_default_str();
+  cmd->add_option("--shards", f->shards,
+                  "Data shards of a new cluster (0: two per initial node); the same on every "
+                  "initial node")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16384));
+  cmd->add_option("--replicas", f->replicas,
+                  "Replicas of each shard of a new cluster (capped at the node count)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 99));
   cmd->add_option("--tick-ms", f->tick_ms, "Raft tick interval")->capture_default_str();
   cmd->add_option("--election-ticks", f->election_ticks,
                   "Election timeout in ticks (randomized "

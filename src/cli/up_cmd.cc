@@ -32,6 +32,8 @@ struct UpFlags {
   bool fresh = false;
   bool fault_hooks = false;
   bool cluster_redirects = false;
+  int shards = 0;
+  int replicas = 3;
   bool verbose = false;
   int64_t wait_ms = 30000;
   std::vector<std::string> extra;  // passed to every `synod start`
@@ -136,6 +138,8 @@ int RunUp(const UpFlags& f) {
                                      members};
     if (f.fault_hooks) args.push_back("--fault-hooks");
     if (f.cluster_redirects) args.push_back("--cluster-redirects");
+    args.push_back("--shards=" + std::to_string(f.shards));
+    args.push_back("--replicas=" + std::to_string(f.replicas));
     for (const std::string& e : f.extra) args.push_back(e);
     pids.push_back(Spawn(args, fmt::format("{}/node-{}.log", f.dir, id.value()), f.verbose));
     admins.push_back(a.admin);
@@ -222,6 +226,12 @@ void AddUpCommand(CLI::App& app) {
   cmd->add_flag("--fault-hooks", f->fault_hooks, "Enable the nodes' fault-injection endpoints");
   cmd->add_flag("--cluster-redirects", f->cluster_redirects,
                 "Nodes answer keys another node leads with -MOVED (Redis Cluster clients)");
+  cmd->add_option("--shards", f->shards, "Data shards (0: two per node)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16384));
+  cmd->add_option("--replicas", f->replicas, "Replicas of each shard (capped at --nodes)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 99));
   cmd->add_flag("--verbose", f->verbose, "Nodes log to this terminal instead of DIR/node-i.log");
   cmd->add_option("--wait-ms", f->wait_ms, "How long to wait for a leader")->capture_default_str();
   cmd->add_option("--node-flag", f->extra, "A flag passed to every `synod start` (repeatable)");

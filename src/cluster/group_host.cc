@@ -6,6 +6,7 @@
 
 #include "common/assert.h"
 #include "env/asio/steady_clock.h"
+#include "kv/redis.h"
 #include "kv/state_machine.h"
 #include "raft/confchange.h"
 
@@ -17,6 +18,12 @@ using env::SteadyNowNs;
 using env::WallNowMs;
 
 constexpr char kMembersMeta[] = "members";
+constexpr char kLayoutMeta[] = "layout";
+// Leadership notices and the leader balancing run every this many ticks.
+constexpr uint64_t kNoticeTicks = 20;
+constexpr uint64_t kBalanceTicks = 20;
+// Requests in flight to other nodes and attempts waiting for a leader: beyond, refused.
+constexpr size_t kRoutedRequestsMax = 100'000;
 // Keys one expiry round may delete: bounds the entry and the work of one apply.
 constexpr size_t kExpiryKeysPerRound = 500;
 
@@ -127,6 +134,35 @@ GroupHost::~GroupHost() {
   *alive_ = false;
 }
 
+Status GroupHost::LoadLayout() {
+  auto stored = db_->GetMeta(kLayoutMeta);
+  if (!stored.ok()) return stored.status();
+  if (stored->has_value()) {
+    Result<Layout> l = DecodeLayout(**stored);
+    if (!l.ok()) {
+      return Status::Corruption("the stored layout does not parse: " + l.status().ToString());
+    }
+    map_ = std::make_unique<ShardMap>(std::move(l).value());
+    return Status::Ok();
+  }
+  Result<Layout> l = Status::InvalidArgument("no layout");
+  if (!opts_.initial_cluster.empty()) {
+    std::vector<NodeId> nodes;
+    for (const auto& [id, a] : opts_.initial_cluster) nodes.push_back(id);
+    const int shards = opts_.shards > 0 ? opts_.shards : 2 * static_cast<int>(nodes.size());
+    l = MakeInitialLayout(nodes, shards, opts_.replicas);
+  } else if (!opts_.join_layout.empty()) {
+    l = DecodeLayout(opts_.join_layout);
+  } else {
+    return Status::InvalidArgument(
+        "a new data directory needs the initial cluster or the layout of the cluster it joins");
+  }
+  if (!l.ok()) return l.status();
+  SYNOD_RETURN_IF_ERROR(db_->PutMeta(kLayoutMeta, EncodeLayout(*l)));
+  map_ = std::make_unique<ShardMap>(std::move(l).value());
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOptions opts,
                                                    Logger logger) {
   if (opts.id == kNoNode) return Status::InvalidArgument("the node id must be >= 1");
@@ -144,6 +180,10 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
     return Status::InvalidArgument("node " + std::to_string(h->opts_.id.value()) +
                                    " is not in the initial cluster list");
   }
+  auto stored_groups = h->db_->StoredGroups();
+  if (!stored_groups.ok()) return stored_groups.status();
+  const bool joining = h->opts_.initial_cluster.empty() && stored_groups->empty();
+  SYNOD_RETURN_IF_ERROR(h->LoadLayout());
   for (const auto& [id, a] : h->opts_.known_members) h->members_.try_emplace(id, a);
   h->members_[h->opts_.id] = h->opts_.self;  // our own addresses may have changed
   h->SaveAddressBook();
@@ -173,8 +213,9 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
       io, to, h->logger_,
       [raw](NodeId from, std::string_view payload) { raw->OnPeerMessage(from, payload); },
       [raw](NodeId peer) {
-        if (raw->stopped_ || !raw->replica_) return;
+        if (raw->stopped_ || !raw->store_) return;
         raw->store_->ReportUnreachable(peer);
+        raw->ExpireHops(peer, 0);
       },
       [raw](NodeId peer, const std::string& address) {
         auto it = raw->members_.find(peer);
@@ -187,17 +228,39 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
       });
   h->store_ =
       std::make_unique<Store>(std::move(so), h->db_.get(), &h->raft_transport_, raw, h->logger_);
-  // The initial voters bootstrap the group when the database holds nothing of it (durably,
-  // before anything else); a joining node starts it empty and waits for the leader's snapshot.
-  std::set<NodeId> voters;
-  for (const auto& [id, a] : h->opts_.initial_cluster) voters.insert(id);
-  SYNOD_RETURN_IF_ERROR(h->store_->AddGroup(kGroup, kGroupSpan, voters));
-  h->replica_ = h->store_->replica(kGroup);
-  if (h->store_->storage(kGroup)->recovery_stats().created && !voters.empty()) {
+  // The groups held: those with records, and those the layout gives this node (a joining node:
+  // every group, since it is added to each). The initial voters bootstrap a group when the
+  // database holds nothing of it (durably, before anything else); a joining node starts it
+  // empty and waits for the leader's snapshot.
+  const Layout& layout = h->map_->layout();
+  std::vector<const ShardDescriptor*> all{&layout.meta};
+  for (const ShardDescriptor& d : layout.shards) all.push_back(&d);
+  const std::set<GroupId> stored(stored_groups->begin(), stored_groups->end());
+  bool created = false;
+  for (const ShardDescriptor* d : all) {
+    const bool listed =
+        std::find(d->voters.begin(), d->voters.end(), h->opts_.id) != d->voters.end();
+    if (!listed && !joining && !stored.contains(d->group)) continue;
+    std::set<NodeId> voters;
+    if (listed && !h->opts_.initial_cluster.empty())
+      voters.insert(d->voters.begin(), d->voters.end());
+    const storage::StateSpan span = d->group == kMetaGroup
+                                        ? storage::StateSpan::Group()
+                                        : storage::StateSpan::Slots(d->first_slot, d->last_slot);
+    SYNOD_RETURN_IF_ERROR(h->store_->AddGroup(d->group, span, voters));
+    created =
+        created || (h->store_->storage(d->group)->recovery_stats().created && !voters.empty());
+  }
+  if (h->store_->group_count() == 0) {
+    return Status::FailedPrecondition("the layout gives node " +
+                                      std::to_string(h->opts_.id.value()) + " no group");
+  }
+  if (created) {
     for (const auto& [id, a] : h->opts_.initial_cluster) h->members_[id] = a;
     h->SaveAddressBook();
-    h->logger_.Info("event=bootstrapped members=\"{}\"",
-                    FormatMemberList(h->opts_.initial_cluster));
+    h->logger_.Info("event=bootstrapped members=\"{}\" groups={} layout=\"{}\"",
+                    FormatMemberList(h->opts_.initial_cluster), h->store_->group_count(),
+                    EncodeLayout(layout));
   }
   for (const auto& [id, a] : h->members_) {
     if (id != h->opts_.id && !a.peer.empty()) h->transport_->SetPeer(id, a.peer);
@@ -210,17 +273,34 @@ void GroupHost::RaftOut::Send(GroupId group, raft::Message msg) {
   host_->transport_->Send(to, peer_wire::EncodeRaft(group, msg));
 }
 
+void GroupHost::Drop(NodeId from, const char* reason, const Status& s) {
+  // A peer of our cluster sent what we cannot use: a bug or another build, not an attack (the
+  // hello checked the cluster). Drop it and keep the connection; Raft retransmits what matters
+  // and a request's sender retries or times out.
+  ++counters_.peer_messages_dropped;
+  logger_.Warn("event=peer_message_dropped reason={} from={} error=\"{}\"", reason, from.value(),
+               s.message());
+}
+
 void GroupHost::OnPeerMessage(NodeId from, std::string_view payload) {
-  if (stopped_ || !replica_) return;
-  Result<peer_wire::RaftEnvelope> env = peer_wire::DecodeRaft(payload);
-  if (!env.ok()) {
-    // A peer of our cluster sent what we cannot read: a bug or another build, not an attack
-    // (the hello checked the cluster). Drop it; Raft retransmits what matters.
-    ++counters_.peer_messages_dropped;
-    logger_.Warn("event=peer_message_dropped reason=undecodable from={} error=\"{}\"", from.value(),
-                 env.status().message());
-    return;
+  if (stopped_ || !store_) return;
+  switch (static_cast<peer_wire::Kind>(peer_wire::KindOf(payload))) {
+    case peer_wire::Kind::kRaft:
+      return OnRaftMessage(from, payload);
+    case peer_wire::Kind::kRequest:
+      return OnRequest(from, payload);
+    case peer_wire::Kind::kResponse:
+      return OnResponse(from, payload);
+    case peer_wire::Kind::kLeaders:
+      return OnLeaders(from, payload);
   }
+  Drop(from, "unknown_kind",
+       Status::InvalidArgument("kind " + std::to_string(peer_wire::KindOf(payload))));
+}
+
+void GroupHost::OnRaftMessage(NodeId from, std::string_view payload) {
+  Result<peer_wire::RaftEnvelope> env = peer_wire::DecodeRaft(payload);
+  if (!env.ok()) return Drop(from, "undecodable", env.status());
   raft::Message& m = env->message;
   if (m.to != opts_.id || m.from != from) {
     ++counters_.peer_messages_dropped;
@@ -238,6 +318,433 @@ void GroupHost::OnPeerMessage(NodeId from, std::string_view payload) {
   }
   Kick();
 }
+
+// ---- routing ----
+
+struct GroupHost::Attempt {
+  ShardRequest req;
+  ResponseFn done;
+  int64_t deadline_ns = 0;
+  int attempt = 0;
+  bool maybe_applied = false;  // a write hop ended without a definite answer
+  Status last_error;
+};
+
+std::vector<GroupId> GroupHost::DataShards() const {
+  std::vector<GroupId> out;
+  for (const ShardDescriptor& d : map_->layout().shards) out.push_back(d.group);
+  return out;
+}
+
+const kv::StateMachine* GroupHost::LocalStateMachine(GroupId group) const {
+  const Replica* r = store_->replica(group);
+  return r == nullptr ? nullptr : &r->state_machine();
+}
+
+NodeId GroupHost::LeaderHint(GroupId group, uint64_t* term) const {
+  if (const Replica* r = store_->replica(group)) {
+    const raft::Raft& raft = r->raw_node().raft();
+    if (term != nullptr) *term = raft.term().value();
+    // A replica that knows no leader may still learn of one sooner from a notice.
+    if (raft.lead() != kNoNode || map_->leader_term(group) <= raft.term().value()) {
+      return raft.lead();
+    }
+  }
+  if (term != nullptr) *term = map_->leader_term(group);
+  return map_->leader(group);
+}
+
+void GroupHost::StampLeader(GroupId group, ShardResponse* r) const {
+  r->leader = LeaderHint(group, &r->term);
+}
+
+void GroupHost::Call(ShardRequest req, ResponseFn done) {
+  auto a = std::make_shared<Attempt>();
+  a->req = std::move(req);
+  a->done = std::move(done);
+  // The replica answers within the request timeout; the extra second lets a definite answer
+  // from the last hop arrive before this bound gives up on it.
+  a->deadline_ns = SteadyNowNs() + (opts_.request_timeout_ms + 1000) * 1'000'000;
+  Step(a);
+}
+
+void GroupHost::Step(const std::shared_ptr<Attempt>& a) {
+  const GroupId group = a->req.group;
+  auto finish = [&a](Status s) {
+    ShardResponse r;
+    r.status = std::move(s);
+    auto done = std::move(a->done);
+    done(std::move(r));
+  };
+  if (stopped_) return finish(Status::Unavailable("the node is shutting down"));
+  const ShardDescriptor* desc = map_->Find(group);
+  if (desc == nullptr) {
+    return finish(Status::InvalidArgument("no shard " + std::to_string(group.value())));
+  }
+  if (SteadyNowNs() >= a->deadline_ns) {
+    const std::string what = "shard " + std::to_string(group.value());
+    if (a->maybe_applied || a->last_error.ok()) {
+      return finish(Status::Timeout("no answer from the leader of " + what + " within " +
+                                    std::to_string(opts_.request_timeout_ms) + " ms" +
+                                    (a->req.type == ShardRequest::Type::kWrite
+                                         ? "; it may or may not have been applied"
+                                         : "")));
+    }
+    return finish(a->last_error);
+  }
+  if (hops_.size() + waiting_.size() >= kRoutedRequestsMax) {
+    return finish(Status::ResourceExhausted("too many requests in flight to other nodes"));
+  }
+  const Replica* local = store_->replica(group);
+  RouteInput in;
+  in.self = opts_.id;
+  in.shard = desc;
+  in.leader = LeaderHint(group, nullptr);
+  in.hosted = local != nullptr;
+  in.local_leader = local != nullptr && local->raw_node().raft().role() == raft::Role::kLeader;
+  in.stale_ok = a->req.mode == ReadMode::kStale && (a->req.type == ShardRequest::Type::kRead ||
+                                                    a->req.type == ShardRequest::Type::kVersions);
+  in.attempt = a->attempt;
+  const RouteDecision d = DecideRoute(in);
+  switch (d.action) {
+    case RouteAction::kLocal:
+      ExecuteLocal(a->req, /*from_peer=*/false, [this, a, alive = alive_](ShardResponse r) {
+        if (!*alive) return;
+        // A local timeout: the leader changed or no quorum answered; the write may be applied.
+        const bool maybe_applied = r.status.code() == Code::kTimeout;
+        OnAttemptResult(a, std::move(r), maybe_applied);
+      });
+      return;
+    case RouteAction::kForward: {
+      const uint64_t id = next_request_id_++;
+      const int64_t hop_ms = std::max<int64_t>(500, opts_.request_timeout_ms / 2);
+      hops_[id] = Hop{a, d.to, std::min(a->deadline_ns, SteadyNowNs() + hop_ms * 1'000'000)};
+      counters_.requests_forwarded.fetch_add(1, std::memory_order_relaxed);
+      transport_->Send(
+          d.to, peer_wire::EncodeCall(peer_wire::Kind::kRequest, id, EncodeShardRequest(a->req)));
+      return;
+    }
+    case RouteAction::kWait:
+      waiting_.push_back(a);
+      return;
+  }
+}
+
+void GroupHost::OnAttemptResult(const std::shared_ptr<Attempt>& a, ShardResponse r,
+                                bool maybe_applied) {
+  if (!a->done) return;
+  const Code code = r.status.code();
+  const bool retry = code == Code::kNotLeader || code == Code::kProposalDropped ||
+                     code == Code::kUnavailable || code == Code::kTimeout;
+  if (!retry || stopped_) {
+    auto done = std::move(a->done);
+    done(std::move(r));
+    return;
+  }
+  a->maybe_applied = a->maybe_applied || maybe_applied;
+  a->last_error = r.status;
+  ++a->attempt;
+  counters_.request_retries.fetch_add(1, std::memory_order_relaxed);
+  // A refusal that names another leader goes there at once; otherwise wait a tick (an
+  // election, a transfer or a lost quorum takes at least that long to change).
+  if (r.leader != kNoNode && r.leader != opts_.id && code == Code::kNotLeader) {
+    Step(a);
+  } else {
+    waiting_.push_back(a);
+  }
+}
+
+void GroupHost::ExpireHops(NodeId peer, int64_t now_ns) {
+  std::vector<std::shared_ptr<Attempt>> failed;
+  for (auto it = hops_.begin(); it != hops_.end();) {
+    if ((peer != kNoNode && it->second.to == peer) ||
+        (peer == kNoNode && it->second.deadline_ns <= now_ns)) {
+      failed.push_back(std::move(it->second.attempt));
+      it = hops_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& a : failed) {
+    ShardResponse r;
+    r.status = Status::Timeout(peer != kNoNode ? "the node serving it became unreachable"
+                                               : "the node serving it did not answer");
+    // A write sent to a node that went away may have been applied there.
+    OnAttemptResult(a, std::move(r), a->req.type == ShardRequest::Type::kWrite);
+  }
+  if (!failed.empty()) Kick();
+}
+
+void GroupHost::ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn done) {
+  Replica* r = store_->replica(req.group);
+  auto refuse = [&](Status s) {
+    ShardResponse resp;
+    resp.status = std::move(s);
+    StampLeader(req.group, &resp);
+    done(std::move(resp));
+  };
+  const ShardDescriptor* desc = map_->Find(req.group);
+  if (r == nullptr || desc == nullptr) {
+    return refuse(Status::NotLeader("node " + std::to_string(opts_.id.value()) +
+                                    " holds no replica of shard " +
+                                    std::to_string(req.group.value())));
+  }
+  if (req.epoch != 0 && req.epoch != desc->epoch) {
+    return refuse(Status::NotLeader("stale route: shard " + std::to_string(req.group.value()) +
+                                    " is at epoch " + std::to_string(desc->epoch) + ", not " +
+                                    std::to_string(req.epoch)));
+  }
+  const bool leads = r->raw_node().raft().role() == raft::Role::kLeader;
+  if (from_peer && !leads) {
+    return refuse(Status::NotLeader("node " + std::to_string(opts_.id.value()) +
+                                    " does not lead shard " + std::to_string(req.group.value())));
+  }
+  // The answer of a replica's reply, with this node's leader hint.
+  auto answer = [this, group = req.group, &done]() {
+    return [this, group, done = std::move(done), alive = alive_](ClientReply cr) {
+      ShardResponse resp;
+      resp.status = std::move(cr.status);
+      resp.reply = std::move(cr.reply);
+      resp.index = cr.index;
+      if (*alive) StampLeader(group, &resp);
+      done(std::move(resp));
+    };
+  };
+  switch (req.type) {
+    case ShardRequest::Type::kWrite:
+      if (req.command.op != kv::Op::kGet) {
+        counters_.proposals.fetch_add(1, std::memory_order_relaxed);
+      }
+      store_->Submit(req.group, req.command, ReadMode::kLinearizable, answer());
+      break;
+    case ShardRequest::Type::kRead:
+      store_->SubmitRead(
+          req.group,
+          [args = req.args, now = req.now_ms, random = req.random](const kv::StateMachine& sm) {
+            kv::ExecContext ctx = sm.ReadContext(now);
+            ctx.random = random;
+            return kv::ExecuteRedisRead(sm.keyspace(), args, ctx);
+          },
+          from_peer ? ReadMode::kLinearizable : req.mode, answer());
+      break;
+    case ShardRequest::Type::kVersions:
+      store_->SubmitRead(
+          req.group,
+          [keys = req.args, now_ms = req.now_ms](const kv::StateMachine& sm) {
+            const int64_t now = sm.ReadContext(now_ms).now_ms;
+            kv::Reply out;
+            out.number = static_cast<int64_t>(sm.applied_index().value());
+            for (const std::string& k : keys) {
+              out.replies.push_back(
+                  kv::Reply::Int(static_cast<int64_t>(sm.keyspace().VersionOf(k, now).value())));
+            }
+            return out;
+          },
+          from_peer ? ReadMode::kLinearizable : req.mode, answer());
+      break;
+    case ShardRequest::Type::kSlotKeys:
+      store_->SubmitRead(
+          req.group,
+          [slot = req.index.value(), max = req.random,
+           count = req.args == std::vector<std::string>{"count"},
+           now_ms = req.now_ms](const kv::StateMachine& sm) {
+            const int64_t now = sm.ReadContext(now_ms).now_ms;
+            const kv::Keyspace::Map& m = sm.keyspace().map();
+            const uint64_t end = (slot + 1) << 50;  // bounded by the keys of one slot
+            std::vector<kv::Reply> keys;
+            int64_t n = 0;
+            for (auto it = m.lower_bound(kv::Keyspace::KeyRef{slot << 50, ""});
+                 it != m.end() && it->first.pos < end; ++it) {
+              if (!count && keys.size() >= max) break;
+              if (it->second.expire_ms != 0 && it->second.expire_ms <= now) continue;
+              ++n;
+              if (!count) keys.push_back(kv::Reply::Bulk(it->first.bytes));
+            }
+            return count ? kv::Reply::Int(n) : kv::Reply::Array(std::move(keys));
+          },
+          from_peer ? ReadMode::kLinearizable : req.mode, answer());
+      break;
+    case ShardRequest::Type::kReplicasHolding: {
+      // The leader counts the members other than itself whose match reached the index; any
+      // other replica knows only that the write committed: a quorum holds it.
+      const raft::Raft& raft = r->raw_node().raft();
+      int64_t n = 0;
+      if (leads) {
+        for (NodeId id : raft.config().AllIds()) {
+          const raft::Progress* p = raft.progress(id);
+          if (id != opts_.id && p != nullptr && p->match >= req.index) ++n;
+        }
+      } else {
+        n = static_cast<int64_t>(raft.config().voters.Ids().size() / 2);
+      }
+      ShardResponse resp;
+      resp.number = n;
+      StampLeader(req.group, &resp);
+      done(std::move(resp));
+      break;
+    }
+    case ShardRequest::Type::kConfChange: {
+      if (!leads) {
+        return refuse(Status::NotLeader("membership changes go to the leader"));
+      }
+      Result<raft::ConfChange> cc = raft::ConfChange::Decode(req.conf_change);
+      if (!cc.ok()) return refuse(cc.status());
+      const raft::MembershipConfig& cfg = r->raw_node().raft().config();
+      for (const raft::ConfChangeSingle& c : cc->changes) {
+        const bool member = cfg.IsVoter(c.node) || cfg.IsLearner(c.node);
+        if (c.type == raft::ConfChangeType::kAddLearner && member) {
+          return refuse(Status::FailedPrecondition("node " + std::to_string(c.node.value()) +
+                                                   " is already a member of shard " +
+                                                   std::to_string(req.group.value())));
+        }
+        if (c.type == raft::ConfChangeType::kRemoveNode && !member) {
+          return refuse(Status::NotFound("node " + std::to_string(c.node.value()) +
+                                         " is not a member of shard " +
+                                         std::to_string(req.group.value())));
+        }
+      }
+      Status s = r->ProposeConfChange(*cc);
+      store_->Touch(req.group);  // called on the replica directly: give it a round
+      Kick();
+      ShardResponse resp;
+      resp.status = std::move(s);
+      StampLeader(req.group, &resp);
+      done(std::move(resp));
+      break;
+    }
+  }
+  Kick();
+}
+
+void GroupHost::OnRequest(NodeId from, std::string_view payload) {
+  Result<peer_wire::Call> call = peer_wire::DecodeCall(peer_wire::Kind::kRequest, payload);
+  if (!call.ok()) return Drop(from, "undecodable_request", call.status());
+  Result<ShardRequest> req = DecodeShardRequest(call->body);
+  const uint64_t id = call->id;
+  auto respond = [this, from, id, alive = alive_](ShardResponse r) {
+    if (!*alive || stopped_) return;
+    transport_->Send(from,
+                     peer_wire::EncodeCall(peer_wire::Kind::kResponse, id, EncodeShardResponse(r)));
+  };
+  if (!req.ok()) {
+    // Answer it: the sender then fails its client's command at once instead of timing out.
+    ++counters_.peer_messages_dropped;
+    ShardResponse r;
+    r.status = Status::InvalidArgument("request from node " + std::to_string(from.value()) +
+                                       " does not decode: " + std::string(req.status().message()));
+    return respond(std::move(r));
+  }
+  counters_.requests_served.fetch_add(1, std::memory_order_relaxed);
+  if (req->type == ShardRequest::Type::kWrite) store_->set_wall_clock_ms(WallNowMs());
+  ExecuteLocal(*req, /*from_peer=*/true, std::move(respond));
+}
+
+void GroupHost::OnResponse(NodeId from, std::string_view payload) {
+  Result<peer_wire::Call> call = peer_wire::DecodeCall(peer_wire::Kind::kResponse, payload);
+  if (!call.ok()) return Drop(from, "undecodable_response", call.status());
+  auto it = hops_.find(call->id);
+  if (it == hops_.end() || it->second.to != from) return;  // answered after its hop timed out
+  std::shared_ptr<Attempt> a = std::move(it->second.attempt);
+  hops_.erase(it);
+  Result<ShardResponse> r = DecodeShardResponse(call->body);
+  if (!r.ok()) {
+    Drop(from, "undecodable_response", r.status());
+    ShardResponse bad;
+    bad.status = Status::Timeout("the node serving it answered what does not decode");
+    OnAttemptResult(a, std::move(bad), a->req.type == ShardRequest::Type::kWrite);
+    return;
+  }
+  if (r->leader != kNoNode || r->term > 0) map_->NoteLeader(a->req.group, r->leader, r->term);
+  OnAttemptResult(a, std::move(r).value(), false);
+  Kick();
+}
+
+void GroupHost::OnLeaders(NodeId from, std::string_view payload) {
+  Result<std::vector<peer_wire::LeaderNotice>> led = peer_wire::DecodeLeaders(payload);
+  if (!led.ok()) return Drop(from, "undecodable_leaders", led.status());
+  for (const peer_wire::LeaderNotice& n : *led) map_->NoteLeader(n.group, from, n.term);
+}
+
+void GroupHost::NoticeLeaders(bool force) {
+  std::set<GroupId> led;
+  std::vector<peer_wire::LeaderNotice> notices;
+  for (GroupId g : store_->groups()) {
+    const raft::Raft& r = store_->replica(g)->raw_node().raft();
+    if (r.role() != raft::Role::kLeader) continue;
+    led.insert(g);
+    notices.push_back({g, r.term().value()});
+  }
+  if (!force && led == led_) return;
+  led_ = std::move(led);
+  const std::string msg = peer_wire::EncodeLeaders(notices);
+  for (const auto& [id, a] : members_) {
+    if (id != opts_.id && !a.peer.empty()) transport_->Send(id, msg);
+  }
+}
+
+// ---- membership ----
+
+void GroupHost::ChangeMembership(raft::ConfChange cc, std::function<void(Status)> done) {
+  // One request per group; the first error wins, OK once all answered.
+  struct Join {
+    size_t left = 0;
+    Status first_error;
+    std::function<void(Status)> done;
+  };
+  auto j = std::make_shared<Join>();
+  j->done = std::move(done);
+  std::vector<GroupId> groups{kMetaGroup};
+  for (GroupId g : DataShards()) groups.push_back(g);
+  j->left = groups.size();
+  const std::string encoded = cc.Encode();
+  for (GroupId g : groups) {
+    ShardRequest req;
+    req.type = ShardRequest::Type::kConfChange;
+    req.group = g;
+    req.conf_change = encoded;
+    Call(std::move(req), [j, g](ShardResponse r) {
+      if (!r.status.ok() && j->first_error.ok()) {
+        j->first_error = Status(r.status.code(), "shard " + std::to_string(g.value()) + ": " +
+                                                     std::string(r.status.message()));
+      }
+      if (--j->left == 0) j->done(j->first_error);
+    });
+  }
+}
+
+void GroupHost::AddMember(NodeId id, const MemberAddress& address,
+                          std::function<void(Status)> done) {
+  if (!is_leader()) return done(Status::NotLeader("membership changes go to the meta leader"));
+  if (id == kNoNode) return done(Status::InvalidArgument("member ids start at 1"));
+  if (Status s = SplitHostPort(address.peer, PortZero::kRefused).status(); !s.ok()) {
+    return done(s);
+  }
+  const raft::MembershipConfig& cfg = meta_replica()->raw_node().raft().config();
+  if (cfg.IsVoter(id) || cfg.IsLearner(id)) {
+    return done(
+        Status::FailedPrecondition("node " + std::to_string(id.value()) + " is already a member"));
+  }
+  raft::ConfChange cc;
+  cc.changes.push_back({raft::ConfChangeType::kAddLearner, id});
+  cc.context = FormatMemberList({{id, address}}, '\n');
+  ChangeMembership(std::move(cc), std::move(done));
+}
+
+void GroupHost::RemoveMember(NodeId id, std::function<void(Status)> done) {
+  if (!is_leader()) return done(Status::NotLeader("membership changes go to the meta leader"));
+  const raft::MembershipConfig& cfg = meta_replica()->raw_node().raft().config();
+  if (!cfg.IsVoter(id) && !cfg.IsLearner(id)) {
+    return done(Status::NotFound("node " + std::to_string(id.value()) + " is not a member"));
+  }
+  raft::ConfChange cc;
+  cc.transition = raft::ConfChangeTransition::kJointImplicit;
+  cc.changes.push_back({raft::ConfChangeType::kRemoveNode, id});
+  ChangeMembership(std::move(cc), std::move(done));
+}
+
+const Replica* GroupHost::meta_replica() const { return store_->replica(kMetaGroup); }
+
+// ---- address book ----
 
 void GroupHost::LoadAddressBook() {
   auto v = db_->GetMeta(kMembersMeta);
@@ -266,13 +773,19 @@ void GroupHost::LearnAddresses(const std::string& context) {
     logger_.Warn("event=bad_conf_context error=\"{}\"", book.status().ToString());
     return;
   }
+  bool changed = false;
   for (auto& [id, a] : *book) {
     if (id == opts_.id) continue;  // we know our own addresses best
+    auto it = members_.find(id);
+    if (it != members_.end() && it->second == a) continue;  // every group carries the change
     members_[id] = a;
     transport_->SetPeer(id, a.peer);
+    changed = true;
   }
-  SaveAddressBook();
+  if (changed) SaveAddressBook();
 }
+
+// ---- lifecycle and the Ready loop ----
 
 Status GroupHost::Start() {
   SYNOD_RETURN_IF_ERROR(transport_->Start());
@@ -280,8 +793,9 @@ Status GroupHost::Start() {
   storage_thread_ = std::thread([this] { storage_io_.run(); });
   ScheduleTick();
   Kick();
-  logger_.Info("event=host_started peer={} cluster_id={:016x} members=\"{}\"",
-               transport_->bound_address(), db_->cluster_id(), FormatMemberList(members_));
+  logger_.Info("event=host_started peer={} cluster_id={:016x} groups={} members=\"{}\"",
+               transport_->bound_address(), db_->cluster_id(), store_->group_count(),
+               FormatMemberList(members_));
   return Status::Ok();
 }
 
@@ -301,10 +815,23 @@ void GroupHost::Stop() {
     SYNOD_ASSERT(job->written.load(std::memory_order_acquire));
     OnSyncDone(job->result, job->took_ns);
   }
+  // Requests routed elsewhere or waiting for a leader get their answer now.
+  auto hops = std::move(hops_);
+  auto waiting = std::move(waiting_);
+  for (auto& [id, hop] : hops) waiting.push_back(std::move(hop.attempt));
+  for (auto& a : waiting) {
+    if (!a->done) continue;
+    ShardResponse r;
+    r.status = a->req.type == ShardRequest::Type::kWrite
+                   ? Status::Timeout("the node shut down; it may or may not have been applied")
+                   : Status::Unavailable("the node shut down");
+    auto done = std::move(a->done);
+    done(std::move(r));
+  }
   // The state applied since the last write waits for the next one; a clean stop writes it, so
   // that the next start replays no entries it need not (after a crash it replays them).
-  if (db_ && db_->failure().ok()) {
-    if (replica_) replica_->FlushState();
+  if (db_ && db_->failure().ok() && store_) {
+    for (GroupId g : store_->groups()) store_->replica(g)->FlushState();
     const Status s = db_->Sync();
     if (!s.ok()) logger_.Warn("event=final_sync_failed error=\"{}\"", s.ToString());
   }
@@ -323,9 +850,21 @@ void GroupHost::OnTick() {
   ++ticks_;
   store_->Tick();
   if (ticks_ % 10 == 0) MaybePromoteLearners();
+  if (draining_) {
+    if (ticks_ % 4 == 0) TransferLeadership(kNoNode);
+  } else if (ticks_ % kBalanceTicks == kBalanceTicks / 2) {
+    MaybeBalanceLeaders();
+  }
+  NoticeLeaders(ticks_ % kNoticeTicks == 0);
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
   // are due (reads already treat them as absent; this frees them everywhere).
   if (ticks_ % 2 == 0) store_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);
+  // Routed requests: hops past their deadline fail over; those waiting for a leader try again.
+  const int64_t now = SteadyNowNs();
+  ExpireHops(kNoNode, now);
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  for (auto& a : waiting) Step(a);
   Kick();
 }
 
@@ -387,113 +926,109 @@ void GroupHost::OnSyncDone(const Status& s, int64_t took_ns) {
   if (s.ok()) Drive();
 }
 
-void GroupHost::Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
-  if (cmd.op != kv::Op::kGet) counters_.proposals.fetch_add(1, std::memory_order_relaxed);
-  store_->Submit(kGroup, cmd, mode, std::move(reply));
-  Kick();
-}
+// ---- leadership ----
 
-void GroupHost::SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply) {
-  store_->SubmitRead(kGroup, std::move(fn), mode, std::move(reply));
-  Kick();
-}
-
-Status GroupHost::AddMember(NodeId id, const MemberAddress& address) {
-  if (!is_leader()) return Status::NotLeader("membership changes go to the leader");
-  if (id == kNoNode) return Status::InvalidArgument("member ids start at 1");
-  SYNOD_RETURN_IF_ERROR(SplitHostPort(address.peer, PortZero::kRefused).status());
-  const raft::MembershipConfig& cfg = replica_->raw_node().raft().config();
-  if (cfg.IsVoter(id) || cfg.IsLearner(id)) {
-    return Status::FailedPrecondition("node " + std::to_string(id.value()) +
-                                      " is already a member");
+int GroupHost::TransferLeadership(NodeId to) {
+  int handed = 0;
+  for (GroupId g : store_->groups()) {
+    Replica* r = store_->replica(g);
+    const raft::Raft& raft = r->raw_node().raft();
+    if (raft.role() != raft::Role::kLeader) continue;
+    NodeId target = to;
+    if (target == kNoNode || !raft.config().IsVoter(target)) {
+      LogIndex best_match;
+      target = kNoNode;
+      for (NodeId v : raft.config().voters.Ids()) {
+        const raft::Progress* p = raft.progress(v);
+        if (v != opts_.id && p != nullptr && (target == kNoNode || p->match > best_match)) {
+          target = v;
+          best_match = p->match;
+        }
+      }
+    }
+    if (target == kNoNode || target == opts_.id) continue;
+    if (r->TransferLeadership(target).ok()) ++handed;
+    store_->Touch(g);
   }
-  raft::ConfChange cc;
-  cc.changes.push_back({raft::ConfChangeType::kAddLearner, id});
-  cc.context = FormatMemberList({{id, address}}, '\n');
-  SYNOD_RETURN_IF_ERROR(replica_->ProposeConfChange(cc));
-  store_->Touch(kGroup);  // called on the replica directly: give it a round
   Kick();
-  return Status::Ok();
+  return handed;
 }
 
-Status GroupHost::RemoveMember(NodeId id) {
-  if (!is_leader()) return Status::NotLeader("membership changes go to the leader");
-  const raft::MembershipConfig& cfg = replica_->raw_node().raft().config();
-  if (!cfg.IsVoter(id) && !cfg.IsLearner(id)) {
-    return Status::NotFound("node " + std::to_string(id.value()) + " is not a member");
+int GroupHost::Drain() {
+  draining_ = true;
+  return TransferLeadership(kNoNode);
+}
+
+int GroupHost::groups_led() const {
+  int n = 0;
+  for (GroupId g : store_->groups()) {
+    n += store_->replica(g)->raw_node().raft().role() == raft::Role::kLeader ? 1 : 0;
   }
-  raft::ConfChange cc;
-  cc.transition = raft::ConfChangeTransition::kJointImplicit;
-  cc.changes.push_back({raft::ConfChangeType::kRemoveNode, id});
-  SYNOD_RETURN_IF_ERROR(replica_->ProposeConfChange(cc));
-  store_->Touch(kGroup);  // called on the replica directly: give it a round
-  Kick();
-  return Status::Ok();
+  return n;
 }
 
-Status GroupHost::TransferLeadership(NodeId to) {
-  Status s = replica_->TransferLeadership(to);
-  store_->Touch(kGroup);
-  Kick();
-  return s;
-}
-
-uint64_t GroupHost::cluster_id() const { return db_->cluster_id(); }
-
-std::vector<ShardView> GroupHost::Shards() const {
-  const raft::Raft& r = replica_->raw_node().raft();
-  const raft::MembershipConfig& cfg = r.config();
-  ShardView v;
-  v.desc.group = kGroup;
-  v.desc.first_slot = kGroupSpan.first_slot;
-  v.desc.last_slot = kGroupSpan.last_slot;
-  v.desc.epoch = 1;  // one static shard: its descriptor never changes (membership aside)
-  for (NodeId id : cfg.AllIds()) {
-    (cfg.IsLearner(id) ? v.desc.learners : v.desc.voters).push_back(id);
+bool GroupHost::CanHandOff() const {
+  for (GroupId g : store_->groups()) {
+    const raft::Raft& r = store_->replica(g)->raw_node().raft();
+    if (r.role() == raft::Role::kLeader && r.config().voters.Ids().size() > 1) return true;
   }
-  v.leader = r.lead();
-  return {v};
+  return false;
 }
 
-NodeId GroupHost::LeaderForSlot(uint16_t slot) const {
-  (void)slot;  // one shard holds every slot
-  return replica_->raw_node().raft().lead();
-}
-
-NodeId GroupHost::BestTransferee() const {
-  const raft::Raft& r = replica_->raw_node().raft();
-  if (r.role() != raft::Role::kLeader) return kNoNode;
-  NodeId best = kNoNode;
-  LogIndex best_match;
-  for (NodeId v : r.config().voters.Ids()) {
-    if (v == opts_.id) continue;
-    const raft::Progress* p = r.progress(v);
-    if (p != nullptr && (best == kNoNode || p->match > best_match)) {
-      best = v;
-      best_match = p->match;
+void GroupHost::MaybeBalanceLeaders() {
+  // A shard led here whose preferred leader (its layout's first voter) is a voter, in touch and
+  // caught up goes back to it: leaders stay spread as the layout planned them. "In touch" is the
+  // transport's view (a message within an election timeout): Raft's recent_active flag is
+  // reset at every quorum check, in step with this check's ticks.
+  const int64_t now = SteadyNowNs();
+  const int64_t recent_ns = opts_.election_ticks * opts_.tick_ms * 1'000'000;
+  std::set<NodeId> in_touch;
+  for (const auto& ps : transport_->Stats()) {
+    if (ps.connected && ps.last_received_ns > 0 && now - ps.last_received_ns < recent_ns) {
+      in_touch.insert(ps.id);
     }
   }
-  return best;
+  for (GroupId g : store_->groups()) {
+    Replica* r = store_->replica(g);
+    const raft::Raft& raft = r->raw_node().raft();
+    const ShardDescriptor* d = map_->Find(g);
+    if (raft.role() != raft::Role::kLeader || d == nullptr || d->voters.empty()) continue;
+    const NodeId preferred = d->voters.front();
+    if (preferred == opts_.id || !raft.config().IsVoter(preferred) || raft.config().IsJoint()) {
+      continue;
+    }
+    const raft::Progress* p = raft.progress(preferred);
+    if (p == nullptr || !in_touch.contains(preferred) || p->match != raft.log().LastIndex()) {
+      continue;
+    }
+    if (r->TransferLeadership(preferred).ok()) {
+      counters_.leader_balance_transfers.fetch_add(1, std::memory_order_relaxed);
+      logger_.Info("event=leader_balance group={} to={}", g.value(), preferred.value());
+    }
+    store_->Touch(g);
+  }
 }
 
 void GroupHost::MaybePromoteLearners() {
-  const raft::Raft& r = replica_->raw_node().raft();
-  if (r.role() != raft::Role::kLeader || r.config().IsJoint() ||
-      replica_->raw_node().raft().HasUnappliedConfChanges()) {
-    return;
-  }
-  const LogIndex last = r.log().LastIndex();
-  for (NodeId l : r.config().learners) {
-    const raft::Progress* p = r.progress(l);
-    if (p == nullptr || p->match.value() + opts_.promote_lag_entries_max < last.value()) continue;
-    raft::ConfChange cc;
-    cc.transition = raft::ConfChangeTransition::kJointImplicit;
-    cc.changes.push_back({raft::ConfChangeType::kAddNode, l});
-    Status s = replica_->ProposeConfChange(cc);
-    store_->Touch(kGroup);  // OnTick kicks afterwards
-    logger_.Info("event=promote_learner node={} match={} last={} result=\"{}\"", l.value(),
-                 p->match.value(), last.value(), s.ToString());
-    return;  // one change at a time
+  for (GroupId g : store_->groups()) {
+    Replica* replica = store_->replica(g);
+    const raft::Raft& r = replica->raw_node().raft();
+    if (r.role() != raft::Role::kLeader || r.config().IsJoint() || r.HasUnappliedConfChanges()) {
+      continue;
+    }
+    const LogIndex last = r.log().LastIndex();
+    for (NodeId l : r.config().learners) {
+      const raft::Progress* p = r.progress(l);
+      if (p == nullptr || p->match.value() + opts_.promote_lag_entries_max < last.value()) continue;
+      raft::ConfChange cc;
+      cc.transition = raft::ConfChangeTransition::kJointImplicit;
+      cc.changes.push_back({raft::ConfChangeType::kAddNode, l});
+      Status s = replica->ProposeConfChange(cc);
+      store_->Touch(g);  // OnTick kicks afterwards
+      logger_.Info("event=promote_learner group={} node={} match={} last={} result=\"{}\"",
+                   g.value(), l.value(), p->match.value(), last.value(), s.ToString());
+      break;  // one change at a time per group
+    }
   }
 }
 
@@ -511,32 +1046,96 @@ void GroupHost::OnSnapshot(NodeId, const raft::SnapshotMeta& meta) {
 }
 
 void GroupHost::OnSoftState(NodeId, const raft::SoftState& ss, Term term) {
-  logger_.Info("event=role_changed role={} term={} leader={}", RoleText(ss.role), term.value(),
-               ss.lead.value());
+  logger_.Debug("event=role_changed role={} term={} leader={}", RoleText(ss.role), term.value(),
+                ss.lead.value());
 }
 
-NodeId GroupHost::leader() const { return replica_->raw_node().raft().soft_state().lead; }
+// ---- views ----
+
+uint64_t GroupHost::cluster_id() const { return db_->cluster_id(); }
+
+std::vector<ShardView> GroupHost::Shards() const {
+  std::vector<ShardView> out;
+  for (const ShardDescriptor& d : map_->layout().shards) {
+    ShardView v;
+    v.desc = d;
+    if (const Replica* r = store_->replica(d.group)) {
+      // Held here: the members are the replica's own configuration.
+      const raft::MembershipConfig& cfg = r->raw_node().raft().config();
+      v.desc.voters.clear();
+      v.desc.learners.clear();
+      if (!d.voters.empty() && cfg.IsVoter(d.voters.front())) {
+        v.desc.voters.push_back(d.voters.front());  // the preferred leader first
+      }
+      for (NodeId id : cfg.AllIds()) {
+        if (cfg.IsLearner(id)) {
+          v.desc.learners.push_back(id);
+        } else if (v.desc.voters.empty() || id != v.desc.voters.front()) {
+          v.desc.voters.push_back(id);
+        }
+      }
+    }
+    v.leader = LeaderHint(d.group, nullptr);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+NodeId GroupHost::LeaderForSlot(uint16_t slot) const {
+  return LeaderHint(map_->ForSlot(slot).group, nullptr);
+}
+
+NodeId GroupHost::leader() const { return LeaderHint(kMetaGroup, nullptr); }
 
 bool GroupHost::is_leader() const {
-  return replica_->raw_node().raft().role() == raft::Role::kLeader;
+  const Replica* m = store_->replica(kMetaGroup);
+  return m != nullptr && m->raw_node().raft().role() == raft::Role::kLeader;
 }
 
 HostStatus GroupHost::GetStatus() const {
-  const raft::Raft& r = replica_->raw_node().raft();
   HostStatus st;
   st.id = opts_.id;
   st.cluster_id = db_->cluster_id();
+  st.disk_bytes = db_->disk_bytes();
+  const std::vector<GroupId> groups = store_->groups();
+  for (GroupId g : groups) {
+    const Replica* r = store_->replica(g);
+    const raft::Raft& raft = r->raw_node().raft();
+    GroupStatus gs;
+    gs.group = g;
+    gs.role = RoleText(raft.role());
+    gs.term = raft.term();
+    gs.leader = raft.soft_state().lead;
+    gs.commit = raft.log().committed();
+    gs.applied = r->state_machine().applied_index();
+    gs.last_index = raft.log().LastIndex();
+    gs.keys = r->state_machine().key_count();
+    if (g != kMetaGroup) st.keys += gs.keys;
+    st.groups_led += raft.role() == raft::Role::kLeader ? 1 : 0;
+    if (r->failed() && st.failure.empty()) {
+      st.failure = "shard " + std::to_string(g.value()) + ": " + r->failure().ToString();
+    }
+    st.groups.push_back(std::move(gs));
+  }
+  // The top-level view: the first data shard held (with one data shard, the group that holds
+  // every key), else the meta shard.
+  GroupId top = groups.front();
+  for (GroupId g : groups) {
+    if (g != kMetaGroup) {
+      top = g;
+      break;
+    }
+  }
+  const Replica* replica = store_->replica(top);
+  const raft::Raft& r = replica->raw_node().raft();
   st.role = RoleText(r.role());
   st.term = r.term();
   st.leader = r.soft_state().lead;
   st.commit = r.log().committed();
-  st.applied = replica_->state_machine().applied_index();
+  st.applied = replica->state_machine().applied_index();
   st.last_index = r.log().LastIndex();
-  st.snapshot_index = store_->storage(kGroup)->snapshot().meta.index;
+  st.snapshot_index = store_->storage(top)->snapshot().meta.index;
   st.joint = r.config().IsJoint();
-  if (replica_->failed()) st.failure = replica_->failure().ToString();
-  st.disk_bytes = db_->disk_bytes();
-  st.keys = replica_->state_machine().key_count();
   const int64_t now = SteadyNowNs();
   std::map<NodeId, env::PeerTransport::PeerStats> stats;
   for (auto& ps : transport_->Stats()) stats[ps.id] = ps;

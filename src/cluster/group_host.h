@@ -2,20 +2,36 @@
 // simulator's SimCluster node. It wires the pure cluster::Store (a Replica per group over its
 // storage::GroupStorage in the node's RocksDB NodeDb) to the disk (a storage thread), TCP
 // (env::PeerTransport, each message in its group envelope) and time (an Asio steady timer that
-// ticks), and keeps the member address book. Today it holds one group, kGroup, with every slot;
-// the sharded layout builds on the same Store.
+// ticks), and keeps the member address book.
+//
+// Shards: the node holds the groups of its layout (cluster/logic/layout.h) that list it — the
+// meta shard (group 1) on up to five nodes, and the data shards, each a contiguous slot range.
+// Every initial node computes the same layout from the member list and --shards/--replicas and
+// saves it in its NodeDb; a joining node gets it from the member that adds it.
+//
+// Routing (the Router interface, for the command handlers): a request names a shard; Call()
+// runs it where it can be served — on this node's replica when it leads the shard (or, for a
+// READONLY read, holds a replica), else on the leader's node over the request channel
+// (peer_wire kRequest/kResponse), retrying transparently within the request timeout when a hop
+// meets a node that does not lead (it names the leader), times out, or loses its peer. A write
+// carries its connection's session for the shard, so a retried write applies at most once.
+// Leaders of shards a node does not host are learnt from those answers and from the leadership
+// notices every node sends its peers (every second and when its set of led groups changes).
+// Leaders are spread: a node leading a shard whose preferred leader (the layout's first voter)
+// is caught up hands the leadership to it.
 //
 // Threading: everything but the durable writes runs on the core thread, the thread running the
 // io_context passed in; no locks. Durable writes go to one storage thread: each Ready round that
 // needs an fsync hands the round's whole staged RocksDB batch to it (group commit: every
-// proposal, vote and append of the round in one write and one fsync), and the core thread goes
-// on receiving, proposing and sending while the fsync runs; the next round batches whatever
-// arrived meanwhile. The storage thread only calls NodeDb::WriteTaken.
+// proposal, vote and append of the round, of every group, in one write and one fsync), and the
+// core thread goes on receiving, proposing and sending while the fsync runs; the next round
+// batches whatever arrived meanwhile. The storage thread only calls NodeDb::WriteTaken.
 //
-// Membership: a ConfChange's context carries the addresses of members it adds as
+// Membership: a node is added to or removed from every group of the cluster (until the elastic
+// cluster places replicas). A ConfChange's context carries the addresses of members it adds as
 // "id=host:port" lines, so every replica learns them from the log; the address book is also
-// saved in RocksDB (node metadata) so a restarted node, or one that caught up by snapshot,
-// can dial its peers. The leader promotes a learner once it has caught up (joint consensus).
+// saved in RocksDB (node metadata) so a restarted node, or one that caught up by snapshot, can
+// dial its peers. The leader of each group promotes a learner once it has caught up.
 #pragma once
 
 #include <asio.hpp>
@@ -29,8 +45,11 @@
 #include <string>
 #include <thread>
 
+#include "cluster/logic/layout.h"
 #include "cluster/logic/replica.h"
+#include "cluster/logic/request.h"
 #include "cluster/logic/shard.h"
+#include "cluster/logic/shard_map.h"
 #include "cluster/logic/store.h"
 #include "cluster/peer_wire.h"
 #include "common/address.h"
@@ -62,6 +81,12 @@ struct HostOptions {
   AddressBook initial_cluster;
   // Members known at start when joining (from the join reply).
   AddressBook known_members;
+  // The layout a new cluster bootstraps with: data shards (0: two per initial node) and
+  // replicas per shard (capped at the node count). Must be the same on every initial node.
+  int shards = 0;
+  int replicas = 3;
+  // A joining node: the cluster's layout (EncodeLayout), from the join reply.
+  std::string join_layout;
   int64_t tick_ms = 50;
   int election_ticks = 10;
   int heartbeat_ticks = 2;
@@ -85,6 +110,21 @@ struct MemberStatus {
   LogIndex match;                // leader only: replicated up to
 };
 
+// One group this node holds, as /status shows it.
+struct GroupStatus {
+  GroupId group;
+  std::string role;
+  Term term;
+  NodeId leader;
+  LogIndex commit;
+  LogIndex applied;
+  LogIndex last_index;
+  uint64_t keys = 0;
+};
+
+// The node as /status shows it: the top-level role, term, indexes and members are those of the
+// first data shard this node holds (in a cluster of one data shard, the group holding every
+// key), else the meta shard's; `groups` lists every group held.
 struct HostStatus {
   NodeId id;
   uint64_t cluster_id = 0;
@@ -99,7 +139,9 @@ struct HostStatus {
   std::string failure;  // empty when healthy
   std::vector<MemberStatus> members;
   uint64_t disk_bytes = 0;
-  uint64_t keys = 0;
+  uint64_t keys = 0;  // in every data shard this node holds
+  std::vector<GroupStatus> groups;
+  int groups_led = 0;
 };
 
 // Counters the node exports as metrics. Written on the core thread, read by the admin thread.
@@ -110,11 +152,34 @@ struct HostCounters {
   std::atomic<uint64_t> ready_rounds{0};
   // Peer messages dropped: undecodable, misaddressed, or for a group this node does not host.
   std::atomic<uint64_t> peer_messages_dropped{0};
+  // Requests this node sent to another (a hop each), served for another, and hops retried.
+  std::atomic<uint64_t> requests_forwarded{0};
+  std::atomic<uint64_t> requests_served{0};
+  std::atomic<uint64_t> request_retries{0};
+  // Leadership hand-offs to a shard's preferred leader.
+  std::atomic<uint64_t> leader_balance_transfers{0};
   // Latency of each storage-thread write (fsync), the callback in nanoseconds.
   std::function<void(int64_t)> observe_sync_ns;
 };
 
-class GroupHost final : public ReplicaObserver {
+using ResponseFn = std::function<void(ShardResponse)>;
+
+// What command handlers reach: route a key's slot to its shard, run a request on a shard
+// wherever it is served. Implemented by GroupHost; answers run on the core thread.
+class Router {
+ public:
+  virtual ~Router() = default;
+  // The data shard owning `slot`.
+  virtual GroupId ShardOfSlot(uint16_t slot) const = 0;
+  // Every data shard, in slot order.
+  virtual std::vector<GroupId> DataShards() const = 0;
+  // Runs `req` on its shard (req.group) and answers exactly once, within the request timeout
+  // and a little more: OK with the reply, or the error (kTimeout: the outcome of a write is
+  // unknown; kNotLeader, kUnavailable, kProposalDropped: it was not applied).
+  virtual void Call(ShardRequest req, ResponseFn done) = 0;
+};
+
+class GroupHost final : public ReplicaObserver, public Router {
  public:
   // Opens (or creates) the node's storage and builds the replica. Does not touch the network.
   // Errors: kFailedPrecondition (data of another cluster), kCorruption (damaged data; the node
@@ -128,17 +193,30 @@ class GroupHost final : public ReplicaObserver {
   // Stops ticking and networking, waits for the storage thread. Idempotent.
   void Stop();
 
-  // Client requests; see Replica. The reply runs on the core thread.
-  void Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply);
-  void SubmitRead(ReadFn fn, ReadMode mode, ReplyFn reply);
+  // Router.
+  GroupId ShardOfSlot(uint16_t slot) const override { return map_->ForSlot(slot).group; }
+  std::vector<GroupId> DataShards() const override;
+  void Call(ShardRequest req, ResponseFn done) override;
 
-  // Membership, proposed through Raft (forwarded to the leader by Raft when needed is NOT
-  // supported for conf changes: these must run on the leader; kNotLeader otherwise).
-  Status AddMember(NodeId id, const MemberAddress& address);
-  Status RemoveMember(NodeId id);
-  Status TransferLeadership(NodeId to);
-  // The most caught-up voter other than this node, or kNoNode (for a graceful hand-off).
-  NodeId BestTransferee() const;
+  // A local read of `group`'s state machine when this node holds it (INFO, CLUSTER
+  // COUNTKEYSINSLOT): nullptr otherwise.
+  const kv::StateMachine* LocalStateMachine(GroupId group) const;
+
+  // Membership of every group, proposed through each group's leader (this node must lead the
+  // meta shard; kNotLeader otherwise). `done` gets the first error, or OK once every group took
+  // the change. kFailedPrecondition when the node is already (or is not) a member.
+  void AddMember(NodeId id, const MemberAddress& address, std::function<void(Status)> done);
+  void RemoveMember(NodeId id, std::function<void(Status)> done);
+  // Hands the leadership of every group this node leads to another voter (`to`, or each
+  // group's most caught-up voter when kNoNode). The number of groups handed off.
+  int TransferLeadership(NodeId to);
+  // Shutting down: hands off every group led here, and keeps handing off any group this node
+  // comes to lead again (a balancing peer may hand one back). The number handed off now.
+  int Drain();
+  // The groups this node leads.
+  int groups_led() const;
+  // Whether some group led here has another voter to take over (for a graceful hand-off).
+  bool CanHandOff() const;
 
   HostStatus GetStatus() const;
   NodeId id() const { return opts_.id; }
@@ -147,11 +225,12 @@ class GroupHost final : public ReplicaObserver {
   std::vector<ShardView> Shards() const;
   // The leader of the shard holding `slot`, as last heard; kNoNode when unknown.
   NodeId LeaderForSlot(uint16_t slot) const;
+  // The meta shard's leader as last heard, and whether it is this node.
   NodeId leader() const;
   bool is_leader() const;
+  const Layout& layout() const { return map_->layout(); }
   const AddressBook& address_book() const { return members_; }
   env::PeerTransport& transport() { return *transport_; }
-  Replica& replica() { return *replica_; }
   HostCounters& counters() { return counters_; }
   storage::NodeDb& db() { return *db_; }
   Store& store() { return *store_; }
@@ -175,17 +254,41 @@ class GroupHost final : public ReplicaObserver {
   void StartSync();
   void OnSyncDone(const Status& s, int64_t took_ns);
   void MaybePromoteLearners();
+  void MaybeBalanceLeaders();
+  // Sends the groups this node leads to every peer when `force` or when the set changed.
+  void NoticeLeaders(bool force);
   // A message from a peer's connection: decoded, checked, handed to the replica of its group.
   void OnPeerMessage(NodeId from, std::string_view payload);
+  void OnRaftMessage(NodeId from, std::string_view payload);
+  void OnRequest(NodeId from, std::string_view payload);
+  void OnResponse(NodeId from, std::string_view payload);
+  void OnLeaders(NodeId from, std::string_view payload);
+  void Drop(NodeId from, const char* reason, const Status& s);
+
+  // Routing (see the class comment).
+  struct Attempt;
+  void Step(const std::shared_ptr<Attempt>& a);
+  // Runs `req` on this node's replica. From a peer (`from_peer`) the replica must lead; the
+  // answer names this node's leader hint either way.
+  void ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn done);
+  // A hop answered (or failed) with `r`: done, or tried again while time is left.
+  void OnAttemptResult(const std::shared_ptr<Attempt>& a, ShardResponse r, bool maybe_applied);
+  // Fails the hops to `peer` still waiting (it is unreachable), or every hop past its deadline.
+  void ExpireHops(NodeId peer, int64_t now_ns);
+  // The leader hint for `group`: the local replica's view when held, else the map's.
+  NodeId LeaderHint(GroupId group, uint64_t* term) const;
+  void StampLeader(GroupId group, ShardResponse* r) const;
+  void ChangeMembership(raft::ConfChange cc, std::function<void(Status)> done);
+  // The layout a new node derives (or loads, or was given).
+  Status LoadLayout();
+  const Replica* meta_replica() const;
 
   asio::io_context& io_;
   HostOptions opts_;
   Logger logger_;
-  // The node's database and its groups (one today: kGroup, holding every slot).
-  static constexpr GroupId kGroup{1};
-  inline static const storage::StateSpan kGroupSpan =
-      storage::StateSpan::Slots(0, static_cast<uint16_t>(kSlotCount - 1));
+  // The node's database, the layout and its leader hints, the groups held.
   std::unique_ptr<storage::NodeDb> db_;
+  std::unique_ptr<ShardMap> map_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<env::PeerTransport> transport_;
   // The replica's RaftTransport: each message in its group envelope over transport_.
@@ -198,7 +301,16 @@ class GroupHost final : public ReplicaObserver {
     GroupHost* host_;
   };
   RaftOut raft_transport_{this};
-  Replica* replica_ = nullptr;  // store_'s replica of kGroup
+  // Requests in flight to other nodes, by request id; attempts waiting for a leader.
+  struct Hop {
+    std::shared_ptr<Attempt> attempt;
+    NodeId to;
+    int64_t deadline_ns = 0;
+  };
+  std::map<uint64_t, Hop> hops_;
+  uint64_t next_request_id_ = 1;
+  std::vector<std::shared_ptr<Attempt>> waiting_;
+  std::set<GroupId> led_;  // at the last leadership notice
   asio::steady_timer tick_timer_;
   // The storage thread: its own io_context kept alive by a work guard.
   asio::io_context storage_io_;
@@ -215,6 +327,7 @@ class GroupHost final : public ReplicaObserver {
   bool kick_scheduled_ = false;
   bool syncing_ = false;
   bool stopped_ = false;
+  bool draining_ = false;
   uint64_t ticks_ = 0;
   AddressBook members_;  // every known member's addresses, self included
   HostCounters counters_;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <map>
+#include <optional>
 
 namespace synod::cluster {
 namespace {
@@ -66,6 +68,7 @@ class SingleNodeTest : public ::testing::Test {
     o.initial_cluster = {{NodeId(1), {"127.0.0.1:1", "", ""}}};
     o.cluster_id = DeriveClusterId(o.initial_cluster, "test");
     o.tick_ms = 5;
+    o.shards = 1;  // one data shard (group 2) holds every key
     return o;
   }
 
@@ -78,11 +81,23 @@ class SingleNodeTest : public ::testing::Test {
     return pred();
   }
 
+  // Runs cmd on the shard of its key, through the router.
   ClientReply Call(asio::io_context& io, GroupHost& h, const kv::Command& cmd) {
+    ShardRequest req;
+    req.type = ShardRequest::Type::kWrite;
+    req.group = h.ShardOfSlot(KeySlot(cmd.key));
+    req.command = cmd;
     std::optional<ClientReply> got;
-    h.Submit(cmd, ReadMode::kLinearizable, [&got](ClientReply r) { got = std::move(r); });
+    h.Call(req, [&got](ShardResponse r) {
+      got = ClientReply{std::move(r.status), std::move(r.reply), r.index};
+    });
     EXPECT_TRUE(RunUntil(io, [&] { return got.has_value(); }));
     return got.value_or(ClientReply{Status::Timeout("test: no reply"), {}, {}});
+  }
+
+  // Whether this node leads every group it holds.
+  static bool LeadsAll(GroupHost& h) {
+    return h.groups_led() == static_cast<int>(h.store().group_count());
   }
 
   std::string dir_;
@@ -94,7 +109,7 @@ TEST_F(SingleNodeTest, WritesSurviveARestart) {
     auto h = GroupHost::Open(io, Options(), Logger());
     ASSERT_TRUE(h.ok()) << h.status().ToString();
     ASSERT_TRUE((*h)->Start().ok());
-    ASSERT_TRUE(RunUntil(io, [&] { return (*h)->is_leader(); }));
+    ASSERT_TRUE(RunUntil(io, [&] { return LeadsAll(**h); }));
     kv::Command incr;
     incr.op = kv::Op::kIncr;
     incr.key = "n";
@@ -135,7 +150,7 @@ TEST_F(SingleNodeTest, StateIsLoadedFromRocksDbAtRestart) {
       auto h = GroupHost::Open(io, opts, Logger());
       ASSERT_TRUE(h.ok()) << h.status().ToString();
       ASSERT_TRUE((*h)->Start().ok());
-      ASSERT_TRUE(RunUntil(io, [&] { return (*h)->is_leader(); }));
+      ASSERT_TRUE(RunUntil(io, [&] { return LeadsAll(**h); }));
       for (uint64_t i = 1; i <= 30; ++i) {
         kv::Command put;
         put.op = i % 10 == 0 ? kv::Op::kDel : kv::Op::kPut;
@@ -149,23 +164,24 @@ TEST_F(SingleNodeTest, StateIsLoadedFromRocksDbAtRestart) {
         ASSERT_TRUE(last_incr.status.ok());
       }
       EXPECT_EQ(last_incr.reply.number, 150);
-      applied_at_stop = (*h)->replica().state_machine().applied_index();
+      applied_at_stop = (*h)->store().replica(kFirstShardGroup)->state_machine().applied_index();
       if (snapshot_entries < 30) {
-        EXPECT_GT((*h)->GetStatus().snapshot_index, LogIndex(1));
+        EXPECT_GT((*h)->store().storage(kFirstShardGroup)->snapshot().meta.index, LogIndex(1));
       }
       (*h)->Stop();
     }
     asio::io_context io;
     auto h = GroupHost::Open(io, opts, Logger());
     ASSERT_TRUE(h.ok()) << h.status().ToString();
-    Replica& replica = (*h)->replica();
+    Replica& replica = *(*h)->store().replica(kFirstShardGroup);
     // Loaded from RocksDB, not rebuilt from the snapshot image plus a replay of the log.
     EXPECT_EQ(replica.applied_at_start(), applied_at_stop);
     EXPECT_EQ(replica.raw_node().raft().log().applied(), applied_at_stop);
     // Without compaction the snapshot is still the bootstrap one at index 1.
-    EXPECT_LE((*h)->GetStatus().snapshot_index, applied_at_stop);
+    const LogIndex snapshot_index = (*h)->store().storage(kFirstShardGroup)->snapshot().meta.index;
+    EXPECT_LE(snapshot_index, applied_at_stop);
     if (snapshot_entries > 30) {
-      EXPECT_EQ((*h)->GetStatus().snapshot_index, LogIndex(1));
+      EXPECT_EQ(snapshot_index, LogIndex(1));
     }
     EXPECT_EQ(replica.state_machine().applied_index(), applied_at_stop);
     // 27 keys put, k9, k19 and k29 deleted again, and the counter.
@@ -174,7 +190,7 @@ TEST_F(SingleNodeTest, StateIsLoadedFromRocksDbAtRestart) {
     EXPECT_FALSE(replica.state_machine().Get("k9").has_value());
     EXPECT_EQ(replica.state_machine().session_count(), 2u);
     ASSERT_TRUE((*h)->Start().ok());
-    ASSERT_TRUE(RunUntil(io, [&] { return (*h)->is_leader(); }));
+    ASSERT_TRUE(RunUntil(io, [&] { return LeadsAll(**h); }));
     // The session came back too: a retry of the last INCR is answered from it, not applied.
     ClientReply retry = Call(io, **h, incr);
     ASSERT_TRUE(retry.status.ok()) << retry.status.ToString();
@@ -186,6 +202,55 @@ TEST_F(SingleNodeTest, StateIsLoadedFromRocksDbAtRestart) {
     ASSERT_TRUE(r.status.ok());
     EXPECT_EQ(r.reply.value, "150");
     (*h)->Stop();
+  }
+}
+
+// Several shards on one node: each key is written to the group owning its slot, every group
+// comes back after a restart, and the layout stored at bootstrap wins over later flags.
+TEST_F(SingleNodeTest, KeysLandInTheShardOfTheirSlotAndTheLayoutIsKept) {
+  HostOptions opts = Options();
+  opts.shards = 4;
+  const std::vector<std::string> keys = {"a", "b", "c", "d", "e", "f", "g", "h", "{a}x"};
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    asio::io_context io;
+    auto h = GroupHost::Open(io, opts, Logger());
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    ASSERT_EQ((*h)->layout().shards.size(), 4u);
+    ASSERT_EQ((*h)->store().group_count(), 5u);  // the meta shard and four data shards
+    ASSERT_TRUE((*h)->Start().ok());
+    ASSERT_TRUE(RunUntil(io, [&] { return LeadsAll(**h); }));
+    if (round == 0) {
+      for (size_t i = 0; i < keys.size(); ++i) {
+        kv::Command put;
+        put.op = kv::Op::kPut;
+        put.key = keys[i];
+        put.value = "v";
+        put.client_id = 100 + i;  // a session is per shard: one client per key
+        put.seq = 1;
+        const ClientReply r = Call(io, **h, put);
+        ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+        ASSERT_TRUE(r.reply.ok()) << r.reply.message();
+      }
+    }
+    std::map<GroupId, uint64_t> expected;
+    for (const std::string& k : keys) ++expected[(*h)->ShardOfSlot(KeySlot(k))];
+    EXPECT_GT(expected.size(), 1u);  // the keys do spread
+    for (GroupId g : (*h)->DataShards()) {
+      const ShardDescriptor* d = nullptr;
+      for (const ShardDescriptor& s : (*h)->layout().shards) {
+        if (s.group == g) d = &s;
+      }
+      ASSERT_NE(d, nullptr);
+      const kv::StateMachine* sm = (*h)->LocalStateMachine(g);
+      ASSERT_NE(sm, nullptr);
+      EXPECT_EQ(sm->key_count(), expected[g]) << "group " << g.value();
+      for (const std::string& k : keys) {
+        EXPECT_EQ(sm->Get(k).has_value(), d->Covers(KeySlot(k))) << k;
+      }
+    }
+    (*h)->Stop();
+    opts.shards = 2;  // ignored at restart: the stored layout wins
   }
 }
 

@@ -10,13 +10,24 @@ namespace {
 
 constexpr size_t kRaftHeaderBytes = 1 + 8;
 
+void PutU64(uint64_t v, std::string* out) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+uint64_t GetU64(std::string_view p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i)
+    v |= uint64_t{static_cast<uint8_t>(p[static_cast<size_t>(i)])} << (8 * i);
+  return v;
+}
+
 }  // namespace
 
 std::string EncodeRaft(GroupId group, const raft::Message& m) {
   SYNOD_ASSERT(group != kNoGroup);
   std::string out;
   out.push_back(static_cast<char>(Kind::kRaft));
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((group.value() >> (8 * i)) & 0xFF));
+  PutU64(group.value(), &out);
   out += storage::EncodeMessage(m);
   return out;
 }
@@ -33,12 +44,56 @@ Result<RaftEnvelope> DecodeRaft(std::string_view payload) {
     return Status::InvalidArgument(
         fmt::format("Raft envelope truncated at {} bytes", payload.size()));
   }
-  uint64_t group = 0;
-  for (int i = 0; i < 8; ++i) group |= uint64_t{static_cast<uint8_t>(payload[1 + i])} << (8 * i);
+  const uint64_t group = GetU64(payload.substr(1));
   if (group == 0) return Status::InvalidArgument("Raft envelope of group 0");
   Result<raft::Message> m = storage::DecodeMessage(payload.substr(kRaftHeaderBytes));
   if (!m.ok()) return m.status();
   return RaftEnvelope{GroupId(group), std::move(*m)};
+}
+
+std::string EncodeCall(Kind kind, uint64_t id, std::string_view body) {
+  std::string out;
+  out.reserve(9 + body.size());
+  out.push_back(static_cast<char>(kind));
+  PutU64(id, &out);
+  out.append(body);
+  return out;
+}
+
+Result<Call> DecodeCall(Kind kind, std::string_view payload) {
+  if (KindOf(payload) != static_cast<uint8_t>(kind)) {
+    return Status::InvalidArgument(
+        fmt::format("expected kind {}, got {}", static_cast<int>(kind), KindOf(payload)));
+  }
+  if (payload.size() < 9) {
+    return Status::InvalidArgument(fmt::format("call truncated at {} bytes", payload.size()));
+  }
+  return Call{GetU64(payload.substr(1)), payload.substr(9)};
+}
+
+std::string EncodeLeaders(const std::vector<LeaderNotice>& led) {
+  std::string out;
+  out.reserve(1 + 16 * led.size());
+  out.push_back(static_cast<char>(Kind::kLeaders));
+  for (const LeaderNotice& n : led) {
+    PutU64(n.group.value(), &out);
+    PutU64(n.term, &out);
+  }
+  return out;
+}
+
+Result<std::vector<LeaderNotice>> DecodeLeaders(std::string_view payload) {
+  if (KindOf(payload) != static_cast<uint8_t>(Kind::kLeaders) || (payload.size() - 1) % 16 != 0) {
+    return Status::InvalidArgument(fmt::format("not a leadership notice ({} bytes, kind {})",
+                                               payload.size(), KindOf(payload)));
+  }
+  std::vector<LeaderNotice> out;
+  for (size_t at = 1; at < payload.size(); at += 16) {
+    LeaderNotice n{GroupId(GetU64(payload.substr(at))), GetU64(payload.substr(at + 8))};
+    if (n.group == kNoGroup) return Status::InvalidArgument("leadership notice for group 0");
+    out.push_back(n);
+  }
+  return out;
 }
 
 }  // namespace synod::cluster::peer_wire

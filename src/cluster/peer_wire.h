@@ -1,11 +1,16 @@
 // What the cluster layer sends between nodes over env::PeerTransport, whose messages are opaque
 // byte strings. Each message starts with a one-byte kind:
 //
-//   kRaft (1):  [u8 1][u64 LE group id][storage::EncodeMessage of one raft::Message]
+//   kRaft (1):     [u8 1][u64 LE group id][storage::EncodeMessage of one raft::Message]
+//   kRequest (2):  [u8 2][u64 LE request id][EncodeShardRequest]   (cluster/logic/request.h)
+//   kResponse (3): [u8 3][u64 LE request id][EncodeShardResponse]  the answer to that id
+//   kLeaders (4):  [u8 4]{[u64 LE group][u64 LE term]}*            groups the sender leads
 //
 // The group id is the envelope that lets one connection per node pair carry every group's
-// messages. Further kinds (a node-to-node request channel for forwarded client commands) get
-// their own numbers; a receiver drops a kind it does not know, with a log line.
+// messages. Request ids are the sender's own: a response goes back on the responder's own
+// connection to the sender and names the id it answers. A leadership notice tells every peer
+// which groups the sender leads (periodically and when it changes), so that a node learns the
+// leaders of shards it does not host. A receiver drops a kind it does not know, with a log line.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -13,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/ids.h"
 #include "common/status.h"
@@ -22,6 +28,9 @@ namespace synod::cluster::peer_wire {
 
 enum class Kind : uint8_t {
   kRaft = 1,
+  kRequest = 2,
+  kResponse = 3,
+  kLeaders = 4,
 };
 
 struct RaftEnvelope {
@@ -36,5 +45,24 @@ std::string EncodeRaft(GroupId group, const raft::Message& m);
 Result<RaftEnvelope> DecodeRaft(std::string_view payload);
 // The kind byte of a payload; 0 for an empty one.
 uint8_t KindOf(std::string_view payload);
+
+// kRequest and kResponse: the kind, the id, then the body (not decoded here).
+std::string EncodeCall(Kind kind, uint64_t id, std::string_view body);
+struct Call {
+  uint64_t id = 0;
+  std::string_view body;  // points into the payload
+};
+// kInvalidArgument when the payload is not of `kind` or is shorter than its header.
+Result<Call> DecodeCall(Kind kind, std::string_view payload);
+
+// kLeaders.
+struct LeaderNotice {
+  GroupId group;
+  uint64_t term = 0;
+  bool operator==(const LeaderNotice&) const = default;
+};
+std::string EncodeLeaders(const std::vector<LeaderNotice>& led);
+// kInvalidArgument for another kind, a length that is not whole records, or group 0.
+Result<std::vector<LeaderNotice>> DecodeLeaders(std::string_view payload);
 
 }  // namespace synod::cluster::peer_wire

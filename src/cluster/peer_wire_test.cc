@@ -54,5 +54,23 @@ TEST(PeerWireTest, BadEnvelopesAreRefusedNeverCrash) {
   }
 }
 
+TEST(PeerWireTest, CallsAndLeadershipNoticesRoundTripAndBadOnesAreRefused) {
+  const std::string req = EncodeCall(Kind::kRequest, 42, "body");
+  Result<Call> c = DecodeCall(Kind::kRequest, req);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->id, 42u);
+  EXPECT_EQ(c->body, "body");
+  EXPECT_FALSE(DecodeCall(Kind::kResponse, req).ok());  // another kind
+  EXPECT_FALSE(DecodeCall(Kind::kRequest, req.substr(0, 5)).ok());
+  const std::vector<LeaderNotice> led = {{GroupId(2), 7}, {GroupId(9), 1}};
+  Result<std::vector<LeaderNotice>> back = DecodeLeaders(EncodeLeaders(led));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, led);
+  EXPECT_TRUE(DecodeLeaders(EncodeLeaders({})).ok());
+  EXPECT_FALSE(DecodeLeaders(EncodeLeaders(led).substr(0, 20)).ok());  // not whole records
+  EXPECT_FALSE(DecodeLeaders(EncodeLeaders({{GroupId(0), 1}})).ok());
+  EXPECT_FALSE(DecodeLeaders("").ok());
+}
+
 }  // namespace
 }  // namespace synod::cluster::peer_wire

@@ -175,4 +175,10 @@ std::string EncodeCommand(const Command& cmd);
 // bytes are not a Command, the op is unknown, or the session fields break the rule on `seq`.
 Result<Command> DecodeCommand(std::string_view data);
 
+// A Reply in bytes, for a node that answers a request forwarded by another node.
+std::string EncodeReply(const Reply& reply);
+// Parses bytes produced by EncodeReply. kInvalidArgument (never crashes) when they are not a
+// Reply, a code or type is unknown, or replies nest deeper than the state machine makes them.
+Result<Reply> DecodeReply(std::string_view data);
+
 }  // namespace synod::kv

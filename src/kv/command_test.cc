@@ -293,5 +293,24 @@ TEST(CommandTest, ReplyCodeMessages) {
   EXPECT_TRUE(Reply().ok());
 }
 
+TEST(CommandTest, ReplyEncodeDecodeRoundTrip) {
+  Reply nested = Reply::Array({Reply::Bulk("a"), Reply::Nil(), Reply::Int(-7),
+                               Reply::Array({Reply::Status("QUEUED"), Reply::Err("ERR x")})});
+  nested.code = ReplyCode::kOk;
+  for (const Reply& r : {Reply::Ok(), Reply::Error(ReplyCode::kNotInteger), Reply::Bulk(""),
+                         Reply::NullArray(), nested}) {
+    auto back = DecodeReply(EncodeReply(r));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, r);
+  }
+}
+
+TEST(CommandTest, DecodeReplyRejectsGarbageAndDeepNesting) {
+  EXPECT_FALSE(DecodeReply("\xff\xff\xff").ok());
+  Reply deep = Reply::Int(1);
+  for (int i = 0; i < 20; ++i) deep = Reply::Array({deep});
+  EXPECT_FALSE(DecodeReply(EncodeReply(deep)).ok());
+}
+
 }  // namespace
 }  // namespace synod::kv

@@ -99,6 +99,25 @@ bool ReplyFromProto(pb::Reply* m, Reply* reply, int depth = 0) {
   return true;
 }
 
+}  // namespace
+
+std::string EncodeReply(const Reply& reply) {
+  pb::Reply m;
+  ReplyToProto(reply, &m);
+  return m.SerializeAsString();
+}
+
+Result<Reply> DecodeReply(std::string_view data) {
+  pb::Reply m;
+  Reply out;
+  if (!m.ParseFromArray(data.data(), static_cast<int>(data.size())) || !ReplyFromProto(&m, &out)) {
+    return Status::InvalidArgument("not a kv reply");
+  }
+  return out;
+}
+
+namespace {
+
 pb::StateMeta MetaToProto(const internal::State& state) {
   pb::StateMeta m;
   m.set_clock_ms(state.clock_ms);

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/group_host.h"
 #include "cluster/logic/replica.h"
 #include "kv/command.h"
 #include "server/command_table.h"
@@ -17,19 +18,33 @@
 
 namespace synod::server {
 
+struct Transaction;
+
 // Lower-case ASCII copy.
 std::string Lower(std::string_view s);
 
 // Writes a Redis-shaped kv reply (kv::ReplyType) in the writer's protocol.
 void WriteKvReply(const kv::Reply& r, resp::ReplyWriter& w);
 
-// Proposes a write in the connection's at-most-once session; `done` turns the applied reply
-// into RESP. Retries once, transparently, after kSessionExpired (nothing was applied).
-void SubmitWrite(CommandCall& call, kv::Command cmd, ReplySink sink,
+// Proposes a write to `shard` in the connection's at-most-once session for that shard, wherever
+// the shard is led; `done` gets the outcome. Retries once, transparently, after
+// kSessionExpired (nothing was applied).
+using WriteDone = std::function<void(const Status&, const kv::Reply&)>;
+void ShardWrite(CommandCall& call, GroupId shard, kv::Command cmd, WriteDone done);
+// ShardWrite, with failures answered as Redis errors and `done` turning the applied reply into
+// RESP.
+void SubmitWrite(CommandCall& call, GroupId shard, kv::Command cmd, ReplySink sink,
                  std::function<void(const kv::Reply&, ReplySink&)> done);
-// Runs `fn` on the state machine at a linearizable point (or locally after READONLY).
-void SubmitRead(CommandCall& call, ReplySink sink, cluster::ReadFn fn,
+// Runs the Redis read `argv` on `shard` at a linearizable point (or on a local replica after
+// READONLY); failures are answered as Redis errors.
+void SubmitRead(CommandCall& call, GroupId shard, std::vector<std::string> argv, ReplySink sink,
                 std::function<void(const kv::Reply&, ReplySink&)> done);
+// Inside MULTI: the error a command gets when its keys are not all in the transaction's shard
+// (CROSSSLOT), or nullopt (the transaction's shard is then set). A command without keys fits
+// only a cluster of one data shard.
+std::optional<std::string> TransactionShardError(const ServerContext& ctx, const CommandSpec& spec,
+                                                 const std::vector<std::string>& argv,
+                                                 Transaction& tx);
 
 // The handlers of every keyspace command: the command table points at them.
 void KvRead(CommandCall& call, ReplySink sink);   // a kv::RedisCommand with `read`

@@ -154,7 +154,7 @@ void WriteHelloReply(CommandCall& call, std::string& out) {
   w.Bulk("mode");
   w.Bulk("standalone");
   w.Bulk("role");
-  w.Bulk(call.ctx.host->is_leader() ? "master" : "replica");
+  w.Bulk(call.ctx.host->groups_led() > 0 ? "master" : "replica");
   w.Bulk("modules");
   w.ArrayHeader(0);
 }

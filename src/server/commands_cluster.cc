@@ -237,48 +237,24 @@ std::optional<uint16_t> SlotArg(const std::string& arg, ReplySink& sink) {
   return static_cast<uint16_t>(v);
 }
 
-// The live keys of `slot`, at most `max` (all when max < 0), in the keyspace's order.
-std::vector<std::string> KeysInSlot(const kv::StateMachine& sm, uint16_t slot, int64_t max) {
-  std::vector<std::string> out;
-  const int64_t now = sm.ReadContext(env::WallNowMs()).now_ms;
-  const kv::Keyspace::Map& m = sm.keyspace().map();
-  const uint64_t end = (uint64_t{slot} + 1) << 50;
-  // Bounded by the keys of one slot.
-  for (auto it = m.lower_bound(kv::Keyspace::KeyRef{uint64_t{slot} << 50, ""});
-       it != m.end() && it->first.pos < end; ++it) {
-    if (max >= 0 && static_cast<int64_t>(out.size()) >= max) break;
-    if (it->second.expire_ms != 0 && it->second.expire_ms <= now) continue;
-    out.push_back(it->first.bytes);
-  }
-  return out;
-}
-
+// CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT: read from the shard that owns the slot.
 void SlotKeysRead(CommandCall& call, ReplySink sink, uint16_t slot, int64_t max, bool count) {
-  SubmitRead(
-      call, std::move(sink),
-      [slot, max, count](const kv::StateMachine& sm) {
-        std::vector<std::string> keys = KeysInSlot(sm, slot, count ? -1 : max);
-        kv::Reply r;
-        if (count) {
-          r.type = kv::ReplyType::kInteger;
-          r.number = static_cast<int64_t>(keys.size());
-          return r;
-        }
-        r.type = kv::ReplyType::kArray;
-        for (std::string& k : keys) {
-          kv::Reply e;
-          e.type = kv::ReplyType::kBulk;
-          e.value = std::move(k);
-          r.replies.push_back(std::move(e));
-        }
-        return r;
-      },
-      [](const kv::Reply& r, ReplySink& s) {
-        std::string out;
-        resp::ReplyWriter w(&out, s.protocol());
-        WriteKvReply(r, w);
-        s.Send(std::move(out));
-      });
+  cluster::ShardRequest req;
+  req.type = cluster::ShardRequest::Type::kSlotKeys;
+  req.group = call.ctx.router->ShardOfSlot(slot);
+  req.index = LogIndex(slot);
+  req.random = static_cast<uint64_t>(std::max<int64_t>(0, max));
+  if (count) req.args = {"count"};
+  req.mode = call.conn.readonly ? cluster::ReadMode::kStale : cluster::ReadMode::kLinearizable;
+  req.now_ms = env::WallNowMs();
+  auto shared = std::make_shared<ReplySink>(std::move(sink));
+  call.ctx.router->Call(std::move(req), [shared](cluster::ShardResponse r) {
+    if (!r.status.ok()) return shared->Error(RedisErrorFor(r.status, /*write=*/false));
+    std::string out;
+    resp::ReplyWriter w(&out, shared->protocol());
+    WriteKvReply(r.reply, w);
+    shared->Send(std::move(out));
+  });
 }
 
 }  // namespace

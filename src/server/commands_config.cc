@@ -270,7 +270,8 @@ void ConfigSet(CommandCall& call, ReplySink sink) {
     return;
   }
   cmd.now_ms = env::WallNowMs();
-  SubmitWrite(call, std::move(cmd), std::move(sink), std::move(apply_local));
+  // Replicated settings live in the meta shard, which every node's clients read them from.
+  SubmitWrite(call, cluster::kMetaGroup, std::move(cmd), std::move(sink), std::move(apply_local));
 }
 
 }  // namespace

@@ -207,6 +207,8 @@ InfoFields InfoReplication(const InfoData& d) {
   f.emplace_back("raft_commit_index", std::to_string(st.commit.value()));
   f.emplace_back("raft_applied_index", std::to_string(st.applied.value()));
   f.emplace_back("raft_members", std::to_string(st.members.size()));
+  f.emplace_back("raft_groups", std::to_string(st.groups.size()));
+  f.emplace_back("raft_groups_led", std::to_string(st.groups_led));
   return f;
 }
 
@@ -226,10 +228,18 @@ InfoFields InfoCpu(const InfoData&) {
 // Cluster-aware clients look for this before they ask CLUSTER SLOTS.
 InfoFields InfoCluster(const InfoData&) { return {{"cluster_enabled", "1"}}; }
 
+// The keys of the data shards this node holds a replica of (every shard, unless the cluster has
+// more nodes than replicas per shard), as of the local replicas.
 InfoFields InfoKeyspace(const InfoData& d) {
-  const kv::Keyspace& ks = d.call.ctx.host->replica().state_machine().keyspace();
-  if (ks.size() == 0) return {};
-  return {{"db0", fmt::format("keys={},expires={},avg_ttl=0", ks.size(), ks.expires_count())}};
+  uint64_t keys = 0, expires = 0;
+  for (GroupId g : d.call.ctx.router->DataShards()) {
+    if (const kv::StateMachine* sm = d.call.ctx.host->LocalStateMachine(g)) {
+      keys += sm->keyspace().size();
+      expires += sm->keyspace().expires_count();
+    }
+  }
+  if (keys == 0) return {};
+  return {{"db0", fmt::format("keys={},expires={},avg_ttl=0", keys, expires)}};
 }
 
 struct InfoSection {
@@ -254,55 +264,53 @@ constexpr InfoSection kInfoSections[] = {
 
 // ---- WAIT ----
 
-// How many replicas are known to hold `index` (0: none asked; then the connected ones). On the
-// leader: the members other than itself whose match index reached it. Elsewhere the write was
-// committed (it applied here), so at least a quorum holds it: voters/2 besides this node.
-int64_t ReplicasHolding(ServerContext& ctx, LogIndex index) {
-  const cluster::HostStatus st = ctx.host->GetStatus();
-  if (index == LogIndex()) return static_cast<int64_t>(ConnectedPeers(st).size());
-  if (st.role != "leader") {
-    int64_t voters = 0;
-    for (const auto& m : st.members) voters += m.voter ? 1 : 0;
-    return voters / 2;
-  }
-  int64_t n = 0;
-  for (const auto& m : st.members) {
-    if (m.id != st.id && m.match >= index) ++n;
-  }
-  return n;
-}
-
 constexpr int64_t kWaitTickMs = 50;
 constexpr int64_t kWaitMaxMs = 10 * 60 * 1000;  // WAIT n 0 blocks at most this long
 
 struct WaitState {
   ServerContext* ctx;
   std::weak_ptr<Connection> conn;
+  GroupId group;
   LogIndex index;
   int64_t numreplicas;
   int64_t deadline_ns;
   ReplySink sink;
   asio::steady_timer timer;
+  int64_t last = 0;  // the count last heard
 };
 
-// Re-checks every tick until enough replicas hold the write, the timeout passes, the node is
-// no longer leader (it cannot learn more) or the client left. Other clients are not held up.
-void WaitTick(const std::shared_ptr<WaitState>& w) {
+void WaitAsk(const std::shared_ptr<WaitState>& w);
+
+// Answers, or asks again after a tick, until enough replicas hold the write, the timeout passes
+// or the client left. Other clients are not held up.
+void WaitCheck(const std::shared_ptr<WaitState>& w, bool can_learn_more) {
   auto conn = w->conn.lock();
   if (!conn || conn->closed()) {
     --w->ctx->blocked_clients;
     return;  // the sink drops its reply
   }
-  const int64_t n = ReplicasHolding(*w->ctx, w->index);
-  if (n >= w->numreplicas || env::SteadyNowNs() >= w->deadline_ns || !w->ctx->host->is_leader()) {
+  if (w->last >= w->numreplicas || env::SteadyNowNs() >= w->deadline_ns || !can_learn_more) {
     --w->ctx->blocked_clients;
     conn->blocked = false;
-    w->sink.Integer(n);
+    w->sink.Integer(w->last);
     return;
   }
   w->timer.expires_after(std::chrono::milliseconds(kWaitTickMs));
   w->timer.async_wait([w](const asio::error_code& ec) {
-    if (!ec) WaitTick(w);
+    if (!ec) WaitAsk(w);
+  });
+}
+
+// How many replicas besides the leader hold the write, from the leader of its shard wherever it
+// is (a replica that does not lead knows only that a quorum does).
+void WaitAsk(const std::shared_ptr<WaitState>& w) {
+  cluster::ShardRequest req;
+  req.type = cluster::ShardRequest::Type::kReplicasHolding;
+  req.group = w->group;
+  req.index = w->index;
+  w->ctx->router->Call(std::move(req), [w](cluster::ShardResponse r) {
+    if (r.status.ok()) w->last = r.number;
+    WaitCheck(w, r.status.ok());
   });
 }
 
@@ -348,22 +356,19 @@ void Wait(CommandCall& call, ReplySink sink) {
     return;
   }
   const LogIndex index = call.conn.last_write_index;
-  const int64_t n = ReplicasHolding(call.ctx, index);
-  if (n >= numreplicas || index == LogIndex() || !call.ctx.host->is_leader()) {
-    sink.Integer(n);
+  if (index == LogIndex()) {
+    // No write on this connection yet: nothing to wait for; the peers in touch hold it all.
+    sink.Integer(static_cast<int64_t>(ConnectedPeers(call.ctx.host->GetStatus()).size()));
     return;
   }
   const int64_t budget_ms = timeout_ms == 0 ? kWaitMaxMs : std::min(timeout_ms, kWaitMaxMs);
-  auto w =
-      std::make_shared<WaitState>(WaitState{&call.ctx, call.conn.weak_from_this(), index,
-                                            numreplicas, env::SteadyNowNs() + budget_ms * 1'000'000,
-                                            std::move(sink), asio::steady_timer(*call.ctx.io)});
+  auto w = std::make_shared<WaitState>(
+      WaitState{&call.ctx, call.conn.weak_from_this(), call.conn.last_write_group, index,
+                numreplicas, env::SteadyNowNs() + budget_ms * 1'000'000, std::move(sink),
+                asio::steady_timer(*call.ctx.io)});
   ++call.ctx.blocked_clients;
   call.conn.blocked = true;
-  w->timer.expires_after(std::chrono::milliseconds(kWaitTickMs));
-  w->timer.async_wait([w](const asio::error_code& ec) {
-    if (!ec) WaitTick(w);
-  });
+  WaitAsk(w);
 }
 
 }  // namespace synod::server

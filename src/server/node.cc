@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -63,7 +64,7 @@ int HttpStatusFor(const Status& s) {
 struct Node::Published {
   std::atomic<uint64_t> term{0}, commit{0}, applied{0}, last_index{0}, leader{0}, members{0};
   std::atomic<bool> is_leader{false}, failed{false};
-  std::atomic<uint64_t> disk_bytes{0}, keys{0};
+  std::atomic<uint64_t> disk_bytes{0}, keys{0}, groups{0}, groups_led{0};
 };
 
 Node::Node(NodeOptions opts, Logger logger)
@@ -89,6 +90,7 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions opts, Logger logger) {
   if (!host.ok()) return host.status();
   n->host_ = std::move(host).value();
   n->ctx_.host = n->host_.get();
+  n->ctx_.router = n->host_.get();
   n->ctx_.counters = &n->counters_;
   n->ctx_.start_time_ms = WallNowMs();
   n->ctx_.io = &n->io_;
@@ -137,8 +139,11 @@ void Node::RegisterMetrics() {
   gauge("synod_raft_leader_id", "The leader this node knows of (0: none).", &p->leader);
   gauge("synod_raft_members", "Members of the Raft group (voters and learners).", &p->members);
   gauge("synod_disk_bytes", "Bytes of this node's RocksDB files.", &p->disk_bytes);
-  gauge("synod_keys", "Keys in this node's replica.", &p->keys);
-  r.AddCallbackGauge("synod_raft_is_leader", "1 if this node leads its group.",
+  gauge("synod_keys", "Keys in the data shards this node holds a replica of.", &p->keys);
+  gauge("synod_raft_groups", "Raft groups (shards) this node holds a replica of.", &p->groups);
+  gauge("synod_raft_groups_led", "Raft groups this node leads.", &p->groups_led);
+  r.AddCallbackGauge("synod_raft_is_leader",
+                     "1 if this node leads the group /status reports (its first data shard).",
                      [p] { return p->is_leader.load() ? 1.0 : 0.0; });
   r.AddCallbackGauge("synod_storage_failed", "1 once a disk write failed (writes refused).",
                      [p] { return p->failed.load() ? 1.0 : 0.0; });
@@ -150,6 +155,16 @@ void Node::RegisterMetrics() {
   counter("synod_fsyncs_total", "Durable writes (group commits) to RocksDB.", &hc.syncs);
   counter("synod_fsync_failures_total", "Durable writes that failed.", &hc.sync_failures);
   counter("synod_ready_rounds_total", "Raft Ready rounds processed.", &hc.ready_rounds);
+  counter("synod_requests_forwarded_total",
+          "Requests this node sent to the node serving their shard (one per hop).",
+          &hc.requests_forwarded);
+  counter("synod_requests_served_total", "Requests other nodes forwarded here and this node ran.",
+          &hc.requests_served);
+  counter("synod_request_retries_total",
+          "Routed requests tried again (a hop met no leader, timed out or lost its peer).",
+          &hc.request_retries);
+  counter("synod_leader_balance_transfers_total",
+          "Leadership hand-offs to a shard's preferred leader.", &hc.leader_balance_transfers);
   counter(
       "synod_peer_messages_dropped_total",
       "Peer messages dropped: undecodable, misaddressed, or for a group this node does not hold.",
@@ -177,16 +192,41 @@ admin::HttpResponse Node::OnCore(std::function<admin::HttpResponse()> fn) {
                                 std::move(fn), 2000);
 }
 
+admin::HttpResponse Node::OnCoreAsync(
+    std::function<void(std::function<void(admin::HttpResponse)>)> fn, int64_t timeout_ms) {
+  // The answer may come later from the core (a request to other nodes): the core sets the
+  // promise once; the waiter gives up at the timeout.
+  struct Answer {
+    std::promise<admin::HttpResponse> promise;
+    std::atomic<bool> set{false};
+  };
+  auto answer = std::make_shared<Answer>();
+  std::future<admin::HttpResponse> future = answer->promise.get_future();
+  asio::post(io_, [fn = std::move(fn), answer] {
+    fn([answer](admin::HttpResponse r) {
+      if (!answer->set.exchange(true)) answer->promise.set_value(std::move(r));
+    });
+  });
+  if (future.wait_for(std::chrono::milliseconds(timeout_ms)) != std::future_status::ready) {
+    return JsonError(503, "no answer within " + std::to_string(timeout_ms) + " ms");
+  }
+  return future.get();
+}
+
 void Node::RegisterRoutes() {
   admin_->Handle("GET", "/metrics", admin::MetricsHandler(&registry_));
   admin_->Handle("GET", "/status", [this](const admin::HttpRequest&) {
     return OnCore([this] { return StatusJson(); });
   });
-  admin_->Handle("POST", "/members/add", [this](const admin::HttpRequest& req) {
-    return OnCore([this, req] { return MembersAdd(req); });
+  // Membership changes every group, through each group's leader: answered when all took it.
+  const int64_t membership_ms = opts_.host.request_timeout_ms + 3000;
+  admin_->Handle("POST", "/members/add", [this, membership_ms](const admin::HttpRequest& req) {
+    return OnCoreAsync([this, req](auto respond) { MembersAdd(req, std::move(respond)); },
+                       membership_ms);
   });
-  admin_->Handle("POST", "/members/remove", [this](const admin::HttpRequest& req) {
-    return OnCore([this, req] { return MembersRemove(req); });
+  admin_->Handle("POST", "/members/remove", [this, membership_ms](const admin::HttpRequest& req) {
+    return OnCoreAsync([this, req](auto respond) { MembersRemove(req, std::move(respond)); },
+                       membership_ms);
   });
   admin_->Handle("POST", "/transfer", [this](const admin::HttpRequest& req) {
     return OnCore([this, req] { return Transfer(req); });
@@ -205,22 +245,37 @@ admin::HttpResponse Node::StatusJson() {
   const cluster::HostStatus st = host_->GetStatus();
   nlohmann::json members = nlohmann::json::array();
   for (const auto& m : st.members) members.push_back(MemberJson(m));
-  // The shards as this node sees them; keys and applied for those it holds (today: one).
+  // The shards as this node sees them; keys and applied for those it holds.
+  std::map<GroupId, const cluster::GroupStatus*> held;
+  for (const cluster::GroupStatus& g : st.groups) held[g.group] = &g;
   nlohmann::json shards = nlohmann::json::array();
   for (const cluster::ShardView& s : host_->Shards()) {
     nlohmann::json voters = nlohmann::json::array();
     nlohmann::json learners = nlohmann::json::array();
     for (NodeId v : s.desc.voters) voters.push_back(v.value());
     for (NodeId l : s.desc.learners) learners.push_back(l.value());
-    shards.push_back({{"group", s.desc.group.value()},
-                      {"first_slot", s.desc.first_slot},
-                      {"last_slot", s.desc.last_slot},
-                      {"epoch", s.desc.epoch},
-                      {"leader", s.leader.value()},
-                      {"voters", voters},
-                      {"learners", learners},
-                      {"keys", st.keys},
-                      {"applied", st.applied.value()}});
+    nlohmann::json shard = {{"group", s.desc.group.value()}, {"first_slot", s.desc.first_slot},
+                            {"last_slot", s.desc.last_slot}, {"epoch", s.desc.epoch},
+                            {"leader", s.leader.value()},    {"voters", voters},
+                            {"learners", learners}};
+    auto h = held.find(s.desc.group);
+    if (h != held.end()) {
+      shard["keys"] = h->second->keys;
+      shard["applied"] = h->second->applied.value();
+      shard["role"] = h->second->role;
+    }
+    shards.push_back(std::move(shard));
+  }
+  nlohmann::json groups = nlohmann::json::array();
+  for (const cluster::GroupStatus& g : st.groups) {
+    groups.push_back({{"group", g.group.value()},
+                      {"role", g.role},
+                      {"term", g.term.value()},
+                      {"leader", g.leader.value()},
+                      {"commit", g.commit.value()},
+                      {"applied", g.applied.value()},
+                      {"last_index", g.last_index.value()},
+                      {"keys", g.keys}});
   }
   nlohmann::json j = {{"id", st.id.value()},
                       {"cluster_id", fmt::format("{:016x}", st.cluster_id)},
@@ -241,6 +296,9 @@ admin::HttpResponse Node::StatusJson() {
                       {"connections", counters_.connections_current.load()},
                       {"shutting_down", shutting_down_},
                       {"members", members},
+                      {"groups_led", st.groups_led},
+                      {"meta_leader", host_->leader().value()},
+                      {"groups", groups},
                       {"shards", shards}};
   return Json(200, j);
 }
@@ -254,7 +312,7 @@ admin::HttpResponse Node::NotLeader() {
   return Json(421, j);
 }
 
-admin::HttpResponse Node::MembersAdd(const admin::HttpRequest& req) {
+void Node::MembersAdd(const admin::HttpRequest& req, Respond respond) {
   auto get = [&req](const char* k) {
     auto it = req.params.find(k);
     return it == req.params.end() ? std::string() : it->second;
@@ -263,47 +321,52 @@ admin::HttpResponse Node::MembersAdd(const admin::HttpRequest& req) {
   try {
     id = std::stoull(get("id"));
   } catch (...) {
-    return JsonError(400, "id must be a positive number");
+    return respond(JsonError(400, "id must be a positive number"));
   }
-  if (!host_->is_leader()) return NotLeader();
+  if (!host_->is_leader()) return respond(NotLeader());
   cluster::MemberAddress a{get("peer"), get("client"), get("admin")};
-  Status s = host_->AddMember(NodeId(id), a);
-  // Adding a member twice with the same peer address is not an error: `synod member add`
-  // followed by `synod start --join` asks twice, and a joining node may retry.
-  const auto& book = host_->address_book();
-  auto known = book.find(NodeId(id));
-  const bool same_member =
-      s.code() == Code::kFailedPrecondition && known != book.end() && known->second.peer == a.peer;
-  if (!s.ok() && !same_member) return JsonError(HttpStatusFor(s), s.ToString());
-  nlohmann::json members = nlohmann::json::object();
-  for (const auto& [mid, ma] : host_->address_book()) {
-    members[std::to_string(mid.value())] = {
-        {"peer", ma.peer}, {"client", ma.client}, {"admin", ma.admin}};
-  }
-  return Json(200, {{"added", id},
-                    {"already_member", same_member},
-                    {"cluster_id", fmt::format("{:016x}", host_->db().cluster_id())},
-                    {"members", members},
-                    {"member_list", cluster::FormatMemberList(host_->address_book())}});
+  host_->AddMember(NodeId(id), a, [this, id, a, respond](Status s) {
+    // Adding a member twice with the same peer address is not an error: `synod member add`
+    // followed by `synod start --join` asks twice, and a joining node may retry.
+    const auto& book = host_->address_book();
+    auto known = book.find(NodeId(id));
+    const bool same_member = s.code() == Code::kFailedPrecondition && known != book.end() &&
+                             known->second.peer == a.peer;
+    if (!s.ok() && !same_member) return respond(JsonError(HttpStatusFor(s), s.ToString()));
+    nlohmann::json members = nlohmann::json::object();
+    for (const auto& [mid, ma] : host_->address_book()) {
+      members[std::to_string(mid.value())] = {
+          {"peer", ma.peer}, {"client", ma.client}, {"admin", ma.admin}};
+    }
+    respond(Json(200, {{"added", id},
+                       {"already_member", same_member},
+                       {"cluster_id", fmt::format("{:016x}", host_->db().cluster_id())},
+                       {"members", members},
+                       {"member_list", cluster::FormatMemberList(host_->address_book())},
+                       {"layout", cluster::EncodeLayout(host_->layout())}}));
+  });
 }
 
-admin::HttpResponse Node::MembersRemove(const admin::HttpRequest& req) {
+void Node::MembersRemove(const admin::HttpRequest& req, Respond respond) {
   auto it = req.params.find("id");
   uint64_t id = 0;
   try {
     id = std::stoull(it == req.params.end() ? "" : it->second);
   } catch (...) {
-    return JsonError(400, "id must be a positive number");
+    return respond(JsonError(400, "id must be a positive number"));
   }
-  if (!host_->is_leader()) return NotLeader();
-  Status s = host_->RemoveMember(NodeId(id));
-  if (!s.ok()) return JsonError(HttpStatusFor(s), s.ToString());
-  return Json(200, {{"removed", id}});
+  if (!host_->is_leader()) return respond(NotLeader());
+  host_->RemoveMember(NodeId(id), [id, respond](Status s) {
+    if (!s.ok()) return respond(JsonError(HttpStatusFor(s), s.ToString()));
+    respond(Json(200, {{"removed", id}}));
+  });
 }
 
+// Hands the leadership of every group this node leads to `to` (or to each group's most
+// caught-up voter).
 admin::HttpResponse Node::Transfer(const admin::HttpRequest& req) {
   auto it = req.params.find("to");
-  NodeId to = host_->BestTransferee();
+  NodeId to;
   if (it != req.params.end()) {
     try {
       to = NodeId(std::stoull(it->second));
@@ -311,11 +374,11 @@ admin::HttpResponse Node::Transfer(const admin::HttpRequest& req) {
       return JsonError(400, "to must be a node id");
     }
   }
-  if (!host_->is_leader()) return NotLeader();
-  if (to == kNoNode) return JsonError(409, "no other voter to hand leadership to");
-  Status s = host_->TransferLeadership(to);
-  if (!s.ok()) return JsonError(HttpStatusFor(s), s.ToString());
-  return Json(200, {{"transferring_to", to.value()}});
+  if (host_->groups_led() == 0) return NotLeader();
+  if (!host_->CanHandOff()) return JsonError(409, "no other voter to hand leadership to");
+  const int groups = host_->TransferLeadership(to);
+  if (groups == 0) return JsonError(409, "no group could hand its leadership over");
+  return Json(200, {{"transferring_to", to.value()}, {"groups", groups}});
 }
 
 admin::HttpResponse Node::Partition(const admin::HttpRequest& req) {
@@ -373,6 +436,8 @@ void Node::Run() {
     published_->failed = !st.failure.empty();
     published_->disk_bytes = st.disk_bytes;
     published_->keys = st.keys;
+    published_->groups = st.groups.size();
+    published_->groups_led = static_cast<uint64_t>(st.groups_led);
     if (st.snapshot_index != last_snapshot_index_) {
       // A compaction (or an installed snapshot): LASTSAVE's time, within this 100 ms period.
       last_snapshot_index_ = st.snapshot_index;
@@ -397,16 +462,15 @@ void Node::BeginShutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   resp_->StopAccepting();
-  const NodeId to = host_->BestTransferee();
-  if (to != kNoNode) {
-    Status s = host_->TransferLeadership(to);
-    logger_.Info("event=shutdown_transfer to={} result=\"{}\"", to.value(), s.ToString());
+  if (host_->CanHandOff()) {
+    const int groups = host_->Drain();
+    logger_.Info("event=shutdown_transfer groups={}", groups);
   }
   ShutdownStep(SteadyNowNs() + opts_.shutdown_transfer_ms * 1'000'000);
 }
 
 void Node::ShutdownStep(int64_t deadline_ns) {
-  if (host_->is_leader() && host_->BestTransferee() != kNoNode && SteadyNowNs() < deadline_ns) {
+  if (host_->CanHandOff() && SteadyNowNs() < deadline_ns) {
     auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
     t->async_wait([this, t, deadline_ns](const asio::error_code&) { ShutdownStep(deadline_ns); });
     return;

@@ -60,14 +60,18 @@ class Node {
   void BeginShutdown();
   void ShutdownStep(int64_t deadline_ns);
   admin::HttpResponse StatusJson();
-  admin::HttpResponse MembersAdd(const admin::HttpRequest& req);
-  admin::HttpResponse MembersRemove(const admin::HttpRequest& req);
+  using Respond = std::function<void(admin::HttpResponse)>;
+  void MembersAdd(const admin::HttpRequest& req, Respond respond);
+  void MembersRemove(const admin::HttpRequest& req, Respond respond);
   admin::HttpResponse Transfer(const admin::HttpRequest& req);
   admin::HttpResponse Partition(const admin::HttpRequest& req);
   admin::HttpResponse DiskFault(const admin::HttpRequest& req);
   admin::HttpResponse NotLeader();
   // Runs fn on the core thread and waits (bounded) for its answer.
   admin::HttpResponse OnCore(std::function<admin::HttpResponse()> fn);
+  // Runs fn on the core thread, which answers through the callback now or later; waits for the
+  // answer at most timeout_ms.
+  admin::HttpResponse OnCoreAsync(std::function<void(Respond)> fn, int64_t timeout_ms);
 
   // The core's state as of the last 100 ms, in atomics: the metrics callbacks read it on the
   // admin server's threads.

@@ -38,7 +38,9 @@ uint64_t RandomSessionId() {
 
 std::string_view ServerContext::password() const {
   if (host == nullptr) return {};
-  return host->replica().state_machine().config("requirepass").value_or(std::string_view());
+  const kv::StateMachine* meta = host->LocalStateMachine(cluster::kMetaGroup);
+  if (meta == nullptr) return {};
+  return meta->config("requirepass").value_or(std::string_view());
 }
 
 std::string RedisErrorFor(const Status& s, bool write) {
@@ -118,8 +120,7 @@ Connection::Connection(asio::ip::tcp::socket socket, uint64_t id, const RespOpti
       ctx_(ctx),
       logger_(std::move(logger)),
       on_close_(std::move(on_close)),
-      parser_(opts.limits),
-      client_session_(RandomSessionId()) {
+      parser_(opts.limits) {
   asio::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -134,10 +135,13 @@ Connection::Connection(asio::ip::tcp::socket socket, uint64_t id, const RespOpti
 
 void Connection::Start() { Read(); }
 
-void Connection::ResetSession() {
-  client_session_ = RandomSessionId();
-  seq_ = 0;
+uint64_t Connection::SessionFor(GroupId shard) {
+  Session& s = sessions_[shard];
+  if (s.id == 0) s.id = RandomSessionId();
+  return s.id;
 }
+
+void Connection::ResetSession(GroupId shard) { sessions_[shard] = Session{RandomSessionId(), 0}; }
 
 void Connection::Read() {
   if (reading_ || closed_ || close_after_flush_) return;
@@ -278,6 +282,11 @@ void Connection::DispatchNow(std::vector<std::string>& argv, uint64_t slot) {
       tx.dirty = true;
       sink.Error(std::string("ERR Command not allowed inside a transaction: '") + spec->name +
                  "' (Synod queues keyspace commands only)");
+      return;
+    }
+    if (std::optional<std::string> e = TransactionShardError(ctx_, *spec, argv, tx)) {
+      tx.dirty = true;
+      sink.Error(*e);
       return;
     }
     if (tx.queued.size() >= kTransactionCommandsMax) {

@@ -81,6 +81,8 @@ class RespServer;
 class ServerContext {
  public:
   cluster::GroupHost* host = nullptr;
+  // Where keyspace commands go: a key's shard, and the request run wherever it is served.
+  cluster::Router* router = nullptr;
   RespServer* server = nullptr;
   ServerCounters* counters = nullptr;
   std::string client_address;
@@ -102,7 +104,8 @@ class ServerContext {
   // Fills INFO's sections not known to the handlers (set by the node).
   std::function<std::string()> extra_info;
 
-  // The replicated requirepass, "" when none is set (read from the local state machine).
+  // The replicated requirepass, "" when none is set (read from the local replica of the meta
+  // shard; a node beyond the meta shard's five replicas does not see it yet).
   std::string_view password() const;
 };
 
@@ -115,6 +118,9 @@ struct Transaction {
   std::vector<std::pair<std::string, LogIndex>> watches;
   LogIndex watch_index;
   bool watch_failed = false;  // a WATCH read failed: EXEC aborts
+  // The one shard every watched and queued key belongs to (kNoGroup until the first key):
+  // a transaction is atomic within a shard.
+  GroupId group;
 
   // Ends the transaction and forgets the watches (EXEC, DISCARD).
   void Reset() {
@@ -124,6 +130,7 @@ struct Transaction {
     watches.clear();
     watch_index = LogIndex();
     watch_failed = false;
+    group = GroupId();
   }
 };
 
@@ -147,13 +154,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closed() const { return closed_; }
   // A CLIENT LIST line (without the newline), with Redis's fields.
   std::string InfoLine(int64_t now_ms) const;
-  // The client session for at-most-once writes: a random id per connection, seq per write.
-  uint64_t client_session() const { return client_session_; }
-  uint64_t NextSeq() { return ++seq_; }
-  // Starts a new session (a new random id, seq from 1): after kSessionExpired, which means the
-  // state machine holds no session for this id (its first write never applied, or it was
+  // The client session for at-most-once writes, one per shard the connection writes to: a
+  // random id, and seq per write.
+  uint64_t SessionFor(GroupId shard);
+  uint64_t NextSeq(GroupId shard) { return ++sessions_[shard].seq; }
+  // Starts a new session in `shard` (a new random id, seq from 1): after kSessionExpired, which
+  // means the shard holds no session for this id (its first write never applied, or it was
   // evicted) and applied nothing.
-  void ResetSession();
+  void ResetSession(GroupId shard);
   bool readonly = false;  // READONLY: reads from the local replica
   int protocol = 2;
   std::string name;
@@ -169,7 +177,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool authenticated = false;
   bool blocked = false;  // a WAIT is pending
   Transaction tx;
-  // The index of this connection's latest applied write (WAIT waits for replicas to hold it).
+  // This connection's latest applied write: its shard and index (WAIT waits for replicas of
+  // that shard to hold it).
+  GroupId last_write_group;
   LogIndex last_write_index;
 
  private:
@@ -222,8 +232,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int writes_running_ = 0;
   std::deque<Deferred> deferred_;
   bool running_deferred_ = false;
-  uint64_t client_session_ = 0;
-  uint64_t seq_ = 0;
+  struct Session {
+    uint64_t id = 0;
+    uint64_t seq = 0;
+  };
+  std::map<GroupId, Session> sessions_;
 };
 
 class RespServer {

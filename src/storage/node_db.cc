@@ -19,8 +19,10 @@ namespace {
 // "SYNODRDB" read as a little-endian u64: tells a Synod database from a WAL's header.
 constexpr uint64_t kRocksMagic = 0x4244524F444F4E59ull;
 // 1: one Raft group per database, unprefixed records. 2: many groups ("G" + group id + kind)
-// and slot-prefixed data ("D" + slot + key).
-constexpr uint32_t kRocksVersion = 2;
+// and slot-prefixed data ("D" + slot + key), group 1 holding every slot. 3: the sharded layout
+// (group 1 the meta shard with keys of its own, data shards from group 2, the layout in the
+// node metadata).
+constexpr uint32_t kRocksVersion = 3;
 
 constexpr char kClusterKey[] = "C";
 constexpr char kMetaPrefix = 'M';

@@ -265,27 +265,30 @@ TEST_P(NodeDbTest, BadGroupsAndSpansAreRefused) {
             Code::kInvalidArgument);
 }
 
-TEST(NodeDbFormatTest, ADatabaseOfTheSingleGroupFormatIsRefusedWithAClearError) {
-  TempDir tmp;
-  {
-    rocksdb::Options o;
-    o.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, tmp.db(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    pb::WalHeader h;
-    h.set_magic(0x4244524F444F4E59ull);
-    h.set_version(1);
-    h.set_cluster_id(kCluster);
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "C", format::FrameMessage("C", h)).ok());
-    ASSERT_TRUE(db->Close().ok());
+TEST(NodeDbFormatTest, ADatabaseOfAnEarlierFormatIsRefusedWithAClearError) {
+  for (uint32_t version : {1u, 2u}) {
+    TempDir tmp;
+    {
+      rocksdb::Options o;
+      o.create_if_missing = true;
+      rocksdb::DB* raw = nullptr;
+      ASSERT_TRUE(rocksdb::DB::Open(o, tmp.db(), &raw).ok());
+      std::unique_ptr<rocksdb::DB> db(raw);
+      pb::WalHeader h;
+      h.set_magic(0x4244524F444F4E59ull);
+      h.set_version(version);
+      h.set_cluster_id(kCluster);
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "C", format::FrameMessage("C", h)).ok());
+      ASSERT_TRUE(db->Close().ok());
+    }
+    Result<std::unique_ptr<NodeDb>> r = NodeDb::Open(tmp.db(), kCluster);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+    EXPECT_NE(r.status().message().find("format version " + std::to_string(version)),
+              std::string::npos)
+        << r.status().ToString();
+    EXPECT_NE(r.status().message().find("new, empty data directory"), std::string::npos);
   }
-  Result<std::unique_ptr<NodeDb>> r = NodeDb::Open(tmp.db(), kCluster);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
-  EXPECT_NE(r.status().message().find("format version 1"), std::string::npos)
-      << r.status().ToString();
-  EXPECT_NE(r.status().message().find("new, empty data directory"), std::string::npos);
 }
 
 }  // namespace

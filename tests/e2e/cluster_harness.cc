@@ -463,6 +463,7 @@ TestCluster::Node TestCluster::MakeNode(uint64_t id, const std::vector<uint16_t>
             "--admin",     Addr(n.admin_port),
             "--log-level", LogLevel()};
   if (options_.fault_hooks) n.args.push_back("--fault-hooks");
+  n.args.push_back("--shards=" + std::to_string(options_.shards));
   n.args.insert(n.args.end(), options_.flags.begin(), options_.flags.end());
   return n;
 }

@@ -135,6 +135,11 @@ struct ClusterOptions {
   int nodes = 3;
   // Flags given to every node's `synod start`, e.g. {"--snapshot-entries", "100"}.
   std::vector<std::string> flags;
+  // --shards for every node. One data shard by default: most suites test one Raft group's
+  // behaviour through the node (failover, isolation, crashes, commands), and a node's /status
+  // then names that group's leader as "the leader". 0 is Synod's default layout (two shards
+  // per node), which the sharding suites use.
+  int shards = 1;
   bool fault_hooks = true;
   bool start = true;        // start the nodes in the constructor
   bool wait_leader = true;  // and wait until one is leader

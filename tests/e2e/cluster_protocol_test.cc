@@ -179,22 +179,34 @@ TEST(ClusterProtocol, TheMapNamesTheNewLeaderAfterAFailover) {
 }
 
 // redis-py's RedisCluster (Debian's python3-redis) writes and reads 10,000 keys across all
-// slots, with and without redirects (python/redis_cluster_test.py).
+// slots of the default layout (six shards, each node leading two), with and without redirects
+// (python/redis_cluster_test.py).
 void RunRedisClusterScript(bool redirects) {
   const std::string python = "/usr/bin/python3";
   const std::string script =
       (std::filesystem::path(SYNOD_E2E_PYTHON_DIR) / "redis_cluster_test.py").string();
   ASSERT_TRUE(std::filesystem::exists(script)) << script;
   ClusterOptions o;
+  o.shards = 0;
   if (redirects) o.flags = {"--cluster-redirects"};
   TestCluster c(o);
   const uint64_t leader = c.WaitForLeader(10000);
   ASSERT_NE(leader, 0u);
   const uint64_t follower = c.LiveIds(leader).front();
+  // Every node leads its shards before the client reads the map (leaders spread in ~1 s).
+  ASSERT_TRUE(WaitUntil(10000, [&] {
+    std::set<uint16_t> masters;
+    Redis r(c.client_port(follower), 2000);
+    const Reply slots = r.Command({"CLUSTER", "SLOTS"});
+    for (const Reply& range : slots.elements) {
+      if (range.elements.size() >= 3) masters.insert(PortOf(range.elements[2]));
+    }
+    return slots.elements.size() == 6 && masters.size() == 3;
+  }));
   const int64_t start = NowMs();
-  const ProgramResult res = RunProgram(
-      {python, script, std::to_string(c.client_port(follower)), redirects ? "redirects" : "plain"},
-      180000);
+  const ProgramResult res = RunProgram({python, script, std::to_string(c.client_port(follower)),
+                                        redirects ? "redirects" : "plain", "3"},
+                                       180000);
   std::cerr << "e2e: redis_cluster_test.py (" << (redirects ? "redirects" : "plain") << ") took "
             << NowMs() - start << " ms\n";
   EXPECT_EQ(res.exit_code, 0) << "stdout:\n" << res.out << "\nstderr:\n" << res.err;

@@ -1,6 +1,8 @@
 #include "cluster/logic/layout.h"
 
 #include <algorithm>
+#include <charconv>
+#include <set>
 #include <string>
 
 namespace synod::cluster {
@@ -49,6 +51,170 @@ ShardDescriptor InitialMetaShard(std::vector<NodeId> nodes) {
   const size_t r = std::min(nodes.size(), static_cast<size_t>(kMetaReplicasMax));
   d.voters.assign(nodes.begin(), nodes.begin() + static_cast<std::ptrdiff_t>(r));
   return d;
+}
+
+Result<Layout> MakeInitialLayout(const std::vector<NodeId>& nodes, int shards, int replicas) {
+  Result<std::vector<ShardDescriptor>> data = InitialLayout(nodes, shards, replicas);
+  if (!data.ok()) return data.status();
+  Layout l{InitialMetaShard(nodes), std::move(data).value()};
+  SYNOD_RETURN_IF_ERROR(ValidateLayout(l));
+  return l;
+}
+
+namespace {
+
+Status CheckMembers(const ShardDescriptor& d) {
+  std::set<NodeId> seen;
+  if (d.voters.empty()) {
+    return Status::InvalidArgument("shard " + std::to_string(d.group.value()) + " has no voters");
+  }
+  for (const auto* list : {&d.voters, &d.learners}) {
+    for (NodeId n : *list) {
+      if (n == kNoNode || !seen.insert(n).second) {
+        return Status::InvalidArgument("shard " + std::to_string(d.group.value()) + " lists node " +
+                                       std::to_string(n.value()) + " twice or a node 0");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+std::string JoinIds(const std::vector<NodeId>& ids) {
+  std::string out;
+  for (NodeId n : ids) {
+    if (!out.empty()) out.push_back(',');
+    out += std::to_string(n.value());
+  }
+  return out;
+}
+
+bool ParseU64(std::string_view s, uint64_t* v) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool ParseIds(std::string_view s, std::vector<NodeId>* out) {
+  while (!s.empty()) {
+    const size_t comma = s.find(',');
+    uint64_t v = 0;
+    if (!ParseU64(s.substr(0, comma), &v)) return false;
+    out->emplace_back(v);
+    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+  }
+  return true;
+}
+
+}  // namespace
+
+Status ValidateLayout(const Layout& l) {
+  if (l.meta.group != kMetaGroup) return Status::InvalidArgument("the meta shard must be group 1");
+  SYNOD_RETURN_IF_ERROR(CheckMembers(l.meta));
+  if (l.shards.empty()) return Status::InvalidArgument("a layout needs at least one data shard");
+  std::set<GroupId> groups{kMetaGroup};
+  uint32_t next = 0;
+  for (const ShardDescriptor& d : l.shards) {
+    if (d.group == kNoGroup || !groups.insert(d.group).second) {
+      return Status::InvalidArgument("shard group " + std::to_string(d.group.value()) +
+                                     " is 0, the meta shard's, or repeated");
+    }
+    if (d.first_slot != next || d.last_slot < d.first_slot) {
+      return Status::InvalidArgument("shard " + std::to_string(d.group.value()) + " owns slots " +
+                                     std::to_string(d.first_slot) + "-" +
+                                     std::to_string(d.last_slot) + ", expected to start at " +
+                                     std::to_string(next));
+    }
+    SYNOD_RETURN_IF_ERROR(CheckMembers(d));
+    next = uint32_t{d.last_slot} + 1;
+  }
+  if (next != kSlotCount) {
+    return Status::InvalidArgument("the shards end at slot " + std::to_string(next - 1) + ", not " +
+                                   std::to_string(kSlotCount - 1));
+  }
+  return Status::Ok();
+}
+
+std::string EncodeLayout(const Layout& l) {
+  auto line = [](const char* what, const ShardDescriptor& d, bool slots) {
+    std::string out = std::string(what) + " group=" + std::to_string(d.group.value());
+    if (slots) {
+      out += " slots=" + std::to_string(d.first_slot) + "-" + std::to_string(d.last_slot);
+    }
+    out += " epoch=" + std::to_string(d.epoch) + " voters=" + JoinIds(d.voters) +
+           " learners=" + JoinIds(d.learners) + "\n";
+    return out;
+  };
+  std::string out = line("meta", l.meta, false);
+  for (const ShardDescriptor& d : l.shards) out += line("shard", d, true);
+  return out;
+}
+
+Result<Layout> DecodeLayout(std::string_view text) {
+  Layout l;
+  bool have_meta = false;
+  size_t lines = 0;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (line.empty()) continue;
+    if (++lines > kSlotCount + 1) return Status::InvalidArgument("layout has too many lines");
+    auto bad = [&line](std::string_view why) {
+      return Status::InvalidArgument("bad layout line \"" + std::string(line.substr(0, 120)) +
+                                     "\": " + std::string(why));
+    };
+    const size_t sp = line.find(' ');
+    const std::string_view what = line.substr(0, sp);
+    if (what != "meta" && what != "shard") return bad("neither meta nor shard");
+    ShardDescriptor d;
+    bool have_group = false, have_slots = false;
+    std::string_view rest = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    while (!rest.empty()) {
+      const size_t end = rest.find(' ');
+      const std::string_view field = rest.substr(0, end);
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+      const size_t eq = field.find('=');
+      if (eq == std::string_view::npos) return bad("a field without '='");
+      const std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
+      uint64_t v = 0;
+      if (key == "group") {
+        if (!ParseU64(value, &v)) return bad("group");
+        d.group = GroupId(v);
+        have_group = true;
+      } else if (key == "slots") {
+        const size_t dash = value.find('-');
+        uint64_t a = 0, b = 0;
+        if (dash == std::string_view::npos || !ParseU64(value.substr(0, dash), &a) ||
+            !ParseU64(value.substr(dash + 1), &b) || a >= kSlotCount || b >= kSlotCount) {
+          return bad("slots");
+        }
+        d.first_slot = static_cast<uint16_t>(a);
+        d.last_slot = static_cast<uint16_t>(b);
+        have_slots = true;
+      } else if (key == "epoch") {
+        if (!ParseU64(value, &v)) return bad("epoch");
+        d.epoch = v;
+      } else if (key == "voters") {
+        if (!ParseIds(value, &d.voters)) return bad("voters");
+      } else if (key == "learners") {
+        if (!ParseIds(value, &d.learners)) return bad("learners");
+      } else {
+        return bad("unknown field");
+      }
+    }
+    if (!have_group) return bad("no group");
+    if (what == "meta") {
+      if (have_meta || have_slots) return bad("a second meta shard, or slots on it");
+      have_meta = true;
+      l.meta = std::move(d);
+    } else {
+      if (!have_slots) return bad("no slots");
+      l.shards.push_back(std::move(d));
+    }
+  }
+  if (!have_meta) return Status::InvalidArgument("layout has no meta shard");
+  SYNOD_RETURN_IF_ERROR(ValidateLayout(l));
+  return l;
 }
 
 }  // namespace synod::cluster

@@ -8,6 +8,8 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "cluster/logic/shard.h"
@@ -34,5 +36,25 @@ Result<std::vector<ShardDescriptor>> InitialLayout(std::vector<NodeId> nodes, in
 // The meta shard of a new cluster: every slot is irrelevant to it (it holds the descriptors),
 // its voters the first min(kMetaReplicasMax, nodes) nodes in id order.
 ShardDescriptor InitialMetaShard(std::vector<NodeId> nodes);
+
+// A cluster's shards: the meta shard and the data shards, in slot order, which cover every slot
+// exactly once. Every node keeps the layout it bootstrapped with (or was given when it joined)
+// in its NodeDb; the meta shard will own it once descriptors can change (the elastic cluster).
+struct Layout {
+  ShardDescriptor meta;
+  std::vector<ShardDescriptor> shards;
+};
+
+// InitialLayout and InitialMetaShard together, checked by ValidateLayout.
+Result<Layout> MakeInitialLayout(const std::vector<NodeId>& nodes, int shards, int replicas);
+// kInvalidArgument unless: the meta shard is kMetaGroup with voters; data shards have distinct
+// groups other than kMetaGroup, voters without repeats, and contiguous slot ranges in order
+// from slot 0 to the last slot.
+Status ValidateLayout(const Layout& layout);
+// A text form, one shard per line ("meta group=1 epoch=1 voters=1,2,3 learners=" and
+// "shard group=2 slots=0-2730 epoch=1 voters=1,2,3 learners="), for the NodeDb and for the
+// join reply. DecodeLayout parses it and validates the result; never crashes on bad text.
+std::string EncodeLayout(const Layout& layout);
+Result<Layout> DecodeLayout(std::string_view text);
 
 }  // namespace synod::cluster

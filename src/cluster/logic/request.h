@@ -1,0 +1,66 @@
+// The node-to-node request channel's messages: a client command that one node sends to the node
+// that can serve its shard (the leader, or any replica for a stale read), and the answer. The
+// receiving node runs it as if its own client had sent it and answers with the outcome; the
+// sender relays that to its client unchanged, so the client never sees the hop.
+//
+// A write carries the sending connection's at-most-once session for the shard (client id and
+// seq inside the kv::Command): when a hop's answer is lost and the sender tries again, possibly
+// at another node after a failover, the shard applies the write at most once.
+//
+// Thread-safety: values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/logic/replica.h"
+#include "common/ids.h"
+#include "common/status.h"
+#include "kv/command.h"
+
+namespace synod::cluster {
+
+struct ShardRequest {
+  enum class Type : uint8_t {
+    kWrite = 1,            // propose `command` (answer: the applied reply and its index)
+    kRead = 2,             // run the Redis read `args` at a linearizable point
+    kVersions = 3,         // the versions of the keys `args` (WATCH), with the read index
+    kReplicasHolding = 4,  // how many replicas besides the leader hold `index` (WAIT)
+    kConfChange = 5,       // propose the membership change `conf_change` (answer at proposal)
+    // The live keys of the slot `index`, at most `random` of them (CLUSTER GETKEYSINSLOT), or
+    // their count when `args` is {"count"} (COUNTKEYSINSLOT), read like kRead.
+    kSlotKeys = 6,
+  };
+  static constexpr uint8_t kTypeMax = 6;
+
+  Type type = Type::kRead;
+  GroupId group;
+  uint64_t epoch = 0;  // the descriptor's epoch the sender routed by; 0 for any
+  kv::Command command;
+  std::vector<std::string> args;
+  ReadMode mode = ReadMode::kLinearizable;  // not sent: a forwarded request is linearizable
+  int64_t now_ms = 0;
+  uint64_t random = 0;
+  LogIndex index;
+  std::string conf_change;
+};
+
+struct ShardResponse {
+  Status status;
+  NodeId leader;  // the answering node's leader hint for the group, and its term
+  uint64_t term = 0;
+  kv::Reply reply;
+  LogIndex index;
+  int64_t number = 0;
+};
+
+std::string EncodeShardRequest(const ShardRequest& r);
+// kInvalidArgument for bytes that are not a request, an unknown type, group 0, or a write whose
+// command does not decode; never crashes on bad bytes.
+Result<ShardRequest> DecodeShardRequest(std::string_view bytes);
+std::string EncodeShardResponse(const ShardResponse& r);
+Result<ShardResponse> DecodeShardResponse(std::string_view bytes);
+
+}  // namespace synod::cluster

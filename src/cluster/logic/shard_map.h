@@ -1,0 +1,87 @@
+// ShardMap: one node's view of where every slot lives — the layout's descriptors, a slot-indexed
+// table over them, and the leader it last heard of for each shard — and DecideRoute, the pure
+// decision of where a request for a shard goes from this node.
+//
+// Leader hints come from three places: the node's own replicas (exact, read by the host), the
+// replies to requests it forwarded (a node that is not the leader names the one it knows), and
+// the leadership notices nodes send each other (cluster/peer_wire.h). A hint carries the term it
+// was learnt at, and a hint of an older term never replaces a newer one, so that a late notice
+// cannot undo a newer election's result.
+//
+// Thread-safety: none; the core thread owns it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "cluster/logic/layout.h"
+#include "cluster/logic/shard.h"
+#include "common/ids.h"
+#include "common/slot.h"
+
+namespace synod::cluster {
+
+class ShardMap {
+ public:
+  // REQUIRES: ValidateLayout(layout) is OK.
+  explicit ShardMap(Layout layout);
+
+  const Layout& layout() const { return layout_; }
+  // The data shard that owns `slot` (one always does).
+  const ShardDescriptor& ForSlot(uint16_t slot) const { return layout_.shards[by_slot_[slot]]; }
+  // The descriptor of `group` (the meta shard or a data shard), nullptr when unknown.
+  const ShardDescriptor* Find(GroupId group) const;
+  // Replaces the members of `group`'s descriptor (a host learns them from its own replica).
+  void SetMembers(GroupId group, std::vector<NodeId> voters, std::vector<NodeId> learners);
+
+  // The leader last heard of for `group`, kNoNode when none.
+  NodeId leader(GroupId group) const;
+  uint64_t leader_term(GroupId group) const;
+  // Records that `node` leads `group` in `term`, unless a hint of a later term is held. A node
+  // of kNoNode with a term above the hint's clears it (an election is under way).
+  void NoteLeader(GroupId group, NodeId node, uint64_t term);
+
+ private:
+  ShardDescriptor* FindMutable(GroupId group);
+
+  Layout layout_;
+  std::array<uint16_t, kSlotCount> by_slot_{};  // slot -> index in layout_.shards
+  struct Hint {
+    NodeId node;
+    uint64_t term = 0;
+  };
+  std::map<GroupId, Hint> leaders_;
+};
+
+// Where a request for one shard goes from this node.
+enum class RouteAction : uint8_t {
+  kLocal,    // run it on this node's replica
+  kForward,  // send it to `to` over the request channel
+  kWait,     // no node to send it to yet (an election under way): try again after a tick
+};
+
+struct RouteDecision {
+  RouteAction action = RouteAction::kWait;
+  NodeId to;  // kForward only
+  bool operator==(const RouteDecision&) const = default;
+};
+
+struct RouteInput {
+  NodeId self;
+  const ShardDescriptor* shard = nullptr;
+  NodeId leader;              // the best leader hint (the local replica's own view if hosted)
+  bool hosted = false;        // this node holds a replica of the shard
+  bool local_leader = false;  // ... and it leads
+  bool stale_ok = false;      // a READONLY read: any replica may answer from its own state
+  int attempt = 0;            // 0 for the first try; counts retries of one request
+};
+
+// The rules, in order: a READONLY read of a hosted shard is local; a shard led here is local; a
+// known leader elsewhere gets it; with no leader known, a hosted shard waits (its replica will
+// hear of the election), and a shard not hosted is sent to one of its voters in turn (by
+// `attempt`), which either serves it or names the leader in its refusal.
+RouteDecision DecideRoute(const RouteInput& in);
+
+}  // namespace synod::cluster

@@ -1,0 +1,163 @@
+#include "cluster/logic/shard_map.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "cluster/logic/request.h"
+
+namespace synod::cluster {
+namespace {
+
+Layout SixOnThree() {
+  Result<Layout> l = MakeInitialLayout({NodeId(1), NodeId(2), NodeId(3)}, 6, 3);
+  EXPECT_TRUE(l.ok()) << l.status().ToString();
+  return *l;
+}
+
+TEST(LayoutCodecTest, RoundTripsAndRefusesBrokenLayouts) {
+  const Layout l = SixOnThree();
+  Result<Layout> back = DecodeLayout(EncodeLayout(l));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(EncodeLayout(*back), EncodeLayout(l));
+  ASSERT_EQ(back->shards.size(), 6u);
+  EXPECT_EQ(back->shards[5].last_slot, kSlotCount - 1);
+  EXPECT_EQ(back->meta.voters, l.meta.voters);
+  std::string text = EncodeLayout(l);
+  // A gap in the slots, a repeated group, no meta shard, garbage: each refused, none crashes.
+  for (const std::string& bad :
+       {text.substr(0, text.rfind("shard ")),                           // the last shard missing
+        text + "shard group=2 slots=0-1 epoch=1 voters=1 learners=\n",  // group 2 twice
+        text.substr(text.find('\n') + 1),                               // no meta line
+        std::string("meta group=x\n"), std::string("shard group=2 slots=9-1\n"),
+        std::string("meta group=1 epoch=1 voters=1,1 learners=\n"), std::string("\xff\n=")}) {
+    EXPECT_FALSE(DecodeLayout(bad).ok()) << bad;
+  }
+}
+
+TEST(ShardMapTest, EverySlotHasItsShard) {
+  ShardMap m(SixOnThree());
+  for (uint32_t s = 0; s < kSlotCount; ++s) {
+    ASSERT_TRUE(m.ForSlot(static_cast<uint16_t>(s)).Covers(static_cast<uint16_t>(s))) << s;
+  }
+  EXPECT_EQ(m.ForSlot(0).group, GroupId(2));
+  EXPECT_EQ(m.ForSlot(kSlotCount - 1).group, GroupId(7));
+  EXPECT_NE(m.Find(kMetaGroup), nullptr);
+  EXPECT_EQ(m.Find(GroupId(99)), nullptr);
+}
+
+TEST(ShardMapTest, ALaterTermsLeaderWinsAndAnOlderNoticeIsIgnored) {
+  ShardMap m(SixOnThree());
+  EXPECT_EQ(m.leader(GroupId(2)), kNoNode);
+  m.NoteLeader(GroupId(2), NodeId(1), 3);
+  EXPECT_EQ(m.leader(GroupId(2)), NodeId(1));
+  m.NoteLeader(GroupId(2), NodeId(2), 2);  // late news of an older term
+  EXPECT_EQ(m.leader(GroupId(2)), NodeId(1));
+  m.NoteLeader(GroupId(2), kNoNode, 3);  // "no leader" in the same term does not undo it
+  EXPECT_EQ(m.leader(GroupId(2)), NodeId(1));
+  m.NoteLeader(GroupId(2), kNoNode, 4);  // an election in a later term does
+  EXPECT_EQ(m.leader(GroupId(2)), kNoNode);
+  m.NoteLeader(GroupId(2), NodeId(3), 4);
+  EXPECT_EQ(m.leader(GroupId(2)), NodeId(3));
+  EXPECT_EQ(m.leader_term(GroupId(2)), 4u);
+}
+
+TEST(ShardMapTest, SetMembersKeepsThePreferredLeaderFirst) {
+  ShardMap m(SixOnThree());
+  const NodeId preferred = m.Find(GroupId(3))->voters.front();
+  m.SetMembers(GroupId(3), {NodeId(1), NodeId(2), NodeId(3), NodeId(4)}, {});
+  EXPECT_EQ(m.Find(GroupId(3))->voters.front(), preferred);
+  EXPECT_EQ(m.Find(GroupId(3))->voters.size(), 4u);
+}
+
+TEST(DecideRouteTest, TheRulesInOrder) {
+  const Layout l = SixOnThree();
+  const ShardDescriptor& d = l.shards[0];  // voters 1,2,3
+  RouteInput in;
+  in.self = NodeId(1);
+  in.shard = &d;
+  // Led here: local.
+  in.hosted = true;
+  in.local_leader = true;
+  EXPECT_EQ(DecideRoute(in), (RouteDecision{RouteAction::kLocal, kNoNode}));
+  // A READONLY read of a hosted shard: local even without leading.
+  in.local_leader = false;
+  in.leader = NodeId(2);
+  in.stale_ok = true;
+  EXPECT_EQ(DecideRoute(in).action, RouteAction::kLocal);
+  // Otherwise to the known leader.
+  in.stale_ok = false;
+  EXPECT_EQ(DecideRoute(in), (RouteDecision{RouteAction::kForward, NodeId(2)}));
+  // No leader known: a hosted shard waits for its replica to hear of one.
+  in.leader = kNoNode;
+  EXPECT_EQ(DecideRoute(in).action, RouteAction::kWait);
+  // Not hosted, no leader known: the voters in turn, never this node.
+  in.self = NodeId(4);
+  in.hosted = false;
+  std::set<NodeId> asked;
+  for (int a = 0; a < 6; ++a) {
+    in.attempt = a;
+    const RouteDecision r = DecideRoute(in);
+    ASSERT_EQ(r.action, RouteAction::kForward);
+    asked.insert(r.to);
+  }
+  EXPECT_EQ(asked, (std::set<NodeId>{NodeId(1), NodeId(2), NodeId(3)}));
+  // A hint naming this node while it does not lead (stale): wait rather than loop to itself.
+  in.self = NodeId(1);
+  in.hosted = true;
+  in.leader = NodeId(1);
+  EXPECT_EQ(DecideRoute(in).action, RouteAction::kWait);
+}
+
+TEST(ShardRequestTest, RoundTripsAndRefusesGarbage) {
+  ShardRequest w;
+  w.type = ShardRequest::Type::kWrite;
+  w.group = GroupId(5);
+  w.epoch = 3;
+  w.command.op = kv::Op::kRedis;
+  w.command.args = {"SET", "k", std::string("v\0x", 3)};
+  w.command.client_id = 9;
+  w.command.seq = 2;
+  Result<ShardRequest> back = DecodeShardRequest(EncodeShardRequest(w));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->type, w.type);
+  EXPECT_EQ(back->group, w.group);
+  EXPECT_EQ(back->epoch, 3u);
+  EXPECT_EQ(back->command, w.command);
+  ShardRequest r;
+  r.type = ShardRequest::Type::kRead;
+  r.group = GroupId(2);
+  r.args = {"MGET", "a", "b"};
+  r.now_ms = 123;
+  r.random = 77;
+  back = DecodeShardRequest(EncodeShardRequest(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->args, r.args);
+  EXPECT_EQ(back->now_ms, 123);
+  EXPECT_EQ(back->random, 77u);
+  EXPECT_FALSE(DecodeShardRequest("\xff\xff").ok());
+  r.group = kNoGroup;
+  EXPECT_FALSE(DecodeShardRequest(EncodeShardRequest(r)).ok());
+
+  ShardResponse ok;
+  ok.reply = kv::Reply::Array({kv::Reply::Bulk("x"), kv::Reply::Nil()});
+  ok.index = LogIndex(17);
+  ok.leader = NodeId(3);
+  ok.term = 8;
+  Result<ShardResponse> rb = DecodeShardResponse(EncodeShardResponse(ok));
+  ASSERT_TRUE(rb.ok());
+  EXPECT_TRUE(rb->status.ok());
+  EXPECT_EQ(rb->reply, ok.reply);
+  EXPECT_EQ(rb->index, LogIndex(17));
+  EXPECT_EQ(rb->leader, NodeId(3));
+  ShardResponse refused;
+  refused.status = Status::NotLeader("node 1 does not lead shard 2");
+  rb = DecodeShardResponse(EncodeShardResponse(refused));
+  ASSERT_TRUE(rb.ok());
+  EXPECT_EQ(rb->status.code(), Code::kNotLeader);
+  EXPECT_EQ(rb->status.message(), "node 1 does not lead shard 2");
+  EXPECT_FALSE(DecodeShardResponse("\x08\xff\x01").ok());  // an unknown code
+}
+
+}  // namespace
+}  // namespace synod::cluster

@@ -1,0 +1,248 @@
+// The default sharded layout end to end: `synod start` with two data shards per node (six on
+// three nodes), leaders spread, any node serving any key (forwarding to the shard's leader),
+// multi-key commands fanned out or refused with CROSSSLOT, keyless commands over every shard,
+// and a kill -9 during writes after which every shard serves again with nothing acknowledged
+// lost.
+#include <gtest/gtest.h>
+
+#include <iterator>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster_harness.h"
+#include "writer.h"
+
+namespace synod::e2e {
+namespace {
+
+// Synod's default layout: two data shards per node.
+ClusterOptions ShardedOptions(std::vector<std::string> flags = {}) {
+  ClusterOptions o;
+  o.flags = std::move(flags);
+  o.shards = 0;
+  return o;
+}
+
+uint16_t PortOf(const Reply& node) { return static_cast<uint16_t>(node.elements.at(1).integer); }
+
+// CLUSTER SLOTS through `via`: slot range start -> the master's client port.
+std::map<int64_t, uint16_t> Masters(TestCluster& c, uint64_t via) {
+  std::map<int64_t, uint16_t> out;
+  Redis r(c.client_port(via), 2000);
+  const Reply slots = r.Command({"CLUSTER", "SLOTS"});
+  for (const Reply& range : slots.elements) {
+    if (range.elements.size() >= 3) out[range.elements[0].integer] = PortOf(range.elements[2]);
+  }
+  return out;
+}
+
+// A sharded cluster whose six shards have their leaders spread: each node leads two.
+void WaitForSpreadLeaders(TestCluster& c) {
+  ASSERT_NE(c.WaitForLeader(10000), 0u);
+  ASSERT_TRUE(WaitUntil(15000, [&] {
+    std::map<uint16_t, int> per_node;
+    for (const auto& [start, port] : Masters(c, 1)) ++per_node[port];
+    if (per_node.size() != 3) return false;
+    for (const auto& [port, n] : per_node) {
+      if (n != 2) return false;
+    }
+    return true;
+  })) << "leaders did not spread over the nodes";
+}
+
+// A key of each shard: the first "k<i>" whose slot falls in each range.
+std::vector<std::string> OneKeyPerShard(TestCluster& c) {
+  const std::map<int64_t, uint16_t> m = Masters(c, 1);
+  std::vector<int64_t> starts;
+  for (const auto& [start, port] : m) starts.push_back(start);
+  Redis r(c.client_port(1));
+  std::map<size_t, std::string> by_shard;
+  for (int i = 0; by_shard.size() < starts.size() && i < 10000; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    const int64_t slot = r.Command({"CLUSTER", "KEYSLOT", k}).integer;
+    size_t shard = 0;
+    while (shard + 1 < starts.size() && starts[shard + 1] <= slot) ++shard;
+    by_shard.emplace(shard, k);
+  }
+  std::vector<std::string> out;
+  for (auto& [s, k] : by_shard) out.push_back(k);
+  return out;
+}
+
+TEST(Sharding, AnyNodeServesEveryShardAndMultiKeyCommandsSpanShards) {
+  TestCluster c(ShardedOptions());
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  const std::vector<std::string> keys = OneKeyPerShard(c);
+  ASSERT_EQ(keys.size(), 6u);
+
+  // Written through one node, read through each of the others: most hops are forwarded.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Redis w(c.client_port(1 + i % 3));
+    ASSERT_TRUE(w.Command({"SET", keys[i], "v" + std::to_string(i)}).IsOk());
+  }
+  for (uint64_t id : c.ids()) {
+    Redis r(c.client_port(id));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      EXPECT_EQ(r.Command({"GET", keys[i]}).str, "v" + std::to_string(i)) << "via node " << id;
+    }
+  }
+  Redis r(c.client_port(2));
+  // MGET, EXISTS, TOUCH fan out; the values come back in the order asked.
+  std::vector<std::string> mget{"MGET"};
+  for (auto it = keys.rbegin(); it != keys.rend(); ++it) mget.push_back(*it);
+  mget.push_back("absent");
+  const Reply values = r.Command(mget);
+  ASSERT_EQ(values.elements.size(), keys.size() + 1) << values.ToString();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(values.elements[i].str, "v" + std::to_string(keys.size() - 1 - i));
+  }
+  EXPECT_EQ(values.elements.back().type, REDIS_REPLY_NIL);
+  std::vector<std::string> exists{"EXISTS"};
+  exists.insert(exists.end(), keys.begin(), keys.end());
+  exists.push_back("absent");
+  exists.push_back(keys[0]);  // counted twice, as Redis does
+  EXPECT_EQ(r.Command(exists).integer, 7);
+  // Atomic multi-key commands across shards are refused; within one slot they work.
+  EXPECT_TRUE(r.Command({"MSET", keys[0], "1", keys[1], "2"})
+                  .ErrorStartsWith("CROSSSLOT Keys in request don't hash to the same slot"));
+  EXPECT_TRUE(r.Command({"RENAME", keys[0], keys[1]}).ErrorStartsWith("CROSSSLOT"));
+  EXPECT_TRUE(r.Command({"MSET", "{u}a", "1", "{u}b", "2"}).IsOk());
+  EXPECT_TRUE(r.Command({"RENAME", "{u}a", "{u}c"}).IsOk());
+  // Keyless commands cover every shard.
+  for (uint64_t id : c.ids()) {
+    EXPECT_EQ(Redis(c.client_port(id)).Command({"DBSIZE"}).integer, 8) << "via node " << id;
+  }
+  EXPECT_EQ(r.Command({"KEYS", "*"}).elements.size(), 8u);
+  EXPECT_EQ(r.Command({"RANDOMKEY"}).type, REDIS_REPLY_STRING);
+  // A transaction runs in one shard: a command of another is refused and aborts it.
+  ASSERT_TRUE(r.Command({"MULTI"}).IsOk());
+  EXPECT_EQ(r.Command({"INCR", "{u}n"}).str, "QUEUED");
+  EXPECT_TRUE(r.Command({"SET", keys[0], "x"}).ErrorStartsWith("CROSSSLOT"));
+  EXPECT_TRUE(r.Command({"EXEC"}).ErrorStartsWith("EXECABORT"));
+  ASSERT_TRUE(r.Command({"WATCH", "{u}b"}).IsOk());
+  ASSERT_TRUE(r.Command({"MULTI"}).IsOk());
+  EXPECT_EQ(r.Command({"INCR", "{u}b"}).str, "QUEUED");
+  const Reply exec = r.Command({"EXEC"});
+  ASSERT_EQ(exec.elements.size(), 1u) << exec.ToString();
+  EXPECT_EQ(exec.elements[0].integer, 3);
+  // DEL and UNLINK fan out and sum.
+  std::vector<std::string> del{"DEL"};
+  del.insert(del.end(), keys.begin(), keys.begin() + 3);
+  del.push_back("absent");
+  EXPECT_EQ(r.Command(del).integer, 3);
+  std::vector<std::string> unlink{"UNLINK"};
+  unlink.insert(unlink.end(), keys.begin() + 3, keys.end());
+  EXPECT_EQ(r.Command(unlink).integer, 3);
+  EXPECT_EQ(r.Command({"DBSIZE"}).integer, 2);
+  // WAIT asks the leader of the shard last written.
+  EXPECT_TRUE(r.Command({"SET", keys[5], "w"}).IsOk());
+  EXPECT_EQ(r.Command({"WAIT", "2", "2000"}).integer, 2);
+  EXPECT_TRUE(r.Command({"FLUSHALL"}).IsOk());
+  EXPECT_EQ(r.Command({"DBSIZE"}).integer, 0);
+  // CLUSTER COUNTKEYSINSLOT reads the owning shard wherever it is led.
+  for (const char* k : {"{t}a", "{t}b", "{t}c"}) ASSERT_TRUE(r.Command({"SET", k, "1"}).IsOk());
+  const std::string slot = std::to_string(r.Command({"CLUSTER", "KEYSLOT", "t"}).integer);
+  for (uint64_t id : c.ids()) {
+    EXPECT_EQ(Redis(c.client_port(id)).Command({"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 3);
+  }
+}
+
+// SCAN walks the shards in slot order (the cursor's top bits are a slot): every key present for
+// the whole scan is returned, through any node.
+TEST(Sharding, ScanReturnsEveryKeyOfEveryShard) {
+  TestCluster c(ShardedOptions());
+  ASSERT_NE(c.WaitForLeader(10000), 0u);
+  Redis w(c.client_port(1));
+  std::vector<std::vector<std::string>> sets;
+  std::set<std::string> expected;
+  for (int i = 0; i < 500; ++i) {
+    const std::string k = "scan:" + std::to_string(i);
+    sets.push_back({"SET", k, "1"});
+    expected.insert(k);
+  }
+  for (const Reply& rep : w.Pipeline(sets)) ASSERT_TRUE(rep.IsOk()) << rep.ToString();
+  for (uint64_t id : c.ids()) {
+    Redis r(c.client_port(id));
+    std::set<std::string> seen;
+    std::string cursor = "0";
+    int calls = 0;
+    do {
+      const Reply rep = r.Command({"SCAN", cursor, "COUNT", "37"});
+      ASSERT_EQ(rep.elements.size(), 2u) << rep.ToString();
+      cursor = rep.elements[0].str;
+      for (const Reply& k : rep.elements[1].elements) seen.insert(k.str);
+    } while (cursor != "0" && ++calls < 1000);
+    EXPECT_EQ(seen, expected) << "via node " << id;
+  }
+  EXPECT_TRUE(Redis(c.client_port(2)).Command({"SCAN", "x"}).ErrorStartsWith("ERR invalid cursor"));
+}
+
+// redis-cli -c follows the MOVED of a sharded cluster to each shard's leader.
+TEST(Sharding, RedisCliFollowsMovedToEachShardsLeader) {
+  TestCluster c(ShardedOptions({"--cluster-redirects"}));
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  const std::vector<std::string> keys = OneKeyPerShard(c);
+  Redis plain(c.client_port(3));
+  int moved = 0;
+  for (const std::string& k : keys) {
+    // Node 3 serves the shards it leads and redirects the others to their leader.
+    const int64_t slot = plain.Command({"CLUSTER", "KEYSLOT", k}).integer;
+    const std::map<int64_t, uint16_t> masters = Masters(c, 3);
+    const uint16_t master = std::prev(masters.upper_bound(slot))->second;
+    const Reply rep = plain.Command({"SET", k, "x"});
+    if (master == c.client_port(3)) {
+      EXPECT_TRUE(rep.IsOk()) << rep.ToString();
+    } else {
+      ++moved;
+      EXPECT_EQ(rep.str, "MOVED " + std::to_string(slot) + " 127.0.0.1:" + std::to_string(master));
+    }
+    EXPECT_EQ(RedisCli(c.client_port(3), {"-c", "SET", k, "v"}), "OK\n");
+    EXPECT_EQ(RedisCli(c.client_port(3), {"-c", "GET", k}), "v\n");
+  }
+  EXPECT_GE(moved, 3);  // node 3 leads about two of the six shards
+}
+
+// kill -9 of a node while clients write through the others: every shard serves again within
+// about two seconds (those it led elect new leaders), and no acknowledged write is lost.
+TEST(Sharding, KillNineDuringWritesEveryShardServesAgainAndNothingAckedIsLost) {
+  TestCluster c(ShardedOptions({"--request-timeout-ms", "3000"}));
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  const std::vector<std::string> keys = OneKeyPerShard(c);
+  Writer w1("a", {c.client_port(1), c.client_port(2)}, 6000);
+  Writer w2("b", {c.client_port(2), c.client_port(1)}, 6000);
+  w1.Start();
+  w2.Start();
+  ASSERT_TRUE(WaitUntil(10000, [&] { return w1.acked_count() > 50 && w2.acked_count() > 50; }));
+  c.Kill9(3);
+  const int64_t killed = NowMs();
+  // Every shard takes a write through a survivor again.
+  std::set<std::string> serving;
+  ASSERT_TRUE(WaitUntil(
+      15000,
+      [&] {
+        Redis r(c.client_port(1), 1000);
+        for (const std::string& k : keys) {
+          if (serving.count(k) == 0 && r.Command({"SET", k, "after"}).IsOk()) serving.insert(k);
+        }
+        return serving.size() == keys.size();
+      },
+      20));
+  std::cerr << "e2e: every shard served writes again " << NowMs() - killed
+            << " ms after the kill -9\n";
+  const size_t a = w1.acked_count(), b = w2.acked_count();
+  ASSERT_TRUE(
+      WaitUntil(10000, [&] { return w1.acked_count() > a + 20 && w2.acked_count() > b + 20; }));
+  w1.Stop();
+  w2.Stop();
+  Redis r(c.client_port(2));
+  for (Writer* w : {&w1, &w2}) {
+    const auto wrong = CheckValues(r, w->acked());
+    EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
+    EXPECT_EQ(w->unexpected_count(), 0u) << ::testing::PrintToString(w->unexpected_errors());
+  }
+}
+
+}  // namespace
+}  // namespace synod::e2e
