@@ -410,6 +410,13 @@ TestCluster::TestCluster(ClusterOptions options) : options_(std::move(options)) 
   if (options_.wait_leader && WaitForLeader(options_.leader_wait_ms) == 0) {
     ADD_FAILURE() << "no leader within " << options_.leader_wait_ms << " ms";
   }
+  // The nodes hand each shard to its preferred leader (the layout's first voter: node 1 for a
+  // single data shard) about a second after the first election; a test that picks "the
+  // leader" must not race that move. Bounded; a cluster that never settles fails elsewhere.
+  if (options_.wait_leader && options_.shards == 1) {
+    WaitUntil(
+        5000, [&] { return WaitForLeader(1000) == 1; }, 50);
+  }
 }
 
 TestCluster::~TestCluster() {

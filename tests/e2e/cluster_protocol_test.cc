@@ -27,11 +27,14 @@ bool SlotsNameMaster(TestCluster& c, uint64_t via, uint64_t leader, int64_t time
 }
 
 // The leader, and a follower whose CLUSTER SLOTS already names it.
+// The leader may move once early on (to its preferred node): asked again until the two agree.
 void LeaderAndFollower(TestCluster& c, uint64_t* leader, uint64_t* follower) {
-  *leader = c.WaitForLeader(10000);
-  ASSERT_NE(*leader, 0u);
-  *follower = c.LiveIds(*leader).front();
-  ASSERT_TRUE(SlotsNameMaster(c, *follower, *leader, 5000));
+  ASSERT_TRUE(WaitUntil(15000, [&] {
+    *leader = c.WaitForLeader(10000);
+    if (*leader == 0) return false;
+    *follower = c.LiveIds(*leader).front();
+    return SlotsNameMaster(c, *follower, *leader, 1000) && c.WaitForLeader(1000) == *leader;
+  }));
 }
 
 TEST(ClusterProtocol, RepliesDescribeOneShardLedByTheLeader) {
@@ -149,23 +152,37 @@ TEST(ClusterProtocol, RedirectsSendKeysToTheLeaderOnlyWhenAsked) {
   EXPECT_EQ(p.Command({"GET", "foo"}).str, "bar");
 }
 
+// After the leader's kill -9 every survivor's CLUSTER SLOTS names a live master. (The new
+// leader may hand the shard on to its preferred leader soon after, so the test asks for a live
+// master that every survivor agrees on, not for one node.)
 TEST(ClusterProtocol, TheMapNamesTheNewLeaderAfterAFailover) {
   TestCluster c(ClusterOptions{.flags = {"--cluster-redirects"}});
   const uint64_t leader = c.WaitForLeader(10000);
   ASSERT_NE(leader, 0u);
   c.Kill9(leader);
   const int64_t start = NowMs();
-  const uint64_t next = c.WaitForLeader(10000, c.LiveIds(leader));
-  ASSERT_NE(next, 0u);
-  for (uint64_t id : c.LiveIds(leader)) {
-    EXPECT_TRUE(SlotsNameMaster(c, id, next, 5000)) << "node " << id;
-  }
+  const std::vector<uint64_t> live = c.LiveIds(leader);
+  auto master_via = [&](uint64_t id) -> uint16_t {
+    Redis r(c.client_port(id), 2000);
+    const Reply slots = r.Command({"CLUSTER", "SLOTS"});
+    if (slots.elements.size() != 1 || slots.elements[0].elements.size() < 3) return 0;
+    return PortOf(slots.elements[0].elements[2]);
+  };
+  uint64_t next = 0;
+  ASSERT_TRUE(WaitUntil(10000, [&] {
+    const uint16_t m = master_via(live[0]);
+    if (m == 0 || m == c.client_port(leader) || master_via(live[1]) != m) return false;
+    for (uint64_t id : live) {
+      if (c.client_port(id) == m) next = id;
+    }
+    return next != 0;
+  })) << "the survivors' CLUSTER SLOTS never agreed on a live master";
   std::cerr << "e2e: CLUSTER SLOTS named the new leader " << NowMs() - start
             << " ms after the kill\n";
   Redis r(c.client_port(next));
   EXPECT_TRUE(r.Command({"SET", "after", "failover"}).IsOk());
-  // `synod shards` shows the new leader too.
-  const uint64_t survivor = c.LiveIds(leader).front();
+  // `synod shards` shows a live leader too.
+  const uint64_t survivor = live.front();
   const ProgramResult shards =
       RunProgram({c.synod_bin(), "shards", "--json", "--host", c.admin_address(survivor)}, 20000);
   ASSERT_EQ(shards.exit_code, 0) << shards.err;
@@ -173,7 +190,8 @@ TEST(ClusterProtocol, TheMapNamesTheNewLeaderAfterAFailover) {
   ASSERT_TRUE(j.is_array() && j.size() == 1) << shards.out;
   EXPECT_EQ(j[0].value("first_slot", -1), 0);
   EXPECT_EQ(j[0].value("last_slot", -1), 16383);
-  EXPECT_EQ(j[0].value("leader", uint64_t{0}), next);
+  const uint64_t shown = j[0].value("leader", uint64_t{0});
+  EXPECT_TRUE(shown == live[0] || shown == live[1]) << shards.out;
   EXPECT_EQ(j[0]["voters"].size(), 3u);
   EXPECT_GE(j[0].value("keys", uint64_t{0}), 1u);
 }
