@@ -336,6 +336,29 @@ std::vector<GroupId> GroupHost::DataShards() const {
   return out;
 }
 
+std::optional<std::string_view> GroupHost::RequirePass() const {
+  if (const kv::StateMachine* meta = LocalStateMachine(kMetaGroup)) {
+    return meta->config("requirepass").value_or(std::string_view());
+  }
+  if (!fetched_requirepass_) return std::nullopt;
+  return std::string_view(*fetched_requirepass_);
+}
+
+void GroupHost::FetchReplicatedConfig() {
+  if (store_->HasGroup(kMetaGroup) || fetching_config_) return;
+  fetching_config_ = true;
+  ShardRequest req;
+  req.type = ShardRequest::Type::kConfig;
+  req.group = kMetaGroup;
+  req.args = {"requirepass"};
+  Call(std::move(req), [this, alive = alive_](ShardResponse r) {
+    if (!*alive) return;
+    fetching_config_ = false;
+    if (!r.status.ok()) return;  // tried again at the next second
+    fetched_requirepass_ = r.reply.value.value_or(std::string());
+  });
+}
+
 const kv::StateMachine* GroupHost::LocalStateMachine(GroupId group) const {
   const Replica* r = store_->replica(group);
   return r == nullptr ? nullptr : &r->state_machine();
@@ -561,6 +584,15 @@ void GroupHost::ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn
               if (!count) keys.push_back(kv::Reply::Bulk(it->first.bytes));
             }
             return count ? kv::Reply::Int(n) : kv::Reply::Array(std::move(keys));
+          },
+          from_peer ? ReadMode::kLinearizable : req.mode, answer());
+      break;
+    case ShardRequest::Type::kConfig:
+      store_->SubmitRead(
+          req.group,
+          [name = req.args.empty() ? std::string() : req.args[0]](const kv::StateMachine& sm) {
+            std::optional<std::string_view> v = sm.config(name);
+            return v ? kv::Reply::Bulk(std::string(*v)) : kv::Reply::Nil();
           },
           from_peer ? ReadMode::kLinearizable : req.mode, answer());
       break;
@@ -856,6 +888,7 @@ void GroupHost::OnTick() {
     MaybeBalanceLeaders();
   }
   NoticeLeaders(ticks_ % kNoticeTicks == 0);
+  if (ticks_ % kNoticeTicks == 1 || !fetched_requirepass_) FetchReplicatedConfig();
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
   // are due (reads already treat them as absent; this frees them everywhere).
   if (ticks_ % 2 == 0) store_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);

@@ -202,6 +202,11 @@ class GroupHost final : public ReplicaObserver, public Router {
   // COUNTKEYSINSLOT): nullptr otherwise.
   const kv::StateMachine* LocalStateMachine(GroupId group) const;
 
+  // The replicated `requirepass` as this node knows it: from its replica of the meta shard, or
+  // (a node beyond the meta shard's replicas) as last fetched from the meta shard, every
+  // second. nullopt while not yet known; "" when none is set.
+  std::optional<std::string_view> RequirePass() const;
+
   // Membership of every group, proposed through each group's leader (this node must lead the
   // meta shard; kNotLeader otherwise). `done` gets the first error, or OK once every group took
   // the change. kFailedPrecondition when the node is already (or is not) a member.
@@ -311,6 +316,10 @@ class GroupHost final : public ReplicaObserver, public Router {
   uint64_t next_request_id_ = 1;
   std::vector<std::shared_ptr<Attempt>> waiting_;
   std::set<GroupId> led_;  // at the last leadership notice
+  // A node without a replica of the meta shard: requirepass as last fetched from it.
+  std::optional<std::string> fetched_requirepass_;
+  bool fetching_config_ = false;
+  void FetchReplicatedConfig();
   asio::steady_timer tick_timer_;
   // The storage thread: its own io_context kept alive by a work guard.
   asio::io_context storage_io_;

@@ -38,9 +38,11 @@ uint64_t RandomSessionId() {
 
 std::string_view ServerContext::password() const {
   if (host == nullptr) return {};
-  const kv::StateMachine* meta = host->LocalStateMachine(cluster::kMetaGroup);
-  if (meta == nullptr) return {};
-  return meta->config("requirepass").value_or(std::string_view());
+  return host->RequirePass().value_or(std::string_view());
+}
+
+bool ServerContext::settings_known() const {
+  return host == nullptr || host->RequirePass().has_value();
 }
 
 std::string RedisErrorFor(const Status& s, bool write) {
@@ -130,7 +132,7 @@ Connection::Connection(asio::ip::tcp::socket socket, uint64_t id, const RespOpti
   fd_ = static_cast<int>(socket_.native_handle());
   created_ms = WallNowMs();
   last_active_ms = created_ms;
-  authenticated = ctx_.password().empty();
+  authenticated = ctx_.settings_known() && ctx_.password().empty();
 }
 
 void Connection::Start() { Read(); }
@@ -264,7 +266,13 @@ void Connection::DispatchNow(std::vector<std::string>& argv, uint64_t slot) {
   last_active_ms = WallNowMs();
   last_command = spec->name;
   if (argv.size() > 1 && IsContainerCommand(spec->name)) last_command += "|" + LowerAscii(argv[1]);
-  // As Redis: unknown commands and wrong arity are reported before a missing AUTH.
+  // As Redis: unknown commands and wrong arity are reported before a missing AUTH. A node that
+  // does not know the replicated password yet refuses rather than guess.
+  if (!(spec->flags & kNoAuth) && !ctx_.settings_known()) {
+    tx.dirty = tx.active;
+    sink.Error("LOADING Synod is loading the cluster's replicated settings");
+    return;
+  }
   if (!authenticated && !(spec->flags & kNoAuth) && !ctx_.password().empty()) {
     tx.dirty = tx.active;
     sink.Error("NOAUTH Authentication required.");

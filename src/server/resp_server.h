@@ -105,8 +105,11 @@ class ServerContext {
   std::function<std::string()> extra_info;
 
   // The replicated requirepass, "" when none is set (read from the local replica of the meta
-  // shard; a node beyond the meta shard's five replicas does not see it yet).
+  // shard, or on a node beyond its replicas as last fetched from it).
   std::string_view password() const;
+  // Whether password() is known yet (a node beyond the meta shard's replicas learns it within
+  // a second or so of starting; until then it answers -LOADING).
+  bool settings_known() const;
 };
 
 // A connection's MULTI/WATCH state (see commands_kv.cc).

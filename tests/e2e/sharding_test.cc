@@ -244,5 +244,38 @@ TEST(Sharding, KillNineDuringWritesEveryShardServesAgainAndNothingAckedIsLost) {
   }
 }
 
+// Six nodes, three replicas per shard: a node holds half the shards and forwards the rest to
+// nodes it holds no replica of; the sixth node holds no replica of the meta shard and learns
+// the replicated password from it.
+TEST(Sharding, SixNodesServeShardsTheyHoldNoReplicaOf) {
+  ClusterOptions o = ShardedOptions();
+  o.nodes = 6;
+  TestCluster c(o);
+  ASSERT_NE(c.WaitForLeader(10000), 0u);
+  for (uint64_t id : c.ids()) {
+    Redis w(c.client_port(id));
+    ASSERT_TRUE(w.Command({"SET", "six:" + std::to_string(id), "v"}).IsOk()) << "via " << id;
+  }
+  for (uint64_t id : c.ids()) {
+    Redis r(c.client_port(id));
+    EXPECT_EQ(r.Command({"DBSIZE"}).integer, 6) << "via " << id;
+    EXPECT_EQ(
+        r.Command({"MGET", "six:1", "six:2", "six:3", "six:4", "six:5", "six:6"}).elements.size(),
+        6u);
+  }
+  // Twelve shards of three replicas on six nodes: node 6 holds six of them, not the meta shard.
+  const Json st = c.Status(6);
+  EXPECT_LT(st["groups"].size(), 13u) << st.dump();
+  Redis admin(c.client_port(1));
+  ASSERT_TRUE(admin.Command({"CONFIG", "SET", "requirepass", "s3cret"}).IsOk());
+  EXPECT_TRUE(WaitUntil(5000, [&] {
+    Redis r(c.client_port(6), 2000);
+    return r.Command({"GET", "six:1"}).ErrorStartsWith("NOAUTH");
+  })) << "node 6 did not learn the password";
+  Redis r(c.client_port(6));
+  EXPECT_TRUE(r.Command({"AUTH", "s3cret"}).IsOk());
+  EXPECT_EQ(r.Command({"GET", "six:1"}).str, "v");
+}
+
 }  // namespace
 }  // namespace synod::e2e

@@ -32,8 +32,10 @@ struct ShardRequest {
     // The live keys of the slot `index`, at most `random` of them (CLUSTER GETKEYSINSLOT), or
     // their count when `args` is {"count"} (COUNTKEYSINSLOT), read like kRead.
     kSlotKeys = 6,
+    // The replicated setting `args[0]` (the meta shard's): a bulk reply, or nil when unset.
+    kConfig = 7,
   };
-  static constexpr uint8_t kTypeMax = 6;
+  static constexpr uint8_t kTypeMax = 7;
 
   Type type = Type::kRead;
   GroupId group;
