@@ -114,9 +114,11 @@ void RunSeedInChild(const sim::SimOptions& o, const std::string& history_out, in
   }
   std::string text;
   if (r.passed) {
-    text = fmt::format("seed {}: ok trace={:016x} events={} ops={} unknown={} faults={} knobs: {}",
-                       o.seed, r.trace_hash, r.events, r.ops_ok, r.ops_unknown, r.faults_injected,
-                       r.knobs);
+    text = fmt::format(
+        "seed {}: ok trace={:016x} events={} ops={} unknown={} faults={} quiesce_notices={} "
+        "knobs: {}",
+        o.seed, r.trace_hash, r.events, r.ops_ok, r.ops_unknown, r.faults_injected,
+        r.quiesce_notices, r.knobs);
   } else {
     text = fmt::format("FAIL seed {}: {}\n  reproduce: {}\n  knobs: {}", o.seed, r.failure,
                        sim::ReproCommand(o), r.knobs);

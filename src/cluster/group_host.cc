@@ -198,6 +198,9 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   ro.raft.read_only_option =
       h->opts_.lease_reads ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
   so.random_seed = static_cast<uint64_t>(SteadyNowNs()) ^ (h->opts_.id.value() << 32);
+  // Idle groups stop ticking after two heartbeat intervals (not with lease reads: see Store).
+  if (h->opts_.quiesce && !h->opts_.lease_reads)
+    so.quiesce_after_ticks = 2 * h->opts_.heartbeat_ticks;
   ro.request_timeout_ticks =
       static_cast<int>(std::max<int64_t>(1, h->opts_.request_timeout_ms / h->opts_.tick_ms));
   ro.snapshot_entries = h->opts_.snapshot_entries;
@@ -273,6 +276,14 @@ void GroupHost::RaftOut::Send(GroupId group, raft::Message msg) {
   host_->transport_->Send(to, peer_wire::EncodeRaft(group, msg));
 }
 
+void GroupHost::RaftOut::SendQuiesce(NodeId to, GroupId group, Term term, LogIndex index) {
+  host_->transport_->Send(to, peer_wire::EncodeQuiesce({{group, term.value(), index.value()}}));
+}
+
+void GroupHost::RaftOut::SendWake(NodeId to, GroupId group) {
+  host_->transport_->Send(to, peer_wire::EncodeWake({group}));
+}
+
 void GroupHost::Drop(NodeId from, const char* reason, const Status& s) {
   // A peer of our cluster sent what we cannot use: a bug or another build, not an attack (the
   // hello checked the cluster). Drop it and keep the connection; Raft retransmits what matters
@@ -293,6 +304,12 @@ void GroupHost::OnPeerMessage(NodeId from, std::string_view payload) {
       return OnResponse(from, payload);
     case peer_wire::Kind::kLeaders:
       return OnLeaders(from, payload);
+    case peer_wire::Kind::kQuiesce:
+      return OnQuiesce(from, payload);
+    case peer_wire::Kind::kWake:
+      return OnWake(from, payload);
+    case peer_wire::Kind::kBeat:
+      return OnBeat(from, payload);
   }
   Drop(from, "unknown_kind",
        Status::InvalidArgument("kind " + std::to_string(peer_wire::KindOf(payload))));
@@ -697,7 +714,60 @@ void GroupHost::OnLeaders(NodeId from, std::string_view payload) {
   for (const peer_wire::LeaderNotice& n : *led) map_->NoteLeader(n.group, from, n.term);
 }
 
+void GroupHost::OnQuiesce(NodeId from, std::string_view payload) {
+  Result<std::vector<peer_wire::QuiesceNotice>> q = peer_wire::DecodeQuiesce(payload);
+  if (!q.ok()) return Drop(from, "undecodable_quiesce", q.status());
+  for (const peer_wire::QuiesceNotice& n : *q) {
+    store_->ReceiveQuiesce(from, n.group, Term(n.term), LogIndex(n.index));
+  }
+  Kick();
+}
+
+void GroupHost::OnWake(NodeId from, std::string_view payload) {
+  Result<std::vector<GroupId>> w = peer_wire::DecodeWake(payload);
+  if (!w.ok()) return Drop(from, "undecodable_wake", w.status());
+  for (GroupId g : *w) store_->ReceiveWake(g);
+  Kick();
+}
+
+void GroupHost::OnBeat(NodeId from, std::string_view payload) {
+  Result<uint8_t> flags = peer_wire::DecodeBeat(payload);
+  if (!flags.ok()) return Drop(from, "undecodable_beat", flags.status());
+  // The transport noted the time; a node whose storage failed can lead nothing.
+  if ((*flags & peer_wire::kBeatStorageFailed) != 0) {
+    store_->PeerDown(from);
+    Kick();
+  }
+}
+
+void GroupHost::BeatAndWatchPeers() {
+  const uint8_t flags = db_->failure().ok() ? 0 : peer_wire::kBeatStorageFailed;
+  const std::string beat = peer_wire::EncodeBeat(flags);
+  for (const auto& [id, a] : members_) {
+    if (id != opts_.id && !a.peer.empty()) transport_->Send(id, beat);
+  }
+  const int64_t now = SteadyNowNs();
+  const int64_t timeout_ns = opts_.election_ticks * opts_.tick_ms * 1'000'000;
+  for (const auto& ps : transport_->Stats()) {
+    const bool silent = ps.last_received_ns == 0 || now - ps.last_received_ns >= timeout_ns;
+    if (!silent) {
+      if (silent_peers_.erase(ps.id) > 0) {
+        logger_.Info("event=peer_heard peer={}", ps.id.value());
+      }
+      continue;
+    }
+    if (!silent_peers_.insert(ps.id).second) continue;
+    if (ps.last_received_ns != 0)
+      logger_.Info("event=peer_silent peer={} quiesced_groups={}", ps.id.value(),
+                   store_->quiesced_count());
+    store_->PeerDown(ps.id);
+  }
+}
+
 void GroupHost::NoticeLeaders(bool force) {
+  // A scan of every group: only when a role changed since the last, or for the periodic notice.
+  if (!force && !roles_changed_) return;
+  roles_changed_ = false;
   std::set<GroupId> led;
   std::vector<peer_wire::LeaderNotice> notices;
   for (GroupId g : store_->groups()) {
@@ -888,6 +958,7 @@ void GroupHost::OnTick() {
     MaybeBalanceLeaders();
   }
   NoticeLeaders(ticks_ % kNoticeTicks == 0);
+  if (ticks_ % static_cast<uint64_t>(opts_.heartbeat_ticks) == 0) BeatAndWatchPeers();
   if (ticks_ % kNoticeTicks == 1 || !fetched_requirepass_) FetchReplicatedConfig();
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
   // are due (reads already treat them as absent; this frees them everywhere).
@@ -1079,6 +1150,7 @@ void GroupHost::OnSnapshot(NodeId, const raft::SnapshotMeta& meta) {
 }
 
 void GroupHost::OnSoftState(NodeId, const raft::SoftState& ss, Term term) {
+  roles_changed_ = true;  // the next tick's NoticeLeaders looks
   logger_.Debug("event=role_changed role={} term={} leader={}", RoleText(ss.role), term.value(),
                 ss.lead.value());
 }
@@ -1143,6 +1215,8 @@ HostStatus GroupHost::GetStatus() const {
     gs.applied = r->state_machine().applied_index();
     gs.last_index = raft.log().LastIndex();
     gs.keys = r->state_machine().key_count();
+    gs.quiesced = store_->quiesced(g);
+    st.groups_quiesced += gs.quiesced ? 1 : 0;
     if (g != kMetaGroup) st.keys += gs.keys;
     st.groups_led += raft.role() == raft::Role::kLeader ? 1 : 0;
     if (r->failed() && st.failure.empty()) {

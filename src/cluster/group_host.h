@@ -97,6 +97,8 @@ struct HostOptions {
   // promoted to voter.
   uint64_t promote_lag_entries_max = 64;
   bool lease_reads = false;  // kLeaseBased reads instead of ReadIndex
+  // Idle groups stop ticking (Store's quiescence); off with lease_reads. Default on.
+  bool quiesce = true;
   storage::RocksOptions rocks;
 };
 
@@ -120,6 +122,7 @@ struct GroupStatus {
   LogIndex applied;
   LogIndex last_index;
   uint64_t keys = 0;
+  bool quiesced = false;  // idle: not ticking (Store's quiescence)
 };
 
 // The node as /status shows it: the top-level role, term, indexes and members are those of the
@@ -142,6 +145,7 @@ struct HostStatus {
   uint64_t keys = 0;  // in every data shard this node holds
   std::vector<GroupStatus> groups;
   int groups_led = 0;
+  int groups_quiesced = 0;
 };
 
 // Counters the node exports as metrics. Written on the core thread, read by the admin thread.
@@ -268,6 +272,12 @@ class GroupHost final : public ReplicaObserver, public Router {
   void OnRequest(NodeId from, std::string_view payload);
   void OnResponse(NodeId from, std::string_view payload);
   void OnLeaders(NodeId from, std::string_view payload);
+  void OnQuiesce(NodeId from, std::string_view payload);
+  void OnWake(NodeId from, std::string_view payload);
+  void OnBeat(NodeId from, std::string_view payload);
+  // Every heartbeat interval: the node beat to every peer, and the peers not heard from for an
+  // election timeout reported to the Store (their quiesced groups wake and elect).
+  void BeatAndWatchPeers();
   void Drop(NodeId from, const char* reason, const Status& s);
 
   // Routing (see the class comment).
@@ -301,6 +311,8 @@ class GroupHost final : public ReplicaObserver, public Router {
    public:
     explicit RaftOut(GroupHost* host) : host_(host) {}
     void Send(GroupId group, raft::Message msg) override;
+    void SendQuiesce(NodeId to, GroupId group, Term term, LogIndex index) override;
+    void SendWake(NodeId to, GroupId group) override;
 
    private:
     GroupHost* host_;
@@ -315,7 +327,9 @@ class GroupHost final : public ReplicaObserver, public Router {
   std::map<uint64_t, Hop> hops_;
   uint64_t next_request_id_ = 1;
   std::vector<std::shared_ptr<Attempt>> waiting_;
-  std::set<GroupId> led_;  // at the last leadership notice
+  std::set<GroupId> led_;          // at the last leadership notice
+  bool roles_changed_ = true;      // some replica's role changed since the last NoticeLeaders
+  std::set<NodeId> silent_peers_;  // reported to the Store as down, not heard from since
   // A node without a replica of the meta shard: requirepass as last fetched from it.
   std::optional<std::string> fetched_requirepass_;
   bool fetching_config_ = false;

@@ -96,4 +96,75 @@ Result<std::vector<LeaderNotice>> DecodeLeaders(std::string_view payload) {
   return out;
 }
 
+namespace {
+
+// Whole records of `record` bytes after the kind byte, else an error naming `what`.
+Status CheckRecords(std::string_view payload, Kind kind, size_t record, const char* what) {
+  if (KindOf(payload) != static_cast<uint8_t>(kind) || (payload.size() - 1) % record != 0) {
+    return Status::InvalidArgument(
+        fmt::format("not a {} ({} bytes, kind {})", what, payload.size(), KindOf(payload)));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string EncodeQuiesce(const std::vector<QuiesceNotice>& notices) {
+  std::string out;
+  out.reserve(1 + 24 * notices.size());
+  out.push_back(static_cast<char>(Kind::kQuiesce));
+  for (const QuiesceNotice& n : notices) {
+    PutU64(n.group.value(), &out);
+    PutU64(n.term, &out);
+    PutU64(n.index, &out);
+  }
+  return out;
+}
+
+Result<std::vector<QuiesceNotice>> DecodeQuiesce(std::string_view payload) {
+  SYNOD_RETURN_IF_ERROR(CheckRecords(payload, Kind::kQuiesce, 24, "quiesce notice"));
+  std::vector<QuiesceNotice> out;
+  for (size_t at = 1; at < payload.size(); at += 24) {
+    QuiesceNotice n{GroupId(GetU64(payload.substr(at))), GetU64(payload.substr(at + 8)),
+                    GetU64(payload.substr(at + 16))};
+    if (n.group == kNoGroup) return Status::InvalidArgument("quiesce notice for group 0");
+    out.push_back(n);
+  }
+  return out;
+}
+
+std::string EncodeWake(const std::vector<GroupId>& groups) {
+  std::string out;
+  out.reserve(1 + 8 * groups.size());
+  out.push_back(static_cast<char>(Kind::kWake));
+  for (GroupId g : groups) PutU64(g.value(), &out);
+  return out;
+}
+
+Result<std::vector<GroupId>> DecodeWake(std::string_view payload) {
+  SYNOD_RETURN_IF_ERROR(CheckRecords(payload, Kind::kWake, 8, "wake request"));
+  std::vector<GroupId> out;
+  for (size_t at = 1; at < payload.size(); at += 8) {
+    const GroupId g(GetU64(payload.substr(at)));
+    if (g == kNoGroup) return Status::InvalidArgument("wake request for group 0");
+    out.push_back(g);
+  }
+  return out;
+}
+
+std::string EncodeBeat(uint8_t flags) {
+  std::string out;
+  out.push_back(static_cast<char>(Kind::kBeat));
+  out.push_back(static_cast<char>(flags));
+  return out;
+}
+
+Result<uint8_t> DecodeBeat(std::string_view payload) {
+  if (KindOf(payload) != static_cast<uint8_t>(Kind::kBeat) || payload.size() != 2) {
+    return Status::InvalidArgument(
+        fmt::format("not a node beat ({} bytes, kind {})", payload.size(), KindOf(payload)));
+  }
+  return static_cast<uint8_t>(payload[1]);
+}
+
 }  // namespace synod::cluster::peer_wire

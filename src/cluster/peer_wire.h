@@ -5,6 +5,16 @@
 //   kRequest (2):  [u8 2][u64 LE request id][EncodeShardRequest]   (cluster/logic/request.h)
 //   kResponse (3): [u8 3][u64 LE request id][EncodeShardResponse]  the answer to that id
 //   kLeaders (4):  [u8 4]{[u64 LE group][u64 LE term]}*            groups the sender leads
+//   kQuiesce (5):  [u8 5]{[u64 LE group][u64 LE term][u64 LE index]}*  groups gone quiet
+//   kWake (6):     [u8 6]{[u64 LE group]}*                         wake these groups up
+//   kBeat (7):     [u8 7][u8 flags]                                 the sender's node is alive
+//
+// Quiescence (cluster/logic/store.h): a leader whose group went idle stops ticking and sends a
+// quiesce notice (its term, the index every log ends at) to the other members; a member asks
+// the leader to wake a group. Since quiesced followers do not tick, they learn of a dead
+// leader from the node beat, sent to every peer each heartbeat interval: no beat for an
+// election timeout, or a beat with flag 1 (the sender's storage failed: it can lead nothing),
+// and the groups that node leads wake and elect another leader.
 //
 // The group id is the envelope that lets one connection per node pair carry every group's
 // messages. Request ids are the sender's own: a response goes back on the responder's own
@@ -31,6 +41,9 @@ enum class Kind : uint8_t {
   kRequest = 2,
   kResponse = 3,
   kLeaders = 4,
+  kQuiesce = 5,
+  kWake = 6,
+  kBeat = 7,
 };
 
 struct RaftEnvelope {
@@ -64,5 +77,26 @@ struct LeaderNotice {
 std::string EncodeLeaders(const std::vector<LeaderNotice>& led);
 // kInvalidArgument for another kind, a length that is not whole records, or group 0.
 Result<std::vector<LeaderNotice>> DecodeLeaders(std::string_view payload);
+
+// kQuiesce.
+struct QuiesceNotice {
+  GroupId group;
+  uint64_t term = 0;
+  uint64_t index = 0;
+  bool operator==(const QuiesceNotice&) const = default;
+};
+std::string EncodeQuiesce(const std::vector<QuiesceNotice>& notices);
+// kInvalidArgument for another kind, a length that is not whole records, or group 0.
+Result<std::vector<QuiesceNotice>> DecodeQuiesce(std::string_view payload);
+
+// kWake.
+std::string EncodeWake(const std::vector<GroupId>& groups);
+Result<std::vector<GroupId>> DecodeWake(std::string_view payload);
+
+// kBeat.
+inline constexpr uint8_t kBeatStorageFailed = 1;
+std::string EncodeBeat(uint8_t flags);
+// The flags; kInvalidArgument for another kind or length.
+Result<uint8_t> DecodeBeat(std::string_view payload);
 
 }  // namespace synod::cluster::peer_wire

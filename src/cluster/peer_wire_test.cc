@@ -72,5 +72,27 @@ TEST(PeerWireTest, CallsAndLeadershipNoticesRoundTripAndBadOnesAreRefused) {
   EXPECT_FALSE(DecodeLeaders("").ok());
 }
 
+TEST(PeerWireTest, QuiescenceNoticesWakesAndBeatsRoundTripAndBadOnesAreRefused) {
+  const std::vector<QuiesceNotice> q = {{GroupId(2), 7, 100}, {GroupId(3), 1, 5}};
+  Result<std::vector<QuiesceNotice>> qb = DecodeQuiesce(EncodeQuiesce(q));
+  ASSERT_TRUE(qb.ok());
+  EXPECT_EQ(*qb, q);
+  EXPECT_FALSE(DecodeQuiesce(EncodeQuiesce(q).substr(0, 30)).ok());  // not whole records
+  EXPECT_FALSE(DecodeQuiesce(EncodeQuiesce({{GroupId(0), 1, 1}})).ok());
+  EXPECT_FALSE(DecodeQuiesce(EncodeWake({GroupId(2), GroupId(3), GroupId(4)})).ok());  // kind
+  const std::vector<GroupId> w = {GroupId(4), GroupId(1)};
+  Result<std::vector<GroupId>> wb = DecodeWake(EncodeWake(w));
+  ASSERT_TRUE(wb.ok());
+  EXPECT_EQ(*wb, w);
+  EXPECT_FALSE(DecodeWake(EncodeWake(w).substr(0, 12)).ok());
+  EXPECT_FALSE(DecodeWake(EncodeWake({GroupId(0)})).ok());
+  Result<uint8_t> beat = DecodeBeat(EncodeBeat(kBeatStorageFailed));
+  ASSERT_TRUE(beat.ok());
+  EXPECT_EQ(*beat, kBeatStorageFailed);
+  EXPECT_FALSE(DecodeBeat(EncodeBeat(0) + "x").ok());
+  EXPECT_FALSE(DecodeBeat("").ok());
+  EXPECT_FALSE(DecodeBeat(std::string(1, static_cast<char>(Kind::kBeat))).ok());
+}
+
 }  // namespace
 }  // namespace synod::cluster::peer_wire

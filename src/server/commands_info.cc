@@ -209,6 +209,7 @@ InfoFields InfoReplication(const InfoData& d) {
   f.emplace_back("raft_members", std::to_string(st.members.size()));
   f.emplace_back("raft_groups", std::to_string(st.groups.size()));
   f.emplace_back("raft_groups_led", std::to_string(st.groups_led));
+  f.emplace_back("raft_groups_quiesced", std::to_string(st.groups_quiesced));
   return f;
 }
 

@@ -45,7 +45,10 @@ struct SimCluster::Node {
   uint64_t incarnation = 0;
   double clock_rate = 1.0;
   int64_t wall_skew_ms = 0;
-  uint64_t ticks = 0;                       // ticks in this incarnation, for the expiry cadence
+  uint64_t ticks = 0;  // ticks in this incarnation, for the expiry cadence
+  // Quiescence: when each peer was last heard from (any message), and the peers reported down.
+  std::map<NodeId, int64_t> last_heard;
+  std::set<NodeId> silent;
   std::vector<std::function<void()>> held;  // work held while paused
   LogIndex commit_seen;                     // highest commit index seen in this incarnation
   Term term_seen;                           // term and role at the last check
@@ -58,6 +61,15 @@ class SimCluster::NodeTransport final : public cluster::RaftTransport {
   NodeTransport(SimCluster* c, NodeId id) : c_(c), id_(id) {}
   void Send(GroupId group, raft::Message msg) override {
     c_->SendMessage(id_, group, std::move(msg));
+  }
+  void SendQuiesce(NodeId to, GroupId group, Term term, LogIndex index) override {
+    ++c_->quiesce_notices_;
+    c_->SendControl(id_, to, [from = id_, group, term, index](cluster::Store& s) {
+      s.ReceiveQuiesce(from, group, term, index);
+    });
+  }
+  void SendWake(NodeId to, GroupId group) override {
+    c_->SendControl(id_, to, [group](cluster::Store& s) { s.ReceiveWake(group); });
   }
 
  private:
@@ -131,6 +143,8 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
     return;
   }
   n.ticks = 0;
+  n.last_heard.clear();
+  n.silent.clear();
   SetWallClock(n);
   n.started = true;
   n.up = true;
@@ -185,6 +199,7 @@ Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
   so.self = n.id;
   so.replica = opts_.replica;
   so.random_seed = rng_->Next();
+  so.quiesce_after_ticks = opts_.quiesce_after_ticks;
   n.store =
       std::make_unique<cluster::Store>(so, n.db.get(), n.transport.get(), this,
                                        logger_.With("node=" + std::to_string(n.id.value()) + " "));
@@ -215,10 +230,13 @@ void SimCluster::ScheduleTick(Node& n) {
     if (!n.paused) {
       SetWallClock(n);
       const int every = opts_.expiry_every_ticks;
-      const bool expiry = every > 0 && ++n.ticks % static_cast<uint64_t>(every) == 0;
+      ++n.ticks;
+      const bool expiry = every > 0 && n.ticks % static_cast<uint64_t>(every) == 0;
       if (n.store) {
         n.store->Tick();
         if (expiry) n.store->ProposeExpiry(WallMs(id), opts_.expiry_limit);
+        const auto beat_every = static_cast<uint64_t>(opts_.replica.raft.heartbeat_ticks);
+        if (opts_.quiesce_after_ticks > 0 && n.ticks % beat_every == 0) BeatAndWatchPeers(n);
       } else {
         n.replica->Tick();
         if (expiry) n.replica->ProposeExpiry(WallMs(id), opts_.expiry_limit);  // leader only
@@ -291,12 +309,13 @@ void SimCluster::SendMessage(NodeId from, GroupId group, raft::Message m) {
         raft::MessageTypeName(m.type) + " t" + std::to_string(m.term.value()) + " i" +
         std::to_string(m.index.value()) + " n" + std::to_string(m.entries.size()));
   auto shared = std::make_shared<raft::Message>(std::move(m));
-  net_->Send(from, to, [this, to, group, shared] {
+  net_->Send(from, to, [this, from, to, group, shared] {
     Node& n = node(to);
     OnNode(
         to, n.incarnation,
-        [this, to, group, shared] {
+        [this, from, to, group, shared] {
           Node& n = node(to);
+          n.last_heard[from] = loop_->now();
           SetWallClock(n);  // a leader restamps forwarded timed commands with it
           if (n.store) {
             (void)n.store->Receive(group, *shared);
@@ -307,6 +326,41 @@ void SimCluster::SendMessage(NodeId from, GroupId group, raft::Message m) {
         },
         true);
   });
+}
+
+void SimCluster::SendControl(NodeId from, NodeId to, std::function<void(cluster::Store&)> fn) {
+  if (nodes_.find(to) == nodes_.end()) return;
+  auto shared = std::make_shared<std::function<void(cluster::Store&)>>(std::move(fn));
+  net_->Send(from, to, [this, from, to, shared] {
+    OnNode(
+        to, node(to).incarnation,
+        [this, from, to, shared] {
+          Node& n = node(to);
+          n.last_heard[from] = loop_->now();
+          if (!n.store) return;
+          (*shared)(*n.store);
+          Pump(n);
+        },
+        true);
+  });
+}
+
+void SimCluster::BeatAndWatchPeers(Node& n) {
+  // The election timeout in this node's ticks, as the real node measures it on its clock.
+  const auto timeout = static_cast<int64_t>(static_cast<double>(opts_.tick_ns) * n.clock_rate *
+                                            opts_.replica.raft.election_ticks);
+  for (auto& [id, peer] : nodes_) {
+    if (id == n.id) continue;
+    SendControl(n.id, id, [](cluster::Store&) {});
+    auto heard = n.last_heard.find(id);
+    const bool silent = heard == n.last_heard.end() || loop_->now() - heard->second >= timeout;
+    if (!silent) {
+      n.silent.erase(id);
+    } else if (n.silent.insert(id).second) {
+      Trace("peer-down " + std::to_string(n.id.value()) + ">" + std::to_string(id.value()));
+      n.store->PeerDown(id);
+    }
+  }
 }
 
 void SimCluster::Submit(NodeId id, const kv::Command& cmd, cluster::ReadMode mode,

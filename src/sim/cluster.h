@@ -56,6 +56,10 @@ struct ClusterOptions {
   // node write per round, made durable after the simulated fsync). A crash keeps or drops the
   // write in flight at random.
   bool node_storage = false;
+  // node_storage only: the Store's quiescence (StoreOptions::quiesce_after_ticks; 0 off). Nodes
+  // then beat to every peer each heartbeat interval, and a node reports a peer it has not heard
+  // from for an election timeout to its Store (PeerDown), as the real node does.
+  int quiesce_after_ticks = 0;
   // Wall clocks (Unix ms) for timed commands and expiry: simulated time plus a fixed epoch
   // (so that a wall time is never 0, which replicas read as "no clock") plus a per-node skew
   // drawn uniformly in [-wall_skew_ms_max, +wall_skew_ms_max], as NTP leaves real clocks.
@@ -138,6 +142,7 @@ class SimCluster final : public cluster::ReplicaObserver {
   }
   // kExpire entries applied, summed over nodes (the leader's expiry cycle at work).
   uint64_t expiry_applies() const { return expiry_applies_; }
+  uint64_t quiesce_notices() const { return quiesce_notices_; }
   // A running hash of everything that happened (messages, applies, faults): equal for two
   // runs of one seed.
   uint64_t trace_hash() const { return trace_hash_; }
@@ -177,6 +182,11 @@ class SimCluster final : public cluster::ReplicaObserver {
   // A reply callback that delivers to `cb` after the network hop back to the client.
   cluster::ReplyFn ReplyBack(std::shared_ptr<std::function<void(cluster::ClientReply)>> cb);
   void SendMessage(NodeId from, GroupId group, raft::Message m);
+  // A quiescence notice or node beat: `fn` runs on the receiving node's Store (if it is up and
+  // its incarnation did not change), after the network hop.
+  void SendControl(NodeId from, NodeId to, std::function<void(cluster::Store&)> fn);
+  // Quiescence: the node beat, and the peers silent for an election timeout reported down.
+  void BeatAndWatchPeers(Node& n);
   void Violate(std::string what);
   void CheckLogMatching(bool full);
   void CheckDigest(NodeId id, const kv::StateMachine& sm);
@@ -208,6 +218,7 @@ class SimCluster final : public cluster::ReplicaObserver {
   std::function<void(NodeId, Term)> on_leader_;
   uint64_t events_ = 0;
   uint64_t expiry_applies_ = 0;
+  uint64_t quiesce_notices_ = 0;
   uint64_t trace_hash_ = 0xcbf29ce484222325ull;
 };
 

@@ -309,7 +309,9 @@ void RedisWorkload::Finish(int c, const cluster::ClientReply* r) {
     }
     if (!write) CheckRead(cl, r->reply);
   }
-  loop_->After(rng_->Range(0, opts_.think_ns_max), [this, c] { Next(c); });
+  const int64_t at = AfterQuietSpell(loop_->now() + rng_->Range(0, opts_.think_ns_max),
+                                     opts_.idle_every_ns, opts_.idle_ns);
+  loop_->After(at - loop_->now(), [this, c] { Next(c); });
 }
 
 // No key can have more time to live than the longest TTL ever set, give or take the skew

@@ -45,6 +45,9 @@ struct RedisWorkloadOptions {
   // The cluster's bound on wall clock skew (ClusterOptions::wall_skew_ms_max): a TTL read on
   // one node of a key stamped on another may look longer by up to twice it.
   int64_t wall_skew_ms_max = 0;
+  // Quiet spells, as WorkloadOptions's.
+  int64_t idle_every_ns = 0;
+  int64_t idle_ns = 0;
 };
 
 class RedisWorkload {

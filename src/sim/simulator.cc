@@ -44,16 +44,16 @@ struct Knobs {
     return fmt::format(
         "election_ticks={} heartbeat_ticks={} max_msg_bytes={} max_inflight={} prevote={} "
         "checkquorum={} reads={} drift_ticks={} snapshot_entries={} fsync_max_us={} "
-        "clock_drift={:.2f} wall_skew_ms={} tombstones_max={} storage={} torn={} loss={:.3f} "
-        "dup={:.3f} latency_max_us={}",
+        "clock_drift={:.2f} wall_skew_ms={} tombstones_max={} storage={} torn={} quiesce={} "
+        "loss={:.3f} dup={:.3f} latency_max_us={}",
         r.election_ticks, r.heartbeat_ticks, r.max_msg_bytes, r.max_inflight_msgs, r.pre_vote,
         r.check_quorum, r.read_only_option == raft::ReadOnlyOption::kLeaseBased ? "lease" : "safe",
         r.lease_clock_drift_ticks, cluster.replica.snapshot_entries, cluster.fsync_max_ns / kMicro,
         cluster.clock_drift_max, cluster.wall_skew_ms_max, cluster.replica.kv.tombstones_max,
         cluster.node_storage ? "node" : "wal",
         // Torn writes are a WalStorage fault: a node write is atomic.
-        cluster.node_storage ? "n/a" : (cluster.torn_writes ? "true" : "false"), link.loss,
-        link.duplicate, link.latency_max_ns / kMicro);
+        cluster.node_storage ? "n/a" : (cluster.torn_writes ? "true" : "false"),
+        cluster.quiesce_after_ticks, link.loss, link.duplicate, link.latency_max_ns / kMicro);
   }
 };
 
@@ -102,6 +102,15 @@ Knobs DrawKnobs(const SimOptions& o, env::Random& rng) {
   // the host's node write), half WalStorage on a disk that tears unsynced writes. Drawn last, so
   // that the knobs above stay what they were for every seed.
   k.cluster.node_storage = rng.Chance(0.5);
+  // Half of those quiesce idle groups (the real node's default; a no-op with lease reads).
+  const bool quiesce = rng.Chance(0.5);
+  const int after = r.heartbeat_ticks * 2 + static_cast<int>(rng.Range(0, 3));
+  if (k.cluster.node_storage && quiesce) {
+    k.cluster.quiesce_after_ticks = after;
+    // Quiet spells, for the groups to go idle in: 300 ms of every second.
+    k.workload.idle_every_ns = 1 * kSecond;
+    k.workload.idle_ns = 300 * kMilli;
+  }
   return k;
 }
 
@@ -447,6 +456,8 @@ SimResult RunSimulation(const SimOptions& o) {
   RedisWorkloadOptions ro;
   ro.clients = o.redis_clients;
   ro.wall_skew_ms_max = k.cluster.wall_skew_ms_max;
+  ro.idle_every_ns = k.workload.idle_every_ns;
+  ro.idle_ns = k.workload.idle_ns;
   RedisWorkload redis(&loop, &redis_rng, &cluster, ro,
                       [&](int64_t client, int64_t call_ns, std::optional<int64_t> return_ns) {
                         workload.RecordFlush(client, call_ns, return_ns);
@@ -484,6 +495,7 @@ SimResult RunSimulation(const SimOptions& o) {
   res.redis_execs_committed = redis.execs_committed();
   res.redis_execs_aborted = redis.execs_aborted();
   res.expiry_applies = cluster.expiry_applies();
+  res.quiesce_notices = cluster.quiesce_notices();
   res.faults_injected = faults.injected();
   res.history = workload.history();
   res.trace_hash = cluster.trace_hash();

@@ -67,6 +67,7 @@ struct SimResult {
   uint64_t redis_execs_committed = 0;
   uint64_t redis_execs_aborted = 0;  // EXECs refused because a watched key changed
   uint64_t expiry_applies = 0;       // kExpire entries applied, summed over nodes
+  uint64_t quiesce_notices = 0;      // sent by leaders whose group went idle
   uint64_t faults_injected = 0;
   std::string knobs;  // the randomized configuration of this seed, for the report
 };

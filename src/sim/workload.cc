@@ -227,7 +227,15 @@ void Workload::Finish(int c, const cluster::ClientReply* r) {
     history_.push_back(std::move(rec));
     ++ops_ok_;
   }
-  loop_->After(rng_->Range(0, opts_.think_ns_max), [this, c] { Next(c); });
+  const int64_t at = AfterQuietSpell(loop_->now() + rng_->Range(0, opts_.think_ns_max),
+                                     opts_.idle_every_ns, opts_.idle_ns);
+  loop_->After(at - loop_->now(), [this, c] { Next(c); });
+}
+
+int64_t AfterQuietSpell(int64_t at, int64_t idle_every_ns, int64_t idle_ns) {
+  if (idle_every_ns <= 0 || idle_ns <= 0) return at;
+  const int64_t start = at / idle_every_ns * idle_every_ns;
+  return at < start + idle_ns ? start + idle_ns : at;
 }
 
 }  // namespace synod::sim

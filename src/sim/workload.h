@@ -35,7 +35,15 @@ struct WorkloadOptions {
   int64_t op_deadline_ns = 2 * kSecond;
   int64_t think_ns_max = 5 * kMilli;
   int64_t retry_backoff_ns = 20 * kMilli;
+  // Quiet spells: no client starts an operation during [k*idle_every_ns, +idle_ns) for every
+  // k, so that the cluster goes idle (groups quiesce) and must wake on the next request.
+  // 0: none.
+  int64_t idle_every_ns = 0;
+  int64_t idle_ns = 0;
 };
+
+// `at`, or the end of the quiet spell it falls in (WorkloadOptions::idle_every_ns).
+int64_t AfterQuietSpell(int64_t at, int64_t idle_every_ns, int64_t idle_ns);
 
 class Workload {
  public:

@@ -244,6 +244,65 @@ TEST(Sharding, KillNineDuringWritesEveryShardServesAgainAndNothingAckedIsLost) {
   }
 }
 
+// An idle cluster's groups quiesce (stop ticking) on every node; a read and a write wake their
+// shard. A node leading quiesced shards that stops answering (SIGSTOP: its connections stay
+// open, only its node beat stops) is noticed without the groups' ticks: the survivors elect
+// new leaders with no client traffic to wake them, and every shard serves again.
+TEST(Sharding, IdleShardsQuiesceAndAStoppedLeaderOfQuiescedShardsIsReplaced) {
+  TestCluster c(ShardedOptions());
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  const std::vector<std::string> keys = OneKeyPerShard(c);
+  {
+    Redis r(c.client_port(1));
+    for (const std::string& k : keys) ASSERT_TRUE(r.Command({"SET", k, "before"}).IsOk());
+  }
+  auto all_quiesced = [&](uint64_t id) {
+    const Json st = c.Status(id);
+    return st.value("groups_quiesced", -1) == static_cast<int>(st["groups"].size());
+  };
+  auto led_by_3 = [&] {
+    int n = 0;
+    const Json st = c.Status(1);
+    for (const Json& g : st["groups"]) n += g.value("leader", uint64_t{0}) == 3 ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(WaitUntil(10000, [&] {
+    for (uint64_t id : c.ids()) {
+      if (!all_quiesced(id)) return false;
+    }
+    return true;
+  })) << c.Status(1).dump();
+  {
+    Redis r(c.client_port(2));
+    EXPECT_EQ(r.Command({"GET", keys.front()}).str, "before");  // a quiesced shard wakes to serve
+    ASSERT_TRUE(r.Command({"SET", keys.front(), "woken"}).IsOk());
+  }
+  ASSERT_TRUE(WaitUntil(10000, [&] { return all_quiesced(1) && all_quiesced(2); }));
+  ASSERT_GE(led_by_3(), 1) << c.Status(1).dump();
+  c.Stop(3);
+  const int64_t stopped = NowMs();
+  // Node 1's view: no shard is led by node 3 any more, with no request to wake them.
+  EXPECT_TRUE(WaitUntil(
+      10000, [&] { return led_by_3() == 0; }, 20))
+      << c.Status(1).dump();
+  std::cerr << "e2e: node 1 saw no shard led by the stopped node " << NowMs() - stopped
+            << " ms after the SIGSTOP\n";
+  std::set<std::string> serving;
+  ASSERT_TRUE(WaitUntil(
+      15000,
+      [&] {
+        Redis r(c.client_port(1), 1000);
+        for (const std::string& k : keys) {
+          if (serving.count(k) == 0 && r.Command({"SET", k, "after"}).IsOk()) serving.insert(k);
+        }
+        return serving.size() == keys.size();
+      },
+      20));
+  Redis r(c.client_port(2));
+  for (const std::string& k : keys) EXPECT_EQ(r.Command({"GET", k}).str, "after") << k;
+  c.Cont(3);
+}
+
 // Six nodes, three replicas per shard: a node holds half the shards and forwards the rest to
 // nodes it holds no replica of; the sixth node holds no replica of the meta shard and learns
 // the replicated password from it.

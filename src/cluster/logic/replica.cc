@@ -157,6 +157,41 @@ size_t Replica::pending_requests() const {
   return n;
 }
 
+bool Replica::NoRequestsPending() const {
+  return !failed() && pending_requests() == 0 && prop_batch_.empty();
+}
+
+bool Replica::QuiescableLeader() const {
+  const raft::Raft& raft = node_->raft();
+  if (raft.role() != raft::Role::kLeader || !NoRequestsPending() || persisting_ ||
+      node_->HasReady()) {
+    return false;
+  }
+  if (opts_.raft.read_only_option != raft::ReadOnlyOption::kSafe) return false;
+  const raft::RaftLog& log = raft.log();
+  const LogIndex last = log.LastIndex();
+  if (log.committed() != last || log.applied() != last || raft.HasUnappliedConfChanges() ||
+      raft.config().IsJoint()) {
+    return false;
+  }
+  const raft::RaftStatus st = raft.GetStatus();
+  if (st.lead_transferee != kNoNode) return false;
+  for (const auto& [id, pr] : st.progress) {
+    if (id != id_ && pr.match != last) return false;
+  }
+  return true;
+}
+
+bool Replica::QuiescableFollower(NodeId leader, Term term, LogIndex index) const {
+  const raft::Raft& raft = node_->raft();
+  if (raft.role() != raft::Role::kFollower || raft.term() != term || raft.lead() != leader ||
+      !NoRequestsPending()) {
+    return false;
+  }
+  const raft::RaftLog& log = raft.log();
+  return log.LastIndex() == index && log.committed() == index;
+}
+
 void Replica::Answer(ReplyFn& fn, Status s, kv::Reply r, LogIndex index) {
   ReplyFn f = std::move(fn);
   f(ClientReply{std::move(s), std::move(r), index});

@@ -187,6 +187,17 @@ class Replica {
   LogIndex applied_at_start() const { return applied_at_start_; }
   size_t pending_requests() const;
 
+  // Quiescence (see Store): whether this replica may stop ticking. As leader: nothing pending
+  // (requests, held proposals, reads, a transfer, a membership change, an unsaved or unapplied
+  // entry) and every member's log matches ours up to the commit index, which is our last index.
+  // Only with ReadIndex reads: a lease is measured in ticks, so a leader that stops ticking
+  // must not also be one that serves reads from its lease.
+  bool QuiescableLeader() const;
+  // As follower: `leader` at `term` says the group is idle at `index`; our log and commit
+  // must end there, with no request of ours pending (a Ready still to run is fine: quiescence
+  // stops only the ticks).
+  bool QuiescableFollower(NodeId leader, Term term, LogIndex index) const;
+
  private:
   struct PendingWrite {
     ReplyFn reply;
@@ -201,6 +212,8 @@ class Replica {
   Replica(ReplicaOptions opts, RaftTransport* transport, storage::LogStore* wal,
           ReplicaObserver* observer, Logger logger);
 
+  // Healthy, and no client request or held proposal waits here.
+  bool NoRequestsPending() const;
   Status LoadStoredState();
   Status ReplayConfChanges(LogIndex after, LogIndex upto);
   void StageStateChanges(bool force);

@@ -45,6 +45,9 @@ class Outbox final : public RaftTransport {
     EXPECT_EQ(group, GroupId(1));
     sent.push_back(std::move(msg));
   }
+  // Quiescence is the Store's; a Replica never sends these.
+  void SendQuiesce(NodeId, GroupId, Term, LogIndex) override { ADD_FAILURE() << "SendQuiesce"; }
+  void SendWake(NodeId, GroupId) override { ADD_FAILURE() << "SendWake"; }
   std::deque<raft::Message> sent;
 };
 

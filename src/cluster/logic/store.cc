@@ -88,18 +88,94 @@ std::vector<GroupId> Store::groups() const {
 
 void Store::Tick() {
   for (auto& [id, g] : groups_) {
+    if (g.quiesced) continue;
+    // Judged on the state the last round left (a tick makes heartbeats pending).
+    if (opts_.quiesce_after_ticks > 0) {
+      if (!g.replica->QuiescableLeader()) {
+        g.idle_ticks = 0;
+      } else if (++g.idle_ticks >= opts_.quiesce_after_ticks) {
+        Quiesce(g);
+        continue;
+      }
+    }
     g.replica->Tick();
     ready_.insert(id);
   }
 }
 
+void Store::Quiesce(Group& g) {
+  const raft::Raft& raft = g.replica->raw_node().raft();
+  g.quiesced = true;
+  g.idle_ticks = 0;
+  ++quiesced_count_;
+  ++quiesces_;
+  const GroupId group = g.replica->group();
+  for (NodeId id : raft.config().AllIds()) {
+    if (id != opts_.self) transport_->SendQuiesce(id, group, raft.term(), raft.log().LastIndex());
+  }
+}
+
+void Store::Wake(GroupId id, Group& g, bool leader_spoke, NodeId down) {
+  if (!g.quiesced) return;
+  g.quiesced = false;
+  g.idle_ticks = 0;
+  --quiesced_count_;
+  ready_.insert(id);
+  const raft::Raft& raft = g.replica->raw_node().raft();
+  const NodeId leader = raft.lead();
+  if (!leader_spoke && leader != kNoNode && leader != opts_.self && leader != down) {
+    transport_->SendWake(leader, id);
+  }
+}
+
+void Store::ReceiveQuiesce(NodeId from, GroupId group, Term term, LogIndex index) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) {
+    ++dropped_;
+    return;
+  }
+  Group& g = it->second;
+  if (g.quiesced) return;
+  if (!g.replica->QuiescableFollower(from, term, index)) {
+    // Not there yet (a message in flight, a request of ours): the leader ticks on, and its
+    // next heartbeats bring us level before it tries again.
+    if (term == g.replica->raw_node().raft().term()) transport_->SendWake(from, group);
+    return;
+  }
+  g.quiesced = true;
+  ++quiesced_count_;
+}
+
+void Store::ReceiveWake(GroupId group) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) {
+    ++dropped_;
+    return;
+  }
+  Wake(group, it->second, /*leader_spoke=*/true);
+}
+
+void Store::PeerDown(NodeId peer) {
+  if (quiesced_count_ == 0) return;
+  for (auto& [id, g] : groups_) {
+    if (g.quiesced && g.replica->raw_node().raft().lead() == peer) Wake(id, g, false, peer);
+  }
+}
+
+bool Store::quiesced(GroupId group) const {
+  auto it = groups_.find(group);
+  return it != groups_.end() && it->second.quiesced;
+}
+
 Status Store::Receive(GroupId group, raft::Message m) {
-  Replica* r = replica(group);
-  if (r == nullptr) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) {
     ++dropped_;
     return Status::NotFound("this node holds no replica of group " + std::to_string(group.value()));
   }
-  r->Receive(std::move(m));
+  Group& g = it->second;
+  if (g.quiesced) Wake(group, g, m.from == g.replica->raw_node().raft().lead());
+  g.replica->Receive(std::move(m));
   ready_.insert(group);
   return Status::Ok();
 }
@@ -113,22 +189,24 @@ Status NotHeld(GroupId group) {
 }  // namespace
 
 void Store::Submit(GroupId group, const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
-  Replica* r = replica(group);
-  if (r == nullptr) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) {
     reply(ClientReply{NotHeld(group), {}, {}});
     return;
   }
-  r->Submit(cmd, mode, std::move(reply));
+  Wake(group, it->second, false);
+  it->second.replica->Submit(cmd, mode, std::move(reply));
   ready_.insert(group);
 }
 
 void Store::SubmitRead(GroupId group, ReadFn fn, ReadMode mode, ReplyFn reply) {
-  Replica* r = replica(group);
-  if (r == nullptr) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) {
     reply(ClientReply{NotHeld(group), {}, {}});
     return;
   }
-  r->SubmitRead(std::move(fn), mode, std::move(reply));
+  Wake(group, it->second, false);
+  it->second.replica->SubmitRead(std::move(fn), mode, std::move(reply));
   ready_.insert(group);
 }
 
@@ -136,7 +214,10 @@ size_t Store::ProposeExpiry(int64_t now_ms, size_t limit_per_group) {
   size_t proposed = 0;
   for (auto& [id, g] : groups_) {
     const size_t n = g.replica->ProposeExpiry(now_ms, limit_per_group);
-    if (n > 0) ready_.insert(id);
+    if (n > 0) {
+      Wake(id, g, false);
+      ready_.insert(id);
+    }
     proposed += n;
   }
   return proposed;
@@ -145,6 +226,7 @@ size_t Store::ProposeExpiry(int64_t now_ms, size_t limit_per_group) {
 void Store::ReportUnreachable(NodeId peer) {
   for (auto& [id, g] : groups_) {
     if (!g.replica->raw_node().raft().config().AllIds().contains(peer)) continue;
+    if (g.quiesced && g.replica->raw_node().raft().lead() == peer) Wake(id, g, false, peer);
     g.replica->ReportUnreachable(peer);
     ready_.insert(id);
   }
@@ -155,7 +237,10 @@ void Store::set_wall_clock_ms(int64_t now_ms) {
 }
 
 void Store::Touch(GroupId group) {
-  if (groups_.contains(group)) ready_.insert(group);
+  auto it = groups_.find(group);
+  if (it == groups_.end()) return;
+  Wake(group, it->second, false);
+  ready_.insert(group);
 }
 
 bool Store::RunReadys(GroupId id, Group& g) {

@@ -14,6 +14,17 @@
 //    to wait for durability and applies what committed. One fsync per round for all groups
 //    (node-wide group commit). While a round's write is in flight no group starts another
 //    Ready: what arrives meanwhile is batched into the next round.
+//  - Quiescence (CockroachDB's): a group with nothing to do stops ticking, so that idle groups
+//    cost nothing per tick. A leader whose group stayed idle (Replica::QuiescableLeader) for
+//    quiesce_after_ticks ticks stops ticking and sends every member a quiesce notice (term,
+//    last index); a follower whose log and commit end there (Replica::QuiescableFollower)
+//    stops ticking too, one that cannot asks the leader to wake up. Any event for a quiesced
+//    group wakes it: a message, a request, a touch; a member woken by anything but its
+//    leader's message asks the leader to wake (SendWake), and the leader's next heartbeat
+//    wakes the others. A follower cannot notice a dead leader without ticks, so the host
+//    reports nodes it no longer hears from (PeerDown; the real node: no message, its node beat
+//    included, for an election timeout, or a lost connection): their groups wake and elect.
+//    Only with ReadIndex reads (a lease counts ticks).
 //  - A failed write fails every group of the round (and the NodeDb refuses every later write,
 //    so every group fails at its next round): the node stops acknowledging until restarted.
 //
@@ -50,6 +61,9 @@ struct StoreOptions {
   uint64_t random_seed = 1;
   // Bound on the Ready rounds one group may run within one BeginRound without a write.
   int ready_rounds_max = 64;
+  // A leader quiesces its group after this many ticks idle (see the class comment); 0 never.
+  // Set it above the heartbeat interval, so that a heartbeat carried the final commit index.
+  int quiesce_after_ticks = 0;
 };
 
 class Store {
@@ -97,8 +111,16 @@ class Store {
   void ReportUnreachable(NodeId peer);
   // The host's wall clock, for every replica (Replica::set_wall_clock_ms).
   void set_wall_clock_ms(int64_t now_ms);
-  // Marks a group as having work (after a host called into its replica directly).
+  // Marks a group as having work (after a host called into its replica directly); wakes it.
   void Touch(GroupId group);
+  // Quiescence (see the class comment). A quiesce notice from `from`, the leader of `group` at
+  // `term` with every log ending at `index`; a member's request to wake `group`; a node this
+  // node no longer hears from (every quiesced group it leads wakes, to elect another leader).
+  void ReceiveQuiesce(NodeId from, GroupId group, Term term, LogIndex index);
+  void ReceiveWake(GroupId group);
+  void PeerDown(NodeId peer);
+  bool quiesced(GroupId group) const;
+  size_t quiesced_count() const { return quiesced_count_; }
 
   // The node round (see the class comment).
   // Whether a round may start and some group may have work.
@@ -115,12 +137,19 @@ class Store {
   // Counters (for metrics and tests).
   uint64_t rounds() const { return rounds_; }             // BeginRounds that needed a write
   uint64_t dropped_messages() const { return dropped_; }  // for groups not held
+  uint64_t quiesces() const { return quiesces_; }         // groups that stopped ticking
 
  private:
   struct Group {
     std::unique_ptr<storage::GroupStorage> storage;
     std::unique_ptr<Replica> replica;
+    bool quiesced = false;
+    int idle_ticks = 0;  // leader: consecutive ticks QuiescableLeader
   };
+  void Quiesce(Group& g);
+  // Wakes `g` if quiesced; a follower asks its leader to wake too unless `leader_spoke` (the
+  // event was the leader's own message) or the leader is `down`.
+  void Wake(GroupId id, Group& g, bool leader_spoke, NodeId down = kNoNode);
   // Runs one group's Readys until it needs a write (returns true) or has none left.
   bool RunReadys(GroupId id, Group& g);
 
@@ -137,6 +166,8 @@ class Store {
   bool round_in_flight_ = false;
   uint64_t rounds_ = 0;
   uint64_t dropped_ = 0;
+  size_t quiesced_count_ = 0;
+  uint64_t quiesces_ = 0;
 };
 
 }  // namespace synod::cluster

@@ -32,10 +32,23 @@ struct Envelope {
   raft::Message m;
 };
 
+struct Notice {
+  NodeId to;
+  GroupId group;
+  bool wake = false;  // else a quiesce notice of (term, index)
+  Term term;
+  LogIndex index;
+};
+
 class Outbox final : public RaftTransport {
  public:
   void Send(GroupId group, raft::Message msg) override { sent.push_back({group, std::move(msg)}); }
+  void SendQuiesce(NodeId to, GroupId group, Term term, LogIndex index) override {
+    notices.push_back({to, group, false, term, index});
+  }
+  void SendWake(NodeId to, GroupId group) override { notices.push_back({to, group, true, {}, {}}); }
   std::deque<Envelope> sent;
+  std::deque<Notice> notices;
 };
 
 // A key whose slot lies in the group's span.
@@ -60,7 +73,9 @@ kv::Command Set(uint64_t client, const std::string& key, const std::string& valu
 
 class StoreCluster {
  public:
-  StoreCluster() {
+  // quiesce_after_ticks: StoreOptions's (0: groups never quiesce).
+  explicit StoreCluster(int quiesce_after_ticks = 0, bool lease_reads = false)
+      : quiesce_after_ticks_(quiesce_after_ticks), lease_reads_(lease_reads) {
     for (int i = 1; i <= kNodes; ++i) {
       nodes_.push_back(std::make_unique<Node>());
       Open(i, /*bootstrap=*/true);
@@ -76,6 +91,11 @@ class StoreCluster {
     StoreOptions o;
     o.self = NodeId(static_cast<uint64_t>(i));
     o.random_seed = static_cast<uint64_t>(i) * 7919;
+    o.quiesce_after_ticks = quiesce_after_ticks_;
+    if (lease_reads_) {
+      o.replica.raft.check_quorum = true;
+      o.replica.raft.read_only_option = raft::ReadOnlyOption::kLeaseBased;
+    }
     n.store = std::make_unique<Store>(o, n.db.get(), &n.out, nullptr, Logger());
     std::set<NodeId> voters;
     if (bootstrap) {
@@ -93,6 +113,7 @@ class StoreCluster {
     n.store.reset();
     n.db.reset();
     n.out.sent.clear();
+    n.out.notices.clear();
   }
 
   Store& store(int i) { return *node(i).store; }
@@ -129,6 +150,18 @@ class StoreCluster {
           if (node(to).store) (void)node(to).store->Receive(e.group, std::move(e.m));
           any = true;
         }
+        while (!node(i).out.notices.empty()) {
+          const Notice n = node(i).out.notices.front();
+          node(i).out.notices.pop_front();
+          Store* to = node(static_cast<int>(n.to.value())).store.get();
+          if (to == nullptr) continue;
+          if (n.wake) {
+            to->ReceiveWake(n.group);
+          } else {
+            to->ReceiveQuiesce(NodeId(static_cast<uint64_t>(i)), n.group, n.term, n.index);
+          }
+          any = true;
+        }
       }
       if (!any) return;
     }
@@ -138,6 +171,18 @@ class StoreCluster {
   bool Leads(int i, GroupId g) {
     return store(i).replica(g)->raw_node().raft().role() == raft::Role::kLeader;
   }
+
+  // Every live node's clock advances `ticks` ticks, everything delivered after each.
+  void TickAll(int ticks) {
+    for (int t = 0; t < ticks; ++t) {
+      for (int i = 1; i <= kNodes; ++i) {
+        if (node(i).store) store(i).Tick();
+      }
+      Settle();
+    }
+  }
+  Outbox& out(int i) { return node(i).out; }
+  bool Up(int i) { return node(i).store != nullptr; }
 
   // Only node i's clock runs, so that it wins every group's election.
   void ElectEverywhere(int i) {
@@ -159,6 +204,8 @@ class StoreCluster {
     std::unique_ptr<Store> store;
   };
   Node& node(int i) { return *nodes_[static_cast<size_t>(i - 1)]; }
+  const int quiesce_after_ticks_;
+  const bool lease_reads_;
   std::vector<std::unique_ptr<Node>> nodes_;
 };
 
@@ -273,6 +320,128 @@ TEST(StoreTest, AFailedNodeWriteFailsEveryGroupOfTheRound) {
     EXPECT_TRUE(c.store(1).replica(g)->failed()) << "group " << g;
     EXPECT_EQ(c.store(1).replica(g)->failure().code(), Code::kIoError);
   }
+}
+
+// ---- quiescence ----
+
+constexpr int kQuiesceTicks = 4;
+
+// Raft messages node i sends during `ticks` ticks of its own clock.
+size_t MessagesOverTicks(StoreCluster& c, int i, int ticks) {
+  size_t sent = 0;
+  for (int t = 0; t < ticks; ++t) {
+    c.store(i).Tick();
+    c.Rounds(i);
+    sent += c.out(i).sent.size();
+    c.Settle();
+  }
+  return sent;
+}
+
+TEST(StoreQuiescenceTest, IdleGroupsStopTickingOnEveryMemberAndSendNothing) {
+  StoreCluster c(kQuiesceTicks);
+  c.ElectEverywhere(1);
+  c.TickAll(3 * kQuiesceTicks);
+  for (int i = 1; i <= kNodes; ++i) {
+    EXPECT_EQ(c.store(i).quiesced_count(), kGroups.size()) << "node " << i;
+  }
+  EXPECT_EQ(c.store(1).quiesces(), kGroups.size());
+  // A quiesced leader sends no heartbeats, and its followers never time out.
+  EXPECT_EQ(MessagesOverTicks(c, 1, 50), 0u);
+  c.TickAll(50);
+  for (const auto& [g, span] : kGroups) EXPECT_TRUE(c.Leads(1, g)) << "group " << g;
+}
+
+TEST(StoreQuiescenceTest, AWriteWakesOnlyItsGroupWhichQuiescesAgainOnceReplicated) {
+  StoreCluster c(kQuiesceTicks);
+  c.ElectEverywhere(1);
+  c.TickAll(3 * kQuiesceTicks);
+  const GroupId g(2);
+  bool ok = false;
+  c.store(1).Submit(g, Set(5, KeyOf(g), "v"), ReadMode::kLinearizable,
+                    [&](ClientReply r) { ok = r.status.ok(); });
+  EXPECT_FALSE(c.store(1).quiesced(g));
+  EXPECT_TRUE(c.store(1).quiesced(GroupId(3)));
+  c.Settle();
+  EXPECT_TRUE(ok);
+  for (int i = 1; i <= kNodes; ++i) {
+    EXPECT_FALSE(c.store(i).quiesced(g)) << "node " << i;  // the append woke the followers
+    EXPECT_TRUE(c.store(i).quiesced(GroupId(3))) << "node " << i;
+  }
+  c.TickAll(3 * kQuiesceTicks);
+  for (int i = 1; i <= kNodes; ++i) {
+    EXPECT_TRUE(c.store(i).quiesced(g)) << "node " << i;
+    EXPECT_NE(c.store(i).replica(g)->state_machine().keyspace().FindRaw(KeyOf(g)), nullptr);
+  }
+}
+
+TEST(StoreQuiescenceTest, AFollowerWokenByARequestWakesItsLeader) {
+  StoreCluster c(kQuiesceTicks);
+  c.ElectEverywhere(1);
+  c.TickAll(3 * kQuiesceTicks);
+  const GroupId g(3);
+  // A linearizable read at a follower: the follower wakes and asks the leader to wake too.
+  bool ok = false;
+  c.store(2).SubmitRead(
+      g, [](const kv::StateMachine&) { return kv::Reply{}; }, ReadMode::kLinearizable,
+      [&](ClientReply r) { ok = r.status.ok(); });
+  ASSERT_FALSE(c.out(2).notices.empty());
+  EXPECT_TRUE(c.out(2).notices.back().wake);
+  EXPECT_EQ(c.out(2).notices.back().to, NodeId(1));
+  c.Settle();
+  EXPECT_TRUE(ok);
+  EXPECT_FALSE(c.store(1).quiesced(g));
+}
+
+TEST(StoreQuiescenceTest, AFollowerThatIsBehindRefusesAndWakesTheLeader) {
+  StoreCluster c(kQuiesceTicks);
+  c.ElectEverywhere(1);
+  c.TickAll(2);
+  const GroupId g(2);
+  const raft::Raft& r = c.store(2).replica(g)->raw_node().raft();
+  ASSERT_FALSE(c.store(2).quiesced(g));
+  c.store(2).ReceiveQuiesce(NodeId(1), g, r.term(), r.log().LastIndex() + 1);
+  EXPECT_FALSE(c.store(2).quiesced(g));
+  ASSERT_FALSE(c.out(2).notices.empty());
+  EXPECT_TRUE(c.out(2).notices.back().wake);
+  // A notice from a node that is not its leader is refused too.
+  c.store(2).ReceiveQuiesce(NodeId(3), g, r.term(), r.log().LastIndex());
+  EXPECT_FALSE(c.store(2).quiesced(g));
+  c.store(2).ReceiveQuiesce(NodeId(1), g, r.term(), r.log().LastIndex());
+  EXPECT_TRUE(c.store(2).quiesced(g));
+}
+
+TEST(StoreQuiescenceTest, PeerDownWakesTheGroupsTheDeadNodeLedAndTheyElectAnother) {
+  StoreCluster c(kQuiesceTicks);
+  c.ElectEverywhere(1);
+  c.TickAll(3 * kQuiesceTicks);
+  c.Crash(1);
+  // Without the report the followers never notice: they do not tick.
+  c.TickAll(100);
+  for (const auto& [g, span] : kGroups) {
+    EXPECT_EQ(c.store(2).replica(g)->raw_node().raft().lead(), NodeId(1));
+  }
+  c.store(2).PeerDown(NodeId(1));
+  c.store(3).PeerDown(NodeId(1));
+  EXPECT_EQ(c.store(2).quiesced_count(), 0u);
+  c.TickAll(100);
+  for (const auto& [g, span] : kGroups) {
+    EXPECT_TRUE(c.Leads(2, g) || c.Leads(3, g)) << "group " << g;
+  }
+}
+
+TEST(StoreQuiescenceTest, NoQuiescenceWithLeaseReads) {
+  StoreCluster c(kQuiesceTicks, /*lease_reads=*/true);
+  c.TickAll(100);  // every clock runs (lease reads: a restarted node votes after a timeout)
+  size_t sent = 0;
+  for (int i = 1; i <= kNodes; ++i) {
+    EXPECT_EQ(c.store(i).quiesced_count(), 0u) << "node " << i;
+    sent += MessagesOverTicks(c, i, 10);
+  }
+  for (const auto& [g, span] : kGroups) {
+    EXPECT_TRUE(c.Leads(1, g) || c.Leads(2, g) || c.Leads(3, g)) << "group " << g;
+  }
+  EXPECT_GT(sent, 0u);
 }
 
 }  // namespace

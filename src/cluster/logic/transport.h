@@ -24,6 +24,11 @@ class RaftTransport {
   virtual ~RaftTransport() = default;
   // Sends `msg` (addressed to msg.to) for group `group`.
   virtual void Send(GroupId group, raft::Message msg) = 0;
+  // Quiescence notices (see Store), beside the Raft messages: the leader of `group` at `term`
+  // tells `to` that the group is idle with every log ending at `index`; a member asks the
+  // leader `to` to wake `group` up.
+  virtual void SendQuiesce(NodeId to, GroupId group, Term term, LogIndex index) = 0;
+  virtual void SendWake(NodeId to, GroupId group) = 0;
 };
 
 }  // namespace synod::cluster
