@@ -19,6 +19,23 @@ std::string Str(const nlohmann::json& j, const char* k) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
+// The shards of a /status, one line each: group, slots, epoch, leader, replicas (a learner
+// marked L), keys and applied index (blank for shards the node does not hold).
+void PrintShards(const nlohmann::json& shards) {
+  std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>9}\n", "SHARD", "SLOTS",
+                           "EPOCH", "LEADER", "REPLICAS", "KEYS", "APPLIED");
+  for (const auto& s : shards) {
+    std::string replicas;
+    for (const auto& v : s["voters"]) replicas += (replicas.empty() ? "" : ",") + v.dump();
+    for (const auto& l : s["learners"]) replicas += (replicas.empty() ? "" : ",") + l.dump() + "L";
+    const uint64_t leader = s.value("leader", uint64_t{0});
+    std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>9}\n", Str(s, "group"),
+                             Str(s, "first_slot") + "-" + Str(s, "last_slot"), Str(s, "epoch"),
+                             leader == 0 ? std::string("none") : std::to_string(leader), replicas,
+                             Str(s, "keys"), Str(s, "applied"));
+  }
+}
+
 // Asks `host`, then every member it knows, for its /status.
 int RunStatus(const std::string& host, bool json) {
   auto first = AdminCall("GET", host, "/status", 2000);
@@ -57,32 +74,43 @@ int RunStatus(const std::string& host, bool json) {
       } else {
         const auto& s = st->json;
         row["state"] = s.value("failure", "").empty() ? "up" : "failed";
-        for (const char* k : {"role", "term", "leader", "commit", "applied", "last_index",
-                              "snapshot_index", "keys", "failure"}) {
-          row[k] = s[k];
+        for (const char* k :
+             {"role", "term", "leader", "commit", "applied", "last_index", "snapshot_index", "keys",
+              "failure", "groups_led", "groups_quiesced"}) {
+          if (s.contains(k)) row[k] = s[k];
         }
+        if (s.contains("groups")) row["groups"] = s["groups"].size();
       }
     }
     out.push_back(row);
   }
+  // The shards as the node we read the members from sees them (leaders it does not host: as
+  // last heard).
+  const nlohmann::json shards = view.contains("shards") ? view["shards"] : nlohmann::json::array();
   if (json) {
-    std::cout << out.dump(2) << "\n";
+    std::cout << nlohmann::json{{"nodes", out}, {"shards", shards}}.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:<9} {:>5} {:>6} {:>9} {:>9} {:>8}  {}\n",
-                           "ID", "CLIENT", "ADMIN", "STATE", "ROLE", "TERM", "LEADER", "COMMIT",
-                           "APPLIED", "CONTACT", "NOTE");
+  std::cout << fmt::format(
+      "{:>3}  {:<21} {:<21} {:<11} {:<9} {:>5} {:>6} {:>9} {:>9} {:>8} {:>7}  {}\n", "ID", "CLIENT",
+      "ADMIN", "STATE", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "CONTACT", "LEADS", "NOTE");
   for (const auto& r : out) {
     const int64_t contact = r.value("last_contact_ms", int64_t{-1});
     std::string note = Str(r, "failure").empty() || Str(r, "failure") == "\"\""
                            ? (r.value("voter", false) ? "" : "learner")
                            : Str(r, "failure");
     if (r.contains("error")) note = Str(r, "error");
+    const std::string leads =
+        r.contains("groups") ? Str(r, "groups_led") + "/" + Str(r, "groups") : std::string();
     std::cout << fmt::format(
-        "{:>3}  {:<21} {:<21} {:<11} {:<9} {:>5} {:>6} {:>9} {:>9} {:>8}  {}\n", Str(r, "id"),
+        "{:>3}  {:<21} {:<21} {:<11} {:<9} {:>5} {:>6} {:>9} {:>9} {:>8} {:>7}  {}\n", Str(r, "id"),
         Str(r, "client"), Str(r, "admin"), Str(r, "state"), Str(r, "role"), Str(r, "term"),
         Str(r, "leader"), Str(r, "commit"), Str(r, "applied"),
-        contact < 0 ? std::string("never") : fmt::format("{}ms", contact), note);
+        contact < 0 ? std::string("never") : fmt::format("{}ms", contact), leads, note);
+  }
+  if (!shards.empty()) {
+    std::cout << "\n";
+    PrintShards(shards);
   }
   return 0;
 }
@@ -100,18 +128,7 @@ int RunShards(const std::string& host, bool json) {
     std::cout << shards.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>9}\n", "GROUP", "SLOTS",
-                           "EPOCH", "LEADER", "REPLICAS", "KEYS", "APPLIED");
-  for (const auto& s : shards) {
-    std::string replicas;
-    for (const auto& v : s["voters"]) replicas += (replicas.empty() ? "" : ",") + v.dump();
-    for (const auto& l : s["learners"]) replicas += (replicas.empty() ? "" : ",") + l.dump() + "L";
-    const uint64_t leader = s.value("leader", uint64_t{0});
-    std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>9}\n", Str(s, "group"),
-                             Str(s, "first_slot") + "-" + Str(s, "last_slot"), Str(s, "epoch"),
-                             leader == 0 ? std::string("none") : std::to_string(leader), replicas,
-                             Str(s, "keys"), Str(s, "applied"));
-  }
+  PrintShards(shards);
   return 0;
 }
 
@@ -133,7 +150,8 @@ int Report(const Result<AdminReply>& r, const std::string& what) {
 void AddStatusCommand(CLI::App& app) {
   auto host = std::make_shared<std::string>("127.0.0.1:7201");
   auto json = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("status", "Show every node: role, term, indexes, health.");
+  CLI::App* cmd = app.add_subcommand(
+      "status", "Show every node (role, term, indexes, health, shards led) and every shard.");
   cmd->add_option("--host", *host, "Admin address of any node")->capture_default_str();
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([host, json] {

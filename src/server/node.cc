@@ -1,8 +1,10 @@
 #include "server/node.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -65,6 +67,12 @@ struct Node::Published {
   std::atomic<uint64_t> term{0}, commit{0}, applied{0}, last_index{0}, leader{0}, members{0};
   std::atomic<bool> is_leader{false}, failed{false};
   std::atomic<uint64_t> disk_bytes{0}, keys{0}, groups{0}, groups_led{0}, groups_quiesced{0};
+  // Per group held (fixed at start), for the metrics with a `shard` label.
+  struct Group {
+    std::atomic<uint64_t> term{0}, commit{0}, applied{0}, last_index{0}, leader{0}, keys{0};
+    std::atomic<bool> is_leader{false}, quiesced{false};
+  };
+  std::map<GroupId, std::unique_ptr<Group>> by_group;
 };
 
 Node::Node(NodeOptions opts, Logger logger)
@@ -145,6 +153,32 @@ void Node::RegisterMetrics() {
   gauge("synod_raft_groups_quiesced",
         "Raft groups held here that are idle and stopped ticking (quiescence).",
         &p->groups_quiesced);
+  // The same figures per group held, labelled shard="<group id>" (the meta shard is 1).
+  for (const cluster::GroupStatus& g : host_->GetStatus().groups) {
+    auto& slot = p->by_group[g.group];
+    slot = std::make_unique<Published::Group>();
+    Published::Group* pg = slot.get();
+    const admin::Labels shard = {{"shard", std::to_string(g.group.value())}};
+    auto per = [&r, &shard](const char* name, const char* help, std::atomic<uint64_t>* v) {
+      r.AddCallbackGauge(
+          name, help, [v] { return static_cast<double>(v->load()); }, shard);
+    };
+    per("synod_shard_raft_term", "Current Raft term of this node's replica of the shard.",
+        &pg->term);
+    per("synod_shard_raft_commit_index", "Highest log index this replica knows committed.",
+        &pg->commit);
+    per("synod_shard_raft_applied_index", "Highest log index this replica applied.", &pg->applied);
+    per("synod_shard_raft_last_index", "Last index in this replica's log.", &pg->last_index);
+    per("synod_shard_raft_leader_id", "The shard's leader this replica knows of (0: none).",
+        &pg->leader);
+    per("synod_shard_keys", "Keys in this replica of the shard.", &pg->keys);
+    r.AddCallbackGauge(
+        "synod_shard_raft_is_leader", "1 if this node leads the shard.",
+        [pg] { return pg->is_leader.load() ? 1.0 : 0.0; }, shard);
+    r.AddCallbackGauge(
+        "synod_shard_quiesced", "1 if the shard is idle here and stopped ticking.",
+        [pg] { return pg->quiesced.load() ? 1.0 : 0.0; }, shard);
+  }
   r.AddCallbackGauge("synod_raft_is_leader",
                      "1 if this node leads the group /status reports (its first data shard).",
                      [p] { return p->is_leader.load() ? 1.0 : 0.0; });
@@ -444,6 +478,19 @@ void Node::Run() {
     published_->groups = st.groups.size();
     published_->groups_led = static_cast<uint64_t>(st.groups_led);
     published_->groups_quiesced = static_cast<uint64_t>(st.groups_quiesced);
+    for (const cluster::GroupStatus& g : st.groups) {
+      auto it = published_->by_group.find(g.group);
+      if (it == published_->by_group.end()) continue;
+      Published::Group& pg = *it->second;
+      pg.term = g.term.value();
+      pg.commit = g.commit.value();
+      pg.applied = g.applied.value();
+      pg.last_index = g.last_index.value();
+      pg.leader = g.leader.value();
+      pg.keys = g.keys;
+      pg.is_leader = g.role == "leader";
+      pg.quiesced = g.quiesced;
+    }
     if (st.snapshot_index != last_snapshot_index_) {
       // A compaction (or an installed snapshot): LASTSAVE's time, within this period.
       last_snapshot_index_ = st.snapshot_index;

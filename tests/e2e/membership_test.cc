@@ -75,8 +75,10 @@ void CheckCli(const TestCluster& c, uint64_t via, const std::vector<uint64_t>& e
   const ProgramResult json =
       RunProgram({c.synod_bin(), "status", "--json", "--host", c.admin_address(via)}, 20000);
   ASSERT_EQ(json.exit_code, 0) << json.out << json.err;
-  const Json rows = Json::parse(json.out, nullptr, false);
-  ASSERT_TRUE(rows.is_array()) << json.out;
+  const Json parsed = Json::parse(json.out, nullptr, false);
+  ASSERT_TRUE(parsed.is_object() && parsed["nodes"].is_array()) << json.out;
+  const Json& rows = parsed["nodes"];
+  EXPECT_FALSE(parsed["shards"].empty()) << json.out;
   std::vector<uint64_t> ids;
   for (const Json& row : rows) {
     ids.push_back(row.value("id", uint64_t{0}));
