@@ -1,6 +1,7 @@
 #include "cluster/group_host.h"
 
 #include <chrono>
+#include <random>
 #include <sstream>
 #include <utility>
 
@@ -361,19 +362,125 @@ std::optional<std::string_view> GroupHost::RequirePass() const {
   return std::string_view(*fetched_requirepass_);
 }
 
+namespace {
+
+std::string DescriptorSetting(GroupId g) { return "shard/" + std::to_string(g.value()); }
+
+}  // namespace
+
 void GroupHost::FetchReplicatedConfig() {
-  if (store_->HasGroup(kMetaGroup) || fetching_config_) return;
+  if (const kv::StateMachine* meta = LocalStateMachine(kMetaGroup)) {
+    LearnDescriptors([meta](const std::string& name) { return meta->config(name); });
+    return;
+  }
+  if (fetching_config_) return;
   fetching_config_ = true;
+  // requirepass, then every shard's descriptor.
   ShardRequest req;
   req.type = ShardRequest::Type::kConfig;
   req.group = kMetaGroup;
-  req.args = {"requirepass"};
-  Call(std::move(req), [this, alive = alive_](ShardResponse r) {
+  req.args = {"requirepass", DescriptorSetting(kMetaGroup)};
+  for (GroupId g : DataShards()) req.args.push_back(DescriptorSetting(g));
+  std::vector<std::string> names = req.args;
+  Call(std::move(req), [this, names = std::move(names), alive = alive_](ShardResponse r) {
     if (!*alive) return;
     fetching_config_ = false;
     if (!r.status.ok()) return;  // tried again at the next second
-    fetched_requirepass_ = r.reply.value.value_or(std::string());
+    const std::vector<kv::Reply>& values = r.reply.replies;
+    if (values.size() != names.size()) return;
+    fetched_requirepass_ = values[0].value.value_or(std::string());
+    std::map<std::string, std::string> got;
+    for (size_t i = 1; i < names.size(); ++i) {
+      if (values[i].value) got[names[i]] = *values[i].value;
+    }
+    LearnDescriptors([&got](const std::string& name) -> std::optional<std::string_view> {
+      auto it = got.find(name);
+      if (it == got.end()) return std::nullopt;
+      return std::string_view(it->second);
+    });
   });
+}
+
+void GroupHost::LearnDescriptors(
+    const std::function<std::optional<std::string_view>(const std::string&)>& stored) {
+  std::vector<GroupId> groups{kMetaGroup};
+  for (GroupId g : DataShards()) groups.push_back(g);
+  bool changed = false;
+  for (GroupId g : groups) {
+    const std::optional<std::string_view> v = stored(DescriptorSetting(g));
+    if (!v) {
+      meta_epochs_.erase(g);
+      continue;
+    }
+    const auto versioned = kv::ParseVersioned(*v);
+    Result<ShardDescriptor> d = versioned ? DecodeDescriptor(versioned->second)
+                                          : Result<ShardDescriptor>(Status::InvalidArgument("?"));
+    if (!d.ok() || d->group != g || d->epoch != versioned->first) {
+      logger_.Warn("event=bad_descriptor group={} stored=\"{}\"", g.value(), *v);
+      continue;
+    }
+    meta_epochs_[g] = d->epoch;
+    if (map_->Update(*d)) {
+      changed = true;
+      logger_.Info("event=descriptor_updated descriptor=\"{}\"", EncodeDescriptor(*d));
+    }
+  }
+  meta_epochs_known_ = true;
+  if (changed) {
+    const Status s = db_->PutMeta(kLayoutMeta, EncodeLayout(map_->layout()));
+    if (!s.ok()) logger_.Warn("event=layout_not_saved error=\"{}\"", s.ToString());
+  }
+}
+
+void GroupHost::ProposeDescriptors() {
+  if (!meta_epochs_known_) return;
+  if (descriptor_session_ == 0) {
+    descriptor_session_ = (static_cast<uint64_t>(SteadyNowNs()) * 0x9E3779B97F4A7C15ull) ^
+                          (opts_.id.value() << 48) ^ std::random_device{}();
+    if (descriptor_session_ == 0) descriptor_session_ = 1;
+  }
+  for (GroupId g : store_->groups()) {
+    const Replica* r = store_->replica(g);
+    const raft::Raft& raft = r->raw_node().raft();
+    const ShardDescriptor* d = map_->Find(g);
+    if (d == nullptr || raft.role() != raft::Role::kLeader || raft.config().IsJoint() ||
+        raft.HasUnappliedConfChanges() || proposing_descriptors_.contains(g)) {
+      continue;
+    }
+    const std::set<NodeId> voter_set = raft.config().voters.Ids();
+    const std::vector<NodeId> voters(voter_set.begin(), voter_set.end());
+    const std::vector<NodeId> learners(raft.config().learners.begin(),
+                                       raft.config().learners.end());
+    ShardDescriptor next;
+    if (!SameMembers(*d, voters, learners)) {
+      next = WithMembers(*d, voters, learners);
+    } else if (!meta_epochs_.contains(g)) {
+      next = *d;  // the meta shard does not hold it yet (a new cluster)
+    } else {
+      continue;
+    }
+    kv::Command cmd;
+    cmd.op = kv::Op::kRedis;
+    cmd.client_id = descriptor_session_;
+    cmd.seq = ++descriptor_seq_;
+    cmd.args = {std::string(kv::kVersionedSetCommand), DescriptorSetting(g),
+                std::to_string(next.epoch), EncodeDescriptor(next)};
+    ShardRequest req;
+    req.type = ShardRequest::Type::kWrite;
+    req.group = kMetaGroup;
+    req.command = std::move(cmd);
+    proposing_descriptors_.insert(g);
+    logger_.Info("event=descriptor_proposed descriptor=\"{}\"", EncodeDescriptor(next));
+    Call(std::move(req), [this, g, alive = alive_](ShardResponse resp) {
+      if (!*alive) return;
+      proposing_descriptors_.erase(g);
+      if (!resp.status.ok()) {
+        logger_.Info("event=descriptor_not_proposed group={} error=\"{}\"", g.value(),
+                     resp.status.ToString());
+      }
+      FetchReplicatedConfig();  // learn it back (a meta replica: at once)
+    });
+  }
 }
 
 const kv::StateMachine* GroupHost::LocalStateMachine(GroupId group) const {
@@ -607,9 +714,15 @@ void GroupHost::ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn
     case ShardRequest::Type::kConfig:
       store_->SubmitRead(
           req.group,
-          [name = req.args.empty() ? std::string() : req.args[0]](const kv::StateMachine& sm) {
-            std::optional<std::string_view> v = sm.config(name);
-            return v ? kv::Reply::Bulk(std::string(*v)) : kv::Reply::Nil();
+          [names = req.args](const kv::StateMachine& sm) {
+            auto one = [&sm](const std::string& name) {
+              std::optional<std::string_view> v = sm.config(name);
+              return v ? kv::Reply::Bulk(std::string(*v)) : kv::Reply::Nil();
+            };
+            if (names.size() == 1) return one(names[0]);
+            std::vector<kv::Reply> all;
+            for (const std::string& n : names) all.push_back(one(n));
+            return kv::Reply::Array(std::move(all));
           },
           from_peer ? ReadMode::kLinearizable : req.mode, answer());
       break;
@@ -960,6 +1073,7 @@ void GroupHost::OnTick() {
   NoticeLeaders(ticks_ % kNoticeTicks == 0);
   if (ticks_ % static_cast<uint64_t>(opts_.heartbeat_ticks) == 0) BeatAndWatchPeers();
   if (ticks_ % kNoticeTicks == 1 || !fetched_requirepass_) FetchReplicatedConfig();
+  if (ticks_ % kNoticeTicks == 3 || std::exchange(descriptors_due_, false)) ProposeDescriptors();
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
   // are due (reads already treat them as absent; this frees them everywhere).
   if (ticks_ % 2 == 0) store_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);
@@ -1141,6 +1255,7 @@ void GroupHost::OnApply(NodeId, const raft::Entry& entry) {
   auto cc = raft::ConfChange::Decode(entry.data);
   if (!cc.ok()) return;
   LearnAddresses(cc->context);
+  descriptors_due_ = true;  // the leader proposes the new members at the next tick
   logger_.Info("event=conf_change_applied index={} change=\"{}\"", entry.index.value(),
                cc->ToString());
 }
@@ -1163,23 +1278,7 @@ std::vector<ShardView> GroupHost::Shards() const {
   std::vector<ShardView> out;
   for (const ShardDescriptor& d : map_->layout().shards) {
     ShardView v;
-    v.desc = d;
-    if (const Replica* r = store_->replica(d.group)) {
-      // Held here: the members are the replica's own configuration.
-      const raft::MembershipConfig& cfg = r->raw_node().raft().config();
-      v.desc.voters.clear();
-      v.desc.learners.clear();
-      if (!d.voters.empty() && cfg.IsVoter(d.voters.front())) {
-        v.desc.voters.push_back(d.voters.front());  // the preferred leader first
-      }
-      for (NodeId id : cfg.AllIds()) {
-        if (cfg.IsLearner(id)) {
-          v.desc.learners.push_back(id);
-        } else if (v.desc.voters.empty() || id != v.desc.voters.front()) {
-          v.desc.voters.push_back(id);
-        }
-      }
-    }
+    v.desc = d;  // as the meta shard holds it (the same on every node, once learnt)
     v.leader = LeaderHint(d.group, nullptr);
     out.push_back(std::move(v));
   }

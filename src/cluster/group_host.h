@@ -332,6 +332,22 @@ class GroupHost final : public ReplicaObserver, public Router {
   std::set<NodeId> silent_peers_;  // reported to the Store as down, not heard from since
   // A node without a replica of the meta shard: requirepass as last fetched from it.
   std::optional<std::string> fetched_requirepass_;
+  // Descriptors (docs/sharding.md): the meta shard holds each shard's under "shard/<group>" as
+  // a versioned setting (its epoch the version). The epochs the meta shard was last seen to
+  // hold; the groups whose descriptor this node is proposing; the session it proposes with.
+  std::map<GroupId, uint64_t> meta_epochs_;
+  bool meta_epochs_known_ = false;
+  bool descriptors_due_ = false;  // a membership change applied since the last proposal round
+  std::set<GroupId> proposing_descriptors_;
+  uint64_t descriptor_session_ = 0;
+  uint64_t descriptor_seq_ = 0;
+  // Takes the descriptors a meta shard's state machine holds (a replica's, or the values a
+  // node without one fetched: name -> stored value), newer epochs replacing the map's.
+  void LearnDescriptors(
+      const std::function<std::optional<std::string_view>(const std::string&)>& stored);
+  // Every group this node leads whose members differ from its descriptor (or whose descriptor
+  // the meta shard does not hold yet) gets its new descriptor proposed to the meta shard.
+  void ProposeDescriptors();
   bool fetching_config_ = false;
   void FetchReplicatedConfig();
   asio::steady_timer tick_timer_;

@@ -167,6 +167,32 @@ Reply StateMachine::ConfigSet(const std::vector<std::string>& args) {
   return Reply::Ok();
 }
 
+std::optional<std::pair<uint64_t, std::string_view>> ParseVersioned(std::string_view stored) {
+  const size_t sp = stored.find(' ');
+  if (sp == std::string_view::npos || sp == 0) return std::nullopt;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(stored.data(), stored.data() + sp, v);
+  if (ec != std::errc() || p != stored.data() + sp) return std::nullopt;
+  return std::make_pair(v, stored.substr(sp + 1));
+}
+
+Reply StateMachine::VersionedSet(const std::vector<std::string>& args) {
+  if (args.size() != 4) return redis::WrongArity("config|setversioned");
+  uint64_t version = 0;
+  const std::string& v = args[2];
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), version);
+  if (v.empty() || ec != std::errc() || p != v.data() + v.size()) {
+    return Reply::Err("ERR version is not an unsigned integer");
+  }
+  auto it = state_.config.find(args[1]);
+  if (it != state_.config.end()) {
+    const auto stored = ParseVersioned(it->second);
+    if (stored && stored->first >= version) return Reply::Int(0);
+  }
+  state_.config.insert_or_assign(args[1], v + " " + args[3]);
+  return Reply::Int(1);
+}
+
 // Replicated expiry: deletes the listed keys that are due by the entry's clock. Deterministic:
 // every replica holds the same expiry times and the same clock at this index.
 Reply StateMachine::Expire(const Command& cmd) {
@@ -195,6 +221,9 @@ Reply StateMachine::Execute(const Command& cmd) {
     // is ExecuteRedis's "empty command" error, not an out-of-range read.
     if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kConfigSetCommand)) {
       return ConfigSet(cmd.args);
+    }
+    if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kVersionedSetCommand)) {
+      return VersionedSet(cmd.args);
     }
     return ExecuteRedis(state_.keys, cmd.args, WriteContext());
   }

@@ -105,6 +105,13 @@ struct StateChanges {
 // The argv[0] of a kRedis command that sets replicated settings (StateMachine::config): the
 // name is not a Redis command, so no client can send it; the host builds it for CONFIG SET.
 inline constexpr std::string_view kConfigSetCommand = "synod.config.set";
+// A versioned setting: {kVersionedSetCommand, name, version, value} stores "VERSION VALUE" under
+// the name only when VERSION (a decimal u64) is above the stored one: replies 1 when stored, 0
+// when not. Late or repeated proposals of an older version change nothing (the meta shard's
+// shard descriptors, versioned by their epochs).
+inline constexpr std::string_view kVersionedSetCommand = "synod.config.setversioned";
+// A stored versioned setting's version and value; nullopt when it has not that form.
+std::optional<std::pair<uint64_t, std::string_view>> ParseVersioned(std::string_view stored);
 
 class StateMachine {
  public:
@@ -214,6 +221,7 @@ class StateMachine {
   Reply ExecuteBatch(const Command& cmd);
   Reply Expire(const Command& cmd);
   Reply ConfigSet(const std::vector<std::string>& args);
+  Reply VersionedSet(const std::vector<std::string>& args);
   ExecContext WriteContext() const;
   Reply ApplyInSession(LogIndex index, const Command& cmd);
   void TouchSession(uint64_t client_id, internal::Session& session, LogIndex index);

@@ -47,6 +47,29 @@ TEST(StateMachineTest, PutThenGet) {
   EXPECT_EQ(m.sm().applied_index(), LogIndex(6));
 }
 
+TEST(StateMachineTest, AVersionedSettingTakesOnlyANewerVersion) {
+  Machine m;
+  const std::string cmd(kVersionedSetCommand);
+  EXPECT_EQ(m.Apply(testing::Redis({cmd, "shard/2", "1", "first"})).number, 1);
+  EXPECT_EQ(m.sm().config("shard/2"), "1 first");
+  EXPECT_EQ(m.Apply(testing::Redis({cmd, "shard/2", "1", "again"})).number, 0);  // the same
+  EXPECT_EQ(m.Apply(testing::Redis({cmd, "shard/2", "3", "third"})).number, 1);
+  EXPECT_EQ(m.Apply(testing::Redis({cmd, "shard/2", "2", "late"})).number, 0);  // older
+  EXPECT_EQ(m.sm().config("shard/2"), "3 third");
+  const auto parsed = ParseVersioned(*m.sm().config("shard/2"));
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->first, 3u);
+  EXPECT_EQ(parsed->second, "third");
+  // Bad versions and shapes are errors that change nothing.
+  EXPECT_EQ(m.Apply(testing::Redis({cmd, "shard/2", "x", "v"})).type, ReplyType::kError);
+  EXPECT_EQ(m.Apply(testing::Redis({cmd, "shard/2", "-4", "v"})).type, ReplyType::kError);
+  EXPECT_EQ(m.Apply(testing::Redis({cmd, "shard/2", "9"})).type, ReplyType::kError);
+  EXPECT_EQ(m.sm().config("shard/2"), "3 third");
+  EXPECT_FALSE(ParseVersioned("noversion").has_value());
+  EXPECT_FALSE(ParseVersioned("12x v").has_value());
+  EXPECT_FALSE(ParseVersioned(" v").has_value());
+}
+
 TEST(StateMachineTest, DelSaysWhetherItDeleted) {
   Machine m;
   m.Apply(Put("k", "v"));

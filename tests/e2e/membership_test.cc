@@ -2,7 +2,9 @@
 // original member is removed, while a client keeps writing; the CLI shows every member.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <iostream>
+#include <set>
 
 #include "cluster_harness.h"
 #include "writer.h"
@@ -88,6 +90,44 @@ void CheckCli(const TestCluster& c, uint64_t via, const std::vector<uint64_t>& e
   EXPECT_EQ(ids, expected);
 }
 
+// The data shard's descriptor as node `via` shows it (from the meta shard): its epoch and its
+// voters and learners in id order ("epoch=2 voters=1,2,3,4 learners=").
+std::string ShardDescriptorOf(const TestCluster& c, uint64_t via) {
+  const Json st = c.Status(via);
+  if (!st.is_object() || !st.contains("shards") || st["shards"].size() != 1) return "?";
+  const Json& s = st["shards"][0];
+  auto ids = [](const Json& list) {
+    std::vector<uint64_t> v;
+    for (const Json& id : list) v.push_back(id.get<uint64_t>());
+    std::sort(v.begin(), v.end());
+    std::string out;
+    for (uint64_t id : v) out += (out.empty() ? "" : ",") + std::to_string(id);
+    return out;
+  };
+  return "epoch=" + std::to_string(s.value("epoch", uint64_t{0})) + " voters=" + ids(s["voters"]) +
+         " learners=" + ids(s["learners"]);
+}
+
+// Waits until every node of `ids` shows the shard's members as `members` ("voters=...
+// learners=..."); returns the epoch they show, 0 on timeout.
+uint64_t WaitForDescriptor(const TestCluster& c, const std::vector<uint64_t>& ids,
+                           const std::string& members) {
+  uint64_t epoch = 0;
+  const bool ok = WaitUntil(10000, [&] {
+    std::set<std::string> seen;
+    for (uint64_t id : ids) seen.insert(ShardDescriptorOf(c, id));
+    if (seen.size() != 1) return false;
+    const std::string d = *seen.begin();
+    if (d.find(" " + members) == std::string::npos) return false;
+    epoch = std::stoull(d.substr(6));
+    return true;
+  });
+  if (!ok) {
+    for (uint64_t id : ids) std::cerr << "node " << id << ": " << ShardDescriptorOf(c, id) << "\n";
+  }
+  return ok ? epoch : 0;
+}
+
 TEST(Membership, AddAndRemoveNodesWhileWriting) {
   TestCluster c({.flags = {"--request-timeout-ms", "3000"}});
   const uint64_t leader = c.WaitForLeader(10000);
@@ -118,6 +158,9 @@ TEST(Membership, AddAndRemoveNodesWhileWriting) {
     EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
   }
   CheckCli(c, added, {1, 2, 3, 4});
+  // The meta shard holds the new members under a new epoch, and every node shows them.
+  const uint64_t epoch_added = WaitForDescriptor(c, {1, 2, 3, added}, "voters=1,2,3,4 learners=");
+  EXPECT_GE(epoch_added, 2u);
   {
     // Asking again to add a member with its own peer address succeeds (`synod member add`
     // then `synod start --join` both ask); another address for the same id is refused.
@@ -140,6 +183,13 @@ TEST(Membership, AddAndRemoveNodesWhileWriting) {
   })) << Describe(Members(c, c.WaitForLeader(2000)));
   c.Kill9(removed);
   EXPECT_TRUE(WritesContinue(w, 20)) << "writes stopped with 3 voters";
+  {
+    std::vector<uint64_t> three{leader, kept, added};
+    std::sort(three.begin(), three.end());
+    std::string members = "voters=";
+    for (uint64_t id : three) members += std::to_string(id) + (id == three.back() ? "" : ",");
+    EXPECT_GT(WaitForDescriptor(c, {leader, kept, added}, members + " learners="), epoch_added);
+  }
   EXPECT_EQ(Describe(Members(c, c.WaitForLeader(2000))),
             Describe({{leader, true}, {kept, true}, {added, true}}));
 

@@ -134,19 +134,90 @@ Status ValidateLayout(const Layout& l) {
   return Status::Ok();
 }
 
-std::string EncodeLayout(const Layout& l) {
-  auto line = [](const char* what, const ShardDescriptor& d, bool slots) {
-    std::string out = std::string(what) + " group=" + std::to_string(d.group.value());
-    if (slots) {
-      out += " slots=" + std::to_string(d.first_slot) + "-" + std::to_string(d.last_slot);
-    }
-    out += " epoch=" + std::to_string(d.epoch) + " voters=" + JoinIds(d.voters) +
-           " learners=" + JoinIds(d.learners) + "\n";
-    return out;
-  };
-  std::string out = line("meta", l.meta, false);
-  for (const ShardDescriptor& d : l.shards) out += line("shard", d, true);
+std::string EncodeDescriptor(const ShardDescriptor& d) {
+  const bool meta = d.group == kMetaGroup;
+  std::string out =
+      std::string(meta ? "meta" : "shard") + " group=" + std::to_string(d.group.value());
+  if (!meta) out += " slots=" + std::to_string(d.first_slot) + "-" + std::to_string(d.last_slot);
+  out += " epoch=" + std::to_string(d.epoch) + " voters=" + JoinIds(d.voters) +
+         " learners=" + JoinIds(d.learners);
   return out;
+}
+
+std::string EncodeLayout(const Layout& l) {
+  std::string out = EncodeDescriptor(l.meta) + "\n";
+  for (const ShardDescriptor& d : l.shards) out += EncodeDescriptor(d) + "\n";
+  return out;
+}
+
+namespace {
+
+// One line; *is_meta says which kind it was.
+Result<ShardDescriptor> ParseLine(std::string_view line, bool* is_meta) {
+  auto bad = [&line](std::string_view why) {
+    return Status::InvalidArgument("bad layout line \"" + std::string(line.substr(0, 120)) +
+                                   "\": " + std::string(why));
+  };
+  const size_t sp = line.find(' ');
+  const std::string_view what = line.substr(0, sp);
+  if (what != "meta" && what != "shard") return bad("neither meta nor shard");
+  ShardDescriptor d;
+  bool have_group = false, have_slots = false;
+  std::string_view rest = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+  while (!rest.empty()) {
+    const size_t end = rest.find(' ');
+    const std::string_view field = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    const size_t eq = field.find('=');
+    if (eq == std::string_view::npos) return bad("a field without '='");
+    const std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
+    uint64_t v = 0;
+    if (key == "group") {
+      if (!ParseU64(value, &v)) return bad("group");
+      d.group = GroupId(v);
+      have_group = true;
+    } else if (key == "slots") {
+      const size_t dash = value.find('-');
+      uint64_t a = 0, b = 0;
+      if (dash == std::string_view::npos || !ParseU64(value.substr(0, dash), &a) ||
+          !ParseU64(value.substr(dash + 1), &b) || a >= kSlotCount || b >= kSlotCount) {
+        return bad("slots");
+      }
+      d.first_slot = static_cast<uint16_t>(a);
+      d.last_slot = static_cast<uint16_t>(b);
+      have_slots = true;
+    } else if (key == "epoch") {
+      if (!ParseU64(value, &v)) return bad("epoch");
+      d.epoch = v;
+    } else if (key == "voters") {
+      if (!ParseIds(value, &d.voters)) return bad("voters");
+    } else if (key == "learners") {
+      if (!ParseIds(value, &d.learners)) return bad("learners");
+    } else {
+      return bad("unknown field");
+    }
+  }
+  if (!have_group) return bad("no group");
+  *is_meta = what == "meta";
+  if (*is_meta && (have_slots || d.group != kMetaGroup)) {
+    return bad("a meta line with slots or another group");
+  }
+  if (!*is_meta && (!have_slots || d.group == kMetaGroup)) return bad("no slots, or group 1");
+  return d;
+}
+
+}  // namespace
+
+Result<ShardDescriptor> DecodeDescriptor(std::string_view line) {
+  bool is_meta = false;
+  Result<ShardDescriptor> d = ParseLine(line, &is_meta);
+  if (!d.ok()) return d.status();
+  SYNOD_RETURN_IF_ERROR(CheckMembers(*d));
+  if (!is_meta && d->last_slot < d->first_slot) {
+    return Status::InvalidArgument("shard " + std::to_string(d->group.value()) +
+                                   " ends before it starts");
+  }
+  return d;
 }
 
 Result<Layout> DecodeLayout(std::string_view text) {
@@ -159,62 +230,43 @@ Result<Layout> DecodeLayout(std::string_view text) {
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     if (line.empty()) continue;
     if (++lines > kSlotCount + 1) return Status::InvalidArgument("layout has too many lines");
-    auto bad = [&line](std::string_view why) {
-      return Status::InvalidArgument("bad layout line \"" + std::string(line.substr(0, 120)) +
-                                     "\": " + std::string(why));
-    };
-    const size_t sp = line.find(' ');
-    const std::string_view what = line.substr(0, sp);
-    if (what != "meta" && what != "shard") return bad("neither meta nor shard");
-    ShardDescriptor d;
-    bool have_group = false, have_slots = false;
-    std::string_view rest = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
-    while (!rest.empty()) {
-      const size_t end = rest.find(' ');
-      const std::string_view field = rest.substr(0, end);
-      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-      const size_t eq = field.find('=');
-      if (eq == std::string_view::npos) return bad("a field without '='");
-      const std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
-      uint64_t v = 0;
-      if (key == "group") {
-        if (!ParseU64(value, &v)) return bad("group");
-        d.group = GroupId(v);
-        have_group = true;
-      } else if (key == "slots") {
-        const size_t dash = value.find('-');
-        uint64_t a = 0, b = 0;
-        if (dash == std::string_view::npos || !ParseU64(value.substr(0, dash), &a) ||
-            !ParseU64(value.substr(dash + 1), &b) || a >= kSlotCount || b >= kSlotCount) {
-          return bad("slots");
-        }
-        d.first_slot = static_cast<uint16_t>(a);
-        d.last_slot = static_cast<uint16_t>(b);
-        have_slots = true;
-      } else if (key == "epoch") {
-        if (!ParseU64(value, &v)) return bad("epoch");
-        d.epoch = v;
-      } else if (key == "voters") {
-        if (!ParseIds(value, &d.voters)) return bad("voters");
-      } else if (key == "learners") {
-        if (!ParseIds(value, &d.learners)) return bad("learners");
-      } else {
-        return bad("unknown field");
-      }
-    }
-    if (!have_group) return bad("no group");
-    if (what == "meta") {
-      if (have_meta || have_slots) return bad("a second meta shard, or slots on it");
+    bool is_meta = false;
+    Result<ShardDescriptor> d = ParseLine(line, &is_meta);
+    if (!d.ok()) return d.status();
+    if (is_meta) {
+      if (have_meta) return Status::InvalidArgument("layout has a second meta shard");
       have_meta = true;
-      l.meta = std::move(d);
+      l.meta = std::move(d).value();
     } else {
-      if (!have_slots) return bad("no slots");
-      l.shards.push_back(std::move(d));
+      l.shards.push_back(std::move(d).value());
     }
   }
   if (!have_meta) return Status::InvalidArgument("layout has no meta shard");
   SYNOD_RETURN_IF_ERROR(ValidateLayout(l));
   return l;
+}
+
+bool SameMembers(const ShardDescriptor& d, const std::vector<NodeId>& voters,
+                 const std::vector<NodeId>& learners) {
+  auto sorted = [](std::vector<NodeId> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  return sorted(d.voters) == sorted(voters) && sorted(d.learners) == sorted(learners);
+}
+
+ShardDescriptor WithMembers(const ShardDescriptor& d, std::vector<NodeId> voters,
+                            std::vector<NodeId> learners) {
+  ShardDescriptor out = d;
+  std::sort(voters.begin(), voters.end());
+  std::sort(learners.begin(), learners.end());
+  const NodeId preferred = d.voters.empty() ? kNoNode : d.voters.front();
+  auto it = std::find(voters.begin(), voters.end(), preferred);
+  if (it != voters.end()) std::rotate(voters.begin(), it, it + 1);
+  out.voters = std::move(voters);
+  out.learners = std::move(learners);
+  ++out.epoch;
+  return out;
 }
 
 }  // namespace synod::cluster

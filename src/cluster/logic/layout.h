@@ -38,8 +38,8 @@ Result<std::vector<ShardDescriptor>> InitialLayout(std::vector<NodeId> nodes, in
 ShardDescriptor InitialMetaShard(std::vector<NodeId> nodes);
 
 // A cluster's shards: the meta shard and the data shards, in slot order, which cover every slot
-// exactly once. Every node keeps the layout it bootstrapped with (or was given when it joined)
-// in its NodeDb; the meta shard will own it once descriptors can change (the elastic cluster).
+// exactly once. The meta shard owns the descriptors (docs/sharding.md, "Descriptors"); every
+// node keeps its latest view of them in its NodeDb.
 struct Layout {
   ShardDescriptor meta;
   std::vector<ShardDescriptor> shards;
@@ -56,5 +56,17 @@ Status ValidateLayout(const Layout& layout);
 // join reply. DecodeLayout parses it and validates the result; never crashes on bad text.
 std::string EncodeLayout(const Layout& layout);
 Result<Layout> DecodeLayout(std::string_view text);
+// One line of that form (no newline): "meta ..." for kMetaGroup, else "shard ...". The decoder
+// checks the fields and the members (voters, no repeats, no node 0), not the slot coverage.
+std::string EncodeDescriptor(const ShardDescriptor& d);
+Result<ShardDescriptor> DecodeDescriptor(std::string_view line);
+
+// Whether `d` lists exactly these members (in any order).
+bool SameMembers(const ShardDescriptor& d, const std::vector<NodeId>& voters,
+                 const std::vector<NodeId>& learners);
+// `d` with these members and the next epoch; the preferred leader (d's first voter) stays
+// first while it is a voter, the other voters and the learners in id order.
+ShardDescriptor WithMembers(const ShardDescriptor& d, std::vector<NodeId> voters,
+                            std::vector<NodeId> learners);
 
 }  // namespace synod::cluster

@@ -32,7 +32,8 @@ struct ShardRequest {
     // The live keys of the slot `index`, at most `random` of them (CLUSTER GETKEYSINSLOT), or
     // their count when `args` is {"count"} (COUNTKEYSINSLOT), read like kRead.
     kSlotKeys = 6,
-    // The replicated setting `args[0]` (the meta shard's): a bulk reply, or nil when unset.
+    // The replicated setting `args[0]` (the meta shard's): a bulk reply, or nil when unset;
+    // with several names, an array of those.
     kConfig = 7,
   };
   static constexpr uint8_t kTypeMax = 7;

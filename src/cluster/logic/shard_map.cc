@@ -32,16 +32,14 @@ const ShardDescriptor* ShardMap::Find(GroupId group) const { return FindIn(layou
 
 ShardDescriptor* ShardMap::FindMutable(GroupId group) { return FindIn(layout_, group); }
 
-void ShardMap::SetMembers(GroupId group, std::vector<NodeId> voters, std::vector<NodeId> learners) {
-  ShardDescriptor* d = FindMutable(group);
-  if (d == nullptr || voters.empty()) return;
-  // Keep the preferred leader first when it is still a voter: it is where leadership goes back.
-  const NodeId preferred = d->voters.empty() ? kNoNode : d->voters.front();
-  for (size_t i = 1; i < voters.size(); ++i) {
-    if (voters[i] == preferred) std::swap(voters[0], voters[i]);
+bool ShardMap::Update(const ShardDescriptor& d) {
+  ShardDescriptor* cur = FindMutable(d.group);
+  if (cur == nullptr || d.epoch <= cur->epoch || d.voters.empty()) return false;
+  if (d.group != kMetaGroup && (d.first_slot != cur->first_slot || d.last_slot != cur->last_slot)) {
+    return false;
   }
-  d->voters = std::move(voters);
-  d->learners = std::move(learners);
+  *cur = d;
+  return true;
 }
 
 NodeId ShardMap::leader(GroupId group) const {

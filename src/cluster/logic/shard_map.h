@@ -33,8 +33,10 @@ class ShardMap {
   const ShardDescriptor& ForSlot(uint16_t slot) const { return layout_.shards[by_slot_[slot]]; }
   // The descriptor of `group` (the meta shard or a data shard), nullptr when unknown.
   const ShardDescriptor* Find(GroupId group) const;
-  // Replaces the members of `group`'s descriptor (a host learns them from its own replica).
-  void SetMembers(GroupId group, std::vector<NodeId> voters, std::vector<NodeId> learners);
+  // A descriptor as the meta shard holds it: replaces the one of its group when its epoch is
+  // newer. Returns true when it did. A descriptor that would move slots (splits and merges come
+  // with the elastic cluster) or names an unknown group is refused (false).
+  bool Update(const ShardDescriptor& d);
 
   // The leader last heard of for `group`, kNoNode when none.
   NodeId leader(GroupId group) const;

@@ -62,12 +62,64 @@ TEST(ShardMapTest, ALaterTermsLeaderWinsAndAnOlderNoticeIsIgnored) {
   EXPECT_EQ(m.leader_term(GroupId(2)), 4u);
 }
 
-TEST(ShardMapTest, SetMembersKeepsThePreferredLeaderFirst) {
+TEST(ShardMapTest, WithMembersKeepsThePreferredLeaderFirstAndBumpsTheEpoch) {
   ShardMap m(SixOnThree());
-  const NodeId preferred = m.Find(GroupId(3))->voters.front();
-  m.SetMembers(GroupId(3), {NodeId(1), NodeId(2), NodeId(3), NodeId(4)}, {});
-  EXPECT_EQ(m.Find(GroupId(3))->voters.front(), preferred);
+  const ShardDescriptor& d = *m.Find(GroupId(3));
+  const NodeId preferred = d.voters.front();
+  EXPECT_TRUE(SameMembers(d, {NodeId(3), NodeId(1), NodeId(2)}, {}));
+  EXPECT_FALSE(SameMembers(d, {NodeId(1), NodeId(2)}, {NodeId(3)}));
+  const ShardDescriptor n = WithMembers(d, {NodeId(4), NodeId(1), NodeId(2), NodeId(3)}, {});
+  EXPECT_EQ(n.voters.front(), preferred);
+  EXPECT_EQ(n.voters.size(), 4u);
+  EXPECT_EQ(n.epoch, d.epoch + 1);
+  EXPECT_EQ(n.first_slot, d.first_slot);
+  // The preferred leader removed: the others in id order.
+  const ShardDescriptor r = WithMembers(d, {NodeId(4), NodeId(2)}, {NodeId(9), NodeId(5)});
+  EXPECT_EQ(r.voters, (std::vector<NodeId>{NodeId(2), NodeId(4)}));
+  EXPECT_EQ(r.learners, (std::vector<NodeId>{NodeId(5), NodeId(9)}));
+}
+
+TEST(ShardMapTest, UpdateTakesOnlyNewerEpochsOfKnownShardsThatKeepTheirSlots) {
+  ShardMap m(SixOnThree());
+  const ShardDescriptor d = *m.Find(GroupId(3));
+  const ShardDescriptor next = WithMembers(d, {NodeId(1), NodeId(2), NodeId(3), NodeId(4)}, {});
+  EXPECT_TRUE(m.Update(next));
+  EXPECT_EQ(m.Find(GroupId(3))->epoch, d.epoch + 1);
   EXPECT_EQ(m.Find(GroupId(3))->voters.size(), 4u);
+  EXPECT_FALSE(m.Update(next));  // the same epoch again
+  EXPECT_FALSE(m.Update(d));     // an older one
+  ShardDescriptor moved = WithMembers(next, next.voters, {});
+  moved.last_slot = static_cast<uint16_t>(moved.last_slot + 1);
+  EXPECT_FALSE(m.Update(moved));
+  ShardDescriptor unknown = next;
+  unknown.group = GroupId(99);
+  unknown.epoch = 50;
+  EXPECT_FALSE(m.Update(unknown));
+  // The slot table still finds the shard.
+  EXPECT_EQ(m.ForSlot(d.first_slot).group, GroupId(3));
+  EXPECT_EQ(m.ForSlot(d.first_slot).epoch, d.epoch + 1);
+  // The meta shard's descriptor is updated the same way.
+  EXPECT_TRUE(m.Update(WithMembers(*m.Find(kMetaGroup), {NodeId(1), NodeId(2)}, {})));
+  EXPECT_EQ(m.Find(kMetaGroup)->epoch, 2u);
+}
+
+TEST(ShardMapTest, DescriptorsRoundTripOneLineEachAndBadOnesAreRefused) {
+  const Layout l = SixOnThree();
+  for (const ShardDescriptor* d : {&l.meta, &l.shards[0], &l.shards[5]}) {
+    Result<ShardDescriptor> back = DecodeDescriptor(EncodeDescriptor(*d));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(EncodeDescriptor(*back), EncodeDescriptor(*d));
+    EXPECT_EQ(back->voters, d->voters);
+  }
+  EXPECT_EQ(EncodeDescriptor(l.shards[0]).find('\n'), std::string::npos);
+  for (const char* bad :
+       {"", "shard group=2 epoch=1 voters=1", "meta group=1 slots=0-5 epoch=1 voters=1",
+        "meta group=2 epoch=1 voters=1", "shard group=1 slots=0-5 epoch=1 voters=1",
+        "shard group=2 slots=9-5 epoch=1 voters=1", "shard group=2 slots=0-5 epoch=1 voters=",
+        "shard group=2 slots=0-5 epoch=1 voters=1,1", "shard group=2 slots=0-5 epoch=x voters=1",
+        "shard group=2 slots=0-99999 epoch=1 voters=1"}) {
+    EXPECT_FALSE(DecodeDescriptor(bad).ok()) << bad;
+  }
 }
 
 TEST(DecideRouteTest, TheRulesInOrder) {
