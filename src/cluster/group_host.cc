@@ -354,6 +354,15 @@ std::vector<GroupId> GroupHost::DataShards() const {
   return out;
 }
 
+std::vector<GroupId> GroupHost::ShardsLedHere() const {
+  std::vector<GroupId> out;
+  for (GroupId g : DataShards()) {
+    const Replica* r = store_->replica(g);
+    if (r != nullptr && r->raw_node().raft().role() == raft::Role::kLeader) out.push_back(g);
+  }
+  return out;
+}
+
 std::optional<std::string_view> GroupHost::RequirePass() const {
   if (const kv::StateMachine* meta = LocalStateMachine(kMetaGroup)) {
     return meta->config("requirepass").value_or(std::string_view());
@@ -723,6 +732,16 @@ void GroupHost::ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn
             std::vector<kv::Reply> all;
             for (const std::string& n : names) all.push_back(one(n));
             return kv::Reply::Array(std::move(all));
+          },
+          from_peer ? ReadMode::kLinearizable : req.mode, answer());
+      break;
+    case ShardRequest::Type::kKeyspace:
+      store_->SubmitRead(
+          req.group,
+          [](const kv::StateMachine& sm) {
+            return kv::Reply::Array(
+                {kv::Reply::Int(static_cast<int64_t>(sm.keyspace().size())),
+                 kv::Reply::Int(static_cast<int64_t>(sm.keyspace().expires_count()))});
           },
           from_peer ? ReadMode::kLinearizable : req.mode, answer());
       break;

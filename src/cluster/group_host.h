@@ -177,6 +177,8 @@ class Router {
   virtual GroupId ShardOfSlot(uint16_t slot) const = 0;
   // Every data shard, in slot order.
   virtual std::vector<GroupId> DataShards() const = 0;
+  // The data shards this node's replicas lead now, in slot order.
+  virtual std::vector<GroupId> ShardsLedHere() const = 0;
   // Runs `req` on its shard (req.group) and answers exactly once, within the request timeout
   // and a little more: OK with the reply, or the error (kTimeout: the outcome of a write is
   // unknown; kNotLeader, kUnavailable, kProposalDropped: it was not applied).
@@ -200,6 +202,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   // Router.
   GroupId ShardOfSlot(uint16_t slot) const override { return map_->ForSlot(slot).group; }
   std::vector<GroupId> DataShards() const override;
+  std::vector<GroupId> ShardsLedHere() const override;
   void Call(ShardRequest req, ResponseFn done) override;
 
   // A local read of `group`'s state machine when this node holds it (INFO, CLUSTER

@@ -31,6 +31,10 @@ void WriteKvReply(const kv::Reply& r, resp::ReplyWriter& w);
 // kSessionExpired (nothing was applied).
 using WriteDone = std::function<void(const Status&, const kv::Reply&)>;
 void ShardWrite(CommandCall& call, GroupId shard, kv::Command cmd, WriteDone done);
+// The data shards a keyless read covers (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO keyspace): every
+// shard, as one Redis server's would; with --cluster-redirects, only those this node leads, as a
+// Redis Cluster master's (cluster clients send these to every master and combine the answers).
+std::vector<GroupId> KeylessShards(const ServerContext& ctx);
 // ShardWrite, with failures answered as Redis errors and `done` turning the applied reply into
 // RESP.
 void SubmitWrite(CommandCall& call, GroupId shard, kv::Command cmd, ReplySink sink,

@@ -229,19 +229,51 @@ InfoFields InfoCpu(const InfoData&) {
 // Cluster-aware clients look for this before they ask CLUSTER SLOTS.
 InfoFields InfoCluster(const InfoData&) { return {{"cluster_enabled", "1"}}; }
 
-// The keys of the data shards this node holds a replica of (every shard, unless the cluster has
-// more nodes than replicas per shard), as of the local replicas.
-InfoFields InfoKeyspace(const InfoData& d) {
+// INFO keyspace covers every data shard: the shards this node holds a replica of count as the
+// local replica has them; the others are asked of their leaders (kKeyspace), and INFO answers
+// once they all have, or after kKeyspaceWaitMs with the shards that did (a shard without a
+// quorum must not hold up INFO: it then counts what answered).
+constexpr int64_t kKeyspaceWaitMs = 1000;
+
+struct KeyspaceCount {
   uint64_t keys = 0, expires = 0;
-  for (GroupId g : d.call.ctx.router->DataShards()) {
-    if (const kv::StateMachine* sm = d.call.ctx.host->LocalStateMachine(g)) {
-      keys += sm->keyspace().size();
-      expires += sm->keyspace().expires_count();
+};
+
+std::string KeyspaceSection(const KeyspaceCount& n) {
+  std::string out = "# Keyspace\r\n";
+  if (n.keys > 0) out += fmt::format("db0:keys={},expires={},avg_ttl=0\r\n", n.keys, n.expires);
+  return out;
+}
+
+// Counts the shards held here into *n; returns the others.
+std::vector<GroupId> CountLocalShards(CommandCall& call, KeyspaceCount* n) {
+  std::vector<GroupId> remote;
+  for (GroupId g : KeylessShards(call.ctx)) {
+    if (const kv::StateMachine* sm = call.ctx.host->LocalStateMachine(g)) {
+      n->keys += sm->keyspace().size();
+      n->expires += sm->keyspace().expires_count();
+    } else {
+      remote.push_back(g);
     }
   }
-  if (keys == 0) return {};
-  return {{"db0", fmt::format("keys={},expires={},avg_ttl=0", keys, expires)}};
+  return remote;
 }
+
+struct KeyspaceGather {
+  std::string head;  // the sections before Keyspace
+  KeyspaceCount count;
+  size_t left = 0;
+  bool sent = false;
+  ReplySink sink;
+  asio::steady_timer timer;
+
+  void Finish() {
+    if (sent) return;
+    sent = true;
+    timer.cancel();
+    sink.Bulk(head + KeyspaceSection(count));
+  }
+};
 
 struct InfoSection {
   const char* name;   // lower case
@@ -252,16 +284,14 @@ struct InfoSection {
 // Redis's order. Every section is in "default", "all" and "everything" (Synod has none of the
 // sections Redis leaves out of default: commandstats, latencystats, modules).
 constexpr InfoSection kInfoSections[] = {
-    {"server", "Server", InfoServer},
-    {"clients", "Clients", InfoClients},
-    {"memory", "Memory", InfoMemory},
-    {"persistence", "Persistence", InfoPersistence},
-    {"stats", "Stats", InfoStats},
-    {"replication", "Replication", InfoReplication},
-    {"cpu", "CPU", InfoCpu},
-    {"cluster", "Cluster", InfoCluster},
-    {"keyspace", "Keyspace", InfoKeyspace},
+    {"server", "Server", InfoServer},  {"clients", "Clients", InfoClients},
+    {"memory", "Memory", InfoMemory},  {"persistence", "Persistence", InfoPersistence},
+    {"stats", "Stats", InfoStats},     {"replication", "Replication", InfoReplication},
+    {"cpu", "CPU", InfoCpu},           {"cluster", "Cluster", InfoCluster},
+    {"keyspace", "Keyspace", nullptr},  // every shard's: see KeyspaceGather
 };
+static_assert(std::string_view(kInfoSections[std::size(kInfoSections) - 1].name) == "keyspace",
+              "Info() gathers the keyspace section last");
 
 // ---- WAIT ----
 
@@ -334,12 +364,35 @@ void Info(CommandCall& call, ReplySink sink) {
   const InfoData d{call, call.ctx.host->GetStatus(), env::WallNowMs()};
   std::string out;
   for (size_t j = 0; j < kSections; ++j) {
-    if (!wanted[j]) continue;
+    if (!wanted[j] || kInfoSections[j].fields == nullptr) continue;
     if (!out.empty()) out += "\r\n";
     out += std::string("# ") + kInfoSections[j].title + "\r\n";
     for (const auto& [k, v] : kInfoSections[j].fields(d)) out += k + ":" + v + "\r\n";
   }
-  sink.Bulk(out);
+  if (!wanted[kSections - 1]) return sink.Bulk(out);  // no keyspace (the last section)
+  if (!out.empty()) out += "\r\n";
+  KeyspaceCount local;
+  const std::vector<GroupId> remote = CountLocalShards(call, &local);
+  if (remote.empty()) return sink.Bulk(out + KeyspaceSection(local));
+  auto g = std::make_shared<KeyspaceGather>(KeyspaceGather{std::move(out), local, remote.size(),
+                                                           false, std::move(sink),
+                                                           asio::steady_timer(*call.ctx.io)});
+  g->timer.expires_after(std::chrono::milliseconds(kKeyspaceWaitMs));
+  g->timer.async_wait([g](const asio::error_code& ec) {
+    if (!ec) g->Finish();
+  });
+  for (GroupId shard : remote) {
+    cluster::ShardRequest req;
+    req.type = cluster::ShardRequest::Type::kKeyspace;
+    req.group = shard;
+    call.ctx.router->Call(std::move(req), [g](cluster::ShardResponse r) {
+      if (r.status.ok() && r.reply.replies.size() == 2) {
+        g->count.keys += static_cast<uint64_t>(r.reply.replies[0].number);
+        g->count.expires += static_cast<uint64_t>(r.reply.replies[1].number);
+      }
+      if (--g->left == 0) g->Finish();
+    });
+  }
 }
 
 void Wait(CommandCall& call, ReplySink sink) {

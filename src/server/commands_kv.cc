@@ -270,12 +270,20 @@ std::optional<std::string> TransactionShardError(const ServerContext& ctx, const
   return std::nullopt;
 }
 
+std::vector<GroupId> KeylessShards(const ServerContext& ctx) {
+  return ctx.cluster_redirects ? ctx.router->ShardsLedHere() : ctx.router->DataShards();
+}
+
 namespace {
 
 // ---- keyless commands: every shard ----
 
 void ScatterRead(CommandCall& call, ReplySink sink) {
-  const std::vector<GroupId> shards = call.ctx.router->DataShards();
+  const std::vector<GroupId> shards = KeylessShards(call.ctx);
+  if (shards.empty()) {  // a Redis Cluster node that masters nothing (see KeylessShards)
+    if (NameIs(call.argv, "dbsize")) return sink.Integer(0);
+    return SendKvReply(kv::Reply::Array({}), sink);
+  }
   const bool dbsize = NameIs(call.argv, "dbsize");
   auto shared = std::make_shared<ReplySink>(std::move(sink));
   auto g = MakeGather(shards.size(), [shared, dbsize](auto& results) {
@@ -311,24 +319,37 @@ bool ParseCursor(std::string_view s, uint64_t* v) {
 
 // SCAN: the cursor is a keyspace position, whose top 14 bits are a slot (kv/keyspace.h), so it
 // names its shard by itself. A shard's scan ends with cursor 0; the next shard starts at its
-// first slot's position, and the last shard's end is the scan's end.
+// first slot's position, and the last shard's end is the scan's end. With --cluster-redirects
+// only the shards this node leads are scanned (KeylessShards): a cursor in another shard moves
+// on to the next one led here.
 void Scan(CommandCall& call, ReplySink sink) {
   uint64_t cursor = 0;
   if (!ParseCursor(call.argv[1], &cursor)) return sink.Error("ERR invalid cursor");
-  const uint16_t slot = static_cast<uint16_t>(cursor >> 50);
-  const GroupId group = call.ctx.router->ShardOfSlot(slot);
-  const std::vector<GroupId> shards = call.ctx.router->DataShards();
-  GroupId after = kNoGroup;
-  for (size_t i = 0; i + 1 < shards.size(); ++i) {
-    if (shards[i] == group) after = shards[i + 1];
+  const cluster::Router& router = *call.ctx.router;
+  const std::vector<GroupId> shards = KeylessShards(call.ctx);
+  auto first_slot_of = [&router](GroupId g, uint32_t from) {
+    uint32_t s = from;
+    while (s < kSlotCount && router.ShardOfSlot(static_cast<uint16_t>(s)) != g) ++s;
+    return s;
+  };
+  uint16_t slot = static_cast<uint16_t>(cursor >> 50);
+  GroupId group = router.ShardOfSlot(slot);
+  size_t at = std::find(shards.begin(), shards.end(), group) - shards.begin();
+  if (at == shards.size()) {
+    // Not a shard scanned here: start at the next one that is.
+    for (at = 0; at < shards.size(); ++at) {
+      const uint32_t s = first_slot_of(shards[at], 0);
+      if (s > slot) break;
+    }
+    if (at == shards.size()) {
+      return SendKvReply(kv::Reply::Array({kv::Reply::Bulk("0"), kv::Reply::Array({})}), sink);
+    }
+    group = shards[at];
+    slot = static_cast<uint16_t>(first_slot_of(group, slot));
+    call.argv[1] = std::to_string(uint64_t{slot} << 50);
   }
   uint64_t next_start = 0;
-  if (after != kNoGroup) {
-    // The first slot of the next shard: the first slot whose shard is `after`.
-    uint32_t s = slot;
-    while (s < kSlotCount && call.ctx.router->ShardOfSlot(static_cast<uint16_t>(s)) != after) ++s;
-    next_start = uint64_t{s} << 50;
-  }
+  if (at + 1 < shards.size()) next_start = uint64_t{first_slot_of(shards[at + 1], slot)} << 50;
   SubmitRead(call, group, call.argv, std::move(sink),
              [next_start](const kv::Reply& r, ReplySink& s) {
                if (r.type != kv::ReplyType::kArray || r.replies.size() != 2) {
@@ -347,7 +368,8 @@ void RandomKey(CommandCall& call, ReplySink sink) {
     size_t next = 0;
     ReplySink sink;
   };
-  auto st = std::make_shared<State>(State{call.ctx.router->DataShards(), 0, std::move(sink)});
+  auto st = std::make_shared<State>(State{KeylessShards(call.ctx), 0, std::move(sink)});
+  if (st->shards.empty()) return st->sink.Null();
   std::rotate(st->shards.begin(),
               st->shards.begin() + static_cast<std::ptrdiff_t>(RandomU64() % st->shards.size()),
               st->shards.end());

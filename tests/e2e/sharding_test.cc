@@ -244,6 +244,55 @@ TEST(Sharding, KillNineDuringWritesEveryShardServesAgainAndNothingAckedIsLost) {
   }
 }
 
+// With --cluster-redirects a node answers keyless reads as a Redis Cluster master does, for the
+// shards it leads: cluster clients send DBSIZE, KEYS and SCAN to every master and combine the
+// answers, which then count every key once (not once per node).
+TEST(Sharding, WithRedirectsKeylessReadsCoverTheShardsANodeLeads) {
+  TestCluster c(ShardedOptions({"--cluster-redirects"}));
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  constexpr int kKeys = 60;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string k = "kr" + std::to_string(i);
+    uint16_t port = c.client_port(1);
+    Reply r;
+    for (int hop = 0; hop < 5; ++hop) {  // follow -MOVED as a cluster client does
+      Redis conn(port);
+      r = conn.Command({"SET", k, "v"});
+      if (!r.ErrorStartsWith("MOVED")) break;
+      port = static_cast<uint16_t>(std::stoi(r.str.substr(r.str.rfind(':') + 1)));
+    }
+    ASSERT_TRUE(r.IsOk()) << k << ": " << r.ToString();
+  }
+  // Summed over the nodes, every key once (retried while a leadership hand-back moves shards).
+  std::string last;
+  EXPECT_TRUE(WaitUntil(10000, [&] {
+    int64_t dbsize = 0;
+    size_t keys = 0;
+    std::multiset<std::string> scanned;
+    std::string info;
+    for (uint64_t id : c.ids()) {
+      Redis r(c.client_port(id));
+      dbsize += r.Command({"DBSIZE"}).integer;
+      keys += r.Command({"KEYS", "*"}).elements.size();
+      std::string cursor = "0";
+      for (int n = 0; n < 100; ++n) {
+        const Reply page = r.Command({"SCAN", cursor, "COUNT", "7"});
+        if (page.elements.size() != 2) return false;
+        for (const Reply& k : page.elements[1].elements) scanned.insert(k.str);
+        cursor = page.elements[0].str;
+        if (cursor == "0") break;
+      }
+      info += r.Command({"INFO", "keyspace"}).str;
+    }
+    std::set<std::string> distinct(scanned.begin(), scanned.end());
+    last = "dbsize " + std::to_string(dbsize) + ", keys " + std::to_string(keys) + ", scanned " +
+           std::to_string(scanned.size()) + " (" + std::to_string(distinct.size()) +
+           " distinct), info " + info;
+    return dbsize == kKeys && keys == kKeys && scanned.size() == kKeys && distinct.size() == kKeys;
+  })) << last;
+  // Without the flag (the other tests) every node counts every shard: DBSIZE is the total.
+}
+
 // `synod status` lists the nodes with the shards each leads and every shard; /metrics gives
 // each group's figures with a `shard` label.
 TEST(Sharding, StatusAndMetricsShowEveryShard) {
@@ -369,6 +418,9 @@ TEST(Sharding, SixNodesServeShardsTheyHoldNoReplicaOf) {
   for (uint64_t id : c.ids()) {
     Redis r(c.client_port(id));
     EXPECT_EQ(r.Command({"DBSIZE"}).integer, 6) << "via " << id;
+    // INFO keyspace counts every shard, those this node holds no replica of too.
+    EXPECT_NE(r.Command({"INFO", "keyspace"}).str.find("db0:keys=6,expires=0"), std::string::npos)
+        << "via " << id;
     EXPECT_EQ(
         r.Command({"MGET", "six:1", "six:2", "six:3", "six:4", "six:5", "six:6"}).elements.size(),
         6u);

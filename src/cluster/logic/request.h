@@ -35,8 +35,11 @@ struct ShardRequest {
     // The replicated setting `args[0]` (the meta shard's): a bulk reply, or nil when unset;
     // with several names, an array of those.
     kConfig = 7,
+    // The shard's key count and how many of them have an expiry (INFO keyspace), read like
+    // kRead: an array of two integers.
+    kKeyspace = 8,
   };
-  static constexpr uint8_t kTypeMax = 7;
+  static constexpr uint8_t kTypeMax = 8;
 
   Type type = Type::kRead;
   GroupId group;
