@@ -20,15 +20,35 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
+# Node.js and npm run the e2e tests' Node.js cluster clients (tests/e2e/node, installed there by
+# `npm ci`). Nodesource's `nodejs` bundles npm and conflicts with Debian's `npm` package: when
+# it is the nodejs installed and node or npm is missing, it is reinstalled; otherwise Debian's
+# nodejs and npm are installed.
+reinstall=()
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if dpkg-query -W -f='${Status} ${Version}' nodejs 2>/dev/null |
+      grep -q "install ok installed .*nodesource"; then
+    reinstall+=(nodejs)
+  else
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+  fi
+fi
+
+if [ ${#missing[@]} -eq 0 ] && [ ${#reinstall[@]} -eq 0 ]; then
   exit 0
 fi
 
-echo "deps: installing ${missing[*]}"
+echo "deps: installing ${missing[*]}${reinstall[*]:+ (reinstalling ${reinstall[*]})}"
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ ${#reinstall[@]} -gt 0 ]; then
+  $sudo apt-get install -y -qq --reinstall "${reinstall[@]}"
+fi

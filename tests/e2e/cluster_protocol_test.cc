@@ -1,11 +1,16 @@
 // The Redis Cluster protocol end to end: CLUSTER replies as cluster-aware clients read them,
-// -MOVED under --cluster-redirects (and none without), redis-cli -c, redis-py's RedisCluster in
-// both modes, and the map after a leader failover.
+// -MOVED under --cluster-redirects (and none without), redis-cli -c, redis-py's RedisCluster and
+// the Node.js clients ioredis and node-redis in both modes (the Node.js ones across a kill -9 of
+// a node), and the map after a leader failover.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cluster_harness.h"
@@ -196,6 +201,41 @@ TEST(ClusterProtocol, TheMapNamesTheNewLeaderAfterAFailover) {
   EXPECT_GE(j[0].value("keys", uint64_t{0}), 1u);
 }
 
+// Waits until the default layout settled: every node's CLUSTER SLOTS names each shard's
+// preferred leader (its first voter, from `synod shards --json`) as the master of its range,
+// so each node leads two of the six. The first elections spread the leaders at random and the
+// nodes hand each shard to its preferred leader about a second later; a client that read the
+// map before that meets MOVED replies (or, without redirects, a changed map) mid-test.
+bool WaitForPreferredLeaders(TestCluster& c) {
+  const ProgramResult shards = RunProgram(
+      {c.synod_bin(), "shards", "--json", "--host", c.admin_address(c.ids().front())}, 20000);
+  const Json j = Json::parse(shards.out, nullptr, /*allow_exceptions=*/false);
+  std::map<int64_t, uint16_t> want;  // a range's first slot -> its preferred leader's port
+  for (const Json& shard : j.is_array() ? j : Json::array()) {
+    if (shard.contains("voters") && !shard["voters"].empty()) {
+      want[shard.value("first_slot", int64_t{-1})] =
+          c.client_port(shard["voters"][0].get<uint64_t>());
+    }
+  }
+  if (want.size() != 6) {
+    ADD_FAILURE() << "synod shards --json: " << shards.out << shards.err;
+    return false;
+  }
+  return WaitUntil(15000, [&] {
+    for (uint64_t via : c.LiveIds()) {
+      std::map<int64_t, uint16_t> masters;
+      Redis r(c.client_port(via), 2000);
+      for (const Reply& range : r.Command({"CLUSTER", "SLOTS"}).elements) {
+        if (range.elements.size() >= 3) {
+          masters[range.elements[0].integer] = PortOf(range.elements[2]);
+        }
+      }
+      if (masters != want) return false;
+    }
+    return true;
+  });
+}
+
 // redis-py's RedisCluster (Debian's python3-redis) writes and reads 10,000 keys across all
 // slots of the default layout (six shards, each node leading two), with and without redirects
 // (python/redis_cluster_test.py).
@@ -211,16 +251,7 @@ void RunRedisClusterScript(bool redirects) {
   const uint64_t leader = c.WaitForLeader(10000);
   ASSERT_NE(leader, 0u);
   const uint64_t follower = c.LiveIds(leader).front();
-  // Every node leads its shards before the client reads the map (leaders spread in ~1 s).
-  ASSERT_TRUE(WaitUntil(10000, [&] {
-    std::set<uint16_t> masters;
-    Redis r(c.client_port(follower), 2000);
-    const Reply slots = r.Command({"CLUSTER", "SLOTS"});
-    for (const Reply& range : slots.elements) {
-      if (range.elements.size() >= 3) masters.insert(PortOf(range.elements[2]));
-    }
-    return slots.elements.size() == 6 && masters.size() == 3;
-  }));
+  ASSERT_TRUE(WaitForPreferredLeaders(c)) << "the shards never settled on their preferred leaders";
   const int64_t start = NowMs();
   const ProgramResult res = RunProgram({python, script, std::to_string(c.client_port(follower)),
                                         redirects ? "redirects" : "plain", "3"},
@@ -233,6 +264,104 @@ void RunRedisClusterScript(bool redirects) {
 
 TEST(ClusterProtocol, RedisPyClusterClientWorksWithRedirects) { RunRedisClusterScript(true); }
 TEST(ClusterProtocol, RedisPyClusterClientWorksWithoutRedirects) { RunRedisClusterScript(false); }
+
+// ---- the Node.js cluster clients (node/*.js) ----
+
+// Installs ioredis and node-redis at the versions node/package-lock.json pins, once per build
+// tree (node/install.sh: `npm ci` under flock, as the tests run in parallel). A failure fails
+// the test: these tests must not pass by skipping.
+void InstallNodeClients() {
+  const std::string install = (std::filesystem::path(SYNOD_E2E_NODE_DIR) / "install.sh").string();
+  const int64_t start = NowMs();
+  const ProgramResult r = RunProgram({"sh", install, SYNOD_E2E_NODE_INSTALL_DIR}, 300000);
+  ASSERT_EQ(r.exit_code, 0) << "could not install the Node.js clients with `npm ci` (they need "
+                               "node, npm and the npm registry; scripts/deps.sh installs node "
+                               "and npm):\n"
+                            << r.out << r.err;
+  if (!r.out.empty()) std::cerr << r.out << "e2e: took " << NowMs() - start << " ms\n";
+}
+
+// Runs node/<script> (ioredis_cluster_test.js or node_redis_cluster_test.js) against the default
+// layout through one node. The script writes and reads 10,000 keys over every slot and the
+// client's multi-key commands, then writes on in batches and says `ready` (a file in a directory
+// both share); the test then kill -9s another node, which leads two of the six shards, and says
+// `killed`. The script passes when its client refreshed its map by itself, writes to every
+// shard succeed again without retries, and every acknowledged key reads back (node/common.js).
+void RunNodeClusterScript(const std::string& script_name, bool redirects) {
+  ASSERT_NO_FATAL_FAILURE(InstallNodeClients());
+  const std::string script = (std::filesystem::path(SYNOD_E2E_NODE_DIR) / script_name).string();
+  const std::string modules =
+      (std::filesystem::path(SYNOD_E2E_NODE_INSTALL_DIR) / "node_modules").string();
+  ClusterOptions o;
+  o.shards = 0;
+  if (redirects) o.flags = {"--cluster-redirects"};
+  TestCluster c(o);
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  const uint64_t via = c.LiveIds(leader).front();
+  ASSERT_TRUE(WaitForPreferredLeaders(c)) << "the shards never settled on their preferred leaders";
+  const std::filesystem::path sync = std::filesystem::path(c.dir()) / "node-sync";
+  std::filesystem::create_directories(sync);
+
+  const int64_t start = NowMs();
+  ProgramResult res;
+  std::atomic<bool> finished = false;
+  // The script's own waits are bounded (30 s for the kill, 15 s for recovery), so this joins in
+  // time; the jthread joins before the cluster is torn down even when an assertion returns early.
+  const std::vector<std::string> argv = {"node",
+                                         script,
+                                         modules,
+                                         std::to_string(c.client_port(via)),
+                                         redirects ? "redirects" : "plain",
+                                         "3",
+                                         sync.string()};
+  std::jthread runner([&] {
+    res = RunProgram(argv, 120000);
+    finished = true;
+  });
+  ASSERT_TRUE(
+      WaitUntil(90000, [&] { return finished || std::filesystem::exists(sync / "ready"); }));
+  if (!finished) {
+    // The script says `ready` once its phase-2 writes flow, and writes on: the node dies under
+    // them.
+    const int64_t ready_ms = NowMs() - start;
+    uint64_t victim = 0;
+    Redis r(c.client_port(via), 2000);
+    for (const Reply& range : r.Command({"CLUSTER", "SLOTS"}).elements) {
+      for (uint64_t id : c.LiveIds(via)) {
+        if (range.elements.size() >= 3 && PortOf(range.elements[2]) == c.client_port(id)) {
+          victim = id;
+        }
+      }
+    }
+    ASSERT_NE(victim, 0u) << "no node but the client's leads a shard";
+    c.Kill9(victim);
+    std::ofstream(sync / "killed.tmp") << c.client_port(victim) << "\n";
+    std::filesystem::rename(sync / "killed.tmp", sync / "killed");
+    std::cerr << "e2e: " << script_name << " finished phase 1 in " << ready_ms
+              << " ms; killed node " << victim << " (port " << c.client_port(victim) << ")\n";
+  }
+  runner.join();
+  std::cerr << "e2e: " << script_name << " (" << (redirects ? "redirects" : "plain") << ") took "
+            << NowMs() - start << " ms\n"
+            << res.out;
+  EXPECT_EQ(res.exit_code, 0) << "stdout:\n" << res.out << "\nstderr:\n" << res.err;
+  EXPECT_NE(res.out.find("all checks passed"), std::string::npos) << res.out;
+  EXPECT_NE(res.out.find("failover: killed"), std::string::npos) << res.out;
+}
+
+TEST(ClusterProtocol, IoredisClusterClientWorksWithRedirects) {
+  RunNodeClusterScript("ioredis_cluster_test.js", true);
+}
+TEST(ClusterProtocol, IoredisClusterClientWorksWithoutRedirects) {
+  RunNodeClusterScript("ioredis_cluster_test.js", false);
+}
+TEST(ClusterProtocol, NodeRedisClusterClientWorksWithRedirects) {
+  RunNodeClusterScript("node_redis_cluster_test.js", true);
+}
+TEST(ClusterProtocol, NodeRedisClusterClientWorksWithoutRedirects) {
+  RunNodeClusterScript("node_redis_cluster_test.js", false);
+}
 
 }  // namespace
 }  // namespace synod::e2e
