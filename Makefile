@@ -86,18 +86,21 @@ sim: build
 run-scripts: build
 	$(RELEASE)/src/raft/script/raft_script run src/raft/testdata
 
+# `make bench-raft`: the Raft core's microbenchmark (microbench/raft_bench, Google Benchmark).
 bench-raft: build
-	$(RELEASE)/bench/raft_bench
+	$(RELEASE)/microbench/raft_bench
 
-# `make bench` (several minutes) / `make bench-quick` (about a minute): Synod against a 3-member
-# etcd cluster and a durable Redis (appendfsync always) on loopback, the same workloads on each;
-# rewrites docs/benchmarks.md, its plots in docs/bench/ and README.md's headline ratios. Installs
-# etcd, Redis, gnuplot and gRPC (for the etcd driver in bench/etcd) first. scripts/bench/run.py.
+# `make bench` (about 20 minutes) / `make bench-quick` (about 3 minutes): Synod against a 3-member
+# etcd cluster and a durable Redis (appendfsync always) on loopback, the same workloads on each,
+# plus Synod's sharded rows (6 shards against 1, forwarding, 1,000 idle shards); rewrites
+# docs/benchmarks.md, its plots in docs/benchmarks/ and README.md's headline ratios. Installs
+# etcd, Redis, gnuplot and gRPC (for the etcd client in scripts/compare/etcd_client) first.
+# scripts/compare/run.py.
 bench: build
-	/usr/bin/python3 scripts/bench/run.py
+	/usr/bin/python3 scripts/compare/run.py
 
 bench-quick: build
-	/usr/bin/python3 scripts/bench/run.py --quick
+	/usr/bin/python3 scripts/compare/run.py --quick
 
 clean:
 	rm -rf build

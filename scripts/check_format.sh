@@ -2,7 +2,8 @@
 # Fails when a C++ file is not formatted by .clang-format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=$(git ls-files '*.h' '*.cc' 2>/dev/null || find src bench tests -name '*.h' -o -name '*.cc')
+files=$(git ls-files '*.h' '*.cc' 2>/dev/null ||
+  find src microbench scripts tests fuzz tools -name '*.h' -o -name '*.cc')
 bad=()
 for f in $files; do
   [ -f "$f" ] || continue

@@ -8,8 +8,9 @@ cd "${1:-$(dirname "$0")/..}"
 # Layering (DESIGN.md): env/ sits below raft/ and everything above it, so nothing in env/
 # (tests aside) includes a higher layer.
 if [ -d src/env ]; then
-  up=$(grep -rnE '#include "(raft|storage|kv|cluster|compute|server|sim|check|cli|bench)/' src/env \
-         --include='*.h' --include='*.cc' | grep -v '_test\.cc:' || true)
+  layers='raft|storage|kv|cluster|compute|server|sim|check|cli|loadgen'
+  up=$(grep -rnE "#include \"($layers)/" src/env --include='*.h' --include='*.cc' |
+         grep -v '_test\.cc:' || true)
   if [ -n "$up" ]; then
     echo "lint: env/ includes a higher layer:"
     echo "$up"

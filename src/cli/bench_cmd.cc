@@ -1,6 +1,6 @@
-// `synod bench`: a load generator speaking RESP to Synod or Redis (docs/bench.md). This file
-// only turns flags into bench::RunOptions, prints the progress line and the report; the
-// machinery is in src/bench/.
+// `synod bench`: a load generator speaking RESP to Synod or Redis (docs/loadgen.md). This file
+// only turns flags into loadgen::RunOptions, prints the progress line and the report; the
+// machinery is in src/loadgen/.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -8,10 +8,10 @@
 #include <csignal>
 #include <iostream>
 
-#include "bench/report.h"
-#include "bench/runner.h"
 #include "cli/commands.h"
 #include "common/address.h"
+#include "loadgen/report.h"
+#include "loadgen/runner.h"
 
 namespace synod::cli {
 namespace {
@@ -47,7 +47,7 @@ std::atomic<bool> g_interrupted{false};
 void OnInterrupt(int) { g_interrupted.store(true); }
 
 // Flags -> options; prints what is wrong and returns false on a usage error.
-bool ToOptions(const BenchFlags& f, bench::RunOptions* o) {
+bool ToOptions(const BenchFlags& f, loadgen::RunOptions* o) {
   auto fail = [](const std::string& what) {
     std::cerr << "synod bench: " << what << "\n";
     return false;
@@ -57,10 +57,10 @@ bool ToOptions(const BenchFlags& f, bench::RunOptions* o) {
     if (!hp.ok()) return fail(std::string(hp.status().message()));
     o->hosts.push_back(*hp);
   }
-  auto duration = bench::ParseDuration(
+  auto duration = loadgen::ParseDuration(
       f.requests > 0 && !f.duration_given ? std::string(kRequestsBound) : f.duration);
-  auto warmup = bench::ParseDuration(f.warmup);
-  auto timeout = bench::ParseDuration(f.timeout);
+  auto warmup = loadgen::ParseDuration(f.warmup);
+  auto timeout = loadgen::ParseDuration(f.timeout);
   for (const auto* r : {&duration, &warmup, &timeout}) {
     if (!r->ok()) return fail(std::string(r->status().message()));
   }
@@ -79,28 +79,28 @@ bool ToOptions(const BenchFlags& f, bench::RunOptions* o) {
   o->workload.value_size = f.value_size;
   o->workload.read_fraction = f.read_fraction;
   if (!f.ratio.empty()) {
-    auto r = bench::ParseRatio(f.ratio);
+    auto r = loadgen::ParseRatio(f.ratio);
     if (!r.ok()) return fail(std::string(r.status().message()));
     o->workload.read_fraction = *r;
   }
   if (!f.command.empty()) {
-    o->workload.command = bench::SplitCommand(f.command);
+    o->workload.command = loadgen::SplitCommand(f.command);
     if (o->workload.command.empty()) return fail("--command is empty");
   }
   return true;
 }
 
 int RunBenchCommand(const BenchFlags& f) {
-  bench::RunOptions options;
+  loadgen::RunOptions options;
   if (!ToOptions(f, &options)) return kExitUsage;
   // On a terminal the line rewrites itself; in a log file every second gets its own line.
   const bool tty = isatty(STDERR_FILENO) != 0;
   uint64_t ok_before = 0;
   int64_t measured_before = 0;
-  bench::ProgressFn progress;
+  loadgen::ProgressFn progress;
   if (f.progress) {
-    progress = [&](const bench::Progress& p) {
-      std::cerr << bench::FormatProgress(p, ok_before, measured_before)
+    progress = [&](const loadgen::Progress& p) {
+      std::cerr << loadgen::FormatProgress(p, ok_before, measured_before)
                 << (tty ? "\x1b[K\r" : "\n");
       std::cerr.flush();
       ok_before = p.counters.ok;
@@ -111,7 +111,7 @@ int RunBenchCommand(const BenchFlags& f) {
   g_interrupted.store(false);
   auto old_int = std::signal(SIGINT, OnInterrupt);
   auto old_term = std::signal(SIGTERM, OnInterrupt);
-  auto result = bench::RunBench(options, progress, g_interrupted);
+  auto result = loadgen::RunBench(options, progress, g_interrupted);
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   if (f.progress && tty) std::cerr << "\x1b[K";
@@ -120,9 +120,9 @@ int RunBenchCommand(const BenchFlags& f) {
     return result.status().code() == Code::kInvalidArgument ? kExitUsage : kExitNothingSucceeded;
   }
   if (f.json) {
-    std::cout << bench::ToJson(options, *result).dump() << "\n";
+    std::cout << loadgen::ToJson(options, *result).dump() << "\n";
   } else {
-    std::cout << bench::FormatSummary(options, *result);
+    std::cout << loadgen::FormatSummary(options, *result);
   }
   return result->counters.ok == 0 ? kExitNothingSucceeded : 0;
 }
@@ -150,7 +150,8 @@ void AddWorkloadFlags(CLI::App* cmd, BenchFlags* f) {
 void AddBenchCommand(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Load generator: RESP over many connections, latency percentiles (docs/bench.md).");
+      "bench",
+      "Load generator: RESP over many connections, latency percentiles (docs/loadgen.md).");
   cmd->add_option("--host", f->hosts, "Client address(es), repeatable or comma-separated")
       ->delimiter(',')
       ->capture_default_str();

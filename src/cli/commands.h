@@ -25,7 +25,7 @@ void AddUpCommand(CLI::App& app);
 void AddStatusCommand(CLI::App& app);
 void AddShardsCommand(CLI::App& app);
 void AddMemberCommand(CLI::App& app);
-// `synod bench`: the load generator (bench_cmd.cc, docs/bench.md).
+// `synod bench`: the load generator (bench_cmd.cc, docs/loadgen.md).
 void AddBenchCommand(CLI::App& app);
 
 }  // namespace synod::cli

@@ -1,7 +1,7 @@
-"""The report of `make bench` (scripts/bench/run.py): docs/benchmarks.md, the PNG plots in
-docs/bench/ (Debian's gnuplot) and README.md's headline paragraph between its bench markers.
+"""The report of `make bench` (scripts/compare/run.py): docs/benchmarks.md, the PNG plots in
+docs/benchmarks/ (Debian's gnuplot) and README.md's headline paragraph between its bench markers.
 
-write_all(results, target) is the entry point; results is what build/bench/results.json holds.
+write_all(results, target) is the entry point; results is what build/compare/results.json holds.
 Standard library only.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-PLOTS = DOCS / "bench"
-DATA = ROOT / "build" / "bench" / "plot"
+PLOTS = DOCS / "benchmarks"
+DATA = ROOT / "build" / "compare" / "plot"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 SYSTEMS = ["synod", "etcd", "redis"]
@@ -26,6 +26,12 @@ TARGET_READ_VS_REDIS = 0.5
 TARGET_P99_MS = 5.0
 TARGET_FAILOVER_MS = 1000.0
 TARGET_IDLE_RSS_MB = 50.0
+# The issue "Scale out": 3 nodes x 6 shards against 1 shard, forwarding, idle shards.
+TARGET_SHARD_WRITES_RATIO = 1.0  # writes/s of 6 shards at least one shard's
+TARGET_SHARD_CPU_RATIO = 1.10  # CPU per write of 6 shards within 10% of one shard's
+TARGET_FORWARD_P50_MS = 0.3  # p50 through a forwarding node at most this above the leader's
+TARGET_IDLE_SHARDS_CPU_PCT = 2.0  # 1,000 idle shards: % of a core per node, under
+TARGET_IDLE_SHARDS_RSS_MB = 200.0  # and MB resident per node, under
 
 
 def ops(r: Optional[dict[str, Any]]) -> Optional[float]:
@@ -154,6 +160,7 @@ its load generator, share the {m['cores']} cores. One system runs at a time.
 def commands_section(r: dict[str, Any], target: str) -> str:
     mode = r["mode"]
     d, w = mode["duration"], mode["warmup"]
+    settle, window = mode.get("idle_settle", 25), mode.get("idle_window", 30)
     return f"""## Where the time goes
 
 [performance.md](performance.md) has Synod's profile: what each change of the write and read
@@ -164,11 +171,11 @@ paths bought, and what the remaining CPU per operation is spent on.
 `make {target}` ({'one run per point' if mode['reps'] == 1 else f"{mode['reps']} runs per point, the median reported"};
 {d:g} s measured per point after {w:g} s of warmup; {mode['trials']} failover trials per system;
 {r['seconds']} s in all). The systems, one at a time, each in a fresh directory under
-`build/bench/`:
+`build/compare/`:
 
 ```
 # etcd: 3 members, fsync on (the default); member i = 1..3: CLIENT = 23378+i, PEER = 23478+i
-etcd --name e$i --data-dir build/bench/etcd/e$i \\
+etcd --name e$i --data-dir build/compare/etcd/e$i \\
      --listen-client-urls http://127.0.0.1:$CLIENT --advertise-client-urls http://127.0.0.1:$CLIENT \\
      --listen-peer-urls http://127.0.0.1:$PEER --initial-advertise-peer-urls http://127.0.0.1:$PEER \\
      --initial-cluster e1=http://127.0.0.1:23479,e2=http://127.0.0.1:23480,e3=http://127.0.0.1:23481 \\
@@ -176,9 +183,9 @@ etcd --name e$i --data-dir build/bench/etcd/e$i \\
      --quota-backend-bytes 8589934592     # the only change: room for every run's revisions
 # Redis: one durable node
 redis-server --port 26479 --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \\
-     --dir build/bench/redis --daemonize no
-# Synod: 3 nodes (clients 25001-25003), fsync always on
-build/release/src/cli/synod up --nodes 3 --dir build/bench/synod --base-port 25001
+     --dir build/compare/redis --daemonize no
+# Synod: 3 nodes (clients 25001-25003), one data shard, fsync always on
+build/release/src/cli/synod up --nodes 3 --shards 1 --dir build/compare/synod --base-port 25001
 ```
 
 The workloads (K = 100000 keys of 8 bytes, 256-byte values, one request outstanding per client):
@@ -197,14 +204,28 @@ etcd_bench --endpoints E1,E2,E3 --clients 64 --read-fraction 1 [--serializable] 
 synod bench ... --read-fraction 0 --clients 256 --rate R;  etcd_bench ... --rate R
 # failover (etcd and Synod): 6 writers, 2 per node, 200 ms client timeout; SIGKILL the leader
 etcd_bench --failover --endpoints E1,E2,E3 --clients 6 --timeout-ms 200 --acks FILE
-scripts/bench/synod_failover.py --hosts N1,N2,N3 --clients-per-node 2 --timeout 0.2 --acks FILE
+scripts/compare/synod_failover.py --hosts N1,N2,N3 --clients-per-node 2 --timeout 0.2 --acks FILE
 ```
 
-Where requests go: writes go to the leader's client port, for Synod and for etcd alike (a
-follower would forward them to the leader, one more hop; for etcd, spreading Puts over the
-three endpoints as its client library does measured no faster than sending them to the
-leader). Reads, linearizable or stale, are spread over all three nodes. Redis is one process,
-so everything goes to it.
+Synod's scale-out rows, after the three systems, each cluster fresh on the same ports:
+
+```
+# S = 1 and 6 shards, alternated, {mode['reps']} round(s), once every shard has its preferred
+# leader:
+synod up --nodes 3 --shards S --dir build/compare/synod-S-shards --base-port 25001
+synod bench --host N1,N2,N3 --clients C --read-fraction 0 ...   # C = 64, 256; + /proc/PID/stat
+# forwarding, on the one-shard cluster: all to the leader, then all to a follower (or the reverse)
+synod bench --host LEADER|FOLLOWER --clients 8 --rate 500 --read-fraction 0 ...
+# idle, no clients: {settle:g} s to settle, then CPU over {window:g} s
+synod up --nodes 3 --shards 1000 --dir build/compare/synod-1000-shards --base-port 25001
+```
+
+Where requests go: writes go to the leader's client port, for Synod (the leader of its one
+data shard) and for etcd alike (a follower would forward them to the leader, one more hop; for
+etcd, spreading Puts over the three endpoints as its client library does measured no faster
+than sending them to the leader). Reads, linearizable or stale, are spread over all three
+nodes. Redis is one process, so everything goes to it. The scale-out rows spread writes over
+all three nodes in both layouts: with six shards there is no one leader to send them to.
 """
 
 
@@ -226,11 +247,11 @@ def etcd_client_section(r: dict[str, Any]) -> str:
                  "driver is not the bottleneck.")
     return f"""## The etcd client
 
-etcd's numbers come from `etcd_bench` (bench/etcd/): a C++ client of etcd's v3 gRPC KV API
-built on Debian's gRPC 1.51 (libgrpc++-dev), using the asynchronous CompletionQueue API on
-one thread, one HTTP/2 connection per 16 clients (at least one per endpoint), and a minimal
-wire-compatible copy of etcd's `Range` / `Put` messages. Same key and value shapes, the same
-closed and open loops and the same JSON as `synod bench`. {check}
+etcd's numbers come from `etcd_bench` (scripts/compare/etcd_client/): a C++ client of etcd's
+v3 gRPC KV API built on Debian's gRPC 1.51 (libgrpc++-dev), using the asynchronous
+CompletionQueue API on one thread, one HTTP/2 connection per 16 clients (at least one per
+endpoint), and a minimal wire-compatible copy of etcd's `Range` / `Put` messages. Same key and
+value shapes, the same closed and open loops and the same JSON as `synod bench`. {check}
 """
 
 
@@ -247,7 +268,7 @@ def writes_section(r: dict[str, Any]) -> str:
             "client sends its next write when the previous one is acknowledged. Every "
             "acknowledged write is on disk (fsync) — on a majority for Synod and etcd.\n\n" +
             table(["clients", "Synod", "etcd", "Redis", "Synod / etcd", "Synod / Redis"], rows) +
-            "\n![write throughput against clients](bench/writes.png)\n")
+            "\n![write throughput against clients](benchmarks/writes.png)\n")
 
 
 def reads_section(r: dict[str, Any]) -> str:
@@ -267,7 +288,7 @@ def reads_section(r: dict[str, Any]) -> str:
             "default linearizable Range; *stale*: Synod after `READONLY` (served by the node "
             "connected to), etcd's serializable Range. Redis has one kind: GET, in both rows. "
             "Keys are whatever the write runs left (most reads find a value; the JSON in "
-            "build/bench/results.json counts the misses).\n\n" +
+            "build/compare/results.json counts the misses).\n\n" +
             table(["reads", "Synod", "etcd", "Redis GET", "Synod / etcd", "Synod / Redis"],
                   [row("linearizable", lin, "reads"),
                    row("stale (READONLY / serializable)", stale, "stale_reads")]))
@@ -292,7 +313,7 @@ def latency_section(r: dict[str, Any]) -> str:
             "better).\n\n" +
             table(["system", "target rate", "achieved", "p50", "p90", "p99", "p99.9", "max",
                    "backlog"], rows) +
-            "\n![write latency CDF at half load](bench/latency-cdf.png)\n")
+            "\n![write latency CDF at half load](benchmarks/latency-cdf.png)\n")
 
 
 def failover_section(r: dict[str, Any]) -> str:
@@ -381,6 +402,157 @@ def targets_section(r: dict[str, Any]) -> str:
             "[performance.md](performance.md).\n")
 
 
+# ---------------------------------------------------------------------------------------------
+# Scale out
+
+
+def shard_writes(r: dict[str, Any], shards: int, clients: int) -> Optional[dict[str, Any]]:
+    return get(r, "scale_out", "layouts", str(shards), "writes", str(clients))
+
+
+def shard_value(r: dict[str, Any], shards: int, clients: int, key: str) -> Optional[float]:
+    w = shard_writes(r, shards, clients)
+    return None if w is None else w.get(key)
+
+
+def fmt_us(v: Optional[float]) -> str:
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def scale_targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(target, met, the numbers) for each target of the issue "Scale out"."""
+    if not r.get("scale_out"):
+        return []
+    clients = get(r, "scale_out", "clients") or []
+    out: list[tuple[str, bool, str]] = []
+    for what, key, fmt, ok_if in (
+            ("6 shards: writes/s at least one shard's", "ops_per_sec",
+             fmt_ops, lambda x: x >= TARGET_SHARD_WRITES_RATIO),
+            (f"6 shards: node CPU per write within "
+             f"{(TARGET_SHARD_CPU_RATIO - 1) * 100:.0f}% of one shard's",
+             "node_cpu_us_per_write", lambda v: f"{fmt_us(v)} µs",
+             lambda x: x <= TARGET_SHARD_CPU_RATIO)):
+        met, nums = True, []
+        for c in clients:
+            one, six = shard_value(r, 1, c, key), shard_value(r, 6, c, key)
+            x = ratio(six, one)
+            met = met and x is not None and ok_if(x)
+            nums.append(f"{c} clients: {fmt(six)} vs {fmt(one)}, {fmt_ratio(x)}")
+        out.append((what + f" (at {' and '.join(map(str, clients))} clients)", met,
+                    "; ".join(nums)))
+    f = get(r, "scale_out", "forwarding") or {}
+    d = f.get("p50_delta_median_ms")
+    lead, fol = get(f, "leader", "latency_ms", "p50"), get(f, "follower", "latency_ms", "p50")
+    out.append((f"p50 write through a forwarding node ≤ the leader's "
+                f"+ {TARGET_FORWARD_P50_MS:g} ms", d is not None and d <= TARGET_FORWARD_P50_MS,
+                f"{d:+.2f} ms (p50 {lead:.2f} ms at the leader, {fol:.2f} ms through a follower; "
+                f"{f['rate']}/s, {f['clients']} clients)" if d is not None else "—"))
+    idle = get(r, "scale_out", "idle") or {}
+    cpu = idle.get("cpu_pct") or {}
+    worst = max(cpu.values()) if cpu else None
+    n = idle.get("shards", 0)
+    out.append((f"{n:,} idle shards: < {TARGET_IDLE_SHARDS_CPU_PCT:g}% of a core per node",
+                worst is not None and worst < TARGET_IDLE_SHARDS_CPU_PCT,
+                f"largest {worst:.2f}% ({', '.join(f'{v:.2f}' for v in cpu.values())})"
+                if worst is not None else "—"))
+    rss = idle.get("rss_peak_kb") or {}
+    top = max(rss.values()) if rss else None
+    out.append((f"{n:,} idle shards: < {TARGET_IDLE_SHARDS_RSS_MB:g} MB per node",
+                top is not None and top / 1024 < TARGET_IDLE_SHARDS_RSS_MB,
+                f"largest {mb(top)} MB ({', '.join(mb(v) for v in rss.values())})"))
+    return out
+
+
+def runs_text(xs: Optional[list[float]], fmt: Any) -> str:
+    return "" if not xs or len(xs) < 2 else f" (runs {' / '.join(fmt(x) for x in xs)})"
+
+
+def scale_out_section(r: dict[str, Any]) -> str:
+    so = r.get("scale_out")
+    if not so:
+        return ("## Scale out: six shards against one\n\nNot run this time "
+                "(`scripts/compare/run.py --only` left out `scale_out`).\n")
+    mode = r["mode"]
+    rows = [[t, "**met**" if ok else "**not met**", nums] for t, ok, nums in scale_targets(r)]
+    out = ["## Scale out: six shards against one\n\n"
+           "Synod alone, 3 nodes: 6 data shards (two per node, the default layout, every node "
+           "holding a replica of each) against 1 shard. A fresh cluster per layout and round "
+           f"({mode['reps']} round{'s' if mode['reps'] > 1 else ''}, the layouts alternated), "
+           "and before measuring a wait (at most 30 s) until every shard is led by its "
+           "preferred leader: the layout spreads those evenly, two shards per node with six "
+           "(*shards led per node* below). Writes run closed-loop from `synod bench` with "
+           "its connections spread over all three nodes' client ports in both layouts, so a "
+           "node forwards each write whose shard another node leads (two thirds of them in "
+           "either layout). *Node CPU per write*: utime + stime of the three node processes "
+           "(/proc/PID/stat) over the measured interval, divided by the writes acknowledged "
+           "in it; the load generator runs on the same two cores and its own CPU per write is "
+           "shown apart, not included. Targets from the issue; reported, not asserted.\n\n" +
+           table(["target", "", "numbers"], rows) + "\n"]
+    clients = so.get("clients", [])
+
+    def cells(c: int, key: str, runs_key: str, fmt: Any) -> list[str]:
+        one, six = shard_value(r, 1, c, key), shard_value(r, 6, c, key)
+        return [fmt(one) + runs_text(shard_value(r, 1, c, runs_key), fmt),
+                fmt(six) + runs_text(shard_value(r, 6, c, runs_key), fmt),
+                fmt_ratio(ratio(six, one))]
+
+    lrows = []
+    for c in clients:
+        lrows.append([f"writes/s, {c} clients"] + cells(c, "ops_per_sec", "runs", fmt_ops))
+    for c in clients:
+        lrows.append([f"node CPU µs per write, {c} clients"] +
+                     cells(c, "node_cpu_us_per_write", "node_cpu_runs", fmt_us))
+    for c in clients:
+        p99 = [get(shard_writes(r, s, c) or {}, "latency_ms", "p99") for s in (1, 6)]
+        lrows.append([f"p99 ms, {c} clients (the median run)"] + [fmt_ms(x) for x in p99] +
+                     [fmt_ratio(ratio(p99[1], p99[0]))])
+    for c in clients:
+        lrows.append([f"load generator CPU µs per write, {c} clients (not in the above)"] +
+                     cells(c, "generator_cpu_us_per_write", "generator_cpu_runs", fmt_us))
+    def leaders(s: int) -> str:
+        led = get(so, "layouts", str(s), "led_per_node") or []
+        ok = get(so, "layouts", str(s), "settled") or [True] * len(led)
+        return ", ".join("/".join(map(str, x)) + ("" if y else " (not settled)")
+                         for x, y in zip(led, ok)) or "—"
+
+    lrows.append(["shards led per node (nodes 1 / 2 / 3), each round"] +
+                 [leaders(s) for s in (1, 6)] + [""])
+    out.append(table(["", "1 shard", "6 shards", "6 / 1"], lrows))
+
+    f = so.get("forwarding") or {}
+    if f:
+        frows = []
+        for w, name in (("leader", "the leader"), ("follower", "a follower (forwards)")):
+            lat = get(f, w, "latency_ms") or {}
+            frows.append([name, fmt_ms(lat.get("p50")) + runs_text(get(f, "p50_ms", w), fmt_ms),
+                          fmt_ms(lat.get("p90")), fmt_ms(lat.get("p99")),
+                          str(get(f, w, "requests", "errors"))])
+        out.append(f"\n**Forwarding.** On the one-shard cluster, {f['clients']} connections send "
+                   f"writes in an open loop at {f['rate']}/s in all (latency from each "
+                   "request's scheduled send time), all to the shard's leader or all to one "
+                   "follower, which forwards each to the leader over its node-to-node request "
+                   "channel; the two alternated, one run of each per round. Milliseconds (the "
+                   f"median run): p50 **{f['p50_delta_median_ms']:+.2f} ms** through the "
+                   f"follower (per round: {', '.join(f'{d:+.2f}' for d in f['p50_delta_ms'])})."
+                   "\n\n" + table(["sent to", "p50", "p90", "p99", "errors"], frows))
+    idle = so.get("idle") or {}
+    if idle:
+        irows = [[n, f"{idle['cpu_pct'][n]:.2f}", mb(idle["rss_kb"][n]),
+                  mb(idle["rss_peak_kb"][n]), str(idle["groups"][n]),
+                  str(idle["groups_quiesced"][n])] for n in sorted(idle["cpu_pct"], key=int)]
+        out.append(f"\n**Idle shards.** `synod up --nodes 3 --shards {idle['shards']}` (each "
+                   f"node holds {idle['shards'] + 1:,} groups with the meta shard), no clients; "
+                   f"{idle['settle_s']:g} s to elect and settle, then each node process's CPU "
+                   f"over {idle['window_s']:g} s and its VmRSS (at the end, and the largest "
+                   "sample, taken every 200 ms). *Quiesced*: groups idle long enough to stop "
+                   "ticking (`groups_quiesced` of /status, read after the window).\n\n" +
+                   table(["node", "CPU % of a core", "RSS MB", "peak RSS MB", "groups",
+                          "quiesced"], irows))
+    out.append("\nWhy six shards cost what they do on this machine, and what would change it: "
+               "[performance.md](performance.md#sharding-six-shards-against-one-2026-12-06).\n")
+    return "".join(out)
+
+
 def headline(r: dict[str, Any], target: str) -> str:
     s64, e64, r64 = (ops(get(r, s, "writes", "64")) for s in SYSTEMS)
     sr, er, rr = (ops(get(r, s, "reads")) for s in SYSTEMS)
@@ -388,6 +560,14 @@ def headline(r: dict[str, Any], target: str) -> str:
     fo = get(r, "synod", "failover", "median_ms")
     efo = get(r, "etcd", "failover", "median_ms")
     met = sum(ok for _, ok, _ in targets(r))
+    scale = ""
+    w1, w6 = (shard_value(r, s, 64, "ops_per_sec") for s in (1, 6))
+    c1, c6 = (shard_value(r, s, 64, "node_cpu_us_per_write") for s in (1, 6))
+    if w1 and w6:
+        st = scale_targets(r)
+        scale = (f" Six shards against one (64 clients over the three nodes): "
+                 f"{fmt_ratio(ratio(w6, w1))} the writes/s at {fmt_ratio(ratio(c6, c1))} the CPU "
+                 f"per write; {sum(ok for _, ok, _ in st)} of {len(st)} scale-out targets met.")
     return (f"Benchmarks ([docs/benchmarks.md](docs/benchmarks.md), `make {target}` on a "
             f"{r['machine']['cores']}-core machine, everything on loopback): at 64 clients "
             f"Synod acknowledges {fmt_ops(s64)} fsynced writes/s, "
@@ -395,7 +575,7 @@ def headline(r: dict[str, Any], target: str) -> str:
             f"{fmt_ratio(ratio(s64, r64))} durable Redis's {fmt_ops(r64)}; linearizable reads "
             f"{fmt_ops(sr)}/s, {fmt_ratio(ratio(sr, er))} etcd and {fmt_ratio(ratio(sr, rr))} "
             f"Redis GET; p99 write latency at half load {fmt_ms(p99)} ms; leader failover "
-            f"{fmt_ms(fo)} ms median (etcd {fmt_ms(efo)} ms). {met} of 6 targets met.")
+            f"{fmt_ms(fo)} ms median (etcd {fmt_ms(efo)} ms). {met} of 6 targets met." + scale)
 
 
 def write_readme(r: dict[str, Any], target: str) -> None:
@@ -414,14 +594,15 @@ def write_all(r: dict[str, Any], target: str) -> None:
     plot_cdf(r)
     doc = ("# Benchmarks: Synod, etcd and Redis side by side\n\n"
            f"*Written by `make {target}` ({r['started']}); do not edit by hand: run "
-           "`make bench` (several minutes) or `make bench-quick` (about a minute, one short run "
-           "per point: indicative only). The raw numbers are in build/bench/results.json.*\n\n"
+           "`make bench` (about 20 minutes) or `make bench-quick` (about three minutes, one "
+           "short run per point: indicative only). The raw numbers are in "
+           "build/compare/results.json.*\n\n"
            "The same workloads on three systems: Synod (3 nodes, Raft, every write fsynced on "
            "a majority), etcd (3 members, Raft, fsync on), and Redis with `appendfsync always` "
            "(one process, no replication: the upper bound for one durable node).\n\n" +
            targets_section(r) + "\n" + machine_section(r) + "\n" + etcd_client_section(r) +
            "\n" + writes_section(r) + "\n" + reads_section(r) + "\n" + latency_section(r) +
            "\n" + failover_section(r) + "\n" + memory_section(r) + "\n" +
-           commands_section(r, target))
+           scale_out_section(r) + "\n" + commands_section(r, target))
     (DOCS / "benchmarks.md").write_text(doc)
     write_readme(r, target)

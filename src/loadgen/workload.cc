@@ -1,4 +1,4 @@
-#include "bench/workload.h"
+#include "loadgen/workload.h"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 
 #include "common/assert.h"
 
-namespace synod::bench {
+namespace synod::loadgen {
 namespace {
 
 constexpr std::string_view kKeyPrefix = "key:";
@@ -184,4 +184,4 @@ std::vector<std::string> SplitCommand(std::string_view text) {
   return words;
 }
 
-}  // namespace synod::bench
+}  // namespace synod::loadgen

@@ -1,8 +1,8 @@
-#include "bench/report.h"
+#include "loadgen/report.h"
 
 #include <fmt/format.h>
 
-namespace synod::bench {
+namespace synod::loadgen {
 namespace {
 
 double Ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
@@ -133,4 +133,4 @@ nlohmann::json ToJson(const RunOptions& o, const RunResult& r) {
   return j;
 }
 
-}  // namespace synod::bench
+}  // namespace synod::loadgen

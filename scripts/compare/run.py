@@ -1,19 +1,22 @@
 #!/usr/bin/python3
 """`make bench` / `make bench-quick`: Synod side by side with etcd and Redis on loopback.
 
-Starts, one at a time and each in its own directory under build/bench/:
+Starts, one at a time and each in its own directory under build/compare/:
   * a 3-member etcd cluster (Debian's etcd-server, fsync on, its default);
   * Redis (Debian's redis-server) with appendonly yes, appendfsync always: one durable node;
-  * a 3-node Synod cluster (`synod up`, fsync always on);
+  * a 3-node Synod cluster with one data shard (`synod up --shards 1`, fsync always on);
 runs the same workloads on each (writes at 1/16/64/256 clients, linearizable and stale reads,
-latency at half the maximum write throughput, leader failover, resident memory), then writes
-build/bench/results.json, the PNG plots in docs/bench/ (Debian's gnuplot) and docs/benchmarks.md,
-and the headline paragraph of README.md between its bench markers.
+latency at half the maximum write throughput, leader failover, resident memory). Then Synod's
+scale-out rows (scale_out() below): 3 nodes x 6 shards against 3 nodes x 1 shard (writes/s and
+the node processes' CPU per write at 64 and 256 clients), a write's p50 through a follower that
+forwards it against the leader, and the CPU and memory of 1,000 idle shards. Writes
+build/compare/results.json, the PNG plots in docs/benchmarks/ (Debian's gnuplot),
+docs/benchmarks.md, and the headline paragraph of README.md between its bench markers.
 
-Clients: `synod bench` for Synod and Redis, bench/etcd's `etcd_bench` (gRPC async) for etcd;
-scripts/bench/synod_failover.py and `etcd_bench --failover` for the failover trials.
+Clients: `synod bench` for Synod and Redis, etcd_client/'s `etcd_bench` (gRPC async) for etcd;
+scripts/compare/synod_failover.py and `etcd_bench --failover` for the failover trials.
 
-Usage: scripts/bench/run.py [--quick]     (Python standard library only)
+Usage: scripts/compare/run.py [--quick]     (Python standard library only)
 """
 from __future__ import annotations
 
@@ -35,13 +38,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH_DIR = ROOT / "build" / "bench"
+BENCH_DIR = ROOT / "build" / "compare"
 SYNOD = ROOT / "build" / "release" / "src" / "cli" / "synod"
-ETCD_BUILD = ROOT / "build" / "bench-etcd"
+ETCD_BUILD = ROOT / "build" / "etcd_client"
 ETCD_BENCH = ETCD_BUILD / "etcd_bench"
-FAILOVER_PY = ROOT / "scripts" / "bench" / "synod_failover.py"
+ETCD_SRC = ROOT / "scripts" / "compare" / "etcd_client"
+FAILOVER_PY = ROOT / "scripts" / "compare" / "synod_failover.py"
 DOCS = ROOT / "docs"
-PLOTS = DOCS / "bench"
+PLOTS = DOCS / "benchmarks"
 HOST = "127.0.0.1"
 PACKAGES = ["etcd-server", "etcd-client", "redis-server", "gnuplot-nox", "libgrpc++-dev",
             "protobuf-compiler-grpc", "pkg-config", "python3-redis", "cmake", "ninja-build"]
@@ -56,6 +60,14 @@ READ_CLIENTS = 64
 LATENCY_CLIENTS = 256
 KEYS, KEY_SIZE, VALUE_SIZE = 100000, 8, 256
 
+# Scale out (the issue "Scale out"): layouts compared, client counts, the forwarding probe.
+SHARD_LAYOUTS = [1, 6]
+SHARD_CLIENTS = [64, 256]
+FORWARD_RATE, FORWARD_CLIENTS = 500, 8
+IDLE_SHARDS = 1000
+SETTLE_WAIT_S = 30.0  # bound on the wait for every shard to be led by its preferred leader
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
 
 @dataclass
 class Mode:
@@ -65,10 +77,12 @@ class Mode:
     reps: int  # runs per point; the median is reported
     trials: int  # failover trials per system
     check_perf: bool  # run `etcdctl check perf --load=xl` (60 s)
+    idle_settle: float  # seconds the idle shards get to elect and quiesce before the window
+    idle_window: float  # seconds over which the idle shards' CPU is measured
 
 
-QUICK = Mode("bench-quick", 2.5, 0.5, 1, 3, False)
-FULL = Mode("bench", 10.0, 1.0, 3, 10, True)
+QUICK = Mode("bench-quick", 2.5, 0.5, 1, 3, False, 15.0, 10.0)
+FULL = Mode("bench", 10.0, 1.0, 3, 10, True, 25.0, 30.0)
 
 # Every process we started and have not reaped, by PID; killed on exit.
 LIVE: dict[int, subprocess.Popen] = {}
@@ -128,6 +142,19 @@ def port_free(port: int) -> bool:
         return s.connect_ex((HOST, port)) != 0
 
 
+def cpu_ticks(pids: list[int]) -> int:
+    """utime + stime of the processes, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ", field 3 is [0]
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -182,9 +209,9 @@ def install_packages() -> None:
 def build() -> None:
     if not SYNOD.exists():
         raise RuntimeError(f"{SYNOD} missing: `make build` first (make bench does)")
-    log("building the etcd driver (bench/etcd)")
+    log("building the etcd client (scripts/compare/etcd_client)")
     if not (ETCD_BUILD / "build.ninja").exists():
-        run(["cmake", "-S", str(ROOT / "bench" / "etcd"), "-B", str(ETCD_BUILD), "-G", "Ninja",
+        run(["cmake", "-S", str(ETCD_SRC), "-B", str(ETCD_BUILD), "-G", "Ninja",
              "-DCMAKE_BUILD_TYPE=Release"], stdout=subprocess.DEVNULL)
     run(["ninja", "-C", str(ETCD_BUILD)], stdout=subprocess.DEVNULL)
 
@@ -296,20 +323,33 @@ class Redis(System):
             stop(self.nodes[0].proc)
 
 
+def synod_ports() -> list[int]:
+    return [SYNOD_BASE + o for o in (0, 1, 2, 100, 101, 102, 200, 201, 202)]
+
+
 class Synod(System):
-    def __init__(self) -> None:
-        super().__init__("synod", dir=BENCH_DIR / "synod")
+    """A 3-node cluster started by `synod up` with `shards` data shards (every node holds a
+    replica of every shard). The comparison with etcd and Redis runs one shard; the scale-out
+    rows start others, one at a time, on the same ports."""
+
+    def __init__(self, shards: int = 1, name: str = "synod") -> None:
+        super().__init__(name, dir=BENCH_DIR / name)
+        self.shards = shards
         self.nodes = [Node(i, f"{HOST}:{SYNOD_BASE + i}") for i in range(3)]
         self.up: Optional[subprocess.Popen] = None
+        self.settled_at_start = False
 
     def up_command(self) -> list[str]:
-        return [str(SYNOD), "up", "--nodes", "3", "--dir", str(self.dir), "--base-port",
-                str(SYNOD_BASE)]
+        return [str(SYNOD), "up", "--nodes", "3", "--shards", str(self.shards), "--dir",
+                str(self.dir), "--base-port", str(SYNOD_BASE)]
 
     def admin(self, i: int) -> str:
         return f"{HOST}:{SYNOD_BASE + 200 + i}"
 
     def start(self) -> None:
+        # The previous cluster on these ports has exited (stop() reaps `synod up`, which reaps
+        # its nodes); its sockets may linger a moment.
+        wait_until(lambda: all(port_free(p) for p in synod_ports()), 30, "free Synod ports")
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
         up_log = self.dir / "up.log"  # fresh: the PIDs are read from it
@@ -326,6 +366,7 @@ class Synod(System):
             return len(rows) == 3
 
         wait_until(parsed, 60, "synod up")
+        self.settled_at_start = self.wait_settled()
 
     def stop(self) -> None:
         if self.up:
@@ -335,18 +376,61 @@ class Synod(System):
                 stop(n.proc)
 
     def status(self, i: int) -> Optional[dict[str, Any]]:
+        # /status lists every shard: about 300 bytes each, so 1,000 shards need longer.
+        timeout = 0.5 + self.shards / 500
         try:
-            with urllib.request.urlopen(f"http://{self.admin(i)}/status", timeout=0.5) as r:
+            with urllib.request.urlopen(f"http://{self.admin(i)}/status", timeout=timeout) as r:
                 return json.loads(r.read())
         except (OSError, ValueError):
             return None
 
+    def shard_leaders(self) -> dict[int, int]:
+        """Data shard (its group id) -> index of the node leading it, each node speaking for
+        itself (a node's `shards` in /status carry its own role in each)."""
+        led: dict[int, int] = {}
+        for i in range(3):
+            for s in (self.status(i) or {}).get("shards", []):
+                if s.get("role") == "leader":
+                    led[s["group"]] = i
+        return led
+
     def leader(self) -> Optional[int]:
+        """The node leading the first data shard: in the one-shard layout, where writes go.
+        (The top-level `role` of /status is the meta shard's, which may be elsewhere.)"""
+        led = self.shard_leaders()
+        return led[min(led)] if led else None
+
+    def led_per_node(self) -> list[int]:
+        led = list(self.shard_leaders().values())
+        return [led.count(i) for i in range(3)]
+
+    def settled(self) -> bool:
+        """Every data shard is led by its preferred leader, the first voter of its descriptor,
+        as that node says. A new cluster's shards elect whoever comes first, then hand their
+        leadership over to their preferred leaders, spread evenly over the nodes
+        (src/cluster/group_host.h); so does a shard whose preferred leader comes back."""
+        preferred_led = 0
         for i in range(3):
             st = self.status(i)
-            if st and st.get("role") == "leader":
-                return i
-        return None
+            if not st:
+                return False
+            for s in st.get("shards", []):
+                if s.get("voters") and s["voters"][0] == st.get("id"):
+                    if s.get("role") != "leader":
+                        return False
+                    preferred_led += 1
+        return preferred_led == self.shards
+
+    def wait_settled(self, timeout: float = SETTLE_WAIT_S) -> bool:
+        """Waits (bounded) until settled(); returns whether it happened (logs if not)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.settled():
+                return True
+            time.sleep(0.5)
+        log(f"  {self.name}: shards not all on their preferred leaders after {timeout:g} s "
+            f"(data shards led per node: {self.led_per_node()})")
+        return False
 
     def restart_node(self, i: int) -> None:
         peer = f"{HOST}:{SYNOD_BASE + 100 + i}"
@@ -361,26 +445,74 @@ class Synod(System):
 # Load generators
 
 
-def run_generator(args: list[str], clients: int, mode: Mode, read_fraction: float,
-                  rate: float) -> dict[str, Any]:
-    """Runs a load generator (`synod bench` or `etcd_bench`: the same flags for the workload's
-    shape, and JSON out) with the benchmark's key and value shapes; returns its JSON."""
+def generator_args(args: list[str], clients: int, read_fraction: float,
+                   rate: float) -> list[str]:
+    """A load generator's command line (`synod bench` or `etcd_bench`: the same flags for the
+    workload's shape, and JSON out) with the benchmark's key and value shapes."""
     args = args + ["--clients", str(clients), "--keys", str(KEYS), "--key-size", str(KEY_SIZE),
                    "--value-size", str(VALUE_SIZE), "--read-fraction", str(read_fraction),
                    "--json"]
     if rate > 0:
         args += ["--rate", str(int(rate))]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=mode.duration + 60).stdout
+    return args
+
+
+def run_generator(args: list[str], clients: int, mode: Mode, read_fraction: float,
+                  rate: float) -> dict[str, Any]:
+    """Runs a load generator (generator_args) to its end; returns its JSON."""
+    out = subprocess.run(generator_args(args, clients, read_fraction, rate), capture_output=True,
+                         text=True, timeout=mode.duration + 60).stdout
     return json.loads(out)
 
 
-def synod_bench(hosts: list[str], clients: int, mode: Mode, read_fraction: float = 0.0,
-                readonly: bool = False, rate: float = 0.0) -> dict[str, Any]:
+def synod_bench_args(hosts: list[str], mode: Mode, readonly: bool = False) -> list[str]:
     args = [str(SYNOD), "bench", "--host", ",".join(hosts), "--duration", f"{mode.duration}s",
             "--warmup", f"{mode.warmup}s", "--no-progress"]
     if readonly:
         args.append("--readonly")
-    return run_generator(args, clients, mode, read_fraction, rate)
+    return args
+
+
+def synod_bench(hosts: list[str], clients: int, mode: Mode, read_fraction: float = 0.0,
+                readonly: bool = False, rate: float = 0.0) -> dict[str, Any]:
+    return run_generator(synod_bench_args(hosts, mode, readonly), clients, mode, read_fraction,
+                         rate)
+
+
+def sleep_until(t: float) -> None:
+    time.sleep(max(0.0, t - time.monotonic()))
+
+
+def writes_with_cpu(system: System, hosts: list[str], clients: int,
+                    mode: Mode) -> dict[str, Any]:
+    """Closed-loop `synod bench` writes through `hosts` (connection i to hosts[i mod n]), and
+    the CPU time (utime + stime) of the system's node processes and, apart, of the load
+    generator over a window inside the measured interval: from 0.3 s after the warmup ends to
+    0.2 s before the run does (the generator's clock starts a little after its process). CPU
+    per write = (CPU seconds / window seconds) / (writes per second of the measured interval).
+    """
+    args = generator_args(synod_bench_args(hosts, mode), clients, 0.0, 0.0)
+    gen = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    LIVE[gen.pid] = gen
+    try:
+        start = time.monotonic()
+        sleep_until(start + mode.warmup + 0.3)
+        n0, g0, w0 = cpu_ticks(system.pids()), cpu_ticks([gen.pid]), time.monotonic()
+        sleep_until(start + mode.warmup + mode.duration - 0.2)
+        n1, g1, w1 = cpu_ticks(system.pids()), cpu_ticks([gen.pid]), time.monotonic()
+        out, _ = gen.communicate(timeout=mode.duration + 60)
+    finally:
+        stop(gen)
+    r = json.loads(out)
+    window = w1 - w0
+    node_cores = (n1 - n0) / CLK_TCK / window
+    gen_cores = (g1 - g0) / CLK_TCK / window
+    per_write = 1e6 / r["ops_per_sec"] if r["ops_per_sec"] > 0 else float("nan")
+    r["cpu"] = {"window_s": round(window, 3), "node_cores": round(node_cores, 3),
+                "generator_cores": round(gen_cores, 3),
+                "node_us_per_write": round(node_cores * per_write, 1),
+                "generator_us_per_write": round(gen_cores * per_write, 1)}
+    return r
 
 
 def etcd_bench(hosts: list[str], clients: int, mode: Mode, read_fraction: float = 0.0,
@@ -550,6 +682,9 @@ def failover_trial(system: System, trial: int) -> dict[str, Any]:
         system.restart_node(lead)
         wait_until(lambda: (system.status(lead) or {}).get("leader", 0) not in (0, None), 30,
                    "the restarted synod node")
+        # The restarted node is its shard's preferred leader again once it has caught up: let
+        # the hand-back happen before the next trial picks the leader to kill.
+        system.wait_settled()
     wait_until(lambda: system.leader() is not None, 30, "a leader after the restart")
     time.sleep(0.5)
     log(f"  trial {trial}: killed node {lead + 1}, recovery "
@@ -582,6 +717,136 @@ def check_perf(system: Etcd) -> dict[str, Any]:
     lines = [ln for ln in text.splitlines() if re.match(r"^(PASS|FAIL|Slowest|Stddev)", ln)]
     log(f"  check perf: {tput} writes/s")
     return {"writes_per_sec": tput, "output": lines}
+
+
+# ---------------------------------------------------------------------------------------------
+# Scale out: six shards against one, forwarding, idle shards
+
+
+def forwarding_run(system: Synod, where: str, mode: Mode) -> dict[str, Any]:
+    """Open-loop writes at FORWARD_RATE from FORWARD_CLIENTS connections, all to the data
+    shard's leader (`where` = "leader") or all to one follower, which forwards each write to
+    the leader over its node-to-node request channel."""
+    lead = system.leader()
+    if lead is None:
+        raise RuntimeError("synod: no leader of the data shard for the forwarding probe")
+    node = lead if where == "leader" else (lead + 1) % 3
+    r = synod_bench([system.nodes[node].client], FORWARD_CLIENTS, mode, rate=FORWARD_RATE)
+    r["node"] = node + 1
+    lat = r["latency_ms"]
+    log(f"  {FORWARD_RATE}/s to the {where} (node {node + 1}): p50 {lat['p50']:.3f} ms, "
+        f"p99 {lat['p99']:.2f} ms, errors {r['requests']['errors']}")
+    return r
+
+
+def layout_round(shards: int, mode: Mode, round_no: int) -> dict[str, Any]:
+    """One cluster of `shards` data shards: writes over all three nodes at each SHARD_CLIENTS
+    count with the nodes' CPU, and, on the one-shard cluster, the forwarding probe (leader and
+    follower alternated between rounds)."""
+    system = Synod(shards, f"synod-{shards}-shards")
+    log(f"scale out, round {round_no}: {shards} shard(s): starting")
+    system.start()
+    try:
+        out: dict[str, Any] = {"settled": system.settled_at_start,
+                               "led_per_node": system.led_per_node(), "writes": {}}
+        every = [n.client for n in system.nodes]
+        for c in SHARD_CLIENTS:
+            r = writes_with_cpu(system, every, c, mode)
+            cpu = r["cpu"]
+            log(f"  {shards} shard(s), {c} clients over 3 nodes: {r['ops_per_sec']:.0f} writes/s, "
+                f"nodes {cpu['node_us_per_write']:.0f} µs CPU/write "
+                f"({cpu['node_cores']:.2f} cores), generator {cpu['generator_us_per_write']:.0f} "
+                f"µs, errors {r['requests']['errors']}")
+            out["writes"][str(c)] = r
+        if shards == 1:
+            order = ["leader", "follower"] if round_no % 2 else ["follower", "leader"]
+            out["forwarding"] = {w: forwarding_run(system, w, mode) for w in order}
+        return out
+    finally:
+        log(f"scale out: {shards} shard(s): stopping")
+        system.stop()
+
+
+def summarize_writes(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run by throughput, with the median CPU per write over all runs beside it."""
+    m = median_run(runs, lambda r: r["ops_per_sec"])
+    node = [r["cpu"]["node_us_per_write"] for r in runs]
+    gen = [r["cpu"]["generator_us_per_write"] for r in runs]
+    m["node_cpu_us_per_write"] = statistics.median(node)
+    m["node_cpu_runs"] = node
+    m["generator_cpu_us_per_write"] = statistics.median(gen)
+    m["generator_cpu_runs"] = gen
+    return m
+
+
+def idle_shards(mode: Mode) -> dict[str, Any]:
+    """IDLE_SHARDS data shards on 3 nodes, no clients: after mode.idle_settle seconds (elections,
+    hand-backs to preferred leaders, quiescence), each node process's CPU over
+    mode.idle_window seconds (% of one core) and its VmRSS (at the end, and the largest
+    sample of the window)."""
+    system = Synod(IDLE_SHARDS, f"synod-{IDLE_SHARDS}-shards")
+    log(f"scale out: {IDLE_SHARDS} idle shards: starting, {mode.idle_settle:g} s to settle, "
+        f"then {mode.idle_window:g} s measured")
+    system.start()
+    try:
+        time.sleep(mode.idle_settle)
+        pids = system.pids()
+        t0, w0 = [cpu_ticks([p]) for p in pids], time.monotonic()
+        with RssSampler(pids) as sampler:
+            time.sleep(mode.idle_window)
+        t1, w1 = [cpu_ticks([p]) for p in pids], time.monotonic()
+        rss = [rss_kb(p) for p in pids]
+        # Read after the window, so that serving 1,000 shards' JSON is not in the CPU figure.
+        statuses = [system.status(i) or {} for i in range(3)]
+        res = {"shards": IDLE_SHARDS, "settle_s": mode.idle_settle,
+               "window_s": round(w1 - w0, 2),
+               "cpu_pct": {str(i + 1): round((t1[i] - t0[i]) / CLK_TCK / (w1 - w0) * 100, 2)
+                           for i in range(len(pids))},
+               "rss_kb": {str(i + 1): rss[i] for i in range(len(pids))},
+               "rss_peak_kb": {str(i + 1): sampler.peak[p] for i, p in enumerate(pids)},
+               "groups": {str(i + 1): len(st.get("groups", [])) for i, st in enumerate(statuses)},
+               "groups_quiesced": {str(i + 1): st.get("groups_quiesced")
+                                   for i, st in enumerate(statuses)},
+               "led_per_node": system.led_per_node()}
+        log(f"  CPU % of a core per node {list(res['cpu_pct'].values())}, RSS MB "
+            f"{[round(k / 1024, 1) for k in rss]}, "
+            f"groups quiesced {list(res['groups_quiesced'].values())}")
+        return res
+    finally:
+        log(f"scale out: {IDLE_SHARDS} idle shards: stopping")
+        system.stop()
+
+
+def scale_out(mode: Mode) -> dict[str, Any]:
+    """The issue "Scale out"'s rows: 3 nodes x 6 shards against 3 nodes x 1 shard (the layouts
+    alternated, mode.reps rounds, a fresh cluster each), the forwarding probe and idle shards.
+    """
+    rounds: dict[int, list[dict[str, Any]]] = {s: [] for s in SHARD_LAYOUTS}
+    for rep in range(1, mode.reps + 1):
+        order = SHARD_LAYOUTS if rep % 2 else SHARD_LAYOUTS[::-1]  # against drift
+        for shards in order:
+            rounds[shards].append(layout_round(shards, mode, rep))
+    layouts = {}
+    for shards, rs in rounds.items():
+        layouts[str(shards)] = {
+            "shards": shards, "settled": [r["settled"] for r in rs],
+            "led_per_node": [r["led_per_node"] for r in rs],
+            "writes": {str(c): summarize_writes([r["writes"][str(c)] for r in rs])
+                       for c in SHARD_CLIENTS}}
+    fwd_runs = [r["forwarding"] for r in rounds[1]]
+    p50 = {w: [f[w]["latency_ms"]["p50"] for f in fwd_runs] for w in ("leader", "follower")}
+    forwarding = {
+        "rate": FORWARD_RATE, "clients": FORWARD_CLIENTS,
+        "leader": median_run([f["leader"] for f in fwd_runs], lambda r: r["latency_ms"]["p50"]),
+        "follower": median_run([f["follower"] for f in fwd_runs],
+                               lambda r: r["latency_ms"]["p50"]),
+        "p50_ms": p50,
+        "p50_delta_ms": [round(b - a, 3) for a, b in zip(p50["leader"], p50["follower"])],
+        "p50_delta_median_ms": round(statistics.median(p50["follower"]) -
+                                     statistics.median(p50["leader"]), 3)}
+    log(f"  forwarding: p50 +{forwarding['p50_delta_median_ms']:.3f} ms through a follower")
+    return {"layouts": layouts, "clients": SHARD_CLIENTS, "forwarding": forwarding,
+            "idle": idle_shards(mode)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,7 +898,8 @@ def bench_system(system: System, mode: Mode) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description="Synod vs etcd vs Redis (docs/benchmarks.md)")
     ap.add_argument("--quick", action="store_true", help="about one minute: short points, 1 run")
-    ap.add_argument("--only", default="etcd,redis,synod", help="systems to run (debugging)")
+    ap.add_argument("--only", default="etcd,redis,synod,scale_out",
+                    help="what to run (debugging): etcd, redis, synod, scale_out")
     args = ap.parse_args()
     mode = QUICK if args.quick else FULL
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -643,8 +909,7 @@ def main() -> int:
         install_packages()
         build()
         BENCH_DIR.mkdir(parents=True, exist_ok=True)
-        busy = [p for p in ETCD_CLIENT_PORTS + ETCD_PEER_PORTS + [REDIS_PORT] +
-                [SYNOD_BASE + o for o in (0, 1, 2, 100, 101, 102, 200, 201, 202)]
+        busy = [p for p in ETCD_CLIENT_PORTS + ETCD_PEER_PORTS + [REDIS_PORT] + synod_ports()
                 if not port_free(p)]
         if busy:
             raise RuntimeError(f"ports in use: {busy}")
@@ -654,13 +919,15 @@ def main() -> int:
         for s in systems:
             if s.name in args.only.split(","):
                 results[s.name] = bench_system(s, mode)
+        if "scale_out" in args.only.split(","):
+            results["scale_out"] = scale_out(mode)
         results["seconds"] = round(time.time() - started)
         (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=1))
         sys.path.insert(0, str(Path(__file__).parent))
-        import report  # scripts/bench/report.py
+        import report  # scripts/compare/report.py
         report.write_all(results, mode.name)
-        log(f"done in {results['seconds']} s: docs/benchmarks.md, docs/bench/*.png, "
-            f"build/bench/results.json")
+        log(f"done in {results['seconds']} s: docs/benchmarks.md, docs/benchmarks/*.png, "
+            f"build/compare/results.json")
         return 0
     finally:
         cleanup()

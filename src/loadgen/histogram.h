@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace synod::bench {
+namespace synod::loadgen {
 
 class Histogram {
  public:
@@ -63,4 +63,4 @@ class Histogram {
   long double sum_ = 0;
 };
 
-}  // namespace synod::bench
+}  // namespace synod::loadgen

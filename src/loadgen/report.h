@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "bench/runner.h"
+#include "loadgen/runner.h"
 
-namespace synod::bench {
+namespace synod::loadgen {
 
 // One line: elapsed time, ops/s since the previous line, p50/p99 so far, errors so far.
 // `ok_before` and `measured_before` are the previous line's counters.ok and measured_ns.
@@ -26,4 +26,4 @@ nlohmann::json ToJson(const RunOptions& options, const RunResult& result);
 // Successful requests per second of the measured period; 0 when it is empty.
 double OpsPerSecond(const RunResult& result);
 
-}  // namespace synod::bench
+}  // namespace synod::loadgen

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""The failover writer for Synod (and any Redis-protocol cluster), used by scripts/bench/run.py.
+"""The failover writer for Synod (and any Redis-protocol cluster), used by scripts/compare/run.py.
 
-The Synod twin of `etcd_bench --failover` (bench/etcd/etcd_bench.cc), with the same protocol:
+The Synod twin of `etcd_bench --failover` (etcd_client/etcd_bench.cc), with the same protocol:
 CLIENTS_PER_NODE threads per node write unique keys PREFIX:thread:seq (value = key) with a
 TIMEOUT-second socket timeout, retrying 10 ms after a failure, and every acknowledged write is
 appended to --acks as "key send_ns ack_ns node_index" (CLOCK_REALTIME). A line "killed NS IDX"

@@ -2,7 +2,7 @@
 // counters and histogram) and a Connection per TCP connection. Shards share nothing while
 // running except three atomics (stop, the request quota, done) and a mutex-guarded snapshot
 // they publish a few times a second for the progress line.
-#include "bench/runner.h"
+#include "loadgen/runner.h"
 
 #include <fmt/format.h>
 #include <algorithm>
@@ -21,7 +21,7 @@
 #include "common/assert.h"
 #include "server/resp/resp.h"
 
-namespace synod::bench {
+namespace synod::loadgen {
 namespace {
 
 using asio::ip::tcp;
@@ -591,4 +591,4 @@ Result<RunResult> RunBench(const RunOptions& options, const ProgressFn& on_progr
   return result;
 }
 
-}  // namespace synod::bench
+}  // namespace synod::loadgen

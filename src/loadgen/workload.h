@@ -14,7 +14,7 @@
 
 #include "common/status.h"
 
-namespace synod::bench {
+namespace synod::loadgen {
 
 // A small fast generator (SplitMix64): a bench must not spend its time choosing keys.
 class Rng {
@@ -95,4 +95,4 @@ Result<double> ParseRatio(std::string_view text);
 // Splits a --command string into words at spaces; double quotes group words with spaces.
 std::vector<std::string> SplitCommand(std::string_view text);
 
-}  // namespace synod::bench
+}  // namespace synod::loadgen

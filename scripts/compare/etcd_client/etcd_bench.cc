@@ -1,7 +1,7 @@
 // etcd_bench: a load generator for etcd v3's gRPC KV API, the etcd side of `make bench`
-// (scripts/bench/run.py, docs/benchmarks.md). It mirrors `synod bench` (docs/bench.md): the same
-// flags where they apply, the same key and value shapes, the same --json fields, so that the
-// report treats both alike.
+// (scripts/compare/run.py, docs/benchmarks.md). It mirrors `synod bench` (docs/loadgen.md): the
+// same flags where they apply, the same key and value shapes, the same --json fields, so that
+// the report treats both alike.
 //
 //   etcd_bench --endpoints 127.0.0.1:2379,127.0.0.1:2479 --clients 64 --read-fraction 0 --json
 //   etcd_bench --endpoints ... --clients 64 --read-fraction 1 --serializable   # stale reads
@@ -506,7 +506,7 @@ nlohmann::json ToJson(const Options& o, Counters& c, double measured_s, int conn
                  {"duration_seconds", o.duration_s},
                  {"warmup_seconds", o.warmup_s},
                  {"rate", o.rate},
-                 {"client", "etcd_bench (gRPC async, bench/etcd)"},
+                 {"client", "etcd_bench (gRPC async, scripts/compare/etcd_client)"},
                  {"seed", o.seed}};
   return j;
 }

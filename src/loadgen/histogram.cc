@@ -1,7 +1,7 @@
 // Histogram bucket layout: indexes 0..127 hold the values 0..127 one each; index
 // 128 + 128*(e-7) + s (e = floor(log2 v) >= 7, s = the 7 bits below the top bit) holds the
 // 2^(e-7) values starting at (128 + s) << (e-7).
-#include "bench/histogram.h"
+#include "loadgen/histogram.h"
 
 #include <algorithm>
 #include <bit>
@@ -9,7 +9,7 @@
 
 #include "common/assert.h"
 
-namespace synod::bench {
+namespace synod::loadgen {
 namespace {
 
 constexpr int64_t kSub = int64_t{1} << Histogram::kSubBucketBits;
@@ -97,4 +97,4 @@ int64_t Histogram::ValueAtPercentile(double percentile) const {
   SYNOD_UNREACHABLE();
 }
 
-}  // namespace synod::bench
+}  // namespace synod::loadgen

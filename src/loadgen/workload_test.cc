@@ -1,10 +1,10 @@
-#include "bench/workload.h"
+#include "loadgen/workload.h"
 
 #include <gtest/gtest.h>
 
 #include "server/resp/resp.h"
 
-namespace synod::bench {
+namespace synod::loadgen {
 namespace {
 
 Workload Make(WorkloadOptions o) {
@@ -144,4 +144,4 @@ TEST(WorkloadTest, SplitCommand) {
 }
 
 }  // namespace
-}  // namespace synod::bench
+}  // namespace synod::loadgen

@@ -23,12 +23,12 @@
 #include <string>
 #include <vector>
 
-#include "bench/histogram.h"
-#include "bench/workload.h"
 #include "common/address.h"
 #include "common/status.h"
+#include "loadgen/histogram.h"
+#include "loadgen/workload.h"
 
-namespace synod::bench {
+namespace synod::loadgen {
 
 struct RunOptions {
   std::vector<HostPort> hosts;           // connection i goes to hosts[i % hosts.size()]
@@ -85,4 +85,4 @@ using ProgressFn = std::function<void(const Progress&)>;
 Result<RunResult> RunBench(const RunOptions& options, const ProgressFn& on_progress,
                            const std::atomic<bool>& interrupt);
 
-}  // namespace synod::bench
+}  // namespace synod::loadgen

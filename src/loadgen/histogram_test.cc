@@ -1,4 +1,4 @@
-#include "bench/histogram.h"
+#include "loadgen/histogram.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <random>
 
-namespace synod::bench {
+namespace synod::loadgen {
 namespace {
 
 // |got - want| <= 1% of want.
@@ -147,4 +147,4 @@ TEST(HistogramTest, ClampsAndCountsSaturation) {
 }
 
 }  // namespace
-}  // namespace synod::bench
+}  // namespace synod::loadgen
