@@ -379,6 +379,9 @@ std::string DescriptorSetting(GroupId g) { return "shard/" + std::to_string(g.va
 
 void GroupHost::FetchReplicatedConfig() {
   if (const kv::StateMachine* meta = LocalStateMachine(kMetaGroup)) {
+    // Only when the meta shard applied something since (a node of many shards reads them all).
+    if (meta_epochs_known_ && meta->applied_index() == meta_applied_learnt_) return;
+    meta_applied_learnt_ = meta->applied_index();
     LearnDescriptors([meta](const std::string& name) { return meta->config(name); });
     return;
   }
@@ -434,6 +437,8 @@ void GroupHost::LearnDescriptors(
       logger_.Info("event=descriptor_updated descriptor=\"{}\"", EncodeDescriptor(*d));
     }
   }
+  // A new cluster: the leaders seed the descriptors the meta shard does not hold yet.
+  if (!meta_epochs_known_ || meta_epochs_.size() < groups.size()) descriptors_due_ = true;
   meta_epochs_known_ = true;
   if (changed) {
     const Status s = db_->PutMeta(kLayoutMeta, EncodeLayout(map_->layout()));
@@ -1091,8 +1096,14 @@ void GroupHost::OnTick() {
   }
   NoticeLeaders(ticks_ % kNoticeTicks == 0);
   if (ticks_ % static_cast<uint64_t>(opts_.heartbeat_ticks) == 0) BeatAndWatchPeers();
-  if (ticks_ % kNoticeTicks == 1 || !fetched_requirepass_) FetchReplicatedConfig();
-  if (ticks_ % kNoticeTicks == 3 || std::exchange(descriptors_due_, false)) ProposeDescriptors();
+  // Every second; until it first has the settings, every tick (a node without a meta replica).
+  if (ticks_ % kNoticeTicks == 1 || (!fetched_requirepass_ && !store_->HasGroup(kMetaGroup))) {
+    FetchReplicatedConfig();
+  }
+  // After a membership change; else every ten seconds, in case a proposal was lost.
+  if (ticks_ % (10 * kNoticeTicks) == 3 || std::exchange(descriptors_due_, false)) {
+    ProposeDescriptors();
+  }
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
   // are due (reads already treat them as absent; this frees them everywhere).
   if (ticks_ % 2 == 0) store_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);

@@ -340,6 +340,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   // hold; the groups whose descriptor this node is proposing; the session it proposes with.
   std::map<GroupId, uint64_t> meta_epochs_;
   bool meta_epochs_known_ = false;
+  LogIndex meta_applied_learnt_;  // the meta replica's applied index at the last LearnDescriptors
   bool descriptors_due_ = false;  // a membership change applied since the last proposal round
   std::set<GroupId> proposing_descriptors_;
   uint64_t descriptor_session_ = 0;

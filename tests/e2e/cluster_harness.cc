@@ -717,4 +717,36 @@ void TestCluster::DumpLogs() const {
   }
 }
 
+bool WaitForPreferredLeaders(const TestCluster& c, size_t shards) {
+  auto port_of = [](const Reply& node) {
+    return static_cast<uint16_t>(node.elements.at(1).integer);
+  };
+  const ProgramResult listed = RunProgram(
+      {c.synod_bin(), "shards", "--json", "--host", c.admin_address(c.ids().front())}, 20000);
+  const Json j = Json::parse(listed.out, nullptr, /*allow_exceptions=*/false);
+  std::map<int64_t, uint16_t> want;  // a range's first slot -> its preferred leader's port
+  for (const Json& shard : j.is_array() ? j : Json::array()) {
+    if (shard.contains("voters") && !shard["voters"].empty()) {
+      want[shard.value("first_slot", int64_t{-1})] =
+          c.client_port(shard["voters"][0].get<uint64_t>());
+    }
+  }
+  if (want.size() != shards) {
+    std::cerr << "e2e: synod shards --json: " << listed.out << listed.err;
+    return false;
+  }
+  return WaitUntil(15000, [&] {
+    for (uint64_t via : c.LiveIds()) {
+      std::map<int64_t, uint16_t> masters;
+      Redis r(c.client_port(via), 2000);
+      for (const Reply& range : r.Command({"CLUSTER", "SLOTS"}).elements) {
+        if (range.elements.size() >= 3)
+          masters[range.elements[0].integer] = port_of(range.elements[2]);
+      }
+      if (masters != want) return false;
+    }
+    return true;
+  });
+}
+
 }  // namespace synod::e2e

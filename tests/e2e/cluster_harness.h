@@ -229,6 +229,13 @@ class TestCluster {
 // Connections to every node of the cluster, by id; one that fails is reported (EXPECT).
 std::map<uint64_t, std::unique_ptr<Redis>> ConnectAll(const TestCluster& c);
 
+// Waits (up to 15 s) until a sharded cluster of `shards` data shards has settled: every live
+// node's CLUSTER SLOTS names each shard's preferred leader (its first voter, from `synod shards
+// --json`) as the master of its range. The first elections spread leaders at random and the
+// nodes then hand each shard to its preferred leader, which changes the map once more; a test
+// that reads the map (or counts leaders) waits for this first. False on timeout.
+bool WaitForPreferredLeaders(const TestCluster& c, size_t shards);
+
 // Binds `count` distinct free ports on 127.0.0.1 (held together, then released).
 std::vector<uint16_t> PickPorts(size_t count);
 

@@ -201,39 +201,20 @@ TEST(ClusterProtocol, TheMapNamesTheNewLeaderAfterAFailover) {
   EXPECT_GE(j[0].value("keys", uint64_t{0}), 1u);
 }
 
-// Waits until the default layout settled: every node's CLUSTER SLOTS names each shard's
-// preferred leader (its first voter, from `synod shards --json`) as the master of its range,
-// so each node leads two of the six. The first elections spread the leaders at random and the
-// nodes hand each shard to its preferred leader about a second later; a client that read the
-// map before that meets MOVED replies (or, without redirects, a changed map) mid-test.
-bool WaitForPreferredLeaders(TestCluster& c) {
-  const ProgramResult shards = RunProgram(
-      {c.synod_bin(), "shards", "--json", "--host", c.admin_address(c.ids().front())}, 20000);
-  const Json j = Json::parse(shards.out, nullptr, /*allow_exceptions=*/false);
-  std::map<int64_t, uint16_t> want;  // a range's first slot -> its preferred leader's port
-  for (const Json& shard : j.is_array() ? j : Json::array()) {
-    if (shard.contains("voters") && !shard["voters"].empty()) {
-      want[shard.value("first_slot", int64_t{-1})] =
-          c.client_port(shard["voters"][0].get<uint64_t>());
-    }
-  }
-  if (want.size() != 6) {
-    ADD_FAILURE() << "synod shards --json: " << shards.out << shards.err;
-    return false;
-  }
-  return WaitUntil(15000, [&] {
-    for (uint64_t via : c.LiveIds()) {
-      std::map<int64_t, uint16_t> masters;
-      Redis r(c.client_port(via), 2000);
-      for (const Reply& range : r.Command({"CLUSTER", "SLOTS"}).elements) {
-        if (range.elements.size() >= 3) {
-          masters[range.elements[0].integer] = PortOf(range.elements[2]);
-        }
-      }
-      if (masters != want) return false;
-    }
-    return true;
-  });
+// The default layout (six shards, each node leading two), with or without redirects.
+ClusterOptions SixShards(bool redirects) {
+  ClusterOptions o;
+  o.shards = 0;
+  if (redirects) o.flags = {"--cluster-redirects"};
+  return o;
+}
+
+// Once the shards have settled on their preferred leaders: a node that does not lead the
+// first data shard (the one a client is given), or 0 on timeout.
+uint64_t SettledFollower(TestCluster& c) {
+  const uint64_t leader = c.WaitForLeader(10000);
+  if (leader == 0 || !WaitForPreferredLeaders(c, 6)) return 0;
+  return c.LiveIds(leader).front();
 }
 
 // redis-py's RedisCluster (Debian's python3-redis) writes and reads 10,000 keys across all
@@ -244,14 +225,9 @@ void RunRedisClusterScript(bool redirects) {
   const std::string script =
       (std::filesystem::path(SYNOD_E2E_PYTHON_DIR) / "redis_cluster_test.py").string();
   ASSERT_TRUE(std::filesystem::exists(script)) << script;
-  ClusterOptions o;
-  o.shards = 0;
-  if (redirects) o.flags = {"--cluster-redirects"};
-  TestCluster c(o);
-  const uint64_t leader = c.WaitForLeader(10000);
-  ASSERT_NE(leader, 0u);
-  const uint64_t follower = c.LiveIds(leader).front();
-  ASSERT_TRUE(WaitForPreferredLeaders(c)) << "the shards never settled on their preferred leaders";
+  TestCluster c(SixShards(redirects));
+  const uint64_t follower = SettledFollower(c);
+  ASSERT_NE(follower, 0u) << "no leader, or the shards never settled on their preferred leaders";
   const int64_t start = NowMs();
   const ProgramResult res = RunProgram({python, script, std::to_string(c.client_port(follower)),
                                         redirects ? "redirects" : "plain", "3"},
@@ -292,14 +268,9 @@ void RunNodeClusterScript(const std::string& script_name, bool redirects) {
   const std::string script = (std::filesystem::path(SYNOD_E2E_NODE_DIR) / script_name).string();
   const std::string modules =
       (std::filesystem::path(SYNOD_E2E_NODE_INSTALL_DIR) / "node_modules").string();
-  ClusterOptions o;
-  o.shards = 0;
-  if (redirects) o.flags = {"--cluster-redirects"};
-  TestCluster c(o);
-  const uint64_t leader = c.WaitForLeader(10000);
-  ASSERT_NE(leader, 0u);
-  const uint64_t via = c.LiveIds(leader).front();
-  ASSERT_TRUE(WaitForPreferredLeaders(c)) << "the shards never settled on their preferred leaders";
+  TestCluster c(SixShards(redirects));
+  const uint64_t via = SettledFollower(c);
+  ASSERT_NE(via, 0u) << "no leader, or the shards never settled on their preferred leaders";
   const std::filesystem::path sync = std::filesystem::path(c.dir()) / "node-sync";
   std::filesystem::create_directories(sync);
 

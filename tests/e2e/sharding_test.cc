@@ -38,18 +38,28 @@ std::map<int64_t, uint16_t> Masters(TestCluster& c, uint64_t via) {
   return out;
 }
 
-// A sharded cluster whose six shards have their leaders spread: each node leads two.
+// A sharded cluster whose six shards are led by their preferred leaders: each node leads two
+// (and the map changes no more unless a test makes it).
 void WaitForSpreadLeaders(TestCluster& c) {
   ASSERT_NE(c.WaitForLeader(10000), 0u);
-  ASSERT_TRUE(WaitUntil(15000, [&] {
-    std::map<uint16_t, int> per_node;
-    for (const auto& [start, port] : Masters(c, 1)) ++per_node[port];
-    if (per_node.size() != 3) return false;
-    for (const auto& [port, n] : per_node) {
-      if (n != 2) return false;
-    }
-    return true;
-  })) << "leaders did not spread over the nodes";
+  ASSERT_TRUE(WaitForPreferredLeaders(c, 6)) << "leaders did not settle on their preferred nodes";
+}
+
+// Writes `value` to each of `keys` through node `via` until each was taken once (within 15 s):
+// the shards of the keys all serve writes again.
+bool EveryShardTakesAWrite(TestCluster& c, const std::vector<std::string>& keys, uint64_t via,
+                           const std::string& value) {
+  std::set<std::string> serving;
+  return WaitUntil(
+      15000,
+      [&] {
+        Redis r(c.client_port(via), 1000);
+        for (const std::string& k : keys) {
+          if (serving.count(k) == 0 && r.Command({"SET", k, value}).IsOk()) serving.insert(k);
+        }
+        return serving.size() == keys.size();
+      },
+      20);
 }
 
 // A key of each shard: the first "k<i>" whose slot falls in each range.
@@ -218,17 +228,7 @@ TEST(Sharding, KillNineDuringWritesEveryShardServesAgainAndNothingAckedIsLost) {
   c.Kill9(3);
   const int64_t killed = NowMs();
   // Every shard takes a write through a survivor again.
-  std::set<std::string> serving;
-  ASSERT_TRUE(WaitUntil(
-      15000,
-      [&] {
-        Redis r(c.client_port(1), 1000);
-        for (const std::string& k : keys) {
-          if (serving.count(k) == 0 && r.Command({"SET", k, "after"}).IsOk()) serving.insert(k);
-        }
-        return serving.size() == keys.size();
-      },
-      20));
+  ASSERT_TRUE(EveryShardTakesAWrite(c, keys, 1, "after"));
   std::cerr << "e2e: every shard served writes again " << NowMs() - killed
             << " ms after the kill -9\n";
   const size_t a = w1.acked_count(), b = w2.acked_count();
@@ -387,17 +387,7 @@ TEST(Sharding, IdleShardsQuiesceAndAStoppedLeaderOfQuiescedShardsIsReplaced) {
       << c.Status(1).dump();
   std::cerr << "e2e: node 1 saw no shard led by the stopped node " << NowMs() - stopped
             << " ms after the SIGSTOP\n";
-  std::set<std::string> serving;
-  ASSERT_TRUE(WaitUntil(
-      15000,
-      [&] {
-        Redis r(c.client_port(1), 1000);
-        for (const std::string& k : keys) {
-          if (serving.count(k) == 0 && r.Command({"SET", k, "after"}).IsOk()) serving.insert(k);
-        }
-        return serving.size() == keys.size();
-      },
-      20));
+  ASSERT_TRUE(EveryShardTakesAWrite(c, keys, 1, "after"));
   Redis r(c.client_port(2));
   for (const std::string& k : keys) EXPECT_EQ(r.Command({"GET", k}).str, "after") << k;
   c.Cont(3);
