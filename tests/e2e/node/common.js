@@ -223,6 +223,25 @@ async function failoverPhase(client, args, phase1Keys, want, name) {
               `${read} keys read back`);
 }
 
+// Phase 1's writes, the same for both clients (their set/get have the same shape): KEYS keys
+// PREFIX:0.. over more than 4,000 slots, a thousand SETs in flight at a time, then every
+// thousandth read back one at a time, as most code does. Returns the keys.
+async function writeKeys(cluster, prefix, want) {
+  const keys = Array.from({ length: KEYS }, (_, i) => `${prefix}:${i}`);
+  const slots = new Set(keys.map(keySlot));
+  check(slots.size >= 4000, `the keys cover only ${slots.size} slots`);
+  for (let at = 0; at < KEYS; at += 1000) {
+    const chunk = keys.slice(at, at + 1000);
+    const replies = await Promise.all(chunk.map((k) => cluster.set(k, want(k))));
+    check(replies.every((r) => r === 'OK'), `SETs from ${keys[at]}: ${replies.slice(0, 5)}...`);
+  }
+  for (let i = 0; i < KEYS; i += 1000) {
+    const v = await cluster.get(keys[i]);
+    check(v === want(keys[i]), `GET ${keys[i]}: ${v}`);
+  }
+  return keys;
+}
+
 module.exports = {
   KEYS,
   check,
@@ -237,4 +256,5 @@ module.exports = {
   sleep,
   withRetry,
   withTimeout,
+  writeKeys,
 };

@@ -8,6 +8,7 @@
 // Usage and exit codes: common.js. Run by ClusterProtocol.IoredisClusterClientWorks*.
 const {
   KEYS, check, checkValues, failoverPhase, keySlot, newStats, parseArgs, requireClient, withTimeout,
+  writeKeys,
 } = require('./common');
 
 const want = (key) => `v-${key}`;
@@ -30,18 +31,7 @@ async function phase1(cluster, autoPipelined, args) {
     check(slot === keySlot(key), `CLUSTER KEYSLOT ${key} = ${slot}, want ${keySlot(key)}`);
   }
 
-  const keys = Array.from({ length: KEYS }, (_, i) => `io:${i}`);
-  const slots = new Set(keys.map(keySlot));
-  check(slots.size >= 4000, `the keys cover only ${slots.size} slots`);
-  for (let at = 0; at < KEYS; at += 1000) {
-    const chunk = keys.slice(at, at + 1000);
-    const replies = await Promise.all(chunk.map((k) => cluster.set(k, want(k))));
-    check(replies.every((r) => r === 'OK'), `SETs from ${keys[at]}: ${replies.slice(0, 5)}...`);
-  }
-  for (let i = 0; i < KEYS; i += 1000) {  // one at a time, as most code does
-    const v = await cluster.get(keys[i]);
-    check(v === want(keys[i]), `GET ${keys[i]}: ${v}`);
-  }
+  const keys = await writeKeys(cluster, 'io', want);
   // Read back through a second client with ioredis's auto-pipelining, which batches the commands
   // of one tick per node.
   const stats = newStats();
@@ -71,7 +61,7 @@ async function phase1(cluster, autoPipelined, args) {
   check(await cluster.exists('{user:0}:name', '{user:0}:visits') === 1, 'EXISTS of two keys');
   const info = await cluster.cluster('INFO');
   check(info.includes('cluster_state:ok'), `CLUSTER INFO: ${info}`);
-  return { keys: keys.slice(1), slots: slots.size };
+  return { keys: keys.slice(1), slots: new Set(keys.map(keySlot)).size };
 }
 
 async function main() {

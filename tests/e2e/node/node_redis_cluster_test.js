@@ -9,6 +9,7 @@
 // failoverPhase). Usage and exit codes: common.js. Run by ClusterProtocol.NodeRedisClusterClient*.
 const {
   KEYS, check, checkValues, failoverPhase, keySlot, newStats, parseArgs, requireClient, withTimeout,
+  writeKeys,
 } = require('./common');
 
 const want = (key) => `v-${key}`;
@@ -18,18 +19,7 @@ async function phase1(cluster, args) {
   check(masters.length === args.masters, `node-redis's masters: ${masters}, want ${args.masters}`);
   check(keySlot('foo') === 12182, 'keySlot(foo) is not 12182');
 
-  const keys = Array.from({ length: KEYS }, (_, i) => `nr:${i}`);
-  const slots = new Set(keys.map(keySlot));
-  check(slots.size >= 4000, `the keys cover only ${slots.size} slots`);
-  for (let at = 0; at < KEYS; at += 1000) {
-    const chunk = keys.slice(at, at + 1000);
-    const replies = await Promise.all(chunk.map((k) => cluster.set(k, want(k))));
-    check(replies.every((r) => r === 'OK'), `SETs from ${keys[at]}: ${replies.slice(0, 5)}...`);
-  }
-  for (let i = 0; i < KEYS; i += 1000) {  // one at a time, as most code does
-    const v = await cluster.get(keys[i]);
-    check(v === want(keys[i]), `GET ${keys[i]}: ${v}`);
-  }
+  const keys = await writeKeys(cluster, 'nr', want);
   // One MGET of 1,000 keys at a time over every shard: the client splits it per slot.
   const stats = newStats();
   await checkValues({ getMany: (ks) => cluster.mGet(ks) }, keys, want, stats, 'phase 1');
@@ -55,7 +45,7 @@ async function phase1(cluster, args) {
   const node = await cluster.nodeClient(cluster.masters[0]);
   const info = await node.clusterInfo();
   check(info.includes('cluster_state:ok'), `CLUSTER INFO: ${info}`);
-  return { keys: keys.slice(2), slots: slots.size };
+  return { keys: keys.slice(2), slots: new Set(keys.map(keySlot)).size };
 }
 
 async function main() {
