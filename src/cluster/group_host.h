@@ -301,6 +301,9 @@ class GroupHost final : public ReplicaObserver, public Router {
   Status LoadLayout();
   const Replica* meta_replica() const;
 
+  // The NodeDb metadata key of the node's layout (its latest view of the descriptors).
+  static constexpr char kLayoutMeta[] = "layout";
+
   asio::io_context& io_;
   HostOptions opts_;
   Logger logger_;
