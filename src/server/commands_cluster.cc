@@ -3,17 +3,25 @@
 // redirection of --cluster-redirects.
 //
 // Each shard (a Raft group owning a slot range) appears as a Redis Cluster shard: its leader is
-// the master of its slots, the other voters its replicas. Node names are ClusterNodeName's, the
-// addresses the client addresses of the member list. What a node reports is what it knows now:
-// a leader it last heard of, the peers its transport reaches (a peer it cannot reach is
-// "fail" in NODES and left out of SLOTS, as Redis leaves out failed replicas).
+// the master of its slots, the other voters its replicas. SLOTS and SHARDS list each shard with
+// its nodes. NODES prints one line per node, as Redis does, although a node leads some shards
+// and follows in others: a node that leads any shard is a master with the slots of every shard
+// it leads (merged into maximal ranges), one that leads none is a slave of the master of the
+// first shard it replicates. Node names are ClusterNodeName's, the addresses the client
+// addresses of the member list. What a node reports is what it knows now: a leader it last
+// heard of, the peers its transport reaches (a peer it cannot reach is "fail" in NODES and left
+// out of SLOTS, as Redis leaves out failed replicas).
 //
 // Thread-safety: the core thread.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
+#include <map>
 #include <optional>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "cluster/logic/shard.h"
 #include "common/address.h"
@@ -196,32 +204,77 @@ void ClusterShards(CommandCall& call, ReplySink sink) {
   sink.Send(std::move(out));
 }
 
+// What one node's line of CLUSTER NODES says, gathered over every shard.
+struct NodeRole {
+  // The slots of the shards it is master of, as maximal [first, last] runs in slot order.
+  std::vector<std::pair<uint16_t, uint16_t>> slots;
+  uint64_t led_epoch = 0;     // the highest epoch of the shards it is master of
+  uint64_t member_epoch = 0;  // the highest epoch of the shards it is a voter or learner of
+  // The master of the first shard (in slot order) it replicates; kNoNode when none is known.
+  NodeId master = kNoNode;
+};
+
+// Every node known in a shard (voters, learners and masters), by id, with its role: a node is
+// the master of each shard MasterOf names it for, and a replica (voter or learner) of the
+// others. Redis shows one role per node, so a node that is master anywhere is a master there.
+std::map<NodeId, NodeRole> NodeRoles(std::vector<cluster::ShardView> shards, NodeId self) {
+  std::ranges::sort(shards, {}, [](const cluster::ShardView& s) { return s.desc.first_slot; });
+  std::map<NodeId, NodeRole> roles;
+  for (const cluster::ShardView& s : shards) {
+    const NodeId master = MasterOf(s, self);
+    if (master != kNoNode) {
+      NodeRole& m = roles[master];
+      // Shards do not overlap, so in slot order a run only ever grows at its end.
+      if (!m.slots.empty() && m.slots.back().second + 1 == s.desc.first_slot) {
+        m.slots.back().second = s.desc.last_slot;
+      } else {
+        m.slots.emplace_back(s.desc.first_slot, s.desc.last_slot);
+      }
+      m.led_epoch = std::max(m.led_epoch, s.desc.epoch);
+    }
+    auto member = [&](NodeId id) {
+      NodeRole& r = roles[id];
+      r.member_epoch = std::max(r.member_epoch, s.desc.epoch);
+      if (id != master && r.master == kNoNode) r.master = master;
+    };
+    for (NodeId v : s.desc.voters) member(v);
+    for (NodeId l : s.desc.learners) member(l);
+  }
+  return roles;
+}
+
+// One line per node, in node id order (Redis prints its own dict order; any stable one does).
+// A node that is master of some shard is a master with all their slots; one that only
+// replicates is a slave of the master of the first shard it replicates, with that master's
+// config epoch (as Redis shows a replica); one with neither a shard to lead nor a known master
+// is a master without slots.
 void ClusterNodes(CommandCall& call, ReplySink sink) {
   const cluster::GroupHost& host = *call.ctx.host;
   const std::set<NodeId> up = Reachable(host.GetStatus());
   const int64_t now_ms = env::WallNowMs();
+  const std::map<NodeId, NodeRole> roles = NodeRoles(host.Shards(), host.id());
   std::string text;
-  for (const cluster::ShardView& s : host.Shards()) {
-    const NodeId master = MasterOf(s, host.id());
-    const std::string master_name = cluster::ClusterNodeName(host.cluster_id(), master);
-    for (NodeId id : MasterThenReplicas(s, master)) {
-      const NodeAddr a = AddrOf(host, id);
-      std::string flags = id == host.id() ? "myself," : "";
-      flags += id == master ? "master" : "slave";
-      if (!up.contains(id)) flags += ",fail";
-      text += fmt::format("{} {}:{}@{} {} {} 0 {} {} {}",
-                          cluster::ClusterNodeName(host.cluster_id(), id), a.ip, a.port, a.bus_port,
-                          flags, id == master ? "-" : master_name, id == host.id() ? 0 : now_ms,
-                          s.desc.epoch, up.contains(id) ? "connected" : "disconnected");
-      if (id == master) {
-        if (s.desc.first_slot == s.desc.last_slot) {
-          text += fmt::format(" {}", s.desc.first_slot);
-        } else {
-          text += fmt::format(" {}-{}", s.desc.first_slot, s.desc.last_slot);
-        }
-      }
-      text += "\n";
+  for (const auto& [id, role] : roles) {
+    const bool master = !role.slots.empty() || role.master == kNoNode;
+    uint64_t epoch = role.member_epoch;
+    if (!role.slots.empty()) {
+      epoch = role.led_epoch;
+    } else if (!master) {
+      epoch = roles.at(role.master).led_epoch;
     }
+    const NodeAddr a = AddrOf(host, id);
+    std::string flags = id == host.id() ? "myself," : "";
+    flags += master ? "master" : "slave";
+    if (!up.contains(id)) flags += ",fail";
+    text += fmt::format(
+        "{} {}:{}@{} {} {} 0 {} {} {}", cluster::ClusterNodeName(host.cluster_id(), id), a.ip,
+        a.port, a.bus_port, flags,
+        master ? "-" : cluster::ClusterNodeName(host.cluster_id(), role.master),
+        id == host.id() ? 0 : now_ms, epoch, up.contains(id) ? "connected" : "disconnected");
+    for (const auto& [first, last] : role.slots) {
+      text += first == last ? fmt::format(" {}", first) : fmt::format(" {}-{}", first, last);
+    }
+    text += "\n";
   }
   SendText(sink, text);
 }

@@ -1,4 +1,5 @@
-// The Redis Cluster protocol end to end: CLUSTER replies as cluster-aware clients read them,
+// The Redis Cluster protocol end to end: CLUSTER replies as cluster-aware clients read them
+// (CLUSTER NODES one line per node, also with six shards and after a node's kill -9),
 // -MOVED under --cluster-redirects (and none without), redis-cli -c, redis-py's RedisCluster and
 // the Node.js clients ioredis and node-redis in both modes (the Node.js ones across a kill -9 of
 // a node), and the map after a leader failover.
@@ -11,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "cluster_harness.h"
@@ -20,6 +22,135 @@ namespace {
 
 // The client port a CLUSTER SLOTS node entry names: [ip, port, id, metadata].
 uint16_t PortOf(const Reply& node) { return static_cast<uint16_t>(node.elements.at(1).integer); }
+
+// One line of CLUSTER NODES: <id> <ip:port@cport> <flags> <master> <ping-sent> <pong-recv>
+// <config-epoch> <link-state> <slot or range>...
+struct NodesLine {
+  std::string id;
+  std::string addr;
+  std::set<std::string> flags;
+  std::string master;  // "-" for a master
+  uint64_t epoch = 0;
+  std::string link;
+  std::vector<std::pair<int, int>> ranges;  // inclusive
+};
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  for (size_t next; (next = s.find(sep, at)) != std::string::npos; at = next + 1) {
+    out.push_back(s.substr(at, next - at));
+  }
+  out.push_back(s.substr(at));
+  return out;
+}
+
+// The lines of a CLUSTER NODES reply; a line not shaped as Redis 7 shapes it fails the test.
+std::vector<NodesLine> ParseNodes(const Reply& reply) {
+  EXPECT_EQ(reply.type, REDIS_REPLY_STRING) << reply.ToString();
+  std::vector<NodesLine> out;
+  for (size_t at = 0; at < reply.str.size();) {
+    const size_t nl = reply.str.find('\n', at);
+    EXPECT_NE(nl, std::string::npos) << "no newline after the last line: " << reply.str;
+    if (nl == std::string::npos) break;
+    const std::string text = reply.str.substr(at, nl - at);
+    at = nl + 1;
+    const std::vector<std::string> w = Split(text, ' ');
+    EXPECT_GE(w.size(), 8u) << text;
+    if (w.size() < 8) continue;
+    NodesLine line;
+    line.id = w[0];
+    line.addr = w[1];
+    line.master = w[3];
+    line.link = w[7];
+    EXPECT_EQ(line.id.size(), 40u) << text;
+    EXPECT_EQ(line.id.find_first_not_of("0123456789abcdef"), std::string::npos) << text;
+    for (const std::string& f : Split(w[2], ',')) line.flags.insert(f);
+    line.epoch = std::stoull(w[6]);
+    for (size_t i = 8; i < w.size(); ++i) {
+      const std::vector<std::string> ends = Split(w[i], '-');
+      EXPECT_LE(ends.size(), 2u) << text;
+      line.ranges.emplace_back(std::stoi(ends.front()), std::stoi(ends.back()));
+      EXPECT_LE(line.ranges.back().first, line.ranges.back().second) << text;
+    }
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+// The master's name of each slot in a CLUSTER SLOTS reply ("" for a slot no range covers).
+std::vector<std::string> SlotOwners(const Reply& slots) {
+  std::vector<std::string> owner(16384);
+  for (const Reply& range : slots.elements) {
+    if (range.elements.size() < 3) continue;
+    for (long long s = range.elements[0].integer; s <= range.elements[1].integer; ++s) {
+      owner.at(static_cast<size_t>(s)) = range.elements[2].elements.at(2).str;
+    }
+  }
+  return owner;
+}
+
+// CLUSTER NODES, read between two CLUSTER SLOTS that agree (so the map did not change in
+// between), and the slot owners those name. False when the map kept changing.
+bool ReadNodesAndSlots(Redis& r, std::vector<NodesLine>* nodes, std::vector<std::string>* owners) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    *owners = SlotOwners(r.Command({"CLUSTER", "SLOTS"}));
+    const Reply reply = r.Command({"CLUSTER", "NODES"});
+    if (SlotOwners(r.Command({"CLUSTER", "SLOTS"})) == *owners) {
+      *nodes = ParseNodes(reply);
+      return true;
+    }
+  }
+  return false;
+}
+
+// What every CLUSTER NODES reply must say, read through the node named `myid`: one line per
+// node, each name once, exactly one `myself` (this node); masters' slot ranges that cover every
+// slot exactly once and name the masters CLUSTER SLOTS names (`owners`); and each slave naming a
+// master of the reply, with its config epoch.
+void ExpectNodesConsistent(const std::vector<NodesLine>& nodes, const std::string& myid,
+                           const std::vector<std::string>& owners, size_t expected_lines) {
+  EXPECT_EQ(nodes.size(), expected_lines);
+  std::map<std::string, const NodesLine*> by_id;
+  int myself = 0;
+  for (const NodesLine& n : nodes) {
+    EXPECT_TRUE(by_id.emplace(n.id, &n).second) << "node " << n.id << " listed twice";
+    if (n.flags.contains("myself")) {
+      ++myself;
+      EXPECT_EQ(n.id, myid);
+    }
+    EXPECT_NE(n.flags.contains("master"), n.flags.contains("slave")) << n.id;
+  }
+  EXPECT_EQ(myself, 1);
+  std::vector<int> covered(16384, 0);
+  std::vector<std::string> from_nodes(16384);
+  for (const NodesLine& n : nodes) {
+    if (n.flags.contains("master")) {
+      EXPECT_EQ(n.master, "-") << n.id;
+      for (const auto& [first, last] : n.ranges) {
+        ASSERT_GE(first, 0);
+        ASSERT_LT(last, 16384);
+        for (int s = first; s <= last; ++s) {
+          ++covered[static_cast<size_t>(s)];
+          from_nodes[static_cast<size_t>(s)] = n.id;
+        }
+      }
+    } else {
+      EXPECT_TRUE(n.ranges.empty()) << n.id;
+      auto m = by_id.find(n.master);
+      ASSERT_NE(m, by_id.end()) << n.id << " replicates unknown master " << n.master;
+      EXPECT_TRUE(m->second->flags.contains("master")) << n.master;
+      EXPECT_EQ(n.epoch, m->second->epoch) << "a replica shows its master's config epoch";
+    }
+  }
+  for (size_t s = 0; s < covered.size(); ++s) {
+    ASSERT_EQ(covered[s], 1) << "slot " << s << " is in " << covered[s] << " masters' ranges";
+  }
+  for (size_t s = 0; s < owners.size(); ++s) {
+    ASSERT_EQ(from_nodes[s], owners[s]) << "CLUSTER NODES and SLOTS name different masters of "
+                                        << "slot " << s;
+  }
+}
 
 // Waits until node `via` reports the leader's client port as the master of every slot.
 bool SlotsNameMaster(TestCluster& c, uint64_t via, uint64_t leader, int64_t timeout_ms) {
@@ -72,28 +203,19 @@ TEST(ClusterProtocol, RepliesDescribeOneShardLedByTheLeader) {
   EXPECT_TRUE(names.contains(myid.str)) << myid.ToString();
   EXPECT_EQ(Redis(c.client_port(follower)).Command({"CLUSTER", "MYID"}).str, myid.str);
 
-  const Reply nodes = r.Command({"CLUSTER", "NODES"});
-  ASSERT_EQ(nodes.type, REDIS_REPLY_STRING);
-  int lines = 0, masters = 0, myself = 0;
-  for (size_t at = 0; at < nodes.str.size();) {
-    const size_t nl = nodes.str.find('\n', at);
-    ASSERT_NE(nl, std::string::npos);
-    const std::string line = nodes.str.substr(at, nl - at);
-    at = nl + 1;
-    ++lines;
-    if (line.find(" master ") != std::string::npos || line.find(",master ") != std::string::npos) {
-      ++masters;
-      EXPECT_NE(line.find(" connected 0-16383"), std::string::npos) << line;
-      EXPECT_NE(line.find(":" + std::to_string(c.client_port(leader)) + "@"), std::string::npos);
-    }
-    if (line.find("myself") != std::string::npos) {
-      ++myself;
-      EXPECT_EQ(line.substr(0, 40), myid.str);
-    }
+  std::vector<NodesLine> nodes;
+  std::vector<std::string> owners;
+  ASSERT_TRUE(ReadNodesAndSlots(r, &nodes, &owners));
+  ASSERT_NO_FATAL_FAILURE(ExpectNodesConsistent(nodes, myid.str, owners, 3));
+  int masters = 0;
+  for (const NodesLine& n : nodes) {
+    if (!n.flags.contains("master")) continue;
+    ++masters;
+    EXPECT_EQ(n.ranges, (std::vector<std::pair<int, int>>{{0, 16383}})) << n.id;
+    EXPECT_TRUE(n.addr.starts_with("127.0.0.1:" + std::to_string(c.client_port(leader)) + "@"));
+    EXPECT_EQ(n.link, "connected");
   }
-  EXPECT_EQ(lines, 3);
   EXPECT_EQ(masters, 1);
-  EXPECT_EQ(myself, 1);
 
   const Reply info = r.Command({"CLUSTER", "INFO"});
   EXPECT_NE(info.str.find("cluster_state:ok\r\n"), std::string::npos) << info.str;
@@ -236,6 +358,63 @@ void RunRedisClusterScript(bool redirects) {
             << NowMs() - start << " ms\n";
   EXPECT_EQ(res.exit_code, 0) << "stdout:\n" << res.out << "\nstderr:\n" << res.err;
   EXPECT_NE(res.out.find("redis-py cluster: all checks passed"), std::string::npos) << res.out;
+}
+
+// CLUSTER NODES prints each node once, as Redis does, though every node leads two of the six
+// shards and follows in four: a master line with the two ranges it leads. After a node's
+// kill -9 the survivors lead its shards, and it is a failed slave of one of them.
+TEST(ClusterProtocol, NodesPrintsEachNodeOnceWithTheSlotsOfEveryShardItLeads) {
+  TestCluster c(SixShards(/*redirects=*/true));
+  ASSERT_NE(SettledFollower(c), 0u) << "the shards never settled on their preferred leaders";
+  for (uint64_t via : c.ids()) {
+    SCOPED_TRACE("via node " + std::to_string(via));
+    Redis r(c.client_port(via));
+    const std::string myid = r.Command({"CLUSTER", "MYID"}).str;
+    std::vector<NodesLine> nodes;
+    std::vector<std::string> owners;
+    ASSERT_TRUE(ReadNodesAndSlots(r, &nodes, &owners)) << "the map kept changing";
+    ASSERT_NO_FATAL_FAILURE(ExpectNodesConsistent(nodes, myid, owners, 3));
+    for (const NodesLine& n : nodes) {
+      EXPECT_TRUE(n.flags.contains("master")) << n.id;
+      // The layout spreads leaders round robin: a node's two shards are not adjacent.
+      EXPECT_EQ(n.ranges.size(), 2u) << n.id;
+      EXPECT_EQ(n.link, "connected");
+    }
+  }
+
+  const uint64_t victim = c.ids().back();
+  const std::string victim_addr = "127.0.0.1:" + std::to_string(c.client_port(victim)) + "@";
+  c.Kill9(victim);
+  for (uint64_t via : c.LiveIds()) {
+    SCOPED_TRACE("via node " + std::to_string(via));
+    Redis r(c.client_port(via));
+    const std::string myid = r.Command({"CLUSTER", "MYID"}).str;
+    std::vector<NodesLine> nodes;
+    std::vector<std::string> owners;
+    // Until the survivors lead every shard and this node knows it: the victim leads nothing
+    // (a slave) and is unreachable (fail).
+    auto settled = [&] {
+      if (!ReadNodesAndSlots(r, &nodes, &owners)) return false;
+      for (const NodesLine& n : nodes) {
+        if (n.addr.starts_with(victim_addr)) {
+          return n.flags.contains("slave") && n.flags.contains("fail");
+        }
+      }
+      return false;
+    };
+    ASSERT_TRUE(WaitUntil(15000, settled, 100)) << "the victim never became a failed slave";
+    ASSERT_NO_FATAL_FAILURE(ExpectNodesConsistent(nodes, myid, owners, 3));
+    int masters = 0;
+    for (const NodesLine& n : nodes) {
+      if (n.addr.starts_with(victim_addr)) {
+        EXPECT_EQ(n.link, "disconnected");
+      } else {
+        EXPECT_TRUE(n.flags.contains("master")) << n.id;
+        ++masters;
+      }
+    }
+    EXPECT_EQ(masters, 2);
+  }
 }
 
 TEST(ClusterProtocol, RedisPyClusterClientWorksWithRedirects) { RunRedisClusterScript(true); }
