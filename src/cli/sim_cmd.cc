@@ -24,6 +24,7 @@ namespace {
 struct SimArgs {
   std::string seeds = "1-10";
   int nodes = 3;
+  int shards = -1;
   std::string faults = "all";
   std::string duration = "10s";
   std::string bug;
@@ -116,9 +117,9 @@ void RunSeedInChild(const sim::SimOptions& o, const std::string& history_out, in
   if (r.passed) {
     text = fmt::format(
         "seed {}: ok trace={:016x} events={} ops={} unknown={} faults={} quiesce_notices={} "
-        "knobs: {}",
+        "forwarded={} knobs: {}",
         o.seed, r.trace_hash, r.events, r.ops_ok, r.ops_unknown, r.faults_injected,
-        r.quiesce_notices, r.knobs);
+        r.quiesce_notices, r.requests_forwarded, r.knobs);
   } else {
     text = fmt::format("FAIL seed {}: {}\n  reproduce: {}\n  knobs: {}", o.seed, r.failure,
                        sim::ReproCommand(o), r.knobs);
@@ -188,6 +189,10 @@ int RunSim(const SimArgs& a) {
     std::fprintf(stderr, "synod sim: --nodes must be between 1 and 7\n");
     return kExitUsage;
   }
+  if (a.shards < -1 || a.shards > 16) {
+    std::fprintf(stderr, "synod sim: --shards must be between 0 and 16 (or -1: drawn per seed)\n");
+    return kExitUsage;
+  }
   const std::vector<uint64_t>& seed_list = *seeds;
   const uint64_t count = seed_list.size();
   const uint64_t jobs = a.jobs > 0 ? static_cast<uint64_t>(a.jobs)
@@ -196,6 +201,7 @@ int RunSim(const SimArgs& a) {
     sim::SimOptions o;
     o.seed = seed_list[i];
     o.nodes = a.nodes;
+    o.shards = a.shards;
     o.faults = *faults;
     o.duration_ns = *duration;
     o.bug = a.bug;
@@ -262,6 +268,10 @@ void AddSimCommand(CLI::App& app) {
   cmd->add_option("--seeds", args->seeds, "Seed, range A-B, or a comma-separated list of them")
       ->capture_default_str();
   cmd->add_option("--nodes", args->nodes, "Initial voters (1-7)")->capture_default_str();
+  cmd->add_option("--shards", args->shards,
+                  "Data shards (1-16, plus the meta shard; requests routed by slot), 0 for one "
+                  "group holding every slot, -1 to draw it per seed")
+      ->capture_default_str();
   cmd->add_option("--faults", args->faults,
                   "all, none, or a list of network,partition,crash,pause,disk,clock,"
                   "membership,transfer")

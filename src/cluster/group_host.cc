@@ -1,6 +1,7 @@
 #include "cluster/group_host.h"
 
 #include <chrono>
+#include <random>
 #include <sstream>
 #include <utility>
 
@@ -21,8 +22,6 @@ constexpr char kMembersMeta[] = "members";
 // Leadership notices and the leader balancing run every this many ticks.
 constexpr uint64_t kNoticeTicks = 20;
 constexpr uint64_t kBalanceTicks = 20;
-// Requests in flight to other nodes and attempts waiting for a leader: beyond, refused.
-constexpr size_t kRoutedRequestsMax = 100'000;
 // Keys one expiry round may delete: bounds the entry and the work of one apply.
 constexpr size_t kExpiryKeysPerRound = 500;
 
@@ -217,7 +216,8 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
       [raw](NodeId peer) {
         if (raw->stopped_ || !raw->store_) return;
         raw->store_->ReportUnreachable(peer);
-        raw->ExpireHops(peer, 0);
+        raw->router_->PeerUnreachable(peer, SteadyNowNs());
+        raw->Kick();
       },
       [raw](NodeId peer, const std::string& address) {
         auto it = raw->members_.find(peer);
@@ -230,6 +230,13 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
       });
   h->store_ =
       std::make_unique<Store>(std::move(so), h->db_.get(), &h->raft_transport_, raw, h->logger_);
+  RouterOptions rto;
+  rto.self = h->opts_.id;
+  rto.request_timeout_ms = h->opts_.request_timeout_ms;
+  // Fresh ids for every start (see RouterOptions::first_request_id).
+  rto.first_request_id = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+  h->router_ = std::make_unique<RequestRouter>(rto, h->map_.get(), h->store_.get(),
+                                               &h->request_out_, h->logger_);
   // The groups held: those with records, and those the layout gives this node (a joining node:
   // every group, since it is added to each). The initial voters bootstrap a group when the
   // database holds nothing of it (durably, before anything else); a joining node starts it
@@ -335,16 +342,7 @@ void GroupHost::OnRaftMessage(NodeId from, std::string_view payload) {
   Kick();
 }
 
-// ---- routing ----
-
-struct GroupHost::Attempt {
-  ShardRequest req;
-  ResponseFn done;
-  int64_t deadline_ns = 0;
-  int attempt = 0;
-  bool maybe_applied = false;  // a write hop ended without a definite answer
-  Status last_error;
-};
+// ---- routing (RequestRouter, cluster/logic/router.h) ----
 
 std::vector<GroupId> GroupHost::DataShards() const {
   std::vector<GroupId> out;
@@ -366,346 +364,56 @@ const kv::StateMachine* GroupHost::LocalStateMachine(GroupId group) const {
   return r == nullptr ? nullptr : &r->state_machine();
 }
 
-NodeId GroupHost::LeaderHint(GroupId group, uint64_t* term) const {
-  if (const Replica* r = store_->replica(group)) {
-    const raft::Raft& raft = r->raw_node().raft();
-    if (term != nullptr) *term = raft.term().value();
-    // A replica that knows no leader may still learn of one sooner from a notice.
-    if (raft.lead() != kNoNode || map_->leader_term(group) <= raft.term().value()) {
-      return raft.lead();
-    }
-  }
-  if (term != nullptr) *term = map_->leader_term(group);
-  return map_->leader(group);
-}
-
-void GroupHost::StampLeader(GroupId group, ShardResponse* r) const {
-  r->leader = LeaderHint(group, &r->term);
-}
-
 void GroupHost::Call(ShardRequest req, ResponseFn done) {
-  auto a = std::make_shared<Attempt>();
-  a->req = std::move(req);
-  a->done = std::move(done);
-  // The replica answers within the request timeout; the extra second lets a definite answer
-  // from the last hop arrive before this bound gives up on it.
-  a->deadline_ns = SteadyNowNs() + (opts_.request_timeout_ms + 1000) * 1'000'000;
-  Step(a);
-}
-
-void GroupHost::Step(const std::shared_ptr<Attempt>& a) {
-  const GroupId group = a->req.group;
-  auto finish = [&a](Status s) {
+  if (stopped_) {
     ShardResponse r;
-    r.status = std::move(s);
-    auto done = std::move(a->done);
-    done(std::move(r));
-  };
-  if (stopped_) return finish(Status::Unavailable("the node is shutting down"));
-  const ShardDescriptor* desc = map_->Find(group);
-  if (desc == nullptr) {
-    return finish(Status::InvalidArgument("no shard " + std::to_string(group.value())));
+    r.status = Status::Unavailable("the node is shutting down");
+    return done(std::move(r));
   }
-  if (SteadyNowNs() >= a->deadline_ns) {
-    const std::string what = "shard " + std::to_string(group.value());
-    if (a->maybe_applied || a->last_error.ok()) {
-      return finish(Status::Timeout("no answer from the leader of " + what + " within " +
-                                    std::to_string(opts_.request_timeout_ms) + " ms" +
-                                    (a->req.type == ShardRequest::Type::kWrite
-                                         ? "; it may or may not have been applied"
-                                         : "")));
-    }
-    return finish(a->last_error);
-  }
-  if (hops_.size() + waiting_.size() >= kRoutedRequestsMax) {
-    return finish(Status::ResourceExhausted("too many requests in flight to other nodes"));
-  }
-  const Replica* local = store_->replica(group);
-  RouteInput in;
-  in.self = opts_.id;
-  in.shard = desc;
-  in.leader = LeaderHint(group, nullptr);
-  in.hosted = local != nullptr;
-  in.local_leader = local != nullptr && local->raw_node().raft().role() == raft::Role::kLeader;
-  in.stale_ok = a->req.mode == ReadMode::kStale && (a->req.type == ShardRequest::Type::kRead ||
-                                                    a->req.type == ShardRequest::Type::kVersions);
-  in.attempt = a->attempt;
-  const RouteDecision d = DecideRoute(in);
-  switch (d.action) {
-    case RouteAction::kLocal:
-      ExecuteLocal(a->req, /*from_peer=*/false, [this, a, alive = alive_](ShardResponse r) {
-        if (!*alive) return;
-        // A local timeout: the leader changed or no quorum answered; the write may be applied.
-        const bool maybe_applied = r.status.code() == Code::kTimeout;
-        OnAttemptResult(a, std::move(r), maybe_applied);
-      });
-      return;
-    case RouteAction::kForward: {
-      const uint64_t id = next_request_id_++;
-      const int64_t hop_ms = std::max<int64_t>(500, opts_.request_timeout_ms / 2);
-      hops_[id] = Hop{a, d.to, std::min(a->deadline_ns, SteadyNowNs() + hop_ms * 1'000'000)};
-      counters_.requests_forwarded.fetch_add(1, std::memory_order_relaxed);
-      transport_->Send(
-          d.to, peer_wire::EncodeCall(peer_wire::Kind::kRequest, id, EncodeShardRequest(a->req)));
-      return;
-    }
-    case RouteAction::kWait:
-      waiting_.push_back(a);
-      return;
-  }
+  router_->Call(std::move(req), std::move(done), SteadyNowNs());
 }
 
-void GroupHost::OnAttemptResult(const std::shared_ptr<Attempt>& a, ShardResponse r,
-                                bool maybe_applied) {
-  if (!a->done) return;
-  const Code code = r.status.code();
-  const bool retry = code == Code::kNotLeader || code == Code::kProposalDropped ||
-                     code == Code::kUnavailable || code == Code::kTimeout;
-  if (!retry || stopped_) {
-    auto done = std::move(a->done);
-    done(std::move(r));
-    return;
-  }
-  a->maybe_applied = a->maybe_applied || maybe_applied;
-  a->last_error = r.status;
-  ++a->attempt;
-  counters_.request_retries.fetch_add(1, std::memory_order_relaxed);
-  // A refusal that names another leader goes there at once; otherwise wait a tick (an
-  // election, a transfer or a lost quorum takes at least that long to change).
-  if (r.leader != kNoNode && r.leader != opts_.id && code == Code::kNotLeader) {
-    Step(a);
-  } else {
-    waiting_.push_back(a);
-  }
+NodeId GroupHost::LeaderHint(GroupId group) const { return router_->LeaderHint(group, nullptr); }
+
+void GroupHost::RequestOut::SendRequest(NodeId to, uint64_t id, const ShardRequest& req) {
+  host_->transport_->Send(
+      to, peer_wire::EncodeCall(peer_wire::Kind::kRequest, id, EncodeShardRequest(req)));
 }
 
-void GroupHost::ExpireHops(NodeId peer, int64_t now_ns) {
-  std::vector<std::shared_ptr<Attempt>> failed;
-  for (auto it = hops_.begin(); it != hops_.end();) {
-    if ((peer != kNoNode && it->second.to == peer) ||
-        (peer == kNoNode && it->second.deadline_ns <= now_ns)) {
-      failed.push_back(std::move(it->second.attempt));
-      it = hops_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto& a : failed) {
-    ShardResponse r;
-    r.status = Status::Timeout(peer != kNoNode ? "the node serving it became unreachable"
-                                               : "the node serving it did not answer");
-    // A write sent to a node that went away may have been applied there.
-    OnAttemptResult(a, std::move(r), a->req.type == ShardRequest::Type::kWrite);
-  }
-  if (!failed.empty()) Kick();
+void GroupHost::RequestOut::SendResponse(NodeId to, uint64_t id, const ShardResponse& resp) {
+  if (host_->stopped_) return;
+  host_->transport_->Send(
+      to, peer_wire::EncodeCall(peer_wire::Kind::kResponse, id, EncodeShardResponse(resp)));
 }
 
-void GroupHost::ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn done) {
-  Replica* r = store_->replica(req.group);
-  auto refuse = [&](Status s) {
-    ShardResponse resp;
-    resp.status = std::move(s);
-    StampLeader(req.group, &resp);
-    done(std::move(resp));
-  };
-  const ShardDescriptor* desc = map_->Find(req.group);
-  if (r == nullptr || desc == nullptr) {
-    return refuse(Status::NotLeader("node " + std::to_string(opts_.id.value()) +
-                                    " holds no replica of shard " +
-                                    std::to_string(req.group.value())));
-  }
-  if (req.epoch != 0 && req.epoch != desc->epoch) {
-    return refuse(Status::NotLeader("stale route: shard " + std::to_string(req.group.value()) +
-                                    " is at epoch " + std::to_string(desc->epoch) + ", not " +
-                                    std::to_string(req.epoch)));
-  }
-  const bool leads = r->raw_node().raft().role() == raft::Role::kLeader;
-  if (from_peer && !leads) {
-    return refuse(Status::NotLeader("node " + std::to_string(opts_.id.value()) +
-                                    " does not lead shard " + std::to_string(req.group.value())));
-  }
-  // The answer of a replica's reply, with this node's leader hint.
-  auto answer = [this, group = req.group, &done]() {
-    return [this, group, done = std::move(done), alive = alive_](ClientReply cr) {
-      ShardResponse resp;
-      resp.status = std::move(cr.status);
-      resp.reply = std::move(cr.reply);
-      resp.index = cr.index;
-      if (*alive) StampLeader(group, &resp);
-      done(std::move(resp));
-    };
-  };
-  switch (req.type) {
-    case ShardRequest::Type::kWrite:
-      if (req.command.op != kv::Op::kGet) {
-        counters_.proposals.fetch_add(1, std::memory_order_relaxed);
-      }
-      store_->Submit(req.group, req.command, ReadMode::kLinearizable, answer());
-      break;
-    case ShardRequest::Type::kRead:
-      store_->SubmitRead(
-          req.group,
-          [args = req.args, now = req.now_ms, random = req.random](const kv::StateMachine& sm) {
-            kv::ExecContext ctx = sm.ReadContext(now);
-            ctx.random = random;
-            return kv::ExecuteRedisRead(sm.keyspace(), args, ctx);
-          },
-          from_peer ? ReadMode::kLinearizable : req.mode, answer());
-      break;
-    case ShardRequest::Type::kVersions:
-      store_->SubmitRead(
-          req.group,
-          [keys = req.args, now_ms = req.now_ms](const kv::StateMachine& sm) {
-            const int64_t now = sm.ReadContext(now_ms).now_ms;
-            kv::Reply out;
-            out.number = static_cast<int64_t>(sm.applied_index().value());
-            for (const std::string& k : keys) {
-              out.replies.push_back(
-                  kv::Reply::Int(static_cast<int64_t>(sm.keyspace().VersionOf(k, now).value())));
-            }
-            return out;
-          },
-          from_peer ? ReadMode::kLinearizable : req.mode, answer());
-      break;
-    case ShardRequest::Type::kSlotKeys:
-      store_->SubmitRead(
-          req.group,
-          [slot = req.index.value(), max = req.random,
-           count = req.args == std::vector<std::string>{"count"},
-           now_ms = req.now_ms](const kv::StateMachine& sm) {
-            const int64_t now = sm.ReadContext(now_ms).now_ms;
-            const kv::Keyspace::Map& m = sm.keyspace().map();
-            const uint64_t end = (slot + 1) << 50;  // bounded by the keys of one slot
-            std::vector<kv::Reply> keys;
-            int64_t n = 0;
-            for (auto it = m.lower_bound(kv::Keyspace::KeyRef{slot << 50, ""});
-                 it != m.end() && it->first.pos < end; ++it) {
-              if (!count && keys.size() >= max) break;
-              if (it->second.expire_ms != 0 && it->second.expire_ms <= now) continue;
-              ++n;
-              if (!count) keys.push_back(kv::Reply::Bulk(it->first.bytes));
-            }
-            return count ? kv::Reply::Int(n) : kv::Reply::Array(std::move(keys));
-          },
-          from_peer ? ReadMode::kLinearizable : req.mode, answer());
-      break;
-    case ShardRequest::Type::kConfig:
-      store_->SubmitRead(
-          req.group,
-          [names = req.args](const kv::StateMachine& sm) {
-            auto one = [&sm](const std::string& name) {
-              std::optional<std::string_view> v = sm.config(name);
-              return v ? kv::Reply::Bulk(std::string(*v)) : kv::Reply::Nil();
-            };
-            if (names.size() == 1) return one(names[0]);
-            std::vector<kv::Reply> all;
-            for (const std::string& n : names) all.push_back(one(n));
-            return kv::Reply::Array(std::move(all));
-          },
-          from_peer ? ReadMode::kLinearizable : req.mode, answer());
-      break;
-    case ShardRequest::Type::kKeyspace:
-      store_->SubmitRead(
-          req.group,
-          [](const kv::StateMachine& sm) {
-            return kv::Reply::Array(
-                {kv::Reply::Int(static_cast<int64_t>(sm.keyspace().size())),
-                 kv::Reply::Int(static_cast<int64_t>(sm.keyspace().expires_count()))});
-          },
-          from_peer ? ReadMode::kLinearizable : req.mode, answer());
-      break;
-    case ShardRequest::Type::kReplicasHolding: {
-      // The leader counts the members other than itself whose match reached the index; any
-      // other replica knows only that the write committed: a quorum holds it.
-      const raft::Raft& raft = r->raw_node().raft();
-      int64_t n = 0;
-      if (leads) {
-        for (NodeId id : raft.config().AllIds()) {
-          const raft::Progress* p = raft.progress(id);
-          if (id != opts_.id && p != nullptr && p->match >= req.index) ++n;
-        }
-      } else {
-        n = static_cast<int64_t>(raft.config().voters.Ids().size() / 2);
-      }
-      ShardResponse resp;
-      resp.number = n;
-      StampLeader(req.group, &resp);
-      done(std::move(resp));
-      break;
-    }
-    case ShardRequest::Type::kConfChange: {
-      if (!leads) {
-        return refuse(Status::NotLeader("membership changes go to the leader"));
-      }
-      Result<raft::ConfChange> cc = raft::ConfChange::Decode(req.conf_change);
-      if (!cc.ok()) return refuse(cc.status());
-      const raft::MembershipConfig& cfg = r->raw_node().raft().config();
-      for (const raft::ConfChangeSingle& c : cc->changes) {
-        const bool member = cfg.IsVoter(c.node) || cfg.IsLearner(c.node);
-        if (c.type == raft::ConfChangeType::kAddLearner && member) {
-          return refuse(Status::FailedPrecondition("node " + std::to_string(c.node.value()) +
-                                                   " is already a member of shard " +
-                                                   std::to_string(req.group.value())));
-        }
-        if (c.type == raft::ConfChangeType::kRemoveNode && !member) {
-          return refuse(Status::NotFound("node " + std::to_string(c.node.value()) +
-                                         " is not a member of shard " +
-                                         std::to_string(req.group.value())));
-        }
-      }
-      Status s = r->ProposeConfChange(*cc);
-      store_->Touch(req.group);  // called on the replica directly: give it a round
-      Kick();
-      ShardResponse resp;
-      resp.status = std::move(s);
-      StampLeader(req.group, &resp);
-      done(std::move(resp));
-      break;
-    }
-  }
-  Kick();
+void GroupHost::RequestOut::Wake() { host_->Kick(); }
+
+void GroupHost::SyncRouterCounters() {
+  const RouterCounters& c = router_->counters();
+  counters_.proposals.store(c.proposals, std::memory_order_relaxed);
+  counters_.requests_forwarded.store(c.forwarded, std::memory_order_relaxed);
+  counters_.requests_served.store(c.served, std::memory_order_relaxed);
+  counters_.request_retries.store(c.retries, std::memory_order_relaxed);
 }
 
 void GroupHost::OnRequest(NodeId from, std::string_view payload) {
   Result<peer_wire::Call> call = peer_wire::DecodeCall(peer_wire::Kind::kRequest, payload);
   if (!call.ok()) return Drop(from, "undecodable_request", call.status());
   Result<ShardRequest> req = DecodeShardRequest(call->body);
-  const uint64_t id = call->id;
-  auto respond = [this, from, id, alive = alive_](ShardResponse r) {
-    if (!*alive || stopped_) return;
-    transport_->Send(from,
-                     peer_wire::EncodeCall(peer_wire::Kind::kResponse, id, EncodeShardResponse(r)));
-  };
   if (!req.ok()) {
-    // Answer it: the sender then fails its client's command at once instead of timing out.
-    ++counters_.peer_messages_dropped;
-    ShardResponse r;
-    r.status = Status::InvalidArgument("request from node " + std::to_string(from.value()) +
-                                       " does not decode: " + std::string(req.status().message()));
-    return respond(std::move(r));
+    ++counters_.peer_messages_dropped;  // answered with the error (the router does)
+  } else if (req->type == ShardRequest::Type::kWrite) {
+    store_->set_wall_clock_ms(WallNowMs());
   }
-  counters_.requests_served.fetch_add(1, std::memory_order_relaxed);
-  if (req->type == ShardRequest::Type::kWrite) store_->set_wall_clock_ms(WallNowMs());
-  ExecuteLocal(*req, /*from_peer=*/true, std::move(respond));
+  router_->Serve(from, call->id, std::move(req));
 }
 
 void GroupHost::OnResponse(NodeId from, std::string_view payload) {
   Result<peer_wire::Call> call = peer_wire::DecodeCall(peer_wire::Kind::kResponse, payload);
   if (!call.ok()) return Drop(from, "undecodable_response", call.status());
-  auto it = hops_.find(call->id);
-  if (it == hops_.end() || it->second.to != from) return;  // answered after its hop timed out
-  std::shared_ptr<Attempt> a = std::move(it->second.attempt);
-  hops_.erase(it);
   Result<ShardResponse> r = DecodeShardResponse(call->body);
-  if (!r.ok()) {
-    Drop(from, "undecodable_response", r.status());
-    ShardResponse bad;
-    bad.status = Status::Timeout("the node serving it answered what does not decode");
-    OnAttemptResult(a, std::move(bad), a->req.type == ShardRequest::Type::kWrite);
-    return;
-  }
-  if (r->leader != kNoNode || r->term > 0) map_->NoteLeader(a->req.group, r->leader, r->term);
-  OnAttemptResult(a, std::move(r).value(), false);
+  if (!r.ok()) ++counters_.peer_messages_dropped;
+  router_->OnResponse(from, call->id, std::move(r), SteadyNowNs());
   Kick();
 }
 
@@ -919,18 +627,7 @@ void GroupHost::Stop() {
     OnSyncDone(job->result, job->took_ns);
   }
   // Requests routed elsewhere or waiting for a leader get their answer now.
-  auto hops = std::move(hops_);
-  auto waiting = std::move(waiting_);
-  for (auto& [id, hop] : hops) waiting.push_back(std::move(hop.attempt));
-  for (auto& a : waiting) {
-    if (!a->done) continue;
-    ShardResponse r;
-    r.status = a->req.type == ShardRequest::Type::kWrite
-                   ? Status::Timeout("the node shut down; it may or may not have been applied")
-                   : Status::Unavailable("the node shut down");
-    auto done = std::move(a->done);
-    done(std::move(r));
-  }
+  if (router_) router_->Stop();
   // The state applied since the last write waits for the next one; a clean stop writes it, so
   // that the next start replays no entries it need not (after a crash it replays them).
   if (db_ && db_->failure().ok() && store_) {
@@ -972,11 +669,8 @@ void GroupHost::OnTick() {
   // are due (reads already treat them as absent; this frees them everywhere).
   if (ticks_ % 2 == 0) store_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);
   // Routed requests: hops past their deadline fail over; those waiting for a leader try again.
-  const int64_t now = SteadyNowNs();
-  ExpireHops(kNoNode, now);
-  auto waiting = std::move(waiting_);
-  waiting_.clear();
-  for (auto& a : waiting) Step(a);
+  router_->Tick(SteadyNowNs());
+  SyncRouterCounters();
   Kick();
 }
 
@@ -1144,7 +838,7 @@ void GroupHost::MaybePromoteLearners() {
   }
 }
 
-void GroupHost::OnApply(NodeId, const raft::Entry& entry) {
+void GroupHost::OnApply(NodeId, GroupId, const raft::Entry& entry) {
   if (entry.type != raft::EntryType::kConfChange) return;
   auto cc = raft::ConfChange::Decode(entry.data);
   if (!cc.ok()) return;
@@ -1154,11 +848,11 @@ void GroupHost::OnApply(NodeId, const raft::Entry& entry) {
                cc->ToString());
 }
 
-void GroupHost::OnSnapshot(NodeId, const raft::SnapshotMeta& meta) {
+void GroupHost::OnSnapshot(NodeId, GroupId, const raft::SnapshotMeta& meta) {
   logger_.Info("event=snapshot_installed index={} term={}", meta.index.value(), meta.term.value());
 }
 
-void GroupHost::OnSoftState(NodeId, const raft::SoftState& ss, Term term) {
+void GroupHost::OnSoftState(NodeId, GroupId, const raft::SoftState& ss, Term term) {
   roles_changed_ = true;  // the next tick's NoticeLeaders looks
   logger_.Debug("event=role_changed role={} term={} leader={}", RoleText(ss.role), term.value(),
                 ss.lead.value());
@@ -1173,17 +867,17 @@ std::vector<ShardView> GroupHost::Shards() const {
   for (const ShardDescriptor& d : map_->layout().shards) {
     ShardView v;
     v.desc = d;  // as the meta shard holds it (the same on every node, once learnt)
-    v.leader = LeaderHint(d.group, nullptr);
+    v.leader = LeaderHint(d.group);
     out.push_back(std::move(v));
   }
   return out;
 }
 
 NodeId GroupHost::LeaderForSlot(uint16_t slot) const {
-  return LeaderHint(map_->ForSlot(slot).group, nullptr);
+  return LeaderHint(map_->ForSlot(slot).group);
 }
 
-NodeId GroupHost::leader() const { return LeaderHint(kMetaGroup, nullptr); }
+NodeId GroupHost::leader() const { return LeaderHint(kMetaGroup); }
 
 bool GroupHost::is_leader() const {
   const Replica* m = store_->replica(kMetaGroup);

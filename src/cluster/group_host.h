@@ -10,11 +10,12 @@
 // saves it in its NodeDb; a joining node gets it from the member that adds it.
 //
 // Routing (the Router interface, for the command handlers): a request names a shard; Call()
-// runs it where it can be served — on this node's replica when it leads the shard (or, for a
-// READONLY read, holds a replica), else on the leader's node over the request channel
-// (peer_wire kRequest/kResponse), retrying transparently within the request timeout when a hop
-// meets a node that does not lead (it names the leader), times out, or loses its peer. A write
-// carries its connection's session for the shard, so a retried write applies at most once.
+// hands it to the pure RequestRouter (cluster/logic/router.h), which runs it where it can be
+// served — on this node's replica when it leads the shard (or, for a READONLY read, holds a
+// replica), else on the leader's node over the request channel (peer_wire kRequest/kResponse),
+// retrying transparently within the request timeout when a hop meets a node that does not lead
+// (it names the leader), a stale route, a timeout, or a lost peer. A write carries its
+// connection's session for the shard, so a retried write applies at most once.
 // Leaders of shards a node does not host are learnt from those answers and from the leadership
 // notices every node sends its peers (every second and when its set of led groups changes).
 // Leaders are spread: a node leading a shard whose preferred leader (the layout's first voter)
@@ -48,6 +49,7 @@
 #include "cluster/logic/layout.h"
 #include "cluster/logic/replica.h"
 #include "cluster/logic/request.h"
+#include "cluster/logic/router.h"
 #include "cluster/logic/shard.h"
 #include "cluster/logic/shard_map.h"
 #include "cluster/logic/store.h"
@@ -166,8 +168,6 @@ struct HostCounters {
   std::function<void(int64_t)> observe_sync_ns;
 };
 
-using ResponseFn = std::function<void(ShardResponse)>;
-
 // What command handlers reach: route a key's slot to its shard, run a request on a shard
 // wherever it is served. Implemented by GroupHost; answers run on the core thread.
 class Router {
@@ -248,9 +248,9 @@ class GroupHost final : public ReplicaObserver, public Router {
   Store& store() { return *store_; }
 
   // ReplicaObserver
-  void OnApply(NodeId node, const raft::Entry& entry) override;
-  void OnSnapshot(NodeId node, const raft::SnapshotMeta& meta) override;
-  void OnSoftState(NodeId node, const raft::SoftState& ss, Term term) override;
+  void OnApply(NodeId node, GroupId group, const raft::Entry& entry) override;
+  void OnSnapshot(NodeId node, GroupId group, const raft::SnapshotMeta& meta) override;
+  void OnSoftState(NodeId node, GroupId group, const raft::SoftState& ss, Term term) override;
 
  private:
   GroupHost(asio::io_context& io, HostOptions opts, Logger logger);
@@ -283,19 +283,10 @@ class GroupHost final : public ReplicaObserver, public Router {
   void BeatAndWatchPeers();
   void Drop(NodeId from, const char* reason, const Status& s);
 
-  // Routing (see the class comment).
-  struct Attempt;
-  void Step(const std::shared_ptr<Attempt>& a);
-  // Runs `req` on this node's replica. From a peer (`from_peer`) the replica must lead; the
-  // answer names this node's leader hint either way.
-  void ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn done);
-  // A hop answered (or failed) with `r`: done, or tried again while time is left.
-  void OnAttemptResult(const std::shared_ptr<Attempt>& a, ShardResponse r, bool maybe_applied);
-  // Fails the hops to `peer` still waiting (it is unreachable), or every hop past its deadline.
-  void ExpireHops(NodeId peer, int64_t now_ns);
-  // The leader hint for `group`: the local replica's view when held, else the map's.
-  NodeId LeaderHint(GroupId group, uint64_t* term) const;
-  void StampLeader(GroupId group, ShardResponse* r) const;
+  // The leader hint for `group` (RequestRouter::LeaderHint).
+  NodeId LeaderHint(GroupId group) const;
+  // The router's counters into the metrics' (every tick).
+  void SyncRouterCounters();
   void ChangeMembership(raft::ConfChange cc, std::function<void(Status)> done);
   // The layout a new node derives (or loads, or was given).
   Status LoadLayout();
@@ -324,15 +315,19 @@ class GroupHost final : public ReplicaObserver, public Router {
     GroupHost* host_;
   };
   RaftOut raft_transport_{this};
-  // Requests in flight to other nodes, by request id; attempts waiting for a leader.
-  struct Hop {
-    std::shared_ptr<Attempt> attempt;
-    NodeId to;
-    int64_t deadline_ns = 0;
+  // Routing: the request channel's pure half, and its sending half over transport_.
+  class RequestOut final : public RequestTransport {
+   public:
+    explicit RequestOut(GroupHost* host) : host_(host) {}
+    void SendRequest(NodeId to, uint64_t id, const ShardRequest& req) override;
+    void SendResponse(NodeId to, uint64_t id, const ShardResponse& resp) override;
+    void Wake() override;
+
+   private:
+    GroupHost* host_;
   };
-  std::map<uint64_t, Hop> hops_;
-  uint64_t next_request_id_ = 1;
-  std::vector<std::shared_ptr<Attempt>> waiting_;
+  RequestOut request_out_{this};
+  std::unique_ptr<RequestRouter> router_;
   std::set<GroupId> led_;          // at the last leadership notice
   bool roles_changed_ = true;      // some replica's role changed since the last NoticeLeaders
   std::set<NodeId> silent_peers_;  // reported to the Store as down, not heard from since

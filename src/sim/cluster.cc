@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/assert.h"
+#include "common/slot.h"
 #include "kv/state_machine.h"
 
 namespace synod::sim {
@@ -38,8 +39,14 @@ struct SimCluster::Node {
   std::unique_ptr<cluster::Store> store;
   std::optional<storage::NodeDb::Write> write_in_flight;
   std::unique_ptr<cluster::Replica> owned_replica;  // WalStorage mode
-  cluster::Replica* replica = nullptr;              // the group's replica, in either mode
-  bool started = false;                             // ever booted (its disk holds a log)
+  cluster::Replica* replica = nullptr;              // the one group's replica (unsharded)
+  // Sharded: the node's view of the shards, its router, and the groups it is to hold (the
+  // layout's, and those a membership change added it to).
+  std::unique_ptr<cluster::ShardMap> map;
+  std::unique_ptr<RequestOut> request_out;
+  std::unique_ptr<cluster::RequestRouter> router;
+  std::set<GroupId> wanted;
+  bool started = false;  // ever booted (its disk holds a log)
   bool up = false;
   bool paused = false;
   uint64_t incarnation = 0;
@@ -50,10 +57,29 @@ struct SimCluster::Node {
   std::map<NodeId, int64_t> last_heard;
   std::set<NodeId> silent;
   std::vector<std::function<void()>> held;  // work held while paused
-  LogIndex commit_seen;                     // highest commit index seen in this incarnation
-  Term term_seen;                           // term and role at the last check
-  bool was_leader = false;
-  LogIndex applied_seen;  // last index applied in this incarnation
+  std::map<GroupId, Seen> seen;             // per replica, in this incarnation
+};
+
+class SimCluster::RequestOut final : public cluster::RequestTransport {
+ public:
+  RequestOut(SimCluster* c, NodeId id) : c_(c), id_(id) {}
+  void SendRequest(NodeId to, uint64_t id, const cluster::ShardRequest& req) override {
+    c_->SendCall(id_, to, id, cluster::EncodeShardRequest(req), /*response=*/false);
+  }
+  void SendResponse(NodeId to, uint64_t id, const cluster::ShardResponse& resp) override {
+    c_->SendCall(id_, to, id, cluster::EncodeShardResponse(resp), /*response=*/true);
+  }
+  void Wake() override {
+    // Run the node's rounds after the current event (the real node posts a kick).
+    c_->loop_->After(0, [c = c_, id = id_, inc = c_->node(id_).incarnation] {
+      c->OnNode(
+          id, inc, [c, id] { c->Pump(c->node(id)); }, true);
+    });
+  }
+
+ private:
+  SimCluster* c_;
+  NodeId id_;
 };
 
 class SimCluster::NodeTransport final : public cluster::RaftTransport {
@@ -90,6 +116,24 @@ SimCluster::SimCluster(EventLoop* loop, env::Random* rng, SimNetwork* net, Clust
     int64_t skew = opts_.wall_skew_ms_max;
     n->wall_skew_ms = skew > 0 ? rng_->Range(-skew, skew) : 0;
     nodes_.emplace(n->id, std::move(n));
+  }
+  if (opts_.shards > 0) {
+    SYNOD_ASSERT_MSG(opts_.node_storage, "sim: a sharded cluster runs the node storage");
+    std::vector<NodeId> initial;
+    for (int i = 1; i <= opts_.nodes; ++i) initial.push_back(NodeId(static_cast<uint64_t>(i)));
+    auto layout =
+        cluster::MakeInitialLayout(initial, opts_.shards, std::min(opts_.replicas, opts_.nodes));
+    SYNOD_ASSERT_MSG(layout.ok(), "sim: bad layout options");
+    layout_ = std::move(layout).value();
+    for (auto& [id, n] : nodes_) {
+      auto lists = [&, id = id](const cluster::ShardDescriptor& d) {
+        return std::find(d.voters.begin(), d.voters.end(), id) != d.voters.end();
+      };
+      if (lists(layout_->meta)) n->wanted.insert(layout_->meta.group);
+      for (const cluster::ShardDescriptor& d : layout_->shards) {
+        if (lists(d)) n->wanted.insert(d.group);
+      }
+    }
   }
 }
 
@@ -150,8 +194,12 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
   n.up = true;
   n.paused = false;
   n.held.clear();
-  n.commit_seen = n.replica->raw_node().raft().log().committed();
-  n.applied_seen = n.replica->raw_node().raft().log().applied();
+  n.seen.clear();
+  for (auto [group, r] : Held(n)) {
+    Seen& seen = n.seen[group];
+    seen.commit = r->raw_node().raft().log().committed();
+    seen.applied = r->raw_node().raft().log().applied();
+  }
   Trace("boot " + std::to_string(n.id.value()));
   ScheduleTick(n);
   Pump(n);
@@ -203,6 +251,44 @@ Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
   n.store =
       std::make_unique<cluster::Store>(so, n.db.get(), n.transport.get(), this,
                                        logger_.With("node=" + std::to_string(n.id.value()) + " "));
+  if (sharded()) {
+    // The groups with records (a restart), and those it is to hold: the layout's (bootstrapped
+    // with the layout's voters by the initial nodes whose storage holds nothing of them) and
+    // those it was added to since (started empty: they wait for the leader's snapshot).
+    auto stored = n.db->StoredGroups();
+    if (!stored.ok()) return stored.status();
+    n.wanted.insert(stored->begin(), stored->end());
+    n.map = std::make_unique<cluster::ShardMap>(*layout_);
+    std::vector<const cluster::ShardDescriptor*> all{&layout_->meta};
+    for (const cluster::ShardDescriptor& d : layout_->shards) all.push_back(&d);
+    for (const cluster::ShardDescriptor* d : all) {
+      if (!n.wanted.contains(d->group)) continue;
+      std::set<NodeId> voters;
+      const bool listed = std::find(d->voters.begin(), d->voters.end(), n.id) != d->voters.end();
+      if (bootstrap && listed) voters.insert(d->voters.begin(), d->voters.end());
+      const storage::StateSpan span = d->group == cluster::kMetaGroup
+                                          ? storage::StateSpan::Group()
+                                          : storage::StateSpan::Slots(d->first_slot, d->last_slot);
+      const Status added = n.store->AddGroup(d->group, span, voters);
+      if (!added.ok()) {
+        n.store.reset();
+        n.db.reset();
+        return added.code() == Code::kIoError
+                   ? added
+                   : Status::Corruption("cannot start: " + added.ToString());
+      }
+    }
+    if (!n.request_out) n.request_out = std::make_unique<RequestOut>(this, n.id);
+    cluster::RouterOptions ro;
+    ro.self = n.id;
+    ro.request_timeout_ms = opts_.request_timeout_ms;
+    // A new range of request ids per incarnation (RouterOptions::first_request_id).
+    ro.first_request_id = (n.incarnation + 1) << 32;
+    n.router = std::make_unique<cluster::RequestRouter>(
+        ro, n.map.get(), n.store.get(), n.request_out.get(),
+        logger_.With("node=" + std::to_string(n.id.value()) + " "));
+    return Status::Ok();
+  }
   // Initial voters bootstrap the group when their storage holds nothing of it.
   std::set<NodeId> voters;
   if (bootstrap) {
@@ -218,6 +304,31 @@ Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
   }
   n.replica = n.store->replica(opts_.replica.group);
   return Status::Ok();
+}
+
+void SimCluster::OpenWanted(Node& n) {
+  if (!sharded() || !n.store || n.store->round_in_flight()) return;
+  for (GroupId g : n.wanted) {
+    if (n.store->HasGroup(g)) continue;
+    const cluster::ShardDescriptor* d = n.map->Find(g);
+    SYNOD_ASSERT(d != nullptr);
+    const storage::StateSpan span = g == cluster::kMetaGroup
+                                        ? storage::StateSpan::Group()
+                                        : storage::StateSpan::Slots(d->first_slot, d->last_slot);
+    const Status added = n.store->AddGroup(g, span, {});
+    if (!added.ok()) {
+      // The disk refused the group's first records: the node's writes fail from now on, and
+      // the fault's healing restarts it; it opens the group then.
+      Trace("add-group-failed " + std::to_string(n.id.value()) + " " + std::to_string(g.value()));
+      continue;
+    }
+    cluster::Replica* r = n.store->replica(g);
+    Seen& seen = n.seen[g];
+    seen = Seen{};
+    seen.commit = r->raw_node().raft().log().committed();
+    seen.applied = r->raw_node().raft().log().applied();
+    Trace("add-group " + std::to_string(n.id.value()) + " " + std::to_string(g.value()));
+  }
 }
 
 void SimCluster::ScheduleTick(Node& n) {
@@ -237,6 +348,7 @@ void SimCluster::ScheduleTick(Node& n) {
         if (expiry) n.store->ProposeExpiry(WallMs(id), opts_.expiry_limit);
         const auto beat_every = static_cast<uint64_t>(opts_.replica.raft.heartbeat_ticks);
         if (opts_.quiesce_after_ticks > 0 && n.ticks % beat_every == 0) BeatAndWatchPeers(n);
+        if (n.router) n.router->Tick(loop_->now());
       } else {
         n.replica->Tick();
         if (expiry) n.replica->ProposeExpiry(WallMs(id), opts_.expiry_limit);  // leader only
@@ -291,6 +403,7 @@ void SimCluster::AfterFsync(Node& n, std::function<void(Node&)> done) {
 }
 
 void SimCluster::PumpStore(Node& n) {
+  OpenWanted(n);
   while (n.up && !n.paused && n.store->HasWork()) {
     if (!n.store->BeginRound()) continue;
     // As the real node's storage thread: the round's node write is taken now and written when
@@ -359,6 +472,7 @@ void SimCluster::BeatAndWatchPeers(Node& n) {
     } else if (n.silent.insert(id).second) {
       Trace("peer-down " + std::to_string(n.id.value()) + ">" + std::to_string(id.value()));
       n.store->PeerDown(id);
+      if (n.router) n.router->PeerUnreachable(id, loop_->now());
     }
   }
 }
@@ -378,7 +492,9 @@ void SimCluster::Submit(NodeId id, const kv::Command& cmd, cluster::ReadMode mod
           SetWallClock(n);
           kv::Command stamped = cmd;
           if (stamped.now_ms != 0) stamped.now_ms = WallMs(id);
-          if (n.store) {
+          if (n.router) {
+            Route(n, std::move(stamped), ReplyBack(cb));
+          } else if (n.store) {
             n.store->Submit(opts_.replica.group, stamped, mode, ReplyBack(cb));
           } else {
             n.replica->Submit(stamped, mode, ReplyBack(cb));
@@ -391,6 +507,7 @@ void SimCluster::Submit(NodeId id, const kv::Command& cmd, cluster::ReadMode mod
 
 void SimCluster::SubmitRead(NodeId id, cluster::ReadFn fn, cluster::ReadMode mode,
                             std::function<void(cluster::ClientReply)> reply) {
+  SYNOD_ASSERT_MSG(!sharded(), "sim: a sharded cluster takes reads by SubmitRequest");
   int64_t hop = rng_->Range(200 * kMicro, 2 * kMilli);
   uint64_t inc = node(id).incarnation;
   auto cb = std::make_shared<std::function<void(cluster::ClientReply)>>(std::move(reply));
@@ -410,6 +527,152 @@ void SimCluster::SubmitRead(NodeId id, cluster::ReadFn fn, cluster::ReadMode mod
         },
         true);
   });
+}
+
+void SimCluster::SubmitRequest(NodeId id, const std::string& route_key, cluster::ShardRequest req,
+                               std::function<void(cluster::ClientReply)> reply) {
+  SYNOD_ASSERT(sharded());
+  int64_t hop = rng_->Range(200 * kMicro, 2 * kMilli);
+  uint64_t inc = node(id).incarnation;
+  auto cb = std::make_shared<std::function<void(cluster::ClientReply)>>(std::move(reply));
+  req.group = GroupOfKey(route_key);
+  auto shared = std::make_shared<cluster::ShardRequest>(std::move(req));
+  loop_->After(hop, [this, id, inc, shared, cb] {
+    OnNode(
+        id, inc,
+        [this, id, shared, cb] {
+          Node& n = node(id);
+          SetWallClock(n);
+          shared->now_ms = WallMs(id);
+          n.router->Call(
+              *shared,
+              [back = ReplyBack(cb)](cluster::ShardResponse r) {
+                back(cluster::ClientReply{std::move(r.status), std::move(r.reply), r.index});
+              },
+              loop_->now());
+          Pump(n);
+        },
+        true);
+  });
+}
+
+namespace {
+
+// The key a command is routed by: its key, else its first argument (a Redis command's first
+// key), else the first sub-command's (a batch).
+std::string RouteKeyOf(const kv::Command& cmd) {
+  if (!cmd.key.empty()) return cmd.key;
+  if (cmd.op == kv::Op::kRedis && cmd.args.size() > 1) return cmd.args[1];
+  for (const kv::Command& sub : cmd.batch) {
+    std::string k = RouteKeyOf(sub);
+    if (!k.empty()) return k;
+  }
+  return "";
+}
+
+// The keys a command touches, as far as routing is concerned (Redis commands: every argument
+// after the name that the command table would call a key is a superset of its first; the
+// workloads' multi-key commands keep their keys in one hash tag, so the first suffices).
+void KeysOf(const kv::Command& cmd, std::vector<std::string>* out) {
+  if (!cmd.key.empty()) out->push_back(cmd.key);
+  if (cmd.op == kv::Op::kRedis && cmd.args.size() > 1) out->push_back(cmd.args[1]);
+  for (const kv::Command& sub : cmd.batch) KeysOf(sub, out);
+}
+
+}  // namespace
+
+void SimCluster::Route(Node& n, kv::Command cmd, cluster::ReplyFn reply) {
+  const GroupId group = GroupOfKey(RouteKeyOf(cmd));
+  if (cmd.client_id != 0) {
+    ShardSession& ss = shard_sessions_[{cmd.client_id, group}];
+    uint64_t shard_seq = 0;
+    if (auto it = ss.seqs.find(cmd.seq); it != ss.seqs.end()) {
+      shard_seq = it->second;  // a retry
+    } else if (cmd.seq > ss.last_seq) {
+      ss.last_seq = cmd.seq;
+      shard_seq = ++ss.shard_seq;
+      ss.seqs[cmd.seq] = shard_seq;
+    } else {
+      // An attempt held up (on a paused node) past its client's later commands: the client
+      // gave up on it; a real connection's reply would go nowhere either.
+      Trace("late-attempt");
+      return;
+    }
+    const uint64_t shard_client = cmd.client_id * 64 + group.value();
+    session_origin_[{shard_client, shard_seq}] = {cmd.client_id, cmd.seq};
+    cmd.client_id = shard_client;
+    cmd.seq = shard_seq;
+  }
+  cluster::ShardRequest req;
+  req.type = cluster::ShardRequest::Type::kWrite;
+  req.group = group;
+  req.command = std::move(cmd);
+  n.router->Call(
+      std::move(req),
+      [reply = std::move(reply)](cluster::ShardResponse r) {
+        reply(cluster::ClientReply{std::move(r.status), std::move(r.reply), r.index});
+      },
+      loop_->now());
+}
+
+void SimCluster::SendCall(NodeId from, NodeId to, uint64_t id, std::string bytes, bool response) {
+  if (nodes_.find(to) == nodes_.end()) return;
+  if (!response) ++requests_forwarded_;
+  Trace(std::to_string(from.value()) + ">" + std::to_string(to.value()) +
+        (response ? " response " : " request ") + std::to_string(id));
+  auto shared = std::make_shared<std::string>(std::move(bytes));
+  net_->Send(from, to, [this, from, to, id, shared, response] {
+    OnNode(
+        to, node(to).incarnation,
+        [this, from, to, id, shared, response] {
+          Node& n = node(to);
+          n.last_heard[from] = loop_->now();
+          if (!n.router) return;
+          if (response) {
+            n.router->OnResponse(from, id, cluster::DecodeShardResponse(*shared), loop_->now());
+          } else {
+            SetWallClock(n);
+            n.router->Serve(from, id, cluster::DecodeShardRequest(*shared));
+          }
+          Pump(n);
+        },
+        true);
+  });
+}
+
+std::vector<GroupId> SimCluster::Groups() const {
+  if (!sharded()) return {opts_.replica.group};
+  std::vector<GroupId> out{layout_->meta.group};
+  for (const cluster::ShardDescriptor& d : layout_->shards) out.push_back(d.group);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+GroupId SimCluster::GroupOfKey(std::string_view key) const {
+  if (!sharded()) return opts_.replica.group;
+  const uint16_t slot = KeySlot(key);
+  for (const cluster::ShardDescriptor& d : layout_->shards) {
+    if (d.Covers(slot)) return d.group;
+  }
+  SYNOD_ASSERT_MSG(false, "sim: a slot no shard covers");
+  return GroupId();
+}
+
+std::vector<std::pair<GroupId, cluster::Replica*>> SimCluster::Held(const Node& n) const {
+  std::vector<std::pair<GroupId, cluster::Replica*>> out;
+  if (!n.up) return out;
+  if (n.store) {
+    for (GroupId g : n.store->groups()) out.push_back({g, n.store->replica(g)});
+  } else if (n.replica != nullptr) {
+    out.push_back({opts_.replica.group, n.replica});
+  }
+  return out;
+}
+
+cluster::Replica* SimCluster::ReplicaOf(const Node& n, GroupId group) const {
+  if (!n.up) return nullptr;
+  if (n.store) return n.store->replica(group);
+  return group == opts_.replica.group ? n.replica : nullptr;
 }
 
 cluster::ReplyFn SimCluster::ReplyBack(
@@ -434,20 +697,32 @@ void SimCluster::SetWallClock(Node& n) {
   }
 }
 
-Status SimCluster::ProposeConfChange(NodeId via, const raft::ConfChange& cc) {
+Status SimCluster::ProposeConfChange(NodeId via, GroupId group, const raft::ConfChange& cc) {
   Node& n = node(via);
   if (!n.up || n.paused) return Status::Unavailable("node is down");
-  Status s = n.replica->ProposeConfChange(cc);
-  if (n.store) n.store->Touch(opts_.replica.group);
+  cluster::Replica* r = ReplicaOf(n, group);
+  if (r == nullptr) return Status::NotFound("node holds no replica of the group");
+  if (sharded()) {
+    // A node added to the group gets an empty replica of it, to receive the snapshot.
+    for (const raft::ConfChangeSingle& c : cc.changes) {
+      if (c.type != raft::ConfChangeType::kAddLearner) continue;
+      Node& added = node(c.node);
+      if (added.wanted.insert(group).second && added.up && !added.paused) Pump(added);
+    }
+  }
+  Status s = r->ProposeConfChange(cc);
+  if (n.store) n.store->Touch(group);
   Pump(n);
   return s;
 }
 
-Status SimCluster::TransferLeadership(NodeId via, NodeId to) {
+Status SimCluster::TransferLeadership(NodeId via, GroupId group, NodeId to) {
   Node& n = node(via);
   if (!n.up || n.paused) return Status::Unavailable("node is down");
-  Status s = n.replica->TransferLeadership(to);
-  if (n.store) n.store->Touch(opts_.replica.group);
+  cluster::Replica* r = ReplicaOf(n, group);
+  if (r == nullptr) return Status::NotFound("node holds no replica of the group");
+  Status s = r->TransferLeadership(to);
+  if (n.store) n.store->Touch(group);
   Pump(n);
   return s;
 }
@@ -461,6 +736,8 @@ void SimCluster::Crash(NodeId id) {
   n.held.clear();
   ++n.incarnation;
   n.replica = nullptr;
+  n.router.reset();
+  n.map.reset();
   if (opts_.node_storage) {
     // A write in flight may or may not have reached the disk before the crash: nothing may
     // depend on an unacknowledged write being lost, nor on it being kept.
@@ -537,14 +814,20 @@ std::vector<NodeId> SimCluster::UpIds() const {
 bool SimCluster::IsUp(NodeId id) const { return node(id).up; }
 bool SimCluster::IsPaused(NodeId id) const { return node(id).paused; }
 
-const cluster::Replica* SimCluster::replica(NodeId id) const { return node(id).replica; }
+bool SimCluster::Failed(NodeId id) const {
+  for (auto [group, r] : Held(node(id))) {
+    if (r->failed()) return true;
+  }
+  return false;
+}
 
-std::optional<NodeId> SimCluster::Leader() const {
+std::optional<NodeId> SimCluster::Leader(GroupId group) const {
   std::optional<NodeId> best;
   Term best_term;
   for (const auto& [id, n] : nodes_) {
-    if (!n->up || n->paused || n->replica->failed()) continue;
-    const raft::Raft& r = n->replica->raw_node().raft();
+    const cluster::Replica* rep = ReplicaOf(*n, group);
+    if (rep == nullptr || n->paused || rep->failed()) continue;
+    const raft::Raft& r = rep->raw_node().raft();
     if (r.role() == raft::Role::kLeader && (!best || r.term() > best_term)) {
       best = id;
       best_term = r.term();
@@ -553,13 +836,14 @@ std::optional<NodeId> SimCluster::Leader() const {
   return best;
 }
 
-raft::MembershipConfig SimCluster::Membership() const {
+raft::MembershipConfig SimCluster::Membership(GroupId group) const {
   raft::MembershipConfig best;
   LogIndex best_applied;
   bool any = false;
   for (const auto& [id, n] : nodes_) {
-    if (!n->up) continue;
-    const raft::Raft& r = n->replica->raw_node().raft();
+    const cluster::Replica* rep = ReplicaOf(*n, group);
+    if (rep == nullptr) continue;
+    const raft::Raft& r = rep->raw_node().raft();
     if (!any || r.log().applied() > best_applied) {
       best = r.config();
       best_applied = r.log().applied();
@@ -577,91 +861,145 @@ void SimCluster::Violate(std::string what) {
       what += fmt::format("\n    node {}: down", id.value());
       continue;
     }
-    const raft::Raft& r = n->replica->raw_node().raft();
-    const raft::RaftLog& l = r.log();
-    what += fmt::format(
-        "\n    node {}: {} term={} lead={} first={} last={}/{} commit={} applied={} "
-        "config=\"{}\"{}",
-        id.value(), raft::RoleName(r.role()), r.term().value(), r.lead().value(),
-        l.FirstIndex().value(), l.LastIndex().value(), l.LastTerm().value(), l.committed().value(),
-        l.applied().value(), r.config().ToString(), n->paused ? " paused" : "");
+    for (auto [group, rep] : Held(*n)) {
+      const raft::Raft& r = rep->raw_node().raft();
+      const raft::RaftLog& l = r.log();
+      what += fmt::format(
+          "\n    node {}{}: {} term={} lead={} first={} last={}/{} commit={} applied={} "
+          "config=\"{}\"{}",
+          id.value(), sharded() ? fmt::format(" group {}", group.value()) : "",
+          raft::RoleName(r.role()), r.term().value(), r.lead().value(), l.FirstIndex().value(),
+          l.LastIndex().value(), l.LastTerm().value(), l.committed().value(), l.applied().value(),
+          r.config().ToString(), n->paused ? " paused" : "");
+    }
   }
   logger_.Error("event=invariant_violated at_ns={} what=\"{}\"", loop_->now(), what);
   violation_ = "t=" + std::to_string(loop_->now() / kMilli) + "ms: " + what;
 }
 
-void SimCluster::OnApply(NodeId id, const raft::Entry& e) {
+namespace {
+
+// " in group G" when the cluster is sharded (violations name the group).
+std::string InGroup(bool sharded, GroupId group) {
+  return sharded ? " in group " + std::to_string(group.value()) : "";
+}
+
+}  // namespace
+
+void SimCluster::OnApply(NodeId id, GroupId group, const raft::Entry& e) {
   Node& n = node(id);
-  // No gaps: a node applies index after index (a snapshot moves applied_seen forward).
-  if (e.index != n.applied_seen + 1) {
+  GroupCheck& gc = checks_[group];
+  Seen& seen = n.seen[group];
+  // No gaps: a node applies index after index (a snapshot moves seen.applied forward).
+  if (e.index != seen.applied + 1) {
     Violate("node " + std::to_string(id.value()) + " applied index " +
-            std::to_string(e.index.value()) + " after " + std::to_string(n.applied_seen.value()));
+            std::to_string(e.index.value()) + " after " + std::to_string(seen.applied.value()) +
+            InGroup(sharded(), group));
   }
-  n.applied_seen = e.index;
-  if (n.replica != nullptr) CheckDigest(id, n.replica->state_machine());
+  seen.applied = e.index;
+  if (const cluster::Replica* r = ReplicaOf(n, group)) CheckDigest(id, group, r->state_machine());
   uint64_t h = EntryHash(e);
-  auto [it, inserted] = committed_.emplace(e.index, Committed{e.term, h, max_term_seen_});
+  auto [it, inserted] = gc.committed.emplace(e.index, Committed{e.term, h, gc.max_term_seen});
   if (!inserted && (it->second.term != e.term || it->second.hash != h)) {
     Violate("state machine safety: node " + std::to_string(id.value()) + " applied index " +
             std::to_string(e.index.value()) + " term " + std::to_string(e.term.value()) +
-            " but another node applied term " + std::to_string(it->second.term.value()) + " there");
+            " but another node applied term " + std::to_string(it->second.term.value()) + " there" +
+            InGroup(sharded(), group));
   }
   if (e.type == raft::EntryType::kNormal && !e.data.empty()) {
     auto cmd = kv::DecodeCommand(e.data);
-    if (cmd.ok() && cmd->client_id != 0) applied_commands_.insert({cmd->client_id, cmd->seq});
+    if (cmd.ok() && cmd->client_id != 0) {
+      std::pair<uint64_t, uint64_t> c{cmd->client_id, cmd->seq};
+      if (sharded()) {
+        auto origin = session_origin_.find(c);
+        if (origin != session_origin_.end()) c = origin->second;
+      }
+      applied_commands_.insert(c);
+    }
     if (cmd.ok() && cmd->op == kv::Op::kExpire) ++expiry_applies_;
+    if (cmd.ok() && sharded()) CheckOwnership(id, group, *cmd);
   }
-  Trace("apply " + std::to_string(id.value()) + " " + std::to_string(e.index.value()));
+  Trace("apply " + std::to_string(id.value()) + " " + std::to_string(group.value()) + " " +
+        std::to_string(e.index.value()));
 }
 
-void SimCluster::CheckDigest(NodeId id, const kv::StateMachine& sm) {
+void SimCluster::CheckOwnership(NodeId id, GroupId group, const kv::Command& cmd) {
+  const cluster::ShardDescriptor* d = layout_->meta.group == group ? &layout_->meta : nullptr;
+  for (const cluster::ShardDescriptor& s : layout_->shards) {
+    if (s.group == group) d = &s;
+  }
+  if (d == nullptr || d->group == cluster::kMetaGroup) return;  // the meta shard: no data keys
+  std::vector<std::string> keys;
+  KeysOf(cmd, &keys);
+  if (cmd.op == kv::Op::kExpire) keys.insert(keys.end(), cmd.args.begin(), cmd.args.end());
+  for (const std::string& k : keys) {
+    const uint16_t slot = KeySlot(k);
+    if (!d->Covers(slot)) {
+      Violate(
+          fmt::format("slot ownership: node {} applied a command on key '{}' (slot {}) in "
+                      "group {}, whose descriptor (epoch {}) covers slots {}-{}",
+                      id.value(), k, slot, group.value(), d->epoch, d->first_slot, d->last_slot));
+      return;
+    }
+  }
+}
+
+void SimCluster::CheckDigest(NodeId id, GroupId group, const kv::StateMachine& sm) {
   // Called before each apply: the state after the previous entry. Equal prefixes must give
   // equal states at every index, not only at the end; with replicated expiry this is what
   // shows a replica deleting an expired key on its own, or at another index.
   uint64_t digest = sm.Digest();
-  auto [it, inserted] = digest_at_.emplace(sm.applied_index(), std::make_pair(id, digest));
+  auto [it, inserted] =
+      checks_[group].digest_at.emplace(sm.applied_index(), std::make_pair(id, digest));
   if (!inserted && it->second.second != digest) {
-    Violate(fmt::format("nodes {} and {} applied up to index {} but hold different states",
-                        it->second.first.value(), id.value(), sm.applied_index().value()));
+    Violate(fmt::format("nodes {} and {} applied up to index {} but hold different states{}",
+                        it->second.first.value(), id.value(), sm.applied_index().value(),
+                        InGroup(sharded(), group)));
   }
 }
 
-void SimCluster::OnSnapshot(NodeId id, const raft::SnapshotMeta& meta) {
+void SimCluster::OnSnapshot(NodeId id, GroupId group, const raft::SnapshotMeta& meta) {
   Node& n = node(id);
-  auto it = committed_.find(meta.index);
-  if (it != committed_.end() && it->second.term != meta.term) {
+  const GroupCheck& gc = checks_[group];
+  auto it = gc.committed.find(meta.index);
+  if (it != gc.committed.end() && it->second.term != meta.term) {
     Violate("node " + std::to_string(id.value()) + " installed a snapshot at index " +
-            std::to_string(meta.index.value()) + " with a term other nodes did not commit");
+            std::to_string(meta.index.value()) + " with a term other nodes did not commit" +
+            InGroup(sharded(), group));
   }
-  n.applied_seen = meta.index;
-  Trace("snapshot " + std::to_string(id.value()) + " " + std::to_string(meta.index.value()));
+  n.seen[group].applied = meta.index;
+  Trace("snapshot " + std::to_string(id.value()) + " " + std::to_string(group.value()) + " " +
+        std::to_string(meta.index.value()));
 }
 
-void SimCluster::OnSoftState(NodeId id, const raft::SoftState& ss, Term term) {
-  Trace("soft " + std::to_string(id.value()) + " " + raft::RoleName(ss.role) + " t" +
-        std::to_string(term.value()));
+void SimCluster::OnSoftState(NodeId id, GroupId group, const raft::SoftState& ss, Term term) {
+  Trace("soft " + std::to_string(id.value()) + " " + std::to_string(group.value()) + " " +
+        raft::RoleName(ss.role) + " t" + std::to_string(term.value()));
   if (ss.role != raft::Role::kLeader) return;
-  auto [it, inserted] = leader_by_term_.emplace(term, id);
+  auto [it, inserted] = checks_[group].leader_by_term.emplace(term, id);
   if (!inserted && it->second != id) {
     Violate("election safety: nodes " + std::to_string(it->second.value()) + " and " +
-            std::to_string(id.value()) + " both led term " + std::to_string(term.value()));
+            std::to_string(id.value()) + " both led term " + std::to_string(term.value()) +
+            InGroup(sharded(), group));
     return;
   }
-  CheckLeaderCompleteness(id, term);
+  CheckLeaderCompleteness(id, group, term);
   if (on_leader_) on_leader_(id, term);
 }
 
-void SimCluster::CheckLeaderCompleteness(NodeId id, Term term) {
-  const raft::RaftLog& log = node(id).replica->raw_node().raft().log();
+void SimCluster::CheckLeaderCompleteness(NodeId id, GroupId group, Term term) {
+  const cluster::Replica* rep = ReplicaOf(node(id), group);
+  if (rep == nullptr) return;
+  const raft::RaftLog& log = rep->raw_node().raft().log();
   LogIndex first = log.FirstIndex();
-  for (const auto& [idx, c] : committed_) {
+  for (const auto& [idx, c] : checks_[group].committed) {
     if (idx < first) continue;      // covered by the leader's snapshot
     if (c.epoch >= term) continue;  // may have been committed in this term or later
     auto t = log.TermAt(idx);
     if (!t.ok() || t.value() != c.term) {
       Violate("leader completeness: leader " + std::to_string(id.value()) + " of term " +
               std::to_string(term.value()) + " lacks committed index " +
-              std::to_string(idx.value()));
+              std::to_string(idx.value()) + InGroup(sharded(), group));
       return;
     }
   }
@@ -670,41 +1008,50 @@ void SimCluster::CheckLeaderCompleteness(NodeId id, Term term) {
 void SimCluster::CheckAfterEvent() {
   ++events_;
   for (auto& [id, n] : nodes_) {
-    if (!n->up || n->replica->failed()) continue;
-    max_term_seen_ = std::max(max_term_seen_, n->replica->raw_node().raft().term());
-    const raft::Raft& r = n->replica->raw_node().raft();
-    LogIndex c = r.log().committed();
-    if (c < n->commit_seen) {
-      Violate("node " + std::to_string(id.value()) + " commit index moved back from " +
-              std::to_string(n->commit_seen.value()) + " to " + std::to_string(c.value()));
+    for (auto [group, rep] : Held(*n)) {
+      if (rep->failed()) continue;
+      const raft::Raft& r = rep->raw_node().raft();
+      GroupCheck& gc = checks_[group];
+      gc.max_term_seen = std::max(gc.max_term_seen, r.term());
+      Seen& seen = n->seen[group];
+      LogIndex c = r.log().committed();
+      if (c < seen.commit) {
+        Violate("node " + std::to_string(id.value()) + " commit index moved back from " +
+                std::to_string(seen.commit.value()) + " to " + std::to_string(c.value()) +
+                InGroup(sharded(), group));
+      }
+      // §5.4.2: a leader commits by counting replicas only an entry of its own term (older
+      // entries are committed with it). The consequence of breaking this rule, Figure 8's
+      // overwritten commit, needs a rare schedule; the rule itself is checked on every commit.
+      if (r.role() == raft::Role::kLeader && c > seen.commit && r.term() == seen.term &&
+          seen.was_leader && r.log().ZeroTermOnError(r.log().TermAt(c)) != r.term()) {
+        Violate("leader " + std::to_string(id.value()) + " of term " +
+                std::to_string(r.term().value()) + " committed index " + std::to_string(c.value()) +
+                " of an earlier term by counting replicas" + InGroup(sharded(), group));
+      }
+      seen.commit = c;
+      seen.term = r.term();
+      seen.was_leader = r.role() == raft::Role::kLeader;
     }
-    // §5.4.2: a leader commits by counting replicas only an entry of its own term (older
-    // entries are committed with it). The consequence of breaking this rule, Figure 8's
-    // overwritten commit, needs a rare schedule; the rule itself is checked on every commit.
-    if (r.role() == raft::Role::kLeader && c > n->commit_seen && r.term() == n->term_seen &&
-        n->was_leader && r.log().ZeroTermOnError(r.log().TermAt(c)) != r.term()) {
-      Violate("leader " + std::to_string(id.value()) + " of term " +
-              std::to_string(r.term().value()) + " committed index " + std::to_string(c.value()) +
-              " of an earlier term by counting replicas");
-    }
-    n->commit_seen = c;
-    n->term_seen = r.term();
-    n->was_leader = r.role() == raft::Role::kLeader;
   }
-  CheckCommittedElectionSafe();
-  if (events_ % 64 == 0) CheckLogMatching(events_ % 1024 == 0);
+  for (GroupId group : Groups()) CheckCommittedElectionSafe(group);
+  if (events_ % 64 == 0) {
+    for (GroupId group : Groups()) CheckLogMatching(group, events_ % 1024 == 0);
+  }
 }
 
-void SimCluster::CheckCommittedElectionSafe() {
-  if (committed_.empty() || violation_) return;
-  const auto& [top, c] = *committed_.rbegin();
+void SimCluster::CheckCommittedElectionSafe(GroupId group) {
+  const GroupCheck& gc = checks_[group];
+  if (gc.committed.empty() || violation_) return;
+  const auto& [top, c] = *gc.committed.rbegin();
   struct View {
     NodeId id;
     const raft::Raft* r;
   };
   std::vector<View> up;
   for (auto& [id, n] : nodes_) {
-    if (n->up && !n->replica->failed()) up.push_back({id, &n->replica->raw_node().raft()});
+    const cluster::Replica* rep = ReplicaOf(*n, group);
+    if (rep != nullptr && !rep->failed()) up.push_back({id, &rep->raw_node().raft()});
   }
   for (const View& cand : up) {
     const raft::RaftLog& log = cand.r->log();
@@ -726,13 +1073,14 @@ void SimCluster::CheckCommittedElectionSafe() {
     if (cand.r->config().voters.Vote(votes) == raft::VoteResult::kWon) {
       Violate("committed entry at risk: node " + std::to_string(cand.id.value()) +
               " lacks committed index " + std::to_string(top.value()) + " (term " +
-              std::to_string(c.term.value()) + ") yet a quorum of live voters would elect it");
+              std::to_string(c.term.value()) + ") yet a quorum of live voters would elect it" +
+              InGroup(sharded(), group));
       return;
     }
   }
 }
 
-void SimCluster::CheckLogMatching(bool full) {
+void SimCluster::CheckLogMatching(GroupId group, bool full) {
   // Log Matching (§5.3): if two logs hold an entry with the same index and term, they are
   // identical up to it. Checked on the highest such index per pair, walking down. The walk is
   // the costliest check (long logs, every pair), so only a `full` one goes below the indexes
@@ -741,8 +1089,9 @@ void SimCluster::CheckLogMatching(bool full) {
   std::vector<const raft::RaftLog*> logs;
   std::vector<NodeId> ids;
   for (auto& [id, n] : nodes_) {
-    if (!n->up || n->replica->failed()) continue;
-    logs.push_back(&n->replica->raw_node().raft().log());
+    const cluster::Replica* rep = ReplicaOf(*n, group);
+    if (rep == nullptr || rep->failed()) continue;
+    logs.push_back(&rep->raw_node().raft().log());
     ids.push_back(id);
   }
   for (size_t a = 0; a < logs.size(); ++a) {
@@ -758,7 +1107,7 @@ void SimCluster::CheckLogMatching(bool full) {
         if (matched && ta != tb) {
           Violate("log matching: nodes " + std::to_string(ids[a].value()) + " and " +
                   std::to_string(ids[b].value()) + " agree above index " +
-                  std::to_string(i.value()) + " but not at it");
+                  std::to_string(i.value()) + " but not at it" + InGroup(sharded(), group));
           return;
         }
       }
@@ -766,11 +1115,11 @@ void SimCluster::CheckLogMatching(bool full) {
   }
 }
 
-const SimCluster::Node* SimCluster::AnyLeaderNode() const {
+const SimCluster::Node* SimCluster::AnyLeaderNode(GroupId group) const {
   const Node* leader = nullptr;
   for (const auto& [id, n] : nodes_) {
-    if (n->up && !n->replica->failed() &&
-        n->replica->raw_node().raft().role() == raft::Role::kLeader) {
+    const cluster::Replica* rep = ReplicaOf(*n, group);
+    if (rep != nullptr && !rep->failed() && rep->raw_node().raft().role() == raft::Role::kLeader) {
       leader = n.get();
     }
   }
@@ -778,23 +1127,28 @@ const SimCluster::Node* SimCluster::AnyLeaderNode() const {
 }
 
 bool SimCluster::AllMembersCaughtUp(std::string* why) const {
-  const Node* leader = AnyLeaderNode();
-  if (leader == nullptr) {
-    if (why != nullptr) *why = "no leader";
-    return false;
-  }
-  const raft::Raft& lr = leader->replica->raw_node().raft();
-  const LogIndex commit = lr.log().committed();
-  for (NodeId id : lr.config().AllIds()) {
-    auto it = nodes_.find(id);
-    if (it == nodes_.end() || !it->second->up || it->second->replica->failed()) continue;
-    const LogIndex applied = it->second->replica->state_machine().applied_index();
-    if (applied < commit) {
-      if (why != nullptr) {
-        *why = fmt::format("node {} applied {} of the {} entries leader {} committed", id.value(),
-                           applied.value(), commit.value(), leader->id.value());
-      }
+  for (GroupId group : Groups()) {
+    const Node* leader = AnyLeaderNode(group);
+    if (leader == nullptr) {
+      if (why != nullptr) *why = "no leader" + InGroup(sharded(), group);
       return false;
+    }
+    const raft::Raft& lr = ReplicaOf(*leader, group)->raw_node().raft();
+    const LogIndex commit = lr.log().committed();
+    for (NodeId id : lr.config().AllIds()) {
+      auto it = nodes_.find(id);
+      if (it == nodes_.end()) continue;
+      const cluster::Replica* rep = ReplicaOf(*it->second, group);
+      if (rep == nullptr || rep->failed()) continue;
+      const LogIndex applied = rep->state_machine().applied_index();
+      if (applied < commit) {
+        if (why != nullptr) {
+          *why = fmt::format("node {} applied {} of the {} entries leader {} committed{}",
+                             id.value(), applied.value(), commit.value(), leader->id.value(),
+                             InGroup(sharded(), group));
+        }
+        return false;
+      }
     }
   }
   return true;
@@ -802,20 +1156,25 @@ bool SimCluster::AllMembersCaughtUp(std::string* why) const {
 
 bool SimCluster::ExpiredKeysCollected(int64_t overdue_ms, std::string* why) const {
   if (!AllMembersCaughtUp(why)) return false;
-  const Node* leader = AnyLeaderNode();
-  const int64_t due_by = WallMs(leader->id) - overdue_ms;
-  for (NodeId id : leader->replica->raw_node().raft().config().AllIds()) {
-    auto it = nodes_.find(id);
-    if (it == nodes_.end() || !it->second->up || it->second->replica->failed()) continue;
-    const kv::Keyspace& ks = it->second->replica->state_machine().keyspace();
-    std::vector<std::string> late = ks.Expired(due_by, 1);
-    if (late.empty()) continue;
-    if (why != nullptr) {
-      *why = fmt::format("node {} still holds key '{}' that expired at {} (leader {}'s clock: {})",
-                         id.value(), late.front(), ks.FindRaw(late.front())->expire_ms,
-                         leader->id.value(), due_by + overdue_ms);
+  for (GroupId group : Groups()) {
+    const Node* leader = AnyLeaderNode(group);
+    const int64_t due_by = WallMs(leader->id) - overdue_ms;
+    for (NodeId id : ReplicaOf(*leader, group)->raw_node().raft().config().AllIds()) {
+      auto it = nodes_.find(id);
+      if (it == nodes_.end()) continue;
+      const cluster::Replica* rep = ReplicaOf(*it->second, group);
+      if (rep == nullptr || rep->failed()) continue;
+      const kv::Keyspace& ks = rep->state_machine().keyspace();
+      std::vector<std::string> late = ks.Expired(due_by, 1);
+      if (late.empty()) continue;
+      if (why != nullptr) {
+        *why =
+            fmt::format("node {} still holds key '{}' that expired at {} (leader {}'s clock: {}){}",
+                        id.value(), late.front(), ks.FindRaw(late.front())->expire_ms,
+                        leader->id.value(), due_by + overdue_ms, InGroup(sharded(), group));
+      }
+      return false;
     }
-    return false;
   }
   return true;
 }
@@ -823,15 +1182,19 @@ bool SimCluster::ExpiredKeysCollected(int64_t overdue_ms, std::string* why) cons
 void SimCluster::CheckConverged() {
   // After healing and settling, every live member must have applied the same prefix, and
   // nodes at the same applied index must hold the same state.
-  std::map<LogIndex, std::pair<NodeId, uint64_t>> digest_at;
-  for (auto& [id, n] : nodes_) {
-    if (!n->up || n->replica->failed()) continue;
-    const kv::StateMachine& sm = n->replica->state_machine();
-    auto [it, inserted] = digest_at.emplace(sm.applied_index(), std::make_pair(id, sm.Digest()));
-    if (!inserted && it->second.second != sm.Digest()) {
-      Violate("nodes " + std::to_string(it->second.first.value()) + " and " +
-              std::to_string(id.value()) + " applied up to index " +
-              std::to_string(sm.applied_index().value()) + " but hold different states");
+  for (GroupId group : Groups()) {
+    std::map<LogIndex, std::pair<NodeId, uint64_t>> digest_at;
+    for (auto& [id, n] : nodes_) {
+      const cluster::Replica* rep = ReplicaOf(*n, group);
+      if (rep == nullptr || rep->failed()) continue;
+      const kv::StateMachine& sm = rep->state_machine();
+      auto [it, inserted] = digest_at.emplace(sm.applied_index(), std::make_pair(id, sm.Digest()));
+      if (!inserted && it->second.second != sm.Digest()) {
+        Violate("nodes " + std::to_string(it->second.first.value()) + " and " +
+                std::to_string(id.value()) + " applied up to index " +
+                std::to_string(sm.applied_index().value()) + " but hold different states" +
+                InGroup(sharded(), group));
+      }
     }
   }
 }

@@ -2,6 +2,16 @@
 // simulated disk, or over the real node's storage (a NodeDb and GroupStorage on an in-memory
 // engine) — connected by a simulated network, in one thread, under one seed.
 //
+// Sharded (node storage, ClusterOptions::shards >= 1): the cluster is laid out as a real one
+// (cluster/logic/layout.h: the meta shard and N data shards of contiguous slot ranges, each on
+// `replicas` nodes); every node runs a cluster::Store of its groups and a RequestRouter, and a
+// client request goes to the shard of its key's slot through the node it reached: served there
+// when that node leads the shard, else forwarded over the simulated network (the real request
+// codec on the wire) to the node it believes leads, retried on refusals, as the real node does.
+// Client sessions are per (client, shard), as the real server keeps them per (connection,
+// shard). Every invariant below holds per group; and every command a replica applies touches
+// only keys whose slot its shard's descriptor covers.
+//
 // It also watches the invariants of Raft after every event (it is the replicas' observer):
 //  - at most one leader per term (election safety);
 //  - leader completeness: a new leader's log holds every entry known to be committed;
@@ -30,7 +40,10 @@
 #include <string>
 #include <vector>
 
+#include "cluster/logic/layout.h"
 #include "cluster/logic/replica.h"
+#include "cluster/logic/router.h"
+#include "cluster/logic/shard_map.h"
 #include "cluster/logic/store.h"
 #include "common/log.h"
 #include "env/random.h"
@@ -71,6 +84,12 @@ struct ClusterOptions {
   size_t expiry_limit = 100;
   cluster::ReplicaOptions replica;  // raft.id is set per node
   uint64_t cluster_id = 0x5359'4E4F'4400'0001ull;
+  // node_storage only: 0 keeps one group (replica.group) holding every slot on every node;
+  // N >= 1 lays the cluster out in N data shards plus the meta shard, `replicas` voters each
+  // (capped at `nodes`), and routes every request (see the class comment).
+  int shards = 0;
+  int replicas = 3;
+  int64_t request_timeout_ms = 1000;  // sharded: the routers' request timeout
 };
 
 class SimCluster final : public cluster::ReplicaObserver {
@@ -95,28 +114,41 @@ class SimCluster final : public cluster::ReplicaObserver {
   // Sends a client command to node `id`; `reply` runs later (after the reply's network hop)
   // or never if the node is down, paused for good, or the request is lost.
   // A timed command (now_ms != 0) is stamped with the node's wall clock on arrival, as the
-  // server's front end stamps what a client sends.
+  // server's front end stamps what a client sends. Sharded: routed by its key's slot, under
+  // the client's session for that shard.
   void Submit(NodeId id, const kv::Command& cmd, cluster::ReadMode mode,
               std::function<void(cluster::ClientReply)> reply);
+  // Sharded only: a request (a Redis read, WATCH's versions) for the shard of `route_key`'s
+  // slot, routed by node `id`; its now_ms is stamped with that node's clock on arrival.
+  void SubmitRequest(NodeId id, const std::string& route_key, cluster::ShardRequest req,
+                     std::function<void(cluster::ClientReply)> reply);
+  bool sharded() const { return layout_.has_value(); }
+  // The groups: the one group, or the meta shard and the data shards (ids in order).
+  std::vector<GroupId> Groups() const;
+  // The group that holds `key`.
+  GroupId GroupOfKey(std::string_view key) const;
   // A read of any shape (Replica::SubmitRead), delivered like Submit.
   void SubmitRead(NodeId id, cluster::ReadFn fn, cluster::ReadMode mode,
                   std::function<void(cluster::ClientReply)> reply);
   // The node's wall clock now (Unix ms): simulated time, the epoch and the node's skew.
   int64_t WallMs(NodeId id) const;
 
-  Status ProposeConfChange(NodeId via, const raft::ConfChange& cc);
-  Status TransferLeadership(NodeId via, NodeId to);
+  // Through node `via`'s replica of `group`. Sharded: a node the change adds as a learner
+  // gets an empty replica of the group first (it waits for the leader's snapshot).
+  Status ProposeConfChange(NodeId via, GroupId group, const raft::ConfChange& cc);
+  Status TransferLeadership(NodeId via, GroupId group, NodeId to);
 
   // Queries.
   std::vector<NodeId> AllIds() const;
   std::vector<NodeId> UpIds() const;
   bool IsUp(NodeId id) const;
   bool IsPaused(NodeId id) const;
-  // The leader with the highest term among up nodes, if any.
-  std::optional<NodeId> Leader() const;
-  const cluster::Replica* replica(NodeId id) const;
-  // The voters and learners of the configuration applied by the most advanced node.
-  raft::MembershipConfig Membership() const;
+  // The leader of `group` with the highest term among up nodes, if any.
+  std::optional<NodeId> Leader(GroupId group) const;
+  // Whether a replica of the node failed (its disk refused a write): it serves nothing more.
+  bool Failed(NodeId id) const;
+  // The voters and learners of `group`'s configuration applied by the most advanced node.
+  raft::MembershipConfig Membership(GroupId group) const;
 
   // Called whenever a node reports becoming leader (the fault injector chases leaders).
   void SetOnLeader(std::function<void(NodeId, Term)> fn) { on_leader_ = std::move(fn); }
@@ -125,8 +157,8 @@ class SimCluster final : public cluster::ReplicaObserver {
   void CheckAfterEvent();
   // Final checks once the cluster has settled: every live member converged to the same state.
   void CheckConverged();
-  // Whether a leader exists and every live, healthy member of its configuration has applied
-  // everything the leader committed. When not, *why (if given) says who lags.
+  // Whether every group has a leader and every live, healthy member of its configuration has
+  // applied everything the leader committed. When not, *why (if given) says who lags.
   bool AllMembersCaughtUp(std::string* why) const;
   // Whether AllMembersCaughtUp and no live member holds a key whose expiry is more than
   // `overdue_ms` behind the leader's wall clock (the leader's expiry cycle must have deleted
@@ -143,20 +175,60 @@ class SimCluster final : public cluster::ReplicaObserver {
   // kExpire entries applied, summed over nodes (the leader's expiry cycle at work).
   uint64_t expiry_applies() const { return expiry_applies_; }
   uint64_t quiesce_notices() const { return quiesce_notices_; }
+  // Sharded: requests one node's router sent another (forwarded hops).
+  uint64_t requests_forwarded() const { return requests_forwarded_; }
   // A running hash of everything that happened (messages, applies, faults): equal for two
   // runs of one seed.
   uint64_t trace_hash() const { return trace_hash_; }
   void Trace(std::string_view event);
 
   // ReplicaObserver.
-  void OnApply(NodeId node, const raft::Entry& entry) override;
-  void OnSnapshot(NodeId node, const raft::SnapshotMeta& meta) override;
-  void OnSoftState(NodeId node, const raft::SoftState& ss, Term term) override;
+  void OnApply(NodeId node, GroupId group, const raft::Entry& entry) override;
+  void OnSnapshot(NodeId node, GroupId group, const raft::SnapshotMeta& meta) override;
+  void OnSoftState(NodeId node, GroupId group, const raft::SoftState& ss, Term term) override;
 
  private:
   struct Node;
   class NodeTransport;
+  class RequestOut;
+  // What a node saw of one of its replicas in this incarnation (the checks' memory).
+  struct Seen {
+    LogIndex commit;  // highest commit index seen
+    Term term;        // term and role at the last check
+    bool was_leader = false;
+    LogIndex applied;  // last index applied
+  };
+  // The invariants' memory of one group.
+  struct Committed {
+    Term term;
+    uint64_t hash = 0;
+    Term epoch;
+  };
+  struct GroupCheck {
+    std::map<Term, NodeId> leader_by_term;
+    // Every entry some node applied: its term, a hash of its type and data, and the highest
+    // term any node had reached when it was first applied (it was committed in that term or
+    // earlier, so every leader of a later term must hold it).
+    std::map<LogIndex, Committed> committed;
+    // The state digest some node had at each applied index, and which node.
+    std::map<LogIndex, std::pair<NodeId, uint64_t>> digest_at;
+    Term max_term_seen;
+  };
 
+  // The replicas the node holds (none when down), in group order; its replica of `group`.
+  std::vector<std::pair<GroupId, cluster::Replica*>> Held(const Node& n) const;
+  cluster::Replica* ReplicaOf(const Node& n, GroupId group) const;
+  // Sharded: opens the groups the node is to hold that its Store does not yet (a round in
+  // flight defers it to the next pump).
+  void OpenWanted(Node& n);
+  // Sharded: a client command routed through node n's router, under its (client, shard)
+  // session.
+  void Route(Node& n, kv::Command cmd, cluster::ReplyFn reply);
+  // The request channel between nodes: delivery of a request or (`response`) an answer.
+  void SendCall(NodeId from, NodeId to, uint64_t id, std::string bytes, bool response);
+  // A live leader of `group` (the last in id order when several believe they lead), or
+  // nullptr.
+  const Node* AnyLeaderNode(GroupId group) const;
   Node& node(NodeId id);
   const Node& node(NodeId id) const;
   void Boot(Node& n, bool bootstrap);
@@ -177,8 +249,6 @@ class SimCluster final : public cluster::ReplicaObserver {
   void Pump(Node& n);
   // Gives the replica the current wall clock, before anything that may stamp with it.
   void SetWallClock(Node& n);
-  // A live leader (the last in id order when several believe they lead), or nullptr.
-  const Node* AnyLeaderNode() const;
   // A reply callback that delivers to `cb` after the network hop back to the client.
   cluster::ReplyFn ReplyBack(std::shared_ptr<std::function<void(cluster::ClientReply)>> cb);
   void SendMessage(NodeId from, GroupId group, raft::Message m);
@@ -188,10 +258,12 @@ class SimCluster final : public cluster::ReplicaObserver {
   // Quiescence: the node beat, and the peers silent for an election timeout reported down.
   void BeatAndWatchPeers(Node& n);
   void Violate(std::string what);
-  void CheckLogMatching(bool full);
-  void CheckDigest(NodeId id, const kv::StateMachine& sm);
-  void CheckLeaderCompleteness(NodeId leader, Term term);
-  void CheckCommittedElectionSafe();
+  void CheckLogMatching(GroupId group, bool full);
+  void CheckDigest(NodeId id, GroupId group, const kv::StateMachine& sm);
+  void CheckLeaderCompleteness(NodeId leader, GroupId group, Term term);
+  void CheckCommittedElectionSafe(GroupId group);
+  // Sharded: every key `cmd` touches lies in `group`'s slot range.
+  void CheckOwnership(NodeId id, GroupId group, const kv::Command& cmd);
 
   EventLoop* loop_;
   env::Random* rng_;
@@ -199,26 +271,25 @@ class SimCluster final : public cluster::ReplicaObserver {
   ClusterOptions opts_;
   Logger logger_;
   std::map<NodeId, std::unique_ptr<Node>> nodes_;
-
-  std::map<Term, NodeId> leader_by_term_;
-  // Every entry some node applied: its term, a hash of its type and data, and the highest
-  // term any node had reached when it was first applied (it was committed in that term or
-  // earlier, so every leader of a later term must hold it).
-  struct Committed {
-    Term term;
-    uint64_t hash = 0;
-    Term epoch;
-  };
-  std::map<LogIndex, Committed> committed_;
-  // The state digest some node had at each applied index, and which node.
-  std::map<LogIndex, std::pair<NodeId, uint64_t>> digest_at_;
-  Term max_term_seen_;
+  std::optional<cluster::Layout> layout_;  // sharded only
+  std::map<GroupId, GroupCheck> checks_;
   std::set<std::pair<uint64_t, uint64_t>> applied_commands_;
+  // Sharded: client sessions per (client, shard). A client's command with seq s for shard g
+  // goes as seq t of the session (client_id * 64 + g): t counts the distinct seqs the client
+  // sent to g, so a retry maps to the same t and a shard sees its sessions start at 1.
+  struct ShardSession {
+    uint64_t last_seq = 0;
+    uint64_t shard_seq = 0;
+    std::map<uint64_t, uint64_t> seqs;  // client seq -> session seq
+  };
+  std::map<std::pair<uint64_t, GroupId>, ShardSession> shard_sessions_;
+  std::map<std::pair<uint64_t, uint64_t>, std::pair<uint64_t, uint64_t>> session_origin_;
   std::optional<std::string> violation_;
   std::function<void(NodeId, Term)> on_leader_;
   uint64_t events_ = 0;
   uint64_t expiry_applies_ = 0;
   uint64_t quiesce_notices_ = 0;
+  uint64_t requests_forwarded_ = 0;
   uint64_t trace_hash_ = 0xcbf29ce484222325ull;
 };
 

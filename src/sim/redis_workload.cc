@@ -57,7 +57,10 @@ void RedisWorkload::Abandon() {
 }
 
 std::string RedisWorkload::Key() {
-  return "r" + std::to_string(rng_->Uniform(static_cast<uint64_t>(opts_.keys)));
+  // A sharded cluster: one hash tag keeps every key in one shard, so that the multi-key
+  // commands (RENAME, COPY, MSET, MULTI/EXEC) stay single-shard.
+  return (cluster_->sharded() ? "{r}" : "r") +
+         std::to_string(rng_->Uniform(static_cast<uint64_t>(opts_.keys)));
 }
 
 std::string RedisWorkload::Value(Client& cl) {
@@ -116,7 +119,9 @@ kv::Args RedisWorkload::RandomWrite(Client& cl, bool in_batch) {
     return a;
   }
   if (dice < 93) return {"MSET", Key(), Value(cl), Key(), Value(cl)};
-  if (dice < 99 || in_batch) return {"GET", Key()};  // a read inside EXEC, applied in the log
+  // A read inside EXEC, applied in the log. No FLUSHALL in a sharded cluster: it would reach
+  // one shard only (the server scatters it; the simulator routes by key).
+  if (dice < 99 || in_batch || cluster_->sharded()) return {"GET", Key()};
   return {"FLUSHALL"};
 }
 
@@ -227,6 +232,26 @@ void RedisWorkload::Attempt(int c) {
   auto on_reply = [this, c, attempt](cluster::ClientReply r) { OnReply(c, attempt, r); };
   if (cl.kind == Kind::kWrite) {
     cluster_->Submit(target, cl.cmd, cluster::ReadMode::kLinearizable, on_reply);
+  } else if (cluster_->sharded()) {
+    // Routed by slot like any request: a Redis read, or WATCH's versions, as the request
+    // channel carries them.
+    cluster::ShardRequest req;
+    req.mode = cl.mode;
+    if (cl.kind == Kind::kRead) {
+      req.type = cluster::ShardRequest::Type::kRead;
+      req.args = cl.argv;
+    } else {
+      req.type = cluster::ShardRequest::Type::kVersions;
+      req.args = cl.watch_keys;
+    }
+    // Keyless reads (SCAN, DBSIZE) go to the shard of the workload's keys.
+    std::string route = "{r}";
+    if (cl.kind != Kind::kRead) {
+      route = req.args[0];
+    } else if (!Is(req.args, "SCAN") && !Is(req.args, "DBSIZE") && req.args.size() > 1) {
+      route = req.args[1];
+    }
+    cluster_->SubmitRequest(target, route, std::move(req), on_reply);
   } else {
     cluster_->SubmitRead(target, ReadFn(target, cl), cl.mode, on_reply);
   }

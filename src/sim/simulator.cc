@@ -45,7 +45,7 @@ struct Knobs {
         "election_ticks={} heartbeat_ticks={} max_msg_bytes={} max_inflight={} prevote={} "
         "checkquorum={} reads={} drift_ticks={} snapshot_entries={} fsync_max_us={} "
         "clock_drift={:.2f} wall_skew_ms={} tombstones_max={} storage={} torn={} quiesce={} "
-        "loss={:.3f} dup={:.3f} latency_max_us={}",
+        "shards={} loss={:.3f} dup={:.3f} latency_max_us={}",
         r.election_ticks, r.heartbeat_ticks, r.max_msg_bytes, r.max_inflight_msgs, r.pre_vote,
         r.check_quorum, r.read_only_option == raft::ReadOnlyOption::kLeaseBased ? "lease" : "safe",
         r.lease_clock_drift_ticks, cluster.replica.snapshot_entries, cluster.fsync_max_ns / kMicro,
@@ -53,7 +53,8 @@ struct Knobs {
         cluster.node_storage ? "node" : "wal",
         // Torn writes are a WalStorage fault: a node write is atomic.
         cluster.node_storage ? "n/a" : (cluster.torn_writes ? "true" : "false"),
-        cluster.quiesce_after_ticks, link.loss, link.duplicate, link.latency_max_ns / kMicro);
+        cluster.quiesce_after_ticks, cluster.shards, link.loss, link.duplicate,
+        link.latency_max_ns / kMicro);
   }
 };
 
@@ -111,6 +112,18 @@ Knobs DrawKnobs(const SimOptions& o, env::Random& rng) {
     k.workload.idle_every_ns = 1 * kSecond;
     k.workload.idle_ns = 300 * kMilli;
   }
+  // Half of the node-storage seeds lay the cluster out in shards (plus the meta shard) and
+  // route every request by its key's slot; few shards more often than many.
+  const int shard_counts[] = {1, 2, 3, 4, 6, 8, 16};
+  const bool shard = rng.Chance(0.5);
+  const int shards = shard_counts[rng.Uniform(7)];
+  if (k.cluster.node_storage && shard) k.cluster.shards = shards;
+  if (o.shards >= 0) k.cluster.shards = o.shards;
+  if (k.cluster.shards > 0) {
+    k.cluster.node_storage = true;
+    // The routers' request timeout: within the clients' attempt timeout's reach.
+    k.cluster.request_timeout_ms = 1000;
+  }
   return k;
 }
 
@@ -134,14 +147,20 @@ class FaultInjector {
     if (faults_ & kFaultPartition) ScheduleLeaderFlap();
   }
 
+  // A group to aim a leader fault at: the one group, or any of a sharded cluster's.
+  GroupId PickGroup() {
+    std::vector<GroupId> groups = c_->Groups();
+    if (groups.size() == 1) return groups[0];
+    return groups[rng_->Uniform(groups.size())];
+  }
+
   // Undoes every fault: the network heals, paused nodes resume, crashed or failed nodes restart.
   void HealAll() {
     net_->HealAll();
     for (NodeId id : c_->AllIds()) {
       c_->SetDiskFull(id, false);
       if (c_->IsPaused(id)) c_->Resume(id);
-      const cluster::Replica* r = c_->IsUp(id) ? c_->replica(id) : nullptr;
-      if (r != nullptr && r->failed()) c_->Crash(id);
+      if (c_->IsUp(id) && c_->Failed(id)) c_->Crash(id);
       c_->Restart(id);
     }
   }
@@ -163,7 +182,7 @@ class FaultInjector {
   void ScheduleLeaderFlap() {
     loop_->After(rng_->Range(100 * kMilli, 600 * kMilli), [this] {
       if (loop_->now() >= stop_at_) return;
-      auto leader = c_->Leader();
+      auto leader = c_->Leader(PickGroup());
       if (leader && rng_->Chance(0.5)) Isolate(*leader, rng_->Range(30 * kMilli, 400 * kMilli));
       ScheduleLeaderFlap();
     });
@@ -247,8 +266,7 @@ class FaultInjector {
         loop_->After(HealDelay(), [this, id] {
           c_->SetDiskFull(id, false);
           // A node whose disk failed refuses to serve until it is restarted.
-          const cluster::Replica* r = c_->IsUp(id) ? c_->replica(id) : nullptr;
-          if (r != nullptr && r->failed()) {
+          if (c_->IsUp(id) && c_->Failed(id)) {
             c_->Crash(id);
             c_->Restart(id);
           }
@@ -258,14 +276,15 @@ class FaultInjector {
       case kFaultMembership:
         return Membership();
       case kFaultTransfer: {
-        auto leader = c_->Leader();
+        const GroupId group = PickGroup();
+        auto leader = c_->Leader(group);
         if (!leader) return;
-        raft::MembershipConfig m = c_->Membership();
+        raft::MembershipConfig m = c_->Membership(group);
         std::vector<NodeId> voters(m.voters.incoming.ids().begin(), m.voters.incoming.ids().end());
         if (voters.empty()) return;
         NodeId to = voters[rng_->Uniform(voters.size())];
         c_->Trace("transfer " + std::to_string(to.value()));
-        (void)c_->TransferLeadership(*leader, to);
+        (void)c_->TransferLeadership(*leader, group, to);
         return;
       }
       default:
@@ -294,7 +313,7 @@ class FaultInjector {
       NodeId a = ids[rng_->Uniform(ids.size())], b = ids[rng_->Uniform(ids.size())];
       if (a != b) links.push_back({a, b});
     } else if (kind == 2) {  // isolate the leader
-      auto leader = c_->Leader();
+      auto leader = c_->Leader(PickGroup());
       if (!leader) return;
       for (NodeId id : ids) {
         if (id != *leader) both(*leader, id);
@@ -320,17 +339,22 @@ class FaultInjector {
   }
 
   void Membership() {
-    auto leader = c_->Leader();
+    const GroupId group = PickGroup();
+    auto leader = c_->Leader(group);
     if (!leader) return;
-    raft::MembershipConfig m = c_->Membership();
+    raft::MembershipConfig m = c_->Membership(group);
     if (m.IsJoint()) return;
     raft::ConfChange cc;
     if (!m.learners.empty()) {
       cc.changes.push_back({raft::ConfChangeType::kAddNode, *m.learners.begin()});  // promote
     } else {
       std::vector<NodeId> spares;
+      // Nodes that are no member: never started or down (a spare), or, in a sharded cluster,
+      // any node not holding the group (it gets an empty replica to receive the snapshot).
       for (NodeId id : c_->AllIds()) {
-        if (!m.IsVoter(id) && !m.IsLearner(id) && !c_->IsUp(id)) spares.push_back(id);
+        if (!m.IsVoter(id) && !m.IsLearner(id) && (!c_->IsUp(id) || c_->sharded())) {
+          spares.push_back(id);
+        }
       }
       std::vector<NodeId> voters(m.voters.incoming.ids().begin(), m.voters.incoming.ids().end());
       bool can_remove = voters.size() > 3;
@@ -347,7 +371,7 @@ class FaultInjector {
       if (rng_->Chance(0.3)) cc.transition = raft::ConfChangeTransition::kJointImplicit;
     }
     c_->Trace("confchange " + cc.ToString());
-    (void)c_->ProposeConfChange(*leader, cc);
+    (void)c_->ProposeConfChange(*leader, group, cc);
   }
 
   EventLoop* loop_;
@@ -429,6 +453,7 @@ std::string ReproCommand(const SimOptions& o) {
   std::string s =
       fmt::format("synod sim --seeds {} --nodes {} --faults {} --duration {}s", o.seed, o.nodes,
                   FaultsToString(o.faults), static_cast<double>(o.duration_ns) / kSecond);
+  if (o.shards >= 0) s += " --shards " + std::to_string(o.shards);
   if (!o.bug.empty()) s += " --bug " + o.bug;
   return s;
 }
@@ -496,6 +521,7 @@ SimResult RunSimulation(const SimOptions& o) {
   res.redis_execs_aborted = redis.execs_aborted();
   res.expiry_applies = cluster.expiry_applies();
   res.quiesce_notices = cluster.quiesce_notices();
+  res.requests_forwarded = cluster.requests_forwarded();
   res.faults_injected = faults.injected();
   res.history = workload.history();
   res.trace_hash = cluster.trace_hash();

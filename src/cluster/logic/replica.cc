@@ -393,7 +393,8 @@ bool Replica::BeginReady() {
   ready_ = node_->GetReady();
   persisting_ = true;
   if (ready_.soft_state) {
-    if (observer_ != nullptr) observer_->OnSoftState(id_, *ready_.soft_state, node_->raft().term());
+    if (observer_ != nullptr)
+      observer_->OnSoftState(id_, opts_.group, *ready_.soft_state, node_->raft().term());
     if (ready_.soft_state->lead != known_leader_) {
       if (known_leader_ != kNoNode) AbortOnLeaderChange();
       known_leader_ = ready_.soft_state->lead;
@@ -449,7 +450,7 @@ void Replica::FinishReady() {
       return;
     }
     snapshot_index_ = ready_.snapshot->meta.index;
-    if (observer_ != nullptr) observer_->OnSnapshot(id_, ready_.snapshot->meta);
+    if (observer_ != nullptr) observer_->OnSnapshot(id_, opts_.group, ready_.snapshot->meta);
   }
   ApplyCommitted(ready_.committed_entries, std::exchange(applied_early_, 0),
                  ready_.committed_entries.size());
@@ -528,7 +529,7 @@ void Replica::ServeReads() {
 void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries, size_t from, size_t to) {
   for (size_t i = from; i < to; ++i) {
     const raft::Entry& e = entries[i];
-    if (observer_ != nullptr) observer_->OnApply(id_, e);
+    if (observer_ != nullptr) observer_->OnApply(id_, opts_.group, e);
     if (e.type == raft::EntryType::kConfChange) {
       ApplyConfChange(e);
       (void)sm_.ApplyEntry(e.index, {});  // keeps the state machine's applied index in step

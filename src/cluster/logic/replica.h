@@ -116,12 +116,13 @@ using ReadFn = std::function<kv::Reply(const kv::StateMachine&)>;
 class ReplicaObserver {
  public:
   virtual ~ReplicaObserver() = default;
-  // This replica applied a committed entry (including empty and membership entries).
-  virtual void OnApply(NodeId node, const raft::Entry& entry) = 0;
+  // This replica (of `group` on `node`) applied a committed entry (including empty and
+  // membership entries).
+  virtual void OnApply(NodeId node, GroupId group, const raft::Entry& entry) = 0;
   // This replica installed a snapshot covering up to meta.index.
-  virtual void OnSnapshot(NodeId node, const raft::SnapshotMeta& meta) = 0;
+  virtual void OnSnapshot(NodeId node, GroupId group, const raft::SnapshotMeta& meta) = 0;
   // The Ready handed out a new soft state (role, leader) at this term.
-  virtual void OnSoftState(NodeId node, const raft::SoftState& ss, Term term) = 0;
+  virtual void OnSoftState(NodeId node, GroupId group, const raft::SoftState& ss, Term term) = 0;
 };
 
 class Replica {

@@ -53,9 +53,9 @@ class Outbox final : public RaftTransport {
 
 class NoObserver final : public ReplicaObserver {
  public:
-  void OnApply(NodeId, const raft::Entry&) override {}
-  void OnSnapshot(NodeId, const raft::SnapshotMeta&) override {}
-  void OnSoftState(NodeId, const raft::SoftState&, Term) override {}
+  void OnApply(NodeId, GroupId, const raft::Entry&) override {}
+  void OnSnapshot(NodeId, GroupId, const raft::SnapshotMeta&) override {}
+  void OnSoftState(NodeId, GroupId, const raft::SoftState&, Term) override {}
 };
 
 constexpr uint64_t kClusterId = 7;

@@ -54,6 +54,7 @@ std::string EncodeShardResponse(const ShardResponse& r) {
   if (r.status.ok()) m.set_reply(kv::EncodeReply(r.reply));
   m.set_index(r.index.value());
   m.set_number(r.number);
+  m.set_shard_descriptor(r.descriptor);
   return m.SerializeAsString();
 }
 
@@ -77,6 +78,7 @@ Result<ShardResponse> DecodeShardResponse(std::string_view bytes) {
   }
   r.index = LogIndex(m.index());
   r.number = m.number();
+  r.descriptor = std::move(*m.mutable_shard_descriptor());
   return r;
 }
 

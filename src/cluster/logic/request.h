@@ -43,7 +43,9 @@ struct ShardRequest {
 
   Type type = Type::kRead;
   GroupId group;
-  uint64_t epoch = 0;  // the descriptor's epoch the sender routed by; 0 for any
+  // The epoch of the descriptor the sender routed by (RequestRouter stamps it); 0 for any. A
+  // node whose descriptor is newer refuses the request as a stale route.
+  uint64_t epoch = 0;
   kv::Command command;
   std::vector<std::string> args;
   ReadMode mode = ReadMode::kLinearizable;  // not sent: a forwarded request is linearizable
@@ -60,6 +62,9 @@ struct ShardResponse {
   kv::Reply reply;
   LogIndex index;
   int64_t number = 0;
+  // A refusal for a stale route (the request's epoch is older than the answering node's
+  // descriptor of the shard): that descriptor (EncodeDescriptor), for the sender to learn.
+  std::string descriptor;
 };
 
 std::string EncodeShardRequest(const ShardRequest& r);

@@ -204,10 +204,12 @@ TEST(ShardRequestTest, RoundTripsAndRefusesGarbage) {
   EXPECT_EQ(rb->leader, NodeId(3));
   ShardResponse refused;
   refused.status = Status::NotLeader("node 1 does not lead shard 2");
+  refused.descriptor = "shard group=2 slots=0-8191 epoch=3 voters=1,2,3 learners=4";
   rb = DecodeShardResponse(EncodeShardResponse(refused));
   ASSERT_TRUE(rb.ok());
   EXPECT_EQ(rb->status.code(), Code::kNotLeader);
   EXPECT_EQ(rb->status.message(), "node 1 does not lead shard 2");
+  EXPECT_EQ(rb->descriptor, refused.descriptor);
   EXPECT_FALSE(DecodeShardResponse("\x08\xff\x01").ok());  // an unknown code
 }
 

@@ -100,6 +100,23 @@ void Store::Tick() {
     }
     g.replica->Tick();
     ready_.insert(id);
+    if (opts_.quiesce_after_ticks > 0) AskForALeader(id, g);
+  }
+}
+
+void Store::AskForALeader(GroupId id, Group& g) {
+  // A member that hears from no leader for an election timeout (restarted while the group was
+  // quiesced: the leader sends nothing, and a learner never campaigns) asks every other member
+  // to wake the group; the leader's next heartbeat then brings it level.
+  const raft::Raft& raft = g.replica->raw_node().raft();
+  if (raft.lead() != kNoNode || raft.role() == raft::Role::kLeader) {
+    g.leaderless_ticks = 0;
+    return;
+  }
+  if (++g.leaderless_ticks < opts_.replica.raft.election_ticks) return;
+  g.leaderless_ticks = 0;
+  for (NodeId member : raft.config().AllIds()) {
+    if (member != opts_.self) transport_->SendWake(member, id);
   }
 }
 

@@ -24,7 +24,9 @@
 //    wakes the others. A follower cannot notice a dead leader without ticks, so the host
 //    reports nodes it no longer hears from (PeerDown; the real node: no message, its node beat
 //    included, for an election timeout, or a lost connection): their groups wake and elect.
-//    Only with ReadIndex reads (a lease counts ticks).
+//    A member that knows no leader for an election timeout (one restarted while its group was
+//    quiesced: the leader sends nothing, and a learner never campaigns) asks every other
+//    member to wake the group. Only with ReadIndex reads (a lease counts ticks).
 //  - A failed write fails every group of the round (and the NodeDb refuses every later write,
 //    so every group fails at its next round): the node stops acknowledging until restarted.
 //
@@ -144,8 +146,11 @@ class Store {
     std::unique_ptr<storage::GroupStorage> storage;
     std::unique_ptr<Replica> replica;
     bool quiesced = false;
-    int idle_ticks = 0;  // leader: consecutive ticks QuiescableLeader
+    int idle_ticks = 0;        // leader: consecutive ticks QuiescableLeader
+    int leaderless_ticks = 0;  // ticks without a known leader (see AskForALeader)
   };
+  // Quiescence: a member that knew no leader for an election timeout asks the others to wake.
+  void AskForALeader(GroupId id, Group& g);
   void Quiesce(Group& g);
   // Wakes `g` if quiesced; a follower asks its leader to wake too unless `leader_spoke` (the
   // event was the leader's own message) or the leader is `down`.

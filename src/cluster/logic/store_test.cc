@@ -430,6 +430,36 @@ TEST(StoreQuiescenceTest, PeerDownWakesTheGroupsTheDeadNodeLedAndTheyElectAnothe
   }
 }
 
+TEST(StoreQuiescenceTest, AMemberRestartedWithoutALeaderAsksEveryMemberToWake) {
+  // Regression (simulator, sharded seed 90 at 7 nodes): a learner restarted while its group
+  // was quiesced, its last commit index not yet saved, heard nothing from the quiesced leader
+  // and, never campaigning, stayed one entry behind for good. A member that knows no leader
+  // for an election timeout now asks every other member to wake the group.
+  StoreCluster c(kQuiesceTicks);
+  c.ElectEverywhere(1);
+  c.TickAll(3 * kQuiesceTicks);
+  ASSERT_EQ(c.store(1).quiesced_count(), kGroups.size());
+  c.Crash(3);
+  c.Open(3, /*bootstrap=*/false);
+  const int timeout = StoreOptions{}.replica.raft.election_ticks;
+  std::map<GroupId, std::set<NodeId>> asked;
+  for (int t = 0; t < timeout; ++t) {
+    c.store(3).Tick();
+    for (const Notice& n : c.out(3).notices) {
+      if (n.wake) asked[n.group].insert(n.to);
+    }
+    c.out(3).notices.clear();
+  }
+  for (const auto& [g, span] : kGroups) {
+    EXPECT_EQ(asked[g], (std::set<NodeId>{NodeId(1), NodeId(2)})) << "group " << g;
+  }
+  // Delivered, the wakes bring the leader's heartbeats: node 3 knows its leader again.
+  c.out(3).sent.clear();
+  c.store(1).ReceiveWake(GroupId(2));
+  c.TickAll(2);
+  EXPECT_EQ(c.store(3).replica(GroupId(2))->raw_node().raft().lead(), NodeId(1));
+}
+
 TEST(StoreQuiescenceTest, NoQuiescenceWithLeaseReads) {
   StoreCluster c(kQuiesceTicks, /*lease_reads=*/true);
   c.TickAll(100);  // every clock runs (lease reads: a restarted node votes after a timeout)

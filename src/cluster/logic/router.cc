@@ -1,0 +1,414 @@
+#include "cluster/logic/router.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "kv/redis.h"
+#include "kv/state_machine.h"
+#include "raft/raft.h"
+
+namespace synod::cluster {
+
+struct RequestRouter::Attempt {
+  ShardRequest req;
+  ResponseFn done;
+  int64_t deadline_ns = 0;
+  int attempt = 0;
+  bool maybe_applied = false;  // a write hop ended without a definite answer
+  Status last_error;
+};
+
+RequestRouter::RequestRouter(RouterOptions opts, ShardMap* map, Store* store,
+                             RequestTransport* transport, Logger logger)
+    : opts_(opts),
+      map_(map),
+      store_(store),
+      transport_(transport),
+      logger_(std::move(logger)),
+      next_request_id_(opts.first_request_id) {}
+
+RequestRouter::~RequestRouter() { *alive_ = false; }
+
+NodeId RequestRouter::LeaderHint(GroupId group, uint64_t* term) const {
+  if (const Replica* r = store_->replica(group)) {
+    const raft::Raft& raft = r->raw_node().raft();
+    if (term != nullptr) *term = raft.term().value();
+    // A replica that knows no leader may still learn of one sooner from a notice.
+    if (raft.lead() != kNoNode || map_->leader_term(group) <= raft.term().value()) {
+      return raft.lead();
+    }
+  }
+  if (term != nullptr) *term = map_->leader_term(group);
+  return map_->leader(group);
+}
+
+void RequestRouter::StampLeader(GroupId group, ShardResponse* r) const {
+  r->leader = LeaderHint(group, &r->term);
+}
+
+void RequestRouter::Call(ShardRequest req, ResponseFn done, int64_t now_ns) {
+  now_ns_ = std::max(now_ns_, now_ns);
+  auto a = std::make_shared<Attempt>();
+  a->req = std::move(req);
+  a->done = std::move(done);
+  a->deadline_ns = now_ns + (opts_.request_timeout_ms + 1000) * 1'000'000;
+  Step(a, now_ns);
+}
+
+void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
+  const GroupId group = a->req.group;
+  auto finish = [&a](Status s) {
+    ShardResponse r;
+    r.status = std::move(s);
+    auto done = std::move(a->done);
+    done(std::move(r));
+  };
+  if (stopped_) return finish(Status::Unavailable("the node is shutting down"));
+  const ShardDescriptor* desc = map_->Find(group);
+  if (desc == nullptr) {
+    return finish(Status::InvalidArgument("no shard " + std::to_string(group.value())));
+  }
+  if (now_ns >= a->deadline_ns) {
+    const std::string what = "shard " + std::to_string(group.value());
+    if (a->maybe_applied || a->last_error.ok()) {
+      return finish(Status::Timeout("no answer from the leader of " + what + " within " +
+                                    std::to_string(opts_.request_timeout_ms) + " ms" +
+                                    (a->req.type == ShardRequest::Type::kWrite
+                                         ? "; it may or may not have been applied"
+                                         : "")));
+    }
+    return finish(a->last_error);
+  }
+  if (routed() >= opts_.routed_max) {
+    return finish(Status::ResourceExhausted("too many requests in flight to other nodes"));
+  }
+  // Routed by the descriptor held now: a retry after the map learnt a newer one carries it.
+  a->req.epoch = desc->epoch;
+  const Replica* local = store_->replica(group);
+  RouteInput in;
+  in.self = opts_.self;
+  in.shard = desc;
+  in.leader = LeaderHint(group, nullptr);
+  in.hosted = local != nullptr;
+  in.local_leader = local != nullptr && local->raw_node().raft().role() == raft::Role::kLeader;
+  in.stale_ok = a->req.mode == ReadMode::kStale && (a->req.type == ShardRequest::Type::kRead ||
+                                                    a->req.type == ShardRequest::Type::kVersions);
+  in.attempt = a->attempt;
+  const RouteDecision d = DecideRoute(in);
+  switch (d.action) {
+    case RouteAction::kLocal:
+      ExecuteLocal(a->req, /*from_peer=*/false, [this, a, alive = alive_](ShardResponse r) {
+        if (!*alive) return;
+        // A local timeout: the leader changed or no quorum answered; the write may be applied.
+        const bool maybe_applied = r.status.code() == Code::kTimeout;
+        OnAttemptResult(a, std::move(r), maybe_applied, now_ns_);
+      });
+      return;
+    case RouteAction::kForward: {
+      const uint64_t id = next_request_id_++;
+      const int64_t hop_ms = std::max<int64_t>(500, opts_.request_timeout_ms / 2);
+      hops_[id] = Hop{a, d.to, std::min(a->deadline_ns, now_ns + hop_ms * 1'000'000)};
+      ++counters_.forwarded;
+      transport_->SendRequest(d.to, id, a->req);
+      return;
+    }
+    case RouteAction::kWait:
+      waiting_.push_back(a);
+      return;
+  }
+}
+
+void RequestRouter::OnAttemptResult(const AttemptPtr& a, ShardResponse r, bool maybe_applied,
+                                    int64_t now_ns) {
+  if (!a->done) return;
+  const Code code = r.status.code();
+  const bool retry = code == Code::kNotLeader || code == Code::kProposalDropped ||
+                     code == Code::kUnavailable || code == Code::kTimeout;
+  if (!retry || stopped_) {
+    auto done = std::move(a->done);
+    done(std::move(r));
+    return;
+  }
+  a->maybe_applied = a->maybe_applied || maybe_applied;
+  a->last_error = r.status;
+  ++a->attempt;
+  ++counters_.retries;
+  // A refusal that names another leader goes there at once; otherwise wait a tick (an
+  // election, a transfer or a lost quorum takes at least that long to change); so does a
+  // stale route (the map may learn the shard's new descriptor meanwhile).
+  if (r.leader != kNoNode && r.leader != opts_.self && code == Code::kNotLeader &&
+      r.descriptor.empty()) {
+    Step(a, now_ns);
+  } else {
+    waiting_.push_back(a);
+  }
+}
+
+void RequestRouter::OnResponse(NodeId from, uint64_t id, Result<ShardResponse> resp,
+                               int64_t now_ns) {
+  now_ns_ = std::max(now_ns_, now_ns);
+  auto it = hops_.find(id);
+  if (it == hops_.end() || it->second.to != from) return;  // answered after its hop timed out
+  AttemptPtr a = std::move(it->second.attempt);
+  hops_.erase(it);
+  if (!resp.ok()) {
+    logger_.Warn("event=peer_message_dropped reason=undecodable_response from={} error=\"{}\"",
+                 from.value(), resp.status().message());
+    ShardResponse bad;
+    bad.status = Status::Timeout("the node serving it answered what does not decode");
+    OnAttemptResult(a, std::move(bad), a->req.type == ShardRequest::Type::kWrite, now_ns);
+    return;
+  }
+  ShardResponse r = std::move(resp).value();
+  if (!r.descriptor.empty()) {
+    // A stale route: learn the answering node's descriptor (only a newer epoch replaces ours).
+    Result<ShardDescriptor> d = DecodeDescriptor(r.descriptor);
+    if (d.ok() && d->group == a->req.group && map_->Update(*d)) {
+      logger_.Info("event=descriptor_learned group={} epoch={} from={}", d->group.value(), d->epoch,
+                   from.value());
+    }
+  }
+  if (r.leader != kNoNode || r.term > 0) map_->NoteLeader(a->req.group, r.leader, r.term);
+  OnAttemptResult(a, std::move(r), false, now_ns);
+}
+
+void RequestRouter::ExpireHops(NodeId peer, int64_t now_ns) {
+  std::vector<AttemptPtr> failed;
+  for (auto it = hops_.begin(); it != hops_.end();) {
+    if ((peer != kNoNode && it->second.to == peer) ||
+        (peer == kNoNode && it->second.deadline_ns <= now_ns)) {
+      failed.push_back(std::move(it->second.attempt));
+      it = hops_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& a : failed) {
+    ShardResponse r;
+    r.status = Status::Timeout(peer != kNoNode ? "the node serving it became unreachable"
+                                               : "the node serving it did not answer");
+    // A write sent to a node that went away may have been applied there; try again next tick.
+    OnAttemptResult(a, std::move(r), a->req.type == ShardRequest::Type::kWrite, now_ns);
+  }
+}
+
+void RequestRouter::PeerUnreachable(NodeId peer, int64_t now_ns) {
+  now_ns_ = std::max(now_ns_, now_ns);
+  if (peer != kNoNode) ExpireHops(peer, now_ns);
+}
+
+void RequestRouter::Tick(int64_t now_ns) {
+  now_ns_ = std::max(now_ns_, now_ns);
+  ExpireHops(kNoNode, now_ns);
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  for (auto& a : waiting) Step(a, now_ns);
+}
+
+void RequestRouter::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  auto hops = std::move(hops_);
+  auto waiting = std::move(waiting_);
+  hops_.clear();
+  waiting_.clear();
+  for (auto& [id, hop] : hops) waiting.push_back(std::move(hop.attempt));
+  for (auto& a : waiting) {
+    if (!a->done) continue;
+    ShardResponse r;
+    r.status = a->req.type == ShardRequest::Type::kWrite
+                   ? Status::Timeout("the node shut down; it may or may not have been applied")
+                   : Status::Unavailable("the node shut down");
+    auto done = std::move(a->done);
+    done(std::move(r));
+  }
+}
+
+void RequestRouter::Serve(NodeId from, uint64_t id, Result<ShardRequest> req) {
+  auto respond = [this, from, id, alive = alive_](ShardResponse r) {
+    if (!*alive || stopped_) return;
+    transport_->SendResponse(from, id, r);
+  };
+  if (!req.ok()) {
+    // Answer it: the sender then fails its client's command at once instead of timing out.
+    ShardResponse r;
+    r.status = Status::InvalidArgument("request from node " + std::to_string(from.value()) +
+                                       " does not decode: " + std::string(req.status().message()));
+    return respond(std::move(r));
+  }
+  ++counters_.served;
+  ExecuteLocal(*req, /*from_peer=*/true, std::move(respond));
+}
+
+void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn done) {
+  Replica* r = store_->replica(req.group);
+  auto refuse = [&](Status s) {
+    ShardResponse resp;
+    resp.status = std::move(s);
+    StampLeader(req.group, &resp);
+    done(std::move(resp));
+  };
+  const ShardDescriptor* desc = map_->Find(req.group);
+  // A sender that routed by an older descriptor learns ours. A newer one than ours is the
+  // sender's news, not a stale route: the shard's replica (not the map) decides what it holds.
+  if (desc != nullptr && req.epoch != 0 && req.epoch < desc->epoch) {
+    ShardResponse resp;
+    resp.status = Status::NotLeader("stale route: shard " + std::to_string(req.group.value()) +
+                                    " is at epoch " + std::to_string(desc->epoch) + ", not " +
+                                    std::to_string(req.epoch));
+    resp.descriptor = EncodeDescriptor(*desc);
+    StampLeader(req.group, &resp);
+    return done(std::move(resp));
+  }
+  if (r == nullptr || desc == nullptr) {
+    return refuse(Status::NotLeader("node " + std::to_string(opts_.self.value()) +
+                                    " holds no replica of shard " +
+                                    std::to_string(req.group.value())));
+  }
+  const bool leads = r->raw_node().raft().role() == raft::Role::kLeader;
+  if (from_peer && !leads) {
+    return refuse(Status::NotLeader("node " + std::to_string(opts_.self.value()) +
+                                    " does not lead shard " + std::to_string(req.group.value())));
+  }
+  // The answer of a replica's reply, with this node's leader hint.
+  auto answer = [this, group = req.group, &done]() {
+    return [this, group, done = std::move(done), alive = alive_](ClientReply cr) {
+      ShardResponse resp;
+      resp.status = std::move(cr.status);
+      resp.reply = std::move(cr.reply);
+      resp.index = cr.index;
+      if (*alive) StampLeader(group, &resp);
+      done(std::move(resp));
+    };
+  };
+  const ReadMode mode = from_peer ? ReadMode::kLinearizable : req.mode;
+  switch (req.type) {
+    case ShardRequest::Type::kWrite:
+      if (req.command.op != kv::Op::kGet) ++counters_.proposals;
+      store_->Submit(req.group, req.command, ReadMode::kLinearizable, answer());
+      break;
+    case ShardRequest::Type::kRead:
+      store_->SubmitRead(
+          req.group,
+          [args = req.args, now = req.now_ms, random = req.random](const kv::StateMachine& sm) {
+            kv::ExecContext ctx = sm.ReadContext(now);
+            ctx.random = random;
+            return kv::ExecuteRedisRead(sm.keyspace(), args, ctx);
+          },
+          mode, answer());
+      break;
+    case ShardRequest::Type::kVersions:
+      store_->SubmitRead(
+          req.group,
+          [keys = req.args, now_ms = req.now_ms](const kv::StateMachine& sm) {
+            const int64_t now = sm.ReadContext(now_ms).now_ms;
+            kv::Reply out;
+            out.number = static_cast<int64_t>(sm.applied_index().value());
+            for (const std::string& k : keys) {
+              out.replies.push_back(
+                  kv::Reply::Int(static_cast<int64_t>(sm.keyspace().VersionOf(k, now).value())));
+            }
+            return out;
+          },
+          mode, answer());
+      break;
+    case ShardRequest::Type::kSlotKeys:
+      store_->SubmitRead(
+          req.group,
+          [slot = req.index.value(), max = req.random,
+           count = req.args == std::vector<std::string>{"count"},
+           now_ms = req.now_ms](const kv::StateMachine& sm) {
+            const int64_t now = sm.ReadContext(now_ms).now_ms;
+            const kv::Keyspace::Map& m = sm.keyspace().map();
+            const uint64_t end = (slot + 1) << 50;  // bounded by the keys of one slot
+            std::vector<kv::Reply> keys;
+            int64_t n = 0;
+            for (auto it = m.lower_bound(kv::Keyspace::KeyRef{slot << 50, ""});
+                 it != m.end() && it->first.pos < end; ++it) {
+              if (!count && keys.size() >= max) break;
+              if (it->second.expire_ms != 0 && it->second.expire_ms <= now) continue;
+              ++n;
+              if (!count) keys.push_back(kv::Reply::Bulk(it->first.bytes));
+            }
+            return count ? kv::Reply::Int(n) : kv::Reply::Array(std::move(keys));
+          },
+          mode, answer());
+      break;
+    case ShardRequest::Type::kConfig:
+      store_->SubmitRead(
+          req.group,
+          [names = req.args](const kv::StateMachine& sm) {
+            auto one = [&sm](const std::string& name) {
+              std::optional<std::string_view> v = sm.config(name);
+              return v ? kv::Reply::Bulk(std::string(*v)) : kv::Reply::Nil();
+            };
+            if (names.size() == 1) return one(names[0]);
+            std::vector<kv::Reply> all;
+            for (const std::string& n : names) all.push_back(one(n));
+            return kv::Reply::Array(std::move(all));
+          },
+          mode, answer());
+      break;
+    case ShardRequest::Type::kKeyspace:
+      store_->SubmitRead(
+          req.group,
+          [](const kv::StateMachine& sm) {
+            return kv::Reply::Array(
+                {kv::Reply::Int(static_cast<int64_t>(sm.keyspace().size())),
+                 kv::Reply::Int(static_cast<int64_t>(sm.keyspace().expires_count()))});
+          },
+          mode, answer());
+      break;
+    case ShardRequest::Type::kReplicasHolding: {
+      // The leader counts the members other than itself whose match reached the index; any
+      // other replica knows only that the write committed: a quorum holds it.
+      const raft::Raft& raft = r->raw_node().raft();
+      int64_t n = 0;
+      if (leads) {
+        for (NodeId id : raft.config().AllIds()) {
+          const raft::Progress* p = raft.progress(id);
+          if (id != opts_.self && p != nullptr && p->match >= req.index) ++n;
+        }
+      } else {
+        n = static_cast<int64_t>(raft.config().voters.Ids().size() / 2);
+      }
+      ShardResponse resp;
+      resp.number = n;
+      StampLeader(req.group, &resp);
+      done(std::move(resp));
+      break;
+    }
+    case ShardRequest::Type::kConfChange: {
+      if (!leads) {
+        return refuse(Status::NotLeader("membership changes go to the leader"));
+      }
+      Result<raft::ConfChange> cc = raft::ConfChange::Decode(req.conf_change);
+      if (!cc.ok()) return refuse(cc.status());
+      const raft::MembershipConfig& cfg = r->raw_node().raft().config();
+      for (const raft::ConfChangeSingle& c : cc->changes) {
+        const bool member = cfg.IsVoter(c.node) || cfg.IsLearner(c.node);
+        if (c.type == raft::ConfChangeType::kAddLearner && member) {
+          return refuse(Status::FailedPrecondition("node " + std::to_string(c.node.value()) +
+                                                   " is already a member of shard " +
+                                                   std::to_string(req.group.value())));
+        }
+        if (c.type == raft::ConfChangeType::kRemoveNode && !member) {
+          return refuse(Status::NotFound("node " + std::to_string(c.node.value()) +
+                                         " is not a member of shard " +
+                                         std::to_string(req.group.value())));
+        }
+      }
+      Status s = r->ProposeConfChange(*cc);
+      store_->Touch(req.group);  // called on the replica directly: give it a round
+      ShardResponse resp;
+      resp.status = std::move(s);
+      StampLeader(req.group, &resp);
+      done(std::move(resp));
+      break;
+    }
+  }
+  transport_->Wake();
+}
+
+}  // namespace synod::cluster

@@ -1,0 +1,139 @@
+// RequestRouter: a node's routing of requests to shards — the pure half of the request channel,
+// run alike by the real node (cluster/GroupHost) and the simulator.
+//
+// Call() runs a request where its shard can serve it: on this node's replica when it leads the
+// shard (or, for a READONLY read, holds a replica), else on the leader's node, sent through the
+// host's RequestTransport; where to is DecideRoute's rule (shard_map.h). An attempt that meets a
+// node that does not lead (it names the leader), a stale route (the receiver's descriptor of
+// the shard has another epoch), a hop that times out, or a peer that became unreachable is
+// tried again transparently until the request's deadline: at once when a refusal names another
+// leader, else after a tick. A write carries its connection's session for the shard, so a
+// retried write applies at most once.
+//
+// Serve() runs a request another node sent: only on a replica that leads the shard (a stale
+// read is sent only to a leader too: it is served linearizably), and only when the request was
+// routed by the descriptor this node holds (its epoch, when the sender gave one). Every answer
+// carries this node's leader hint for the shard, so a sender learns where to go next.
+//
+// Time comes in as arguments (now_ns, monotonic); the host ticks it. Deadlines: a request's is
+// the request timeout plus a second (the replica answers within the timeout; the second lets a
+// definite answer from the last hop arrive); a hop's is half the timeout, at least 500 ms.
+//
+// Thread-safety: none; the node's core thread (or the simulator's) owns it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "cluster/logic/request.h"
+#include "cluster/logic/shard_map.h"
+#include "cluster/logic/store.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace synod::cluster {
+
+using ResponseFn = std::function<void(ShardResponse)>;
+
+// The request channel's sending half, and the host's "run a round soon".
+class RequestTransport {
+ public:
+  virtual ~RequestTransport() = default;
+  virtual void SendRequest(NodeId to, uint64_t id, const ShardRequest& req) = 0;
+  virtual void SendResponse(NodeId to, uint64_t id, const ShardResponse& resp) = 0;
+  // The Store was given work (a request submitted to a replica): run its rounds soon.
+  virtual void Wake() = 0;
+};
+
+struct RouterOptions {
+  NodeId self;
+  int64_t request_timeout_ms = 5000;
+  // Requests in flight to other nodes plus those waiting for a leader; beyond, refused.
+  size_t routed_max = 100'000;
+  // The id of the first request sent; ids count up from it. Draw it at random for every start
+  // of the node: a peer may answer a request of the node's previous incarnation after it
+  // restarted (on the new connection), and that answer must not match a new request.
+  uint64_t first_request_id = 1;
+};
+
+struct RouterCounters {
+  uint64_t proposals = 0;  // writes this node's replicas were given
+  uint64_t forwarded = 0;  // hops sent to other nodes
+  uint64_t served = 0;     // requests other nodes sent here
+  uint64_t retries = 0;    // attempts tried again
+};
+
+class RequestRouter {
+ public:
+  // REQUIRES: map, store and transport outlive the router.
+  RequestRouter(RouterOptions opts, ShardMap* map, Store* store, RequestTransport* transport,
+                Logger logger);
+  ~RequestRouter();
+  RequestRouter(const RequestRouter&) = delete;
+  RequestRouter& operator=(const RequestRouter&) = delete;
+
+  // Runs `req` on its shard (req.group) and answers exactly once, by the request's deadline and
+  // a tick: OK with the reply, or the error (kTimeout: the outcome of a write is unknown;
+  // kNotLeader, kUnavailable, kProposalDropped: it was not applied; kInvalidArgument: no such
+  // shard; kResourceExhausted: too many requests routed).
+  void Call(ShardRequest req, ResponseFn done, int64_t now_ns);
+  // A request another node sent (`id` is its id on that node's side); the answer goes back
+  // through the transport. A request that did not decode is answered with its error.
+  void Serve(NodeId from, uint64_t id, Result<ShardRequest> req);
+  // The answer to hop `id` from `from` (or what did not decode of it).
+  void OnResponse(NodeId from, uint64_t id, Result<ShardResponse> resp, int64_t now_ns);
+  // Every tick: hops past their deadline fail over, requests waiting for a leader try again.
+  void Tick(int64_t now_ns);
+  // The transport lost `peer`: the hops waiting on it fail over now.
+  void PeerUnreachable(NodeId peer, int64_t now_ns);
+  // Answers every request still routed (the node is shutting down). Idempotent; later calls
+  // are refused with kUnavailable.
+  void Stop();
+
+  // The leader hint for `group`: the local replica's view when held (unless a notice of a later
+  // term named one while the replica knows none), else the map's; and its term.
+  NodeId LeaderHint(GroupId group, uint64_t* term) const;
+
+  size_t routed() const { return hops_.size() + waiting_.size(); }
+  const RouterCounters& counters() const { return counters_; }
+
+ private:
+  struct Attempt;
+  using AttemptPtr = std::shared_ptr<Attempt>;
+  void Step(const AttemptPtr& a, int64_t now_ns);
+  // Runs `req` on this node's replica. From a peer (`from_peer`) the replica must lead; the
+  // answer names this node's leader hint either way.
+  void ExecuteLocal(const ShardRequest& req, bool from_peer, ResponseFn done);
+  // An attempt answered (or failed) with `r`: done, or tried again while time is left.
+  void OnAttemptResult(const AttemptPtr& a, ShardResponse r, bool maybe_applied, int64_t now_ns);
+  // Fails the hops to `peer` (kNoNode: every hop past its deadline at now_ns).
+  void ExpireHops(NodeId peer, int64_t now_ns);
+  void StampLeader(GroupId group, ShardResponse* r) const;
+
+  RouterOptions opts_;
+  ShardMap* map_;
+  Store* store_;
+  RequestTransport* transport_;
+  Logger logger_;
+  RouterCounters counters_;
+  struct Hop {
+    AttemptPtr attempt;
+    NodeId to;
+    int64_t deadline_ns = 0;
+  };
+  std::map<uint64_t, Hop> hops_;  // by request id
+  uint64_t next_request_id_;
+  std::vector<AttemptPtr> waiting_;  // for a leader, or after a refusal: next tick
+  bool stopped_ = false;
+  // The latest time an entry point brought: a replica's answer (which carries none) is handled
+  // at it.
+  int64_t now_ns_ = 0;
+  // Set while alive: a replica's reply that arrives after the router is gone is dropped.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace synod::cluster
