@@ -550,7 +550,19 @@ void GroupHost::RemoveMember(NodeId id, std::function<void(Status)> done) {
   raft::ConfChange cc;
   cc.transition = raft::ConfChangeTransition::kJointImplicit;
   cc.changes.push_back({raft::ConfChangeType::kRemoveNode, id});
-  ChangeMembership(std::move(cc), std::move(done));
+  // Once out of every group, out of the node list too.
+  ChangeMembership(
+      std::move(cc), [this, id, done = std::move(done), alive = alive_](Status s) mutable {
+        if (!*alive || !s.ok()) return done(std::move(s));
+        ProposeMetaSetting("node/" + std::to_string(id.value()), "",
+                           [id, done = std::move(done), this](Status d) {
+                             if (!d.ok()) {
+                               logger_.Warn("event=node_entry_not_removed node={} error=\"{}\"",
+                                            id.value(), d.ToString());
+                             }
+                             done(Status::Ok());  // the membership change is what was asked
+                           });
+      });
 }
 
 const Replica* GroupHost::meta_replica() const { return store_->replica(kMetaGroup); }

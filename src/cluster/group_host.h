@@ -233,6 +233,8 @@ class GroupHost final : public ReplicaObserver, public Router {
   HostStatus GetStatus() const;
   NodeId id() const { return opts_.id; }
   uint64_t cluster_id() const;
+  // The node list as last read from the meta shard (every node's registered addresses).
+  const std::map<NodeId, MemberAddress>& NodeList() const { return meta_nodes_; }
   // The shards as this node sees them now (Redis Cluster's view: CLUSTER SLOTS and friends).
   std::vector<ShardView> Shards() const;
   // The leader of the shard holding `slot`, as last heard; kNoNode when unknown.
@@ -352,6 +354,27 @@ class GroupHost final : public ReplicaObserver, public Router {
   void ProposeDescriptors();
   bool fetching_config_ = false;
   void FetchReplicatedConfig();
+  // The node list (docs/sharding.md): the meta shard holds each node's addresses under
+  // "node/<id>" ("PEER/CLIENT/ADMIN"); each node registers its own (after a start with other
+  // addresses too), the meta leader removes a node it removed from the cluster, and every node
+  // takes the others' addresses from it into its address book. As last read from the meta
+  // shard; whether this node's registration is in flight.
+  std::map<NodeId, MemberAddress> meta_nodes_;
+  bool meta_nodes_known_ = false;
+  bool registering_ = false;
+  uint64_t setting_session_ = 0;  // the session of ProposeMetaSetting
+  uint64_t setting_seq_ = 0;
+  uint64_t NewSessionId() const;
+  // The nodes whose entries to read: the address book's and every descriptor's members.
+  std::set<NodeId> KnownNodes() const;
+  // Takes the node list from the meta shard's settings (as LearnDescriptors) into meta_nodes_.
+  void LearnNodeList(
+      const std::function<std::optional<std::string_view>(const std::string&)>& stored);
+  // The address book follows the node list; this node registers itself when its entry differs.
+  void FollowNodeList();
+  // Proposes the setting `name` = `value` ("" deletes) to the meta shard.
+  void ProposeMetaSetting(std::string name, std::string value, std::function<void(Status)> done);
+
   asio::steady_timer tick_timer_;
   // The storage thread: its own io_context kept alive by a work guard.
   asio::io_context storage_io_;

@@ -22,18 +22,33 @@ std::optional<std::string_view> GroupHost::RequirePass() const {
   return std::string_view(*fetched_requirepass_);
 }
 
+uint64_t GroupHost::NewSessionId() const {
+  // A session of this node's own proposals to the meta shard: distinct from every client's and
+  // from this node's earlier starts.
+  const uint64_t id = (static_cast<uint64_t>(SteadyNowNs()) * 0x9E3779B97F4A7C15ull) ^
+                      (opts_.id.value() << 48) ^ std::random_device{}();
+  return id == 0 ? 1 : id;
+}
+
 namespace {
 
 std::string DescriptorSetting(GroupId g) { return "shard/" + std::to_string(g.value()); }
+std::string NodeSetting(NodeId n) { return "node/" + std::to_string(n.value()); }
+std::string NodeValue(const MemberAddress& a) { return a.peer + "/" + a.client + "/" + a.admin; }
 
 }  // namespace
 
 void GroupHost::FetchReplicatedConfig() {
   if (const kv::StateMachine* meta = LocalStateMachine(kMetaGroup)) {
-    // Only when the meta shard applied something since (a node of many shards reads them all).
-    if (meta_epochs_known_ && meta->applied_index() == meta_applied_learnt_) return;
-    meta_applied_learnt_ = meta->applied_index();
-    LearnDescriptors([meta](const std::string& name) { return meta->config(name); });
+    // Read only when the meta shard applied something since (a node of many shards reads
+    // them all).
+    if (!meta_epochs_known_ || meta->applied_index() != meta_applied_learnt_) {
+      meta_applied_learnt_ = meta->applied_index();
+      auto stored = [meta](const std::string& name) { return meta->config(name); };
+      LearnDescriptors(stored);
+      LearnNodeList(stored);
+    }
+    FollowNodeList();
     return;
   }
   if (fetching_config_) return;
@@ -44,6 +59,7 @@ void GroupHost::FetchReplicatedConfig() {
   req.group = kMetaGroup;
   req.args = {"requirepass", DescriptorSetting(kMetaGroup)};
   for (GroupId g : DataShards()) req.args.push_back(DescriptorSetting(g));
+  for (NodeId n : KnownNodes()) req.args.push_back(NodeSetting(n));
   std::vector<std::string> names = req.args;
   Call(std::move(req), [this, names = std::move(names), alive = alive_](ShardResponse r) {
     if (!*alive) return;
@@ -56,11 +72,94 @@ void GroupHost::FetchReplicatedConfig() {
     for (size_t i = 1; i < names.size(); ++i) {
       if (values[i].value) got[names[i]] = *values[i].value;
     }
-    LearnDescriptors([&got](const std::string& name) -> std::optional<std::string_view> {
+    auto stored = [&got](const std::string& name) -> std::optional<std::string_view> {
       auto it = got.find(name);
       if (it == got.end()) return std::nullopt;
       return std::string_view(it->second);
-    });
+    };
+    LearnDescriptors(stored);
+    LearnNodeList(stored);
+    FollowNodeList();
+  });
+}
+
+std::set<NodeId> GroupHost::KnownNodes() const {
+  std::set<NodeId> out;
+  for (const auto& [id, a] : members_) out.insert(id);
+  std::vector<const ShardDescriptor*> all{&map_->layout().meta};
+  for (const ShardDescriptor& d : map_->layout().shards) all.push_back(&d);
+  for (const ShardDescriptor* d : all) {
+    out.insert(d->voters.begin(), d->voters.end());
+    out.insert(d->learners.begin(), d->learners.end());
+  }
+  return out;
+}
+
+void GroupHost::LearnNodeList(
+    const std::function<std::optional<std::string_view>(const std::string&)>& stored) {
+  std::map<NodeId, MemberAddress> nodes;
+  for (NodeId n : KnownNodes()) {
+    const std::optional<std::string_view> v = stored(NodeSetting(n));
+    if (!v) continue;
+    Result<AddressBook> parsed = ParseMemberList(std::to_string(n.value()) + "=" + std::string(*v));
+    if (!parsed.ok() || parsed->size() != 1) {
+      logger_.Warn("event=bad_node_entry node={} stored=\"{}\"", n.value(), *v);
+      continue;
+    }
+    nodes[n] = parsed->begin()->second;
+  }
+  meta_nodes_ = std::move(nodes);
+  meta_nodes_known_ = true;
+}
+
+void GroupHost::FollowNodeList() {
+  if (!meta_nodes_known_) return;
+  bool changed = false;
+  for (const auto& [id, a] : meta_nodes_) {
+    if (id == opts_.id) continue;  // we know our own addresses best
+    auto it = members_.find(id);
+    if (it != members_.end() && it->second == a) continue;
+    logger_.Info("event=node_addresses_learned node={} addresses=\"{}\"", id.value(), NodeValue(a));
+    members_[id] = a;
+    if (!a.peer.empty()) transport_->SetPeer(id, a.peer);
+    changed = true;
+  }
+  if (changed) SaveAddressBook();
+  // Register (or re-register) this node's addresses; once a start, or after they changed.
+  auto self = members_.find(opts_.id);
+  if (self == members_.end() || registering_) return;
+  auto listed = meta_nodes_.find(opts_.id);
+  if (listed != meta_nodes_.end() && listed->second == self->second) return;
+  registering_ = true;
+  logger_.Info("event=node_registering addresses=\"{}\"", NodeValue(self->second));
+  ProposeMetaSetting(NodeSetting(opts_.id), NodeValue(self->second),
+                     [this, alive = alive_](Status s) {
+                       if (!*alive) return;
+                       registering_ = false;
+                       if (!s.ok()) {
+                         logger_.Info("event=node_not_registered error=\"{}\"", s.ToString());
+                       }
+                     });
+}
+
+void GroupHost::ProposeMetaSetting(std::string name, std::string value,
+                                   std::function<void(Status)> done) {
+  if (setting_session_ == 0) setting_session_ = NewSessionId();
+  kv::Command cmd;
+  cmd.op = kv::Op::kRedis;
+  cmd.client_id = setting_session_;
+  cmd.seq = ++setting_seq_;
+  cmd.args = {std::string(kv::kConfigSetCommand), std::move(name), std::move(value)};
+  ShardRequest req;
+  req.type = ShardRequest::Type::kWrite;
+  req.group = kMetaGroup;
+  req.command = std::move(cmd);
+  Call(std::move(req), [this, done = std::move(done), alive = alive_](ShardResponse resp) {
+    if (!*alive) return;
+    Status s = resp.status;
+    if (s.ok() && !resp.reply.ok()) s = Status::InvalidArgument(std::string(resp.reply.message()));
+    done(std::move(s));
+    FetchReplicatedConfig();  // learn it back (a meta replica: at once)
   });
 }
 
@@ -99,11 +198,7 @@ void GroupHost::LearnDescriptors(
 
 void GroupHost::ProposeDescriptors() {
   if (!meta_epochs_known_) return;
-  if (descriptor_session_ == 0) {
-    descriptor_session_ = (static_cast<uint64_t>(SteadyNowNs()) * 0x9E3779B97F4A7C15ull) ^
-                          (opts_.id.value() << 48) ^ std::random_device{}();
-    if (descriptor_session_ == 0) descriptor_session_ = 1;
-  }
+  if (descriptor_session_ == 0) descriptor_session_ = NewSessionId();
   for (GroupId g : store_->groups()) {
     const Replica* r = store_->replica(g);
     const raft::Raft& raft = r->raw_node().raft();

@@ -315,6 +315,12 @@ admin::HttpResponse Node::StatusJson() {
                       {"keys", g.keys},
                       {"quiesced", g.quiesced}});
   }
+  // The node list as the meta shard holds it (every node's registered addresses).
+  nlohmann::json node_list = nlohmann::json::array();
+  for (const auto& [nid, na] : host_->NodeList()) {
+    node_list.push_back(
+        {{"id", nid.value()}, {"peer", na.peer}, {"client", na.client}, {"admin", na.admin}});
+  }
   nlohmann::json j = {{"id", st.id.value()},
                       {"cluster_id", fmt::format("{:016x}", st.cluster_id)},
                       {"role", st.role},
@@ -338,7 +344,8 @@ admin::HttpResponse Node::StatusJson() {
                       {"groups_quiesced", st.groups_quiesced},
                       {"meta_leader", host_->leader().value()},
                       {"groups", groups},
-                      {"shards", shards}};
+                      {"shards", shards},
+                      {"node_list", node_list}};
   return Json(200, j);
 }
 

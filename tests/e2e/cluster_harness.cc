@@ -605,6 +605,17 @@ void TestCluster::Restart(uint64_t id) {
   Start(id);
 }
 
+void TestCluster::RestartOnNewClientPort(uint64_t id) {
+  Kill9(id);
+  Node& n = node(id);
+  const uint16_t port = PickPorts(1)[0];
+  for (size_t i = 0; i + 1 < n.args.size(); ++i) {
+    if (n.args[i] == "--client") n.args[i + 1] = Addr(port);
+  }
+  n.client_port = port;
+  Start(id);
+}
+
 uint64_t TestCluster::AddNode(uint64_t join_via, const std::vector<std::string>& extra_flags) {
   const uint64_t id = nodes_.rbegin()->first + 1;
   const std::vector<uint16_t> ports = PickPorts(3);

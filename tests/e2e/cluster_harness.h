@@ -175,6 +175,8 @@ class TestCluster {
   int Term(uint64_t id, int64_t timeout_ms = 10000);
   // Starts the node again with the same flags and data (killing it first if it runs).
   void Restart(uint64_t id);
+  // kill -9, then starts the node again on a new client port (its data and other ports kept).
+  void RestartOnNewClientPort(uint64_t id);
   // Starts a new node with a fresh data directory and `--join <admin of join_via>`.
   // Returns its id.
   uint64_t AddNode(uint64_t join_via, const std::vector<std::string>& extra_flags = {});

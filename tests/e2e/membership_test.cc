@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "cluster_harness.h"
@@ -128,6 +129,32 @@ uint64_t WaitForDescriptor(const TestCluster& c, const std::vector<uint64_t>& id
   return ok ? epoch : 0;
 }
 
+// The node list node `id` has read from the meta shard: node id -> its client address.
+std::map<uint64_t, std::string> NodeList(const TestCluster& c, uint64_t id) {
+  std::map<uint64_t, std::string> out;
+  const Json s = c.Status(id);
+  if (!s.is_object() || !s.contains("node_list")) return out;
+  for (const Json& n : s["node_list"]) out[n.value("id", uint64_t{0})] = n.value("client", "");
+  return out;
+}
+
+// Waits until every node of `ids` holds exactly `want` as the node list.
+bool WaitForNodeList(const TestCluster& c, const std::vector<uint64_t>& ids,
+                     const std::map<uint64_t, std::string>& want) {
+  const bool ok = WaitUntil(15000, [&] {
+    for (uint64_t id : ids) {
+      if (NodeList(c, id) != want) return false;
+    }
+    return true;
+  });
+  if (!ok) {
+    for (uint64_t id : ids) {
+      std::cerr << "node " << id << ": " << ::testing::PrintToString(NodeList(c, id)) << "\n";
+    }
+  }
+  return ok;
+}
+
 TEST(Membership, AddAndRemoveNodesWhileWriting) {
   TestCluster c({.flags = {"--request-timeout-ms", "3000"}});
   const uint64_t leader = c.WaitForLeader(10000);
@@ -158,6 +185,10 @@ TEST(Membership, AddAndRemoveNodesWhileWriting) {
     EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
   }
   CheckCli(c, added, {1, 2, 3, 4});
+  // Node 4 registered its addresses in the meta shard's node list; every node reads them.
+  std::map<uint64_t, std::string> all;
+  for (uint64_t id : {uint64_t{1}, uint64_t{2}, uint64_t{3}, added}) all[id] = c.client_address(id);
+  EXPECT_TRUE(WaitForNodeList(c, {1, 2, 3, added}, all));
   // The meta shard holds the new members under a new epoch, and every node shows them.
   const uint64_t epoch_added = WaitForDescriptor(c, {1, 2, 3, added}, "voters=1,2,3,4 learners=");
   EXPECT_GE(epoch_added, 2u);
@@ -192,6 +223,9 @@ TEST(Membership, AddAndRemoveNodesWhileWriting) {
   }
   EXPECT_EQ(Describe(Members(c, c.WaitForLeader(2000))),
             Describe({{leader, true}, {kept, true}, {added, true}}));
+  // A removed node leaves the node list.
+  all.erase(removed);
+  EXPECT_TRUE(WaitForNodeList(c, {leader, kept, added}, all));
 
   // Node 4 leaves again.
   r = PostToLeader(c, "/members/remove?id=" + std::to_string(added));
@@ -211,6 +245,39 @@ TEST(Membership, AddAndRemoveNodesWhileWriting) {
   Redis check(c.client_port(final_leader));
   const auto wrong = CheckValues(check, w.acked());
   EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
+}
+
+TEST(Membership, ANodeRestartedOnANewClientPortIsShownThereByEveryNode) {
+  // Node 3 comes back on another client port (same data, same peer port): it registers its
+  // new addresses in the meta shard's node list, and every node's Redis Cluster replies name
+  // the new port, so cluster clients keep finding its shards.
+  ClusterOptions o;
+  o.shards = 6;
+  TestCluster c(o);
+  ASSERT_NE(c.WaitForLeader(10000), 0u);
+  std::map<uint64_t, std::string> all;
+  for (uint64_t id : c.ids()) all[id] = c.client_address(id);
+  ASSERT_TRUE(WaitForNodeList(c, c.ids(), all));
+  const uint16_t old_port = c.client_port(3);
+  c.RestartOnNewClientPort(3);
+  ASSERT_NE(c.client_port(3), old_port);
+  all[3] = c.client_address(3);
+  ASSERT_TRUE(WaitForNodeList(c, c.ids(), all));
+  for (uint64_t id : c.ids()) {
+    EXPECT_TRUE(WaitUntil(
+        10000,
+        [&] {
+          Redis r(c.client_port(id));
+          const std::string nodes = r.Command({"CLUSTER", "NODES"}).str;
+          return nodes.find(":" + std::to_string(c.client_port(3)) + "@") != std::string::npos &&
+                 nodes.find(":" + std::to_string(old_port) + "@") == std::string::npos;
+        }))
+        << "node " << id << " still names node 3's old client port";
+  }
+  // The new port serves.
+  Redis three(c.client_port(3));
+  EXPECT_TRUE(three.Command({"SET", "moved", "yes"}).IsOk());
+  EXPECT_EQ(three.Command({"GET", "moved"}).str, "yes");
 }
 
 }  // namespace
