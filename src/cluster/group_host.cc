@@ -233,6 +233,7 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   RouterOptions rto;
   rto.self = h->opts_.id;
   rto.request_timeout_ms = h->opts_.request_timeout_ms;
+  rto.hosted_wait_ticks = 2 * h->opts_.election_ticks;
   // Fresh ids for every start (see RouterOptions::first_request_id).
   rto.first_request_id = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
   h->router_ = std::make_unique<RequestRouter>(rto, h->map_.get(), h->store_.get(),
@@ -670,7 +671,8 @@ void GroupHost::OnTick() {
   NoticeLeaders(ticks_ % kNoticeTicks == 0);
   if (ticks_ % static_cast<uint64_t>(opts_.heartbeat_ticks) == 0) BeatAndWatchPeers();
   // Every second; until it first has the settings, every tick (a node without a meta replica).
-  if (ticks_ % kNoticeTicks == 1 || (!fetched_requirepass_ && !store_->HasGroup(kMetaGroup))) {
+  if (ticks_ % kNoticeTicks == 1 ||
+      (!fetched_requirepass_ && MetaStateMachine(/*need_leader=*/false) == nullptr)) {
     FetchReplicatedConfig();
   }
   // After a membership change; else every ten seconds, in case a proposal was lost.

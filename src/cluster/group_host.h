@@ -46,6 +46,7 @@
 #include <string>
 #include <thread>
 
+#include "cluster/logic/descriptors.h"
 #include "cluster/logic/layout.h"
 #include "cluster/logic/replica.h"
 #include "cluster/logic/request.h"
@@ -343,12 +344,9 @@ class GroupHost final : public ReplicaObserver, public Router {
   LogIndex meta_applied_learnt_;  // the meta replica's applied index at the last LearnDescriptors
   bool descriptors_due_ = false;  // a membership change applied since the last proposal round
   std::set<GroupId> proposing_descriptors_;
-  uint64_t descriptor_session_ = 0;
-  uint64_t descriptor_seq_ = 0;
   // Takes the descriptors a meta shard's state machine holds (a replica's, or the values a
   // node without one fetched: name -> stored value), newer epochs replacing the map's.
-  void LearnDescriptors(
-      const std::function<std::optional<std::string_view>(const std::string&)>& stored);
+  void LearnDescriptors(const SettingFn& stored);
   // Every group this node leads whose members differ from its descriptor (or whose descriptor
   // the meta shard does not hold yet) gets its new descriptor proposed to the meta shard.
   void ProposeDescriptors();
@@ -362,14 +360,17 @@ class GroupHost final : public ReplicaObserver, public Router {
   std::map<NodeId, MemberAddress> meta_nodes_;
   bool meta_nodes_known_ = false;
   bool registering_ = false;
-  uint64_t setting_session_ = 0;  // the session of ProposeMetaSetting
-  uint64_t setting_seq_ = 0;
-  uint64_t NewSessionId() const;
+  // This node's replica of the meta shard's state, when it is a member of the meta shard (not
+  // removed from it, not waiting for its first snapshot) and, with `need_leader`, knows a leader
+  // (a replica removed without knowing it never will); nullptr: ask the meta shard.
+  const kv::StateMachine* MetaStateMachine(bool need_leader) const;
+  // A new at-most-once session for one proposal of this node's to the meta shard.
+  uint64_t NewSessionId();
+  uint64_t session_rng_ = 0;
   // The nodes whose entries to read: the address book's and every descriptor's members.
   std::set<NodeId> KnownNodes() const;
   // Takes the node list from the meta shard's settings (as LearnDescriptors) into meta_nodes_.
-  void LearnNodeList(
-      const std::function<std::optional<std::string_view>(const std::string&)>& stored);
+  void LearnNodeList(const SettingFn& stored);
   // The address book follows the node list; this node registers itself when its entry differs.
   void FollowNodeList();
   // Proposes the setting `name` = `value` ("" deletes) to the meta shard.

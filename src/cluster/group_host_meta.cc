@@ -7,39 +7,45 @@
 #include <string>
 
 #include "cluster/group_host.h"
-#include "env/asio/steady_clock.h"
+#include "cluster/logic/descriptors.h"
 #include "kv/state_machine.h"
 
 namespace synod::cluster {
 
-using env::SteadyNowNs;
-
 std::optional<std::string_view> GroupHost::RequirePass() const {
-  if (const kv::StateMachine* meta = LocalStateMachine(kMetaGroup)) {
+  if (const kv::StateMachine* meta = MetaStateMachine(/*need_leader=*/false)) {
     return meta->config("requirepass").value_or(std::string_view());
   }
   if (!fetched_requirepass_) return std::nullopt;
   return std::string_view(*fetched_requirepass_);
 }
 
-uint64_t GroupHost::NewSessionId() const {
-  // A session of this node's own proposals to the meta shard: distinct from every client's and
-  // from this node's earlier starts.
-  const uint64_t id = (static_cast<uint64_t>(SteadyNowNs()) * 0x9E3779B97F4A7C15ull) ^
-                      (opts_.id.value() << 48) ^ std::random_device{}();
-  return id == 0 ? 1 : id;
+uint64_t GroupHost::NewSessionId() {
+  // Distinct from every client's session and from this node's earlier ones.
+  if (session_rng_ == 0) {
+    session_rng_ = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}() ^
+                   (opts_.id.value() << 48);
+  }
+  session_rng_ = session_rng_ * 6364136223846793005ull + 1442695040888963407ull;
+  return session_rng_ == 0 ? 1 : session_rng_;
+}
+
+const kv::StateMachine* GroupHost::MetaStateMachine(bool need_leader) const {
+  const Replica* r = store_->replica(kMetaGroup);
+  if (r == nullptr || !r->IsMember()) return nullptr;
+  if (need_leader && r->raw_node().raft().lead() == kNoNode) return nullptr;
+  return &r->state_machine();
 }
 
 namespace {
 
-std::string DescriptorSetting(GroupId g) { return "shard/" + std::to_string(g.value()); }
 std::string NodeSetting(NodeId n) { return "node/" + std::to_string(n.value()); }
 std::string NodeValue(const MemberAddress& a) { return a.peer + "/" + a.client + "/" + a.admin; }
 
 }  // namespace
 
 void GroupHost::FetchReplicatedConfig() {
-  if (const kv::StateMachine* meta = LocalStateMachine(kMetaGroup)) {
+  if (const kv::StateMachine* meta = MetaStateMachine(/*need_leader=*/true)) {
     // Read only when the meta shard applied something since (a node of many shards reads
     // them all).
     if (!meta_epochs_known_ || meta->applied_index() != meta_applied_learnt_) {
@@ -95,8 +101,7 @@ std::set<NodeId> GroupHost::KnownNodes() const {
   return out;
 }
 
-void GroupHost::LearnNodeList(
-    const std::function<std::optional<std::string_view>(const std::string&)>& stored) {
+void GroupHost::LearnNodeList(const SettingFn& stored) {
   std::map<NodeId, MemberAddress> nodes;
   for (NodeId n : KnownNodes()) {
     const std::optional<std::string_view> v = stored(NodeSetting(n));
@@ -144,11 +149,12 @@ void GroupHost::FollowNodeList() {
 
 void GroupHost::ProposeMetaSetting(std::string name, std::string value,
                                    std::function<void(Status)> done) {
-  if (setting_session_ == 0) setting_session_ = NewSessionId();
   kv::Command cmd;
   cmd.op = kv::Op::kRedis;
-  cmd.client_id = setting_session_;
-  cmd.seq = ++setting_seq_;
+  // A fresh session per proposal (a session whose first command was lost would refuse every
+  // later one as expired); a retry of this one is answered from it.
+  cmd.client_id = NewSessionId();
+  cmd.seq = 1;
   cmd.args = {std::string(kv::kConfigSetCommand), std::move(name), std::move(value)};
   ShardRequest req;
   req.type = ShardRequest::Type::kWrite;
@@ -163,34 +169,18 @@ void GroupHost::ProposeMetaSetting(std::string name, std::string value,
   });
 }
 
-void GroupHost::LearnDescriptors(
-    const std::function<std::optional<std::string_view>(const std::string&)>& stored) {
-  std::vector<GroupId> groups{kMetaGroup};
-  for (GroupId g : DataShards()) groups.push_back(g);
-  bool changed = false;
-  for (GroupId g : groups) {
-    const std::optional<std::string_view> v = stored(DescriptorSetting(g));
-    if (!v) {
-      meta_epochs_.erase(g);
-      continue;
-    }
-    const auto versioned = kv::ParseVersioned(*v);
-    Result<ShardDescriptor> d = versioned ? DecodeDescriptor(versioned->second)
-                                          : Result<ShardDescriptor>(Status::InvalidArgument("?"));
-    if (!d.ok() || d->group != g || d->epoch != versioned->first) {
-      logger_.Warn("event=bad_descriptor group={} stored=\"{}\"", g.value(), *v);
-      continue;
-    }
-    meta_epochs_[g] = d->epoch;
-    if (map_->Update(*d)) {
-      changed = true;
-      logger_.Info("event=descriptor_updated descriptor=\"{}\"", EncodeDescriptor(*d));
-    }
+void GroupHost::LearnDescriptors(const SettingFn& stored) {
+  const LearnResult learnt = cluster::LearnDescriptors(*map_, stored, &meta_epochs_);
+  for (const std::string& bad : learnt.bad) {
+    logger_.Warn("event=bad_descriptor stored=\"{}\"", bad);
+  }
+  for (const ShardDescriptor& d : learnt.updated) {
+    logger_.Info("event=descriptor_updated descriptor=\"{}\"", EncodeDescriptor(d));
   }
   // A new cluster: the leaders seed the descriptors the meta shard does not hold yet.
-  if (!meta_epochs_known_ || meta_epochs_.size() < groups.size()) descriptors_due_ = true;
+  if (!meta_epochs_known_ || !learnt.all_held) descriptors_due_ = true;
   meta_epochs_known_ = true;
-  if (changed) {
+  if (!learnt.updated.empty()) {
     const Status s = db_->PutMeta(kLayoutMeta, EncodeLayout(map_->layout()));
     if (!s.ok()) logger_.Warn("event=layout_not_saved error=\"{}\"", s.ToString());
   }
@@ -198,37 +188,13 @@ void GroupHost::LearnDescriptors(
 
 void GroupHost::ProposeDescriptors() {
   if (!meta_epochs_known_) return;
-  if (descriptor_session_ == 0) descriptor_session_ = NewSessionId();
-  for (GroupId g : store_->groups()) {
-    const Replica* r = store_->replica(g);
-    const raft::Raft& raft = r->raw_node().raft();
-    const ShardDescriptor* d = map_->Find(g);
-    if (d == nullptr || raft.role() != raft::Role::kLeader || raft.config().IsJoint() ||
-        raft.HasUnappliedConfChanges() || proposing_descriptors_.contains(g)) {
-      continue;
-    }
-    const std::set<NodeId> voter_set = raft.config().voters.Ids();
-    const std::vector<NodeId> voters(voter_set.begin(), voter_set.end());
-    const std::vector<NodeId> learners(raft.config().learners.begin(),
-                                       raft.config().learners.end());
-    ShardDescriptor next;
-    if (!SameMembers(*d, voters, learners)) {
-      next = WithMembers(*d, voters, learners);
-    } else if (!meta_epochs_.contains(g)) {
-      next = *d;  // the meta shard does not hold it yet (a new cluster)
-    } else {
-      continue;
-    }
-    kv::Command cmd;
-    cmd.op = kv::Op::kRedis;
-    cmd.client_id = descriptor_session_;
-    cmd.seq = ++descriptor_seq_;
-    cmd.args = {std::string(kv::kVersionedSetCommand), DescriptorSetting(g),
-                std::to_string(next.epoch), EncodeDescriptor(next)};
+  for (const ShardDescriptor& next :
+       DescriptorsToPropose(*store_, *map_, meta_epochs_, proposing_descriptors_)) {
+    const GroupId g = next.group;
     ShardRequest req;
     req.type = ShardRequest::Type::kWrite;
     req.group = kMetaGroup;
-    req.command = std::move(cmd);
+    req.command = ProposeDescriptorCommand(next, NewSessionId());
     proposing_descriptors_.insert(g);
     logger_.Info("event=descriptor_proposed descriptor=\"{}\"", EncodeDescriptor(next));
     Call(std::move(req), [this, g, alive = alive_](ShardResponse resp) {

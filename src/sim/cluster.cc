@@ -46,6 +46,16 @@ struct SimCluster::Node {
   std::unique_ptr<RequestOut> request_out;
   std::unique_ptr<cluster::RequestRouter> router;
   std::set<GroupId> wanted;
+  // Sharded: keeping the map in step with the descriptors in the meta shard, as the real node
+  // does (cluster/logic/descriptors.h): the epochs the meta shard was last seen to hold, the
+  // proposals in flight, the session they go in, a read in flight, and a membership change
+  // applied since the last proposals.
+  std::optional<cluster::Layout> saved_layout;  // the map as last learnt (survives crashes)
+  std::map<GroupId, uint64_t> meta_epochs;
+  bool meta_epochs_known = false;
+  std::set<GroupId> proposing;
+  bool fetching = false;
+  bool descriptors_due = false;
   bool started = false;  // ever booted (its disk holds a log)
   bool up = false;
   bool paused = false;
@@ -195,6 +205,11 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
   n.paused = false;
   n.held.clear();
   n.seen.clear();
+  // The descriptor work of the last incarnation died with it (its answers never come).
+  n.proposing.clear();
+  n.fetching = false;
+  n.meta_epochs.clear();
+  n.meta_epochs_known = false;
   for (auto [group, r] : Held(n)) {
     Seen& seen = n.seen[group];
     seen.commit = r->raw_node().raft().log().committed();
@@ -258,7 +273,7 @@ Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
     auto stored = n.db->StoredGroups();
     if (!stored.ok()) return stored.status();
     n.wanted.insert(stored->begin(), stored->end());
-    n.map = std::make_unique<cluster::ShardMap>(*layout_);
+    n.map = std::make_unique<cluster::ShardMap>(n.saved_layout ? *n.saved_layout : *layout_);
     std::vector<const cluster::ShardDescriptor*> all{&layout_->meta};
     for (const cluster::ShardDescriptor& d : layout_->shards) all.push_back(&d);
     for (const cluster::ShardDescriptor* d : all) {
@@ -282,6 +297,7 @@ Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
     cluster::RouterOptions ro;
     ro.self = n.id;
     ro.request_timeout_ms = opts_.request_timeout_ms;
+    ro.hosted_wait_ticks = 2 * opts_.replica.raft.election_ticks;
     // A new range of request ids per incarnation (RouterOptions::first_request_id).
     ro.first_request_id = (n.incarnation + 1) << 32;
     n.router = std::make_unique<cluster::RequestRouter>(
@@ -349,6 +365,10 @@ void SimCluster::ScheduleTick(Node& n) {
         const auto beat_every = static_cast<uint64_t>(opts_.replica.raft.heartbeat_ticks);
         if (opts_.quiesce_after_ticks > 0 && n.ticks % beat_every == 0) BeatAndWatchPeers(n);
         if (n.router) n.router->Tick(loop_->now());
+        // Every second, and after a membership change, as the real node does.
+        if (n.router && (n.ticks % 100 == 0 || std::exchange(n.descriptors_due, false))) {
+          SyncDescriptors(n);
+        }
       } else {
         n.replica->Tick();
         if (expiry) n.replica->ProposeExpiry(WallMs(id), opts_.expiry_limit);  // leader only
@@ -640,6 +660,119 @@ void SimCluster::SendCall(NodeId from, NodeId to, uint64_t id, std::string bytes
   });
 }
 
+void SimCluster::SyncDescriptors(Node& n) {
+  auto learn = [this](Node& n, const cluster::SettingFn& stored) {
+    const cluster::LearnResult learnt = cluster::LearnDescriptors(*n.map, stored, &n.meta_epochs);
+    if (!learnt.bad.empty()) {
+      Violate("node " + std::to_string(n.id.value()) + " read a bad descriptor from the meta " +
+              "shard: " + learnt.bad.front());
+    }
+    for (const cluster::ShardDescriptor& d : learnt.updated) {
+      Trace("descriptor " + std::to_string(n.id.value()) + " " + cluster::EncodeDescriptor(d));
+    }
+    n.saved_layout = n.map->layout();  // as the real node saves it in its database
+    if (!n.meta_epochs_known || !learnt.all_held) n.descriptors_due = true;
+    n.meta_epochs_known = true;
+  };
+  const cluster::Replica* meta = ReplicaOf(n, cluster::kMetaGroup);
+  if (meta != nullptr && meta->IsMember() && meta->raw_node().raft().lead() != kNoNode) {
+    const kv::StateMachine& sm = meta->state_machine();
+    learn(n, [&sm](const std::string& name) { return sm.config(name); });
+  } else if (!n.fetching) {
+    // A node without a meta replica asks the meta shard (linearizably, through its router).
+    cluster::ShardRequest req;
+    req.type = cluster::ShardRequest::Type::kConfig;
+    req.group = cluster::kMetaGroup;
+    req.args.push_back(cluster::DescriptorSetting(cluster::kMetaGroup));
+    for (const cluster::ShardDescriptor& d : layout_->shards) {
+      req.args.push_back(cluster::DescriptorSetting(d.group));
+    }
+    n.fetching = true;
+    n.router->Call(
+        req,
+        [this, id = n.id, inc = n.incarnation, names = req.args, learn](cluster::ShardResponse r) {
+          Node& n = node(id);
+          if (n.incarnation != inc || !n.up) return;
+          n.fetching = false;
+          logger_.Debug("event=descriptors_fetched node={} status=\"{}\" values={}", id.value(),
+                        r.status.ToString(), r.reply.replies.size());
+          if (!r.status.ok() || r.reply.replies.size() != names.size()) return;
+          std::map<std::string, std::string> got;
+          for (size_t i = 0; i < names.size(); ++i) {
+            if (r.reply.replies[i].value) got[names[i]] = *r.reply.replies[i].value;
+          }
+          learn(n, [&got](const std::string& name) -> std::optional<std::string_view> {
+            auto it = got.find(name);
+            if (it == got.end()) return std::nullopt;
+            return std::string_view(it->second);
+          });
+        },
+        loop_->now());
+  }
+  if (!n.meta_epochs_known) return;
+  for (const cluster::ShardDescriptor& next :
+       cluster::DescriptorsToPropose(*n.store, *n.map, n.meta_epochs, n.proposing)) {
+    cluster::ShardRequest req;
+    req.type = cluster::ShardRequest::Type::kWrite;
+    req.group = cluster::kMetaGroup;
+    req.command = cluster::ProposeDescriptorCommand(
+        next, (uint64_t{1} << 60) | (n.id.value() << 40) | ++descriptor_sessions_);
+    n.proposing.insert(next.group);
+    Trace("propose-descriptor " + std::to_string(n.id.value()) + " " +
+          cluster::EncodeDescriptor(next));
+    n.router->Call(
+        std::move(req),
+        [this, id = n.id, inc = n.incarnation, g = next.group](cluster::ShardResponse r) {
+          logger_.Debug("event=descriptor_proposed node={} group={} status=\"{}\" reply={}",
+                        id.value(), g.value(), r.status.ToString(), r.reply.number);
+          Node& n = node(id);
+          if (n.incarnation != inc || !n.up) return;
+          n.proposing.erase(g);
+        },
+        loop_->now());
+  }
+}
+
+bool SimCluster::DescriptorsConverged(std::string* why) const {
+  if (!sharded()) return true;
+  for (GroupId group : Groups()) {
+    const Node* leader = AnyLeaderNode(group);
+    if (leader == nullptr) {
+      if (why != nullptr) *why = "no leader in group " + std::to_string(group.value());
+      return false;
+    }
+    const raft::MembershipConfig& cfg = ReplicaOf(*leader, group)->raw_node().raft().config();
+    const std::set<NodeId> voter_set = cfg.voters.Ids();
+    const std::vector<NodeId> voters(voter_set.begin(), voter_set.end());
+    const std::vector<NodeId> learners(cfg.learners.begin(), cfg.learners.end());
+    for (const auto& [id, n] : nodes_) {
+      if (!n->up || n->map == nullptr || Failed(id)) continue;
+      const cluster::ShardDescriptor* d = n->map->Find(group);
+      if (d == nullptr || !cluster::SameMembers(*d, voters, learners)) {
+        if (why != nullptr) {
+          *why = fmt::format(
+              "node {} holds the descriptor \"{}\" of group {}, whose members are {} (the "
+              "node {} the meta shard's epochs{}{})",
+              id.value(), d ? cluster::EncodeDescriptor(*d) : "none", group.value(), cfg.ToString(),
+              n->meta_epochs_known ? "read" : "has not read",
+              n->fetching ? ", a read in flight" : "",
+              ReplicaOf(*n, cluster::kMetaGroup) != nullptr
+                  ? fmt::format(
+                        ", holding a meta replica: {} lead {} config {}{}",
+                        raft::RoleName(
+                            ReplicaOf(*n, cluster::kMetaGroup)->raw_node().raft().role()),
+                        ReplicaOf(*n, cluster::kMetaGroup)->raw_node().raft().lead().value(),
+                        ReplicaOf(*n, cluster::kMetaGroup)->raw_node().raft().config().ToString(),
+                        n->store->quiesced(cluster::kMetaGroup) ? " quiesced" : "")
+                  : "");
+        }
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 std::vector<GroupId> SimCluster::Groups() const {
   if (!sharded()) return {opts_.replica.group};
   std::vector<GroupId> out{layout_->meta.group};
@@ -906,6 +1039,7 @@ void SimCluster::OnApply(NodeId id, GroupId group, const raft::Entry& e) {
             " but another node applied term " + std::to_string(it->second.term.value()) + " there" +
             InGroup(sharded(), group));
   }
+  if (e.type == raft::EntryType::kConfChange) n.descriptors_due = true;
   if (e.type == raft::EntryType::kNormal && !e.data.empty()) {
     auto cmd = kv::DecodeCommand(e.data);
     if (cmd.ok() && cmd->client_id != 0) {

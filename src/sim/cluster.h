@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/logic/descriptors.h"
 #include "cluster/logic/layout.h"
 #include "cluster/logic/replica.h"
 #include "cluster/logic/router.h"
@@ -157,6 +158,10 @@ class SimCluster final : public cluster::ReplicaObserver {
   void CheckAfterEvent();
   // Final checks once the cluster has settled: every live member converged to the same state.
   void CheckConverged();
+  // Sharded: whether every live node's map holds, for every group, a descriptor with the
+  // members of the group's configuration (the meta shard's descriptors followed the membership
+  // changes). When not, *why (if given) says which node lags.
+  bool DescriptorsConverged(std::string* why) const;
   // Whether every group has a leader and every live, healthy member of its configuration has
   // applied everything the leader committed. When not, *why (if given) says who lags.
   bool AllMembersCaughtUp(std::string* why) const;
@@ -221,6 +226,9 @@ class SimCluster final : public cluster::ReplicaObserver {
   // Sharded: opens the groups the node is to hold that its Store does not yet (a round in
   // flight defers it to the next pump).
   void OpenWanted(Node& n);
+  // Sharded: the node's map follows the meta shard's descriptors, and the shards it leads
+  // propose theirs (cluster/logic/descriptors.h), as the real node does.
+  void SyncDescriptors(Node& n);
   // Sharded: a client command routed through node n's router, under its (client, shard)
   // session.
   void Route(Node& n, kv::Command cmd, cluster::ReplyFn reply);
@@ -290,6 +298,7 @@ class SimCluster final : public cluster::ReplicaObserver {
   uint64_t expiry_applies_ = 0;
   uint64_t quiesce_notices_ = 0;
   uint64_t requests_forwarded_ = 0;
+  uint64_t descriptor_sessions_ = 0;  // sessions of the nodes' descriptor proposals, counted
   uint64_t trace_hash_ = 0xcbf29ce484222325ull;
 };
 

@@ -510,6 +510,9 @@ SimResult RunSimulation(const SimOptions& o) {
   // And the leader's expiry cycle deletes, everywhere, every key that expired a while ago.
   events += RunWhile(loop, cluster, 10 * kSecond,
                      [&] { return cluster.ExpiredKeysCollected(kExpiryOverdueMs, nullptr); });
+  // The meta shard's descriptors follow the membership changes, and every node learns them.
+  events +=
+      RunWhile(loop, cluster, 20 * kSecond, [&] { return cluster.DescriptorsConverged(nullptr); });
   if (!cluster.violated()) cluster.CheckConverged();
   redis.Abandon();  // a FLUSHALL still in flight goes into the history as unknown
 
@@ -544,6 +547,11 @@ SimResult RunSimulation(const SimOptions& o) {
   if (std::string why; !cluster.ExpiredKeysCollected(kExpiryOverdueMs, &why)) {
     res.passed = false;
     res.failure = "expiry: 10 s after every member caught up, " + why;
+    return res;
+  }
+  if (std::string why; !cluster.DescriptorsConverged(&why)) {
+    res.passed = false;
+    res.failure = "descriptors: 20 s after every member caught up, " + why;
     return res;
   }
   std::set<std::pair<uint64_t, uint64_t>> acked = workload.acked_writes();

@@ -9,6 +9,11 @@
 
 namespace synod::cluster {
 
+bool Replica::IsMember() const {
+  const raft::Raft& raft = node_->raft();
+  return raft.config().IsVoter(raft.id()) || raft.config().IsLearner(raft.id());
+}
+
 Replica::Replica(ReplicaOptions opts, RaftTransport* transport, storage::LogStore* wal,
                  ReplicaObserver* observer, Logger logger)
     : id_(opts.raft.id),

@@ -181,6 +181,10 @@ class Replica {
   NodeId id() const { return id_; }
   GroupId group() const { return opts_.group; }
   bool failed() const { return !failure_.ok(); }
+  // Whether this replica is a voter or learner of the configuration it applied. One that is not
+  // (removed from the group, or new and waiting for its first snapshot) holds no state of the
+  // group worth serving and may never hear of a leader.
+  bool IsMember() const;
   const raft::RawNode& raw_node() const { return *node_; }
   const kv::StateMachine& state_machine() const { return sm_; }
   // The state machine's applied index when Create returned: from the store's persisted state

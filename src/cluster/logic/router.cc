@@ -17,6 +17,8 @@ struct RequestRouter::Attempt {
   int attempt = 0;
   bool maybe_applied = false;  // a write hop ended without a definite answer
   Status last_error;
+  int waited = 0;                   // ticks waited for the local replica to know a leader
+  bool waiting_for_leader = false;  // in waiting_ for that reason
 };
 
 RequestRouter::RequestRouter(RouterOptions opts, ShardMap* map, Store* store,
@@ -31,11 +33,16 @@ RequestRouter::RequestRouter(RouterOptions opts, ShardMap* map, Store* store,
 RequestRouter::~RequestRouter() { *alive_ = false; }
 
 NodeId RequestRouter::LeaderHint(GroupId group, uint64_t* term) const {
-  if (const Replica* r = store_->replica(group)) {
+  const Replica* r = store_->replica(group);
+  if (r != nullptr && r->IsMember()) {
     const raft::Raft& raft = r->raw_node().raft();
-    if (term != nullptr) *term = raft.term().value();
-    // A replica that knows no leader may still learn of one sooner from a notice.
-    if (raft.lead() != kNoNode || map_->leader_term(group) <= raft.term().value()) {
+    // The newer term wins: a replica cut off (or removed without knowing it) keeps naming an
+    // old leader, while a refusal or a notice names the one of a later term. At the same term
+    // the replica's view wins when it knows a leader.
+    const uint64_t mine = raft.term().value();
+    const uint64_t heard = map_->leader_term(group);
+    if (mine > heard || (mine == heard && raft.lead() != kNoNode)) {
+      if (term != nullptr) *term = mine;
       return raft.lead();
     }
   }
@@ -90,11 +97,16 @@ void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
   in.self = opts_.self;
   in.shard = desc;
   in.leader = LeaderHint(group, nullptr);
-  in.hosted = local != nullptr;
-  in.local_leader = local != nullptr && local->raw_node().raft().role() == raft::Role::kLeader;
+  // A replica that is no member (removed, or waiting for its first snapshot) may never hear of
+  // a leader and holds nothing to serve: the shard counts as not hosted here.
+  const bool member = local != nullptr && local->IsMember();
+  in.hosted = member;
+  in.local_leader = member && local->raw_node().raft().role() == raft::Role::kLeader;
   in.stale_ok = a->req.mode == ReadMode::kStale && (a->req.type == ShardRequest::Type::kRead ||
                                                     a->req.type == ShardRequest::Type::kVersions);
   in.attempt = a->attempt;
+  in.waited = a->waited;
+  in.wait_max = opts_.hosted_wait_ticks;
   const RouteDecision d = DecideRoute(in);
   switch (d.action) {
     case RouteAction::kLocal:
@@ -114,6 +126,7 @@ void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
       return;
     }
     case RouteAction::kWait:
+      a->waiting_for_leader = true;
       waiting_.push_back(a);
       return;
   }
@@ -203,7 +216,10 @@ void RequestRouter::Tick(int64_t now_ns) {
   ExpireHops(kNoNode, now_ns);
   auto waiting = std::move(waiting_);
   waiting_.clear();
-  for (auto& a : waiting) Step(a, now_ns);
+  for (auto& a : waiting) {
+    if (std::exchange(a->waiting_for_leader, false)) ++a->waited;
+    Step(a, now_ns);
+  }
 }
 
 void RequestRouter::Stop() {
@@ -266,7 +282,7 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
                                     " holds no replica of shard " +
                                     std::to_string(req.group.value())));
   }
-  const bool leads = r->raw_node().raft().role() == raft::Role::kLeader;
+  const bool leads = r->IsMember() && r->raw_node().raft().role() == raft::Role::kLeader;
   if (from_peer && !leads) {
     return refuse(Status::NotLeader("node " + std::to_string(opts_.self.value()) +
                                     " does not lead shard " + std::to_string(req.group.value())));

@@ -54,6 +54,9 @@ struct RouterOptions {
   int64_t request_timeout_ms = 5000;
   // Requests in flight to other nodes plus those waiting for a leader; beyond, refused.
   size_t routed_max = 100'000;
+  // Ticks a request for a shard hosted here waits for its replica to know a leader before the
+  // shard's other voters are asked (RouteInput::wait_max); about two election timeouts.
+  int hosted_wait_ticks = 20;
   // The id of the first request sent; ids count up from it. Draw it at random for every start
   // of the node: a peer may answer a request of the node's previous incarnation after it
   // restarted (on the new connection), and that answer must not match a new request.
@@ -94,8 +97,9 @@ class RequestRouter {
   // are refused with kUnavailable.
   void Stop();
 
-  // The leader hint for `group`: the local replica's view when held (unless a notice of a later
-  // term named one while the replica knows none), else the map's; and its term.
+  // The leader hint for `group`, and its term: the local replica's view (when it is a member)
+  // or the map's (from refusals and notices), whichever is of the later term; at the same term
+  // the replica's when it knows a leader.
   NodeId LeaderHint(GroupId group, uint64_t* term) const;
 
   size_t routed() const { return hops_.size() + waiting_.size(); }

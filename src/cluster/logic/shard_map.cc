@@ -64,12 +64,13 @@ RouteDecision DecideRoute(const RouteInput& in) {
   SYNOD_ASSERT(in.shard != nullptr);
   if (in.hosted && (in.stale_ok || in.local_leader)) return {RouteAction::kLocal, kNoNode};
   if (in.leader != kNoNode && in.leader != in.self) return {RouteAction::kForward, in.leader};
-  if (in.hosted) return {RouteAction::kWait, kNoNode};
-  // Not hosted and no leader known: ask the voters in turn; the one asked serves it or names
-  // the leader. Skip this node (it does not host the shard, so it cannot be a voter in use).
+  if (in.hosted && in.waited < in.wait_max) return {RouteAction::kWait, kNoNode};
+  // No leader known (and no longer waiting for one here): ask the other voters in turn; the one
+  // asked serves it or names the leader.
   const std::vector<NodeId>& v = in.shard->voters;
+  const auto turn = static_cast<size_t>(in.attempt) + static_cast<size_t>(in.waited);
   for (size_t i = 0; i < v.size(); ++i) {
-    const NodeId to = v[(static_cast<size_t>(in.attempt) + i) % v.size()];
+    const NodeId to = v[(turn + i) % v.size()];
     if (to != in.self) return {RouteAction::kForward, to};
   }
   return {RouteAction::kWait, kNoNode};

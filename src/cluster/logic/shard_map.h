@@ -74,16 +74,22 @@ struct RouteInput {
   NodeId self;
   const ShardDescriptor* shard = nullptr;
   NodeId leader;              // the best leader hint (the local replica's own view if hosted)
-  bool hosted = false;        // this node holds a replica of the shard
+  bool hosted = false;        // this node holds a replica of the shard that is a member of it
   bool local_leader = false;  // ... and it leads
   bool stale_ok = false;      // a READONLY read: any replica may answer from its own state
   int attempt = 0;            // 0 for the first try; counts retries of one request
+  // Ticks the request has waited for a leader so far, and how many a hosted shard waits before
+  // its voters are asked instead (a replica removed from its group without knowing it, or cut
+  // off, may never hear of a leader).
+  int waited = 0;
+  int wait_max = 20;
 };
 
 // The rules, in order: a READONLY read of a hosted shard is local; a shard led here is local; a
-// known leader elsewhere gets it; with no leader known, a hosted shard waits (its replica will
-// hear of the election), and a shard not hosted is sent to one of its voters in turn (by
-// `attempt`), which either serves it or names the leader in its refusal.
+// known leader elsewhere gets it; with no leader known, a hosted shard waits up to `wait_max`
+// ticks (its replica will hear of the election), and then, like a shard not hosted, is sent to
+// one of its other voters in turn (by `attempt` and `waited`), which either serves it or names
+// the leader in its refusal.
 RouteDecision DecideRoute(const RouteInput& in);
 
 }  // namespace synod::cluster

@@ -140,9 +140,17 @@ TEST(DecideRouteTest, TheRulesInOrder) {
   // Otherwise to the known leader.
   in.stale_ok = false;
   EXPECT_EQ(DecideRoute(in), (RouteDecision{RouteAction::kForward, NodeId(2)}));
-  // No leader known: a hosted shard waits for its replica to hear of one.
+  // No leader known: a hosted shard waits for its replica to hear of one, for a while; then
+  // (a replica cut off, or removed without knowing it) it asks its other voters.
   in.leader = kNoNode;
   EXPECT_EQ(DecideRoute(in).action, RouteAction::kWait);
+  in.waited = in.wait_max;
+  {
+    const RouteDecision r = DecideRoute(in);
+    EXPECT_EQ(r.action, RouteAction::kForward);
+    EXPECT_NE(r.to, NodeId(1));
+  }
+  in.waited = 0;
   // Not hosted, no leader known: the voters in turn, never this node.
   in.self = NodeId(4);
   in.hosted = false;
@@ -157,6 +165,7 @@ TEST(DecideRouteTest, TheRulesInOrder) {
   // A hint naming this node while it does not lead (stale): wait rather than loop to itself.
   in.self = NodeId(1);
   in.hosted = true;
+  in.attempt = 0;
   in.leader = NodeId(1);
   EXPECT_EQ(DecideRoute(in).action, RouteAction::kWait);
 }

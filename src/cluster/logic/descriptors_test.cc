@@ -1,0 +1,113 @@
+// The descriptors' decisions on hand-made settings. (Proposals by the leaders of real groups
+// are exercised by the simulator's sharded seeds, whose nodes keep their maps in step with the
+// meta shard under every fault, and end to end.)
+#include "cluster/logic/descriptors.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "kv/state_machine.h"
+
+namespace synod::cluster {
+namespace {
+
+Layout ThreeNodesTwoShards() {
+  auto l = MakeInitialLayout({NodeId(1), NodeId(2), NodeId(3)}, 2, 3);
+  EXPECT_TRUE(l.ok());
+  return *l;
+}
+
+// Settings as the meta shard stores them: "<epoch> <descriptor line>".
+std::string Stored(const ShardDescriptor& d) {
+  return std::to_string(d.epoch) + " " + EncodeDescriptor(d);
+}
+
+SettingFn From(const std::map<std::string, std::string>& settings) {
+  return [&settings](const std::string& name) -> std::optional<std::string_view> {
+    auto it = settings.find(name);
+    if (it == settings.end()) return std::nullopt;
+    return std::string_view(it->second);
+  };
+}
+
+TEST(Descriptors, ANewerEpochReplacesTheMapsAndTheEpochsHeldAreRecorded) {
+  ShardMap map(ThreeNodesTwoShards());
+  const ShardDescriptor first = map.layout().shards[0];
+  std::map<std::string, std::string> settings;
+  std::map<GroupId, uint64_t> held;
+  // Nothing stored yet (a new cluster): nothing learnt, not every group held.
+  LearnResult r = LearnDescriptors(map, From(settings), &held);
+  EXPECT_TRUE(r.updated.empty());
+  EXPECT_FALSE(r.all_held);
+  EXPECT_TRUE(held.empty());
+
+  // Every layout descriptor stored at epoch 1: held, nothing newer.
+  settings[DescriptorSetting(map.layout().meta.group)] = Stored(map.layout().meta);
+  for (const ShardDescriptor& d : map.layout().shards)
+    settings[DescriptorSetting(d.group)] = Stored(d);
+  r = LearnDescriptors(map, From(settings), &held);
+  EXPECT_TRUE(r.updated.empty());
+  EXPECT_TRUE(r.all_held);
+  EXPECT_EQ(held.size(), 3u);
+
+  // Node 4 joined the first shard: epoch 2 replaces the map's descriptor.
+  const ShardDescriptor next = WithMembers(first, {NodeId(1), NodeId(2), NodeId(3)}, {NodeId(4)});
+  settings[DescriptorSetting(first.group)] = Stored(next);
+  r = LearnDescriptors(map, From(settings), &held);
+  ASSERT_EQ(r.updated.size(), 1u);
+  EXPECT_EQ(r.updated[0].epoch, 2u);
+  EXPECT_EQ(map.Find(first.group)->learners, std::vector<NodeId>{NodeId(4)});
+  EXPECT_EQ(held[first.group], 2u);
+
+  // An older epoch (a late read) never takes the map back.
+  settings[DescriptorSetting(first.group)] = Stored(first);
+  r = LearnDescriptors(map, From(settings), &held);
+  EXPECT_TRUE(r.updated.empty());
+  EXPECT_EQ(map.Find(first.group)->epoch, 2u);
+}
+
+TEST(Descriptors, BadStoredValuesAreReportedAndSkipped) {
+  ShardMap map(ThreeNodesTwoShards());
+  const ShardDescriptor first = map.layout().shards[0];
+  const ShardDescriptor second = map.layout().shards[1];
+  std::map<std::string, std::string> settings;
+  settings[DescriptorSetting(first.group)] = "garbage";
+  // Another group's descriptor under this group's name.
+  settings[DescriptorSetting(second.group)] = Stored(first);
+  std::map<GroupId, uint64_t> held;
+  const LearnResult r = LearnDescriptors(map, From(settings), &held);
+  EXPECT_EQ(r.bad.size(), 2u);
+  EXPECT_TRUE(r.updated.empty());
+  EXPECT_TRUE(held.empty());
+  // An epoch prefix that disagrees with the descriptor's own.
+  ShardDescriptor e3 = WithMembers(first, {NodeId(1), NodeId(2)}, {});
+  settings.clear();
+  settings[DescriptorSetting(first.group)] = "9 " + EncodeDescriptor(e3);
+  EXPECT_EQ(LearnDescriptors(map, From(settings), &held).bad.size(), 1u);
+}
+
+TEST(Descriptors, TheProposalIsAVersionedSetOfTheMetaShard) {
+  ShardMap map(ThreeNodesTwoShards());
+  const ShardDescriptor d = WithMembers(map.layout().shards[1], {NodeId(2), NodeId(3)}, {});
+  const kv::Command cmd = ProposeDescriptorCommand(d, 77);
+  EXPECT_EQ(cmd.client_id, 77u);
+  EXPECT_EQ(cmd.seq, 1u);  // a fresh session's first command
+  ASSERT_EQ(cmd.args.size(), 4u);
+  EXPECT_EQ(cmd.args[0], kv::kVersionedSetCommand);
+  EXPECT_EQ(cmd.args[1], DescriptorSetting(d.group));
+  EXPECT_EQ(cmd.args[2], std::to_string(d.epoch));
+  // Applied, the stored value is what LearnDescriptors reads back.
+  kv::StateMachine sm;
+  sm.Apply(LogIndex(1), cmd);
+  sm.Apply(LogIndex(2), cmd);  // applied twice (a retry): the same state
+  std::map<GroupId, uint64_t> held;
+  const LearnResult r = LearnDescriptors(
+      map, [&sm](const std::string& name) { return sm.config(name); }, &held);
+  ASSERT_EQ(r.updated.size(), 1u);
+  EXPECT_EQ(r.updated[0].voters, (std::vector<NodeId>{NodeId(2), NodeId(3)}));
+}
+
+}  // namespace
+}  // namespace synod::cluster
