@@ -551,19 +551,20 @@ void GroupHost::RemoveMember(NodeId id, std::function<void(Status)> done) {
   raft::ConfChange cc;
   cc.transition = raft::ConfChangeTransition::kJointImplicit;
   cc.changes.push_back({raft::ConfChangeType::kRemoveNode, id});
-  // Once out of every group, out of the node list too.
-  ChangeMembership(
-      std::move(cc), [this, id, done = std::move(done), alive = alive_](Status s) mutable {
-        if (!*alive || !s.ok()) return done(std::move(s));
-        ProposeMetaSetting("node/" + std::to_string(id.value()), "",
-                           [id, done = std::move(done), this](Status d) {
-                             if (!d.ok()) {
-                               logger_.Warn("event=node_entry_not_removed node={} error=\"{}\"",
-                                            id.value(), d.ToString());
-                             }
-                             done(Status::Ok());  // the membership change is what was asked
-                           });
+  // Once out of every group, out of the node list too: answered when the membership change
+  // is done, the entry deleted meanwhile (a failure is logged; the removed node, no longer a
+  // member of any group, does not register again).
+  ChangeMembership(std::move(cc), [this, id, done = std::move(done), alive = alive_](Status s) {
+    if (*alive && s.ok() && !stopped_) {
+      ProposeMetaSetting("node/" + std::to_string(id.value()), "", [id, this](Status d) {
+        if (!d.ok()) {
+          logger_.Warn("event=node_entry_not_removed node={} error=\"{}\"", id.value(),
+                       d.ToString());
+        }
       });
+    }
+    done(std::move(s));
+  });
 }
 
 const Replica* GroupHost::meta_replica() const { return store_->replica(kMetaGroup); }
@@ -671,7 +672,7 @@ void GroupHost::OnTick() {
   NoticeLeaders(ticks_ % kNoticeTicks == 0);
   if (ticks_ % static_cast<uint64_t>(opts_.heartbeat_ticks) == 0) BeatAndWatchPeers();
   // Every second; until it first has the settings, every tick (a node without a meta replica).
-  if (ticks_ % kNoticeTicks == 1 ||
+  if (ticks_ % kNoticeTicks == 1 || std::exchange(meta_read_due_, false) ||
       (!fetched_requirepass_ && MetaStateMachine(/*need_leader=*/false) == nullptr)) {
     FetchReplicatedConfig();
   }

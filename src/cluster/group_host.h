@@ -360,6 +360,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   std::map<NodeId, MemberAddress> meta_nodes_;
   bool meta_nodes_known_ = false;
   bool registering_ = false;
+  bool meta_read_due_ = false;  // a proposal to the meta shard was answered: read it back
   // This node's replica of the meta shard's state, when it is a member of the meta shard (not
   // removed from it, not waiting for its first snapshot) and, with `need_leader`, knows a leader
   // (a replica removed without knowing it never will); nullptr: ask the meta shard.

@@ -118,7 +118,7 @@ void GroupHost::LearnNodeList(const SettingFn& stored) {
 }
 
 void GroupHost::FollowNodeList() {
-  if (!meta_nodes_known_) return;
+  if (!meta_nodes_known_ || stopped_) return;
   bool changed = false;
   for (const auto& [id, a] : meta_nodes_) {
     if (id == opts_.id) continue;  // we know our own addresses best
@@ -130,9 +130,13 @@ void GroupHost::FollowNodeList() {
     changed = true;
   }
   if (changed) SaveAddressBook();
-  // Register (or re-register) this node's addresses; once a start, or after they changed.
+  // Register (or re-register) this node's addresses; once a start, or after they changed. Only
+  // while a member of some group: a node removed from the cluster stays out of the list.
   auto self = members_.find(opts_.id);
   if (self == members_.end() || registering_) return;
+  bool member = false;
+  for (GroupId g : store_->groups()) member = member || store_->replica(g)->IsMember();
+  if (!member) return;
   auto listed = meta_nodes_.find(opts_.id);
   if (listed != meta_nodes_.end() && listed->second == self->second) return;
   registering_ = true;
@@ -165,7 +169,7 @@ void GroupHost::ProposeMetaSetting(std::string name, std::string value,
     Status s = resp.status;
     if (s.ok() && !resp.reply.ok()) s = Status::InvalidArgument(std::string(resp.reply.message()));
     done(std::move(s));
-    FetchReplicatedConfig();  // learn it back (a meta replica: at once)
+    meta_read_due_ = true;  // learn it back at the next tick (never from inside an answer)
   });
 }
 
@@ -204,7 +208,7 @@ void GroupHost::ProposeDescriptors() {
         logger_.Info("event=descriptor_not_proposed group={} error=\"{}\"", g.value(),
                      resp.status.ToString());
       }
-      FetchReplicatedConfig();  // learn it back (a meta replica: at once)
+      meta_read_due_ = true;  // learn it back at the next tick (never from inside an answer)
     });
   }
 }

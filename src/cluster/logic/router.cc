@@ -110,11 +110,21 @@ void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
   const RouteDecision d = DecideRoute(in);
   switch (d.action) {
     case RouteAction::kLocal:
+      locals_.insert(a);
       ExecuteLocal(a->req, /*from_peer=*/false, [this, a, alive = alive_](ShardResponse r) {
         if (!*alive) return;
+        locals_.erase(a);
+        if (!a->done) return;  // answered already (Stop)
         // A local timeout: the leader changed or no quorum answered; the write may be applied.
-        const bool maybe_applied = r.status.code() == Code::kTimeout;
-        OnAttemptResult(a, std::move(r), maybe_applied, now_ns_);
+        const bool timed_out = r.status.code() == Code::kTimeout;
+        if (timed_out && a->deadline_ns - now_ns_ < opts_.request_timeout_ms * 1'000'000) {
+          // Another local try could not end by the request's deadline: it ends here.
+          a->maybe_applied = true;
+          a->last_error = Status::Ok();
+          a->deadline_ns = now_ns_;
+          return Step(a, now_ns_);
+        }
+        OnAttemptResult(a, std::move(r), timed_out, now_ns_);
       });
       return;
     case RouteAction::kForward: {
@@ -147,11 +157,12 @@ void RequestRouter::OnAttemptResult(const AttemptPtr& a, ShardResponse r, bool m
   a->last_error = r.status;
   ++a->attempt;
   ++counters_.retries;
-  // A refusal that names another leader goes there at once; otherwise wait a tick (an
-  // election, a transfer or a lost quorum takes at least that long to change); so does a
-  // stale route (the map may learn the shard's new descriptor meanwhile).
+  // A refusal that names another leader goes there at once, when that is now this node's best
+  // hint too (a later term's hint could send it straight back); otherwise wait a tick (an
+  // election, a transfer or a lost quorum takes at least that long to change); so does a stale
+  // route (the map may learn the shard's new descriptor meanwhile).
   if (r.leader != kNoNode && r.leader != opts_.self && code == Code::kNotLeader &&
-      r.descriptor.empty()) {
+      r.descriptor.empty() && LeaderHint(a->req.group, nullptr) == r.leader) {
     Step(a, now_ns);
   } else {
     waiting_.push_back(a);
@@ -230,6 +241,9 @@ void RequestRouter::Stop() {
   hops_.clear();
   waiting_.clear();
   for (auto& [id, hop] : hops) waiting.push_back(std::move(hop.attempt));
+  // Those handed to this node's replica too: it may never answer now.
+  for (const AttemptPtr& a : locals_) waiting.push_back(a);
+  locals_.clear();
   for (auto& a : waiting) {
     if (!a->done) continue;
     ShardResponse r;

@@ -12,8 +12,9 @@
 //
 // Serve() runs a request another node sent: only on a replica that leads the shard (a stale
 // read is sent only to a leader too: it is served linearizably), and only when the request was
-// routed by the descriptor this node holds (its epoch, when the sender gave one). Every answer
-// carries this node's leader hint for the shard, so a sender learns where to go next.
+// routed by a descriptor no older than the one this node holds (its epoch, when the sender gave
+// one). Every answer carries this node's leader hint for the shard, so a sender learns where to
+// go next.
 //
 // Time comes in as arguments (now_ns, monotonic); the host ticks it. Deadlines: a request's is
 // the request timeout plus a second (the replica answers within the timeout; the second lets a
@@ -26,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "cluster/logic/request.h"
@@ -132,6 +134,7 @@ class RequestRouter {
   std::map<uint64_t, Hop> hops_;  // by request id
   uint64_t next_request_id_;
   std::vector<AttemptPtr> waiting_;  // for a leader, or after a refusal: next tick
+  std::set<AttemptPtr> locals_;      // handed to this node's replica, not answered yet
   bool stopped_ = false;
   // The latest time an entry point brought: a replica's answer (which carries none) is handled
   // at it.

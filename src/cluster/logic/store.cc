@@ -109,7 +109,8 @@ void Store::AskForALeader(GroupId id, Group& g) {
   // quiesced: the leader sends nothing, and a learner never campaigns) asks every other member
   // to wake the group; the leader's next heartbeat then brings it level.
   const raft::Raft& raft = g.replica->raw_node().raft();
-  if (raft.lead() != kNoNode || raft.role() == raft::Role::kLeader) {
+  // Not a replica removed from its group (it would wake the others forever).
+  if (raft.lead() != kNoNode || raft.role() == raft::Role::kLeader || !g.replica->IsMember()) {
     g.leaderless_ticks = 0;
     return;
   }
