@@ -436,7 +436,7 @@ void GroupHost::OnQuiesce(NodeId from, std::string_view payload) {
 void GroupHost::OnWake(NodeId from, std::string_view payload) {
   Result<std::vector<GroupId>> w = peer_wire::DecodeWake(payload);
   if (!w.ok()) return Drop(from, "undecodable_wake", w.status());
-  for (GroupId g : *w) store_->ReceiveWake(g);
+  for (GroupId g : *w) store_->ReceiveWake(from, g);
   Kick();
 }
 

@@ -105,7 +105,8 @@ class SimCluster::NodeTransport final : public cluster::RaftTransport {
     });
   }
   void SendWake(NodeId to, GroupId group) override {
-    c_->SendControl(id_, to, [group](cluster::Store& s) { s.ReceiveWake(group); });
+    c_->SendControl(id_, to,
+                    [from = id_, group](cluster::Store& s) { s.ReceiveWake(from, group); });
   }
 
  private:

@@ -164,12 +164,14 @@ void Store::ReceiveQuiesce(NodeId from, GroupId group, Term term, LogIndex index
   ++quiesced_count_;
 }
 
-void Store::ReceiveWake(GroupId group) {
+void Store::ReceiveWake(NodeId from, GroupId group) {
   auto it = groups_.find(group);
   if (it == groups_.end()) {
     ++dropped_;
     return;
   }
+  const raft::MembershipConfig& cfg = it->second.replica->raw_node().raft().config();
+  if (!cfg.IsVoter(from) && !cfg.IsLearner(from)) return;  // not a member (removed)
   Wake(group, it->second, /*leader_spoke=*/true);
 }
 

@@ -26,7 +26,8 @@
 //    included, for an election timeout, or a lost connection): their groups wake and elect.
 //    A member that knows no leader for an election timeout (one restarted while its group was
 //    quiesced: the leader sends nothing, and a learner never campaigns) asks every other
-//    member to wake the group. Only with ReadIndex reads (a lease counts ticks).
+//    member to wake the group; wakes from a node that is no member of the group (removed
+//    without knowing it) are ignored. Only with ReadIndex reads (a lease counts ticks).
 //  - A failed write fails every group of the round (and the NodeDb refuses every later write,
 //    so every group fails at its next round): the node stops acknowledging until restarted.
 //
@@ -119,7 +120,9 @@ class Store {
   // `term` with every log ending at `index`; a member's request to wake `group`; a node this
   // node no longer hears from (every quiesced group it leads wakes, to elect another leader).
   void ReceiveQuiesce(NodeId from, GroupId group, Term term, LogIndex index);
-  void ReceiveWake(GroupId group);
+  // A wake from `from` is ignored unless it is a member of the group as this replica sees it (a
+  // replica removed without knowing it would wake the group every election timeout).
+  void ReceiveWake(NodeId from, GroupId group);
   void PeerDown(NodeId peer);
   bool quiesced(GroupId group) const;
   size_t quiesced_count() const { return quiesced_count_; }

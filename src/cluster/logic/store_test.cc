@@ -156,7 +156,7 @@ class StoreCluster {
           Store* to = node(static_cast<int>(n.to.value())).store.get();
           if (to == nullptr) continue;
           if (n.wake) {
-            to->ReceiveWake(n.group);
+            to->ReceiveWake(NodeId(static_cast<uint64_t>(i)), n.group);
           } else {
             to->ReceiveQuiesce(NodeId(static_cast<uint64_t>(i)), n.group, n.term, n.index);
           }
@@ -455,9 +455,43 @@ TEST(StoreQuiescenceTest, AMemberRestartedWithoutALeaderAsksEveryMemberToWake) {
   }
   // Delivered, the wakes bring the leader's heartbeats: node 3 knows its leader again.
   c.out(3).sent.clear();
-  c.store(1).ReceiveWake(GroupId(2));
+  c.store(1).ReceiveWake(NodeId(3), GroupId(2));
   c.TickAll(2);
   EXPECT_EQ(c.store(3).replica(GroupId(2))->raw_node().raft().lead(), NodeId(1));
+}
+
+TEST(StoreQuiescenceTest, WakesFromAReplicaRemovedFromItsGroupAreIgnored) {
+  // A replica removed from its group and restarted before it saved the commit of its removal
+  // believes it is a member, knows no leader and asks the others to wake the group every
+  // election timeout, for good: the members ignore wakes from a node not in their
+  // configuration, and the group stays quiesced (review of AskForALeader).
+  StoreCluster c(kQuiesceTicks);
+  c.ElectEverywhere(1);
+  const GroupId g(2);
+  raft::ConfChange cc;
+  cc.changes.push_back({raft::ConfChangeType::kRemoveNode, NodeId(3)});
+  ASSERT_TRUE(c.store(1).replica(g)->ProposeConfChange(cc).ok());
+  c.store(1).Touch(g);
+  c.TickAll(3 * kQuiesceTicks);
+  ASSERT_FALSE(c.store(3).replica(g)->IsMember());
+  c.Crash(3);
+  c.Open(3, /*bootstrap=*/false);
+  ASSERT_TRUE(c.store(1).quiesced(g));
+  const int timeout = StoreOptions{}.replica.raft.election_ticks;
+  int wakes = 0;
+  for (int t = 0; t < 3 * timeout; ++t) {
+    c.store(3).Tick();
+    for (const Notice& n : c.out(3).notices) {
+      if (!n.wake || n.group != g) continue;
+      ++wakes;
+      c.store(static_cast<int>(n.to.value())).ReceiveWake(NodeId(3), g);
+    }
+    c.out(3).notices.clear();
+    c.out(3).sent.clear();
+  }
+  EXPECT_TRUE(c.store(1).quiesced(g));
+  EXPECT_TRUE(c.store(2).quiesced(g));
+  (void)wakes;  // sent or not (it may know of its removal): either way nothing wakes
 }
 
 TEST(StoreQuiescenceTest, NoQuiescenceWithLeaseReads) {
