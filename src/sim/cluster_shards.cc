@@ -1,0 +1,272 @@
+// SimCluster, sharded (ClusterOptions::shards >= 1): requests routed by slot through each node's
+// RequestRouter and forwarded over the simulated network, the nodes' maps kept in step with the
+// meta shard's descriptors, and the groups a node is to hold opened (see cluster.h).
+#include <algorithm>
+#include <utility>
+
+#include "common/assert.h"
+#include "common/slot.h"
+#include "kv/state_machine.h"
+#include "sim/cluster.h"
+#include "sim/cluster_node.h"
+
+namespace synod::sim {
+
+void SimCluster::OpenWanted(Node& n) {
+  if (!sharded() || !n.store || n.store->round_in_flight()) return;
+  for (GroupId g : n.wanted) {
+    if (n.store->HasGroup(g)) continue;
+    const cluster::ShardDescriptor* d = n.map->Find(g);
+    SYNOD_ASSERT(d != nullptr);
+    const storage::StateSpan span = g == cluster::kMetaGroup
+                                        ? storage::StateSpan::Group()
+                                        : storage::StateSpan::Slots(d->first_slot, d->last_slot);
+    const Status added = n.store->AddGroup(g, span, {});
+    if (!added.ok()) {
+      // The disk refused the group's first records: the node's writes fail from now on, and
+      // the fault's healing restarts it; it opens the group then.
+      Trace("add-group-failed " + std::to_string(n.id.value()) + " " + std::to_string(g.value()));
+      continue;
+    }
+    cluster::Replica* r = n.store->replica(g);
+    Seen& seen = n.seen[g];
+    seen = Seen{};
+    seen.commit = r->raw_node().raft().log().committed();
+    seen.applied = r->raw_node().raft().log().applied();
+    Trace("add-group " + std::to_string(n.id.value()) + " " + std::to_string(g.value()));
+  }
+}
+
+void SimCluster::SubmitRequest(NodeId id, const std::string& route_key, cluster::ShardRequest req,
+                               std::function<void(cluster::ClientReply)> reply) {
+  SYNOD_ASSERT(sharded());
+  int64_t hop = rng_->Range(200 * kMicro, 2 * kMilli);
+  uint64_t inc = node(id).incarnation;
+  auto cb = std::make_shared<std::function<void(cluster::ClientReply)>>(std::move(reply));
+  req.group = GroupOfKey(route_key);
+  auto shared = std::make_shared<cluster::ShardRequest>(std::move(req));
+  loop_->After(hop, [this, id, inc, shared, cb] {
+    OnNode(
+        id, inc,
+        [this, id, shared, cb] {
+          Node& n = node(id);
+          SetWallClock(n);
+          shared->now_ms = WallMs(id);
+          n.router->Call(
+              *shared,
+              [back = ReplyBack(cb)](cluster::ShardResponse r) {
+                back(cluster::ClientReply{std::move(r.status), std::move(r.reply), r.index});
+              },
+              loop_->now());
+          Pump(n);
+        },
+        true);
+  });
+}
+
+namespace {
+
+// The key a command is routed by: its key, else its first argument (a Redis command's first
+// key), else the first sub-command's (a batch).
+std::string RouteKeyOf(const kv::Command& cmd) {
+  if (!cmd.key.empty()) return cmd.key;
+  if (cmd.op == kv::Op::kRedis && cmd.args.size() > 1) return cmd.args[1];
+  for (const kv::Command& sub : cmd.batch) {
+    std::string k = RouteKeyOf(sub);
+    if (!k.empty()) return k;
+  }
+  return "";
+}
+
+}  // namespace
+
+void SimCluster::Route(Node& n, kv::Command cmd, cluster::ReplyFn reply) {
+  const GroupId group = GroupOfKey(RouteKeyOf(cmd));
+  if (cmd.client_id != 0) {
+    ShardSession& ss = shard_sessions_[{cmd.client_id, group}];
+    uint64_t shard_seq = 0;
+    if (auto it = ss.seqs.find(cmd.seq); it != ss.seqs.end()) {
+      shard_seq = it->second;  // a retry
+    } else if (cmd.seq > ss.last_seq) {
+      ss.last_seq = cmd.seq;
+      shard_seq = ++ss.shard_seq;
+      ss.seqs[cmd.seq] = shard_seq;
+    } else {
+      // An attempt held up (on a paused node) past its client's later commands: the client
+      // gave up on it; a real connection's reply would go nowhere either.
+      Trace("late-attempt");
+      return;
+    }
+    const uint64_t shard_client = cmd.client_id * 64 + group.value();
+    session_origin_[{shard_client, shard_seq}] = {cmd.client_id, cmd.seq};
+    cmd.client_id = shard_client;
+    cmd.seq = shard_seq;
+  }
+  cluster::ShardRequest req;
+  req.type = cluster::ShardRequest::Type::kWrite;
+  req.group = group;
+  req.command = std::move(cmd);
+  n.router->Call(
+      std::move(req),
+      [reply = std::move(reply)](cluster::ShardResponse r) {
+        reply(cluster::ClientReply{std::move(r.status), std::move(r.reply), r.index});
+      },
+      loop_->now());
+}
+
+void SimCluster::SendCall(NodeId from, NodeId to, uint64_t id, std::string bytes, bool response) {
+  if (nodes_.find(to) == nodes_.end()) return;
+  if (!response) ++requests_forwarded_;
+  Trace(std::to_string(from.value()) + ">" + std::to_string(to.value()) +
+        (response ? " response " : " request ") + std::to_string(id));
+  auto shared = std::make_shared<std::string>(std::move(bytes));
+  net_->Send(from, to, [this, from, to, id, shared, response] {
+    OnNode(
+        to, node(to).incarnation,
+        [this, from, to, id, shared, response] {
+          Node& n = node(to);
+          n.last_heard[from] = loop_->now();
+          if (!n.router) return;
+          if (response) {
+            n.router->OnResponse(from, id, cluster::DecodeShardResponse(*shared), loop_->now());
+          } else {
+            SetWallClock(n);
+            n.router->Serve(from, id, cluster::DecodeShardRequest(*shared));
+          }
+          Pump(n);
+        },
+        true);
+  });
+}
+
+void SimCluster::SyncDescriptors(Node& n) {
+  auto learn = [this](Node& n, const cluster::SettingFn& stored) {
+    const cluster::LearnResult learnt = cluster::LearnDescriptors(*n.map, stored, &n.meta_epochs);
+    if (!learnt.bad.empty()) {
+      Violate("node " + std::to_string(n.id.value()) + " read a bad descriptor from the meta " +
+              "shard: " + learnt.bad.front());
+    }
+    for (const cluster::ShardDescriptor& d : learnt.updated) {
+      Trace("descriptor " + std::to_string(n.id.value()) + " " + cluster::EncodeDescriptor(d));
+    }
+    n.saved_layout = n.map->layout();  // as the real node saves it in its database
+    if (!n.meta_epochs_known || !learnt.all_held) n.descriptors_due = true;
+    n.meta_epochs_known = true;
+  };
+  const cluster::Replica* meta = ReplicaOf(n, cluster::kMetaGroup);
+  if (meta != nullptr && meta->IsMember() && meta->raw_node().raft().lead() != kNoNode) {
+    const kv::StateMachine& sm = meta->state_machine();
+    learn(n, [&sm](const std::string& name) { return sm.config(name); });
+  } else if (!n.fetching) {
+    // A node without a meta replica asks the meta shard (linearizably, through its router).
+    cluster::ShardRequest req;
+    req.type = cluster::ShardRequest::Type::kConfig;
+    req.group = cluster::kMetaGroup;
+    req.args.push_back(cluster::DescriptorSetting(cluster::kMetaGroup));
+    for (const cluster::ShardDescriptor& d : layout_->shards) {
+      req.args.push_back(cluster::DescriptorSetting(d.group));
+    }
+    n.fetching = true;
+    n.router->Call(
+        req,
+        [this, id = n.id, inc = n.incarnation, names = req.args, learn](cluster::ShardResponse r) {
+          Node& n = node(id);
+          if (n.incarnation != inc || !n.up) return;
+          n.fetching = false;
+          logger_.Debug("event=descriptors_fetched node={} status=\"{}\" values={}", id.value(),
+                        r.status.ToString(), r.reply.replies.size());
+          if (!r.status.ok() || r.reply.replies.size() != names.size()) return;
+          std::map<std::string, std::string> got;
+          for (size_t i = 0; i < names.size(); ++i) {
+            if (r.reply.replies[i].value) got[names[i]] = *r.reply.replies[i].value;
+          }
+          learn(n, [&got](const std::string& name) -> std::optional<std::string_view> {
+            auto it = got.find(name);
+            if (it == got.end()) return std::nullopt;
+            return std::string_view(it->second);
+          });
+        },
+        loop_->now());
+  }
+  if (!n.meta_epochs_known) return;
+  for (const cluster::ShardDescriptor& next :
+       cluster::DescriptorsToPropose(*n.store, *n.map, n.meta_epochs, n.proposing)) {
+    cluster::ShardRequest req;
+    req.type = cluster::ShardRequest::Type::kWrite;
+    req.group = cluster::kMetaGroup;
+    req.command = cluster::ProposeDescriptorCommand(
+        next, (uint64_t{1} << 60) | (n.id.value() << 40) | ++descriptor_sessions_);
+    n.proposing.insert(next.group);
+    Trace("propose-descriptor " + std::to_string(n.id.value()) + " " +
+          cluster::EncodeDescriptor(next));
+    n.router->Call(
+        std::move(req),
+        [this, id = n.id, inc = n.incarnation, g = next.group](cluster::ShardResponse r) {
+          logger_.Debug("event=descriptor_proposed node={} group={} status=\"{}\" reply={}",
+                        id.value(), g.value(), r.status.ToString(), r.reply.number);
+          Node& n = node(id);
+          if (n.incarnation != inc || !n.up) return;
+          n.proposing.erase(g);
+        },
+        loop_->now());
+  }
+}
+
+bool SimCluster::DescriptorsConverged(std::string* why) const {
+  if (!sharded()) return true;
+  for (GroupId group : Groups()) {
+    const Node* leader = AnyLeaderNode(group);
+    if (leader == nullptr) {
+      if (why != nullptr) *why = "no leader in group " + std::to_string(group.value());
+      return false;
+    }
+    const raft::MembershipConfig& cfg = ReplicaOf(*leader, group)->raw_node().raft().config();
+    const std::set<NodeId> voter_set = cfg.voters.Ids();
+    const std::vector<NodeId> voters(voter_set.begin(), voter_set.end());
+    const std::vector<NodeId> learners(cfg.learners.begin(), cfg.learners.end());
+    for (const auto& [id, n] : nodes_) {
+      if (!n->up || n->map == nullptr || Failed(id)) continue;
+      const cluster::ShardDescriptor* d = n->map->Find(group);
+      if (d == nullptr || !cluster::SameMembers(*d, voters, learners)) {
+        if (why != nullptr) {
+          *why = fmt::format(
+              "node {} holds the descriptor \"{}\" of group {}, whose members are {} (the "
+              "node {} the meta shard's epochs{}{})",
+              id.value(), d ? cluster::EncodeDescriptor(*d) : "none", group.value(), cfg.ToString(),
+              n->meta_epochs_known ? "read" : "has not read",
+              n->fetching ? ", a read in flight" : "",
+              ReplicaOf(*n, cluster::kMetaGroup) != nullptr
+                  ? fmt::format(
+                        ", holding a meta replica: {} lead {} config {}{}",
+                        raft::RoleName(
+                            ReplicaOf(*n, cluster::kMetaGroup)->raw_node().raft().role()),
+                        ReplicaOf(*n, cluster::kMetaGroup)->raw_node().raft().lead().value(),
+                        ReplicaOf(*n, cluster::kMetaGroup)->raw_node().raft().config().ToString(),
+                        n->store->quiesced(cluster::kMetaGroup) ? " quiesced" : "")
+                  : "");
+        }
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+std::vector<GroupId> SimCluster::Groups() const {
+  if (!sharded()) return {opts_.replica.group};
+  std::vector<GroupId> out{layout_->meta.group};
+  for (const cluster::ShardDescriptor& d : layout_->shards) out.push_back(d.group);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+GroupId SimCluster::GroupOfKey(std::string_view key) const {
+  if (!sharded()) return opts_.replica.group;
+  const uint16_t slot = KeySlot(key);
+  for (const cluster::ShardDescriptor& d : layout_->shards) {
+    if (d.Covers(slot)) return d.group;
+  }
+  SYNOD_ASSERT_MSG(false, "sim: a slot no shard covers");
+  return GroupId();
+}
+}  // namespace synod::sim
