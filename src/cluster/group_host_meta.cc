@@ -74,15 +74,8 @@ void GroupHost::FetchReplicatedConfig() {
     const std::vector<kv::Reply>& values = r.reply.replies;
     if (values.size() != names.size()) return;
     fetched_requirepass_ = values[0].value.value_or(std::string());
-    std::map<std::string, std::string> got;
-    for (size_t i = 1; i < names.size(); ++i) {
-      if (values[i].value) got[names[i]] = *values[i].value;
-    }
-    auto stored = [&got](const std::string& name) -> std::optional<std::string_view> {
-      auto it = got.find(name);
-      if (it == got.end()) return std::nullopt;
-      return std::string_view(it->second);
-    };
+    const std::map<std::string, std::string> got = SettingsOf(names, r.reply);
+    const SettingFn stored = SettingsIn(got);
     LearnDescriptors(stored);
     LearnNodeList(stored);
     FollowNodeList();

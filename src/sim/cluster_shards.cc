@@ -176,15 +176,8 @@ void SimCluster::SyncDescriptors(Node& n) {
           logger_.Debug("event=descriptors_fetched node={} status=\"{}\" values={}", id.value(),
                         r.status.ToString(), r.reply.replies.size());
           if (!r.status.ok() || r.reply.replies.size() != names.size()) return;
-          std::map<std::string, std::string> got;
-          for (size_t i = 0; i < names.size(); ++i) {
-            if (r.reply.replies[i].value) got[names[i]] = *r.reply.replies[i].value;
-          }
-          learn(n, [&got](const std::string& name) -> std::optional<std::string_view> {
-            auto it = got.find(name);
-            if (it == got.end()) return std::nullopt;
-            return std::string_view(it->second);
-          });
+          const std::map<std::string, std::string> got = cluster::SettingsOf(names, r.reply);
+          learn(n, cluster::SettingsIn(got));
         },
         loop_->now());
   }

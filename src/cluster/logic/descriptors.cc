@@ -9,6 +9,24 @@ namespace synod::cluster {
 
 std::string DescriptorSetting(GroupId group) { return "shard/" + std::to_string(group.value()); }
 
+std::map<std::string, std::string> SettingsOf(const std::vector<std::string>& names,
+                                              const kv::Reply& reply) {
+  std::map<std::string, std::string> out;
+  if (reply.replies.size() != names.size()) return out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (reply.replies[i].value) out[names[i]] = *reply.replies[i].value;
+  }
+  return out;
+}
+
+SettingFn SettingsIn(const std::map<std::string, std::string>& settings) {
+  return [&settings](const std::string& name) -> std::optional<std::string_view> {
+    auto it = settings.find(name);
+    if (it == settings.end()) return std::nullopt;
+    return std::string_view(it->second);
+  };
+}
+
 LearnResult LearnDescriptors(ShardMap& map, const SettingFn& stored,
                              std::map<GroupId, uint64_t>* held) {
   LearnResult out;

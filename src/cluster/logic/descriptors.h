@@ -34,6 +34,13 @@ std::string DescriptorSetting(GroupId group);
 // A read of the meta shard's settings: the stored value of a name, nullopt when unset.
 using SettingFn = std::function<std::optional<std::string_view>(const std::string&)>;
 
+// The settings a kConfig read of several `names` answered (an array, nil for an unset one), as
+// name -> value; empty when the reply does not have that shape.
+std::map<std::string, std::string> SettingsOf(const std::vector<std::string>& names,
+                                              const kv::Reply& reply);
+// A SettingFn over such a map (which must outlive it).
+SettingFn SettingsIn(const std::map<std::string, std::string>& settings);
+
 struct LearnResult {
   std::vector<ShardDescriptor> updated;  // took the map to a newer epoch
   std::vector<std::string> bad;          // stored values that are no descriptor of their group

@@ -24,13 +24,7 @@ std::string Stored(const ShardDescriptor& d) {
   return std::to_string(d.epoch) + " " + EncodeDescriptor(d);
 }
 
-SettingFn From(const std::map<std::string, std::string>& settings) {
-  return [&settings](const std::string& name) -> std::optional<std::string_view> {
-    auto it = settings.find(name);
-    if (it == settings.end()) return std::nullopt;
-    return std::string_view(it->second);
-  };
-}
+SettingFn From(const std::map<std::string, std::string>& settings) { return SettingsIn(settings); }
 
 TEST(Descriptors, ANewerEpochReplacesTheMapsAndTheEpochsHeldAreRecorded) {
   ShardMap map(ThreeNodesTwoShards());
