@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   synod::cli::AddUpCommand(app);
   synod::cli::AddStatusCommand(app);
   synod::cli::AddShardsCommand(app);
+  synod::cli::AddShardCommand(app);
   synod::cli::AddMemberCommand(app);
   synod::cli::AddBenchCommand(app);
   try {

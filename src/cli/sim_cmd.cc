@@ -25,6 +25,7 @@ struct SimArgs {
   std::string seeds = "1-10";
   int nodes = 3;
   int shards = -1;
+  int splits = -1;
   std::string faults = "all";
   std::string duration = "10s";
   std::string bug;
@@ -117,9 +118,9 @@ void RunSeedInChild(const sim::SimOptions& o, const std::string& history_out, in
   if (r.passed) {
     text = fmt::format(
         "seed {}: ok trace={:016x} events={} ops={} unknown={} faults={} quiesce_notices={} "
-        "forwarded={} knobs: {}",
+        "forwarded={} splits={} knobs: {}",
         o.seed, r.trace_hash, r.events, r.ops_ok, r.ops_unknown, r.faults_injected,
-        r.quiesce_notices, r.requests_forwarded, r.knobs);
+        r.quiesce_notices, r.requests_forwarded, r.splits, r.knobs);
   } else {
     text = fmt::format("FAIL seed {}: {}\n  reproduce: {}\n  knobs: {}", o.seed, r.failure,
                        sim::ReproCommand(o), r.knobs);
@@ -193,6 +194,10 @@ int RunSim(const SimArgs& a) {
     std::fprintf(stderr, "synod sim: --shards must be between 0 and 16 (or -1: drawn per seed)\n");
     return kExitUsage;
   }
+  if (a.splits < -1 || a.splits > 64) {
+    std::fprintf(stderr, "synod sim: --splits must be between 0 and 64 (or -1: drawn per seed)\n");
+    return kExitUsage;
+  }
   const std::vector<uint64_t>& seed_list = *seeds;
   const uint64_t count = seed_list.size();
   const uint64_t jobs = a.jobs > 0 ? static_cast<uint64_t>(a.jobs)
@@ -202,6 +207,7 @@ int RunSim(const SimArgs& a) {
     o.seed = seed_list[i];
     o.nodes = a.nodes;
     o.shards = a.shards;
+    o.splits = a.splits;
     o.faults = *faults;
     o.duration_ns = *duration;
     o.bug = a.bug;
@@ -272,6 +278,10 @@ void AddSimCommand(CLI::App& app) {
                   "Data shards (1-16, plus the meta shard; requests routed by slot), 0 for one "
                   "group holding every slot, -1 to draw it per seed")
       ->capture_default_str();
+  cmd->add_option("--splits", args->splits,
+                  "Sharded runs: split shards up to N times at random (0: never, -1: drawn per "
+                  "seed)")
+      ->capture_default_str();
   cmd->add_option("--faults", args->faults,
                   "all, none, or a list of network,partition,crash,pause,disk,clock,"
                   "membership,transfer")
@@ -279,7 +289,8 @@ void AddSimCommand(CLI::App& app) {
   cmd->add_option("--duration", args->duration, "Simulated time with faults (e.g. 10s, 500ms)")
       ->capture_default_str();
   cmd->add_option("--bug", args->bug,
-                  "Plant a known bug: stale-read, commit-old-term, ack-before-fsync, no-dedup");
+                  "Plant a known bug: stale-read, commit-old-term, ack-before-fsync, no-dedup, "
+                  "stale-route");
   cmd->add_option("--history-out", args->history_out,
                   "Write each seed's client history as DIR/seed-N.jsonl (see synod check)");
   cmd->add_option("--jobs", args->jobs, "Seeds run in parallel (default: one per core)");

@@ -43,6 +43,7 @@ struct StartFlags {
   int64_t request_timeout_ms = 5000;
   uint64_t snapshot_entries = 10000;
   uint64_t state_flush_entries = 1000;
+  uint64_t shard_max_bytes = 64ull << 20;
   bool lease_reads = false;
   bool cluster_redirects = false;
   bool no_fsync = false;
@@ -247,6 +248,7 @@ int RunStart(const StartFlags& f) {
   opts.host.replicas = f.replicas;
   opts.host.snapshot_entries = f.snapshot_entries;
   opts.host.state_flush_entries = f.state_flush_entries;
+  opts.host.shard_max_bytes = f.shard_max_bytes;
   opts.host.lease_reads = f.lease_reads;
   opts.host.rocks.sync = !f.no_fsync;
   opts.resp.listen_address = f.client;
@@ -321,6 +323,10 @@ void AddStartCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--snapshot-entries", f->snapshot_entries,
                   "Snapshot and compact the log every this many applied entries")
+      ->capture_default_str();
+  cmd->add_option("--shard-max-bytes", f->shard_max_bytes,
+                  "A shard whose keys and values hold more than this splits in two, at the slot "
+                  "that halves its bytes (0: never)")
       ->capture_default_str();
   cmd->add_option("--state-flush-entries", f->state_flush_entries,
                   "Write the applied state to the database every this many entries (the log "

@@ -22,17 +22,18 @@ std::string Str(const nlohmann::json& j, const char* k) {
 // The shards of a /status, one line each: group, slots, epoch, leader, replicas (a learner
 // marked L), keys and applied index (blank for shards the node does not hold).
 void PrintShards(const nlohmann::json& shards) {
-  std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>9}\n", "SHARD", "SLOTS",
-                           "EPOCH", "LEADER", "REPLICAS", "KEYS", "APPLIED");
+  std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>11} {:>9}\n", "SHARD",
+                           "SLOTS", "EPOCH", "LEADER", "REPLICAS", "KEYS", "BYTES", "APPLIED");
   for (const auto& s : shards) {
     std::string replicas;
     for (const auto& v : s["voters"]) replicas += (replicas.empty() ? "" : ",") + v.dump();
     for (const auto& l : s["learners"]) replicas += (replicas.empty() ? "" : ",") + l.dump() + "L";
     const uint64_t leader = s.value("leader", uint64_t{0});
-    std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>9}\n", Str(s, "group"),
-                             Str(s, "first_slot") + "-" + Str(s, "last_slot"), Str(s, "epoch"),
-                             leader == 0 ? std::string("none") : std::to_string(leader), replicas,
-                             Str(s, "keys"), Str(s, "applied"));
+    std::cout << fmt::format(
+        "{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>11} {:>9}{}\n", Str(s, "group"),
+        Str(s, "first_slot") + "-" + Str(s, "last_slot"), Str(s, "epoch"),
+        leader == 0 ? std::string("none") : std::to_string(leader), replicas, Str(s, "keys"),
+        Str(s, "bytes"), Str(s, "applied"), s.contains("note") ? "  (" + Str(s, "note") + ")" : "");
   }
 }
 
@@ -170,6 +171,60 @@ void AddShardsCommand(CLI::App& app) {
   cmd->callback([host, json] {
     const int code = RunShards(*host, *json);
     if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+namespace {
+
+// The answer of a shard change: its JSON on stdout, or the error on stderr and an exit code (2
+// for a request that makes no sense, the unavailable code otherwise).
+void PrintShardChange(const char* what, const Result<AdminReply>& r) {
+  if (!r.ok()) {
+    std::cerr << what << ": " << r.status().ToString() << "\n";
+    throw CLI::RuntimeError(kExitUnavailable);
+  }
+  if (r->status != 200) {
+    std::cerr << what << ": HTTP " << r->status << ": " << r->body;
+    throw CLI::RuntimeError(r->status == 400 || r->status == 404 ? 2 : kExitUnavailable);
+  }
+  std::cout << r->body;
+}
+
+}  // namespace
+
+void AddShardCommand(CLI::App& app) {
+  auto host = std::make_shared<std::string>("127.0.0.1:7201");
+  auto id = std::make_shared<uint64_t>(0);
+  auto at = std::make_shared<int>(-1);
+  CLI::App* cmd = app.add_subcommand("shard", "Change a shard (split, move).");
+  cmd->require_subcommand(1);
+  CLI::App* split = cmd->add_subcommand(
+      "split",
+      "Split a shard in two at a slot (default: the middle of its slots). A Raft command of the "
+      "shard: no data is copied; clients see a pause, not an error.");
+  split->add_option("id", *id, "The shard's group id (see `synod shards`)")->required();
+  split->add_option("--at", *at, "The first slot of the new shard")->check(CLI::Range(0, 16383));
+  split->add_option("--host", *host, "Admin address of any node")->capture_default_str();
+  split->callback([host, id, at] {
+    std::string path = fmt::format("/shards/split?id={}", *id);
+    if (*at >= 0) path += fmt::format("&at={}", *at);
+    PrintShardChange("synod shard split", AdminCall("POST", *host, path, 20000, false));
+  });
+  auto from = std::make_shared<uint64_t>(0);
+  auto to = std::make_shared<uint64_t>(0);
+  CLI::App* move = cmd->add_subcommand(
+      "move",
+      "Move a shard's replica from one node to another: the target joins as a learner, is "
+      "promoted once caught up, then the source leaves and deletes its copy. Waits until done.");
+  move->add_option("id", *id, "The shard's group id (see `synod shards`)")->required();
+  move->add_option("--from", *from, "The node that holds the replica")->required();
+  move->add_option("--to", *to, "The node to move it to")->required();
+  move->add_option("--host", *host, "Admin address of any node")->capture_default_str();
+  move->callback([host, id, from, to] {
+    PrintShardChange(
+        "synod shard move",
+        AdminCall("POST", *host, fmt::format("/shards/move?id={}&from={}&to={}", *id, *from, *to),
+                  135000, false));
   });
 }
 

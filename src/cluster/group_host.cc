@@ -5,6 +5,8 @@
 #include <sstream>
 #include <utility>
 
+#include "cluster/logic/descriptors.h"
+#include "cluster/logic/split.h"
 #include "common/assert.h"
 #include "env/asio/steady_clock.h"
 #include "kv/redis.h"
@@ -252,7 +254,9 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
         std::find(d->voters.begin(), d->voters.end(), h->opts_.id) != d->voters.end();
     if (!listed && !joining && !stored.contains(d->group)) continue;
     std::set<NodeId> voters;
-    if (listed && !h->opts_.initial_cluster.empty())
+    // Only the initial layout's shards (epoch 1) are bootstrapped: a later one (a split's new
+    // shard) starts from its parent's state, which a node without it gets by snapshot.
+    if (listed && !h->opts_.initial_cluster.empty() && d->epoch == 1)
       voters.insert(d->voters.begin(), d->voters.end());
     const storage::StateSpan span = d->group == kMetaGroup
                                         ? storage::StateSpan::Group()
@@ -260,6 +264,16 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
     SYNOD_RETURN_IF_ERROR(h->store_->AddGroup(d->group, span, voters));
     created =
         created || (h->store_->storage(d->group)->recovery_stats().created && !voters.empty());
+  }
+  // Groups with records the layout does not name (a split's new shard whose layout was not
+  // saved before a crash): each reads its own slots from its stored state.
+  for (GroupId g : stored) {
+    if (h->store_->HasGroup(g)) continue;
+    SYNOD_RETURN_IF_ERROR(h->store_->AddGroup(g,
+                                              g == kMetaGroup
+                                                  ? storage::StateSpan::Group()
+                                                  : storage::StateSpan::Slots(0, kSlotCount - 1),
+                                              {}));
   }
   if (h->store_->group_count() == 0) {
     return Status::FailedPrecondition("the layout gives node " +
@@ -640,8 +654,11 @@ void GroupHost::Stop() {
     SYNOD_ASSERT(job->written.load(std::memory_order_acquire));
     OnSyncDone(job->result, job->took_ns);
   }
-  // Requests routed elsewhere or waiting for a leader get their answer now.
+  // Requests routed elsewhere or waiting for a leader get their answer now, moves too.
   if (router_) router_->Stop();
+  for (auto& [g, m] : std::exchange(moves_, {})) {
+    m.done(Status::Unavailable("the node shut down; the move's steps taken stand"));
+  }
   // The state applied since the last write waits for the next one; a clean stop writes it, so
   // that the next start replays no entries it need not (after a crash it replays them).
   if (db_ && db_->failure().ok() && store_) {
@@ -680,6 +697,10 @@ void GroupHost::OnTick() {
   if (ticks_ % (10 * kNoticeTicks) == 3 || std::exchange(descriptors_due_, false)) {
     ProposeDescriptors();
   }
+  if (ticks_ % kNoticeTicks == 5) MaybeSplitBySize();
+  if (ticks_ % kNoticeTicks == 7 && !moves_.empty()) DriveMoves();
+  // Every second, not only when descriptors change: a round in flight may have put it off.
+  if (ticks_ % kNoticeTicks == 9) JoinListedGroups();
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
   // are due (reads already treat them as absent; this frees them everywhere).
   if (ticks_ % 2 == 0) store_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);
@@ -701,7 +722,154 @@ void GroupHost::Kick() {
   });
 }
 
+void GroupHost::MoveShard(GroupId group, NodeId from, NodeId to, std::function<void(Status)> done) {
+  const ShardDescriptor* d = map_->Find(group);
+  if (d == nullptr) return done(Status::NotFound("no shard " + std::to_string(group.value())));
+  if (Status s = CheckMove(*d, from, to); !s.ok()) return done(s);
+  if (!members_.contains(to)) {
+    return done(Status::NotFound("node " + std::to_string(to.value()) +
+                                 " is no node of this cluster (add it first)"));
+  }
+  if (moves_.contains(group)) {
+    return done(Status::FailedPrecondition("a move of shard " + std::to_string(group.value()) +
+                                           " is under way on this node"));
+  }
+  logger_.Info("event=move_requested group={} from={} to={}", group.value(), from.value(),
+               to.value());
+  moves_[group] = Move{from, to, ticks_ + 120 * kNoticeTicks, false, std::move(done)};
+  DriveMoves();
+}
+
+void GroupHost::DriveMoves() {
+  for (auto it = moves_.begin(); it != moves_.end();) {
+    const GroupId g = it->first;
+    Move& m = it->second;
+    const ShardDescriptor* d = map_->Find(g);
+    Status finished = Status::Ok();
+    bool end = false;
+    if (d == nullptr) {
+      finished = Status::NotFound("shard " + std::to_string(g.value()) + " is gone (merged?)");
+      end = true;
+    } else if (ticks_ > m.deadline_tick) {
+      finished = Status::Timeout("the move of shard " + std::to_string(g.value()) +
+                                 " did not finish within two minutes");
+      end = true;
+    } else if (NextMoveStep(*d, m.from, m.to) == MoveStep::kDone) {
+      end = true;
+    }
+    if (end) {
+      logger_.Info("event=move_done group={} from={} to={} result=\"{}\"", g.value(),
+                   m.from.value(), m.to.value(), finished.ToString());
+      auto done = std::move(m.done);
+      it = moves_.erase(it);
+      done(std::move(finished));
+      continue;
+    }
+    const MoveStep step = NextMoveStep(*d, m.from, m.to);
+    if (m.step_in_flight || step == MoveStep::kWait) {
+      ++it;
+      continue;
+    }
+    raft::ConfChange cc;
+    if (step == MoveStep::kAddLearner) {
+      cc.changes.push_back({raft::ConfChangeType::kAddLearner, m.to});
+      cc.context = FormatMemberList({{m.to, members_.at(m.to)}}, '\n');
+    } else {
+      cc.transition = raft::ConfChangeTransition::kJointImplicit;
+      cc.changes.push_back({raft::ConfChangeType::kRemoveNode, m.from});
+    }
+    ShardRequest req;
+    req.type = ShardRequest::Type::kConfChange;
+    req.group = g;
+    req.conf_change = cc.Encode();
+    m.step_in_flight = true;
+    logger_.Info("event=move_step group={} step={} node={}", g.value(),
+                 step == MoveStep::kAddLearner ? "add_learner" : "remove_source",
+                 (step == MoveStep::kAddLearner ? m.to : m.from).value());
+    Call(std::move(req), [this, g, alive = alive_](ShardResponse r) {
+      if (!*alive) return;
+      auto found = moves_.find(g);
+      if (found == moves_.end()) return;
+      // The descriptor shows the change within a second or two; until then, no new step. A
+      // refused step (a change pending, no leader) is tried again at the next second.
+      found->second.step_in_flight = false;
+      if (!r.status.ok()) {
+        logger_.Info("event=move_step_refused group={} error=\"{}\"", g.value(),
+                     r.status.ToString());
+      } else {
+        found->second.deadline_tick = std::max(found->second.deadline_tick, ticks_);
+      }
+    });
+    ++it;
+  }
+}
+
+void GroupHost::MaybeSplitBySize() {
+  if (opts_.shard_max_bytes == 0) return;
+  for (GroupId g : store_->groups()) {
+    const Replica* r = store_->replica(g);
+    if (g == kMetaGroup || size_splits_.contains(g) ||
+        r->raw_node().raft().role() != raft::Role::kLeader) {
+      continue;
+    }
+    if (auto t = split_retry_tick_.find(g); t != split_retry_tick_.end() && t->second > ticks_) {
+      continue;
+    }
+    const SizeSplit d = DecideSizeSplit(r->state_machine(), opts_.shard_max_bytes);
+    if (d.kind == SizeSplit::Kind::kOneSlot) {
+      if (one_hot_slot_.insert(g).second) {
+        logger_.Warn("event=split_impossible group={} bytes={} reason=one_slot", g.value(),
+                     r->state_machine().keyspace().bytes());
+      }
+      continue;
+    }
+    one_hot_slot_.erase(g);
+    if (d.kind != SizeSplit::Kind::kSplit) continue;
+    logger_.Info("event=split_by_size group={} bytes={} max={} at={}", g.value(),
+                 r->state_machine().keyspace().bytes(), opts_.shard_max_bytes, d.at);
+    size_splits_.insert(g);
+    SplitShard(g, d.at, [this, g, alive = alive_](Result<SplitResult> r) {
+      if (!*alive) return;
+      size_splits_.erase(g);
+      // After a failure (the shard changed meanwhile, no quorum) wait a few seconds.
+      if (!r.ok()) split_retry_tick_[g] = ticks_ + 5 * kNoticeTicks;
+    });
+  }
+}
+
+void GroupHost::LearnSplits() {
+  bool learnt = false;
+  for (const StartedSplit& split : store_->TakeStartedSplits()) {
+    counters_.splits.fetch_add(1, std::memory_order_relaxed);
+    for (const ShardDescriptor& d : LearnSplit(*map_, split)) {
+      logger_.Info("event=descriptor_updated reason=split descriptor=\"{}\"", EncodeDescriptor(d));
+      learnt = true;
+    }
+  }
+  if (!learnt) return;
+  SaveLayout();
+  descriptors_due_ = true;  // the leaders propose both halves to the meta shard
+}
+
 void GroupHost::Drive() {
+  LearnSplits();
+  bool destroyed = false;
+  for (GroupId g : store_->TakeRemovedGroups()) {
+    counters_.replicas_removed.fetch_add(1, std::memory_order_relaxed);
+    logger_.Info("event=replica_destroyed group={}", g.value());
+    destroyed = true;
+    // Not made again from a descriptor of this epoch or older, which still lists this node
+    // until the shard's leader proposes the one without it.
+    const ShardDescriptor* d = map_->Find(g);
+    destroyed_at_epoch_[g] = d != nullptr ? d->epoch : 0;
+  }
+  // The deletion is staged: write it now rather than with the next round (an idle node may
+  // have none for long, and the group must not come back from the database meanwhile, nor
+  // after a crash). One synchronous write, rare.
+  if (destroyed && !syncing_ && !store_->round_in_flight() && !stopped_) {
+    const Status s = db_->Sync();
+    if (!s.ok()) logger_.Warn("event=destroy_not_written error=\"{}\"", s.ToString());
+  }
   if (stopped_ || syncing_) return;
   for (int rounds = 0; rounds < 64 && store_->HasWork(); ++rounds) {
     counters_.ready_rounds.fetch_add(1, std::memory_order_relaxed);
@@ -745,6 +913,28 @@ void GroupHost::OnSyncDone(const Status& s, int64_t took_ns) {
   }
   store_->FinishRound(s);  // on a failure, every group of the round fails
   if (s.ok()) Drive();
+}
+
+void GroupHost::SplitShard(GroupId group, std::optional<uint16_t> at,
+                           std::function<void(Result<SplitResult>)> done) {
+  logger_.Info("event=split_requested group={} at={}", group.value(),
+               at ? std::to_string(*at) : std::string("middle"));
+  RunSplit(
+      *router_, *map_, group, at, [this] { return NewSessionId(); },
+      [this, group, done = std::move(done), alive = alive_](Result<SplitResult> r) {
+        if (*alive) {
+          if (r.ok()) {
+            logger_.Info("event=split_done group={} child={} kept={}-{} moved={}-{}", group.value(),
+                         r->child.value(), r->kept.first, r->kept.last, r->moved.first,
+                         r->moved.last);
+          } else {
+            logger_.Info("event=split_failed group={} error=\"{}\"", group.value(),
+                         r.status().ToString());
+          }
+        }
+        done(std::move(r));
+      });
+  Kick();
 }
 
 // ---- leadership ----
@@ -917,6 +1107,8 @@ HostStatus GroupHost::GetStatus() const {
     gs.applied = r->state_machine().applied_index();
     gs.last_index = raft.log().LastIndex();
     gs.keys = r->state_machine().key_count();
+    gs.bytes = r->state_machine().keyspace().bytes();
+    gs.one_hot_slot = one_hot_slot_.contains(g);
     gs.quiesced = store_->quiesced(g);
     st.groups_quiesced += gs.quiesced ? 1 : 0;
     if (g != kMetaGroup) st.keys += gs.keys;

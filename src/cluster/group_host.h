@@ -48,11 +48,13 @@
 
 #include "cluster/logic/descriptors.h"
 #include "cluster/logic/layout.h"
+#include "cluster/logic/move.h"
 #include "cluster/logic/replica.h"
 #include "cluster/logic/request.h"
 #include "cluster/logic/router.h"
 #include "cluster/logic/shard.h"
 #include "cluster/logic/shard_map.h"
+#include "cluster/logic/split.h"
 #include "cluster/logic/store.h"
 #include "cluster/peer_wire.h"
 #include "common/address.h"
@@ -96,6 +98,9 @@ struct HostOptions {
   int64_t request_timeout_ms = 5000;
   uint64_t snapshot_entries = 10000;
   uint64_t state_flush_entries = 1000;  // see ReplicaOptions
+  // A shard led here whose keys and values hold more than this is split at the slot that
+  // halves its bytes (cluster/logic/split.h, DecideSizeSplit); 0 never.
+  uint64_t shard_max_bytes = 64ull << 20;
   // A learner whose match index is within this many entries of the leader's last index is
   // promoted to voter.
   uint64_t promote_lag_entries_max = 64;
@@ -125,7 +130,10 @@ struct GroupStatus {
   LogIndex applied;
   LogIndex last_index;
   uint64_t keys = 0;
+  uint64_t bytes = 0;     // of the keys and values (kv::Keyspace::bytes)
   bool quiesced = false;  // idle: not ticking (Store's quiescence)
+  // Over --shard-max-bytes with all of it in one slot: no split can divide it.
+  bool one_hot_slot = false;
 };
 
 // The node as /status shows it: the top-level role, term, indexes and members are those of the
@@ -165,6 +173,10 @@ struct HostCounters {
   std::atomic<uint64_t> request_retries{0};
   // Leadership hand-offs to a shard's preferred leader.
   std::atomic<uint64_t> leader_balance_transfers{0};
+  // Splits this node's replicas applied: new shards started here.
+  std::atomic<uint64_t> splits{0};
+  // Replicas destroyed here after they were removed from their group (a move, a removal).
+  std::atomic<uint64_t> replicas_removed{0};
   // Latency of each storage-thread write (fsync), the callback in nanoseconds.
   std::function<void(int64_t)> observe_sync_ns;
 };
@@ -220,6 +232,18 @@ class GroupHost final : public ReplicaObserver, public Router {
   // the change. kFailedPrecondition when the node is already (or is not) a member.
   void AddMember(NodeId id, const MemberAddress& address, std::function<void(Status)> done);
   void RemoveMember(NodeId id, std::function<void(Status)> done);
+  // Splits data shard `group` at slot `at` (the middle of its slots when nullopt), from any
+  // node (cluster/logic/split.h): `done` gets the halves, or the error (kInvalidArgument for a
+  // slot that does not split it or a one-slot shard, kNotFound for no such shard,
+  // kFailedPrecondition when the shard refused: it changed meanwhile, or its membership is).
+  void SplitShard(GroupId group, std::optional<uint16_t> at,
+                  std::function<void(Result<SplitResult>)> done);
+  // Moves shard `group`'s replica from node `from` to node `to` (cluster/logic/move.h), from any
+  // node: `done` gets OK once `to` is a voter and `from` no member (its replica then deletes
+  // itself and its data), or the error: kInvalidArgument (CheckMove's), kNotFound (no such
+  // shard, or `to` is no node of the cluster), kFailedPrecondition (a move of the shard is
+  // under way here), kTimeout (not done within two minutes; the steps taken stand).
+  void MoveShard(GroupId group, NodeId from, NodeId to, std::function<void(Status)> done);
   // Hands the leadership of every group this node leads to another voter (`to`, or each
   // group's most caught-up voter when kNoNode). The number of groups handed off.
   int TransferLeadership(NodeId to);
@@ -339,14 +363,37 @@ class GroupHost final : public ReplicaObserver, public Router {
   // Descriptors (docs/sharding.md): the meta shard holds each shard's under "shard/<group>" as
   // a versioned setting (its epoch the version). The epochs the meta shard was last seen to
   // hold; the groups whose descriptor this node is proposing; the session it proposes with.
-  std::map<GroupId, uint64_t> meta_epochs_;
+  HeldDescriptors meta_epochs_;  // the descriptors the meta shard holds, as last read
   bool meta_epochs_known_ = false;
   LogIndex meta_applied_learnt_;  // the meta replica's applied index at the last LearnDescriptors
   bool descriptors_due_ = false;  // a membership change applied since the last proposal round
   std::set<GroupId> proposing_descriptors_;
   // Takes the descriptors a meta shard's state machine holds (a replica's, or the values a
   // node without one fetched: name -> stored value), newer epochs replacing the map's.
-  void LearnDescriptors(const SettingFn& stored);
+  void LearnDescriptors(const std::map<std::string, std::string>& settings);
+  // Saves the map as this node's layout when it is clean.
+  void SaveLayout();
+  // Creates an empty replica of every shard that lists this node and has none here.
+  void JoinListedGroups();
+  // The shards this node's replicas split off since the last tick: the map learns both halves.
+  void LearnSplits();
+  // Every second: splits the shards led here that hold more than shard_max_bytes.
+  void MaybeSplitBySize();
+  // Every second: the next step of every move driven here (MoveShard).
+  void DriveMoves();
+  struct Move {
+    NodeId from;
+    NodeId to;
+    uint64_t deadline_tick = 0;
+    bool step_in_flight = false;
+    std::function<void(Status)> done;
+  };
+  std::map<GroupId, Move> moves_;
+  // Groups whose replica was destroyed here (removed from them), with the map's epoch then.
+  std::map<GroupId, uint64_t> destroyed_at_epoch_;
+  std::set<GroupId> size_splits_;                 // splits by size in flight
+  std::map<GroupId, uint64_t> split_retry_tick_;  // after a failed one: not before this tick
+  std::set<GroupId> one_hot_slot_;                // over the bound, all in one slot
   // Every group this node leads whose members differ from its descriptor (or whose descriptor
   // the meta shard does not hold yet) gets its new descriptor proposed to the meta shard.
   void ProposeDescriptors();

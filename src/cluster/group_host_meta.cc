@@ -1,6 +1,7 @@
 // GroupHost's part that concerns the meta shard's replicated state: the settings (requirepass)
 // a node without a meta replica fetches, and the shard descriptors every node learns from it
 // and the shards' leaders propose to it (docs/sharding.md, "Descriptors in the meta shard").
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <random>
@@ -51,7 +52,7 @@ void GroupHost::FetchReplicatedConfig() {
     if (!meta_epochs_known_ || meta->applied_index() != meta_applied_learnt_) {
       meta_applied_learnt_ = meta->applied_index();
       auto stored = [meta](const std::string& name) { return meta->config(name); };
-      LearnDescriptors(stored);
+      LearnDescriptors(SettingsWithPrefix(*meta, "shard/"));
       LearnNodeList(stored);
     }
     FollowNodeList();
@@ -63,8 +64,7 @@ void GroupHost::FetchReplicatedConfig() {
   ShardRequest req;
   req.type = ShardRequest::Type::kConfig;
   req.group = kMetaGroup;
-  req.args = {"requirepass", DescriptorSetting(kMetaGroup)};
-  for (GroupId g : DataShards()) req.args.push_back(DescriptorSetting(g));
+  req.args = {"requirepass", std::string(kDescriptorSettings)};
   for (NodeId n : KnownNodes()) req.args.push_back(NodeSetting(n));
   std::vector<std::string> names = req.args;
   Call(std::move(req), [this, names = std::move(names), alive = alive_](ShardResponse r) {
@@ -76,7 +76,7 @@ void GroupHost::FetchReplicatedConfig() {
     fetched_requirepass_ = values[0].value.value_or(std::string());
     const std::map<std::string, std::string> got = SettingsOf(names, r.reply);
     const SettingFn stored = SettingsIn(got);
-    LearnDescriptors(stored);
+    LearnDescriptors(got);
     LearnNodeList(stored);
     FollowNodeList();
   });
@@ -166,8 +166,8 @@ void GroupHost::ProposeMetaSetting(std::string name, std::string value,
   });
 }
 
-void GroupHost::LearnDescriptors(const SettingFn& stored) {
-  const LearnResult learnt = cluster::LearnDescriptors(*map_, stored, &meta_epochs_);
+void GroupHost::LearnDescriptors(const std::map<std::string, std::string>& settings) {
+  const LearnResult learnt = cluster::LearnDescriptors(*map_, settings, &meta_epochs_);
   for (const std::string& bad : learnt.bad) {
     logger_.Warn("event=bad_descriptor stored=\"{}\"", bad);
   }
@@ -177,9 +177,37 @@ void GroupHost::LearnDescriptors(const SettingFn& stored) {
   // A new cluster: the leaders seed the descriptors the meta shard does not hold yet.
   if (!meta_epochs_known_ || !learnt.all_held) descriptors_due_ = true;
   meta_epochs_known_ = true;
-  if (!learnt.updated.empty()) {
-    const Status s = db_->PutMeta(kLayoutMeta, EncodeLayout(map_->layout()));
-    if (!s.ok()) logger_.Warn("event=layout_not_saved error=\"{}\"", s.ToString());
+  if (!learnt.updated.empty()) SaveLayout();
+  JoinListedGroups();
+}
+
+void GroupHost::SaveLayout() {
+  // A half-learnt change (a split's parent without its new shard) is not saved: the meta shard
+  // gives the rest within a second, and a restart reads each group's own slots from its state.
+  if (!map_->clean()) return;
+  const Status s = db_->PutMeta(kLayoutMeta, EncodeLayout(map_->layout()));
+  if (!s.ok()) logger_.Warn("event=layout_not_saved error=\"{}\"", s.ToString());
+}
+
+void GroupHost::JoinListedGroups() {
+  // A shard that lists this node and that it holds no replica of (a split it missed, having
+  // been behind or down): an empty replica, which its leader's snapshot fills. Never between a
+  // round's start and end (the Store refuses); tried again at the next read.
+  if (store_->round_in_flight()) return;
+  for (const ShardDescriptor& d : map_->layout().shards) {
+    if (store_->HasGroup(d.group)) continue;
+    if (auto it = destroyed_at_epoch_.find(d.group);
+        it != destroyed_at_epoch_.end() && d.epoch <= it->second) {
+      continue;  // destroyed here since; only a newer descriptor that lists it brings it back
+    }
+    const bool listed =
+        std::find(d.voters.begin(), d.voters.end(), opts_.id) != d.voters.end() ||
+        std::find(d.learners.begin(), d.learners.end(), opts_.id) != d.learners.end();
+    if (!listed) continue;
+    const Status s =
+        store_->AddGroup(d.group, storage::StateSpan::Slots(d.first_slot, d.last_slot), {});
+    logger_.Info("event=replica_created group={} slots={}-{} result=\"{}\"", d.group.value(),
+                 d.first_slot, d.last_slot, s.ToString());
   }
 }
 

@@ -22,4 +22,17 @@ uint16_t Crc16(std::string_view bytes);
 // The slot of `key` (see the file comment).
 uint16_t KeySlot(std::string_view key);
 
+// A contiguous range of slots, both ends included: what a shard owns, or the slots of a
+// command's keys.
+struct SlotRange {
+  uint16_t first = 0;
+  uint16_t last = kSlotCount - 1;
+
+  bool Contains(uint16_t slot) const { return slot >= first && slot <= last; }
+  bool Contains(const SlotRange& r) const { return r.first >= first && r.last <= last; }
+  bool Overlaps(const SlotRange& r) const { return r.first <= last && first <= r.last; }
+  uint32_t size() const { return uint32_t{last} - first + 1; }
+  bool operator==(const SlotRange&) const = default;
+};
+
 }  // namespace synod

@@ -47,6 +47,8 @@ std::string_view ReplyCodeMessage(ReplyCode code) {
       return "session expired: start a new client session";
     case ReplyCode::kBadCommand:
       return "malformed command";
+    case ReplyCode::kWrongShard:
+      return "the keys' slots moved to another shard; try again";
   }
   return "unknown reply code";
 }
@@ -82,6 +84,11 @@ void FillProto(const Command& cmd, pb::Command* m) {
     w->set_version(version.value());
   }
   m->set_watch_index(cmd.watch_index.value());
+  if (cmd.slots) {
+    m->set_has_slots(true);
+    m->set_slot_first(cmd.slots->first);
+    m->set_slot_last(cmd.slots->last);
+  }
 }
 
 void FillCommand(pb::Command* m, Command* cmd) {
@@ -99,6 +106,11 @@ void FillCommand(pb::Command* m, Command* cmd) {
     cmd->watches.emplace_back(std::move(*w.mutable_key()), LogIndex(w.version()));
   }
   cmd->watch_index = LogIndex(m->watch_index());
+  if (m->has_slots()) {
+    // Checked by DecodeCommand: within the slot space, first <= last.
+    cmd->slots =
+        SlotRange{static_cast<uint16_t>(m->slot_first()), static_cast<uint16_t>(m->slot_last())};
+  }
 }
 
 }  // namespace
@@ -150,6 +162,9 @@ Result<Command> DecodeCommand(std::string_view data) {
   }
   if (m.op() == pb::OP_REDIS && m.args_size() == 0) {
     return Status::InvalidArgument("kv command: a Redis command without a name");
+  }
+  if (m.has_slots() && (m.slot_first() > m.slot_last() || m.slot_last() >= kSlotCount)) {
+    return Status::InvalidArgument("kv command: a slot range outside the slot space");
   }
   Command cmd;
   FillCommand(&m, &cmd);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/ids.h"
+#include "common/slot.h"
 #include "common/status.h"
 
 namespace synod::kv {
@@ -73,6 +74,11 @@ struct Command {
   // BATCH only (EXEC after WATCH): keys with the version they had at watch_index.
   std::vector<std::pair<std::string, LogIndex>> watches;
   LogIndex watch_index;
+  // The slots of the command's keys (of a batch's sub-commands too), as the node that routed
+  // it computed them; nullopt for a command without keys. A state machine that owns a slot
+  // range applies only commands whose slots lie in it (else kWrongShard): a command routed by
+  // a map from before a split never lands in the shard that gave those slots away.
+  std::optional<SlotRange> slots;
 
   bool operator==(const Command&) const = default;
 };
@@ -87,8 +93,11 @@ enum class ReplyCode : uint8_t {
   kStaleRequest = 4,    // seq is below the client's latest applied seq
   kSessionExpired = 5,  // the client's session was evicted (or never existed) and seq > 1
   kBadCommand = 6,      // the entry did not decode, or the command violates its own rules
+  // The command's slots are not (all) this shard's: it was routed by a stale map (the shard
+  // split since). Nothing was applied; the router learns the new layout and sends it on.
+  kWrongShard = 7,
 };
-inline constexpr uint8_t kReplyCodeMax = 6;
+inline constexpr uint8_t kReplyCodeMax = 7;
 
 // The Redis-style message for a code ("" for kOk). Stable: clients may see and match it.
 std::string_view ReplyCodeMessage(ReplyCode code);

@@ -99,6 +99,7 @@ Keyspace::Keyspace(const Keyspace& o)
       tombstone_floor_(o.tombstone_floor_),
       flush_index_(o.flush_index_),
       index_(o.index_),
+      bytes_(o.bytes_),
       touched_(o.touched_) {
   RebuildIndex();
 }
@@ -171,6 +172,7 @@ Value& Keyspace::Put(std::string_view key, std::string bytes, int64_t expire_ms)
     DropTombstone(key);  // only a key that is not stored can have one
     it = map_.emplace_hint(map_.lower_bound(ref), Key{pos, std::string(key)}, Value{});
     lookup_.emplace(KeyRef{pos, it->first.bytes}, it);
+    bytes_ += key.size();
   }
   Replace(key, it->second, std::move(bytes), expire_ms);
   return it->second;
@@ -180,13 +182,17 @@ void Keyspace::Replace(std::string_view key, Value& v, std::string bytes, int64_
   SYNOD_ASSERT(expire_ms >= 0);
   Touch(key, &v);
   IndexExpiry(key, v.expire_ms, expire_ms);
+  bytes_ += bytes.size();
+  bytes_ -= v.bytes.size();
   v.bytes = std::move(bytes);
   v.expire_ms = expire_ms;
   v.version = index_;
 }
 
-void Keyspace::Modified(std::string_view key, Value& v) {
+void Keyspace::Modified(std::string_view key, Value& v, size_t old_size) {
   Touch(key, &v);
+  bytes_ += v.bytes.size();
+  bytes_ -= old_size;
   v.version = index_;
 }
 
@@ -194,7 +200,7 @@ void Keyspace::SetExpire(std::string_view key, Value& v, int64_t expire_ms) {
   SYNOD_ASSERT(expire_ms >= 0);
   IndexExpiry(key, v.expire_ms, expire_ms);
   v.expire_ms = expire_ms;
-  Modified(key, v);
+  Modified(key, v, v.bytes.size());
 }
 
 bool Keyspace::Erase(std::string_view key) {
@@ -203,6 +209,7 @@ bool Keyspace::Erase(std::string_view key) {
   const Map::iterator it = found->second;
   Touch(key, nullptr);
   IndexExpiry(key, it->second.expire_ms, 0);
+  bytes_ -= key.size() + it->second.bytes.size();
   lookup_.erase(found);  // before the node its key views
   map_.erase(it);
   AddTombstone(key);
@@ -214,18 +221,61 @@ void Keyspace::Clear() {
   for (const auto& [k, idx] : tombstones_) Touch(k, nullptr);
   lookup_.clear();
   map_.clear();
+  bytes_ = 0;
   expiry_.clear();
   tombstones_.clear();
   tombstone_order_.clear();
   flush_index_ = index_;
 }
 
+Keyspace Keyspace::SplitOff(uint16_t first_slot) {
+  Keyspace out(tombstones_max_);
+  out.tombstone_floor_ = tombstone_floor_;
+  out.flush_index_ = flush_index_;
+  out.index_ = index_;
+  // The keys of the moved slots are the map's tail (positions begin with the slot).
+  auto from = map_.lower_bound(KeyRef{static_cast<uint64_t>(first_slot) << 50, {}});
+  while (from != map_.end()) {
+    auto next = std::next(from);
+    lookup_.erase(KeyRef{from->first.pos, from->first.bytes});
+    auto node = map_.extract(from);
+    const std::string& key = node.key().bytes;
+    if (node.mapped().expire_ms != 0) {
+      expiry_.erase(std::pair<int64_t, std::string>(node.mapped().expire_ms, key));
+      out.expiry_.emplace(node.mapped().expire_ms, key);
+    }
+    const uint64_t size = key.size() + node.mapped().bytes.size();
+    bytes_ -= size;
+    out.bytes_ += size;
+    // Keys come in ascending order: each goes at the end of the new map.
+    auto it = out.map_.insert(out.map_.end(), std::move(node));
+    out.lookup_.emplace(KeyRef{it->first.pos, it->first.bytes}, it);
+    from = next;
+  }
+  for (auto t = tombstones_.begin(); t != tombstones_.end();) {
+    if (KeySlot(t->first) < first_slot) {
+      ++t;
+      continue;
+    }
+    tombstone_order_.erase(std::pair<LogIndex, std::string>(t->second, t->first));
+    out.tombstone_order_.emplace(t->second, t->first);
+    out.tombstones_.emplace(t->first, t->second);
+    t = tombstones_.erase(t);
+  }
+  return out;
+}
+
 bool Keyspace::LoadValue(std::string key, Value v) {
   if (tombstones_.count(key) != 0) return false;
   const uint64_t pos = KeyPosition(key);
-  IndexExpiry(key, 0, v.expire_ms);
+  const uint64_t size = key.size() + v.bytes.size();
+  const int64_t expire_ms = v.expire_ms;
   auto [it, inserted] = map_.emplace(Key{pos, std::move(key)}, std::move(v));
-  if (inserted) lookup_.emplace(KeyRef{pos, it->first.bytes}, it);
+  if (inserted) {
+    IndexExpiry(it->first.bytes, 0, expire_ms);
+    lookup_.emplace(KeyRef{pos, it->first.bytes}, it);
+    bytes_ += size;
+  }
   return inserted;
 }
 

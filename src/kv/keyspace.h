@@ -119,6 +119,9 @@ class Keyspace {
   const Map& map() const { return map_; }
   // Keys stored, expired ones not yet deleted included (what Redis's DBSIZE counts).
   size_t size() const { return map_.size(); }
+  // The bytes of the keys and values stored (expired ones not yet deleted included; not the
+  // tombstones, expiry times or indexes): what a shard's size is judged by (splits by size).
+  uint64_t bytes() const { return bytes_; }
   size_t expires_count() const { return expiry_.size(); }
   size_t tombstone_count() const { return tombstones_.size(); }
   // The WATCH version of key at now_ms: its version when live; when absent, the index of the
@@ -142,14 +145,20 @@ class Keyspace {
   Value& Put(std::string_view key, std::string bytes, int64_t expire_ms);
   // Put for a key whose live value the caller holds (from FindForWrite): no second lookup.
   void Replace(std::string_view key, Value& v, std::string bytes, int64_t expire_ms);
-  // Stamps a value changed in place (bytes or nothing) with the current index.
-  void Modified(std::string_view key, Value& v);
+  // Stamps a value changed in place with the current index; `old_size` is the size its bytes had
+  // before the change (for bytes()).
+  void Modified(std::string_view key, Value& v, size_t old_size);
   // Changes v's expiry (0 = persistent) and stamps it.
   void SetExpire(std::string_view key, Value& v, int64_t expire_ms);
   // Deletes key (live or expired). Returns whether it was stored.
   bool Erase(std::string_view key);
   // Deletes every key (FLUSHALL). Records flush_index instead of one tombstone per key.
   void Clear();
+  // A split: moves every key (and tombstone) whose slot is first_slot or above into the
+  // keyspace returned, which keeps this one's tombstone floor, flush index and bound. Neither
+  // keyspace records the move as a change (the stored records stay where they are: under their
+  // slot, which the other shard reads now). O(keys moved + tombstones) plus log n per key.
+  Keyspace SplitOff(uint16_t first_slot);
 
   // ---- restore ----
 
@@ -210,6 +219,7 @@ class Keyspace {
   LogIndex tombstone_floor_;
   LogIndex flush_index_;
   LogIndex index_;
+  uint64_t bytes_ = 0;  // see bytes()
   TouchedMap* touched_ = nullptr;
 };
 

@@ -220,9 +220,10 @@ TEST(KeyspaceTest, EveryChangeIsStampedWithTheCurrentIndex) {
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(w->version, LogIndex(4));  // looking is not changing
   w->bytes += "2";
-  ks.Modified("k", *w);
+  ks.Modified("k", *w, 1);
   EXPECT_EQ(ks.FindRaw("k")->version, LogIndex(7));
   EXPECT_EQ(ks.FindRaw("k")->bytes, "12");
+  EXPECT_EQ(ks.bytes(), 3u);  // "k" and "12"
   ks.set_index(LogIndex(9));
   ks.SetExpire("k", *w, 5000);
   EXPECT_EQ(ks.FindRaw("k")->version, LogIndex(9));
@@ -413,6 +414,56 @@ TEST(KeyspaceRecordTest, CorruptRecordsAreRejected) {
       EXPECT_NE(r->value, v);
     }
   }
+}
+
+}  // namespace
+}  // namespace synod::kv
+
+namespace synod::kv {
+namespace {
+
+// bytes() follows every change: puts, in-place changes, expiry, erases, a flush, a split, a
+// reload; and always equals the sum over what is stored.
+TEST(KeyspaceBytesTest, BytesCountKeysAndValuesThroughEveryKindOfChange) {
+  Keyspace ks;
+  auto sum = [&ks] {
+    uint64_t n = 0;
+    for (const auto& [k, v] : ks.map()) n += k.bytes.size() + v.bytes.size();
+    return n;
+  };
+  ks.set_index(LogIndex(1));
+  ks.Put("a", "xyz", 0);
+  ks.Put("bb", "", 0);
+  EXPECT_EQ(ks.bytes(), 6u);
+  ks.Put("a", "longer value", 0);  // replaced
+  EXPECT_EQ(ks.bytes(), sum());
+  Value* v = ks.FindForWrite("bb", 0);
+  ASSERT_NE(v, nullptr);
+  const size_t was = v->bytes.size();
+  v->bytes += "appended";
+  ks.Modified("bb", *v, was);
+  EXPECT_EQ(ks.bytes(), sum());
+  ks.SetExpire("bb", *v, 10);
+  EXPECT_EQ(ks.bytes(), sum());
+  EXPECT_EQ(ks.FindForWrite("bb", 20), nullptr);  // expired: deleted
+  EXPECT_EQ(ks.bytes(), sum());
+  for (int i = 0; i < 200; ++i) ks.Put("key" + std::to_string(i), std::string(i, 'v'), 0);
+  EXPECT_EQ(ks.bytes(), sum());
+  EXPECT_TRUE(ks.Erase("key7"));
+  EXPECT_EQ(ks.bytes(), sum());
+  Keyspace right = ks.SplitOff(8192);
+  EXPECT_EQ(ks.bytes(), sum());
+  uint64_t right_sum = 0;
+  for (const auto& [k, val] : right.map()) right_sum += k.bytes.size() + val.bytes.size();
+  EXPECT_EQ(right.bytes(), right_sum);
+  EXPECT_GT(right.bytes(), 0u);
+  Keyspace copy(ks);
+  EXPECT_EQ(copy.bytes(), ks.bytes());
+  Keyspace loaded;
+  for (const auto& [k, val] : ks.map()) ASSERT_TRUE(loaded.LoadValue(k.bytes, val));
+  EXPECT_EQ(loaded.bytes(), ks.bytes());
+  ks.Clear();
+  EXPECT_EQ(ks.bytes(), 0u);
 }
 
 }  // namespace

@@ -322,8 +322,9 @@ Reply IncrDecr(Keyspace& ks, const std::string& key, int64_t incr, const ExecCon
   if (v == nullptr) {
     ks.Put(key, std::move(text), 0);
   } else {
+    const size_t was = v->bytes.size();
     v->bytes = std::move(text);
-    ks.Modified(key, *v);
+    ks.Modified(key, *v, was);
   }
   return Reply::Int(result);
 }
@@ -373,8 +374,9 @@ Reply IncrByFloat(Keyspace& ks, const Args& argv, const ExecContext& ctx) {
   if (v == nullptr) {
     ks.Put(argv[1], text, 0);
   } else {
+    const size_t was = v->bytes.size();
     v->bytes = text;
-    ks.Modified(argv[1], *v);  // keeps the TTL, as Redis's dbReplaceValue
+    ks.Modified(argv[1], *v, was);  // keeps the TTL, as Redis's dbReplaceValue
   }
   return Reply::Bulk(std::move(text));
 }
@@ -391,8 +393,9 @@ Reply Append(Keyspace& ks, const Args& argv, const ExecContext& ctx) {
     return Reply::Int(static_cast<int64_t>(argv[2].size()));
   }
   if (v->bytes.size() + argv[2].size() > ctx.value_bytes_max) return TooLarge();
+  const size_t was = v->bytes.size();
   v->bytes += argv[2];
-  ks.Modified(argv[1], *v);  // Redis signals the key even for an empty suffix
+  ks.Modified(argv[1], *v, was);  // Redis signals the key even for an empty suffix
   return Reply::Int(static_cast<int64_t>(v->bytes.size()));
 }
 
@@ -438,9 +441,10 @@ Reply SetRange(Keyspace& ks, const Args& argv, const ExecContext& ctx) {
     ks.Put(argv[1], std::move(bytes), 0);
     return Reply::Int(static_cast<int64_t>(off + patch.size()));
   }
+  const size_t was = v->bytes.size();
   if (v->bytes.size() < off + patch.size()) v->bytes.resize(off + patch.size(), '\0');
   v->bytes.replace(off, patch.size(), patch);
-  ks.Modified(argv[1], *v);
+  ks.Modified(argv[1], *v, was);
   return Reply::Int(static_cast<int64_t>(v->bytes.size()));
 }
 

@@ -124,6 +124,11 @@ pb::StateMeta MetaToProto(const internal::State& state) {
   m.set_tombstone_floor(state.keys.tombstone_floor().value());
   m.set_flush_index(state.keys.flush_index().value());
   for (const auto& [k, v] : state.config) (*m.mutable_config())[k] = v;
+  if (state.range) {
+    m.set_has_range(true);
+    m.set_range_first(state.range->first);
+    m.set_range_last(state.range->last);
+  }
   return m;
 }
 
@@ -131,6 +136,15 @@ void MetaFromProto(const pb::StateMeta& m, internal::State* state) {
   state->clock_ms = m.clock_ms();
   state->keys.LoadMeta(LogIndex(m.tombstone_floor()), LogIndex(m.flush_index()));
   for (const auto& [k, v] : m.config()) state->config.emplace(k, v);
+  // Out-of-space values are clamped rather than trusted (MetaRangeValid says whether).
+  if (m.has_range()) {
+    state->range = SlotRange{static_cast<uint16_t>(std::min<uint32_t>(m.range_first(), 16383)),
+                             static_cast<uint16_t>(std::min<uint32_t>(m.range_last(), 16383))};
+  }
+}
+
+bool MetaRangeValid(const pb::StateMeta& m) {
+  return !m.has_range() || (m.range_first() <= m.range_last() && m.range_last() < kSlotCount);
 }
 
 // Values in keyspace order, then tombstones in key order.
@@ -143,6 +157,9 @@ Status ReadEntries(RecordReader& reader, uint64_t count, const Options& options,
     if (!reader.Next(&m)) return Status::Corruption("kv snapshot: bad entry record");
     if (m.key().size() > options.key_bytes_max || m.value().size() > options.value_bytes_max) {
       return Status::InvalidArgument("kv snapshot: key or value above this machine's bounds");
+    }
+    if (state->range && !state->range->Contains(KeySlot(m.key()))) {
+      return Status::Corruption("kv snapshot: a key outside the shard's slots");
     }
     if (m.expire_ms() < 0 || m.version() > state->applied_index.value()) {
       return Status::Corruption("kv snapshot: an expiry or version out of range");
@@ -279,6 +296,7 @@ Status StateMachine::Restore(std::string_view snapshot) {
   internal::State next;
   next.keys = Keyspace(options_.tombstones_max);
   next.applied_index = LogIndex(header.applied_index());
+  if (!MetaRangeValid(header.meta())) return Status::Corruption("kv snapshot: bad slot range");
   MetaFromProto(header.meta(), &next);
   SYNOD_RETURN_IF_ERROR(ReadEntries(reader, header.entry_count(), options_, &next));
   SYNOD_RETURN_IF_ERROR(ReadSessions(reader, header.session_count(), &next));
@@ -321,6 +339,29 @@ Result<internal::Session> StateMachine::DecodeSession(std::string_view bytes) {
   return session;
 }
 
+Result<std::optional<SlotRange>> SnapshotRange(std::string_view snapshot) {
+  RecordReader reader(snapshot);
+  pb::SnapshotHeader header;
+  if (!reader.Next(&header) || !MetaRangeValid(header.meta())) {
+    return Status::Corruption("kv snapshot: bad header record");
+  }
+  internal::State s;
+  MetaFromProto(header.meta(), &s);
+  return s.range;
+}
+
+Result<std::optional<SlotRange>> MetaRange(std::string_view meta) {
+  if (meta.empty()) return std::optional<SlotRange>();
+  pb::StateMeta m;
+  if (meta.size() > INT_MAX || !m.ParseFromArray(meta.data(), static_cast<int>(meta.size())) ||
+      !MetaRangeValid(m)) {
+    return Status::Corruption("kv state: the meta record does not parse");
+  }
+  internal::State s;
+  MetaFromProto(m, &s);
+  return s.range;
+}
+
 std::string StateMachine::EncodeMeta() const {
   std::string out;
   const bool serialized = MetaToProto(state_).SerializeToString(&out);
@@ -347,6 +388,7 @@ Status StateMachine::LoadState(
     if (meta.size() > INT_MAX || !m.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) {
       return Status::Corruption("kv state: the meta record does not parse");
     }
+    if (!MetaRangeValid(m)) return Status::Corruption("kv state: bad slot range");
     MetaFromProto(m, &next);
   }
   std::string key;
@@ -356,6 +398,9 @@ Status StateMachine::LoadState(
     if (key.size() > options_.key_bytes_max) {
       return Status::InvalidArgument("kv state: key or value above this machine's bounds");
     }
+    // A record of a slot this shard does not own is another shard's (the store may have been
+    // read over a wider span than the shard has since a split): not ours to load.
+    if (next.range && !next.range->Contains(KeySlot(key))) continue;
     DecodedRecord record;
     if (legacy) {
       record.value.bytes = std::move(value);
@@ -450,6 +495,12 @@ uint64_t StateMachine::Digest() const {
     h.U64(index.value());
   }
   h.U64(state_.sessions.size());
+  // The range only when set, so that the digests of unsplit states stay what they were.
+  if (state_.range) {
+    h.String("range");
+    h.U64(state_.range->first);
+    h.U64(state_.range->last);
+  }
   for (const auto& [client_id, s] : state_.sessions) {
     h.U64(client_id);
     h.U64(s.seq);

@@ -193,11 +193,106 @@ Reply StateMachine::VersionedSet(const std::vector<std::string>& args) {
   return Reply::Int(1);
 }
 
+namespace {
+
+// A decimal u64 argument, or nullopt.
+std::optional<uint64_t> ParseU64(std::string_view v) {
+  uint64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (v.empty() || ec != std::errc() || p != v.data() + v.size()) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+Reply StateMachine::AllocateId(const std::vector<std::string>& args) {
+  if (args.size() != 3) return redis::WrongArity("config|allocid");
+  const std::optional<uint64_t> floor = ParseU64(args[2]);
+  if (!floor || *floor == UINT64_MAX) return Reply::Err("ERR floor is not an unsigned integer");
+  uint64_t current = 0;
+  if (auto it = state_.config.find(args[1]); it != state_.config.end()) {
+    current = ParseU64(it->second).value_or(0);
+  }
+  const uint64_t next = std::max(current, *floor) + 1;
+  if (next > static_cast<uint64_t>(INT64_MAX)) return Reply::Err("ERR ids exhausted");
+  state_.config.insert_or_assign(args[1], std::to_string(next));
+  return Reply::Int(static_cast<int64_t>(next));
+}
+
+void StateMachine::SetRange(SlotRange range) {
+  SYNOD_ASSERT(state_.keys.size() == 0 && state_.keys.tombstone_count() == 0);
+  state_.range = range;
+}
+
+Reply StateMachine::Split(const std::vector<std::string>& args) {
+  if (args.size() != 6) return redis::WrongArity("shard|split");
+  const std::optional<uint64_t> first = ParseU64(args[1]);
+  const std::optional<uint64_t> last = ParseU64(args[2]);
+  const std::optional<uint64_t> at = ParseU64(args[3]);
+  const std::optional<uint64_t> child = ParseU64(args[4]);
+  const std::optional<uint64_t> epoch = ParseU64(args[5]);
+  if (!first || !last || !at || !child || *child == 0 || !epoch) {
+    return Reply::Err("ERR split: malformed arguments");
+  }
+  if (!state_.range || state_.range->first != *first || state_.range->last != *last) {
+    return Reply::Err("ERR split: the shard does not own exactly slots " + args[1] + "-" + args[2] +
+                      " (a stale or repeated split)");
+  }
+  if (*at <= *first || *at > *last) {
+    return Reply::Err("ERR split: slot " + args[3] + " is not inside " + args[1] + "-" + args[2] +
+                      " (it would leave a side empty)");
+  }
+  if (!split_allowed_) {
+    return Reply::Err("ERR split: the shard's membership is changing; try again");
+  }
+  const auto at_slot = static_cast<uint16_t>(*at);
+  SplitOff out;
+  out.child = *child;
+  out.epoch = *epoch;
+  out.range = SlotRange{at_slot, state_.range->last};
+  out.index = state_.applied_index;
+  out.state.keys = state_.keys.SplitOff(at_slot);
+  out.state.sessions = state_.sessions;
+  out.state.session_order = state_.session_order;
+  out.state.applied_index = state_.applied_index;
+  out.state.clock_ms = state_.clock_ms;
+  out.state.config = state_.config;
+  out.state.range = out.range;
+  state_.range->last = static_cast<uint16_t>(at_slot - 1);
+  split_ = std::move(out);
+  return Reply::Ok();
+}
+
+std::optional<SplitOff> StateMachine::TakeSplit() { return std::exchange(split_, std::nullopt); }
+
+void StateMachine::Adopt(internal::State state) {
+  state_ = std::move(state);
+  state_.keys.set_touched(nullptr);
+  CheckInvariants();
+  changes_reset_ = false;
+  touched_keys_.clear();
+  touched_sessions_.clear();
+  changes_applied_ = state_.applied_index;
+  AttachTracking();
+}
+
+StateChanges StateMachine::SessionsAndMeta() const {
+  StateChanges out;
+  out.applied = state_.applied_index;
+  out.meta = EncodeMeta();
+  out.sessions.reserve(state_.sessions.size());
+  for (const auto& [id, session] : state_.sessions) {
+    out.sessions.emplace_back(id, EncodeSession(session));
+  }
+  return out;
+}
+
 // Replicated expiry: deletes the listed keys that are due by the entry's clock. Deterministic:
 // every replica holds the same expiry times and the same clock at this index.
 Reply StateMachine::Expire(const Command& cmd) {
   int64_t deleted = 0;
   for (const std::string& key : cmd.args) {
+    if (!Owns(KeySlot(key))) continue;  // proposed before a split gave its slot away
     const Value* v = state_.keys.FindRaw(key);
     if (v != nullptr && v->expire_ms != 0 && v->expire_ms <= state_.clock_ms) {
       state_.keys.Erase(key);
@@ -208,6 +303,10 @@ Reply StateMachine::Expire(const Command& cmd) {
 }
 
 Reply StateMachine::Execute(const Command& cmd) {
+  // Routed by a map from before a split: the slots are another shard's now.
+  if (cmd.slots && !Owns(*cmd.slots) && !options_.testing_bug_stale_route) {
+    return Reply::Error(ReplyCode::kWrongShard);
+  }
   if (cmd.op == Op::kBatch) return ExecuteBatch(cmd);
   if (cmd.op == Op::kRedis) {
     for (const std::string& a : cmd.args) {
@@ -224,6 +323,12 @@ Reply StateMachine::Execute(const Command& cmd) {
     }
     if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kVersionedSetCommand)) {
       return VersionedSet(cmd.args);
+    }
+    if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kAllocateIdCommand)) {
+      return AllocateId(cmd.args);
+    }
+    if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kSplitCommand)) {
+      return Split(cmd.args);
     }
     return ExecuteRedis(state_.keys, cmd.args, WriteContext());
   }
@@ -300,8 +405,9 @@ Reply StateMachine::Incr(const Command& cmd) {
   std::string text = FormatInt64(result);
   if (text.size() > options_.value_bytes_max) return Reply::Error(ReplyCode::kValueTooLarge);
   if (v != nullptr) {
+    const size_t was = v->bytes.size();
     v->bytes = std::move(text);
-    state_.keys.Modified(cmd.key, *v);
+    state_.keys.Modified(cmd.key, *v, was);
   } else {
     state_.keys.Put(cmd.key, std::move(text), 0);
   }
@@ -320,8 +426,9 @@ Reply StateMachine::Append(const Command& cmd) {
   if (v == nullptr) {
     v = &state_.keys.Put(cmd.key, cmd.value, 0);
   } else {
+    const size_t was = v->bytes.size();
     v->bytes.append(cmd.value);
-    state_.keys.Modified(cmd.key, *v);
+    state_.keys.Modified(cmd.key, *v, was);
   }
   Reply reply;
   reply.number = static_cast<int64_t>(v->bytes.size());

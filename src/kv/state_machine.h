@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <ranges>
 #include <set>
 #include <string>
 #include <string_view>
@@ -53,6 +54,9 @@ struct Options {
   // A planted bug for the simulator to catch: a retried command is applied again instead of
   // answered from its session. Never set outside tests.
   bool testing_bug_no_dedup = false;
+  // A planted bug: commands are applied whatever their slots (no kWrongShard), so a write
+  // routed by a map from before a split lands in the shard that gave its slot away.
+  bool testing_bug_stale_route = false;
   // Tombstones of deleted keys kept for WATCH (see keyspace.h). REQUIRES: >= 1.
   size_t tombstones_max = Keyspace::kTombstonesMax;
 };
@@ -82,6 +86,9 @@ struct State {
   int64_t clock_ms = 0;
   // Replicated settings (CONFIG SET of a replicated parameter, e.g. requirepass).
   std::map<std::string, std::string, std::less<>> config;
+  // A data shard's slots: it applies and serves only keys in them (see StateMachine::Owns).
+  // nullopt: any key (the meta shard; a state from before shards split).
+  std::optional<SlotRange> range;
 };
 
 }  // namespace internal
@@ -112,6 +119,34 @@ inline constexpr std::string_view kConfigSetCommand = "synod.config.set";
 inline constexpr std::string_view kVersionedSetCommand = "synod.config.setversioned";
 // A stored versioned setting's version and value; nullopt when it has not that form.
 std::optional<std::pair<uint64_t, std::string_view>> ParseVersioned(std::string_view stored);
+// A counter in the settings: {kAllocateIdCommand, name, floor} sets the setting `name` to
+// max(its value, floor) + 1 and replies that (an integer): ids that are distinct and above the
+// floor however many nodes ask at once (the meta shard's allocation of new shards' group ids).
+inline constexpr std::string_view kAllocateIdCommand = "synod.config.allocid";
+// A split (docs/sharding.md, "Splits"): {kSplitCommand, first, last, at, child, epoch} applies only
+// when the shard owns exactly first..last and first < at <= last; the shard then keeps
+// first..at-1, and the slots at..last with their keys, tombstones, a copy of every session and
+// of the other replicated state go to the new shard `child` (TakeSplit), as of this entry.
+// Replies OK, or an error when the shard's range is not first..last (a stale or repeated
+// split), `at` is outside it, or the split is not allowed now (set_split_allowed). `epoch` is
+// the proposer's: the epoch both halves' descriptors get (SplitOff::epoch), passed through.
+inline constexpr std::string_view kSplitCommand = "synod.shard.split";
+
+// The slot range a snapshot's state owns (nullopt: any), read from its header without
+// restoring it; kCorruption when the header does not parse.
+Result<std::optional<SlotRange>> SnapshotRange(std::string_view snapshot);
+// The same from a stored meta record (StateMachine::EncodeMeta); "" (a store from before meta
+// existed) owns any.
+Result<std::optional<SlotRange>> MetaRange(std::string_view meta);
+
+// The right half of a split, for the host to start the new shard from.
+struct SplitOff {
+  uint64_t child = 0;  // the new shard's group id
+  uint64_t epoch = 0;  // the epoch of both halves' descriptors (the split command's)
+  SlotRange range;     // its slots
+  LogIndex index;      // the split's entry in the parent's log: the child's state is as of it
+  internal::State state;
+};
 
 class StateMachine {
  public:
@@ -156,9 +191,36 @@ class StateMachine {
   int64_t clock_ms() const { return state_.clock_ms; }
   // A replicated setting, or nullopt.
   std::optional<std::string_view> config(std::string_view name) const;
+  // The replicated settings from the first named `from` or after it on, in name order.
+  std::ranges::subrange<std::map<std::string, std::string, std::less<>>::const_iterator>
+  config_from(std::string_view from) const {
+    return {state_.config.lower_bound(from), state_.config.end()};
+  }
   // The context a read at `now_ms` (the reader's clock) runs with: the later of it and the
   // logical clock, so a key the log already expired never reappears on a lagging replica.
   ExecContext ReadContext(int64_t now_ms) const;
+
+  // The slots this state machine owns (nullopt: any). A command whose declared slots
+  // (Command::slots) lie outside them is refused with kWrongShard and changes nothing; a read
+  // must check Owns before it serves a key (RedisRead does).
+  const std::optional<SlotRange>& range() const { return state_.range; }
+  bool Owns(uint16_t slot) const { return !state_.range || state_.range->Contains(slot); }
+  bool Owns(const SlotRange& slots) const { return !state_.range || state_.range->Contains(slots); }
+  // Sets the slots of a new shard's empty state (its bootstrap image). REQUIRES: no key held.
+  void SetRange(SlotRange range);
+  // Whether an applied split may happen: the host clears it while its group's membership is
+  // joint (the new shard could not start from a joint configuration). The same on every
+  // replica at every index, as the configuration is.
+  void set_split_allowed(bool allowed) { split_allowed_ = allowed; }
+  // The right half of the split applied last, once (nullopt when none since the last call).
+  std::optional<SplitOff> TakeSplit();
+  // Replaces the whole state by a split's right half (a new shard's replica), recording no
+  // changes: the host stores what the parent did not (see SplitOff).
+  void Adopt(internal::State state);
+  // Every session and the meta record, as changes at the applied index (no data): what a host
+  // that keeps the state beside the log writes for an adopted split half, whose keys it holds
+  // already under their slots.
+  StateChanges SessionsAndMeta() const;
 
   // The index of the last entry applied (or restored), 0 initially.
   LogIndex applied_index() const { return state_.applied_index; }
@@ -222,6 +284,8 @@ class StateMachine {
   Reply Expire(const Command& cmd);
   Reply ConfigSet(const std::vector<std::string>& args);
   Reply VersionedSet(const std::vector<std::string>& args);
+  Reply AllocateId(const std::vector<std::string>& args);
+  Reply Split(const std::vector<std::string>& args);
   ExecContext WriteContext() const;
   Reply ApplyInSession(LogIndex index, const Command& cmd);
   void TouchSession(uint64_t client_id, internal::Session& session, LogIndex index);
@@ -250,6 +314,8 @@ class StateMachine {
   Keyspace::TouchedMap touched_keys_;
   std::set<uint64_t> touched_sessions_;
   LogIndex changes_applied_;  // applied_index() at the last TakeChanges
+  bool split_allowed_ = true;
+  std::optional<SplitOff> split_;  // see TakeSplit
 };
 
 }  // namespace synod::kv

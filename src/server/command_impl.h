@@ -30,7 +30,13 @@ void WriteKvReply(const kv::Reply& r, resp::ReplyWriter& w);
 // the shard is led; `done` gets the outcome. Retries once, transparently, after
 // kSessionExpired (nothing was applied).
 using WriteDone = std::function<void(const Status&, const kv::Reply&)>;
-void ShardWrite(CommandCall& call, GroupId shard, kv::Command cmd, WriteDone done);
+// `slots`: those of the command's keys (SlotsOf), by which the router sends it on when a split
+// moved them; nullopt for a command aimed at the shard itself (FLUSHALL).
+void ShardWrite(CommandCall& call, GroupId shard, kv::Command cmd, WriteDone done,
+                std::optional<SlotRange> slots = std::nullopt);
+// The slots (first..last) of the keys of argv at `positions`; nullopt when there are none.
+std::optional<SlotRange> SlotsOf(const std::vector<std::string>& argv,
+                                 const std::vector<size_t>& positions);
 // The data shards a keyless read covers (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO keyspace): every
 // shard, as one Redis server's would; with --cluster-redirects, only those this node leads, as a
 // Redis Cluster master's (cluster clients send these to every master and combine the answers).
@@ -38,11 +44,13 @@ std::vector<GroupId> KeylessShards(const ServerContext& ctx);
 // ShardWrite, with failures answered as Redis errors and `done` turning the applied reply into
 // RESP.
 void SubmitWrite(CommandCall& call, GroupId shard, kv::Command cmd, ReplySink sink,
-                 std::function<void(const kv::Reply&, ReplySink&)> done);
+                 std::function<void(const kv::Reply&, ReplySink&)> done,
+                 std::optional<SlotRange> slots = std::nullopt);
 // Runs the Redis read `argv` on `shard` at a linearizable point (or on a local replica after
 // READONLY); failures are answered as Redis errors.
 void SubmitRead(CommandCall& call, GroupId shard, std::vector<std::string> argv, ReplySink sink,
-                std::function<void(const kv::Reply&, ReplySink&)> done);
+                std::function<void(const kv::Reply&, ReplySink&)> done,
+                std::optional<SlotRange> slots = std::nullopt);
 // Inside MULTI: the error a command gets when its keys are not all in the transaction's shard
 // (CROSSSLOT), or nullopt (the transaction's shard is then set). A command without keys fits
 // only a cluster of one data shard.

@@ -295,6 +295,7 @@ void SlotKeysRead(CommandCall& call, ReplySink sink, uint16_t slot, int64_t max,
   cluster::ShardRequest req;
   req.type = cluster::ShardRequest::Type::kSlotKeys;
   req.group = call.ctx.router->ShardOfSlot(slot);
+  req.slots = SlotRange{slot, slot};
   req.index = LogIndex(slot);
   req.random = static_cast<uint64_t>(std::max<int64_t>(0, max));
   if (count) req.args = {"count"};

@@ -110,11 +110,12 @@ namespace {
 // The error a command gets when its keys are in more than one shard and it must be atomic.
 constexpr char kCrossSlot[] = "CROSSSLOT Keys in request don't hash to the same slot";
 
-cluster::ShardRequest ReadRequest(const Connection& c, GroupId group,
-                                  std::vector<std::string> argv) {
+cluster::ShardRequest ReadRequest(const Connection& c, GroupId group, std::vector<std::string> argv,
+                                  std::optional<SlotRange> slots = std::nullopt) {
   cluster::ShardRequest req;
   req.type = cluster::ShardRequest::Type::kRead;
   req.group = group;
+  req.slots = slots;
   req.args = std::move(argv);
   req.mode = ModeOf(c);
   req.now_ms = env::WallNowMs();
@@ -125,9 +126,10 @@ cluster::ShardRequest ReadRequest(const Connection& c, GroupId group,
 // Runs the Redis read `argv` on `group`; `done` gets the outcome (OK and the reply, or the
 // Redis error text).
 void ShardRead(CommandCall& call, GroupId group, std::vector<std::string> argv,
-               std::function<void(const Status&, const kv::Reply&)> done) {
+               std::function<void(const Status&, const kv::Reply&)> done,
+               std::optional<SlotRange> slots = std::nullopt) {
   call.ctx.router->Call(
-      ReadRequest(call.conn, group, std::move(argv)),
+      ReadRequest(call.conn, group, std::move(argv), slots),
       [done = std::move(done)](cluster::ShardResponse r) { done(r.status, r.reply); });
 }
 
@@ -182,24 +184,37 @@ bool NameIs(const std::vector<std::string>& argv, std::string_view name) {
 
 }  // namespace
 
-void ShardWrite(CommandCall& call, GroupId group, kv::Command cmd, WriteDone done) {
+std::optional<SlotRange> SlotsOf(const std::vector<std::string>& argv,
+                                 const std::vector<size_t>& positions) {
+  std::optional<SlotRange> out;
+  for (size_t p : positions) {
+    const uint16_t s = KeySlot(argv[p]);
+    out = out ? SlotRange{std::min(out->first, s), std::max(out->last, s)} : SlotRange{s, s};
+  }
+  return out;
+}
+
+void ShardWrite(CommandCall& call, GroupId group, kv::Command cmd, WriteDone done,
+                std::optional<SlotRange> slots) {
   struct Attempt {
     cluster::Router* router;
     GroupId group;
     std::weak_ptr<Connection> conn;
     kv::Command cmd;
     WriteDone done;
+    std::optional<SlotRange> slots;
     bool retried = false;
     cluster::ShardRequest Request() const {
       cluster::ShardRequest req;
       req.type = cluster::ShardRequest::Type::kWrite;
       req.group = group;
+      req.slots = slots;
       req.command = cmd;
       return req;
     }
   };
-  auto a = std::make_shared<Attempt>(
-      Attempt{call.ctx.router, group, call.conn.weak_from_this(), std::move(cmd), std::move(done)});
+  auto a = std::make_shared<Attempt>(Attempt{call.ctx.router, group, call.conn.weak_from_this(),
+                                             std::move(cmd), std::move(done), slots});
   a->cmd.client_id = call.conn.SessionFor(group);
   a->cmd.seq = call.conn.NextSeq(group);
   auto on_reply = std::make_shared<cluster::ResponseFn>();
@@ -231,27 +246,33 @@ void ShardWrite(CommandCall& call, GroupId group, kv::Command cmd, WriteDone don
 }
 
 void SubmitWrite(CommandCall& call, GroupId group, kv::Command cmd, ReplySink sink,
-                 std::function<void(const kv::Reply&, ReplySink&)> done) {
+                 std::function<void(const kv::Reply&, ReplySink&)> done,
+                 std::optional<SlotRange> slots) {
   auto shared = std::make_shared<ReplySink>(std::move(sink));
-  ShardWrite(call, group, std::move(cmd),
-             [shared, done = std::move(done)](const Status& s, const kv::Reply& r) {
-               if (!s.ok()) return shared->Error(RedisErrorFor(s, /*write=*/true));
-               if (!r.ok()) return shared->Error(KvError(r));
-               done(r, *shared);
-             });
+  ShardWrite(
+      call, group, std::move(cmd),
+      [shared, done = std::move(done)](const Status& s, const kv::Reply& r) {
+        if (!s.ok()) return shared->Error(RedisErrorFor(s, /*write=*/true));
+        if (!r.ok()) return shared->Error(KvError(r));
+        done(r, *shared);
+      },
+      slots);
 }
 
 void SubmitRead(CommandCall& call, GroupId group, std::vector<std::string> argv, ReplySink sink,
-                std::function<void(const kv::Reply&, ReplySink&)> done) {
+                std::function<void(const kv::Reply&, ReplySink&)> done,
+                std::optional<SlotRange> slots) {
   auto shared = std::make_shared<ReplySink>(std::move(sink));
-  ShardRead(call, group, std::move(argv),
-            [shared, done = std::move(done)](const Status& s, const kv::Reply& r) {
-              if (!s.ok()) {
-                shared->Error(RedisErrorFor(s, /*write=*/false));
-              } else {
-                done(r, *shared);
-              }
-            });
+  ShardRead(
+      call, group, std::move(argv),
+      [shared, done = std::move(done)](const Status& s, const kv::Reply& r) {
+        if (!s.ok()) {
+          shared->Error(RedisErrorFor(s, /*write=*/false));
+        } else {
+          done(r, *shared);
+        }
+      },
+      slots);
 }
 
 std::optional<std::string> TransactionShardError(const ServerContext& ctx, const CommandSpec& spec,
@@ -267,6 +288,7 @@ std::optional<std::string> TransactionShardError(const ServerContext& ctx, const
   const GroupId g = shards.begin()->first;
   if (shards.size() > 1 || (tx.group != kNoGroup && tx.group != g)) return std::string(kCrossSlot);
   tx.group = g;
+  for (size_t p : positions) tx.AddSlot(KeySlot(argv[p]));
   return std::nullopt;
 }
 
@@ -443,15 +465,16 @@ void FanOut(CommandCall& call, ReplySink sink,
     std::vector<std::string> argv{call.argv[0]};
     for (size_t pos : p) argv.push_back(call.argv[pos]);
     auto slot = g->Slot(g, i++);
+    const std::optional<SlotRange> slots = SlotsOf(call.argv, p);
     if (!write) {
-      ShardRead(call, group, std::move(argv), slot);
+      ShardRead(call, group, std::move(argv), slot, slots);
       continue;
     }
     kv::Command cmd;
     cmd.op = kv::Op::kRedis;
     cmd.args = std::move(argv);
     cmd.now_ms = env::WallNowMs();
-    ShardWrite(call, group, std::move(cmd), slot);
+    ShardWrite(call, group, std::move(cmd), slot, slots);
   }
 }
 
@@ -472,8 +495,9 @@ void KvRead(CommandCall& call, ReplySink sink) {
   }
   const auto by_shard = KeysByShard(call.ctx, call.argv, positions);
   if (by_shard.size() == 1) {
+    const std::optional<SlotRange> slots = SlotsOf(call.argv, positions);
     return SubmitRead(call, by_shard.begin()->first, std::move(call.argv), std::move(sink),
-                      SendKvReply);
+                      SendKvReply, slots);
   }
   if (FansOut(call.argv)) return FanOut(call, std::move(sink), by_shard, /*write=*/false);
   sink.Error(kCrossSlot);
@@ -488,11 +512,12 @@ void KvWrite(CommandCall& call, ReplySink sink) {
     if (FansOut(call.argv)) return FanOut(call, std::move(sink), by_shard, /*write=*/true);
     return sink.Error(kCrossSlot);
   }
+  const std::optional<SlotRange> slots = SlotsOf(call.argv, positions);
   kv::Command cmd;
   cmd.op = kv::Op::kRedis;
   cmd.args = std::move(call.argv);
   cmd.now_ms = env::WallNowMs();
-  SubmitWrite(call, by_shard.begin()->first, std::move(cmd), std::move(sink), SendKvReply);
+  SubmitWrite(call, by_shard.begin()->first, std::move(cmd), std::move(sink), SendKvReply, slots);
 }
 
 // ---- transactions ----
@@ -526,6 +551,7 @@ void ExecNow(CommandCall& call, ReplySink sink) {
   const bool dirty = tx.dirty;
   const bool watch_failed = tx.watch_failed;
   const GroupId tx_group = tx.group;
+  const std::optional<SlotRange> tx_slots = tx.slots;
   kv::Command cmd;
   cmd.op = kv::Op::kBatch;
   cmd.now_ms = env::WallNowMs();
@@ -554,13 +580,16 @@ void ExecNow(CommandCall& call, ReplySink sink) {
   // Every key of the transaction is in this shard (TransactionShardError, Watch); one with no
   // key at all runs in the only shard there is.
   const GroupId group = tx_group != kNoGroup ? tx_group : call.ctx.router->DataShards().front();
-  SubmitWrite(call, group, std::move(cmd), std::move(sink), [](const kv::Reply& r, ReplySink& s) {
-    if (r.type == kv::ReplyType::kNone) {  // an empty batch that passed its watches
-      s.Send("*0\r\n");
-    } else {
-      SendKvReply(r, s);
-    }
-  });
+  SubmitWrite(
+      call, group, std::move(cmd), std::move(sink),
+      [](const kv::Reply& r, ReplySink& s) {
+        if (r.type == kv::ReplyType::kNone) {  // an empty batch that passed its watches
+          s.Send("*0\r\n");
+        } else {
+          SendKvReply(r, s);
+        }
+      },
+      tx_slots);
 }
 
 }  // namespace
@@ -593,9 +622,11 @@ void Watch(CommandCall& call, ReplySink sink) {
     return;
   }
   tx.group = group;
+  for (size_t p : positions) tx.AddSlot(KeySlot(call.argv[p]));
   cluster::ShardRequest req;
   req.type = cluster::ShardRequest::Type::kVersions;
   req.group = group;
+  req.slots = SlotsOf(call.argv, positions);
   req.args = keys;
   req.mode = ModeOf(call.conn);
   req.now_ms = env::WallNowMs();
@@ -628,7 +659,10 @@ void Unwatch(CommandCall& call, ReplySink sink) {
   tx.watches.clear();
   tx.watch_failed = false;
   tx.watch_index = LogIndex();
-  if (!tx.active) tx.group = GroupId();  // inside MULTI the queued commands keep their shard
+  if (!tx.active) {  // inside MULTI the queued commands keep their shard
+    tx.group = GroupId();
+    tx.slots.reset();
+  }
   sink.Ok();
 }
 

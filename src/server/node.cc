@@ -153,32 +153,9 @@ void Node::RegisterMetrics() {
   gauge("synod_raft_groups_quiesced",
         "Raft groups held here that are idle and stopped ticking (quiescence).",
         &p->groups_quiesced);
-  // The same figures per group held, labelled shard="<group id>" (the meta shard is 1).
-  for (const cluster::GroupStatus& g : host_->GetStatus().groups) {
-    auto& slot = p->by_group[g.group];
-    slot = std::make_unique<Published::Group>();
-    Published::Group* pg = slot.get();
-    const admin::Labels shard = {{"shard", std::to_string(g.group.value())}};
-    auto per = [&r, &shard](const char* name, const char* help, std::atomic<uint64_t>* v) {
-      r.AddCallbackGauge(
-          name, help, [v] { return static_cast<double>(v->load()); }, shard);
-    };
-    per("synod_shard_raft_term", "Current Raft term of this node's replica of the shard.",
-        &pg->term);
-    per("synod_shard_raft_commit_index", "Highest log index this replica knows committed.",
-        &pg->commit);
-    per("synod_shard_raft_applied_index", "Highest log index this replica applied.", &pg->applied);
-    per("synod_shard_raft_last_index", "Last index in this replica's log.", &pg->last_index);
-    per("synod_shard_raft_leader_id", "The shard's leader this replica knows of (0: none).",
-        &pg->leader);
-    per("synod_shard_keys", "Keys in this replica of the shard.", &pg->keys);
-    r.AddCallbackGauge(
-        "synod_shard_raft_is_leader", "1 if this node leads the shard.",
-        [pg] { return pg->is_leader.load() ? 1.0 : 0.0; }, shard);
-    r.AddCallbackGauge(
-        "synod_shard_quiesced", "1 if the shard is idle here and stopped ticking.",
-        [pg] { return pg->quiesced.load() ? 1.0 : 0.0; }, shard);
-  }
+  // The same figures per group held, labelled shard="<group id>" (the meta shard is 1); a group
+  // that appears later (a split's new shard) gets them when the status is next published.
+  for (const cluster::GroupStatus& g : host_->GetStatus().groups) RegisterShardMetrics(g.group);
   r.AddCallbackGauge("synod_raft_is_leader",
                      "1 if this node leads the group /status reports (its first data shard).",
                      [p] { return p->is_leader.load() ? 1.0 : 0.0; });
@@ -202,6 +179,12 @@ void Node::RegisterMetrics() {
           &hc.request_retries);
   counter("synod_leader_balance_transfers_total",
           "Leadership hand-offs to a shard's preferred leader.", &hc.leader_balance_transfers);
+  counter("synod_replicas_destroyed_total",
+          "Replicas destroyed here, with their data, after their group removed this node.",
+          &hc.replicas_removed);
+  counter("synod_shard_splits_total",
+          "Shard splits this node's replicas applied (each started the new shard's replica here).",
+          &hc.splits);
   counter(
       "synod_peer_messages_dropped_total",
       "Peer messages dropped: undecodable, misaddressed, or for a group this node does not hold.",
@@ -250,6 +233,34 @@ admin::HttpResponse Node::OnCoreAsync(
   return future.get();
 }
 
+void Node::RegisterShardMetrics(GroupId group) {
+  Published* p = published_.get();
+  auto& r = registry_;
+  auto& slot = p->by_group[group];
+  if (slot) return;
+  slot = std::make_unique<Published::Group>();
+  Published::Group* pg = slot.get();
+  const admin::Labels shard = {{"shard", std::to_string(group.value())}};
+  auto per = [&r, &shard](const char* name, const char* help, std::atomic<uint64_t>* v) {
+    r.AddCallbackGauge(
+        name, help, [v] { return static_cast<double>(v->load()); }, shard);
+  };
+  per("synod_shard_raft_term", "Current Raft term of this node's replica of the shard.", &pg->term);
+  per("synod_shard_raft_commit_index", "Highest log index this replica knows committed.",
+      &pg->commit);
+  per("synod_shard_raft_applied_index", "Highest log index this replica applied.", &pg->applied);
+  per("synod_shard_raft_last_index", "Last index in this replica's log.", &pg->last_index);
+  per("synod_shard_raft_leader_id", "The shard's leader this replica knows of (0: none).",
+      &pg->leader);
+  per("synod_shard_keys", "Keys in this replica of the shard.", &pg->keys);
+  r.AddCallbackGauge(
+      "synod_shard_raft_is_leader", "1 if this node leads the shard.",
+      [pg] { return pg->is_leader.load() ? 1.0 : 0.0; }, shard);
+  r.AddCallbackGauge(
+      "synod_shard_quiesced", "1 if the shard is idle here and stopped ticking.",
+      [pg] { return pg->quiesced.load() ? 1.0 : 0.0; }, shard);
+}
+
 void Node::RegisterRoutes() {
   admin_->Handle("GET", "/metrics", admin::MetricsHandler(&registry_));
   admin_->Handle("GET", "/status", [this](const admin::HttpRequest&) {
@@ -264,6 +275,16 @@ void Node::RegisterRoutes() {
   admin_->Handle("POST", "/members/remove", [this, membership_ms](const admin::HttpRequest& req) {
     return OnCoreAsync([this, req](auto respond) { MembersRemove(req, std::move(respond)); },
                        membership_ms);
+  });
+  // A split: the new shard's id from the meta shard, then the split through the shard's log.
+  const int64_t split_ms = 2 * opts_.host.request_timeout_ms + 3000;
+  admin_->Handle("POST", "/shards/split", [this, split_ms](const admin::HttpRequest& req) {
+    return OnCoreAsync([this, req](auto respond) { ShardSplit(req, std::move(respond)); },
+                       split_ms);
+  });
+  // A move: the target added as a learner, promoted once caught up, then the source removed.
+  admin_->Handle("POST", "/shards/move", [this](const admin::HttpRequest& req) {
+    return OnCoreAsync([this, req](auto respond) { ShardMove(req, std::move(respond)); }, 130'000);
   });
   admin_->Handle("POST", "/transfer", [this](const admin::HttpRequest& req) {
     return OnCore([this, req] { return Transfer(req); });
@@ -298,8 +319,11 @@ admin::HttpResponse Node::StatusJson() {
     auto h = held.find(s.desc.group);
     if (h != held.end()) {
       shard["keys"] = h->second->keys;
+      shard["bytes"] = h->second->bytes;
       shard["applied"] = h->second->applied.value();
       shard["role"] = h->second->role;
+      // Over --shard-max-bytes with all of it in one slot: no split can divide it.
+      if (h->second->one_hot_slot) shard["note"] = "one hot slot: cannot split further";
     }
     shards.push_back(std::move(shard));
   }
@@ -313,6 +337,7 @@ admin::HttpResponse Node::StatusJson() {
                       {"applied", g.applied.value()},
                       {"last_index", g.last_index.value()},
                       {"keys", g.keys},
+                      {"bytes", g.bytes},
                       {"quiesced", g.quiesced}});
   }
   // The node list as the meta shard holds it (every node's registered addresses).
@@ -408,6 +433,48 @@ void Node::MembersRemove(const admin::HttpRequest& req, Respond respond) {
   });
 }
 
+void Node::ShardSplit(const admin::HttpRequest& req, Respond respond) {
+  auto get = [&req](const char* k) -> std::optional<std::string> {
+    auto it = req.params.find(k);
+    if (it == req.params.end()) return std::nullopt;
+    return it->second;
+  };
+  uint64_t id = 0;
+  std::optional<uint16_t> at;
+  try {
+    id = std::stoull(get("id").value_or(""));
+    if (auto a = get("at")) {
+      const uint64_t v = std::stoull(*a);
+      if (v >= kSlotCount) throw std::out_of_range("slot");
+      at = static_cast<uint16_t>(v);
+    }
+  } catch (...) {
+    return respond(JsonError(400, "id must be a shard's group id and at a slot (0-16383)"));
+  }
+  host_->SplitShard(GroupId(id), at, [id, respond](Result<cluster::SplitResult> r) {
+    if (!r.ok()) return respond(JsonError(HttpStatusFor(r.status()), r.status().ToString()));
+    respond(Json(200, {{"split", id},
+                       {"new_shard", r->child.value()},
+                       {"kept", fmt::format("{}-{}", r->kept.first, r->kept.last)},
+                       {"moved", fmt::format("{}-{}", r->moved.first, r->moved.last)}}));
+  });
+}
+
+void Node::ShardMove(const admin::HttpRequest& req, Respond respond) {
+  uint64_t id = 0, from = 0, to = 0;
+  try {
+    id = std::stoull(req.params.at("id"));
+    from = std::stoull(req.params.at("from"));
+    to = std::stoull(req.params.at("to"));
+  } catch (...) {
+    return respond(JsonError(400, "id, from and to must be a shard's group id and two node ids"));
+  }
+  host_->MoveShard(GroupId(id), NodeId(from), NodeId(to), [id, from, to, respond](Status s) {
+    if (!s.ok()) return respond(JsonError(HttpStatusFor(s), s.ToString()));
+    respond(Json(200, {{"moved", id}, {"from", from}, {"to", to}}));
+  });
+}
+
 // Hands the leadership of every group this node leads to `to` (or to each group's most
 // caught-up voter).
 admin::HttpResponse Node::Transfer(const admin::HttpRequest& req) {
@@ -487,7 +554,10 @@ void Node::Run() {
     published_->groups_quiesced = static_cast<uint64_t>(st.groups_quiesced);
     for (const cluster::GroupStatus& g : st.groups) {
       auto it = published_->by_group.find(g.group);
-      if (it == published_->by_group.end()) continue;
+      if (it == published_->by_group.end()) {
+        RegisterShardMetrics(g.group);
+        it = published_->by_group.find(g.group);
+      }
       Published::Group& pg = *it->second;
       pg.term = g.term.value();
       pg.commit = g.commit.value();

@@ -56,6 +56,8 @@ class Node {
  private:
   Node(NodeOptions opts, Logger logger);
   void RegisterMetrics();
+  // The per-shard gauges of `group` (once; a split's new shard gets them when it appears).
+  void RegisterShardMetrics(GroupId group);
   void RegisterRoutes();
   void BeginShutdown();
   void ShutdownStep(int64_t deadline_ns);
@@ -64,6 +66,8 @@ class Node {
   void MembersAdd(const admin::HttpRequest& req, Respond respond);
   void MembersRemove(const admin::HttpRequest& req, Respond respond);
   admin::HttpResponse Transfer(const admin::HttpRequest& req);
+  void ShardSplit(const admin::HttpRequest& req, Respond respond);
+  void ShardMove(const admin::HttpRequest& req, Respond respond);
   admin::HttpResponse Partition(const admin::HttpRequest& req);
   admin::HttpResponse DiskFault(const admin::HttpRequest& req);
   admin::HttpResponse NotLeader();

@@ -124,6 +124,12 @@ struct Transaction {
   // The one shard every watched and queued key belongs to (kNoGroup until the first key):
   // a transaction is atomic within a shard.
   GroupId group;
+  // The slots of those keys (first..last): EXEC is routed by them.
+  std::optional<SlotRange> slots;
+  void AddSlot(uint16_t slot) {
+    slots = slots ? SlotRange{std::min(slots->first, slot), std::max(slots->last, slot)}
+                  : SlotRange{slot, slot};
+  }
 
   // Ends the transaction and forgets the watches (EXEC, DISCARD).
   void Reset() {
@@ -134,6 +140,7 @@ struct Transaction {
     watch_index = LogIndex();
     watch_failed = false;
     group = GroupId();
+    slots.reset();
   }
 };
 

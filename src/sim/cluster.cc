@@ -199,6 +199,7 @@ Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
     ro.hosted_wait_ticks = 2 * opts_.replica.raft.election_ticks;
     // A new range of request ids per incarnation (RouterOptions::first_request_id).
     ro.first_request_id = (n.incarnation + 1) << 32;
+    ro.testing_bug_stale_route = opts_.replica.kv.testing_bug_stale_route;
     n.router = std::make_unique<cluster::RequestRouter>(
         ro, n.map.get(), n.store.get(), n.request_out.get(),
         logger_.With("node=" + std::to_string(n.id.value()) + " "));
@@ -240,6 +241,7 @@ void SimCluster::ScheduleTick(Node& n) {
         if (opts_.quiesce_after_ticks > 0 && n.ticks % beat_every == 0) BeatAndWatchPeers(n);
         if (n.router) n.router->Tick(loop_->now());
         // Every second, and after a membership change, as the real node does.
+        if (n.router && n.ticks % 100 == 50) MaybeSplitBySize(n);
         if (n.router && (n.ticks % 100 == 0 || std::exchange(n.descriptors_due, false))) {
           SyncDescriptors(n);
         }
@@ -297,9 +299,12 @@ void SimCluster::AfterFsync(Node& n, std::function<void(Node&)> done) {
 }
 
 void SimCluster::PumpStore(Node& n) {
+  TakeSplits(n);
   OpenWanted(n);
   while (n.up && !n.paused && n.store->HasWork()) {
-    if (!n.store->BeginRound()) continue;
+    const bool write = n.store->BeginRound();
+    TakeSplits(n);
+    if (!write) continue;
     // As the real node's storage thread: the round's node write is taken now and written when
     // the fsync completes; only then may the groups act on it. A crash before may lose it.
     SYNOD_ASSERT(!n.write_in_flight);

@@ -91,6 +91,9 @@ struct ClusterOptions {
   int shards = 0;
   int replicas = 3;
   int64_t request_timeout_ms = 1000;  // sharded: the routers' request timeout
+  // Sharded: the planted bug "stale-route" (kv::Options::testing_bug_stale_route and the
+  // routers' RouterOptions::testing_bug_stale_route): requests served whatever their epoch
+  // and slots. Set with replica.kv.testing_bug_stale_route.
 };
 
 class SimCluster final : public cluster::ReplicaObserver {
@@ -138,6 +141,19 @@ class SimCluster final : public cluster::ReplicaObserver {
   // gets an empty replica of the group first (it waits for the leader's snapshot).
   Status ProposeConfChange(NodeId via, GroupId group, const raft::ConfChange& cc);
   Status TransferLeadership(NodeId via, GroupId group, NodeId to);
+  // Sharded: splits a data shard through node `via` (cluster/logic/split.h) at a slot drawn
+  // from `rng`, of a shard drawn from those the node's map holds with more than one slot.
+  // Returns false when there was nothing to split or the node is down.
+  bool SplitSomeShard(NodeId via, env::Random& rng);
+  // Sharded: every node splits the shards it leads that hold more than `max_bytes` (as the real
+  // node's --shard-max-bytes, cluster/logic/split.h DecideSizeSplit), until `max_new` shards
+  // were made by splits. 0 bytes: never.
+  void SetSplitBySize(uint64_t max_bytes, size_t max_new) {
+    split_max_bytes_ = max_bytes;
+    split_by_size_max_ = max_new;
+  }
+  uint64_t splits_requested() const { return splits_requested_; }
+  uint64_t splits_done() const { return splits_done_; }
 
   // Queries.
   std::vector<NodeId> AllIds() const;
@@ -182,6 +198,8 @@ class SimCluster final : public cluster::ReplicaObserver {
   uint64_t quiesce_notices() const { return quiesce_notices_; }
   // Sharded: requests one node's router sent another (forwarded hops).
   uint64_t requests_forwarded() const { return requests_forwarded_; }
+  // Sharded: new shards started by splits (on any node, counted once per shard).
+  size_t split_groups() const { return split_groups_.size(); }
   // A running hash of everything that happened (messages, applies, faults): equal for two
   // runs of one seed.
   uint64_t trace_hash() const { return trace_hash_; }
@@ -270,8 +288,18 @@ class SimCluster final : public cluster::ReplicaObserver {
   void CheckDigest(NodeId id, GroupId group, const kv::StateMachine& sm);
   void CheckLeaderCompleteness(NodeId leader, GroupId group, Term term);
   void CheckCommittedElectionSafe(GroupId group);
-  // Sharded: every key `cmd` touches lies in `group`'s slot range.
+  // Sharded: every key `cmd` touches lies in the slots `group`'s replica on node `id` owns as
+  // it applies it (its replicated range: the same on every replica at every index).
   void CheckOwnership(NodeId id, GroupId group, const kv::Command& cmd);
+  // Sharded: node `n` splits what it leads that is over SetSplitBySize's bound.
+  void MaybeSplitBySize(Node& n);
+  // Sharded: the replicas node `n` destroyed since the last call (removed from their group), and
+  // the splits its replicas applied: its map learns both
+  // halves, it is to hold the new shard, and the checks start following the new shard.
+  void TakeSplits(Node& n);
+  // Sharded, at the end: the shards' ranges (each as its most advanced replica holds it)
+  // cover every slot exactly once.
+  void CheckSlotsPartitioned();
 
   EventLoop* loop_;
   env::Random* rng_;
@@ -299,6 +327,13 @@ class SimCluster final : public cluster::ReplicaObserver {
   uint64_t quiesce_notices_ = 0;
   uint64_t requests_forwarded_ = 0;
   uint64_t descriptor_sessions_ = 0;  // sessions of the nodes' descriptor proposals, counted
+  // Sharded: the groups splits created, and the splits asked for and done.
+  std::set<GroupId> split_groups_;
+  uint64_t splits_requested_ = 0;
+  uint64_t splits_done_ = 0;
+  uint64_t split_sessions_ = 0;
+  uint64_t split_max_bytes_ = 0;
+  size_t split_by_size_max_ = 0;
   uint64_t trace_hash_ = 0xcbf29ce484222325ull;
 };
 

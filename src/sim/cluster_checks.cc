@@ -4,6 +4,7 @@
 
 #include "common/assert.h"
 #include "common/slot.h"
+#include "kv/redis.h"
 #include "kv/state_machine.h"
 #include "sim/cluster.h"
 #include "sim/cluster_node.h"
@@ -100,23 +101,68 @@ void SimCluster::OnApply(NodeId id, GroupId group, const raft::Entry& e) {
 }
 
 void SimCluster::CheckOwnership(NodeId id, GroupId group, const kv::Command& cmd) {
-  const cluster::ShardDescriptor* d = layout_->meta.group == group ? &layout_->meta : nullptr;
-  for (const cluster::ShardDescriptor& s : layout_->shards) {
-    if (s.group == group) d = &s;
+  // Before the entry is applied: the range the replica owned at the entry's index.
+  const cluster::Replica* r = ReplicaOf(node(id), group);
+  if (r == nullptr || group == cluster::kMetaGroup) return;
+  const std::optional<SlotRange>& range = r->state_machine().range();
+  if (!range) return;
+  // A split's own entry touches no key; a command the shard refuses (kWrongShard) is applied
+  // as a refusal: what matters is that no key outside the range changes, which the digests of
+  // the shard that owns it check. So: a command whose declared slots are outside is refused;
+  // one that declares none must touch only keys inside.
+  if (cmd.slots && !range->Contains(*cmd.slots) && !opts_.replica.kv.testing_bug_stale_route) {
+    return;  // refused whole by the state machine (kWrongShard)
   }
-  if (d == nullptr || d->group == cluster::kMetaGroup) return;  // the meta shard: no data keys
   std::vector<std::string> keys;
   KeysOf(cmd, &keys);
-  if (cmd.op == kv::Op::kExpire) keys.insert(keys.end(), cmd.args.begin(), cmd.args.end());
+  if (cmd.op == kv::Op::kExpire) return;  // skips what it does not own (StateMachine::Expire)
+  if (cmd.op == kv::Op::kRedis && !cmd.args.empty() &&
+      kv::redis::EqualsIgnoreCase(cmd.args[0], kv::kSplitCommand)) {
+    return;
+  }
   for (const std::string& k : keys) {
     const uint16_t slot = KeySlot(k);
-    if (!d->Covers(slot)) {
+    if (!range->Contains(slot)) {
       Violate(
           fmt::format("slot ownership: node {} applied a command on key '{}' (slot {}) in "
-                      "group {}, whose descriptor (epoch {}) covers slots {}-{}",
-                      id.value(), k, slot, group.value(), d->epoch, d->first_slot, d->last_slot));
+                      "group {}, which owns slots {}-{} at index {}",
+                      id.value(), k, slot, group.value(), range->first, range->last,
+                      r->state_machine().applied_index().value() + 1));
       return;
     }
+  }
+}
+
+void SimCluster::CheckSlotsPartitioned() {
+  if (!sharded()) return;
+  std::vector<std::pair<SlotRange, GroupId>> ranges;
+  for (GroupId group : Groups()) {
+    if (group == cluster::kMetaGroup) continue;
+    const cluster::Replica* best = nullptr;
+    for (const auto& [id, n] : nodes_) {
+      const cluster::Replica* r = n->up ? ReplicaOf(*n, group) : nullptr;
+      if (r == nullptr || !r->IsMember()) continue;
+      if (best == nullptr ||
+          r->state_machine().applied_index() > best->state_machine().applied_index()) {
+        best = r;
+      }
+    }
+    if (best == nullptr || !best->state_machine().range()) continue;
+    ranges.push_back({*best->state_machine().range(), group});
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const auto& a, const auto& b) { return a.first.first < b.first.first; });
+  uint32_t next = 0;
+  for (const auto& [range, group] : ranges) {
+    if (range.first != next) {
+      return Violate(fmt::format("slots partitioned: group {} owns slots {}-{}, but slot {} {}",
+                                 group.value(), range.first, range.last, next,
+                                 range.first > next ? "has no shard" : "has two shards"));
+    }
+    next = uint32_t{range.last} + 1;
+  }
+  if (next != kSlotCount) {
+    Violate(fmt::format("slots partitioned: slots {}-16383 have no shard", next));
   }
 }
 
@@ -373,5 +419,6 @@ void SimCluster::CheckConverged() {
       }
     }
   }
+  CheckSlotsPartitioned();
 }
 }  // namespace synod::sim

@@ -55,9 +55,10 @@ struct SimCluster::Node {
   // proposals in flight, the session they go in, a read in flight, and a membership change
   // applied since the last proposals.
   std::optional<cluster::Layout> saved_layout;  // the map as last learnt (survives crashes)
-  std::map<GroupId, uint64_t> meta_epochs;
+  cluster::HeldDescriptors meta_epochs;
   bool meta_epochs_known = false;
   std::set<GroupId> proposing;
+  std::set<GroupId> size_splits;  // splits by size in flight
   bool fetching = false;
   bool descriptors_due = false;
   bool started = false;  // ever booted (its disk holds a log)

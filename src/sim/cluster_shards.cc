@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "cluster/logic/split.h"
 #include "common/assert.h"
 #include "common/slot.h"
 #include "kv/state_machine.h"
@@ -16,10 +17,12 @@ void SimCluster::OpenWanted(Node& n) {
   if (!sharded() || !n.store || n.store->round_in_flight()) return;
   for (GroupId g : n.wanted) {
     if (n.store->HasGroup(g)) continue;
+    // A group without a descriptor here (a split's new shard with records, after a restart
+    // that read an older layout) reads its own slots from its stored state.
     const cluster::ShardDescriptor* d = n.map->Find(g);
-    SYNOD_ASSERT(d != nullptr);
-    const storage::StateSpan span = g == cluster::kMetaGroup
-                                        ? storage::StateSpan::Group()
+    const storage::StateSpan span = g == cluster::kMetaGroup ? storage::StateSpan::Group()
+                                    : d == nullptr
+                                        ? storage::StateSpan::Slots(0, kSlotCount - 1)
                                         : storage::StateSpan::Slots(d->first_slot, d->last_slot);
     const Status added = n.store->AddGroup(g, span, {});
     if (!added.ok()) {
@@ -44,6 +47,8 @@ void SimCluster::SubmitRequest(NodeId id, const std::string& route_key, cluster:
   uint64_t inc = node(id).incarnation;
   auto cb = std::make_shared<std::function<void(cluster::ClientReply)>>(std::move(reply));
   req.group = GroupOfKey(route_key);
+  const uint16_t slot = KeySlot(route_key);
+  req.slots = SlotRange{slot, slot};  // the router sends it wherever the slot is now
   auto shared = std::make_shared<cluster::ShardRequest>(std::move(req));
   loop_->After(hop, [this, id, inc, shared, cb] {
     OnNode(
@@ -81,7 +86,11 @@ std::string RouteKeyOf(const kv::Command& cmd) {
 }  // namespace
 
 void SimCluster::Route(Node& n, kv::Command cmd, cluster::ReplyFn reply) {
-  const GroupId group = GroupOfKey(RouteKeyOf(cmd));
+  // The session is the key's shard's in the initial layout, as a connection keeps the session
+  // of the shard it first sent the key to; the router sends the command wherever the slot is
+  // now (a split moved it), in that session: the new shard has a copy of the parent's.
+  const std::string route_key = RouteKeyOf(cmd);
+  const GroupId group = GroupOfKey(route_key);
   if (cmd.client_id != 0) {
     ShardSession& ss = shard_sessions_[{cmd.client_id, group}];
     uint64_t shard_seq = 0;
@@ -105,6 +114,10 @@ void SimCluster::Route(Node& n, kv::Command cmd, cluster::ReplyFn reply) {
   cluster::ShardRequest req;
   req.type = cluster::ShardRequest::Type::kWrite;
   req.group = group;
+  if (!route_key.empty()) {
+    const uint16_t slot = KeySlot(route_key);
+    req.slots = SlotRange{slot, slot};
+  }
   req.command = std::move(cmd);
   n.router->Call(
       std::move(req),
@@ -140,7 +153,7 @@ void SimCluster::SendCall(NodeId from, NodeId to, uint64_t id, std::string bytes
 }
 
 void SimCluster::SyncDescriptors(Node& n) {
-  auto learn = [this](Node& n, const cluster::SettingFn& stored) {
+  auto learn = [this](Node& n, const std::map<std::string, std::string>& stored) {
     const cluster::LearnResult learnt = cluster::LearnDescriptors(*n.map, stored, &n.meta_epochs);
     if (!learnt.bad.empty()) {
       Violate("node " + std::to_string(n.id.value()) + " read a bad descriptor from the meta " +
@@ -149,23 +162,29 @@ void SimCluster::SyncDescriptors(Node& n) {
     for (const cluster::ShardDescriptor& d : learnt.updated) {
       Trace("descriptor " + std::to_string(n.id.value()) + " " + cluster::EncodeDescriptor(d));
     }
-    n.saved_layout = n.map->layout();  // as the real node saves it in its database
+    if (n.map->clean()) n.saved_layout = n.map->layout();  // as the real node saves it
     if (!n.meta_epochs_known || !learnt.all_held) n.descriptors_due = true;
     n.meta_epochs_known = true;
+    // A shard that lists this node and that it holds no replica of (a split it missed): an
+    // empty replica, which the shard's leader fills with a snapshot (GroupHost does the same).
+    for (const cluster::ShardDescriptor& d : n.map->layout().shards) {
+      const bool listed = std::find(d.voters.begin(), d.voters.end(), n.id) != d.voters.end() ||
+                          std::find(d.learners.begin(), d.learners.end(), n.id) != d.learners.end();
+      if (listed && split_groups_.contains(d.group)) n.wanted.insert(d.group);
+    }
   };
   const cluster::Replica* meta = ReplicaOf(n, cluster::kMetaGroup);
   if (meta != nullptr && meta->IsMember() && meta->raw_node().raft().lead() != kNoNode) {
     const kv::StateMachine& sm = meta->state_machine();
-    learn(n, [&sm](const std::string& name) { return sm.config(name); });
+    learn(n, cluster::SettingsWithPrefix(sm, "shard/"));
   } else if (!n.fetching) {
     // A node without a meta replica asks the meta shard (linearizably, through its router).
     cluster::ShardRequest req;
     req.type = cluster::ShardRequest::Type::kConfig;
     req.group = cluster::kMetaGroup;
-    req.args.push_back(cluster::DescriptorSetting(cluster::kMetaGroup));
-    for (const cluster::ShardDescriptor& d : layout_->shards) {
-      req.args.push_back(cluster::DescriptorSetting(d.group));
-    }
+    // Two names, so that the answer is an array of one answer per name (a single name's is
+    // that answer alone); the node's fetch asks for requirepass too.
+    req.args = {"requirepass", std::string(cluster::kDescriptorSettings)};
     n.fetching = true;
     n.router->Call(
         req,
@@ -177,7 +196,7 @@ void SimCluster::SyncDescriptors(Node& n) {
                         r.status.ToString(), r.reply.replies.size());
           if (!r.status.ok() || r.reply.replies.size() != names.size()) return;
           const std::map<std::string, std::string> got = cluster::SettingsOf(names, r.reply);
-          learn(n, cluster::SettingsIn(got));
+          learn(n, got);
         },
         loop_->now());
   }
@@ -205,6 +224,90 @@ void SimCluster::SyncDescriptors(Node& n) {
   }
 }
 
+void SimCluster::TakeSplits(Node& n) {
+  if (!sharded() || !n.store) return;
+  // Replicas destroyed after their group removed this node: no longer to be held (a later
+  // membership change that adds the node back wants the group again).
+  for (GroupId g : n.store->TakeRemovedGroups()) {
+    n.wanted.erase(g);
+    n.seen.erase(g);
+    Trace("destroyed " + std::to_string(n.id.value()) + " " + std::to_string(g.value()));
+  }
+  for (const cluster::StartedSplit& split : n.store->TakeStartedSplits()) {
+    for (const cluster::ShardDescriptor& d : cluster::LearnSplit(*n.map, split)) {
+      Trace("descriptor " + std::to_string(n.id.value()) + " " + cluster::EncodeDescriptor(d));
+    }
+    split_groups_.insert(split.child);
+    n.wanted.insert(split.child);
+    n.descriptors_due = true;
+    if (n.map->clean()) n.saved_layout = n.map->layout();  // as GroupHost::LearnSplits
+    // The new replica starts at the split's index: the checks follow it from there.
+    if (const cluster::Replica* r = ReplicaOf(n, split.child)) {
+      Seen& seen = n.seen[split.child];
+      if (seen.applied == LogIndex(0)) {
+        seen = Seen{};
+        seen.commit = r->raw_node().raft().log().committed();
+        seen.applied = r->raw_node().raft().log().applied();
+      }
+    }
+    Trace("split " + std::to_string(n.id.value()) + " " + std::to_string(split.parent.value()) +
+          " " + std::to_string(split.child.value()));
+  }
+}
+
+void SimCluster::MaybeSplitBySize(Node& n) {
+  if (!sharded() || split_max_bytes_ == 0 || !n.store || !n.router) return;
+  for (GroupId g : n.store->groups()) {
+    if (split_groups_.size() >= split_by_size_max_) return;
+    const cluster::Replica* r = n.store->replica(g);
+    if (g == cluster::kMetaGroup || n.size_splits.contains(g) || !r->IsMember() ||
+        r->raw_node().raft().role() != raft::Role::kLeader) {
+      continue;
+    }
+    const cluster::SizeSplit d = cluster::DecideSizeSplit(r->state_machine(), split_max_bytes_);
+    if (d.kind != cluster::SizeSplit::Kind::kSplit) continue;
+    ++splits_requested_;
+    n.size_splits.insert(g);
+    Trace("split-by-size " + std::to_string(n.id.value()) + " " + std::to_string(g.value()) + " " +
+          std::to_string(d.at));
+    cluster::RunSplit(
+        *n.router, *n.map, g, d.at,
+        [this, id = n.id] { return (uint64_t{3} << 60) | (id.value() << 40) | ++split_sessions_; },
+        [this, id = n.id, inc = n.incarnation, g](Result<cluster::SplitResult> r) {
+          if (r.ok()) ++splits_done_;
+          Node& n = node(id);
+          if (n.incarnation == inc) n.size_splits.erase(g);
+        });
+  }
+}
+
+bool SimCluster::SplitSomeShard(NodeId via, env::Random& rng) {
+  if (!sharded()) return false;
+  Node& n = node(via);
+  if (!n.up || n.paused || !n.router) return false;
+  std::vector<const cluster::ShardDescriptor*> splittable;
+  for (const cluster::ShardDescriptor& d : n.map->layout().shards) {
+    if (d.last_slot > d.first_slot) splittable.push_back(&d);
+  }
+  if (splittable.empty()) return false;
+  const cluster::ShardDescriptor& d = *splittable[rng.Uniform(splittable.size())];
+  const auto at =
+      static_cast<uint16_t>(d.first_slot + 1 + rng.Uniform(uint64_t{d.last_slot} - d.first_slot));
+  ++splits_requested_;
+  Trace("split-request " + std::to_string(via.value()) + " " + std::to_string(d.group.value()) +
+        " " + std::to_string(at));
+  cluster::RunSplit(
+      *n.router, *n.map, d.group, at,
+      [this, via] { return (uint64_t{3} << 60) | (via.value() << 40) | ++split_sessions_; },
+      [this, via, group = d.group](Result<cluster::SplitResult> r) {
+        if (r.ok()) ++splits_done_;
+        logger_.Debug("event=split_result node={} group={} status=\"{}\"", via.value(),
+                      group.value(), r.ok() ? "OK" : r.status().ToString());
+      });
+  Pump(n);
+  return true;
+}
+
 bool SimCluster::DescriptorsConverged(std::string* why) const {
   if (!sharded()) return true;
   for (GroupId group : Groups()) {
@@ -217,15 +320,19 @@ bool SimCluster::DescriptorsConverged(std::string* why) const {
     const std::set<NodeId> voter_set = cfg.voters.Ids();
     const std::vector<NodeId> voters(voter_set.begin(), voter_set.end());
     const std::vector<NodeId> learners(cfg.learners.begin(), cfg.learners.end());
+    const std::optional<SlotRange>& range = ReplicaOf(*leader, group)->state_machine().range();
     for (const auto& [id, n] : nodes_) {
       if (!n->up || n->map == nullptr || Failed(id)) continue;
       const cluster::ShardDescriptor* d = n->map->Find(group);
-      if (d == nullptr || !cluster::SameMembers(*d, voters, learners)) {
+      const bool same_slots = d == nullptr || group == cluster::kMetaGroup || !range ||
+                              (d->first_slot == range->first && d->last_slot == range->last);
+      if (d == nullptr || !cluster::SameMembers(*d, voters, learners) || !same_slots) {
         if (why != nullptr) {
           *why = fmt::format(
-              "node {} holds the descriptor \"{}\" of group {}, whose members are {} (the "
-              "node {} the meta shard's epochs{}{})",
+              "node {} holds the descriptor \"{}\" of group {}, whose members are {} and slots "
+              "{} (the node {} the meta shard's epochs{}{})",
               id.value(), d ? cluster::EncodeDescriptor(*d) : "none", group.value(), cfg.ToString(),
+              range ? fmt::format("{}-{}", range->first, range->last) : "any",
               n->meta_epochs_known ? "read" : "has not read",
               n->fetching ? ", a read in flight" : "",
               ReplicaOf(*n, cluster::kMetaGroup) != nullptr
@@ -249,6 +356,7 @@ std::vector<GroupId> SimCluster::Groups() const {
   if (!sharded()) return {opts_.replica.group};
   std::vector<GroupId> out{layout_->meta.group};
   for (const cluster::ShardDescriptor& d : layout_->shards) out.push_back(d.group);
+  out.insert(out.end(), split_groups_.begin(), split_groups_.end());
   std::sort(out.begin(), out.end());
   return out;
 }

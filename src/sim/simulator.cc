@@ -389,6 +389,15 @@ void ApplyBug(const std::string& bug, Knobs& k) {
   if (bug == "ack-before-fsync") k.cluster.replica.bugs.ack_before_fsync = true;
   if (bug == "commit-old-term") k.cluster.replica.raft.testing_bug_commit_old_term = true;
   if (bug == "no-dedup") k.cluster.replica.kv.testing_bug_no_dedup = true;
+  if (bug == "stale-route") {
+    // Served from a stale slot map: it takes a sharded cluster whose shards split.
+    k.cluster.replica.kv.testing_bug_stale_route = true;
+    if (k.cluster.shards == 0) {
+      k.cluster.shards = 4;
+      k.cluster.node_storage = true;
+      k.cluster.request_timeout_ms = 1000;
+    }
+  }
 }
 
 // Runs the loop until `pred` holds or `limit_ns` of virtual time passed.
@@ -445,7 +454,7 @@ std::string FaultsToString(uint32_t faults) {
 
 const std::vector<std::string>& KnownBugs() {
   static const std::vector<std::string> bugs = {"stale-read", "commit-old-term", "ack-before-fsync",
-                                                "no-dedup"};
+                                                "no-dedup", "stale-route"};
   return bugs;
 }
 
@@ -454,6 +463,7 @@ std::string ReproCommand(const SimOptions& o) {
       fmt::format("synod sim --seeds {} --nodes {} --faults {} --duration {}s", o.seed, o.nodes,
                   FaultsToString(o.faults), static_cast<double>(o.duration_ns) / kSecond);
   if (o.shards >= 0) s += " --shards " + std::to_string(o.shards);
+  if (o.splits >= 0) s += " --splits " + std::to_string(o.splits);
   if (!o.bug.empty()) s += " --bug " + o.bug;
   return s;
 }
@@ -488,12 +498,42 @@ SimResult RunSimulation(const SimOptions& o) {
                         workload.RecordFlush(client, call_ns, return_ns);
                       });
   auto idle = [&] { return workload.Idle() && redis.Idle(); };
+  // Splits draw from their own stream (forked last), so that a seed's other draws stay what
+  // they were before splits existed.
+  env::Random split_rng = rng.Fork();
+  int splits = o.splits;
+  if (splits < 0) {
+    splits =
+        cluster.sharded() && split_rng.Chance(0.5) ? static_cast<int>(split_rng.Range(1, 8)) : 0;
+  }
+  if (o.bug == "stale-route" && splits == 0) splits = 8;
+  if (!cluster.sharded()) splits = 0;
+  res.knobs += " splits=" + std::to_string(splits);
+  // Half of the splitting seeds split by size too: shards over a small bound split where their
+  // bytes halve (the real node's --shard-max-bytes), as clients write.
+  if (splits > 0 && o.bug.empty() && split_rng.Chance(0.5)) {
+    const uint64_t max_bytes = static_cast<uint64_t>(split_rng.Range(100, 3000));
+    cluster.SetSplitBySize(max_bytes, static_cast<size_t>(splits) * 2);
+    res.knobs += " shard_max_bytes=" + std::to_string(max_bytes);
+  }
+  std::function<void()> schedule_split = [&] {
+    loop.After(split_rng.Range(200 * kMilli, 1500 * kMilli), [&] {
+      if (loop.now() >= o.duration_ns ||
+          cluster.splits_requested() >= static_cast<uint64_t>(splits)) {
+        return;
+      }
+      std::vector<NodeId> up = cluster.UpIds();
+      if (!up.empty()) (void)cluster.SplitSomeShard(up[split_rng.Uniform(up.size())], split_rng);
+      schedule_split();
+    });
+  };
 
   loop.SetAfterEvent([&] { cluster.CheckAfterEvent(); });
   cluster.Start();
   workload.Start(o.duration_ns);
   redis.Start(o.duration_ns);
   faults.Start(o.duration_ns);
+  if (splits > 0) schedule_split();
   uint64_t events = RunWhile(loop, cluster, o.duration_ns, [] { return false; });
 
   // Heal, settle, and read everything back.
@@ -525,6 +565,7 @@ SimResult RunSimulation(const SimOptions& o) {
   res.expiry_applies = cluster.expiry_applies();
   res.quiesce_notices = cluster.quiesce_notices();
   res.requests_forwarded = cluster.requests_forwarded();
+  res.splits = cluster.split_groups();
   res.faults_injected = faults.injected();
   res.history = workload.history();
   res.trace_hash = cluster.trace_hash();

@@ -46,6 +46,9 @@ struct SimOptions {
   // Data shards: -1 drawn per seed (half the node-storage seeds are sharded), 0 one group
   // holding every slot, N >= 1 N shards plus the meta shard (forces the node storage).
   int shards = -1;
+  // Splits in a sharded run: -1 drawn per seed (half the sharded seeds split, up to 8 times),
+  // 0 none, N up to N splits, at random times, of random shards at random slots.
+  int splits = -1;
   uint32_t faults = kFaultAll;
   int64_t duration_ns = 10'000'000'000;  // 10 s of simulated time
   std::string bug;                       // "" or one of KnownBugs()
@@ -72,6 +75,7 @@ struct SimResult {
   uint64_t expiry_applies = 0;       // kExpire entries applied, summed over nodes
   uint64_t quiesce_notices = 0;      // sent by leaders whose group went idle
   uint64_t requests_forwarded = 0;   // sharded: hops from a node's router to another node
+  uint64_t splits = 0;               // sharded: shards split (new shards started)
   uint64_t faults_injected = 0;
   std::string knobs;  // the randomized configuration of this seed, for the report
 };

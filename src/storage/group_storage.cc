@@ -500,6 +500,20 @@ Status GroupStorage::LoadStateApplied() {
 void GroupStorage::StageState(const StateWrites& w) {
   if (!failure().ok()) return;  // the next write reports the failure
   SYNOD_ASSERT_MSG(w.reset || w.applied >= state_applied_, "the stored state would move back");
+  if (span_.kind == StateSpan::Kind::kSlots) {
+    for (const auto& [key, value] : w.data) {
+      const uint16_t slot = KeySlot(key);
+      if (slot < span_.first_slot || slot > span_.last_slot) {
+        // The state machine changed a key of a slot this group does not own (another shard's
+        // since a split): writing it would overwrite that shard's record. Refuse every write
+        // from now on rather than store it; the node stops acknowledging.
+        node_->RecordFailure(Status::Corruption(
+            fmt::format("group {} changed key '{}' of slot {}, outside its slots {}-{}",
+                        group_.value(), Printable(key), slot, span_.first_slot, span_.last_slot)));
+        return;
+      }
+    }
+  }
   rocksdb::WriteBatch& batch = Stage();
   if (w.reset) {
     MustStage(batch.DeleteRange(DataBegin(), DataEnd()));
@@ -522,6 +536,19 @@ void GroupStorage::StageState(const StateWrites& w) {
     const std::string meta_key = Key(kStateMetaKind);
     MustStage(batch.Put(meta_key, FrameBytes(meta_key, *w.meta)));
     state_meta_ = *w.meta;
+  }
+}
+
+void GroupStorage::StageDestroy(bool with_data) {
+  if (!failure().ok()) return;
+  rocksdb::WriteBatch& batch = Stage();
+  std::string begin(1, kGroupPrefix);
+  format::AppendU64Be(group_.value(), &begin);
+  std::string end(1, kGroupPrefix);
+  format::AppendU64Be(group_.value() + 1, &end);
+  MustStage(batch.DeleteRange(begin, end));  // every record of the group, its own keys too
+  if (with_data && span_.kind == StateSpan::Kind::kSlots) {
+    MustStage(batch.DeleteRange(DataBegin(), DataEnd()));
   }
 }
 

@@ -178,6 +178,10 @@ class GroupStorage final : public LogStore {
   // The applied index read at Open (0 if none) or last staged.
   LogIndex state_applied() const override { return state_applied_; }
   std::string state_meta() const override { return state_meta_; }
+  // A kSlots span becomes `slots`; a kGroup span stays.
+  void SetStateSlots(SlotRange slots) override {
+    if (span_.kind == StateSpan::Kind::kSlots) span_ = StateSpan::Slots(slots.first, slots.last);
+  }
   void SetSnapshotSource(raft::MemoryStorage::SnapshotSource source) override {
     memory_.set_snapshot_source(std::move(source));
   }
@@ -195,6 +199,11 @@ class GroupStorage final : public LogStore {
     return node_->GetMeta(name);
   }
   uint64_t disk_bytes() const { return node_->disk_bytes(); }
+
+  // A replica removed from its group: stages the deletion of every record of the group and,
+  // with `with_data`, of the state machine's keys in its span, into the node's next write. The
+  // store is to be destroyed right after (nothing more may be staged for it).
+  void StageDestroy(bool with_data);
 
   // The latest snapshot (saved or made by Compact); empty (index 0) if none.
   const raft::Snapshot& snapshot() const override { return snapshot_; }
@@ -252,7 +261,7 @@ class GroupStorage final : public LogStore {
   std::unique_ptr<NodeDb> owned_node_;
   NodeDb* const node_;
   const GroupId group_;
-  const StateSpan span_;
+  StateSpan span_;  // see SetStateSlots
   raft::MemoryStorage memory_;
   // A copy of memory_'s snapshot: MemoryStorage hands its snapshot out only by value.
   raft::Snapshot snapshot_;

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/slot.h"
 #include "common/status.h"
 #include "raft/storage.h"
 #include "raft/types.h"
@@ -124,6 +125,10 @@ class LogStore {
   // Stores that persists_state(): Compact may be given an empty image; Raft then gets its
   // snapshots from `source` when it must send one (raft::MemoryStorage::set_snapshot_source).
   virtual void SetSnapshotSource(raft::MemoryStorage::SnapshotSource source) { (void)source; }
+  // The slots whose keys the stored state holds (a data shard's, after a split or a snapshot
+  // changed them): later reads and resets of the state cover only these. Stores that keep no
+  // state, or keep it under a prefix of their own, ignore it.
+  virtual void SetStateSlots(SlotRange slots) { (void)slots; }
   // Reads the stored state (as of the last write) back; kCorruption when a record fails its
   // checksum or is malformed. Stores that keep no state call nothing and return OK.
   virtual Status ForEachState(const StateDataFn& data_fn, const StateSessionFn& session_fn) const {

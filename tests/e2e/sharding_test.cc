@@ -431,3 +431,235 @@ TEST(Sharding, SixNodesServeShardsTheyHoldNoReplicaOf) {
 
 }  // namespace
 }  // namespace synod::e2e
+
+namespace synod::e2e {
+namespace {
+
+// `synod shards --json` through node `via`: the data shards as (first slot -> group id).
+std::map<int64_t, uint64_t> ShardStarts(const TestCluster& c, uint64_t via) {
+  std::map<int64_t, uint64_t> out;
+  const Json st = c.Status(via, 3000);
+  if (!st.is_object() || !st.contains("shards")) return out;
+  for (const Json& s : st["shards"]) {
+    if (!s.contains("first_slot") || !s.contains("group")) continue;
+    out[s["first_slot"].get<int64_t>()] = s["group"].get<uint64_t>();
+  }
+  return out;
+}
+
+// Splits while two clients write through every node: each split answers with the new shard,
+// clients see no error but TRYAGAIN/CLUSTERDOWN retries at most, every acknowledged write is
+// readable afterwards (also through a node restarted with kill -9, from its database), and
+// every node's map and CLUSTER SLOTS show the new shards. Bad splits are clear errors.
+TEST(Sharding, SplitsWhileWritingLoseNothingAndEveryNodeShowsTheNewShards) {
+  TestCluster c(ShardedOptions({"--request-timeout-ms", "3000"}));
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  const std::map<int64_t, uint64_t> before = ShardStarts(c, 1);
+  ASSERT_EQ(before.size(), 6u);
+  Writer w1("sa", {c.client_port(1), c.client_port(2), c.client_port(3)}, 6000);
+  Writer w2("sb", {c.client_port(3), c.client_port(1)}, 6000);
+  w1.Start();
+  w2.Start();
+  ASSERT_TRUE(WaitUntil(10000, [&] { return w1.acked_count() > 50 && w2.acked_count() > 50; }));
+
+  // Three splits through three nodes: two shards in their middle, then a new shard again.
+  std::vector<uint64_t> created;
+  const uint64_t first_group = before.begin()->second;
+  const uint64_t last_group = before.rbegin()->second;
+  for (const auto& [via, path] : std::vector<std::pair<uint64_t, std::string>>{
+           {1, "/shards/split?id=" + std::to_string(first_group)},
+           {2, "/shards/split?id=" + std::to_string(last_group) + "&at=16000"}}) {
+    const HttpResult r = c.Admin(via, "POST", path, 20000);
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_TRUE(r.json.contains("new_shard")) << r.body;
+    created.push_back(r.json["new_shard"].get<uint64_t>());
+  }
+  // The same split again: refused, by the node (its map shows 16000 as the shard's first slot:
+  // 400) or by the shard (the node's map is a moment behind: the shard's range changed, 409).
+  const HttpResult repeated =
+      c.Admin(2, "POST", "/shards/split?id=" + std::to_string(last_group) + "&at=16000", 20000);
+  EXPECT_TRUE(repeated.status == 400 || repeated.status == 409) << repeated.body;
+  const HttpResult again =
+      c.Admin(3, "POST", "/shards/split?id=" + std::to_string(created[0]), 20000);
+  ASSERT_EQ(again.status, 200) << again.body;
+  created.push_back(again.json["new_shard"].get<uint64_t>());
+  EXPECT_EQ(std::set<uint64_t>(created.begin(), created.end()).size(), 3u);  // distinct ids
+  // Bad input: no such shard, the meta shard, a slot outside the space, no id.
+  EXPECT_EQ(c.Admin(1, "POST", "/shards/split?id=999").status, 404);
+  EXPECT_EQ(c.Admin(1, "POST", "/shards/split?id=1").status, 400);
+  EXPECT_EQ(c.Admin(1, "POST", "/shards/split?id=2&at=99999").status, 400);
+  EXPECT_EQ(c.Admin(1, "POST", "/shards/split").status, 400);
+
+  const size_t a = w1.acked_count(), b = w2.acked_count();
+  ASSERT_TRUE(
+      WaitUntil(10000, [&] { return w1.acked_count() > a + 50 && w2.acked_count() > b + 50; }));
+  w1.Stop();
+  w2.Stop();
+  for (Writer* w : {&w1, &w2}) {
+    EXPECT_EQ(w->unexpected_count(), 0u) << ::testing::PrintToString(w->unexpected_errors());
+  }
+  // Every node's map: nine shards covering the slots, the same everywhere (within 5 s).
+  for (uint64_t id : c.ids()) {
+    EXPECT_TRUE(WaitUntil(5000,
+                          [&] {
+                            const auto m = ShardStarts(c, id);
+                            return m.size() == 9 && Masters(c, id).size() == 9;
+                          }))
+        << "node " << id << " sees " << ShardStarts(c, id).size() << " shards";
+  }
+  // Metrics: the splits counted, and the new shards' gauges published.
+  EXPECT_TRUE(WaitUntil(5000, [&] {
+    const std::string m = c.Admin(1, "GET", "/metrics").body;
+    return m.find("synod_shard_splits_total 3") != std::string::npos &&
+           m.find("synod_shard_keys{shard=\"" + std::to_string(created[2]) + "\"}") !=
+               std::string::npos;
+  })) << c.Admin(1, "GET", "/metrics").body.substr(0, 2000);
+  // Read back everything acknowledged, through each node; then again after a kill -9 and a
+  // restart of node 2 (its shards come back from its database, split ones included).
+  for (uint64_t via : {1, 2, 3}) {
+    Redis r(c.client_port(via), 5000);
+    for (Writer* w : {&w1, &w2}) {
+      const auto wrong = CheckValues(r, w->acked());
+      EXPECT_TRUE(wrong.empty()) << "via " << via << ": " << ::testing::PrintToString(wrong);
+    }
+  }
+  c.Kill9(2);
+  c.Restart(2);
+  ASSERT_NE(c.WaitForLeader(15000), 0u);
+  ASSERT_TRUE(WaitUntil(15000, [&] {
+    Redis probe(c.client_port(2), 1000);
+    const Reply got = probe.Command({"GET", "probe"});
+    return !got.IsError() && got.type != Reply::kIoError;
+  }));
+  Redis r(c.client_port(2), 5000);
+  for (Writer* w : {&w1, &w2}) {
+    const auto wrong = CheckValues(r, w->acked());
+    EXPECT_TRUE(wrong.empty()) << "after the restart: " << ::testing::PrintToString(wrong);
+  }
+  Redis dbsize(c.client_port(3), 5000);
+  EXPECT_GT(dbsize.Command({"DBSIZE"}).integer, 0);
+}
+
+}  // namespace
+}  // namespace synod::e2e
+
+namespace synod::e2e {
+namespace {
+
+// --shard-max-bytes: shards that grow past it split by themselves, where their bytes halve,
+// while the data stays readable; `synod shards` shows each shard's bytes.
+TEST(Sharding, ShardsOverTheBoundSplitByThemselvesAndKeepEveryKey) {
+  TestCluster c(ShardedOptions({"--shard-max-bytes", "40000"}));
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  // About 300 KB over the six shards: each ~50 KB, over the bound.
+  Redis w(c.client_port(1), 5000);
+  std::map<std::string, std::string> written;
+  for (int i = 0; i < 600; ++i) {
+    const std::string k = "big" + std::to_string(i);
+    const std::string v(500, static_cast<char>('a' + i % 26));
+    ASSERT_TRUE(w.Command({"SET", k, v}).IsOk()) << k;
+    written[k] = v;
+  }
+  // Every shard ends at or under the bound (each split halves one), within 20 s.
+  EXPECT_TRUE(WaitUntil(20000, [&] {
+    const Json st = c.Status(1, 3000);
+    if (!st.is_object() || !st.contains("shards")) return false;
+    for (const Json& s : st["shards"]) {
+      if (!s.contains("bytes") || s["bytes"].get<uint64_t>() > 40000) return false;
+    }
+    return st["shards"].size() > 6;
+  })) << c.Status(1).dump();
+  const size_t shards = ShardStarts(c, 1).size();
+  EXPECT_GE(shards, 8u);
+  std::cerr << "e2e: " << shards << " shards after the splits by size\n";
+  for (uint64_t via : {1, 2, 3}) {
+    Redis r(c.client_port(via), 5000);
+    for (const auto& [k, v] : written) {
+      const Reply got = r.Command({"GET", k});
+      ASSERT_EQ(got.str, v) << "via " << via << " key " << k << ": " << got.ToString();
+    }
+  }
+  const ProgramResult listing =
+      RunProgram({c.synod_bin(), "shards", "--host", c.admin_address(2)}, 20000);
+  ASSERT_EQ(listing.exit_code, 0) << listing.err;
+  EXPECT_NE(listing.out.find("BYTES"), std::string::npos) << listing.out;
+}
+
+}  // namespace
+}  // namespace synod::e2e
+
+namespace synod::e2e {
+namespace {
+
+// Whether node `id` holds a replica of `group` (its /status "groups").
+bool Holds(const TestCluster& c, uint64_t id, uint64_t group) {
+  const Json st = c.Status(id, 3000);
+  if (!st.is_object() || !st.contains("groups")) return false;
+  for (const Json& g : st["groups"]) {
+    if (g.value("group", uint64_t{0}) == group) return true;
+  }
+  return false;
+}
+
+// `synod shard move` while clients write: the target gets the shard, the source loses it with
+// its data, nothing acknowledged is lost, and bad moves are clear errors.
+TEST(Sharding, AReplicaMovesToAnotherNodeWhileClientsWriteAndTheSourceDeletesItsCopy) {
+  ClusterOptions o = ShardedOptions({"--request-timeout-ms", "3000"});
+  o.nodes = 4;
+  TestCluster c(o);
+  ASSERT_NE(c.WaitForLeader(10000), 0u);
+  // Eight shards of three replicas on four nodes: the first (group 2) on nodes 1, 2 and 3.
+  ASSERT_TRUE(WaitUntil(10000, [&] { return Holds(c, 1, 2) && !Holds(c, 4, 2); }));
+  Writer w("mv", {c.client_port(2), c.client_port(4)}, 6000);
+  w.Start();
+  ASSERT_TRUE(WaitUntil(10000, [&] { return w.acked_count() > 50; }));
+  const HttpResult moved = c.Admin(3, "POST", "/shards/move?id=2&from=1&to=4", 130000);
+  ASSERT_EQ(moved.status, 200) << moved.body << c.LogTail(3, 30);
+  EXPECT_TRUE(Holds(c, 4, 2));
+  EXPECT_TRUE(WaitUntil(5000, [&] { return !Holds(c, 1, 2); })) << c.Status(1).dump();
+  EXPECT_TRUE(WaitUntil(5000, [&] {
+    return c.Admin(1, "GET", "/metrics").body.find("synod_replicas_destroyed_total 1") !=
+           std::string::npos;
+  }));
+  // Every node's map names the new replicas (the descriptor's voters).
+  EXPECT_TRUE(WaitUntil(5000, [&] {
+    for (uint64_t id : c.ids()) {
+      const Json st = c.Status(id, 3000);
+      bool ok = false;
+      for (const Json& s : st.value("shards", Json::array())) {
+        if (s.value("group", uint64_t{0}) != 2) continue;
+        std::set<uint64_t> voters;
+        for (const Json& v : s["voters"]) voters.insert(v.get<uint64_t>());
+        ok = voters == std::set<uint64_t>{2, 3, 4};
+      }
+      if (!ok) return false;
+    }
+    return true;
+  }));
+  // Bad moves: the source holds none now; the target holds one; an unknown node; no shard.
+  EXPECT_EQ(c.Admin(2, "POST", "/shards/move?id=2&from=1&to=4").status, 400);
+  EXPECT_EQ(c.Admin(2, "POST", "/shards/move?id=2&from=2&to=3").status, 400);
+  EXPECT_EQ(c.Admin(2, "POST", "/shards/move?id=2&from=2&to=9").status, 404);
+  EXPECT_EQ(c.Admin(2, "POST", "/shards/move?id=99&from=2&to=1").status, 404);
+  EXPECT_EQ(c.Admin(2, "POST", "/shards/move?id=2").status, 400);
+  const size_t a = w.acked_count();
+  ASSERT_TRUE(WaitUntil(10000, [&] { return w.acked_count() > a + 50; }));
+  w.Stop();
+  EXPECT_EQ(w.unexpected_count(), 0u) << ::testing::PrintToString(w.unexpected_errors());
+  // Node 1 restarted: it does not bring its old copy back; every acked write reads back.
+  c.Restart(1);
+  ASSERT_NE(c.WaitForLeader(15000), 0u);
+  EXPECT_TRUE(WaitUntil(10000, [&] { return c.Status(1, 2000).is_object(); }));
+  EXPECT_FALSE(Holds(c, 1, 2));
+  Redis r(c.client_port(1), 5000);
+  ASSERT_TRUE(WaitUntil(15000, [&] {
+    Redis probe(c.client_port(1), 1000);
+    const Reply got = probe.Command({"GET", "probe"});
+    return !got.IsError() && got.type != Reply::kIoError;
+  }));
+  const auto wrong = CheckValues(r, w.acked());
+  EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
+}
+
+}  // namespace
+}  // namespace synod::e2e

@@ -25,6 +25,7 @@
 #include "cluster/logic/store.h"
 #include "common/ids.h"
 #include "kv/command.h"
+#include "kv/state_machine.h"
 
 namespace synod::cluster {
 
@@ -34,12 +35,23 @@ std::string DescriptorSetting(GroupId group);
 // A read of the meta shard's settings: the stored value of a name, nullopt when unset.
 using SettingFn = std::function<std::optional<std::string_view>(const std::string&)>;
 
+// The name of a kConfig read that asks for every descriptor (the settings "shard/...").
+inline constexpr std::string_view kDescriptorSettings = "shard/*";
+// The settings whose names start with `prefix`, from a meta shard's state machine (name ->
+// value); what a kConfig read of "prefix*" answers.
+std::map<std::string, std::string> SettingsWithPrefix(const kv::StateMachine& meta,
+                                                      std::string_view prefix);
+
 // The settings a kConfig read of several `names` answered (an array, nil for an unset one), as
-// name -> value; empty when the reply does not have that shape.
+// name -> value; empty when the reply does not have that shape. A name ending in '*' was
+// answered with the names and values of every setting with that prefix.
 std::map<std::string, std::string> SettingsOf(const std::vector<std::string>& names,
                                               const kv::Reply& reply);
 // A SettingFn over such a map (which must outlive it).
 SettingFn SettingsIn(const std::map<std::string, std::string>& settings);
+
+// The descriptors the meta shard holds, by group, as a node last read them.
+using HeldDescriptors = std::map<GroupId, ShardDescriptor>;
 
 struct LearnResult {
   std::vector<ShardDescriptor> updated;  // took the map to a newer epoch
@@ -47,18 +59,31 @@ struct LearnResult {
   bool all_held = false;                 // the meta shard holds a descriptor of every group
 };
 
-// Reads the descriptor of every group of `map` (the meta shard and the data shards) through
-// `stored`; a newer epoch replaces the map's. *held becomes the epochs the meta shard holds.
-LearnResult LearnDescriptors(ShardMap& map, const SettingFn& stored,
-                             std::map<GroupId, uint64_t>* held);
+// Takes every descriptor the meta shard holds (`settings`: its "shard/..." settings) into the
+// map, where newer (ShardMap::Update: new shards too), or of the same epoch and different (the
+// meta shard's wins a tie: two nodes may have made different descriptors of one epoch, and only
+// one landed). *held becomes what the meta shard holds.
+LearnResult LearnDescriptors(ShardMap& map, const std::map<std::string, std::string>& settings,
+                             HeldDescriptors* held);
 
 // The descriptors this node is to propose: for every group whose replica here leads (its
 // configuration not joint, no membership change committed and not applied) and that is not in
-// `in_flight`, a descriptor with the replica's members and the next epoch when they differ
-// from the map's, or the map's own when the meta shard holds none of the group yet.
+// `in_flight`, when the meta shard's descriptor of it is missing or does not name the replica's
+// members and slots:
+//  - the map's own, when it names them and is newer than the meta shard's (a new cluster's
+//    layout at epoch 1, both halves of a split learnt here);
+//  - else one with the replica's members and slots at the next epoch after the meta shard's and
+//    the map's (and, for a shard neither knows, after every descriptor its slots overlap, so
+//    that it outranks its parent's older one).
 std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const ShardMap& map,
-                                                  const std::map<GroupId, uint64_t>& held,
+                                                  const HeldDescriptors& held,
                                                   const std::set<GroupId>& in_flight);
+
+// Takes both halves of a split applied here into the map (the parent's members for both, the
+// split's epoch): this node routes by them at once, and its leaders propose them to the meta
+// shard (DescriptorsToPropose: the map's epoch is newer than the meta shard's). Returns the
+// descriptors the map took.
+std::vector<ShardDescriptor> LearnSplit(ShardMap& map, const StartedSplit& split);
 
 // The meta shard write that proposes `d`, as the first command of the fresh at-most-once session
 // `client_id` (one session per proposal: a session whose first command was lost refuses every

@@ -24,13 +24,15 @@ std::string Stored(const ShardDescriptor& d) {
   return std::to_string(d.epoch) + " " + EncodeDescriptor(d);
 }
 
-SettingFn From(const std::map<std::string, std::string>& settings) { return SettingsIn(settings); }
+const std::map<std::string, std::string>& From(const std::map<std::string, std::string>& s) {
+  return s;
+}
 
 TEST(Descriptors, ANewerEpochReplacesTheMapsAndTheEpochsHeldAreRecorded) {
   ShardMap map(ThreeNodesTwoShards());
   const ShardDescriptor first = map.layout().shards[0];
   std::map<std::string, std::string> settings;
-  std::map<GroupId, uint64_t> held;
+  HeldDescriptors held;
   // Nothing stored yet (a new cluster): nothing learnt, not every group held.
   LearnResult r = LearnDescriptors(map, From(settings), &held);
   EXPECT_TRUE(r.updated.empty());
@@ -53,7 +55,7 @@ TEST(Descriptors, ANewerEpochReplacesTheMapsAndTheEpochsHeldAreRecorded) {
   ASSERT_EQ(r.updated.size(), 1u);
   EXPECT_EQ(r.updated[0].epoch, 2u);
   EXPECT_EQ(map.Find(first.group)->learners, std::vector<NodeId>{NodeId(4)});
-  EXPECT_EQ(held[first.group], 2u);
+  EXPECT_EQ(held[first.group].epoch, 2u);
 
   // An older epoch (a late read) never takes the map back.
   settings[DescriptorSetting(first.group)] = Stored(first);
@@ -70,7 +72,7 @@ TEST(Descriptors, BadStoredValuesAreReportedAndSkipped) {
   settings[DescriptorSetting(first.group)] = "garbage";
   // Another group's descriptor under this group's name.
   settings[DescriptorSetting(second.group)] = Stored(first);
-  std::map<GroupId, uint64_t> held;
+  HeldDescriptors held;
   const LearnResult r = LearnDescriptors(map, From(settings), &held);
   EXPECT_EQ(r.bad.size(), 2u);
   EXPECT_TRUE(r.updated.empty());
@@ -96,11 +98,43 @@ TEST(Descriptors, TheProposalIsAVersionedSetOfTheMetaShard) {
   kv::StateMachine sm;
   sm.Apply(LogIndex(1), cmd);
   sm.Apply(LogIndex(2), cmd);  // applied twice (a retry): the same state
-  std::map<GroupId, uint64_t> held;
-  const LearnResult r = LearnDescriptors(
-      map, [&sm](const std::string& name) { return sm.config(name); }, &held);
+  HeldDescriptors held;
+  const LearnResult r = LearnDescriptors(map, SettingsWithPrefix(sm, "shard/"), &held);
   ASSERT_EQ(r.updated.size(), 1u);
   EXPECT_EQ(r.updated[0].voters, (std::vector<NodeId>{NodeId(2), NodeId(3)}));
+}
+
+TEST(Descriptors, ASplitsNewShardIsLearntFromTheMetaShardAndAReadOfAllDescriptorsFindsIt) {
+  ShardMap map(ThreeNodesTwoShards());
+  const ShardDescriptor p = map.layout().shards[0];
+  ShardDescriptor left = p;
+  left.last_slot = 100;
+  left.epoch = 2;
+  ShardDescriptor right = p;
+  right.group = GroupId(9);
+  right.first_slot = 101;
+  right.epoch = 2;
+  kv::StateMachine sm;
+  sm.Apply(LogIndex(1), ProposeDescriptorCommand(left, 1));
+  sm.Apply(LogIndex(2), ProposeDescriptorCommand(right, 2));
+  sm.Apply(LogIndex(3), ProposeDescriptorCommand(map.layout().shards[1], 3));
+  // What a node beyond the meta shard's replicas fetches: a kConfig read of "shard/*".
+  const std::vector<std::string> names = {"requirepass", std::string(kDescriptorSettings)};
+  std::map<std::string, std::string> prefixed = SettingsWithPrefix(sm, "shard/");
+  kv::Reply reply = kv::Reply::Array({kv::Reply::Nil(), kv::Reply::Array({})});
+  for (const auto& [n, v] : prefixed) {
+    reply.replies[1].replies.push_back(kv::Reply::Bulk(n));
+    reply.replies[1].replies.push_back(kv::Reply::Bulk(v));
+  }
+  const std::map<std::string, std::string> got = SettingsOf(names, reply);
+  EXPECT_EQ(got, prefixed);
+  HeldDescriptors held;
+  const LearnResult r = LearnDescriptors(map, got, &held);
+  EXPECT_EQ(r.updated.size(), 2u);
+  EXPECT_TRUE(map.clean());
+  EXPECT_EQ(map.ForSlot(100).group, p.group);
+  EXPECT_EQ(map.ForSlot(101).group, GroupId(9));
+  EXPECT_EQ(held[GroupId(9)].epoch, 2u);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/assert.h"
+#include "kv/redis.h"
 
 namespace synod::cluster {
 
@@ -26,11 +27,37 @@ Replica::Replica(ReplicaOptions opts, RaftTransport* transport, storage::LogStor
 
 Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, RaftTransport* transport,
                                                  storage::LogStore* wal, ReplicaObserver* observer,
-                                                 Logger logger) {
+                                                 Logger logger, kv::internal::State* adopt) {
   SYNOD_ASSERT(transport != nullptr && wal != nullptr);
   std::unique_ptr<Replica> r(
       new Replica(std::move(opts), transport, wal, observer, std::move(logger)));
   const raft::Snapshot& snap = wal->snapshot();
+  if (adopt != nullptr) {
+    // A split's new shard: its state is the parent's right half as of the split's index, which
+    // is the storage's snapshot.
+    SYNOD_ASSERT(adopt->applied_index == snap.meta.index && wal->persists_state());
+    r->sm_.set_track_changes(true);
+    r->sm_.Adopt(std::move(*adopt));
+    r->SyncStateSlots();
+    const kv::StateChanges c = r->sm_.SessionsAndMeta();
+    storage::StateWrites w;
+    w.sessions = c.sessions;
+    w.applied = c.applied;
+    w.meta = c.meta;
+    wal->StageState(w);
+    r->snapshot_index_ = snap.meta.index;
+    r->applied_at_start_ = snap.meta.index;
+    raft::Config rc = r->opts_.raft;
+    rc.storage = &wal->raft_storage();
+    rc.applied = snap.meta.index;
+    rc.logger = r->logger_;
+    auto node = raft::RawNode::Create(rc);
+    if (!node.ok()) return node.status();
+    r->node_ = std::move(node).value();
+    wal->SetSnapshotSource([raw = r.get()] { return raw->BuildSnapshot(); });
+    r->snapshot_source_set_ = true;
+    return r;
+  }
   // The stored state is usable when it is at least as new as the snapshot; it may be older
   // when a crash came between saving a received snapshot and writing the state it replaced.
   const bool from_store = wal->persists_state() && wal->state_applied() > LogIndex(0) &&
@@ -53,9 +80,13 @@ Result<std::unique_ptr<Replica>> Replica::Create(ReplicaOptions opts, RaftTransp
       if (!s.ok()) {
         return Status::Corruption("replica: the stored snapshot does not restore: " + s.ToString());
       }
+      r->SyncStateSlots();
     }
-    // Whatever the store held (a state older than the snapshot) is replaced by this one.
-    r->state_reset_pending_ = wal->persists_state();
+    // Whatever the store held (a state older than the snapshot) is replaced by this one. A
+    // replica with no snapshot yet (new, waiting for its leader's) holds no state and must
+    // not reset: the keys under its slots may still be another replica's here (the parent of
+    // a split this node has not applied yet).
+    r->state_reset_pending_ = wal->persists_state() && snap.meta.index > LogIndex(0);
   }
   r->snapshot_index_ = snap.meta.index;
   r->applied_at_start_ = r->sm_.applied_index();
@@ -94,7 +125,19 @@ Result<raft::Snapshot> Replica::BuildSnapshot() const {
   return snap;
 }
 
+void Replica::SyncStateSlots() {
+  if (const std::optional<SlotRange>& range = sm_.range()) wal_->SetStateSlots(*range);
+}
+
 Status Replica::LoadStoredState() {
+  // The stored state's own slots decide what is read: the host's span comes from its layout,
+  // which may be older than the state (a split the layout had not caught up with).
+  Result<std::optional<SlotRange>> stored_range = kv::MetaRange(wal_->state_meta());
+  if (!stored_range.ok()) {
+    return Status::Corruption("replica: the stored state's meta does not parse: " +
+                              stored_range.status().ToString());
+  }
+  if (*stored_range) wal_->SetStateSlots(**stored_range);
   // LoadState pulls records while the store pushes them: hold them once, then move them in.
   std::vector<std::pair<std::string, std::string>> data;
   std::vector<std::pair<uint64_t, std::string>> sessions;
@@ -249,8 +292,13 @@ bool Replica::RefuseIfUnable(ReplyFn& reply) {
 void Replica::Submit(const kv::Command& cmd, ReadMode mode, ReplyFn reply) {
   if (RefuseIfUnable(reply)) return;
   if (cmd.op == kv::Op::kGet) {
+    // Like a write, a read routed by slots this shard no longer owns (a split moved them) is
+    // refused, never answered from the keys the shard no longer has.
+    const std::optional<SlotRange> check =
+        opts_.kv.testing_bug_stale_route ? std::nullopt : cmd.slots;
     SubmitRead(
-        [key = cmd.key](const kv::StateMachine& sm) {
+        [key = cmd.key, check](const kv::StateMachine& sm) {
+          if (check && !sm.Owns(*check)) return kv::Reply::Error(kv::ReplyCode::kWrongShard);
           kv::Reply r;
           if (auto v = sm.Get(key)) r.value = std::string(*v);
           return r;
@@ -385,6 +433,11 @@ Status Replica::TransferLeadership(NodeId to) {
   return node_->TransferLeadership(to);
 }
 
+Status Replica::Campaign() {
+  if (failed()) return failure_;
+  return node_->Campaign();
+}
+
 bool Replica::HasReady() const {
   return !failed() && !persisting_ && (node_->HasReady() || ReadBatchDue() || ProposalsDue());
 }
@@ -455,6 +508,9 @@ void Replica::FinishReady() {
       return;
     }
     snapshot_index_ = ready_.snapshot->meta.index;
+    // The reset that writes the new state replaces the keys of its slots (not the old span's:
+    // slots given away by a split this replica never applied may be another shard's here now).
+    SyncStateSlots();
     if (observer_ != nullptr) observer_->OnSnapshot(id_, opts_.group, ready_.snapshot->meta);
   }
   ApplyCommitted(ready_.committed_entries, std::exchange(applied_early_, 0),
@@ -549,13 +605,35 @@ void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries, size_t fro
       (void)sm_.ApplyEntry(e.index, e.data);  // every replica records the same error
       continue;
     }
-    kv::Reply reply = sm_.Apply(e.index, *cmd);
+    const bool split = cmd->op == kv::Op::kRedis && !cmd->args.empty() &&
+                       kv::redis::EqualsIgnoreCase(cmd->args[0], kv::kSplitCommand);
+    kv::Reply reply = split ? ApplySplit(e.index, *cmd, e.term) : sm_.Apply(e.index, *cmd);
     auto it = writes_.find({cmd->client_id, cmd->seq});
     if (it == writes_.end()) continue;
     for (PendingWrite& w : it->second) Answer(w.reply, Status::Ok(), reply, e.index);
     write_count_ -= it->second.size();
     writes_.erase(it);
   }
+}
+
+// The parent's keys of the moved slots stay where they are stored (under their slots), and the
+// new shard reads them from there: so every change applied before the split is staged first,
+// and the split (the parent's narrower range and applied index) right after, into the same
+// write that will carry the new shard's records (the Store creates it before the next write).
+kv::Reply Replica::ApplySplit(LogIndex index, const kv::Command& cmd, Term term) {
+  StageStateChanges(/*force=*/true);
+  sm_.set_split_allowed(!node_->raft().config().IsJoint());
+  kv::Reply reply = sm_.Apply(index, cmd);
+  std::optional<kv::SplitOff> off = sm_.TakeSplit();
+  if (!off) return reply;
+  SyncStateSlots();
+  StageStateChanges(/*force=*/true);
+  logger_.Info("event=split_applied index={} child={} slots={}-{} kept={}-{}", index.value(),
+               off->child, off->range.first, off->range.last, sm_.range()->first,
+               sm_.range()->last);
+  splits_.push_back(AppliedSplit{std::move(*off), node_->raft().config().ToConfState(), term,
+                                 node_->raft().role() == raft::Role::kLeader});
+  return reply;
 }
 
 void Replica::ApplyConfChange(const raft::Entry& e) {

@@ -42,6 +42,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cluster/logic/transport.h"
@@ -125,13 +126,26 @@ class ReplicaObserver {
   virtual void OnSoftState(NodeId node, GroupId group, const raft::SoftState& ss, Term term) = 0;
 };
 
+// A split this replica applied (kv::kSplitCommand): the new shard's state, and what its
+// replicas start from — the parent's membership and the term of the split's entry.
+struct AppliedSplit {
+  kv::SplitOff off;
+  raft::ConfState conf;
+  Term term;
+  bool leader = false;  // this replica led the parent when it applied the split
+};
+
 class Replica {
  public:
   // Builds a replica on recovered storage: restores the state machine from the storage's
   // snapshot, then lets Raft replay the committed log. REQUIRES: wal outlives the replica.
+  // With `adopt` (a split's new shard, whose storage holds the snapshot of the split's index
+  // and nothing else), the state machine takes that state instead, and its sessions and meta
+  // are staged for the store's next write (its keys are stored already, under their slots).
   static Result<std::unique_ptr<Replica>> Create(ReplicaOptions opts, RaftTransport* transport,
                                                  storage::LogStore* wal, ReplicaObserver* observer,
-                                                 Logger logger);
+                                                 Logger logger,
+                                                 kv::internal::State* adopt = nullptr);
 
   ~Replica();
 
@@ -169,6 +183,10 @@ class Replica {
   // Membership and leadership operations (replies OK when accepted, not when done).
   Status ProposeConfChange(const raft::ConfChange& cc);
   Status TransferLeadership(NodeId to);
+  // Starts an election now (a split's new shard, on the node that led the parent).
+  Status Campaign();
+  // The splits applied since the last call, in log order (the Store starts their new shards).
+  std::vector<AppliedSplit> TakeSplits() { return std::exchange(splits_, {}); }
 
   bool HasReady() const;
   bool persisting() const { return persisting_; }
@@ -232,6 +250,10 @@ class Replica {
   void ApplyCommitted(const std::vector<raft::Entry>& entries, size_t from, size_t to);
   void ApplyDurableCommitted();
   void ApplyConfChange(const raft::Entry& e);
+  // A split entry (kv::kSplitCommand): applied with the state staged on both sides of it.
+  kv::Reply ApplySplit(LogIndex index, const kv::Command& cmd, Term term);
+  // Points the store's state span at the state machine's slots (after a load, restore or split).
+  void SyncStateSlots();
   void ServeReads();
   void FlushProposals();
   // The held writes are to be proposed now (see ReplicaOptions::proposal_hold_max).
@@ -266,7 +288,8 @@ class Replica {
   // The store holds a state older than the one restored at Create: the first StageState must
   // replace it whole.
   bool state_reset_pending_ = false;
-  NodeId known_leader_;  // the leader as of the last Ready's soft state
+  NodeId known_leader_;               // the leader as of the last Ready's soft state
+  std::vector<AppliedSplit> splits_;  // see TakeSplits
 
   // Writes by (client_id, seq): several submissions of one retried command share an entry.
   std::map<std::pair<uint64_t, uint64_t>, std::vector<PendingWrite>> writes_;

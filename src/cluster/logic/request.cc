@@ -15,6 +15,11 @@ std::string EncodeShardRequest(const ShardRequest& r) {
   m.set_random(r.random);
   m.set_index(r.index.value());
   m.set_conf_change(r.conf_change);
+  if (r.slots) {
+    m.set_has_slots(true);
+    m.set_slot_first(r.slots->first);
+    m.set_slot_last(r.slots->last);
+  }
   return m.SerializeAsString();
 }
 
@@ -42,6 +47,13 @@ Result<ShardRequest> DecodeShardRequest(std::string_view bytes) {
   r.random = m.random();
   r.index = LogIndex(m.index());
   r.conf_change = std::move(*m.mutable_conf_change());
+  if (m.has_slots()) {
+    if (m.slot_first() > m.slot_last() || m.slot_last() >= kSlotCount) {
+      return Status::InvalidArgument("shard request with slots outside the slot space");
+    }
+    r.slots =
+        SlotRange{static_cast<uint16_t>(m.slot_first()), static_cast<uint16_t>(m.slot_last())};
+  }
   return r;
 }
 
@@ -54,7 +66,7 @@ std::string EncodeShardResponse(const ShardResponse& r) {
   if (r.status.ok()) m.set_reply(kv::EncodeReply(r.reply));
   m.set_index(r.index.value());
   m.set_number(r.number);
-  m.set_shard_descriptor(r.descriptor);
+  for (const std::string& d : r.descriptors) m.add_shard_descriptor(d);
   return m.SerializeAsString();
 }
 
@@ -78,7 +90,7 @@ Result<ShardResponse> DecodeShardResponse(std::string_view bytes) {
   }
   r.index = LogIndex(m.index());
   r.number = m.number();
-  r.descriptor = std::move(*m.mutable_shard_descriptor());
+  for (std::string& d : *m.mutable_shard_descriptor()) r.descriptors.push_back(std::move(d));
   return r;
 }
 

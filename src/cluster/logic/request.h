@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,11 @@ struct ShardRequest {
   // The epoch of the descriptor the sender routed by (RequestRouter stamps it); 0 for any. A
   // node whose descriptor is newer refuses the request as a stale route.
   uint64_t epoch = 0;
+  // The slots of the request's keys (first..last) when it is routed by them (a key's command);
+  // nullopt for a request aimed at the shard itself (DBSIZE, SCAN, a membership change). The
+  // router sends it to whichever shard owns them when it tries (a split may have moved them),
+  // and the shard refuses slots it does not own (a write with kv::ReplyCode::kWrongShard).
+  std::optional<SlotRange> slots;
   kv::Command command;
   std::vector<std::string> args;
   ReadMode mode = ReadMode::kLinearizable;  // not sent: a forwarded request is linearizable
@@ -63,8 +69,9 @@ struct ShardResponse {
   LogIndex index;
   int64_t number = 0;
   // A refusal for a stale route (the request's epoch is older than the answering node's
-  // descriptor of the shard): that descriptor (EncodeDescriptor), for the sender to learn.
-  std::string descriptor;
+  // descriptor of the shard, or its slots are no longer the shard's): the answering node's
+  // descriptors of the shard and of the owners of the slots (EncodeDescriptor), to learn.
+  std::vector<std::string> descriptors;
 };
 
 std::string EncodeShardRequest(const ShardRequest& r);

@@ -1,6 +1,7 @@
 #include "cluster/logic/router.h"
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -64,7 +65,6 @@ void RequestRouter::Call(ShardRequest req, ResponseFn done, int64_t now_ns) {
 }
 
 void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
-  const GroupId group = a->req.group;
   auto finish = [&a](Status s) {
     ShardResponse r;
     r.status = std::move(s);
@@ -72,6 +72,20 @@ void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
     done(std::move(r));
   };
   if (stopped_) return finish(Status::Unavailable("the node is shutting down"));
+  if (a->req.slots) {
+    // Whichever shard owns the keys' slots now: a split since the last try moved them.
+    const GroupId owner = map_->ForSlot(a->req.slots->first).group;
+    if (map_->ForSlot(a->req.slots->last).group != owner) {
+      // Keys of one shard when the command came, of two now: as Redis Cluster answers a
+      // multi-key command whose slots are being moved.
+      ShardResponse r;
+      r.reply = kv::Reply::Err("TRYAGAIN Multiple keys request during rehashing of slot");
+      auto done = std::move(a->done);
+      return done(std::move(r));
+    }
+    a->req.group = owner;
+  }
+  const GroupId group = a->req.group;
   const ShardDescriptor* desc = map_->Find(group);
   if (desc == nullptr) {
     return finish(Status::InvalidArgument("no shard " + std::to_string(group.value())));
@@ -145,6 +159,11 @@ void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
 void RequestRouter::OnAttemptResult(const AttemptPtr& a, ShardResponse r, bool maybe_applied,
                                     int64_t now_ns) {
   if (!a->done) return;
+  if (r.status.ok() && r.reply.code == kv::ReplyCode::kWrongShard) {
+    // Refused whole (nothing applied): the slots moved to another shard since it was routed.
+    // Sent again once the map knows where (the refusal brought the descriptors).
+    r.status = Status::NotLeader("stale route: the slots of the keys moved to another shard");
+  }
   const Code code = r.status.code();
   const bool retry = code == Code::kNotLeader || code == Code::kProposalDropped ||
                      code == Code::kUnavailable || code == Code::kTimeout;
@@ -162,7 +181,7 @@ void RequestRouter::OnAttemptResult(const AttemptPtr& a, ShardResponse r, bool m
   // election, a transfer or a lost quorum takes at least that long to change); so does a stale
   // route (the map may learn the shard's new descriptor meanwhile).
   if (r.leader != kNoNode && r.leader != opts_.self && code == Code::kNotLeader &&
-      r.descriptor.empty() && LeaderHint(a->req.group, nullptr) == r.leader) {
+      r.descriptors.empty() && LeaderHint(a->req.group, nullptr) == r.leader) {
     Step(a, now_ns);
   } else {
     waiting_.push_back(a);
@@ -185,16 +204,31 @@ void RequestRouter::OnResponse(NodeId from, uint64_t id, Result<ShardResponse> r
     return;
   }
   ShardResponse r = std::move(resp).value();
-  if (!r.descriptor.empty()) {
-    // A stale route: learn the answering node's descriptor (only a newer epoch replaces ours).
-    Result<ShardDescriptor> d = DecodeDescriptor(r.descriptor);
-    if (d.ok() && d->group == a->req.group && map_->Update(*d)) {
+  LearnFrom(from, r);
+  if (r.leader != kNoNode || r.term > 0) map_->NoteLeader(a->req.group, r.leader, r.term);
+  OnAttemptResult(a, std::move(r), false, now_ns);
+}
+
+void RequestRouter::LearnFrom(NodeId from, const ShardResponse& r) {
+  // A stale route: learn the answering node's descriptors (only newer epochs replace ours).
+  for (const std::string& bytes : r.descriptors) {
+    Result<ShardDescriptor> d = DecodeDescriptor(bytes);
+    if (d.ok() && map_->Update(*d)) {
       logger_.Info("event=descriptor_learned group={} epoch={} from={}", d->group.value(), d->epoch,
                    from.value());
     }
   }
-  if (r.leader != kNoNode || r.term > 0) map_->NoteLeader(a->req.group, r.leader, r.term);
-  OnAttemptResult(a, std::move(r), false, now_ns);
+}
+
+void RequestRouter::AttachDescriptors(const ShardRequest& req, ShardResponse* r) const {
+  std::set<GroupId> groups{req.group};
+  if (req.slots) {
+    groups.insert(map_->ForSlot(req.slots->first).group);
+    groups.insert(map_->ForSlot(req.slots->last).group);
+  }
+  for (GroupId g : groups) {
+    if (const ShardDescriptor* d = map_->Find(g)) r->descriptors.push_back(EncodeDescriptor(*d));
+  }
 }
 
 void RequestRouter::ExpireHops(NodeId peer, int64_t now_ns) {
@@ -282,12 +316,13 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
   const ShardDescriptor* desc = map_->Find(req.group);
   // A sender that routed by an older descriptor learns ours. A newer one than ours is the
   // sender's news, not a stale route: the shard's replica (not the map) decides what it holds.
-  if (desc != nullptr && req.epoch != 0 && req.epoch < desc->epoch) {
+  if (desc != nullptr && req.epoch != 0 && req.epoch < desc->epoch &&
+      !opts_.testing_bug_stale_route) {
     ShardResponse resp;
     resp.status = Status::NotLeader("stale route: shard " + std::to_string(req.group.value()) +
                                     " is at epoch " + std::to_string(desc->epoch) + ", not " +
                                     std::to_string(req.epoch));
-    resp.descriptor = EncodeDescriptor(*desc);
+    AttachDescriptors(req, &resp);
     StampLeader(req.group, &resp);
     return done(std::move(resp));
   }
@@ -301,27 +336,41 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
     return refuse(Status::NotLeader("node " + std::to_string(opts_.self.value()) +
                                     " does not lead shard " + std::to_string(req.group.value())));
   }
-  // The answer of a replica's reply, with this node's leader hint.
-  auto answer = [this, group = req.group, &done]() {
-    return [this, group, done = std::move(done), alive = alive_](ClientReply cr) {
+  // The answer of a replica's reply, with this node's leader hint (and, when the shard refused
+  // the keys' slots, this node's descriptors of where they are).
+  ShardRequest head;  // what the refusal's descriptors depend on
+  head.group = req.group;
+  head.slots = req.slots;
+  auto answer = [this, &head, &done]() {
+    return [this, req_head = head, done = std::move(done), alive = alive_](ClientReply cr) {
       ShardResponse resp;
       resp.status = std::move(cr.status);
       resp.reply = std::move(cr.reply);
       resp.index = cr.index;
-      if (*alive) StampLeader(group, &resp);
+      if (*alive) {
+        StampLeader(req_head.group, &resp);
+        if (resp.reply.code == kv::ReplyCode::kWrongShard) AttachDescriptors(req_head, &resp);
+      }
       done(std::move(resp));
     };
   };
+  // A read checks the keys' slots against the shard's when it runs (a write: when it applies).
+  const std::optional<SlotRange> check = opts_.testing_bug_stale_route ? std::nullopt : req.slots;
   const ReadMode mode = from_peer ? ReadMode::kLinearizable : req.mode;
   switch (req.type) {
-    case ShardRequest::Type::kWrite:
+    case ShardRequest::Type::kWrite: {
       if (req.command.op != kv::Op::kGet) ++counters_.proposals;
-      store_->Submit(req.group, req.command, ReadMode::kLinearizable, answer());
+      kv::Command cmd = req.command;
+      if (req.slots) cmd.slots = req.slots;
+      store_->Submit(req.group, cmd, ReadMode::kLinearizable, answer());
       break;
+    }
     case ShardRequest::Type::kRead:
       store_->SubmitRead(
           req.group,
-          [args = req.args, now = req.now_ms, random = req.random](const kv::StateMachine& sm) {
+          [args = req.args, now = req.now_ms, random = req.random,
+           check](const kv::StateMachine& sm) {
+            if (check && !sm.Owns(*check)) return kv::Reply::Error(kv::ReplyCode::kWrongShard);
             kv::ExecContext ctx = sm.ReadContext(now);
             ctx.random = random;
             return kv::ExecuteRedisRead(sm.keyspace(), args, ctx);
@@ -331,7 +380,8 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
     case ShardRequest::Type::kVersions:
       store_->SubmitRead(
           req.group,
-          [keys = req.args, now_ms = req.now_ms](const kv::StateMachine& sm) {
+          [keys = req.args, now_ms = req.now_ms, check](const kv::StateMachine& sm) {
+            if (check && !sm.Owns(*check)) return kv::Reply::Error(kv::ReplyCode::kWrongShard);
             const int64_t now = sm.ReadContext(now_ms).now_ms;
             kv::Reply out;
             out.number = static_cast<int64_t>(sm.applied_index().value());
@@ -347,8 +397,11 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
       store_->SubmitRead(
           req.group,
           [slot = req.index.value(), max = req.random,
-           count = req.args == std::vector<std::string>{"count"},
-           now_ms = req.now_ms](const kv::StateMachine& sm) {
+           count = req.args == std::vector<std::string>{"count"}, now_ms = req.now_ms,
+           bug = opts_.testing_bug_stale_route](const kv::StateMachine& sm) {
+            if (!bug && !sm.Owns(static_cast<uint16_t>(slot % kSlotCount))) {
+              return kv::Reply::Error(kv::ReplyCode::kWrongShard);
+            }
             const int64_t now = sm.ReadContext(now_ms).now_ms;
             const kv::Keyspace::Map& m = sm.keyspace().map();
             const uint64_t end = (slot + 1) << 50;  // bounded by the keys of one slot
@@ -370,6 +423,16 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
           req.group,
           [names = req.args](const kv::StateMachine& sm) {
             auto one = [&sm](const std::string& name) {
+              if (name.ends_with('*')) {  // every setting with that prefix, as name, value
+                const std::string_view prefix = std::string_view(name).substr(0, name.size() - 1);
+                std::vector<kv::Reply> pairs;
+                for (const auto& [n, v] : sm.config_from(prefix)) {
+                  if (!std::string_view(n).starts_with(prefix)) break;
+                  pairs.push_back(kv::Reply::Bulk(n));
+                  pairs.push_back(kv::Reply::Bulk(v));
+                }
+                return kv::Reply::Array(std::move(pairs));
+              }
               std::optional<std::string_view> v = sm.config(name);
               return v ? kv::Reply::Bulk(std::string(*v)) : kv::Reply::Nil();
             };

@@ -63,6 +63,10 @@ struct RouterOptions {
   // of the node: a peer may answer a request of the node's previous incarnation after it
   // restarted (on the new connection), and that answer must not match a new request.
   uint64_t first_request_id = 1;
+  // A planted bug for the simulator to catch: a request is served whatever its epoch and its
+  // slots (no stale-route refusal, no check of a read's slots against the shard's). Never set
+  // outside tests.
+  bool testing_bug_stale_route = false;
 };
 
 struct RouterCounters {
@@ -86,6 +90,8 @@ class RequestRouter {
   // kNotLeader, kUnavailable, kProposalDropped: it was not applied; kInvalidArgument: no such
   // shard; kResourceExhausted: too many requests routed).
   void Call(ShardRequest req, ResponseFn done, int64_t now_ns);
+  // Call at the latest time an entry point brought (from inside an answer, which has none).
+  void Call(ShardRequest req, ResponseFn done) { Call(std::move(req), std::move(done), now_ns_); }
   // A request another node sent (`id` is its id on that node's side); the answer goes back
   // through the transport. A request that did not decode is answered with its error.
   void Serve(NodeId from, uint64_t id, Result<ShardRequest> req);
@@ -119,6 +125,11 @@ class RequestRouter {
   // Fails the hops to `peer` (kNoNode: every hop past its deadline at now_ns).
   void ExpireHops(NodeId peer, int64_t now_ns);
   void StampLeader(GroupId group, ShardResponse* r) const;
+  // A stale route's refusal carries this node's descriptors of the shard and of the owners of
+  // the request's slots.
+  void AttachDescriptors(const ShardRequest& req, ShardResponse* r) const;
+  // Learns the descriptors a refusal carried.
+  void LearnFrom(NodeId from, const ShardResponse& r);
 
   RouterOptions opts_;
   ShardMap* map_;

@@ -140,7 +140,7 @@ TEST(RequestRouter, AStaleRouteIsRefusedWithTheNewerDescriptorWhichTheSenderLear
   ASSERT_TRUE(resp.ok());
   EXPECT_EQ(resp->status.code(), Code::kNotLeader);
   EXPECT_NE(resp->status.message().find("stale route"), std::string_view::npos);
-  ASSERT_FALSE(resp->descriptor.empty());
+  ASSERT_FALSE(resp->descriptors.empty());
 
   sender.router->OnResponse(sender.out.requests[0].to, sender.out.requests[0].id, *resp, 1 * kMs);
   EXPECT_EQ(sender.map.Find(g)->epoch, 2u);
@@ -159,7 +159,7 @@ TEST(RequestRouter, AStaleRouteIsRefusedWithTheNewerDescriptorWhichTheSenderLear
   auto resp2 = DecodeShardResponse(receiver.out.responses.back().bytes);
   ASSERT_TRUE(resp2.ok());
   EXPECT_EQ(resp2->status.code(), Code::kNotLeader);
-  EXPECT_TRUE(resp2->descriptor.empty());
+  EXPECT_TRUE(resp2->descriptors.empty());
 }
 
 TEST(RequestRouter, HopsTimeOutAndTheRequestEndsByItsDeadline) {
@@ -263,6 +263,69 @@ TEST(RequestRouter, BadInputIsAnsweredNotDropped) {
                         DecodeShardResponse("\xff\xff"), 1 * kMs);
   EXPECT_FALSE(w);  // tried again
   EXPECT_EQ(n4.router->routed(), 1u);
+}
+
+}  // namespace
+}  // namespace synod::cluster
+
+namespace synod::cluster {
+namespace {
+
+TEST(RequestRouter, ASlotsRefusalAfterASplitTeachesBothHalvesAndTheRetryGoesToTheNewShard) {
+  RouterNode n4(4, TwoShards());
+  const ShardDescriptor p = n4.map.layout().shards[0];  // slots 0-8191
+  ShardDescriptor left = p;
+  left.last_slot = 4095;
+  left.epoch = 2;
+  ShardDescriptor right = p;
+  right.group = GroupId(9);
+  right.first_slot = 4096;
+  right.epoch = 2;
+  ShardRequest w;
+  w.type = ShardRequest::Type::kWrite;
+  w.group = p.group;
+  w.slots = SlotRange{5000, 5000};
+  w.command.op = kv::Op::kRedis;
+  w.command.args = {"SET", "k", "v"};
+  w.command.client_id = 5;
+  w.command.seq = 3;
+  std::optional<ShardResponse> got;
+  n4.router->Call(
+      w, [&](ShardResponse r) { got = std::move(r); }, 0);
+  ASSERT_EQ(n4.out.requests.size(), 1u);
+  auto sent = DecodeShardRequest(n4.out.requests[0].bytes);
+  ASSERT_TRUE(sent.ok());
+  EXPECT_EQ(sent->slots, w.slots);
+  EXPECT_EQ(sent->group, p.group);
+  // The parent's leader applied the split before this write: refused whole, with where to go.
+  ShardResponse refused;
+  refused.reply = kv::Reply::Error(kv::ReplyCode::kWrongShard);
+  refused.descriptors = {EncodeDescriptor(left), EncodeDescriptor(right)};
+  refused.leader = n4.out.requests[0].to;
+  refused.term = 2;
+  n4.router->OnResponse(n4.out.requests[0].to, n4.out.requests[0].id, refused, 1 * kMs);
+  EXPECT_FALSE(got);
+  EXPECT_EQ(n4.map.ForSlot(5000).group, GroupId(9));
+  n4.router->Tick(50 * kMs);
+  ASSERT_EQ(n4.out.requests.size(), 2u);
+  auto retry = DecodeShardRequest(n4.out.requests[1].bytes);
+  ASSERT_TRUE(retry.ok());
+  EXPECT_EQ(retry->group, GroupId(9));
+  EXPECT_EQ(retry->epoch, 2u);
+  // The same session and seq: the new shard holds a copy of the parent's sessions.
+  EXPECT_EQ(retry->command.client_id, 5u);
+  EXPECT_EQ(retry->command.seq, 3u);
+
+  // Keys of one shard once, of two now: TRYAGAIN, as Redis Cluster during a slot move.
+  ShardRequest both = w;
+  both.slots = SlotRange{100, 5000};
+  std::optional<ShardResponse> tried;
+  n4.router->Call(
+      both, [&](ShardResponse r) { tried = std::move(r); }, 60 * kMs);
+  ASSERT_TRUE(tried);
+  EXPECT_TRUE(tried->status.ok());
+  ASSERT_TRUE(tried->reply.value.has_value());
+  EXPECT_EQ(tried->reply.value->rfind("TRYAGAIN", 0), 0u);
 }
 
 }  // namespace

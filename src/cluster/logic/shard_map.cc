@@ -1,6 +1,9 @@
 #include "cluster/logic/shard_map.h"
 
+#include <algorithm>
+#include <set>
 #include <utility>
+#include <vector>
 
 #include "common/assert.h"
 
@@ -8,38 +11,76 @@ namespace synod::cluster {
 
 ShardMap::ShardMap(Layout layout) : layout_(std::move(layout)) {
   SYNOD_ASSERT(ValidateLayout(layout_).ok());
-  for (size_t i = 0; i < layout_.shards.size(); ++i) {
-    const ShardDescriptor& d = layout_.shards[i];
-    for (uint32_t s = d.first_slot; s <= d.last_slot; ++s) by_slot_[s] = static_cast<uint16_t>(i);
+  for (const ShardDescriptor& d : layout_.shards) {
+    data_[d.group] = d;
+    for (uint32_t s = d.first_slot; s <= d.last_slot; ++s) by_slot_[s] = d.group;
   }
+}
+
+const ShardDescriptor* ShardMap::Find(GroupId group) const {
+  if (group == layout_.meta.group) return &layout_.meta;
+  auto it = data_.find(group);
+  return it == data_.end() ? nullptr : &it->second;
+}
+
+bool ShardMap::Update(const ShardDescriptor& d, bool take_ties) {
+  if (d.voters.empty()) return false;
+  auto older = [&](const ShardDescriptor& cur) {
+    if (d.epoch != cur.epoch) return d.epoch < cur.epoch;
+    return !take_ties || EncodeDescriptor(d) == EncodeDescriptor(cur);
+  };
+  if (d.group == layout_.meta.group) {
+    if (older(layout_.meta)) return false;
+    layout_.meta = d;
+    return true;
+  }
+  if (d.first_slot > d.last_slot || d.last_slot >= kSlotCount) return false;
+  auto it = data_.find(d.group);
+  if (it != data_.end() && older(it->second)) return false;
+  data_[d.group] = d;
+  Rebuild();
+  return true;
 }
 
 namespace {
 
-// Data shards are in slot order, not group order, and a layout holds few: a linear scan.
-template <typename L>
-auto FindIn(L& layout, GroupId group) -> decltype(&layout.meta) {
-  if (group == layout.meta.group) return &layout.meta;
-  for (auto& d : layout.shards) {
-    if (d.group == group) return &d;
-  }
-  return nullptr;
+// Which of two descriptors covering a slot owns it: the higher epoch, then the narrower range
+// (a split's new shard against its parent's descriptor of the same epoch), then the higher id.
+bool Outranks(const ShardDescriptor& a, const ShardDescriptor& b) {
+  if (a.epoch != b.epoch) return a.epoch > b.epoch;
+  const uint32_t wa = uint32_t{a.last_slot} - a.first_slot;
+  const uint32_t wb = uint32_t{b.last_slot} - b.first_slot;
+  if (wa != wb) return wa < wb;
+  return a.group > b.group;
 }
 
 }  // namespace
 
-const ShardDescriptor* ShardMap::Find(GroupId group) const { return FindIn(layout_, group); }
-
-ShardDescriptor* ShardMap::FindMutable(GroupId group) { return FindIn(layout_, group); }
-
-bool ShardMap::Update(const ShardDescriptor& d) {
-  ShardDescriptor* cur = FindMutable(d.group);
-  if (cur == nullptr || d.epoch <= cur->epoch || d.voters.empty()) return false;
-  if (d.group != kMetaGroup && (d.first_slot != cur->first_slot || d.last_slot != cur->last_slot)) {
-    return false;
+void ShardMap::Rebuild() {
+  // Paint every descriptor's slots from the lowest rank up: each slot ends with its owner.
+  // Slots no descriptor covers keep the shard that owned them.
+  std::vector<const ShardDescriptor*> order;
+  order.reserve(data_.size());
+  for (const auto& [g, d] : data_) order.push_back(&d);
+  std::sort(order.begin(), order.end(),
+            [](const ShardDescriptor* a, const ShardDescriptor* b) { return Outranks(*b, *a); });
+  for (const ShardDescriptor* d : order) {
+    for (uint32_t s = d->first_slot; s <= d->last_slot; ++s) by_slot_[s] = d->group;
   }
-  *cur = d;
-  return true;
+  // The shards that own a slot, in the order of their first one; the rest are forgotten.
+  std::vector<GroupId> owners;
+  std::set<GroupId> seen;
+  for (uint32_t s = 0; s < kSlotCount; ++s) {
+    if (seen.insert(by_slot_[s]).second) owners.push_back(by_slot_[s]);
+  }
+  std::erase_if(data_, [&](const auto& entry) { return !seen.contains(entry.first); });
+  layout_.shards.clear();
+  for (GroupId g : owners) layout_.shards.push_back(data_.at(g));
+  clean_ = ValidateLayout(layout_).ok();
+  // Clean also means each descriptor covers exactly what it owns.
+  for (uint32_t s = 0; clean_ && s < kSlotCount; ++s) {
+    clean_ = data_.at(by_slot_[s]).Covers(static_cast<uint16_t>(s));
+  }
 }
 
 NodeId ShardMap::leader(GroupId group) const {

@@ -28,15 +28,28 @@ class ShardMap {
   // REQUIRES: ValidateLayout(layout) is OK.
   explicit ShardMap(Layout layout);
 
+  // The meta shard and the data shards that own slots now, in the order of the first slot each
+  // owns. While a change is half learnt (a split's narrowed parent without its new shard, say)
+  // a data shard's descriptor may cover slots another owns, or none it owns: ForSlot decides.
   const Layout& layout() const { return layout_; }
-  // The data shard that owns `slot` (one always does).
-  const ShardDescriptor& ForSlot(uint16_t slot) const { return layout_.shards[by_slot_[slot]]; }
+  // Whether layout() is a clean layout (ValidateLayout): every slot covered by exactly the
+  // descriptor that owns it. What a node saves (a half-learnt change is not worth keeping).
+  bool clean() const { return clean_; }
+  // The data shard that owns `slot` (one always does): among the descriptors covering it, the
+  // one of the highest epoch, then the narrower, then the higher group id (see Update); when
+  // none covers it (a split's parent learnt before its new shard), the one that owned it last.
+  const ShardDescriptor& ForSlot(uint16_t slot) const { return data_.at(by_slot_[slot]); }
   // The descriptor of `group` (the meta shard or a data shard), nullptr when unknown.
   const ShardDescriptor* Find(GroupId group) const;
-  // A descriptor as the meta shard holds it: replaces the one of its group when its epoch is
-  // newer. Returns true when it did. A descriptor that would move slots (splits and merges come
-  // with the elastic cluster) or names an unknown group is refused (false).
-  bool Update(const ShardDescriptor& d);
+  // A descriptor as the meta shard holds it (or as a split or a stale route's refusal told
+  // it): replaces the one of its group when its epoch is newer, or adds a group not known yet
+  // (a split's new shard). Slots go to the highest epoch covering them: a split gives both
+  // halves the next epoch after the parent's, so the new shard wins its slots from the
+  // parent's older descriptor, learnt in either order. A data shard left owning no slot is
+  // forgotten (merged away, or a stale descriptor). Returns whether the map changed.
+  // With take_ties, a descriptor of the map's epoch that differs from the map's replaces it too
+  // (the meta shard's, which wins a tie).
+  bool Update(const ShardDescriptor& d, bool take_ties = false);
 
   // The leader last heard of for `group`, kNoNode when none.
   NodeId leader(GroupId group) const;
@@ -46,10 +59,13 @@ class ShardMap {
   void NoteLeader(GroupId group, NodeId node, uint64_t term);
 
  private:
-  ShardDescriptor* FindMutable(GroupId group);
+  // Recomputes by_slot_ and layout_ from data_.
+  void Rebuild();
 
   Layout layout_;
-  std::array<uint16_t, kSlotCount> by_slot_{};  // slot -> index in layout_.shards
+  bool clean_ = true;
+  std::map<GroupId, ShardDescriptor> data_;  // every data shard known
+  std::array<GroupId, kSlotCount> by_slot_{};
   struct Hint {
     NodeId node;
     uint64_t term = 0;

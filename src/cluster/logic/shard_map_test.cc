@@ -79,7 +79,7 @@ TEST(ShardMapTest, WithMembersKeepsThePreferredLeaderFirstAndBumpsTheEpoch) {
   EXPECT_EQ(r.learners, (std::vector<NodeId>{NodeId(5), NodeId(9)}));
 }
 
-TEST(ShardMapTest, UpdateTakesOnlyNewerEpochsOfKnownShardsThatKeepTheirSlots) {
+TEST(ShardMapTest, UpdateTakesOnlyNewerEpochs) {
   ShardMap m(SixOnThree());
   const ShardDescriptor d = *m.Find(GroupId(3));
   const ShardDescriptor next = WithMembers(d, {NodeId(1), NodeId(2), NodeId(3), NodeId(4)}, {});
@@ -88,19 +88,70 @@ TEST(ShardMapTest, UpdateTakesOnlyNewerEpochsOfKnownShardsThatKeepTheirSlots) {
   EXPECT_EQ(m.Find(GroupId(3))->voters.size(), 4u);
   EXPECT_FALSE(m.Update(next));  // the same epoch again
   EXPECT_FALSE(m.Update(d));     // an older one
-  ShardDescriptor moved = WithMembers(next, next.voters, {});
-  moved.last_slot = static_cast<uint16_t>(moved.last_slot + 1);
-  EXPECT_FALSE(m.Update(moved));
-  ShardDescriptor unknown = next;
-  unknown.group = GroupId(99);
-  unknown.epoch = 50;
-  EXPECT_FALSE(m.Update(unknown));
+  ShardDescriptor no_voters = next;
+  no_voters.epoch = 9;
+  no_voters.voters.clear();
+  EXPECT_FALSE(m.Update(no_voters));
   // The slot table still finds the shard.
   EXPECT_EQ(m.ForSlot(d.first_slot).group, GroupId(3));
   EXPECT_EQ(m.ForSlot(d.first_slot).epoch, d.epoch + 1);
+  EXPECT_TRUE(m.clean());
   // The meta shard's descriptor is updated the same way.
   EXPECT_TRUE(m.Update(WithMembers(*m.Find(kMetaGroup), {NodeId(1), NodeId(2)}, {})));
   EXPECT_EQ(m.Find(kMetaGroup)->epoch, 2u);
+}
+
+// A split of group 3 at slot `at` into group `child`, both at the next epoch.
+std::pair<ShardDescriptor, ShardDescriptor> Split(const ShardDescriptor& parent, uint16_t at,
+                                                  GroupId child) {
+  ShardDescriptor left = parent;
+  left.last_slot = static_cast<uint16_t>(at - 1);
+  left.epoch = parent.epoch + 1;
+  ShardDescriptor right = parent;
+  right.group = child;
+  right.first_slot = at;
+  right.epoch = parent.epoch + 1;
+  return {left, right};
+}
+
+TEST(ShardMapTest, ASplitIsLearntInEitherOrderAndNoSlotIsEverLeftWithoutAShard) {
+  for (bool parent_first : {true, false}) {
+    ShardMap m(SixOnThree());
+    const ShardDescriptor p = *m.Find(GroupId(3));
+    const uint16_t at = static_cast<uint16_t>(p.first_slot + 100);
+    const auto [left, right] = Split(p, at, GroupId(20));
+    EXPECT_TRUE(m.Update(parent_first ? left : right));
+    // Half learnt: every slot still has a shard, and the one a request meets can send it on.
+    EXPECT_FALSE(m.clean());
+    EXPECT_EQ(m.ForSlot(p.first_slot).group, GroupId(3));
+    EXPECT_EQ(m.ForSlot(at).group, parent_first ? GroupId(3) : GroupId(20));
+    EXPECT_TRUE(m.Update(parent_first ? right : left));
+    EXPECT_TRUE(m.clean()) << parent_first;
+    EXPECT_EQ(m.ForSlot(at - 1).group, GroupId(3));
+    EXPECT_EQ(m.ForSlot(at).group, GroupId(20));
+    EXPECT_EQ(m.ForSlot(p.last_slot).group, GroupId(20));
+    EXPECT_EQ(m.layout().shards.size(), 7u);
+    // In slot order.
+    for (size_t i = 1; i < m.layout().shards.size(); ++i) {
+      EXPECT_EQ(m.layout().shards[i].first_slot, m.layout().shards[i - 1].last_slot + 1);
+    }
+  }
+}
+
+TEST(ShardMapTest, AnOlderDescriptorOfTheParentNeverTakesTheNewShardsSlotsBack) {
+  ShardMap m(SixOnThree());
+  const ShardDescriptor p = *m.Find(GroupId(3));
+  const uint16_t at = static_cast<uint16_t>(p.first_slot + 10);
+  const auto [left, right] = Split(p, at, GroupId(20));
+  ASSERT_TRUE(m.Update(right));
+  // The parent's membership changed at the same epoch the split gave it (a race in the meta
+  // shard): the wider descriptor of that epoch loses to the narrower new shard.
+  ShardDescriptor wide = p;
+  wide.epoch = right.epoch;
+  wide.voters = {NodeId(3), NodeId(1)};
+  ASSERT_TRUE(m.Update(wide));
+  EXPECT_EQ(m.ForSlot(at).group, GroupId(20));
+  EXPECT_EQ(m.ForSlot(at - 1).group, GroupId(3));
 }
 
 TEST(ShardMapTest, DescriptorsRoundTripOneLineEachAndBadOnesAreRefused) {
@@ -213,12 +264,12 @@ TEST(ShardRequestTest, RoundTripsAndRefusesGarbage) {
   EXPECT_EQ(rb->leader, NodeId(3));
   ShardResponse refused;
   refused.status = Status::NotLeader("node 1 does not lead shard 2");
-  refused.descriptor = "shard group=2 slots=0-8191 epoch=3 voters=1,2,3 learners=4";
+  refused.descriptors = {"shard group=2 slots=0-8191 epoch=3 voters=1,2,3 learners=4"};
   rb = DecodeShardResponse(EncodeShardResponse(refused));
   ASSERT_TRUE(rb.ok());
   EXPECT_EQ(rb->status.code(), Code::kNotLeader);
   EXPECT_EQ(rb->status.message(), "node 1 does not lead shard 2");
-  EXPECT_EQ(rb->descriptor, refused.descriptor);
+  EXPECT_EQ(rb->descriptors, refused.descriptors);
   EXPECT_FALSE(DecodeShardResponse("\x08\xff\x01").ok());  // an unknown code
 }
 

@@ -8,6 +8,14 @@
 
 namespace synod::cluster {
 
+namespace {
+
+Status NotHeldStatus(GroupId group) {
+  return Status::NotFound("this node holds no replica of group " + std::to_string(group.value()));
+}
+
+}  // namespace
+
 Store::Store(StoreOptions opts, storage::NodeDb* db, RaftTransport* transport,
              ReplicaObserver* observer, Logger logger)
     : opts_(std::move(opts)),
@@ -43,11 +51,27 @@ Status Store::AddGroup(GroupId group, storage::StateSpan span, const std::set<No
     s.meta.index = LogIndex(1);
     s.meta.term = Term(1);
     for (NodeId v : voters) s.meta.conf_state.voters.insert(v);
-    s.data = kv::StateMachine(opts_.replica.kv).Snapshot();
+    kv::StateMachine empty(opts_.replica.kv);
+    // A data shard owns its slots from the start (a split hands part of them on).
+    if (span.kind == storage::StateSpan::Kind::kSlots) {
+      empty.SetRange(SlotRange{span.first_slot, span.last_slot});
+    }
+    s.data = empty.Snapshot();
     SYNOD_RETURN_IF_ERROR(g.storage->Save(s, {}, raft::HardState{Term(1), kNoNode, LogIndex(1)}));
     // Durable at once: a member that forgot it bootstrapped would wait for a snapshot forever.
     SYNOD_RETURN_IF_ERROR(db_->Sync());
   }
+  auto replica = MakeReplica(group, g.storage.get(), nullptr);
+  if (!replica.ok()) return replica.status();
+  g.replica = std::move(*replica);
+  groups_.emplace(group, std::move(g));
+  ready_.insert(group);
+  DeliverKept(group);
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Replica>> Store::MakeReplica(GroupId group, storage::GroupStorage* storage,
+                                                    kv::internal::State* adopt) {
   ReplicaOptions ro = opts_.replica;
   ro.group = group;
   ro.raft.id = opts_.self;
@@ -55,13 +79,161 @@ Status Store::AddGroup(GroupId group, storage::StateSpan span, const std::set<No
   // Drawn from the seed and the group: distinct, well-spread election timers per group.
   ro.raft.random_seed =
       env::Random(opts_.random_seed ^ (group.value() * 0x9E3779B97F4A7C15ull)).Next() | 1;
-  auto replica = Replica::Create(std::move(ro), transport_, g.storage.get(), observer_,
-                                 logger_.With("group=" + std::to_string(group.value()) + " "));
+  return Replica::Create(std::move(ro), transport_, storage, observer_,
+                         logger_.With("group=" + std::to_string(group.value()) + " "), adopt);
+}
+
+void Store::StartSplits(GroupId parent, Group& g) {
+  std::vector<AppliedSplit> splits = g.replica->TakeSplits();
+  for (AppliedSplit& split : splits) {
+    Status s = StartSplit(parent, split);
+    if (!s.ok()) {
+      // The parent's state gave the slots away already: without the new replica this node
+      // cannot serve them, and must not pretend to. Its storage is failed or corrupt.
+      logger_.Error("event=split_start_failed group={} child={} error=\"{}\"", parent.value(),
+                    split.off.child, s.ToString());
+    }
+  }
+}
+
+Status Store::StartSplit(GroupId parent, AppliedSplit& split) {
+  const GroupId child(split.off.child);
+  if (const Replica* p = replica(parent); p != nullptr && p->state_machine().range()) {
+    started_.push_back(StartedSplit{parent,
+                                    child,
+                                    *p->state_machine().range(),
+                                    split.off.range,
+                                    split.off.epoch,
+                                    {split.conf.voters.begin(), split.conf.voters.end()},
+                                    {split.conf.learners.begin(), split.conf.learners.end()}});
+  }
+  raft::HardState hs{split.term, kNoNode, split.off.index};
+  if (auto it = groups_.find(child); it != groups_.end()) {
+    Replica& existing = *it->second.replica;
+    if (existing.IsMember() || existing.state_machine().applied_index() > LogIndex(0)) {
+      // It got a snapshot from the new shard's leader first: it is that shard already.
+      logger_.Info("event=split_child_exists group={} child={}", parent.value(), child.value());
+      return Status::Ok();
+    }
+    // An empty replica made for the new shard's first messages: the split replaces it, but its
+    // vote stands (it may have voted in a later term; voting again there could elect two).
+    const raft::HardState& old = it->second.storage->hard_state();
+    if (old.term >= hs.term) {
+      hs.term = old.term;
+      hs.vote = old.vote;
+    }
+    if (it->second.quiesced) --quiesced_count_;
+    it->second.replica.reset();
+    it->second.storage.reset();
+    groups_.erase(it);
+  }
+  auto storage = storage::GroupStorage::Open(
+      db_, child, storage::StateSpan::Slots(split.off.range.first, split.off.range.last));
+  if (!storage.ok()) return storage.status();
+  Group g;
+  g.storage = std::move(*storage);
+  raft::Snapshot snap;
+  snap.meta.index = split.off.index;
+  snap.meta.term = split.term;
+  snap.meta.conf_state = split.conf;
+  // No image: the state is stored beside the log (the parent's keys, this replica's sessions
+  // and meta, staged by Replica::Create into the same write).
+  SYNOD_RETURN_IF_ERROR(g.storage->Save(snap, {}, hs));
+  auto replica = MakeReplica(child, g.storage.get(), &split.off.state);
   if (!replica.ok()) return replica.status();
   g.replica = std::move(*replica);
-  groups_.emplace(group, std::move(g));
-  ready_.insert(group);
+  if (split.leader) (void)g.replica->Campaign();
+  groups_.emplace(child, std::move(g));
+  ready_.insert(child);
+  ++splits_;
+  logger_.Info("event=split_started group={} child={} index={} slots={}-{}", parent.value(),
+               child.value(), split.off.index.value(), split.off.range.first, split.off.range.last);
+  DeliverKept(child);
   return Status::Ok();
+}
+
+bool Store::DestroyIfRemoved(GroupId id, Group& g) {
+  const Replica& r = *g.replica;
+  // A data shard's replica (its keys under slots) that holds a state (applied something) and is
+  // no member of the configuration it applied: removed. Not a group with keys of its own (the
+  // meta shard: a node removed from the cluster keeps it, for its status), and not a failed
+  // replica (its state cannot be trusted either way).
+  if (g.storage->span().kind != storage::StateSpan::Kind::kSlots || r.failed() || r.persisting() ||
+      r.IsMember() || r.state_machine().applied_index() == LogIndex(0)) {
+    return false;
+  }
+  logger_.Info("event=replica_removed group={} applied={}", id.value(),
+               r.state_machine().applied_index().value());
+  Destroy(id, /*with_data=*/true);
+  return true;
+}
+
+void Store::Destroy(GroupId id, bool with_data) {
+  auto it = groups_.find(id);
+  SYNOD_ASSERT(it != groups_.end());
+  Group& g = it->second;
+  // Its keys go only when no other replica here owns any of their slots (a split's half, a
+  // replica that came back): those are that replica's records now.
+  const std::optional<SlotRange> mine = g.replica->state_machine().range();
+  bool shared = false;
+  for (const auto& [other, og] : groups_) {
+    if (other == id || !mine) continue;
+    const std::optional<SlotRange>& theirs = og.replica->state_machine().range();
+    shared = shared || (theirs && theirs->Overlaps(*mine));
+  }
+  g.storage->StageDestroy(with_data && mine.has_value() && !shared);
+  if (g.quiesced) --quiesced_count_;
+  g.replica.reset();
+  g.storage.reset();
+  groups_.erase(it);
+  ready_.erase(id);
+  removed_.push_back(id);
+  ++destroyed_;
+}
+
+Status Store::RemoveGroup(GroupId group, bool with_data) {
+  if (round_in_flight_) return Status::FailedPrecondition("a node write is in flight");
+  auto it = groups_.find(group);
+  if (it == groups_.end()) return NotHeldStatus(group);
+  if (it->second.replica->persisting()) {
+    return Status::FailedPrecondition("group " + std::to_string(group.value()) + " is writing");
+  }
+  Destroy(group, with_data);
+  return Status::Ok();
+}
+
+bool Store::SnapshotOverlaps(GroupId group, const raft::Message& m) const {
+  if (m.type != raft::MessageType::kSnap || !m.snapshot) return false;
+  Result<std::optional<SlotRange>> range = kv::SnapshotRange(m.snapshot->data);
+  if (!range.ok() || !*range) return false;  // the replica refuses a bad one itself
+  for (const auto& [id, g] : groups_) {
+    if (id == group) continue;
+    const kv::StateMachine& sm = g.replica->state_machine();
+    if (sm.applied_index() > LogIndex(0) && sm.range() && sm.range()->Overlaps(**range)) {
+      logger_.Info("event=snapshot_deferred group={} overlaps={} slots={}-{}", group.value(),
+                   id.value(), (*range)->first, (*range)->last);
+      return true;
+    }
+  }
+  return false;
+}
+
+void Store::KeepForLater(GroupId group, raft::Message m) {
+  auto it = kept_.find(group);
+  if (it == kept_.end()) {
+    if (kept_.size() >= kKeptGroupsMax) return;
+    it = kept_.emplace(group, std::vector<Kept>{}).first;
+  }
+  if (it->second.size() >= kKeptPerGroupMax) it->second.erase(it->second.begin());
+  it->second.push_back(Kept{ticks_, std::move(m)});
+}
+
+void Store::DeliverKept(GroupId group) {
+  auto it = kept_.find(group);
+  if (it == kept_.end()) return;
+  std::vector<Kept> kept = std::move(it->second);
+  kept_.erase(it);
+  for (Kept& k : kept) (void)Receive(group, std::move(k.m));
 }
 
 Replica* Store::replica(GroupId group) {
@@ -87,6 +259,12 @@ std::vector<GroupId> Store::groups() const {
 }
 
 void Store::Tick() {
+  ++ticks_;
+  const auto kept_ticks = static_cast<uint64_t>(2 * opts_.replica.raft.election_ticks);
+  for (auto it = kept_.begin(); it != kept_.end();) {
+    std::erase_if(it->second, [&](const Kept& k) { return k.tick + kept_ticks < ticks_; });
+    it = it->second.empty() ? kept_.erase(it) : std::next(it);
+  }
   for (auto& [id, g] : groups_) {
     if (g.quiesced) continue;
     // Judged on the state the last round left (a tick makes heartbeats pending).
@@ -191,9 +369,14 @@ Status Store::Receive(GroupId group, raft::Message m) {
   auto it = groups_.find(group);
   if (it == groups_.end()) {
     ++dropped_;
+    KeepForLater(group, std::move(m));
     return Status::NotFound("this node holds no replica of group " + std::to_string(group.value()));
   }
   Group& g = it->second;
+  if (SnapshotOverlaps(group, m)) {
+    ++dropped_;
+    return Status::Ok();  // the leader sends it again once its probe finds it missing
+  }
   if (g.quiesced) Wake(group, g, m.from == g.replica->raw_node().raft().lead());
   g.replica->Receive(std::move(m));
   ready_.insert(group);
@@ -281,8 +464,13 @@ bool Store::BeginRound() {
     auto it = groups_.find(id);
     if (it == groups_.end()) continue;  // removed meanwhile
     Group& g = it->second;
-    if (RunReadys(id, g)) {
+    const bool needs_write = RunReadys(id, g);
+    // Before the node write is taken: the new shard's records ride on it with the parent's.
+    StartSplits(id, g);
+    if (needs_write) {
       round_.push_back(id);
+    } else if (DestroyIfRemoved(id, g)) {
+      continue;  // gone: its deletion rides on the next write
     } else if (g.replica->HasReady()) {
       ready_.insert(id);  // hit the bound: the rest waits for the next round
     }
@@ -304,6 +492,8 @@ void Store::FinishRound(const Status& written) {
     Replica& r = *it->second.replica;
     if (written.ok()) {
       r.FinishReady();
+      StartSplits(id, it->second);
+      if (DestroyIfRemoved(id, it->second)) continue;
     } else {
       r.FailStorage(written);
     }

@@ -31,9 +31,27 @@
 //  - A failed write fails every group of the round (and the NodeDb refuses every later write,
 //    so every group fails at its next round): the node stops acknowledging until restarted.
 //
-// Messages for a group the node does not hold are dropped (Receive says so); creating a replica
-// when a valid message for an unknown group arrives, epochs and tombstones come with the meta
-// shard and the elastic cluster.
+// Splits (docs/sharding.md, "Splits"): when a replica applies a split of its shard, the Store
+// creates this node's replica of the new shard before the next node write, from the split's
+// right half: a snapshot at the split's index with the parent's membership, whose state is the
+// parent's keys of the moved slots where they are stored (nothing is copied). On the node
+// that led the parent, the new replica campaigns at once. Every replica of the parent does the
+// same at the same index, so all of them start from the same state. A node whose replica of
+// the parent never applies the split (it got a snapshot past it) gets the new shard like any
+// new member, by a snapshot from its leader — which it refuses while a replica of another group
+// here still holds any of the snapshot's slots (it would overwrite that replica's keys).
+//
+// Replicas removed from their group: a data shard's replica (keys under slots, not the meta
+// shard's own) that applied a configuration without this node (a move, a member removal) is
+// destroyed at the end of its round, and its
+// records — and its keys, when no other replica here owns any of their slots — are deleted in
+// the node's next write (TiKV's peer destruction). Messages still coming for it are kept and
+// dropped as for any group not held. RemoveGroup destroys a replica on the host's word (an
+// empty one the node made for a shard that no longer lists it).
+//
+// Messages for a group the node does not hold are kept for a while (a few per group, for a
+// few groups, for two election timeouts): a split's new shard may hear from its first leader
+// before this node applied the split; they are delivered when the group appears, else dropped.
 //
 // Thread-safety: none; one thread (the node's core thread, or the simulator's) owns a Store.
 // Time is Tick(); the host decides how long a tick is.
@@ -54,6 +72,19 @@
 #include "storage/node_db.h"
 
 namespace synod::cluster {
+
+// A split this node's replica of `parent` applied, whose new shard the Store started here (or
+// found started): what the host's map learns from it at once.
+struct StartedSplit {
+  GroupId parent;
+  GroupId child;
+  SlotRange kept;      // the parent's slots now
+  SlotRange moved;     // the new shard's
+  uint64_t epoch = 0;  // both halves' descriptors' (the split command's)
+  // The parent's members at the split's entry: both halves'.
+  std::vector<NodeId> voters;
+  std::vector<NodeId> learners;
+};
 
 struct StoreOptions {
   NodeId self;
@@ -139,8 +170,19 @@ class Store {
   // Groups in the round in flight.
   size_t round_groups() const { return round_.size(); }
 
+  // Destroys this node's replica of `group` and deletes its records (with its keys when
+  // `with_data` and no other replica here owns any of its slots), in the next node write.
+  // kFailedPrecondition during a round, kNotFound when not held.
+  Status RemoveGroup(GroupId group, bool with_data);
+  // The groups destroyed since the last call (removed from them, or RemoveGroup).
+  std::vector<GroupId> TakeRemovedGroups() { return std::exchange(removed_, {}); }
+  // The splits applied here since the last call (the host learns both halves' descriptors).
+  std::vector<StartedSplit> TakeStartedSplits() { return std::exchange(started_, {}); }
+
   // Counters (for metrics and tests).
   uint64_t rounds() const { return rounds_; }             // BeginRounds that needed a write
+  uint64_t splits() const { return splits_; }             // new shards started by splits
+  uint64_t destroyed() const { return destroyed_; }       // replicas destroyed (removed)
   uint64_t dropped_messages() const { return dropped_; }  // for groups not held
   uint64_t quiesces() const { return quiesces_; }         // groups that stopped ticking
 
@@ -160,6 +202,21 @@ class Store {
   void Wake(GroupId id, Group& g, bool leader_spoke, NodeId down = kNoNode);
   // Runs one group's Readys until it needs a write (returns true) or has none left.
   bool RunReadys(GroupId id, Group& g);
+  // Starts the new shards of the splits `g`'s replica applied.
+  void StartSplits(GroupId parent, Group& g);
+  // After its round: destroys `id`'s replica when it was removed from its group (see above).
+  // Returns true when it did (the Group is gone).
+  bool DestroyIfRemoved(GroupId id, Group& g);
+  void Destroy(GroupId id, bool with_data);
+  Status StartSplit(GroupId parent, AppliedSplit& split);
+  // Builds the replica of an open storage (AddGroup, StartSplit).
+  Result<std::unique_ptr<Replica>> MakeReplica(GroupId group, storage::GroupStorage* storage,
+                                               kv::internal::State* adopt);
+  // Whether a snapshot for `group` must wait: its slots overlap another replica's here.
+  bool SnapshotOverlaps(GroupId group, const raft::Message& m) const;
+  // Messages for groups not held (see the class comment).
+  void KeepForLater(GroupId group, raft::Message m);
+  void DeliverKept(GroupId group);
 
   StoreOptions opts_;
   storage::NodeDb* db_;
@@ -176,6 +233,18 @@ class Store {
   uint64_t dropped_ = 0;
   size_t quiesced_count_ = 0;
   uint64_t quiesces_ = 0;
+  uint64_t splits_ = 0;
+  uint64_t destroyed_ = 0;
+  std::vector<StartedSplit> started_;
+  std::vector<GroupId> removed_;
+  uint64_t ticks_ = 0;
+  struct Kept {
+    uint64_t tick;
+    raft::Message m;
+  };
+  std::map<GroupId, std::vector<Kept>> kept_;
+  static constexpr size_t kKeptGroupsMax = 16;
+  static constexpr size_t kKeptPerGroupMax = 16;
 };
 
 }  // namespace synod::cluster

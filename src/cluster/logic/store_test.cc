@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
@@ -473,10 +474,16 @@ TEST(StoreQuiescenceTest, WakesFromAReplicaRemovedFromItsGroupAreIgnored) {
   ASSERT_TRUE(c.store(1).replica(g)->ProposeConfChange(cc).ok());
   c.store(1).Touch(g);
   c.TickAll(3 * kQuiesceTicks);
-  ASSERT_FALSE(c.store(3).replica(g)->IsMember());
+  // Node 3 applied its removal: its replica destroyed itself (StoreRemovalTest).
+  ASSERT_FALSE(c.store(3).HasGroup(g));
   c.Crash(3);
-  c.Open(3, /*bootstrap=*/false);
+  c.Open(3, /*bootstrap=*/false);  // an empty replica of g again (the test's layout lists it)
   ASSERT_TRUE(c.store(1).quiesced(g));
+  // A wake from a node out of the configuration changes nothing, whatever that node believes.
+  c.store(1).ReceiveWake(NodeId(3), g);
+  c.store(2).ReceiveWake(NodeId(3), g);
+  ASSERT_TRUE(c.store(1).quiesced(g));
+  ASSERT_TRUE(c.store(2).quiesced(g));
   const int timeout = StoreOptions{}.replica.raft.election_ticks;
   int wakes = 0;
   for (int t = 0; t < 3 * timeout; ++t) {
@@ -506,6 +513,217 @@ TEST(StoreQuiescenceTest, NoQuiescenceWithLeaseReads) {
     EXPECT_TRUE(c.Leads(1, g) || c.Leads(2, g) || c.Leads(3, g)) << "group " << g;
   }
   EXPECT_GT(sent, 0u);
+}
+
+}  // namespace
+}  // namespace synod::cluster
+
+namespace synod::cluster {
+namespace {
+
+kv::Command SplitCommand(uint64_t client, uint16_t first, uint16_t last, uint16_t at,
+                         uint64_t child) {
+  kv::Command c;
+  c.op = kv::Op::kRedis;
+  c.client_id = client;
+  c.seq = 1;
+  c.args = {std::string(kv::kSplitCommand), std::to_string(first),
+            std::to_string(last),           std::to_string(at),
+            std::to_string(child),          "2"};
+  return c;
+}
+
+// A write routed for the slot of its key, as a node routes it.
+kv::Command Routed(kv::Command c) {
+  const uint16_t s = KeySlot(c.args.at(1));
+  c.slots = SlotRange{s, s};
+  return c;
+}
+
+TEST(StoreSplitTest, EveryReplicaStartsTheNewShardFromTheRightHalfAndKeepsItAcrossARestart) {
+  StoreCluster c;
+  c.ElectEverywhere(1);
+  const GroupId parent(2);
+  const GroupId child(7);
+  constexpr uint16_t kAt = 2730;  // group 2 owns 0-5460
+  std::vector<std::string> keys;
+  for (int k = 0; k < 20; ++k) {
+    keys.push_back(KeyOf(parent, k));
+    c.store(1).Submit(parent, Routed(Set(1000 + k, keys.back(), "v" + std::to_string(k))),
+                      ReadMode::kLinearizable, [](ClientReply r) { EXPECT_TRUE(r.status.ok()); });
+    c.Settle();
+  }
+  size_t right = 0;
+  for (const std::string& k : keys) right += KeySlot(k) >= kAt ? 1 : 0;
+  ASSERT_GT(right, 0u);
+  ASSERT_LT(right, keys.size());
+
+  kv::Reply split_reply;
+  c.store(1).Submit(parent, SplitCommand(77, 0, 5460, kAt, child.value()), ReadMode::kLinearizable,
+                    [&](ClientReply r) {
+                      ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+                      split_reply = r.reply;
+                    });
+  c.Settle();
+  EXPECT_EQ(split_reply, kv::Reply::Ok());
+  c.TickAll(30);  // the new shard elects (node 1 campaigned at once)
+  for (int i = 1; i <= kNodes; ++i) {
+    ASSERT_TRUE(c.store(i).HasGroup(child)) << "node " << i;
+    const kv::StateMachine& l = c.store(i).replica(parent)->state_machine();
+    const kv::StateMachine& r = c.store(i).replica(child)->state_machine();
+    EXPECT_EQ(l.range(), (SlotRange{0, kAt - 1}));
+    EXPECT_EQ(r.range(), (SlotRange{kAt, 5460}));
+    EXPECT_EQ(r.key_count(), right) << "node " << i;
+    EXPECT_EQ(l.key_count(), keys.size() - right) << "node " << i;
+    EXPECT_EQ(c.store(i).storage(child)->span(), storage::StateSpan::Slots(kAt, 5460));
+    EXPECT_EQ(c.store(i).storage(parent)->span(), storage::StateSpan::Slots(0, kAt - 1));
+  }
+  EXPECT_TRUE(c.Leads(1, child));
+
+  // The parent refuses what it gave away; the new shard takes it.
+  std::string moved;
+  for (const std::string& k : keys) {
+    if (KeySlot(k) >= kAt) moved = k;
+  }
+  kv::Reply refused;
+  c.store(1).Submit(parent, Routed(Set(5000, moved, "late")), ReadMode::kLinearizable,
+                    [&](ClientReply r) { refused = r.reply; });
+  bool written = false;
+  c.store(1).Submit(child, Routed(Set(5001, moved, "new")), ReadMode::kLinearizable,
+                    [&](ClientReply r) { written = r.status.ok() && r.reply.ok(); });
+  // A read routed by the old map too (a GET of the legacy ops: it once read the parent's
+  // state, where the key no longer is, and answered nil).
+  kv::Command get;
+  get.op = kv::Op::kGet;
+  get.key = moved;
+  get.slots = SlotRange{KeySlot(moved), KeySlot(moved)};
+  kv::Reply read_refused;
+  c.store(1).Submit(parent, get, ReadMode::kLinearizable,
+                    [&](ClientReply r) { read_refused = r.reply; });
+  c.Settle();
+  EXPECT_EQ(refused.code, kv::ReplyCode::kWrongShard);
+  EXPECT_EQ(read_refused.code, kv::ReplyCode::kWrongShard);
+  EXPECT_TRUE(written);
+
+  // A restarted node reopens both halves from its database, each with its own keys.
+  c.Crash(2);
+  c.Open(2, /*bootstrap=*/false);
+  ASSERT_TRUE(c.store(2).AddGroup(child, storage::StateSpan::Slots(kAt, 5460), {}).ok());
+  c.TickAll(5);
+  const kv::StateMachine& l = c.store(2).replica(parent)->state_machine();
+  const kv::StateMachine& r = c.store(2).replica(child)->state_machine();
+  EXPECT_EQ(l.key_count(), keys.size() - right);
+  EXPECT_EQ(r.key_count(), right);
+  EXPECT_EQ(r.Get(moved), "new");
+  EXPECT_FALSE(l.Get(moved).has_value());
+  EXPECT_EQ(l.Digest(), c.store(1).replica(parent)->state_machine().Digest());
+  EXPECT_EQ(r.Digest(), c.store(1).replica(child)->state_machine().Digest());
+}
+
+TEST(StoreSplitTest, AReplicaThatMissedTheSplitRefusesTheNewShardsSnapshotWhileItOverlaps) {
+  StoreCluster c;
+  c.ElectEverywhere(1);
+  const GroupId parent(2);
+  const GroupId child(7);
+  std::vector<std::string> keys;
+  for (int k = 0; k < 12; ++k) {
+    keys.push_back(KeyOf(parent, k));
+    c.store(1).Submit(parent, Routed(Set(2000 + k, keys.back(), "v")), ReadMode::kLinearizable,
+                      [](ClientReply) {});
+    c.Settle();
+  }
+  // Node 3 is down while the split commits and applies on nodes 1 and 2.
+  c.Crash(3);
+  c.store(1).Submit(parent, SplitCommand(77, 0, 5460, 2730, child.value()), ReadMode::kLinearizable,
+                    [](ClientReply) {});
+  c.TickAll(40);
+  ASSERT_TRUE(c.store(1).HasGroup(child));
+  // Node 3 comes back with an empty replica of the new shard (as a node that learnt the
+  // descriptor makes one) before its replica of the parent catches up. The empty replica
+  // votes (it is a member) and so writes: it must not touch the parent's keys, which are
+  // stored under the same slots. (It once reset its slots' keys, and the new shard on this node
+  // lost them.)
+  c.Open(3, /*bootstrap=*/false);
+  ASSERT_TRUE(c.store(3).AddGroup(child, storage::StateSpan::Slots(2730, 5460), {}).ok());
+  c.TickAll(60);
+  EXPECT_EQ(c.store(3).replica(child)->state_machine().Digest(),
+            c.store(1).replica(child)->state_machine().Digest());
+  // And after a restart, from what node 3 stored.
+  c.Crash(3);
+  c.Open(3, /*bootstrap=*/false);
+  ASSERT_TRUE(c.store(3).AddGroup(child, storage::StateSpan::Slots(2730, 5460), {}).ok());
+  c.TickAll(5);
+  // The parent's replica caught up and applied the split, which replaced the empty replica;
+  // or the new shard's snapshot came once nothing overlapped. Either way: one owner per slot.
+  const kv::StateMachine& l = c.store(3).replica(parent)->state_machine();
+  const kv::StateMachine& r = c.store(3).replica(child)->state_machine();
+  EXPECT_EQ(l.range(), (SlotRange{0, 2729}));
+  EXPECT_EQ(r.range(), (SlotRange{2730, 5460}));
+  EXPECT_EQ(r.Digest(), c.store(1).replica(child)->state_machine().Digest());
+}
+
+}  // namespace
+}  // namespace synod::cluster
+
+namespace synod::cluster {
+namespace {
+
+// The group-2 records of a node's database ("G" + id), and its keys' ("D" + slot of 0-5460).
+bool HasGroupRecords(storage::MemEngine& e, GroupId g) {
+  std::string begin = storage::GroupStorage::GroupKey(g, '\0');
+  begin.pop_back();
+  std::string end = storage::GroupStorage::GroupKey(GroupId(g.value() + 1), '\0');
+  end.pop_back();
+  auto first = e.FirstKey(begin, end);
+  return first.ok() && first->has_value();
+}
+
+bool HasKeyRecords(storage::MemEngine& e, const std::string& key) {
+  auto v = e.Get(storage::GroupStorage::SlotDataKey(key), "key");
+  return v.ok() && v->has_value();
+}
+
+TEST(StoreRemovalTest, AReplicaRemovedFromItsGroupDestroysItselfAndItsData) {
+  StoreCluster c;
+  c.ElectEverywhere(1);
+  const GroupId g(2);
+  const std::string key = KeyOf(g);
+  c.store(1).Submit(g, Set(9, key, "v"), ReadMode::kLinearizable, [](ClientReply) {});
+  c.Settle();
+  // Its key into node 3's database: the state staged, and a write of another group to carry it.
+  c.store(3).replica(g)->FlushState();
+  c.store(1).Submit(GroupId(3), Set(10, KeyOf(GroupId(3)), "w"), ReadMode::kLinearizable,
+                    [](ClientReply) {});
+  c.Settle();
+  ASSERT_TRUE(HasKeyRecords(c.engine(3), key));
+  ASSERT_TRUE(HasGroupRecords(c.engine(3), g));
+  raft::ConfChange cc;
+  cc.transition = raft::ConfChangeTransition::kJointImplicit;
+  cc.changes.push_back({raft::ConfChangeType::kRemoveNode, NodeId(3)});
+  ASSERT_TRUE(c.store(1).replica(g)->ProposeConfChange(cc).ok());
+  c.store(1).Touch(g);
+  c.TickAll(20);
+  // Node 3 applied its removal: the replica is gone, and its records and key with the node's
+  // next write (a write of another group here).
+  EXPECT_FALSE(c.store(3).HasGroup(g));
+  EXPECT_EQ(c.store(3).TakeRemovedGroups(), std::vector<GroupId>{g});
+  c.store(1).Submit(GroupId(3), Set(11, KeyOf(GroupId(3), 1), "x"), ReadMode::kLinearizable,
+                    [](ClientReply) {});
+  c.Settle();
+  EXPECT_FALSE(HasGroupRecords(c.engine(3), g));
+  EXPECT_FALSE(HasKeyRecords(c.engine(3), key));
+  // The other groups on node 3 and the group on the others are untouched.
+  EXPECT_TRUE(c.store(3).HasGroup(GroupId(3)));
+  EXPECT_TRUE(HasGroupRecords(c.engine(3), GroupId(3)));
+  EXPECT_TRUE(c.store(2).HasGroup(g));
+  EXPECT_EQ(c.store(1).replica(g)->state_machine().Get(key), "v");
+  // A restart of node 3 does not bring it back (only the other groups are opened).
+  c.Crash(3);
+  auto db = storage::NodeDb::Open(&c.engine(3), "node", kClusterId);
+  ASSERT_TRUE(db.ok());
+  auto stored = (*db)->StoredGroups();
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(std::count(stored->begin(), stored->end(), g), 0);
 }
 
 }  // namespace
