@@ -1059,6 +1059,9 @@ void GroupHost::OnSnapshot(NodeId, GroupId, const raft::SnapshotMeta& meta) {
 
 void GroupHost::OnSoftState(NodeId, GroupId, const raft::SoftState& ss, Term term) {
   roles_changed_ = true;  // the next tick's NoticeLeaders looks
+  // A new leader compares its shard's descriptor at the next tick: the change that elected it
+  // (a removed leader, a move) may not be in the meta shard yet.
+  if (ss.role == raft::Role::kLeader) descriptors_due_ = true;
   logger_.Debug("event=role_changed role={} term={} leader={}", RoleText(ss.role), term.value(),
                 ss.lead.value());
 }
