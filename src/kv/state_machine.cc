@@ -252,6 +252,13 @@ Reply StateMachine::Split(const std::vector<std::string>& args) {
   out.range = SlotRange{at_slot, state_.range->last};
   out.index = state_.applied_index;
   out.state.keys = state_.keys.SplitOff(at_slot);
+  if (options_.testing_bug_split_loses_writes) {
+    std::vector<std::string> recent;
+    for (const auto& [key, value] : out.state.keys.map()) {
+      if (value.version.value() + 16 > state_.applied_index.value()) recent.push_back(key.bytes);
+    }
+    for (const std::string& key : recent) out.state.keys.Erase(key);
+  }
   out.state.sessions = state_.sessions;
   out.state.session_order = state_.session_order;
   out.state.applied_index = state_.applied_index;

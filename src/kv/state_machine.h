@@ -57,6 +57,10 @@ struct Options {
   // A planted bug: commands are applied whatever their slots (no kWrongShard), so a write
   // routed by a map from before a split lands in the shard that gave its slot away.
   bool testing_bug_stale_route = false;
+  // A planted bug: a split's new shard starts without the keys of its slots written in the few
+  // entries before the split (as if its state were taken from a copy a little old): writes
+  // acknowledged while the split was under way are lost.
+  bool testing_bug_split_loses_writes = false;
   // Tombstones of deleted keys kept for WATCH (see keyspace.h). REQUIRES: >= 1.
   size_t tombstones_max = Keyspace::kTombstonesMax;
 };

@@ -389,9 +389,10 @@ void ApplyBug(const std::string& bug, Knobs& k) {
   if (bug == "ack-before-fsync") k.cluster.replica.bugs.ack_before_fsync = true;
   if (bug == "commit-old-term") k.cluster.replica.raft.testing_bug_commit_old_term = true;
   if (bug == "no-dedup") k.cluster.replica.kv.testing_bug_no_dedup = true;
-  if (bug == "stale-route") {
-    // Served from a stale slot map: it takes a sharded cluster whose shards split.
-    k.cluster.replica.kv.testing_bug_stale_route = true;
+  if (bug == "stale-route" || bug == "split-loses-writes") {
+    // Both take a sharded cluster whose shards split.
+    if (bug == "stale-route") k.cluster.replica.kv.testing_bug_stale_route = true;
+    if (bug == "split-loses-writes") k.cluster.replica.kv.testing_bug_split_loses_writes = true;
     if (k.cluster.shards == 0) {
       k.cluster.shards = 4;
       k.cluster.node_storage = true;
@@ -454,7 +455,7 @@ std::string FaultsToString(uint32_t faults) {
 
 const std::vector<std::string>& KnownBugs() {
   static const std::vector<std::string> bugs = {"stale-read", "commit-old-term", "ack-before-fsync",
-                                                "no-dedup", "stale-route"};
+                                                "no-dedup", "stale-route", "split-loses-writes"};
   return bugs;
 }
 
@@ -506,7 +507,7 @@ SimResult RunSimulation(const SimOptions& o) {
     splits =
         cluster.sharded() && split_rng.Chance(0.5) ? static_cast<int>(split_rng.Range(1, 8)) : 0;
   }
-  if (o.bug == "stale-route" && splits == 0) splits = 8;
+  if ((o.bug == "stale-route" || o.bug == "split-loses-writes") && splits == 0) splits = 8;
   if (!cluster.sharded()) splits = 0;
   res.knobs += " splits=" + std::to_string(splits);
   // Half of the splitting seeds split by size too: shards over a small bound split where their
