@@ -24,8 +24,10 @@ void AddUpCommand(CLI::App& app);
 // `synod status` and `synod member` (status_cmd.cc).
 void AddStatusCommand(CLI::App& app);
 void AddShardsCommand(CLI::App& app);
-// `synod shard split ID [--at SLOT]`.
+// `synod shard split ID [--at SLOT]`, `synod shard move ID --from N --to M`.
 void AddShardCommand(CLI::App& app);
+// `synod node list`.
+void AddNodeCommand(CLI::App& app);
 void AddMemberCommand(CLI::App& app);
 // `synod bench`: the load generator (bench_cmd.cc, docs/loadgen.md).
 void AddBenchCommand(CLI::App& app);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   synod::cli::AddStatusCommand(app);
   synod::cli::AddShardsCommand(app);
   synod::cli::AddShardCommand(app);
+  synod::cli::AddNodeCommand(app);
   synod::cli::AddMemberCommand(app);
   synod::cli::AddBenchCommand(app);
   try {

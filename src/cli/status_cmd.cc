@@ -133,6 +133,54 @@ int RunShards(const std::string& host, bool json) {
   return 0;
 }
 
+// `synod node list`: every node of the node list (the meta shard's) with what it holds: its
+// replicas of data shards, how many it leads, their keys and bytes, read from each node's
+// /status.
+int RunNodeList(const std::string& host, bool json) {
+  auto first = AdminCall("GET", host, "/status", 2000);
+  if (!first.ok() || first->status != 200 || !first->json.is_object()) {
+    std::cerr << "synod node list: cannot read " << host
+              << "/status: " << (first.ok() ? first->body : first.status().ToString()) << "\n";
+    return kExitUnavailable;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& n : first->json.value("node_list", nlohmann::json::array())) {
+    nlohmann::json row = {{"id", n["id"]}, {"client", n["client"]}, {"admin", n["admin"]}};
+    auto st = AdminCall("GET", n.value("admin", ""), "/status", 1000);
+    if (!st.ok() || st->status != 200 || !st->json.is_object()) {
+      row["state"] = "unreachable";
+    } else {
+      const auto& s = st->json;
+      row["state"] = s.value("failure", "").empty() ? "up" : "failed";
+      uint64_t replicas = 0, leaders = 0, keys = 0, bytes = 0;
+      for (const auto& g : s.value("groups", nlohmann::json::array())) {
+        if (g.value("group", uint64_t{0}) == 1) continue;  // the meta shard
+        ++replicas;
+        leaders += g.value("role", "") == "leader" ? 1 : 0;
+        keys += g.value("keys", uint64_t{0});
+        bytes += g.value("bytes", uint64_t{0});
+      }
+      row["replicas"] = replicas;
+      row["leaders"] = leaders;
+      row["keys"] = keys;
+      row["bytes"] = bytes;
+    }
+    out.push_back(std::move(row));
+  }
+  if (json) {
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:>8} {:>7} {:>9} {:>11}\n", "ID", "CLIENT",
+                           "ADMIN", "STATE", "REPLICAS", "LEADERS", "KEYS", "BYTES");
+  for (const auto& r : out) {
+    std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:>8} {:>7} {:>9} {:>11}\n", Str(r, "id"),
+                             Str(r, "client"), Str(r, "admin"), Str(r, "state"), Str(r, "replicas"),
+                             Str(r, "leaders"), Str(r, "keys"), Str(r, "bytes"));
+  }
+  return 0;
+}
+
 int Report(const Result<AdminReply>& r, const std::string& what) {
   if (!r.ok()) {
     std::cerr << "synod member " << what << ": " << r.status().ToString() << "\n";
@@ -225,6 +273,21 @@ void AddShardCommand(CLI::App& app) {
         "synod shard move",
         AdminCall("POST", *host, fmt::format("/shards/move?id={}&from={}&to={}", *id, *from, *to),
                   135000, false));
+  });
+}
+
+void AddNodeCommand(CLI::App& app) {
+  auto host = std::make_shared<std::string>("127.0.0.1:7201");
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("node", "The nodes of the cluster.");
+  cmd->require_subcommand(1);
+  CLI::App* list = cmd->add_subcommand(
+      "list", "Every node with its replicas of data shards, leaders, keys and bytes.");
+  list->add_option("--host", *host, "Admin address of any node")->capture_default_str();
+  list->add_flag("--json", *json, "Print JSON");
+  list->callback([host, json] {
+    const int code = RunNodeList(*host, *json);
+    if (code != 0) throw CLI::RuntimeError(code);
   });
 }
 
