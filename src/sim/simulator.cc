@@ -454,8 +454,9 @@ std::string FaultsToString(uint32_t faults) {
 }
 
 const std::vector<std::string>& KnownBugs() {
-  static const std::vector<std::string> bugs = {"stale-read", "commit-old-term", "ack-before-fsync",
-                                                "no-dedup", "stale-route", "split-loses-writes"};
+  static const std::vector<std::string> bugs = {"stale-read",       "commit-old-term",
+                                                "ack-before-fsync", "no-dedup",
+                                                "stale-route",      "split-loses-writes"};
   return bugs;
 }
 

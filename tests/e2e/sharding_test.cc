@@ -636,6 +636,16 @@ TEST(Sharding, AReplicaMovesToAnotherNodeWhileClientsWriteAndTheSourceDeletesIts
     }
     return true;
   }));
+  // `synod node list`: node 4 holds seven replicas now (six, plus the moved one), node 1 five.
+  EXPECT_TRUE(WaitUntil(5000, [&] {
+    const ProgramResult list =
+        RunProgram({c.synod_bin(), "node", "list", "--json", "--host", c.admin_address(2)}, 20000);
+    const Json j = Json::parse(list.out, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_array() || j.size() != 4) return false;
+    std::map<uint64_t, uint64_t> replicas;
+    for (const Json& n : j) replicas[n.value("id", uint64_t{0})] = n.value("replicas", uint64_t{0});
+    return replicas[4] == 7 && replicas[1] == 5;
+  }));
   // Bad moves: the source holds none now; the target holds one; an unknown node; no shard.
   EXPECT_EQ(c.Admin(2, "POST", "/shards/move?id=2&from=1&to=4").status, 400);
   EXPECT_EQ(c.Admin(2, "POST", "/shards/move?id=2&from=2&to=3").status, 400);
