@@ -247,6 +247,12 @@ TEST(ClusterProtocol, RepliesDescribeOneShardLedByTheLeader) {
   EXPECT_EQ(w.Command({"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 3);
   const Reply keys = w.Command({"CLUSTER", "GETKEYSINSLOT", slot, "2"});
   EXPECT_EQ(keys.elements.size(), 2u) << keys.ToString();
+  // The last slot too (its bound once wrapped to 0, and it always counted no key).
+  const std::string last = "z4995";
+  ASSERT_EQ(r.Command({"CLUSTER", "KEYSLOT", last}).integer, 16383);
+  ASSERT_TRUE(w.Command({"SET", last, "1"}).IsOk());
+  EXPECT_EQ(w.Command({"CLUSTER", "COUNTKEYSINSLOT", "16383"}).integer, 1);
+  EXPECT_EQ(w.Command({"CLUSTER", "GETKEYSINSLOT", "16383", "5"}).elements.size(), 1u);
 }
 
 TEST(ClusterProtocol, RedirectsSendKeysToTheLeaderOnlyWhenAsked) {

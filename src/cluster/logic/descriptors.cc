@@ -97,8 +97,11 @@ std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const Shar
   for (GroupId g : store.groups()) {
     const Replica* r = store.replica(g);
     const raft::Raft& raft = r->raw_node().raft();
+    // Not before the leader applied what it committed: a new leader with a split committed and
+    // not applied would describe the parent's slots before the split.
     if (raft.role() != raft::Role::kLeader || raft.config().IsJoint() ||
-        raft.HasUnappliedConfChanges() || in_flight.contains(g)) {
+        raft.HasUnappliedConfChanges() || in_flight.contains(g) ||
+        r->state_machine().applied_index() < raft.log().committed()) {
       continue;
     }
     const std::set<NodeId> voter_set = raft.config().voters.Ids();

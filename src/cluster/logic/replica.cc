@@ -736,6 +736,30 @@ void Replica::AbortOnLeaderChange() {
   reads_by_ctx_.clear();
 }
 
+void Replica::AnswerAllPending() {
+  for (auto& [key, waiters] : writes_) {
+    for (PendingWrite& w : waiters) {
+      Answer(w.reply, Status::Timeout("this node's replica left the shard before the write was "
+                                      "confirmed; it may or may not have been applied"));
+    }
+  }
+  writes_.clear();
+  write_count_ = 0;
+  const Status gone = Status::Unavailable("this node's replica left the shard");
+  for (BatchedWrite& w : prop_waiters_) Answer(w.reply, gone);  // never proposed
+  prop_waiters_.clear();
+  prop_batch_.clear();
+  prop_batch_bytes_ = 0;
+  for (PendingRead& r : read_batch_) Answer(r.reply, gone);
+  read_batch_.clear();
+  for (auto& [ctx, reads] : reads_by_ctx_) {
+    for (PendingRead& r : reads) Answer(r.reply, gone);
+  }
+  reads_by_ctx_.clear();
+  for (auto& [idx, r] : reads_by_index_) Answer(r.reply, gone);
+  reads_by_index_.clear();
+}
+
 void Replica::Fail(const Status& s) {
   if (failed()) return;
   failure_ = s;

@@ -178,6 +178,10 @@ class Replica {
   // Stages every state change not yet staged (see ReplicaOptions::state_flush_entries) into
   // the store's next write: at shutdown, so that a restart replays nothing.
   void FlushState();
+  // The replica is about to be destroyed (removed from its group): every request still
+  // waiting gets its answer now — a proposed write kTimeout (it may have been applied), a
+  // write not proposed and a read kUnavailable (not applied: retry elsewhere).
+  void AnswerAllPending();
   // The failure that stopped this replica (OK while healthy).
   const Status& failure() const { return failure_; }
   // Membership and leadership operations (replies OK when accepted, not when done).

@@ -77,7 +77,13 @@ void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
     const GroupId owner = map_->ForSlot(a->req.slots->first).group;
     if (map_->ForSlot(a->req.slots->last).group != owner) {
       // Keys of one shard when the command came, of two now: as Redis Cluster answers a
-      // multi-key command whose slots are being moved.
+      // multi-key command whose slots are being moved — unless an earlier attempt may have
+      // been applied (a lost answer): then that, never "not executed".
+      if (a->maybe_applied) {
+        return finish(Status::Timeout(
+            "no answer from the shard before a split separated the command's keys; it may or "
+            "may not have been applied"));
+      }
       ShardResponse r;
       r.reply = kv::Reply::Err("TRYAGAIN Multiple keys request during rehashing of slot");
       auto done = std::move(a->done);
@@ -404,11 +410,11 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
             }
             const int64_t now = sm.ReadContext(now_ms).now_ms;
             const kv::Keyspace::Map& m = sm.keyspace().map();
-            const uint64_t end = (slot + 1) << 50;  // bounded by the keys of one slot
             std::vector<kv::Reply> keys;
             int64_t n = 0;
+            // Bounded by the keys of one slot (compared by slot: (16383 + 1) << 50 wraps).
             for (auto it = m.lower_bound(kv::Keyspace::KeyRef{slot << 50, ""});
-                 it != m.end() && it->first.pos < end; ++it) {
+                 it != m.end() && (it->first.pos >> 50) == slot; ++it) {
               if (!count && keys.size() >= max) break;
               if (it->second.expire_ms != 0 && it->second.expire_ms <= now) continue;
               ++n;

@@ -183,6 +183,8 @@ void Store::Destroy(GroupId id, bool with_data) {
   }
   g.storage->StageDestroy(with_data && mine.has_value() && !shared);
   if (g.quiesced) --quiesced_count_;
+  // Its clients are answered (they retry where the shard is now), never left waiting.
+  g.replica->AnswerAllPending();
   g.replica.reset();
   g.storage.reset();
   groups_.erase(it);

@@ -728,3 +728,35 @@ TEST(StoreRemovalTest, AReplicaRemovedFromItsGroupDestroysItselfAndItsData) {
 
 }  // namespace
 }  // namespace synod::cluster
+
+namespace synod::cluster {
+namespace {
+
+// A replica destroyed answers every request still waiting on it (they were once left waiting
+// for good, their client's connection stalled behind them): writes held, proposed or read.
+TEST(StoreRemovalTest, RequestsWaitingOnADestroyedReplicaAreAnswered) {
+  StoreCluster c;
+  c.ElectEverywhere(1);
+  const GroupId g(2);
+  std::vector<Status> answers;
+  auto record = [&](ClientReply r) { answers.push_back(r.status); };
+  // On node 3 (a follower): a write and a read submitted, not yet run.
+  c.store(3).Submit(g, Set(300, KeyOf(g, 0), "v"), ReadMode::kLinearizable, record);
+  c.store(3).SubmitRead(
+      g, [](const kv::StateMachine&) { return kv::Reply::Ok(); }, ReadMode::kLinearizable, record);
+  ASSERT_TRUE(c.store(3).RemoveGroup(g, /*with_data=*/false).ok());
+  ASSERT_EQ(answers.size(), 2u);  // not proposed, not read: both certainly not applied
+  for (const Status& s : answers) EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
+  // On node 1 (the leader): a write proposed and written here, its followers' answers not yet
+  // in (the messages wait in the outbox): its outcome is unknown.
+  c.store(1).Submit(g, Set(301, KeyOf(g, 1), "v"), ReadMode::kLinearizable, record);
+  ASSERT_TRUE(c.store(1).BeginRound());
+  c.WriteRound(1);
+  ASSERT_EQ(answers.size(), 2u);
+  ASSERT_TRUE(c.store(1).RemoveGroup(g, /*with_data=*/false).ok());
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(answers[2].code(), Code::kTimeout) << answers[2].ToString();
+}
+
+}  // namespace
+}  // namespace synod::cluster
