@@ -21,8 +21,6 @@ using env::SteadyNowNs;
 using env::WallNowMs;
 
 constexpr char kMembersMeta[] = "members";
-// Leadership notices and the leader balancing run every this many ticks.
-constexpr uint64_t kNoticeTicks = 20;
 constexpr uint64_t kBalanceTicks = 20;
 // Keys one expiry round may delete: bounds the entry and the work of one apply.
 constexpr size_t kExpiryKeysPerRound = 500;
@@ -722,154 +720,9 @@ void GroupHost::Kick() {
   });
 }
 
-void GroupHost::MoveShard(GroupId group, NodeId from, NodeId to, std::function<void(Status)> done) {
-  const ShardDescriptor* d = map_->Find(group);
-  if (d == nullptr) return done(Status::NotFound("no shard " + std::to_string(group.value())));
-  if (Status s = CheckMove(*d, from, to); !s.ok()) return done(s);
-  if (!members_.contains(to)) {
-    return done(Status::NotFound("node " + std::to_string(to.value()) +
-                                 " is no node of this cluster (add it first)"));
-  }
-  if (moves_.contains(group)) {
-    return done(Status::FailedPrecondition("a move of shard " + std::to_string(group.value()) +
-                                           " is under way on this node"));
-  }
-  logger_.Info("event=move_requested group={} from={} to={}", group.value(), from.value(),
-               to.value());
-  moves_[group] = Move{from, to, ticks_ + 120 * kNoticeTicks, false, std::move(done)};
-  DriveMoves();
-}
-
-void GroupHost::DriveMoves() {
-  for (auto it = moves_.begin(); it != moves_.end();) {
-    const GroupId g = it->first;
-    Move& m = it->second;
-    const ShardDescriptor* d = map_->Find(g);
-    Status finished = Status::Ok();
-    bool end = false;
-    if (d == nullptr) {
-      finished = Status::NotFound("shard " + std::to_string(g.value()) + " is gone (merged?)");
-      end = true;
-    } else if (ticks_ > m.deadline_tick) {
-      finished = Status::Timeout("the move of shard " + std::to_string(g.value()) +
-                                 " did not finish within two minutes");
-      end = true;
-    } else if (NextMoveStep(*d, m.from, m.to) == MoveStep::kDone) {
-      end = true;
-    }
-    if (end) {
-      logger_.Info("event=move_done group={} from={} to={} result=\"{}\"", g.value(),
-                   m.from.value(), m.to.value(), finished.ToString());
-      auto done = std::move(m.done);
-      it = moves_.erase(it);
-      done(std::move(finished));
-      continue;
-    }
-    const MoveStep step = NextMoveStep(*d, m.from, m.to);
-    if (m.step_in_flight || step == MoveStep::kWait) {
-      ++it;
-      continue;
-    }
-    raft::ConfChange cc;
-    if (step == MoveStep::kAddLearner) {
-      cc.changes.push_back({raft::ConfChangeType::kAddLearner, m.to});
-      cc.context = FormatMemberList({{m.to, members_.at(m.to)}}, '\n');
-    } else {
-      cc.transition = raft::ConfChangeTransition::kJointImplicit;
-      cc.changes.push_back({raft::ConfChangeType::kRemoveNode, m.from});
-    }
-    ShardRequest req;
-    req.type = ShardRequest::Type::kConfChange;
-    req.group = g;
-    req.conf_change = cc.Encode();
-    m.step_in_flight = true;
-    logger_.Info("event=move_step group={} step={} node={}", g.value(),
-                 step == MoveStep::kAddLearner ? "add_learner" : "remove_source",
-                 (step == MoveStep::kAddLearner ? m.to : m.from).value());
-    Call(std::move(req), [this, g, alive = alive_](ShardResponse r) {
-      if (!*alive) return;
-      auto found = moves_.find(g);
-      if (found == moves_.end()) return;
-      // The descriptor shows the change within a second or two; until then, no new step. A
-      // refused step (a change pending, no leader) is tried again at the next second.
-      found->second.step_in_flight = false;
-      if (!r.status.ok()) {
-        logger_.Info("event=move_step_refused group={} error=\"{}\"", g.value(),
-                     r.status.ToString());
-      } else {
-        found->second.deadline_tick = std::max(found->second.deadline_tick, ticks_);
-      }
-    });
-    ++it;
-  }
-}
-
-void GroupHost::MaybeSplitBySize() {
-  if (opts_.shard_max_bytes == 0) return;
-  for (GroupId g : store_->groups()) {
-    const Replica* r = store_->replica(g);
-    if (g == kMetaGroup || size_splits_.contains(g) ||
-        r->raw_node().raft().role() != raft::Role::kLeader) {
-      continue;
-    }
-    if (auto t = split_retry_tick_.find(g); t != split_retry_tick_.end() && t->second > ticks_) {
-      continue;
-    }
-    const SizeSplit d = DecideSizeSplit(r->state_machine(), opts_.shard_max_bytes);
-    if (d.kind == SizeSplit::Kind::kOneSlot) {
-      if (one_hot_slot_.insert(g).second) {
-        logger_.Warn("event=split_impossible group={} bytes={} reason=one_slot", g.value(),
-                     r->state_machine().keyspace().bytes());
-      }
-      continue;
-    }
-    one_hot_slot_.erase(g);
-    if (d.kind != SizeSplit::Kind::kSplit) continue;
-    logger_.Info("event=split_by_size group={} bytes={} max={} at={}", g.value(),
-                 r->state_machine().keyspace().bytes(), opts_.shard_max_bytes, d.at);
-    size_splits_.insert(g);
-    SplitShard(g, d.at, [this, g, alive = alive_](Result<SplitResult> r) {
-      if (!*alive) return;
-      size_splits_.erase(g);
-      // After a failure (the shard changed meanwhile, no quorum) wait a few seconds.
-      if (!r.ok()) split_retry_tick_[g] = ticks_ + 5 * kNoticeTicks;
-    });
-  }
-}
-
-void GroupHost::LearnSplits() {
-  bool learnt = false;
-  for (const StartedSplit& split : store_->TakeStartedSplits()) {
-    counters_.splits.fetch_add(1, std::memory_order_relaxed);
-    for (const ShardDescriptor& d : LearnSplit(*map_, split)) {
-      logger_.Info("event=descriptor_updated reason=split descriptor=\"{}\"", EncodeDescriptor(d));
-      learnt = true;
-    }
-  }
-  if (!learnt) return;
-  SaveLayout();
-  descriptors_due_ = true;  // the leaders propose both halves to the meta shard
-}
-
 void GroupHost::Drive() {
   LearnSplits();
-  bool destroyed = false;
-  for (GroupId g : store_->TakeRemovedGroups()) {
-    counters_.replicas_removed.fetch_add(1, std::memory_order_relaxed);
-    logger_.Info("event=replica_destroyed group={}", g.value());
-    destroyed = true;
-    // Not made again from a descriptor of this epoch or older, which still lists this node
-    // until the shard's leader proposes the one without it.
-    const ShardDescriptor* d = map_->Find(g);
-    destroyed_at_epoch_[g] = d != nullptr ? d->epoch : 0;
-  }
-  // The deletion is staged: write it now rather than with the next round (an idle node may
-  // have none for long, and the group must not come back from the database meanwhile, nor
-  // after a crash). One synchronous write, rare.
-  if (destroyed && !syncing_ && !store_->round_in_flight() && !stopped_) {
-    const Status s = db_->Sync();
-    if (!s.ok()) logger_.Warn("event=destroy_not_written error=\"{}\"", s.ToString());
-  }
+  ForgetRemovedGroups();
   if (stopped_ || syncing_) return;
   for (int rounds = 0; rounds < 64 && store_->HasWork(); ++rounds) {
     counters_.ready_rounds.fetch_add(1, std::memory_order_relaxed);
@@ -913,28 +766,6 @@ void GroupHost::OnSyncDone(const Status& s, int64_t took_ns) {
   }
   store_->FinishRound(s);  // on a failure, every group of the round fails
   if (s.ok()) Drive();
-}
-
-void GroupHost::SplitShard(GroupId group, std::optional<uint16_t> at,
-                           std::function<void(Result<SplitResult>)> done) {
-  logger_.Info("event=split_requested group={} at={}", group.value(),
-               at ? std::to_string(*at) : std::string("middle"));
-  RunSplit(
-      *router_, *map_, group, at, [this] { return NewSessionId(); },
-      [this, group, done = std::move(done), alive = alive_](Result<SplitResult> r) {
-        if (*alive) {
-          if (r.ok()) {
-            logger_.Info("event=split_done group={} child={} kept={}-{} moved={}-{}", group.value(),
-                         r->child.value(), r->kept.first, r->kept.last, r->moved.first,
-                         r->moved.last);
-          } else {
-            logger_.Info("event=split_failed group={} error=\"{}\"", group.value(),
-                         r.status().ToString());
-          }
-        }
-        done(std::move(r));
-      });
-  Kick();
 }
 
 // ---- leadership ----

@@ -377,6 +377,11 @@ class GroupHost final : public ReplicaObserver, public Router {
   void JoinListedGroups();
   // The shards this node's replicas split off since the last tick: the map learns both halves.
   void LearnSplits();
+  // Leadership notices, the descriptor reads and the shard upkeep run every this many ticks.
+  static constexpr uint64_t kNoticeTicks = 20;
+  // The replicas the Store destroyed since the last round: logged, counted, not made again from
+  // a descriptor that old, and their deletion written at once.
+  void ForgetRemovedGroups();
   // Every second: splits the shards led here that hold more than shard_max_bytes.
   void MaybeSplitBySize();
   // Every second: the next step of every move driven here (MoveShard).

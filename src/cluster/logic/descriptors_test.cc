@@ -24,17 +24,13 @@ std::string Stored(const ShardDescriptor& d) {
   return std::to_string(d.epoch) + " " + EncodeDescriptor(d);
 }
 
-const std::map<std::string, std::string>& From(const std::map<std::string, std::string>& s) {
-  return s;
-}
-
 TEST(Descriptors, ANewerEpochReplacesTheMapsAndTheEpochsHeldAreRecorded) {
   ShardMap map(ThreeNodesTwoShards());
   const ShardDescriptor first = map.layout().shards[0];
   std::map<std::string, std::string> settings;
   HeldDescriptors held;
   // Nothing stored yet (a new cluster): nothing learnt, not every group held.
-  LearnResult r = LearnDescriptors(map, From(settings), &held);
+  LearnResult r = LearnDescriptors(map, settings, &held);
   EXPECT_TRUE(r.updated.empty());
   EXPECT_FALSE(r.all_held);
   EXPECT_TRUE(held.empty());
@@ -43,7 +39,7 @@ TEST(Descriptors, ANewerEpochReplacesTheMapsAndTheEpochsHeldAreRecorded) {
   settings[DescriptorSetting(map.layout().meta.group)] = Stored(map.layout().meta);
   for (const ShardDescriptor& d : map.layout().shards)
     settings[DescriptorSetting(d.group)] = Stored(d);
-  r = LearnDescriptors(map, From(settings), &held);
+  r = LearnDescriptors(map, settings, &held);
   EXPECT_TRUE(r.updated.empty());
   EXPECT_TRUE(r.all_held);
   EXPECT_EQ(held.size(), 3u);
@@ -51,7 +47,7 @@ TEST(Descriptors, ANewerEpochReplacesTheMapsAndTheEpochsHeldAreRecorded) {
   // Node 4 joined the first shard: epoch 2 replaces the map's descriptor.
   const ShardDescriptor next = WithMembers(first, {NodeId(1), NodeId(2), NodeId(3)}, {NodeId(4)});
   settings[DescriptorSetting(first.group)] = Stored(next);
-  r = LearnDescriptors(map, From(settings), &held);
+  r = LearnDescriptors(map, settings, &held);
   ASSERT_EQ(r.updated.size(), 1u);
   EXPECT_EQ(r.updated[0].epoch, 2u);
   EXPECT_EQ(map.Find(first.group)->learners, std::vector<NodeId>{NodeId(4)});
@@ -59,7 +55,7 @@ TEST(Descriptors, ANewerEpochReplacesTheMapsAndTheEpochsHeldAreRecorded) {
 
   // An older epoch (a late read) never takes the map back.
   settings[DescriptorSetting(first.group)] = Stored(first);
-  r = LearnDescriptors(map, From(settings), &held);
+  r = LearnDescriptors(map, settings, &held);
   EXPECT_TRUE(r.updated.empty());
   EXPECT_EQ(map.Find(first.group)->epoch, 2u);
 }
@@ -73,7 +69,7 @@ TEST(Descriptors, BadStoredValuesAreReportedAndSkipped) {
   // Another group's descriptor under this group's name.
   settings[DescriptorSetting(second.group)] = Stored(first);
   HeldDescriptors held;
-  const LearnResult r = LearnDescriptors(map, From(settings), &held);
+  const LearnResult r = LearnDescriptors(map, settings, &held);
   EXPECT_EQ(r.bad.size(), 2u);
   EXPECT_TRUE(r.updated.empty());
   EXPECT_TRUE(held.empty());
@@ -81,7 +77,7 @@ TEST(Descriptors, BadStoredValuesAreReportedAndSkipped) {
   ShardDescriptor e3 = WithMembers(first, {NodeId(1), NodeId(2)}, {});
   settings.clear();
   settings[DescriptorSetting(first.group)] = "9 " + EncodeDescriptor(e3);
-  EXPECT_EQ(LearnDescriptors(map, From(settings), &held).bad.size(), 1u);
+  EXPECT_EQ(LearnDescriptors(map, settings, &held).bad.size(), 1u);
 }
 
 TEST(Descriptors, TheProposalIsAVersionedSetOfTheMetaShard) {

@@ -737,26 +737,28 @@ void Replica::AbortOnLeaderChange() {
 }
 
 void Replica::AnswerAllPending() {
+  AnswerPending(Status::Timeout("this node's replica left the shard before the write was "
+                                "confirmed; it may or may not have been applied"),
+                Status::Unavailable("this node's replica left the shard"));
+}
+
+void Replica::AnswerPending(const Status& proposed, const Status& not_applied) {
   for (auto& [key, waiters] : writes_) {
-    for (PendingWrite& w : waiters) {
-      Answer(w.reply, Status::Timeout("this node's replica left the shard before the write was "
-                                      "confirmed; it may or may not have been applied"));
-    }
+    for (PendingWrite& w : waiters) Answer(w.reply, proposed);
   }
   writes_.clear();
   write_count_ = 0;
-  const Status gone = Status::Unavailable("this node's replica left the shard");
-  for (BatchedWrite& w : prop_waiters_) Answer(w.reply, gone);  // never proposed
+  for (BatchedWrite& w : prop_waiters_) Answer(w.reply, not_applied);  // never proposed
   prop_waiters_.clear();
   prop_batch_.clear();
   prop_batch_bytes_ = 0;
-  for (PendingRead& r : read_batch_) Answer(r.reply, gone);
+  for (PendingRead& r : read_batch_) Answer(r.reply, not_applied);
   read_batch_.clear();
   for (auto& [ctx, reads] : reads_by_ctx_) {
-    for (PendingRead& r : reads) Answer(r.reply, gone);
+    for (PendingRead& r : reads) Answer(r.reply, not_applied);
   }
   reads_by_ctx_.clear();
-  for (auto& [idx, r] : reads_by_index_) Answer(r.reply, gone);
+  for (auto& [idx, r] : reads_by_index_) Answer(r.reply, not_applied);
   reads_by_index_.clear();
 }
 
@@ -765,26 +767,9 @@ void Replica::Fail(const Status& s) {
   failure_ = s;
   persisting_ = false;
   logger_.Error("event=replica_failed error=\"{}\"", s.ToString());
-  Status err = Status::IoError("this node's disk failed: " + s.ToString());
-  for (auto& [key, waiters] : writes_) {
-    for (PendingWrite& w : waiters)
-      Answer(w.reply, Status::Timeout("this node's disk failed (" + s.ToString() +
-                                      "); the write may or may not have been applied"));
-  }
-  writes_.clear();
-  write_count_ = 0;
-  for (BatchedWrite& w : prop_waiters_) Answer(w.reply, err);  // never proposed
-  prop_waiters_.clear();
-  prop_batch_.clear();
-  prop_batch_bytes_ = 0;
-  for (PendingRead& r : read_batch_) Answer(r.reply, err);
-  read_batch_.clear();
-  for (auto& [ctx, reads] : reads_by_ctx_) {
-    for (PendingRead& r : reads) Answer(r.reply, err);
-  }
-  reads_by_ctx_.clear();
-  for (auto& [idx, r] : reads_by_index_) Answer(r.reply, err);
-  reads_by_index_.clear();
+  AnswerPending(Status::Timeout("this node's disk failed (" + s.ToString() +
+                                "); the write may or may not have been applied"),
+                Status::IoError("this node's disk failed: " + s.ToString()));
 }
 
 }  // namespace synod::cluster

@@ -267,6 +267,9 @@ class Replica {
   void ExpireRequests();
   void MaybeCompact();
   void Fail(const Status& s);
+  // Answers every request waiting here: a proposed write with `proposed` (its outcome is
+  // unknown), a write not proposed and a read with `not_applied`.
+  void AnswerPending(const Status& proposed, const Status& not_applied);
   void AbortOnLeaderChange();
   void SendAll(std::vector<raft::Message>& msgs);
   static void Answer(ReplyFn& fn, Status s, kv::Reply r = {}, LogIndex index = {});
