@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -44,6 +46,9 @@ struct StartFlags {
   uint64_t snapshot_entries = 10000;
   uint64_t state_flush_entries = 1000;
   uint64_t shard_max_bytes = 64ull << 20;
+  std::string zone;
+  double dead_node_timeout_s = 60;
+  std::string placement = "on";
   bool lease_reads = false;
   bool cluster_redirects = false;
   bool no_fsync = false;
@@ -249,6 +254,9 @@ int RunStart(const StartFlags& f) {
   opts.host.snapshot_entries = f.snapshot_entries;
   opts.host.state_flush_entries = f.state_flush_entries;
   opts.host.shard_max_bytes = f.shard_max_bytes;
+  opts.host.zone = f.zone;
+  opts.host.dead_node_timeout_ms = static_cast<int64_t>(f.dead_node_timeout_s * 1000);
+  opts.host.placement = f.placement == "on";
   opts.host.lease_reads = f.lease_reads;
   opts.host.rocks.sync = !f.no_fsync;
   opts.resp.listen_address = f.client;
@@ -328,6 +336,28 @@ void AddStartCommand(CLI::App& app) {
                   "A shard whose keys and values hold more than this splits in two, at the slot "
                   "that halves its bytes (0: never)")
       ->capture_default_str();
+  cmd->add_option("--zone", f->zone,
+                  "This node's zone (rack, room, region): a shard's replicas go to distinct zones "
+                  "where they can")
+      ->check(CLI::Validator(
+          [](const std::string& z) -> std::string {
+            const bool ok = z.size() <= 64 && std::all_of(z.begin(), z.end(), [](char c) {
+                              return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                                     c == '_' || c == '.';
+                            });
+            return ok ? "" : "a zone is up to 64 letters, digits, '-', '_' or '.'";
+          },
+          "ZONE"));
+  cmd->add_option("--dead-node-timeout", f->dead_node_timeout_s,
+                  "Seconds a node may stay unheard of before its replicas are made again on "
+                  "other nodes")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 86400.0));
+  cmd->add_option("--placement", f->placement,
+                  "Whether the cluster places replicas and leaders itself (balance, joins, "
+                  "drains, healing); off leaves it to `synod shard move`")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--state-flush-entries", f->state_flush_entries,
                   "Write the applied state to the database every this many entries (the log "
                   "covers the rest; a restart replays it)")

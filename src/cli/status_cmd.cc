@@ -2,7 +2,10 @@
 // admin HTTP ports (docs/operations.md).
 #include <fmt/format.h>
 
+#include <chrono>
 #include <iostream>
+#include <map>
+#include <thread>
 
 #include "cli/admin_client.h"
 #include "cli/commands.h"
@@ -34,6 +37,40 @@ void PrintShards(const nlohmann::json& shards) {
         Str(s, "first_slot") + "-" + Str(s, "last_slot"), Str(s, "epoch"),
         leader == 0 ? std::string("none") : std::to_string(leader), replicas, Str(s, "keys"),
         Str(s, "bytes"), Str(s, "applied"), s.contains("note") ? "  (" + Str(s, "note") + ")" : "");
+  }
+}
+
+// The /status of the meta shard's leader, as named by `status` (another node's), or `status`
+// itself when it is the leader's or the leader cannot be read. The leader runs the placement:
+// its view of moves and of nodes' liveness is the one that counts.
+nlohmann::json MetaLeaderStatus(const nlohmann::json& status) {
+  const uint64_t leader = status.value("meta_leader", uint64_t{0});
+  if (leader == 0 || leader == status.value("id", uint64_t{0})) return status;
+  for (const auto& n : status.value("node_list", nlohmann::json::array())) {
+    if (n.value("id", uint64_t{0}) != leader || n.value("admin", "").empty()) continue;
+    auto lv = AdminCall("GET", n.value("admin", ""), "/status", 1000);
+    if (lv.ok() && lv->status == 200 && lv->json.is_object()) return lv->json;
+  }
+  return status;
+}
+
+// The membership changes under way, one line each (`synod shards`).
+void PrintMoves(const nlohmann::json& moves) {
+  if (moves.empty()) return;
+  std::cout << fmt::format("\n{:>5}  {:>4} {:>4}  {:<14} {:<18} {:>6}  {}\n", "MOVE", "FROM", "TO",
+                           "STEP", "REASON", "AGE", "PROGRESS");
+  for (const auto& m : moves) {
+    const uint64_t from = m.value("from", uint64_t{0}), to = m.value("to", uint64_t{0});
+    std::string progress;
+    const uint64_t last = m.value("leader_last", uint64_t{0});
+    if (last > 0) {
+      progress = fmt::format("{}/{} entries ({}%)", m.value("target_match", uint64_t{0}), last,
+                             100 * m.value("target_match", uint64_t{0}) / last);
+    }
+    std::cout << fmt::format("{:>5}  {:>4} {:>4}  {:<14} {:<18} {:>5}s  {}\n", Str(m, "group"),
+                             from == 0 ? std::string("-") : std::to_string(from),
+                             to == 0 ? std::string("-") : std::to_string(to), m.value("step", ""),
+                             m.value("reason", ""), m.value("age_ms", int64_t{0}) / 1000, progress);
   }
 }
 
@@ -130,6 +167,7 @@ int RunShards(const std::string& host, bool json) {
     return 0;
   }
   PrintShards(shards);
+  PrintMoves(MetaLeaderStatus(st->json).value("moves", nlohmann::json::array()));
   return 0;
 }
 
@@ -144,14 +182,25 @@ int RunNodeList(const std::string& host, bool json) {
     return kExitUnavailable;
   }
   nlohmann::json out = nlohmann::json::array();
+  // Zones, draining and liveness as the meta leader (which places replicas) sees them.
+  std::map<uint64_t, nlohmann::json> placed;
+  for (const auto& n : MetaLeaderStatus(first->json).value("node_list", nlohmann::json::array())) {
+    placed[n.value("id", uint64_t{0})] = n;
+  }
   for (const auto& n : first->json.value("node_list", nlohmann::json::array())) {
     nlohmann::json row = {{"id", n["id"]}, {"client", n["client"]}, {"admin", n["admin"]}};
+    const nlohmann::json& p = placed[n.value("id", uint64_t{0})];
+    row["zone"] = p.value("zone", "");
+    row["draining"] = p.value("draining", false);
+    row["live"] = p.value("live", true);
     auto st = AdminCall("GET", n.value("admin", ""), "/status", 1000);
     if (!st.ok() || st->status != 200 || !st->json.is_object()) {
-      row["state"] = "unreachable";
+      row["state"] = row["live"].get<bool>() ? "unreachable" : "dead";
     } else {
       const auto& s = st->json;
-      row["state"] = s.value("failure", "").empty() ? "up" : "failed";
+      row["state"] = !s.value("failure", "").empty() ? "failed"
+                     : row["draining"].get<bool>()   ? "draining"
+                                                     : "up";
       uint64_t replicas = 0, leaders = 0, keys = 0, bytes = 0;
       for (const auto& g : s.value("groups", nlohmann::json::array())) {
         if (g.value("group", uint64_t{0}) == 1) continue;  // the meta shard
@@ -171,14 +220,61 @@ int RunNodeList(const std::string& host, bool json) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:>8} {:>7} {:>9} {:>11}\n", "ID", "CLIENT",
-                           "ADMIN", "STATE", "REPLICAS", "LEADERS", "KEYS", "BYTES");
+  std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:<8} {:>8} {:>7} {:>9} {:>11}\n", "ID",
+                           "CLIENT", "ADMIN", "STATE", "ZONE", "REPLICAS", "LEADERS", "KEYS",
+                           "BYTES");
   for (const auto& r : out) {
-    std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:>8} {:>7} {:>9} {:>11}\n", Str(r, "id"),
-                             Str(r, "client"), Str(r, "admin"), Str(r, "state"), Str(r, "replicas"),
-                             Str(r, "leaders"), Str(r, "keys"), Str(r, "bytes"));
+    std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:<8} {:>8} {:>7} {:>9} {:>11}\n",
+                             Str(r, "id"), Str(r, "client"), Str(r, "admin"), Str(r, "state"),
+                             r.value("zone", ""), Str(r, "replicas"), Str(r, "leaders"),
+                             Str(r, "keys"), Str(r, "bytes"));
   }
   return 0;
+}
+
+// `synod node remove`: marks the node draining through the meta leader, then follows the drain
+// (the replicas the node still holds, from the shards' descriptors) until it leaves the list.
+int RunNodeRemove(const std::string& host, uint64_t id, bool no_wait, int64_t timeout_s) {
+  auto r = AdminCall("POST", host, fmt::format("/nodes/remove?id={}", id), 15000,
+                     /*follow_leader=*/true);
+  if (!r.ok()) {
+    std::cerr << "synod node remove: " << r.status().ToString() << "\n";
+    return kExitUnavailable;
+  }
+  if (r->status != 200) {
+    std::cerr << "synod node remove: HTTP " << r->status << ": " << r->body;
+    return r->status == 400 || r->status == 404 || r->status == 409 ? 2 : kExitUnavailable;
+  }
+  std::cout << "node " << id << " is draining: its replicas move to other nodes\n";
+  if (no_wait) return 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto st = AdminCall("GET", host, "/status", 2000);
+    if (st.ok() && st->status == 200 && st->json.is_object()) {
+      bool listed = false;
+      for (const auto& n : st->json.value("node_list", nlohmann::json::array())) {
+        listed = listed || n.value("id", uint64_t{0}) == id;
+      }
+      int held = 0;
+      for (const auto& s : st->json.value("shards", nlohmann::json::array())) {
+        for (const char* k : {"voters", "learners"}) {
+          for (const auto& v : s.value(k, nlohmann::json::array())) held += v == id ? 1 : 0;
+        }
+      }
+      if (!listed && held == 0) {
+        std::cout << "node " << id << " has left the cluster; stop its process when you like\n";
+        return 0;
+      }
+      const std::string line = fmt::format("node {}: {} replicas left", id, held);
+      if (line != last) std::cout << line << "\n" << std::flush;
+      last = line;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  std::cerr << "synod node remove: node " << id << " still drains after " << timeout_s
+            << " s; the drain goes on (see `synod node list`)\n";
+  return kExitUnavailable;
 }
 
 int Report(const Result<AdminReply>& r, const std::string& what) {
@@ -272,7 +368,7 @@ void AddShardCommand(CLI::App& app) {
     PrintShardChange(
         "synod shard move",
         AdminCall("POST", *host, fmt::format("/shards/move?id={}&from={}&to={}", *id, *from, *to),
-                  135000, false));
+                  135000, /*follow_leader=*/true));
   });
 }
 
@@ -287,6 +383,22 @@ void AddNodeCommand(CLI::App& app) {
   list->add_flag("--json", *json, "Print JSON");
   list->callback([host, json] {
     const int code = RunNodeList(*host, *json);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+  auto id = std::make_shared<uint64_t>(0);
+  auto no_wait = std::make_shared<bool>(false);
+  auto timeout_s = std::make_shared<int64_t>(600);
+  CLI::App* remove = cmd->add_subcommand(
+      "remove",
+      "Drain a node: its replicas move to other nodes (nothing is lost), then it leaves the "
+      "cluster. Waits until it has left, showing the replicas it still holds.");
+  remove->add_option("id", *id, "The node's id")->required();
+  remove->add_option("--host", *host, "Admin address of any node")->capture_default_str();
+  remove->add_flag("--no-wait", *no_wait, "Return once the drain has started");
+  remove->add_option("--timeout", *timeout_s, "Seconds to wait (the drain goes on after)")
+      ->capture_default_str();
+  remove->callback([host, id, no_wait, timeout_s] {
+    const int code = RunNodeRemove(*host, *id, *no_wait, *timeout_s);
     if (code != 0) throw CLI::RuntimeError(code);
   });
 }

@@ -163,6 +163,15 @@ int RunUp(const UpFlags& f) {
         "\nConnect:  redis-cli -p {}\nStatus:   synod status --host {}\nLogs:     {}/node-*.log\n"
         "Stop:     Ctrl-C\n",
         f.base_port, admins[0], f.dir);
+    // A node more (its own ports and directory; it gets its share of replicas by itself), and
+    // the removal of one (drained first).
+    const int next = f.nodes + 1;
+    std::cout << fmt::format(
+        "Add:      {} start --id {} --data {}/node-{} --client {}:{} --peer {}:{} --admin {}:{} "
+        "--replicas={} --join {}\nRemove:   {} node remove ID --host {}\n",
+        exe, next, f.dir, next, f.host, f.base_port + next - 1, f.host,
+        f.base_port + 100 + next - 1, f.host, f.base_port + 200 + next - 1, f.replicas, admins[0],
+        exe, admins[0]);
     std::cout.flush();
   }
   // Wait for a signal or for every node to exit.

@@ -182,6 +182,7 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   if (!stored_groups.ok()) return stored_groups.status();
   const bool joining = h->opts_.initial_cluster.empty() && stored_groups->empty();
   SYNOD_RETURN_IF_ERROR(h->LoadLayout());
+  h->LoadDestroyed();
   for (const auto& [id, a] : h->opts_.known_members) h->members_.try_emplace(id, a);
   h->members_[h->opts_.id] = h->opts_.self;  // our own addresses may have changed
   h->SaveAddressBook();
@@ -238,10 +239,10 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   rto.first_request_id = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
   h->router_ = std::make_unique<RequestRouter>(rto, h->map_.get(), h->store_.get(),
                                                &h->request_out_, h->logger_);
-  // The groups held: those with records, and those the layout gives this node (a joining node:
-  // every group, since it is added to each). The initial voters bootstrap a group when the
-  // database holds nothing of it (durably, before anything else); a joining node starts it
-  // empty and waits for the leader's snapshot.
+  // The groups held: those with records, and those the layout gives this node. The initial
+  // voters bootstrap a group when the database holds nothing of it (durably, before anything
+  // else). A joining node starts with none: the placement logic adds it to groups, and it makes
+  // an empty replica of each that lists it (JoinListedGroups), which the leader's snapshot fills.
   const Layout& layout = h->map_->layout();
   std::vector<const ShardDescriptor*> all{&layout.meta};
   for (const ShardDescriptor& d : layout.shards) all.push_back(&d);
@@ -250,7 +251,13 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   for (const ShardDescriptor* d : all) {
     const bool listed =
         std::find(d->voters.begin(), d->voters.end(), h->opts_.id) != d->voters.end();
-    if (!listed && !joining && !stored.contains(d->group)) continue;
+    if (!listed && !stored.contains(d->group)) continue;
+    // Destroyed here since (removed from it): only a newer descriptor brings it back.
+    if (auto gone = h->destroyed_at_epoch_.find(d->group); !stored.contains(d->group) &&
+                                                           gone != h->destroyed_at_epoch_.end() &&
+                                                           d->epoch <= gone->second) {
+      continue;
+    }
     std::set<NodeId> voters;
     // Only the initial layout's shards (epoch 1) are bootstrapped: a later one (a split's new
     // shard) starts from its parent's state, which a node without it gets by snapshot.
@@ -273,7 +280,7 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
                                                   : storage::StateSpan::Slots(0, kSlotCount - 1),
                                               {}));
   }
-  if (h->store_->group_count() == 0) {
+  if (h->store_->group_count() == 0 && !joining) {
     return Status::FailedPrecondition("the layout gives node " +
                                       std::to_string(h->opts_.id.value()) + " no group");
   }
@@ -303,6 +310,10 @@ void GroupHost::RaftOut::SendWake(NodeId to, GroupId group) {
   host_->transport_->Send(to, peer_wire::EncodeWake({group}));
 }
 
+void GroupHost::RaftOut::SendRemoved(NodeId to, GroupId group, LogIndex index) {
+  host_->transport_->Send(to, peer_wire::EncodeRemoved({{group, index.value()}}));
+}
+
 void GroupHost::Drop(NodeId from, const char* reason, const Status& s) {
   // A peer of our cluster sent what we cannot use: a bug or another build, not an attack (the
   // hello checked the cluster). Drop it and keep the connection; Raft retransmits what matters
@@ -329,6 +340,8 @@ void GroupHost::OnPeerMessage(NodeId from, std::string_view payload) {
       return OnWake(from, payload);
     case peer_wire::Kind::kBeat:
       return OnBeat(from, payload);
+    case peer_wire::Kind::kRemoved:
+      return OnRemoved(from, payload);
   }
   Drop(from, "unknown_kind",
        Status::InvalidArgument("kind " + std::to_string(peer_wire::KindOf(payload))));
@@ -452,6 +465,14 @@ void GroupHost::OnWake(NodeId from, std::string_view payload) {
   Kick();
 }
 
+void GroupHost::OnRemoved(NodeId from, std::string_view payload) {
+  Result<std::vector<peer_wire::RemovedNotice>> r = peer_wire::DecodeRemoved(payload);
+  if (!r.ok()) return Drop(from, "undecodable_removal", r.status());
+  for (const peer_wire::RemovedNotice& n : *r)
+    store_->ReceiveRemoved(from, n.group, LogIndex(n.index));
+  Kick();  // Drive() logs and writes the destruction
+}
+
 void GroupHost::OnBeat(NodeId from, std::string_view payload) {
   Result<uint8_t> flags = peer_wire::DecodeBeat(payload);
   if (!flags.ok()) return Drop(from, "undecodable_beat", flags.status());
@@ -508,7 +529,8 @@ void GroupHost::NoticeLeaders(bool force) {
 
 // ---- membership ----
 
-void GroupHost::ChangeMembership(raft::ConfChange cc, std::function<void(Status)> done) {
+void GroupHost::ChangeMembership(std::vector<GroupId> groups, raft::ConfChange cc,
+                                 std::function<void(Status)> done) {
   // One request per group; the first error wins, OK once all answered.
   struct Join {
     size_t left = 0;
@@ -517,8 +539,7 @@ void GroupHost::ChangeMembership(raft::ConfChange cc, std::function<void(Status)
   };
   auto j = std::make_shared<Join>();
   j->done = std::move(done);
-  std::vector<GroupId> groups{kMetaGroup};
-  for (GroupId g : DataShards()) groups.push_back(g);
+  if (groups.empty()) return j->done(Status::Ok());
   j->left = groups.size();
   const std::string encoded = cc.Encode();
   for (GroupId g : groups) {
@@ -543,40 +564,88 @@ void GroupHost::AddMember(NodeId id, const MemberAddress& address,
   if (Status s = SplitHostPort(address.peer, PortZero::kRefused).status(); !s.ok()) {
     return done(s);
   }
-  const raft::MembershipConfig& cfg = meta_replica()->raw_node().raft().config();
-  if (cfg.IsVoter(id) || cfg.IsLearner(id)) {
+  if (meta_nodes_.contains(id) || KnownMember(id)) {
     return done(
         Status::FailedPrecondition("node " + std::to_string(id.value()) + " is already a member"));
   }
-  raft::ConfChange cc;
-  cc.changes.push_back({raft::ConfChangeType::kAddLearner, id});
-  cc.context = FormatMemberList({{id, address}}, '\n');
-  ChangeMembership(std::move(cc), std::move(done));
+  // Into this node's address book at once (the placement's first change for it carries its
+  // addresses too), and into the node list, which every node follows.
+  members_[id] = address;
+  transport_->SetPeer(id, address.peer);
+  SaveAddressBook();
+  logger_.Info("event=node_added node={} addresses=\"{}\"", id.value(), NodeValue(address, ""));
+  ProposeMetaSetting(NodeSetting(id), NodeValue(address, ""), std::move(done));
+}
+
+bool GroupHost::KnownMember(NodeId id) const {
+  std::vector<const ShardDescriptor*> all{&map_->layout().meta};
+  for (const ShardDescriptor& d : map_->layout().shards) all.push_back(&d);
+  for (const ShardDescriptor* d : all) {
+    if (std::find(d->voters.begin(), d->voters.end(), id) != d->voters.end() ||
+        std::find(d->learners.begin(), d->learners.end(), id) != d->learners.end()) {
+      return true;
+    }
+  }
+  const raft::MembershipConfig& cfg = meta_replica()->raw_node().raft().config();
+  return cfg.IsVoter(id) || cfg.IsLearner(id);
 }
 
 void GroupHost::RemoveMember(NodeId id, std::function<void(Status)> done) {
   if (!is_leader()) return done(Status::NotLeader("membership changes go to the meta leader"));
-  const raft::MembershipConfig& cfg = meta_replica()->raw_node().raft().config();
-  if (!cfg.IsVoter(id) && !cfg.IsLearner(id)) {
+  if (!KnownMember(id) && !meta_nodes_.contains(id)) {
     return done(Status::NotFound("node " + std::to_string(id.value()) + " is not a member"));
   }
   raft::ConfChange cc;
   cc.transition = raft::ConfChangeTransition::kJointImplicit;
   cc.changes.push_back({raft::ConfChangeType::kRemoveNode, id});
+  // Every group that lists it (the meta shard as its replica here knows it).
+  std::vector<GroupId> groups;
+  const raft::MembershipConfig& meta = meta_replica()->raw_node().raft().config();
+  if (meta.IsVoter(id) || meta.IsLearner(id)) groups.push_back(kMetaGroup);
+  for (const ShardDescriptor& d : map_->layout().shards) {
+    if (std::find(d.voters.begin(), d.voters.end(), id) != d.voters.end() ||
+        std::find(d.learners.begin(), d.learners.end(), id) != d.learners.end()) {
+      groups.push_back(d.group);
+    }
+  }
   // Once out of every group, out of the node list too: answered when the membership change
   // is done, the entry deleted meanwhile (a failure is logged; the removed node, no longer a
   // member of any group, does not register again).
-  ChangeMembership(std::move(cc), [this, id, done = std::move(done), alive = alive_](Status s) {
-    if (*alive && s.ok() && !stopped_) {
-      ProposeMetaSetting("node/" + std::to_string(id.value()), "", [id, this](Status d) {
-        if (!d.ok()) {
-          logger_.Warn("event=node_entry_not_removed node={} error=\"{}\"", id.value(),
-                       d.ToString());
-        }
-      });
+  ChangeMembership(std::move(groups), std::move(cc),
+                   [this, id, done = std::move(done), alive = alive_](Status s) {
+                     if (*alive && s.ok() && !stopped_) {
+                       for (const std::string& name : {NodeSetting(id), DrainSetting(id)}) {
+                         ProposeMetaSetting(name, "", [id, this](Status d) {
+                           if (!d.ok()) {
+                             logger_.Warn("event=node_entry_not_removed node={} error=\"{}\"",
+                                          id.value(), d.ToString());
+                           }
+                         });
+                       }
+                     }
+                     done(std::move(s));
+                   });
+}
+
+void GroupHost::DrainNode(NodeId id, std::function<void(Status)> done) {
+  if (!is_leader()) return done(Status::NotLeader("node removals go to the meta leader"));
+  if (!meta_nodes_.contains(id)) {
+    return done(
+        Status::NotFound("node " + std::to_string(id.value()) + " is not in the node list"));
+  }
+  if (!meta_draining_.contains(id)) {
+    const std::set<NodeId> live = LiveNodes();
+    int others = 0;
+    for (const auto& [n, a] : meta_nodes_) {
+      others += n != id && live.contains(n) && !meta_draining_.contains(n) ? 1 : 0;
     }
-    done(std::move(s));
-  });
+    if (others == 0) {
+      return done(Status::FailedPrecondition("node " + std::to_string(id.value()) +
+                                             " is the last live node: its data has nowhere to go"));
+    }
+  }
+  logger_.Info("event=node_drain_requested node={}", id.value());
+  ProposeMetaSetting(DrainSetting(id), "1", std::move(done));
 }
 
 const Replica* GroupHost::meta_replica() const { return store_->replica(kMetaGroup); }
@@ -697,6 +766,7 @@ void GroupHost::OnTick() {
   }
   if (ticks_ % kNoticeTicks == 5) MaybeSplitBySize();
   if (ticks_ % kNoticeTicks == 7 && !moves_.empty()) DriveMoves();
+  if (ticks_ % kNoticeTicks == 11) RunPlacement();
   // Every second, not only when descriptors change: a round in flight may have put it off.
   if (ticks_ % kNoticeTicks == 9) JoinListedGroups();
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
@@ -888,8 +958,10 @@ void GroupHost::OnSnapshot(NodeId, GroupId, const raft::SnapshotMeta& meta) {
   logger_.Info("event=snapshot_installed index={} term={}", meta.index.value(), meta.term.value());
 }
 
-void GroupHost::OnSoftState(NodeId, GroupId, const raft::SoftState& ss, Term term) {
+void GroupHost::OnSoftState(NodeId, GroupId group, const raft::SoftState& ss, Term term) {
   roles_changed_ = true;  // the next tick's NoticeLeaders looks
+  // A new meta leader judges nodes dead only after a whole timeout of its own.
+  if (group == kMetaGroup && ss.role == raft::Role::kLeader) meta_leader_since_ns_ = SteadyNowNs();
   // A new leader compares its shard's descriptor at the next tick: the change that elected it
   // (a removed leader, a move) may not be in the meta shard yet.
   if (ss.role == raft::Role::kLeader) descriptors_due_ = true;
@@ -951,6 +1023,10 @@ HostStatus GroupHost::GetStatus() const {
       st.failure = "shard " + std::to_string(g.value()) + ": " + r->failure().ToString();
     }
     st.groups.push_back(std::move(gs));
+  }
+  if (groups.empty()) {  // a node that joined and holds no replica yet
+    st.role = "none";
+    return st;
   }
   // The top-level view: the first data shard held (with one data shard, the group that holds
   // every key), else the meta shard.

@@ -107,7 +107,39 @@ struct HostOptions {
   bool lease_reads = false;  // kLeaseBased reads instead of ReadIndex
   // Idle groups stop ticking (Store's quiescence); off with lease_reads. Default on.
   bool quiesce = true;
+  // Placement (cluster/logic/placement.h), run by the meta shard's leader: this node's zone
+  // (--zone, "" for none), how long a node may stay unheard of before its replicas are made
+  // again elsewhere, whether placement runs at all, and how many membership changes it keeps
+  // in flight at once.
+  std::string zone;
+  int64_t dead_node_timeout_ms = 60'000;
+  bool placement = true;
+  int placement_max_changes = 3;
   storage::RocksOptions rocks;
+};
+
+// A membership change of a shard under way (a move by hand or by the placement logic), as
+// /status shows it on the meta shard's leader.
+struct MoveView {
+  GroupId group;
+  NodeId from;         // kNoNode: an addition
+  NodeId to;           // kNoNode: a removal
+  std::string step;    // "add learner", "catch up", "remove source"
+  std::string reason;  // "by hand", or the placement's reason
+  int64_t age_ms = 0;  // since it started
+  // While the target catches up: the leader's last index and the target's match, when this node
+  // leads the shard (0 otherwise).
+  uint64_t leader_last = 0;
+  uint64_t target_match = 0;
+};
+
+// One node of the node list as the meta shard's leader sees it.
+struct NodeView {
+  NodeId id;
+  std::string zone;
+  bool draining = false;
+  bool live = true;         // heard from within the dead-node timeout (as this node knows)
+  int64_t unheard_ms = -1;  // since the last message from it; -1 never, 0 for this node
 };
 
 // One member as /status and `synod status` show it.
@@ -230,8 +262,18 @@ class GroupHost final : public ReplicaObserver, public Router {
   // Membership of every group, proposed through each group's leader (this node must lead the
   // meta shard; kNotLeader otherwise). `done` gets the first error, or OK once every group took
   // the change. kFailedPrecondition when the node is already (or is not) a member.
+  // Adding a member lists the node in the meta shard's node list (its addresses into every
+  // node's address book); the placement logic gives it replicas. Removing one takes it out of
+  // every group that lists it at once (for a node that is gone for good), then out of the list.
   void AddMember(NodeId id, const MemberAddress& address, std::function<void(Status)> done);
   void RemoveMember(NodeId id, std::function<void(Status)> done);
+  // `synod node remove`: marks node `id` as draining in the meta shard; the placement logic
+  // moves its replicas away, then forgets it. Meta leader only (kNotLeader otherwise);
+  // kNotFound for a node not listed; kFailedPrecondition when no other usable node would be left.
+  void DrainNode(NodeId id, std::function<void(Status)> done);
+  // The moves under way here (the meta leader runs them all), and the node list with liveness.
+  std::vector<MoveView> Moves() const;
+  std::vector<NodeView> Nodes() const;
   // Splits data shard `group` at slot `at` (the middle of its slots when nullopt), from any
   // node (cluster/logic/split.h): `done` gets the halves, or the error (kInvalidArgument for a
   // slot that does not split it or a one-slot shard, kNotFound for no such shard,
@@ -305,6 +347,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   void OnQuiesce(NodeId from, std::string_view payload);
   void OnWake(NodeId from, std::string_view payload);
   void OnBeat(NodeId from, std::string_view payload);
+  void OnRemoved(NodeId from, std::string_view payload);
   // Every heartbeat interval: the node beat to every peer, and the peers not heard from for an
   // election timeout reported to the Store (their quiesced groups wake and elect).
   void BeatAndWatchPeers();
@@ -314,7 +357,11 @@ class GroupHost final : public ReplicaObserver, public Router {
   NodeId LeaderHint(GroupId group) const;
   // The router's counters into the metrics' (every tick).
   void SyncRouterCounters();
-  void ChangeMembership(raft::ConfChange cc, std::function<void(Status)> done);
+  // Proposes `cc` to each of `groups` through its leader: the first error, or OK once all took it.
+  void ChangeMembership(std::vector<GroupId> groups, raft::ConfChange cc,
+                        std::function<void(Status)> done);
+  // Whether `id` is a member of some group as this node knows (descriptors, the meta replica).
+  bool KnownMember(NodeId id) const;
   // The layout a new node derives (or loads, or was given).
   Status LoadLayout();
   const Replica* meta_replica() const;
@@ -337,6 +384,7 @@ class GroupHost final : public ReplicaObserver, public Router {
     void Send(GroupId group, raft::Message msg) override;
     void SendQuiesce(NodeId to, GroupId group, Term term, LogIndex index) override;
     void SendWake(NodeId to, GroupId group) override;
+    void SendRemoved(NodeId to, GroupId group, LogIndex index) override;
 
    private:
     GroupHost* host_;
@@ -392,10 +440,25 @@ class GroupHost final : public ReplicaObserver, public Router {
     uint64_t deadline_tick = 0;
     bool step_in_flight = false;
     std::function<void(Status)> done;
+    std::string reason = "by hand";
+    uint64_t start_tick = 0;
   };
+  // Placement (cluster/logic/placement.h): every second on the meta shard's leader. The moves
+  // it starts join moves_; leader preferences and forgotten nodes are meta shard writes.
+  void RunPlacement();
+  std::set<NodeId> LiveNodes() const;
+  int64_t meta_leader_since_ns_ = 0;  // when this node last became the meta shard's leader
+  std::set<GroupId> preferring_;      // leader preferences being proposed
+  std::set<NodeId> forgetting_;       // drained nodes being taken off the list
+  std::string last_placement_block_;  // why placement last did not run (logged once)
   std::map<GroupId, Move> moves_;
   // Groups whose replica was destroyed here (removed from them), with the map's epoch then.
+  // Kept in the NodeDb (kDestroyedMeta, "group=epoch" lines) so that a restart does not make
+  // them again from a saved layout that still lists this node.
   std::map<GroupId, uint64_t> destroyed_at_epoch_;
+  static constexpr char kDestroyedMeta[] = "destroyed";
+  void LoadDestroyed();
+  void SaveDestroyed();
   std::set<GroupId> size_splits_;                 // splits by size in flight
   std::map<GroupId, uint64_t> split_retry_tick_;  // after a failed one: not before this tick
   std::set<GroupId> one_hot_slot_;                // over the bound, all in one slot
@@ -420,10 +483,14 @@ class GroupHost final : public ReplicaObserver, public Router {
   // A new at-most-once session for one proposal of this node's to the meta shard.
   uint64_t NewSessionId();
   uint64_t session_rng_ = 0;
-  // The nodes whose entries to read: the address book's and every descriptor's members.
-  std::set<NodeId> KnownNodes() const;
-  // Takes the node list from the meta shard's settings (as LearnDescriptors) into meta_nodes_.
-  void LearnNodeList(const SettingFn& stored);
+  // Takes the node list from the meta shard's "node/*" and "drain/*" settings into meta_nodes_,
+  // meta_zones_ and meta_draining_.
+  void LearnNodeList(const std::map<std::string, std::string>& settings);
+  static std::string NodeSetting(NodeId n);   // "node/<id>": "PEER/CLIENT/ADMIN[ zone=Z]"
+  static std::string DrainSetting(NodeId n);  // "drain/<id>": "1" while it drains
+  static std::string NodeValue(const MemberAddress& a, const std::string& zone);
+  std::map<NodeId, std::string> meta_zones_;  // the listed nodes' zones (when set)
+  std::set<NodeId> meta_draining_;            // the listed nodes being drained
   // The address book follows the node list; this node registers itself when its entry differs.
   void FollowNodeList();
   // Proposes the setting `name` = `value` ("" deletes) to the meta shard.

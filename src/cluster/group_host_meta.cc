@@ -2,6 +2,7 @@
 // a node without a meta replica fetches, and the shard descriptors every node learns from it
 // and the shards' leaders propose to it (docs/sharding.md, "Descriptors in the meta shard").
 #include <algorithm>
+#include <charconv>
 #include <functional>
 #include <map>
 #include <random>
@@ -38,12 +39,13 @@ const kv::StateMachine* GroupHost::MetaStateMachine(bool need_leader) const {
   return &r->state_machine();
 }
 
-namespace {
+namespace {}  // namespace
 
-std::string NodeSetting(NodeId n) { return "node/" + std::to_string(n.value()); }
-std::string NodeValue(const MemberAddress& a) { return a.peer + "/" + a.client + "/" + a.admin; }
-
-}  // namespace
+std::string GroupHost::NodeSetting(NodeId n) { return "node/" + std::to_string(n.value()); }
+std::string GroupHost::DrainSetting(NodeId n) { return "drain/" + std::to_string(n.value()); }
+std::string GroupHost::NodeValue(const MemberAddress& a, const std::string& zone) {
+  return a.peer + "/" + a.client + "/" + a.admin + (zone.empty() ? "" : " zone=" + zone);
+}
 
 void GroupHost::FetchReplicatedConfig() {
   if (const kv::StateMachine* meta = MetaStateMachine(/*need_leader=*/true)) {
@@ -51,21 +53,21 @@ void GroupHost::FetchReplicatedConfig() {
     // them all).
     if (!meta_epochs_known_ || meta->applied_index() != meta_applied_learnt_) {
       meta_applied_learnt_ = meta->applied_index();
-      auto stored = [meta](const std::string& name) { return meta->config(name); };
       LearnDescriptors(SettingsWithPrefix(*meta, "shard/"));
-      LearnNodeList(stored);
+      std::map<std::string, std::string> nodes = SettingsWithPrefix(*meta, "node/");
+      nodes.merge(SettingsWithPrefix(*meta, "drain/"));
+      LearnNodeList(nodes);
     }
     FollowNodeList();
     return;
   }
   if (fetching_config_) return;
   fetching_config_ = true;
-  // requirepass, then every shard's descriptor.
+  // requirepass, every shard's descriptor, the node list.
   ShardRequest req;
   req.type = ShardRequest::Type::kConfig;
   req.group = kMetaGroup;
-  req.args = {"requirepass", std::string(kDescriptorSettings)};
-  for (NodeId n : KnownNodes()) req.args.push_back(NodeSetting(n));
+  req.args = {"requirepass", std::string(kDescriptorSettings), "node/*", "drain/*"};
   std::vector<std::string> names = req.args;
   Call(std::move(req), [this, names = std::move(names), alive = alive_](ShardResponse r) {
     if (!*alive) return;
@@ -75,38 +77,51 @@ void GroupHost::FetchReplicatedConfig() {
     if (values.size() != names.size()) return;
     fetched_requirepass_ = values[0].value.value_or(std::string());
     const std::map<std::string, std::string> got = SettingsOf(names, r.reply);
-    const SettingFn stored = SettingsIn(got);
     LearnDescriptors(got);
-    LearnNodeList(stored);
+    LearnNodeList(got);
     FollowNodeList();
   });
 }
 
-std::set<NodeId> GroupHost::KnownNodes() const {
-  std::set<NodeId> out;
-  for (const auto& [id, a] : members_) out.insert(id);
-  std::vector<const ShardDescriptor*> all{&map_->layout().meta};
-  for (const ShardDescriptor& d : map_->layout().shards) all.push_back(&d);
-  for (const ShardDescriptor* d : all) {
-    out.insert(d->voters.begin(), d->voters.end());
-    out.insert(d->learners.begin(), d->learners.end());
-  }
-  return out;
-}
-
-void GroupHost::LearnNodeList(const SettingFn& stored) {
+void GroupHost::LearnNodeList(const std::map<std::string, std::string>& settings) {
   std::map<NodeId, MemberAddress> nodes;
-  for (NodeId n : KnownNodes()) {
-    const std::optional<std::string_view> v = stored(NodeSetting(n));
-    if (!v) continue;
-    Result<AddressBook> parsed = ParseMemberList(std::to_string(n.value()) + "=" + std::string(*v));
-    if (!parsed.ok() || parsed->size() != 1) {
-      logger_.Warn("event=bad_node_entry node={} stored=\"{}\"", n.value(), *v);
+  std::map<NodeId, std::string> zones;
+  std::set<NodeId> draining;
+  auto id_of = [](std::string_view name, std::string_view prefix) -> std::optional<NodeId> {
+    if (!name.starts_with(prefix)) return std::nullopt;
+    uint64_t id = 0;
+    const std::string_view digits = name.substr(prefix.size());
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+    if (ec != std::errc() || end != digits.data() + digits.size() || id == 0) return std::nullopt;
+    return NodeId(id);
+  };
+  for (const auto& [name, value] : settings) {
+    if (std::optional<NodeId> n = id_of(name, "drain/")) {
+      if (!value.empty()) draining.insert(*n);
       continue;
     }
-    nodes[n] = parsed->begin()->second;
+    std::optional<NodeId> n = id_of(name, "node/");
+    if (!n || value.empty()) continue;
+    // "PEER/CLIENT/ADMIN[ zone=Z]"
+    std::string_view addresses = value;
+    std::string zone;
+    if (const size_t sp = addresses.find(' '); sp != std::string_view::npos) {
+      const std::string_view rest = addresses.substr(sp + 1);
+      addresses = addresses.substr(0, sp);
+      if (rest.starts_with("zone=")) zone = std::string(rest.substr(5));
+    }
+    Result<AddressBook> parsed =
+        ParseMemberList(std::to_string(n->value()) + "=" + std::string(addresses));
+    if (!parsed.ok() || parsed->size() != 1) {
+      logger_.Warn("event=bad_node_entry node={} stored=\"{}\"", n->value(), value);
+      continue;
+    }
+    nodes[*n] = parsed->begin()->second;
+    if (!zone.empty()) zones[*n] = std::move(zone);
   }
   meta_nodes_ = std::move(nodes);
+  meta_zones_ = std::move(zones);
+  meta_draining_ = std::move(draining);
   meta_nodes_known_ = true;
 }
 
@@ -117,31 +132,37 @@ void GroupHost::FollowNodeList() {
     if (id == opts_.id) continue;  // we know our own addresses best
     auto it = members_.find(id);
     if (it != members_.end() && it->second == a) continue;
-    logger_.Info("event=node_addresses_learned node={} addresses=\"{}\"", id.value(), NodeValue(a));
+    logger_.Info("event=node_addresses_learned node={} addresses=\"{}\"", id.value(),
+                 NodeValue(a, ""));
     members_[id] = a;
     if (!a.peer.empty()) transport_->SetPeer(id, a.peer);
     changed = true;
   }
   if (changed) SaveAddressBook();
-  // Register (or re-register) this node's addresses; once a start, or after they changed. Only
-  // while a member of some group: a node removed from the cluster stays out of the list.
+  // Register (or re-register) this node's addresses and zone; once a start, or after they
+  // changed. Only while listed or a member of some group: a node removed from the cluster stays
+  // out of the list (a joining node is listed by the meta leader that adds it).
   auto self = members_.find(opts_.id);
   if (self == members_.end() || registering_) return;
-  bool member = false;
+  auto listed = meta_nodes_.find(opts_.id);
+  bool member = listed != meta_nodes_.end();
   for (GroupId g : store_->groups()) member = member || store_->replica(g)->IsMember();
   if (!member) return;
-  auto listed = meta_nodes_.find(opts_.id);
-  if (listed != meta_nodes_.end() && listed->second == self->second) return;
+  auto zone = meta_zones_.find(opts_.id);
+  const std::string listed_zone = zone == meta_zones_.end() ? std::string() : zone->second;
+  if (listed != meta_nodes_.end() && listed->second == self->second && listed_zone == opts_.zone) {
+    return;
+  }
   registering_ = true;
-  logger_.Info("event=node_registering addresses=\"{}\"", NodeValue(self->second));
-  ProposeMetaSetting(NodeSetting(opts_.id), NodeValue(self->second),
-                     [this, alive = alive_](Status s) {
-                       if (!*alive) return;
-                       registering_ = false;
-                       if (!s.ok()) {
-                         logger_.Info("event=node_not_registered error=\"{}\"", s.ToString());
-                       }
-                     });
+  const std::string value = NodeValue(self->second, opts_.zone);
+  logger_.Info("event=node_registering addresses=\"{}\"", value);
+  ProposeMetaSetting(NodeSetting(opts_.id), value, [this, alive = alive_](Status s) {
+    if (!*alive) return;
+    registering_ = false;
+    if (!s.ok()) {
+      logger_.Info("event=node_not_registered error=\"{}\"", s.ToString());
+    }
+  });
 }
 
 void GroupHost::ProposeMetaSetting(std::string name, std::string value,
@@ -194,7 +215,10 @@ void GroupHost::JoinListedGroups() {
   // been behind or down): an empty replica, which its leader's snapshot fills. Never between a
   // round's start and end (the Store refuses); tried again at the next read.
   if (store_->round_in_flight()) return;
-  for (const ShardDescriptor& d : map_->layout().shards) {
+  std::vector<const ShardDescriptor*> all{&map_->layout().meta};
+  for (const ShardDescriptor& s : map_->layout().shards) all.push_back(&s);
+  for (const ShardDescriptor* shard : all) {
+    const ShardDescriptor& d = *shard;
     if (store_->HasGroup(d.group)) continue;
     if (auto it = destroyed_at_epoch_.find(d.group);
         it != destroyed_at_epoch_.end() && d.epoch <= it->second) {
@@ -204,8 +228,11 @@ void GroupHost::JoinListedGroups() {
         std::find(d.voters.begin(), d.voters.end(), opts_.id) != d.voters.end() ||
         std::find(d.learners.begin(), d.learners.end(), opts_.id) != d.learners.end();
     if (!listed) continue;
-    const Status s =
-        store_->AddGroup(d.group, storage::StateSpan::Slots(d.first_slot, d.last_slot), {});
+    const Status s = store_->AddGroup(d.group,
+                                      d.group == kMetaGroup
+                                          ? storage::StateSpan::Group()
+                                          : storage::StateSpan::Slots(d.first_slot, d.last_slot),
+                                      {});
     logger_.Info("event=replica_created group={} slots={}-{} result=\"{}\"", d.group.value(),
                  d.first_slot, d.last_slot, s.ToString());
   }
@@ -213,8 +240,12 @@ void GroupHost::JoinListedGroups() {
 
 void GroupHost::ProposeDescriptors() {
   if (!meta_epochs_known_) return;
-  for (const ShardDescriptor& next :
-       DescriptorsToPropose(*store_, *map_, meta_epochs_, proposing_descriptors_)) {
+  bool retry = false;
+  const std::vector<ShardDescriptor> proposals =
+      DescriptorsToPropose(*store_, *map_, meta_epochs_, proposing_descriptors_, &retry);
+  // A group passed over for now (a change pending, a proposal in flight): again next tick.
+  if (retry) descriptors_due_ = true;
+  for (const ShardDescriptor& next : proposals) {
     const GroupId g = next.group;
     ShardRequest req;
     req.type = ShardRequest::Type::kWrite;

@@ -2,6 +2,7 @@
 // node learns from the splits it applied, replica moves, and the replicas the Store destroyed
 // after their removal (docs/sharding.md, "Splits" and "Moves and removed replicas").
 #include <algorithm>
+#include <sstream>
 #include <string>
 
 #include "cluster/group_host.h"
@@ -10,6 +11,9 @@
 namespace synod::cluster {
 
 void GroupHost::MoveShard(GroupId group, NodeId from, NodeId to, std::function<void(Status)> done) {
+  // Every move runs on the meta shard's leader, beside the placement's (which then leaves the
+  // shard alone until it is done).
+  if (!is_leader()) return done(Status::NotLeader("moves go to the meta leader"));
   const ShardDescriptor* d = map_->Find(group);
   if (d == nullptr) return done(Status::NotFound("no shard " + std::to_string(group.value())));
   if (Status s = CheckMove(*d, from, to); !s.ok()) return done(s);
@@ -23,7 +27,8 @@ void GroupHost::MoveShard(GroupId group, NodeId from, NodeId to, std::function<v
   }
   logger_.Info("event=move_requested group={} from={} to={}", group.value(), from.value(),
                to.value());
-  moves_[group] = Move{from, to, ticks_ + 120 * kNoticeTicks, false, std::move(done)};
+  moves_[group] =
+      Move{from, to, ticks_ + 120 * kNoticeTicks, false, std::move(done), "by hand", ticks_};
   DriveMoves();
 }
 
@@ -45,8 +50,9 @@ void GroupHost::DriveMoves() {
       end = true;
     }
     if (end) {
-      logger_.Info("event=move_done group={} from={} to={} result=\"{}\"", g.value(),
-                   m.from.value(), m.to.value(), finished.ToString());
+      logger_.Info("event=move_done group={} from={} to={} reason=\"{}\" seconds={} result=\"{}\"",
+                   g.value(), m.from.value(), m.to.value(), m.reason,
+                   (ticks_ - m.start_tick) / kNoticeTicks, finished.ToString());
       auto done = std::move(m.done);
       it = moves_.erase(it);
       done(std::move(finished));
@@ -59,8 +65,13 @@ void GroupHost::DriveMoves() {
     }
     raft::ConfChange cc;
     if (step == MoveStep::kAddLearner) {
+      auto address = members_.find(m.to);
+      if (address == members_.end()) {  // not in the address book yet: the node list brings it
+        ++it;
+        continue;
+      }
       cc.changes.push_back({raft::ConfChangeType::kAddLearner, m.to});
-      cc.context = FormatMemberList({{m.to, members_.at(m.to)}}, '\n');
+      cc.context = FormatMemberList({{m.to, address->second}}, '\n');
     } else {
       cc.transition = raft::ConfChangeTransition::kJointImplicit;
       cc.changes.push_back({raft::ConfChangeType::kRemoveNode, m.from});
@@ -160,6 +171,32 @@ void GroupHost::SplitShard(GroupId group, std::optional<uint16_t> at,
   Kick();
 }
 
+void GroupHost::LoadDestroyed() {
+  auto v = db_->GetMeta(kDestroyedMeta);
+  if (!v.ok() || !v->has_value()) return;
+  std::istringstream in(**v);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    try {
+      destroyed_at_epoch_[GroupId(std::stoull(line.substr(0, eq)))] =
+          std::stoull(line.substr(eq + 1));
+    } catch (...) {
+      logger_.Warn("event=bad_destroyed_entry line=\"{}\"", line);
+    }
+  }
+}
+
+void GroupHost::SaveDestroyed() {
+  std::string out;
+  for (const auto& [g, epoch] : destroyed_at_epoch_) {
+    out += std::to_string(g.value()) + "=" + std::to_string(epoch) + "\n";
+  }
+  const Status s = db_->PutMeta(kDestroyedMeta, out);
+  if (!s.ok()) logger_.Warn("event=destroyed_not_saved error=\"{}\"", s.ToString());
+}
+
 void GroupHost::ForgetRemovedGroups() {
   bool destroyed = false;
   for (GroupId g : store_->TakeRemovedGroups()) {
@@ -171,6 +208,7 @@ void GroupHost::ForgetRemovedGroups() {
     const ShardDescriptor* d = map_->Find(g);
     destroyed_at_epoch_[g] = d != nullptr ? d->epoch : 0;
   }
+  if (destroyed) SaveDestroyed();
   // The deletion is staged: write it now rather than with the next round (an idle node may
   // have none for long, and the group must not come back from the database meanwhile, nor
   // after a crash). One synchronous write, rare.

@@ -152,6 +152,28 @@ Result<std::vector<GroupId>> DecodeWake(std::string_view payload) {
   return out;
 }
 
+std::string EncodeRemoved(const std::vector<RemovedNotice>& notices) {
+  std::string out;
+  out.reserve(1 + 16 * notices.size());
+  out.push_back(static_cast<char>(Kind::kRemoved));
+  for (const RemovedNotice& n : notices) {
+    PutU64(n.group.value(), &out);
+    PutU64(n.index, &out);
+  }
+  return out;
+}
+
+Result<std::vector<RemovedNotice>> DecodeRemoved(std::string_view payload) {
+  SYNOD_RETURN_IF_ERROR(CheckRecords(payload, Kind::kRemoved, 16, "removal notice"));
+  std::vector<RemovedNotice> out;
+  for (size_t at = 1; at < payload.size(); at += 16) {
+    RemovedNotice n{GroupId(GetU64(payload.substr(at))), GetU64(payload.substr(at + 8))};
+    if (n.group == kNoGroup) return Status::InvalidArgument("removal notice for group 0");
+    out.push_back(n);
+  }
+  return out;
+}
+
 std::string EncodeBeat(uint8_t flags) {
   std::string out;
   out.push_back(static_cast<char>(Kind::kBeat));

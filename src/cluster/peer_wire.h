@@ -8,6 +8,12 @@
 //   kQuiesce (5):  [u8 5]{[u64 LE group][u64 LE term][u64 LE index]}*  groups gone quiet
 //   kWake (6):     [u8 6]{[u64 LE group]}*                         wake these groups up
 //   kBeat (7):     [u8 7][u8 flags]                                 the sender's node is alive
+//   kRemoved (8):  [u8 8]{[u64 LE group][u64 LE index]}*            you are no member of these
+//
+// A removal notice answers a Raft message from a replica that its group no longer lists (its
+// node was down while the group removed it, so it never applied its removal): the index is the
+// sender's applied index, whose configuration (committed) does not list the receiver. The
+// receiver destroys its replica when it applied less than that (Store::ReceiveRemoved).
 //
 // Quiescence (cluster/logic/store.h): a leader whose group went idle stops ticking and sends a
 // quiesce notice (its term, the index every log ends at) to the other members; a member asks
@@ -44,6 +50,7 @@ enum class Kind : uint8_t {
   kQuiesce = 5,
   kWake = 6,
   kBeat = 7,
+  kRemoved = 8,
 };
 
 struct RaftEnvelope {
@@ -92,6 +99,16 @@ Result<std::vector<QuiesceNotice>> DecodeQuiesce(std::string_view payload);
 // kWake.
 std::string EncodeWake(const std::vector<GroupId>& groups);
 Result<std::vector<GroupId>> DecodeWake(std::string_view payload);
+
+// kRemoved: the same records as kQuiesce without the term.
+struct RemovedNotice {
+  GroupId group;
+  uint64_t index = 0;
+  bool operator==(const RemovedNotice&) const = default;
+};
+std::string EncodeRemoved(const std::vector<RemovedNotice>& notices);
+// kInvalidArgument for another kind, a length that is not whole records, or group 0.
+Result<std::vector<RemovedNotice>> DecodeRemoved(std::string_view payload);
 
 // kBeat.
 inline constexpr uint8_t kBeatStorageFailed = 1;

@@ -94,5 +94,15 @@ TEST(PeerWireTest, QuiescenceNoticesWakesAndBeatsRoundTripAndBadOnesAreRefused) 
   EXPECT_FALSE(DecodeBeat(std::string(1, static_cast<char>(Kind::kBeat))).ok());
 }
 
+TEST(PeerWireTest, RemovalNoticesRoundTripAndBadOnesAreRefused) {
+  const std::vector<RemovedNotice> r = {{GroupId(9), 1234}, {GroupId(2), 1}};
+  Result<std::vector<RemovedNotice>> rb = DecodeRemoved(EncodeRemoved(r));
+  ASSERT_TRUE(rb.ok());
+  EXPECT_EQ(*rb, r);
+  EXPECT_FALSE(DecodeRemoved(EncodeRemoved(r).substr(0, 20)).ok());  // not whole records
+  EXPECT_FALSE(DecodeRemoved(EncodeRemoved({{GroupId(0), 5}})).ok());
+  EXPECT_FALSE(DecodeRemoved(EncodeWake({GroupId(2), GroupId(3)})).ok());  // kind
+}
+
 }  // namespace
 }  // namespace synod::cluster::peer_wire

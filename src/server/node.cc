@@ -6,6 +6,7 @@
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "common/assert.h"
@@ -286,6 +287,11 @@ void Node::RegisterRoutes() {
   admin_->Handle("POST", "/shards/move", [this](const admin::HttpRequest& req) {
     return OnCoreAsync([this, req](auto respond) { ShardMove(req, std::move(respond)); }, 130'000);
   });
+  // A node removal: marked draining; the placement logic moves its replicas away, then forgets it.
+  admin_->Handle("POST", "/nodes/remove", [this, membership_ms](const admin::HttpRequest& req) {
+    return OnCoreAsync([this, req](auto respond) { NodesRemove(req, std::move(respond)); },
+                       membership_ms);
+  });
   admin_->Handle("POST", "/transfer", [this](const admin::HttpRequest& req) {
     return OnCore([this, req] { return Transfer(req); });
   });
@@ -341,10 +347,33 @@ admin::HttpResponse Node::StatusJson() {
                       {"quiesced", g.quiesced}});
   }
   // The node list as the meta shard holds it (every node's registered addresses).
+  // With each node's zone, whether it drains, and whether this node hears from it (the meta
+  // leader's view decides placement).
   nlohmann::json node_list = nlohmann::json::array();
+  std::map<NodeId, cluster::NodeView> views;
+  for (const cluster::NodeView& v : host_->Nodes()) views[v.id] = v;
   for (const auto& [nid, na] : host_->NodeList()) {
-    node_list.push_back(
-        {{"id", nid.value()}, {"peer", na.peer}, {"client", na.client}, {"admin", na.admin}});
+    nlohmann::json n = {
+        {"id", nid.value()}, {"peer", na.peer}, {"client", na.client}, {"admin", na.admin}};
+    if (auto v = views.find(nid); v != views.end()) {
+      n["zone"] = v->second.zone;
+      n["draining"] = v->second.draining;
+      n["live"] = v->second.live;
+      n["unheard_ms"] = v->second.unheard_ms;
+    }
+    node_list.push_back(std::move(n));
+  }
+  // Membership changes under way (on the meta leader, which runs them all).
+  nlohmann::json moves = nlohmann::json::array();
+  for (const cluster::MoveView& m : host_->Moves()) {
+    nlohmann::json mj = {{"group", m.group.value()}, {"from", m.from.value()},
+                         {"to", m.to.value()},       {"step", m.step},
+                         {"reason", m.reason},       {"age_ms", m.age_ms}};
+    if (m.leader_last > 0) {
+      mj["leader_last"] = m.leader_last;
+      mj["target_match"] = m.target_match;
+    }
+    moves.push_back(std::move(mj));
   }
   nlohmann::json j = {{"id", st.id.value()},
                       {"cluster_id", fmt::format("{:016x}", st.cluster_id)},
@@ -370,7 +399,8 @@ admin::HttpResponse Node::StatusJson() {
                       {"meta_leader", host_->leader().value()},
                       {"groups", groups},
                       {"shards", shards},
-                      {"node_list", node_list}};
+                      {"node_list", node_list},
+                      {"moves", moves}};
   return Json(200, j);
 }
 
@@ -418,18 +448,40 @@ void Node::MembersAdd(const admin::HttpRequest& req, Respond respond) {
   });
 }
 
-void Node::MembersRemove(const admin::HttpRequest& req, Respond respond) {
+namespace {
+
+// The request's "id" parameter as a node id; nullopt when missing or not a number.
+std::optional<uint64_t> NodeIdParam(const admin::HttpRequest& req) {
   auto it = req.params.find("id");
-  uint64_t id = 0;
   try {
-    id = std::stoull(it == req.params.end() ? "" : it->second);
+    return std::stoull(it == req.params.end() ? "" : it->second);
   } catch (...) {
-    return respond(JsonError(400, "id must be a positive number"));
+    return std::nullopt;
   }
+}
+
+}  // namespace
+
+void Node::MembersRemove(const admin::HttpRequest& req, Respond respond) {
+  const std::optional<uint64_t> parsed = NodeIdParam(req);
+  if (!parsed) return respond(JsonError(400, "id must be a positive number"));
+  const uint64_t id = *parsed;
   if (!host_->is_leader()) return respond(NotLeader());
   host_->RemoveMember(NodeId(id), [id, respond](Status s) {
     if (!s.ok()) return respond(JsonError(HttpStatusFor(s), s.ToString()));
     respond(Json(200, {{"removed", id}}));
+  });
+}
+
+void Node::NodesRemove(const admin::HttpRequest& req, Respond respond) {
+  const std::optional<uint64_t> parsed = NodeIdParam(req);
+  if (!parsed) return respond(JsonError(400, "id must be a positive number"));
+  const uint64_t id = *parsed;
+  if (!host_->is_leader()) return respond(NotLeader());
+  host_->DrainNode(NodeId(id), [this, id, respond](Status s) {
+    if (s.code() == Code::kNotLeader) return respond(NotLeader());
+    if (!s.ok()) return respond(JsonError(HttpStatusFor(s), s.ToString()));
+    respond(Json(200, {{"draining", id}}));
   });
 }
 
@@ -469,7 +521,9 @@ void Node::ShardMove(const admin::HttpRequest& req, Respond respond) {
   } catch (...) {
     return respond(JsonError(400, "id, from and to must be a shard's group id and two node ids"));
   }
-  host_->MoveShard(GroupId(id), NodeId(from), NodeId(to), [id, from, to, respond](Status s) {
+  if (!host_->is_leader()) return respond(NotLeader());
+  host_->MoveShard(GroupId(id), NodeId(from), NodeId(to), [this, id, from, to, respond](Status s) {
+    if (s.code() == Code::kNotLeader) return respond(NotLeader());
     if (!s.ok()) return respond(JsonError(HttpStatusFor(s), s.ToString()));
     respond(Json(200, {{"moved", id}, {"from", from}, {"to", to}}));
   });

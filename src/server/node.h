@@ -65,6 +65,7 @@ class Node {
   using Respond = std::function<void(admin::HttpResponse)>;
   void MembersAdd(const admin::HttpRequest& req, Respond respond);
   void MembersRemove(const admin::HttpRequest& req, Respond respond);
+  void NodesRemove(const admin::HttpRequest& req, Respond respond);
   admin::HttpResponse Transfer(const admin::HttpRequest& req);
   void ShardSplit(const admin::HttpRequest& req, Respond respond);
   void ShardMove(const admin::HttpRequest& req, Respond respond);

@@ -113,6 +113,11 @@ class SimCluster::NodeTransport final : public cluster::RaftTransport {
     c_->SendControl(id_, to,
                     [from = id_, group](cluster::Store& s) { s.ReceiveWake(from, group); });
   }
+  void SendRemoved(NodeId to, GroupId group, LogIndex index) override {
+    c_->SendControl(id_, to, [from = id_, group, index](cluster::Store& s) {
+      s.ReceiveRemoved(from, group, index);
+    });
+  }
 
  private:
   SimCluster* c_;

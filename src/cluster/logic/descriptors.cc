@@ -92,16 +92,18 @@ bool Describes(const ShardDescriptor& d, const std::vector<NodeId>& voters,
 
 std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const ShardMap& map,
                                                   const HeldDescriptors& held,
-                                                  const std::set<GroupId>& in_flight) {
+                                                  const std::set<GroupId>& in_flight, bool* retry) {
   std::vector<ShardDescriptor> out;
+  if (retry != nullptr) *retry = false;
   for (GroupId g : store.groups()) {
     const Replica* r = store.replica(g);
     const raft::Raft& raft = r->raw_node().raft();
     // Not before the leader applied what it committed: a new leader with a split committed and
     // not applied would describe the parent's slots before the split.
-    if (raft.role() != raft::Role::kLeader || raft.config().IsJoint() ||
-        raft.HasUnappliedConfChanges() || in_flight.contains(g) ||
+    if (raft.role() != raft::Role::kLeader) continue;
+    if (raft.config().IsJoint() || raft.HasUnappliedConfChanges() || in_flight.contains(g) ||
         r->state_machine().applied_index() < raft.log().committed()) {
+      if (retry != nullptr) *retry = true;
       continue;
     }
     const std::set<NodeId> voter_set = raft.config().voters.Ids();

@@ -75,9 +75,14 @@ LearnResult LearnDescriptors(ShardMap& map, const std::map<std::string, std::str
 //  - else one with the replica's members and slots at the next epoch after the meta shard's and
 //    the map's (and, for a shard neither knows, after every descriptor its slots overlap, so
 //    that it outranks its parent's older one).
+// *retry (when given) becomes true when some group led here was passed over for a reason that
+// passes by itself (a joint or pending configuration, entries committed and not applied yet, a
+// proposal in flight): the host asks again soon rather than at its next periodic check (a
+// learner whose descriptor waited ten seconds once stalled every move behind it).
 std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const ShardMap& map,
                                                   const HeldDescriptors& held,
-                                                  const std::set<GroupId>& in_flight);
+                                                  const std::set<GroupId>& in_flight,
+                                                  bool* retry = nullptr);
 
 // Takes both halves of a split applied here into the map (the parent's members for both, the
 // split's epoch): this node routes by them at once, and its leaders propose them to the meta

@@ -32,7 +32,8 @@ Status CheckMove(const ShardDescriptor& d, NodeId from, NodeId to) {
 }
 
 MoveStep NextMoveStep(const ShardDescriptor& d, NodeId from, NodeId to) {
-  const bool from_member = Has(d.voters, from) || Has(d.learners, from);
+  const bool from_member = from != kNoNode && (Has(d.voters, from) || Has(d.learners, from));
+  if (to == kNoNode) return from_member ? MoveStep::kRemoveSource : MoveStep::kDone;
   if (Has(d.learners, to)) return MoveStep::kWait;
   if (!Has(d.voters, to)) return MoveStep::kAddLearner;
   return from_member ? MoveStep::kRemoveSource : MoveStep::kDone;

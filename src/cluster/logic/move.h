@@ -35,7 +35,9 @@ enum class MoveStep : uint8_t {
 Status CheckMove(const ShardDescriptor& d, NodeId from, NodeId to);
 
 // The next step for `d` (see the file comment). A descriptor where neither is a member (N was
-// removed some other way and M never added) gives kAddLearner.
+// removed some other way and M never added) gives kAddLearner. The placement logic also adds a
+// replica without removing one (from = kNoNode: done once M is a voter) and removes one without
+// adding one (to = kNoNode: kRemoveSource while N is a member, then kDone).
 MoveStep NextMoveStep(const ShardDescriptor& d, NodeId from, NodeId to);
 
 }  // namespace synod::cluster

@@ -25,6 +25,16 @@ TEST(Move, TheStepsInOrderNeverDropAVoterFirst) {
   EXPECT_EQ(NextMoveStep(Shard({n2, n3}), n1, n4), MoveStep::kAddLearner);
 }
 
+TEST(Move, AnAdditionAndARemovalAloneTakeTheirOneStep) {
+  const NodeId n1(1), n2(2), n3(3), n4(4);
+  EXPECT_EQ(NextMoveStep(Shard({n1, n2}), kNoNode, n4), MoveStep::kAddLearner);
+  EXPECT_EQ(NextMoveStep(Shard({n1, n2}, {n4}), kNoNode, n4), MoveStep::kWait);
+  EXPECT_EQ(NextMoveStep(Shard({n1, n2, n4}), kNoNode, n4), MoveStep::kDone);
+  EXPECT_EQ(NextMoveStep(Shard({n1, n2, n3, n4}), n3, kNoNode), MoveStep::kRemoveSource);
+  EXPECT_EQ(NextMoveStep(Shard({n1, n2}, {n3}), n3, kNoNode), MoveStep::kRemoveSource);
+  EXPECT_EQ(NextMoveStep(Shard({n1, n2, n4}), n3, kNoNode), MoveStep::kDone);
+}
+
 TEST(Move, NonsenseIsRefusedAtTheStart) {
   const NodeId n1(1), n2(2), n3(3), n4(4);
   EXPECT_TRUE(CheckMove(Shard({n1, n2, n3}), n1, n4).ok());

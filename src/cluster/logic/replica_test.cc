@@ -48,6 +48,7 @@ class Outbox final : public RaftTransport {
   // Quiescence is the Store's; a Replica never sends these.
   void SendQuiesce(NodeId, GroupId, Term, LogIndex) override { ADD_FAILURE() << "SendQuiesce"; }
   void SendWake(NodeId, GroupId) override { ADD_FAILURE() << "SendWake"; }
+  void SendRemoved(NodeId, GroupId, LogIndex) override { ADD_FAILURE() << "SendRemoved"; }
   std::deque<raft::Message> sent;
 };
 

@@ -28,6 +28,7 @@ class NoRaft final : public RaftTransport {
   void Send(GroupId, raft::Message) override {}
   void SendQuiesce(NodeId, GroupId, Term, LogIndex) override {}
   void SendWake(NodeId, GroupId) override {}
+  void SendRemoved(NodeId, GroupId, LogIndex) override {}
 };
 
 class Out final : public RequestTransport {

@@ -204,6 +204,36 @@ Status Store::RemoveGroup(GroupId group, bool with_data) {
   return Status::Ok();
 }
 
+void Store::MaybeNoticeRemoval(GroupId group, const Group& g, NodeId from) {
+  const Replica& r = *g.replica;
+  const raft::MembershipConfig& cfg = r.raw_node().raft().config();
+  const LogIndex applied = r.state_machine().applied_index();
+  if (from == kNoNode || from == opts_.self || cfg.IsVoter(from) || cfg.IsLearner(from) ||
+      !r.IsMember() || applied == LogIndex(0) || r.failed()) {
+    return;
+  }
+  uint64_t& last = removal_notices_[{group, from}];
+  const auto every = static_cast<uint64_t>(opts_.replica.raft.election_ticks);
+  if (last != 0 && last + every > ticks_) return;
+  last = ticks_ == 0 ? 1 : ticks_;
+  transport_->SendRemoved(from, group, applied);
+}
+
+void Store::ReceiveRemoved(NodeId from, GroupId group, LogIndex index) {
+  auto it = groups_.find(group);
+  if (it == groups_.end() || round_in_flight_) return;
+  Group& g = it->second;
+  const Replica& r = *g.replica;
+  const LogIndex applied = r.state_machine().applied_index();
+  if (g.storage->span().kind != storage::StateSpan::Kind::kSlots || r.failed() || r.persisting() ||
+      applied == LogIndex(0) || applied >= index) {
+    return;
+  }
+  logger_.Info("event=replica_removed group={} applied={} notice_from={} notice_index={}",
+               group.value(), applied.value(), from.value(), index.value());
+  Destroy(group, /*with_data=*/true);
+}
+
 bool Store::SnapshotOverlaps(GroupId group, const raft::Message& m) const {
   if (m.type != raft::MessageType::kSnap || !m.snapshot) return false;
   Result<std::optional<SlotRange>> range = kv::SnapshotRange(m.snapshot->data);
@@ -267,6 +297,7 @@ void Store::Tick() {
     std::erase_if(it->second, [&](const Kept& k) { return k.tick + kept_ticks < ticks_; });
     it = it->second.empty() ? kept_.erase(it) : std::next(it);
   }
+  std::erase_if(removal_notices_, [&](const auto& n) { return n.second + kept_ticks < ticks_; });
   for (auto& [id, g] : groups_) {
     if (g.quiesced) continue;
     // Judged on the state the last round left (a tick makes heartbeats pending).
@@ -379,6 +410,7 @@ Status Store::Receive(GroupId group, raft::Message m) {
     ++dropped_;
     return Status::Ok();  // the leader sends it again once its probe finds it missing
   }
+  MaybeNoticeRemoval(group, g, m.from);
   if (g.quiesced) Wake(group, g, m.from == g.replica->raw_node().raft().lead());
   g.replica->Receive(std::move(m));
   ready_.insert(group);

@@ -155,6 +155,14 @@ class Store {
   // replica removed without knowing it would wake the group every election timeout).
   void ReceiveWake(NodeId from, GroupId group);
   void PeerDown(NodeId peer);
+  // A removal notice from `from`: its replica of `group`, having applied up to `index`, has a
+  // configuration without this node (a committed one). This node's replica of a data shard that
+  // applied something but less than `index` is stale — removed while its node was away, it
+  // never applied its removal — and is destroyed with its data (as when it applies its removal;
+  // TakeRemovedGroups reports it). Ignored during a round (the next message brings another), for
+  // an empty replica (it may be a new member waiting for its snapshot), and for a replica that
+  // applied `index` or more (it knows better: it was added back since).
+  void ReceiveRemoved(NodeId from, GroupId group, LogIndex index);
   bool quiesced(GroupId group) const;
   size_t quiesced_count() const { return quiesced_count_; }
 
@@ -243,6 +251,9 @@ class Store {
     raft::Message m;
   };
   std::map<GroupId, std::vector<Kept>> kept_;
+  // Removal notices sent: (group, node) -> the tick; one per election timeout at most.
+  std::map<std::pair<GroupId, NodeId>, uint64_t> removal_notices_;
+  void MaybeNoticeRemoval(GroupId group, const Group& g, NodeId from);
   static constexpr size_t kKeptGroupsMax = 16;
   static constexpr size_t kKeptPerGroupMax = 16;
 };

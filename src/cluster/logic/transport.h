@@ -29,6 +29,9 @@ class RaftTransport {
   // leader `to` to wake `group` up.
   virtual void SendQuiesce(NodeId to, GroupId group, Term term, LogIndex index) = 0;
   virtual void SendWake(NodeId to, GroupId group) = 0;
+  // A removal notice (Store::ReceiveRemoved): `to` sent a message for `group`, whose
+  // configuration as this replica applied it up to `index` does not list `to`.
+  virtual void SendRemoved(NodeId to, GroupId group, LogIndex index) = 0;
 };
 
 }  // namespace synod::cluster
