@@ -26,6 +26,7 @@ struct SimArgs {
   int nodes = 3;
   int shards = -1;
   int splits = -1;
+  int placement = -1;
   std::string faults = "all";
   std::string duration = "10s";
   std::string bug;
@@ -118,9 +119,9 @@ void RunSeedInChild(const sim::SimOptions& o, const std::string& history_out, in
   if (r.passed) {
     text = fmt::format(
         "seed {}: ok trace={:016x} events={} ops={} unknown={} faults={} quiesce_notices={} "
-        "forwarded={} splits={} knobs: {}",
+        "forwarded={} splits={} placement_moves={} knobs: {}",
         o.seed, r.trace_hash, r.events, r.ops_ok, r.ops_unknown, r.faults_injected,
-        r.quiesce_notices, r.requests_forwarded, r.splits, r.knobs);
+        r.quiesce_notices, r.requests_forwarded, r.splits, r.placement_moves, r.knobs);
   } else {
     text = fmt::format("FAIL seed {}: {}\n  reproduce: {}\n  knobs: {}", o.seed, r.failure,
                        sim::ReproCommand(o), r.knobs);
@@ -208,6 +209,7 @@ int RunSim(const SimArgs& a) {
     o.nodes = a.nodes;
     o.shards = a.shards;
     o.splits = a.splits;
+    o.placement = a.placement;
     o.faults = *faults;
     o.duration_ns = *duration;
     o.bug = a.bug;
@@ -282,6 +284,11 @@ void AddSimCommand(CLI::App& app) {
                   "Sharded runs: split shards up to N times at random (0: never, -1: drawn per "
                   "seed)")
       ->capture_default_str();
+  cmd->add_option("--placement", args->placement,
+                  "Sharded runs: the placement logic with nodes joining, draining and dying "
+                  "(1 on, 0 off, -1: drawn per seed)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1));
   cmd->add_option("--faults", args->faults,
                   "all, none, or a list of network,partition,crash,pause,disk,clock,"
                   "membership,transfer")

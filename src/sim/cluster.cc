@@ -101,6 +101,7 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
   SetWallClock(n);
   n.started = true;
   n.up = true;
+  n.down_since = -1;
   n.paused = false;
   n.held.clear();
   n.seen.clear();
@@ -502,6 +503,7 @@ void SimCluster::Crash(NodeId id) {
   if (!n.up) return;
   Trace("crash " + std::to_string(id.value()));
   n.up = false;
+  n.down_since = loop_->now();
   n.paused = false;
   n.held.clear();
   ++n.incarnation;
@@ -582,6 +584,28 @@ std::vector<NodeId> SimCluster::UpIds() const {
 }
 
 bool SimCluster::IsUp(NodeId id) const { return node(id).up; }
+
+std::optional<cluster::Layout> SimCluster::MapOf(NodeId id) const {
+  const Node& n = node(id);
+  if (!n.up || !n.map) return std::nullopt;
+  return n.map->layout();
+}
+
+int64_t SimCluster::DownSince(NodeId id) const {
+  const Node& n = node(id);
+  return n.up || !n.started ? -1 : n.down_since;
+}
+
+bool SimCluster::Started(NodeId id) const { return node(id).started; }
+
+bool SimCluster::CaughtUp(NodeId leader, GroupId group, NodeId member, uint64_t lag) const {
+  const cluster::Replica* r = ReplicaOf(node(leader), group);
+  if (r == nullptr) return false;
+  const raft::Raft& raft = r->raw_node().raft();
+  const raft::Progress* p = raft.progress(member);
+  return raft.role() == raft::Role::kLeader && p != nullptr &&
+         p->match.value() + lag >= raft.log().LastIndex().value();
+}
 bool SimCluster::IsPaused(NodeId id) const { return node(id).paused; }
 
 bool SimCluster::Failed(NodeId id) const {

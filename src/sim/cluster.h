@@ -166,6 +166,13 @@ class SimCluster final : public cluster::ReplicaObserver {
   bool Failed(NodeId id) const;
   // The voters and learners of `group`'s configuration applied by the most advanced node.
   raft::MembershipConfig Membership(GroupId group) const;
+  // Sharded, for the placement driver: node `id`'s map of the shards (nullopt when down); since
+  // when it is down (-1 when up or never started); whether it ever started; whether `member`'s
+  // log on `leader`'s replica of `group` is within `lag` entries of the leader's last index.
+  std::optional<cluster::Layout> MapOf(NodeId id) const;
+  int64_t DownSince(NodeId id) const;
+  bool Started(NodeId id) const;
+  bool CaughtUp(NodeId leader, GroupId group, NodeId member, uint64_t lag) const;
 
   // Called whenever a node reports becoming leader (the fault injector chases leaders).
   void SetOnLeader(std::function<void(NodeId, Term)> fn) { on_leader_ = std::move(fn); }

@@ -63,6 +63,7 @@ struct SimCluster::Node {
   bool descriptors_due = false;
   bool started = false;  // ever booted (its disk holds a log)
   bool up = false;
+  int64_t down_since = -1;  // when it crashed (-1: up, or never started)
   bool paused = false;
   uint64_t incarnation = 0;
   double clock_rate = 1.0;

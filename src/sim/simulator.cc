@@ -11,6 +11,7 @@
 #include "sim/cluster.h"
 #include "sim/event_loop.h"
 #include "sim/network.h"
+#include "sim/placement_driver.h"
 #include "sim/redis_workload.h"
 #include "sim/workload.h"
 
@@ -466,6 +467,7 @@ std::string ReproCommand(const SimOptions& o) {
                   FaultsToString(o.faults), static_cast<double>(o.duration_ns) / kSecond);
   if (o.shards >= 0) s += " --shards " + std::to_string(o.shards);
   if (o.splits >= 0) s += " --splits " + std::to_string(o.splits);
+  if (o.placement >= 0) s += " --placement " + std::to_string(o.placement);
   if (!o.bug.empty()) s += " --bug " + o.bug;
   return s;
 }
@@ -518,6 +520,21 @@ SimResult RunSimulation(const SimOptions& o) {
     cluster.SetSplitBySize(max_bytes, static_cast<size_t>(splits) * 2);
     res.knobs += " shard_max_bytes=" + std::to_string(max_bytes);
   }
+  // Placement draws from its own stream too (forked after the splits').
+  env::Random placement_rng = rng.Fork();
+  bool placement = o.placement > 0;
+  if (o.placement < 0) {
+    placement = cluster.sharded() && (o.faults & kFaultMembership) != 0 && o.bug.empty() &&
+                placement_rng.Chance(0.5);
+  }
+  if (!cluster.sharded()) placement = false;
+  std::optional<PlacementDriver> placer;
+  if (placement) {
+    PlacementDriverOptions po;
+    po.replicas = k.cluster.replicas;
+    placer.emplace(&loop, &placement_rng, &cluster, po);
+    res.knobs += " placement=1";
+  }
   std::function<void()> schedule_split = [&] {
     loop.After(split_rng.Range(200 * kMilli, 1500 * kMilli), [&] {
       if (loop.now() >= o.duration_ns ||
@@ -536,6 +553,7 @@ SimResult RunSimulation(const SimOptions& o) {
   redis.Start(o.duration_ns);
   faults.Start(o.duration_ns);
   if (splits > 0) schedule_split();
+  if (placer) placer->Start(o.duration_ns);
   uint64_t events = RunWhile(loop, cluster, o.duration_ns, [] { return false; });
 
   // Heal, settle, and read everything back.
@@ -549,6 +567,13 @@ SimResult RunSimulation(const SimOptions& o) {
   // once left a follower behind forever while the majority kept serving).
   events +=
       RunWhile(loop, cluster, 30 * kSecond, [&] { return cluster.AllMembersCaughtUp(nullptr); });
+  // Placement settles: every repair and balance done, nothing under way (and the moves' new
+  // replicas caught up).
+  if (placer) {
+    events += RunWhile(loop, cluster, 60 * kSecond, [&] {
+      return placer->Settled(nullptr) && cluster.AllMembersCaughtUp(nullptr);
+    });
+  }
   // And the leader's expiry cycle deletes, everywhere, every key that expired a while ago.
   events += RunWhile(loop, cluster, 10 * kSecond,
                      [&] { return cluster.ExpiredKeysCollected(kExpiryOverdueMs, nullptr); });
@@ -568,6 +593,7 @@ SimResult RunSimulation(const SimOptions& o) {
   res.quiesce_notices = cluster.quiesce_notices();
   res.requests_forwarded = cluster.requests_forwarded();
   res.splits = cluster.split_groups();
+  res.placement_moves = placer ? placer->moves_done() : 0;
   res.faults_injected = faults.injected();
   res.history = workload.history();
   res.trace_hash = cluster.trace_hash();
@@ -585,6 +611,11 @@ SimResult RunSimulation(const SimOptions& o) {
   if (std::string why; !cluster.AllMembersCaughtUp(&why)) {
     res.passed = false;
     res.failure = "liveness: 30 s after every fault healed, " + why;
+    return res;
+  }
+  if (std::string why; placer && !placer->Settled(&why)) {
+    res.passed = false;
+    res.failure = "placement: 60 s after every member caught up, " + why;
     return res;
   }
   if (std::string why; !cluster.ExpiredKeysCollected(kExpiryOverdueMs, &why)) {
