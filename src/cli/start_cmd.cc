@@ -46,6 +46,7 @@ struct StartFlags {
   uint64_t snapshot_entries = 10000;
   uint64_t state_flush_entries = 1000;
   uint64_t shard_max_bytes = 64ull << 20;
+  double shard_max_writes_per_second = 0;
   std::string zone;
   double dead_node_timeout_s = 60;
   std::string placement = "on";
@@ -254,6 +255,7 @@ int RunStart(const StartFlags& f) {
   opts.host.snapshot_entries = f.snapshot_entries;
   opts.host.state_flush_entries = f.state_flush_entries;
   opts.host.shard_max_bytes = f.shard_max_bytes;
+  opts.host.shard_max_writes_per_second = f.shard_max_writes_per_second;
   opts.host.zone = f.zone;
   opts.host.dead_node_timeout_ms = static_cast<int64_t>(f.dead_node_timeout_s * 1000);
   opts.host.placement = f.placement == "on";
@@ -336,6 +338,11 @@ void AddStartCommand(CLI::App& app) {
                   "A shard whose keys and values hold more than this splits in two, at the slot "
                   "that halves its bytes (0: never)")
       ->capture_default_str();
+  cmd->add_option("--shard-max-writes-per-second", f->shard_max_writes_per_second,
+                  "A shard whose writes average more than this per second over ten seconds "
+                  "splits in two, at the slot that halves them (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--zone", f->zone,
                   "This node's zone (rack, room, region): a shard's replicas go to distinct zones "
                   "where they can")

@@ -25,18 +25,20 @@ std::string Str(const nlohmann::json& j, const char* k) {
 // The shards of a /status, one line each: group, slots, epoch, leader, replicas (a learner
 // marked L), keys and applied index (blank for shards the node does not hold).
 void PrintShards(const nlohmann::json& shards) {
-  std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>11} {:>9}\n", "SHARD",
-                           "SLOTS", "EPOCH", "LEADER", "REPLICAS", "KEYS", "BYTES", "APPLIED");
+  std::cout << fmt::format("{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>11} {:>7} {:>9}\n", "SHARD",
+                           "SLOTS", "EPOCH", "LEADER", "REPLICAS", "KEYS", "BYTES", "W/S",
+                           "APPLIED");
   for (const auto& s : shards) {
     std::string replicas;
     for (const auto& v : s["voters"]) replicas += (replicas.empty() ? "" : ",") + v.dump();
     for (const auto& l : s["learners"]) replicas += (replicas.empty() ? "" : ",") + l.dump() + "L";
     const uint64_t leader = s.value("leader", uint64_t{0});
     std::cout << fmt::format(
-        "{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>11} {:>9}{}\n", Str(s, "group"),
+        "{:>5}  {:<11} {:>5} {:>6}  {:<12} {:>9} {:>11} {:>7} {:>9}{}\n", Str(s, "group"),
         Str(s, "first_slot") + "-" + Str(s, "last_slot"), Str(s, "epoch"),
         leader == 0 ? std::string("none") : std::to_string(leader), replicas, Str(s, "keys"),
-        Str(s, "bytes"), Str(s, "applied"), s.contains("note") ? "  (" + Str(s, "note") + ")" : "");
+        Str(s, "bytes"), Str(s, "writes_per_second"), Str(s, "applied"),
+        s.contains("note") ? "  (" + Str(s, "note") + ")" : "");
   }
 }
 
@@ -161,7 +163,23 @@ int RunShards(const std::string& host, bool json) {
               << "/status: " << (st.ok() ? st->body : st.status().ToString()) << "\n";
     return kExitUnavailable;
   }
-  const nlohmann::json& shards = st->json["shards"];
+  nlohmann::json shards = st->json["shards"];
+  // Writes per second are measured by each shard's leader: from every other node's /status.
+  std::map<uint64_t, int64_t> rates;
+  for (const auto& n : st->json.value("node_list", nlohmann::json::array())) {
+    if (n.value("id", uint64_t{0}) == st->json.value("id", uint64_t{0})) continue;
+    auto other = AdminCall("GET", n.value("admin", ""), "/status", 1000);
+    if (!other.ok() || other->status != 200 || !other->json.is_object()) continue;
+    for (const auto& g : other->json.value("groups", nlohmann::json::array())) {
+      if (g.value("role", "") == "leader" && g.value("writes_per_second", int64_t{0}) > 0) {
+        rates[g.value("group", uint64_t{0})] = g.value("writes_per_second", int64_t{0});
+      }
+    }
+  }
+  for (auto& s : shards) {
+    auto r = rates.find(s.value("group", uint64_t{0}));
+    if (r != rates.end() && !s.contains("writes_per_second")) s["writes_per_second"] = r->second;
+  }
   if (json) {
     std::cout << shards.dump(2) << "\n";
     return 0;
@@ -202,13 +220,16 @@ int RunNodeList(const std::string& host, bool json) {
                      : row["draining"].get<bool>()   ? "draining"
                                                      : "up";
       uint64_t replicas = 0, leaders = 0, keys = 0, bytes = 0;
+      double writes = 0;
       for (const auto& g : s.value("groups", nlohmann::json::array())) {
         if (g.value("group", uint64_t{0}) == 1) continue;  // the meta shard
         ++replicas;
         leaders += g.value("role", "") == "leader" ? 1 : 0;
         keys += g.value("keys", uint64_t{0});
         bytes += g.value("bytes", uint64_t{0});
+        writes += g.value("writes_per_second", 0.0);
       }
+      row["writes_per_second"] = writes;
       row["replicas"] = replicas;
       row["leaders"] = leaders;
       row["keys"] = keys;
@@ -220,14 +241,16 @@ int RunNodeList(const std::string& host, bool json) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:<8} {:>8} {:>7} {:>9} {:>11}\n", "ID",
-                           "CLIENT", "ADMIN", "STATE", "ZONE", "REPLICAS", "LEADERS", "KEYS",
-                           "BYTES");
+  std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:<8} {:>8} {:>7} {:>9} {:>11} {:>7}\n",
+                           "ID", "CLIENT", "ADMIN", "STATE", "ZONE", "REPLICAS", "LEADERS", "KEYS",
+                           "BYTES", "W/S");
   for (const auto& r : out) {
-    std::cout << fmt::format("{:>3}  {:<21} {:<21} {:<11} {:<8} {:>8} {:>7} {:>9} {:>11}\n",
-                             Str(r, "id"), Str(r, "client"), Str(r, "admin"), Str(r, "state"),
-                             r.value("zone", ""), Str(r, "replicas"), Str(r, "leaders"),
-                             Str(r, "keys"), Str(r, "bytes"));
+    std::cout << fmt::format(
+        "{:>3}  {:<21} {:<21} {:<11} {:<8} {:>8} {:>7} {:>9} {:>11} {:>7}\n", Str(r, "id"),
+        Str(r, "client"), Str(r, "admin"), Str(r, "state"), r.value("zone", ""), Str(r, "replicas"),
+        Str(r, "leaders"), Str(r, "keys"), Str(r, "bytes"),
+        r.contains("writes_per_second") ? fmt::format("{:.0f}", r.value("writes_per_second", 0.0))
+                                        : std::string());
   }
   return 0;
 }

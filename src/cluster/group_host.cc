@@ -765,6 +765,7 @@ void GroupHost::OnTick() {
     ProposeDescriptors();
   }
   if (ticks_ % kNoticeTicks == 5) MaybeSplitBySize();
+  if (ticks_ % kNoticeTicks == 13) MaybeSplitByLoad();
   if (ticks_ % kNoticeTicks == 7 && !moves_.empty()) DriveMoves();
   if (ticks_ % kNoticeTicks == 11) RunPlacement();
   // Every second, not only when descriptors change: a round in flight may have put it off.
@@ -1014,7 +1015,8 @@ HostStatus GroupHost::GetStatus() const {
     gs.last_index = raft.log().LastIndex();
     gs.keys = r->state_machine().key_count();
     gs.bytes = r->state_machine().keyspace().bytes();
-    gs.one_hot_slot = one_hot_slot_.contains(g);
+    gs.one_hot_slot = one_hot_slot_.contains(g) || hot_slot_by_load_.contains(g);
+    gs.writes_per_second = raft.role() == raft::Role::kLeader ? load_.Rate(g) : 0;
     gs.quiesced = store_->quiesced(g);
     st.groups_quiesced += gs.quiesced ? 1 : 0;
     if (g != kMetaGroup) st.keys += gs.keys;

@@ -101,6 +101,9 @@ struct HostOptions {
   // A shard led here whose keys and values hold more than this is split at the slot that
   // halves its bytes (cluster/logic/split.h, DecideSizeSplit); 0 never.
   uint64_t shard_max_bytes = 64ull << 20;
+  // A shard led here that took more writes per second than this, on average over ten seconds,
+  // is split at the slot that halves them (cluster/logic/split.h, LoadTracker); 0 never.
+  double shard_max_writes_per_second = 0;
   // A learner whose match index is within this many entries of the leader's last index is
   // promoted to voter.
   uint64_t promote_lag_entries_max = 64;
@@ -166,6 +169,8 @@ struct GroupStatus {
   bool quiesced = false;  // idle: not ticking (Store's quiescence)
   // Over --shard-max-bytes with all of it in one slot: no split can divide it.
   bool one_hot_slot = false;
+  // Writes per second over the last ten seconds, when this node leads it (0 otherwise).
+  double writes_per_second = 0;
 };
 
 // The node as /status shows it: the top-level role, term, indexes and members are those of the
@@ -432,6 +437,13 @@ class GroupHost final : public ReplicaObserver, public Router {
   void ForgetRemovedGroups();
   // Every second: splits the shards led here that hold more than shard_max_bytes.
   void MaybeSplitBySize();
+  // Every second: the writes the shards led here took go into load_; a shard over
+  // --shard-max-writes-per-second for a whole window splits at the slot that halves them.
+  void MaybeSplitByLoad();
+  // Splits `g` at `at` on its own account (by size or by load), one at a time per shard.
+  void AutoSplit(GroupId g, uint16_t at);
+  LoadTracker load_;
+  std::set<GroupId> hot_slot_by_load_;  // over the write bound, all in one slot
   // Every second: the next step of every move driven here (MoveShard).
   void DriveMoves();
   struct Move {

@@ -125,13 +125,53 @@ void GroupHost::MaybeSplitBySize() {
     if (d.kind != SizeSplit::Kind::kSplit) continue;
     logger_.Info("event=split_by_size group={} bytes={} max={} at={}", g.value(),
                  r->state_machine().keyspace().bytes(), opts_.shard_max_bytes, d.at);
-    size_splits_.insert(g);
-    SplitShard(g, d.at, [this, g, alive = alive_](Result<SplitResult> r) {
-      if (!*alive) return;
-      size_splits_.erase(g);
-      // After a failure (the shard changed meanwhile, no quorum) wait a few seconds.
-      if (!r.ok()) split_retry_tick_[g] = ticks_ + 5 * kNoticeTicks;
-    });
+    AutoSplit(g, d.at);
+  }
+}
+
+void GroupHost::AutoSplit(GroupId g, uint16_t at) {
+  size_splits_.insert(g);
+  SplitShard(g, at, [this, g, alive = alive_](Result<SplitResult> r) {
+    if (!*alive) return;
+    size_splits_.erase(g);
+    // After a failure (the shard changed meanwhile, no quorum) wait a few seconds.
+    if (!r.ok()) split_retry_tick_[g] = ticks_ + 5 * kNoticeTicks;
+    // Both halves measure their load afresh.
+    load_.Forget(g);
+  });
+}
+
+void GroupHost::MaybeSplitByLoad() {
+  std::set<GroupId> led;
+  for (GroupId g : store_->groups()) {
+    const Replica* r = store_->replica(g);
+    if (g != kMetaGroup && r->raw_node().raft().role() == raft::Role::kLeader) led.insert(g);
+  }
+  load_.AddSecond(router_->TakeWrites(), led);
+  if (opts_.shard_max_writes_per_second <= 0) return;
+  for (GroupId g : led) {
+    const Replica* r = store_->replica(g);
+    if (size_splits_.contains(g) || !r->state_machine().range()) continue;
+    if (auto t = split_retry_tick_.find(g); t != split_retry_tick_.end() && t->second > ticks_) {
+      continue;
+    }
+    const SizeSplit d =
+        load_.Decide(g, *r->state_machine().range(), opts_.shard_max_writes_per_second);
+    if (d.kind == SizeSplit::Kind::kOneSlot) {
+      if (hot_slot_by_load_.insert(g).second) {
+        logger_.Warn("event=split_impossible group={} writes_per_second={:.0f} reason=one_slot",
+                     g.value(), load_.Rate(g));
+      }
+      continue;
+    }
+    if (d.kind != SizeSplit::Kind::kSplit) {
+      if (load_.Rate(g) <= opts_.shard_max_writes_per_second) hot_slot_by_load_.erase(g);
+      continue;
+    }
+    hot_slot_by_load_.erase(g);
+    logger_.Info("event=split_by_load group={} writes_per_second={:.0f} max={:.0f} at={}",
+                 g.value(), load_.Rate(g), opts_.shard_max_writes_per_second, d.at);
+    AutoSplit(g, d.at);
   }
 }
 

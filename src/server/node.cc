@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <future>
 #include <map>
@@ -330,6 +331,9 @@ admin::HttpResponse Node::StatusJson() {
       shard["role"] = h->second->role;
       // Over --shard-max-bytes with all of it in one slot: no split can divide it.
       if (h->second->one_hot_slot) shard["note"] = "one hot slot: cannot split further";
+      if (h->second->writes_per_second > 0) {
+        shard["writes_per_second"] = std::llround(h->second->writes_per_second);
+      }
     }
     shards.push_back(std::move(shard));
   }
@@ -344,6 +348,7 @@ admin::HttpResponse Node::StatusJson() {
                       {"last_index", g.last_index.value()},
                       {"keys", g.keys},
                       {"bytes", g.bytes},
+                      {"writes_per_second", std::llround(g.writes_per_second)},
                       {"quiesced", g.quiesced}});
   }
   // The node list as the meta shard holds it (every node's registered addresses).

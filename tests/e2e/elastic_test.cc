@@ -185,5 +185,38 @@ TEST(Elastic, NodesJoinDieComeBackAndLeaveWhileAClientWritesAndNothingIsLost) {
   }
 }
 
+// --shard-max-writes-per-second: a shard that takes more writes than the bound, sustained over
+// ten seconds, splits where its writes halve; clients see no error and lose nothing.
+TEST(Elastic, AShardOverTheWriteRateSplitsByItself) {
+  ClusterOptions o;
+  o.shards = 2;
+  o.flags = {"--request-timeout-ms", "3000", "--shard-max-writes-per-second", "40"};
+  TestCluster c(o);
+  ASSERT_NE(c.WaitForLeader(10000), 0u);
+  auto shards = [&] {
+    const Json st = c.Status(1, 3000);
+    return st.is_object() ? st.value("shards", Json::array()).size() : 0;
+  };
+  ASSERT_EQ(shards(), 2u);
+  Writer w("ld", {c.client_port(1), c.client_port(2)}, 6000);
+  w.Start();
+  EXPECT_TRUE(WaitUntil(
+      60000, [&] { return shards() >= 4; }, 500))
+      << c.Status(1).dump() << c.LogTail(1, 30);
+  {
+    const ProgramResult list =
+        RunProgram({c.synod_bin(), "shards", "--host", c.admin_address(1)}, 20000);
+    std::cerr << "e2e: synod shards:\n" << list.out << list.err;
+    EXPECT_NE(list.out.find("W/S"), std::string::npos);
+  }
+  const size_t a = w.acked_count();
+  EXPECT_TRUE(WaitUntil(10000, [&] { return w.acked_count() > a + 50; }));
+  w.Stop();
+  EXPECT_EQ(w.unexpected_count(), 0u) << ::testing::PrintToString(w.unexpected_errors());
+  Redis r(c.client_port(3), 5000);
+  const auto wrong = CheckValues(r, w.acked());
+  EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
+}
+
 }  // namespace
 }  // namespace synod::e2e

@@ -366,6 +366,8 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
   switch (req.type) {
     case ShardRequest::Type::kWrite: {
       if (req.command.op != kv::Op::kGet) ++counters_.proposals;
+      if (req.command.op != kv::Op::kGet && leads && req.slots)
+        ++writes_[req.group][req.slots->first];
       kv::Command cmd = req.command;
       if (req.slots) cmd.slots = req.slots;
       store_->Submit(req.group, cmd, ReadMode::kLinearizable, answer());

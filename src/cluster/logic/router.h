@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "cluster/logic/request.h"
@@ -112,6 +113,11 @@ class RequestRouter {
 
   size_t routed() const { return hops_.size() + waiting_.size(); }
   const RouterCounters& counters() const { return counters_; }
+  // The writes this node served as their shard's leader since the last call, per shard and slot
+  // (the first slot of each write's keys): the load that splits by load follow (LoadTracker).
+  std::map<GroupId, std::map<uint16_t, uint64_t>> TakeWrites() {
+    return std::exchange(writes_, {});
+  }
 
  private:
   struct Attempt;
@@ -137,6 +143,7 @@ class RequestRouter {
   RequestTransport* transport_;
   Logger logger_;
   RouterCounters counters_;
+  std::map<GroupId, std::map<uint16_t, uint64_t>> writes_;
   struct Hop {
     AttemptPtr attempt;
     NodeId to;

@@ -29,19 +29,29 @@ Result<uint16_t> SplitSlot(const ShardDescriptor& d, std::optional<uint16_t> at)
 SizeSplit DecideSizeSplit(const kv::StateMachine& sm, uint64_t max_bytes) {
   const kv::Keyspace& ks = sm.keyspace();
   if (max_bytes == 0 || !sm.range() || ks.bytes() <= max_bytes) return {};
-  const SlotRange range = *sm.range();
-  const uint64_t total = ks.bytes();
-  // The bytes before each slot boundary: find the slot where the running sum crosses half.
-  uint64_t before = 0;   // bytes of the slots before `slot`
+  // The bytes of each slot (the keys are in slot order), then the boundary that halves them.
+  std::map<uint16_t, uint64_t> bytes;
+  for (const auto& [key, value] : ks.map()) {
+    bytes[static_cast<uint16_t>(key.pos >> 50)] += key.bytes.size() + value.bytes.size();
+  }
+  return HalvingSlot(bytes, *sm.range());
+}
+
+SizeSplit HalvingSlot(const std::map<uint16_t, uint64_t>& weight, SlotRange range) {
+  uint64_t total = 0;
+  for (const auto& [slot, w] : weight) {
+    if (slot >= range.first && slot <= range.last) total += w;
+  }
+  if (total == 0) return {};
+  // The weight before each slot boundary: find the slot where the running sum crosses half.
+  uint64_t before = 0;   // of the slots before `slot`
   uint64_t through = 0;  // ... through `slot`
   uint32_t slot = range.first;
-  for (auto it = ks.map().begin(); it != ks.map().end();) {
-    slot = static_cast<uint32_t>(it->first.pos >> 50);
+  for (const auto& [s, w] : weight) {
+    if (s < range.first || s > range.last || w == 0) continue;
+    slot = s;
     before = through;
-    // Every key of this slot.
-    for (; it != ks.map().end() && (it->first.pos >> 50) == slot; ++it) {
-      through += it->first.bytes.size() + it->second.bytes.size();
-    }
+    through += w;
     if (2 * through >= total) break;
   }
   if (through - before >= total) return {SizeSplit::Kind::kOneSlot, 0};  // all in one slot
@@ -54,6 +64,40 @@ SizeSplit DecideSizeSplit(const kv::StateMachine& sm, uint64_t max_bytes) {
   if (at > range.last) at = slot;
   if (at <= range.first || at > range.last) return {SizeSplit::Kind::kOneSlot, 0};
   return {SizeSplit::Kind::kSplit, static_cast<uint16_t>(at)};
+}
+
+void LoadTracker::AddSecond(const std::map<GroupId, std::map<uint16_t, uint64_t>>& writes,
+                            const std::set<GroupId>& led) {
+  std::erase_if(seconds_, [&](const auto& g) { return !led.contains(g.first); });
+  for (GroupId g : led) {
+    auto& window = seconds_[g];
+    auto it = writes.find(g);
+    window.push_back(it == writes.end() ? std::map<uint16_t, uint64_t>{} : it->second);
+    while (window.size() > static_cast<size_t>(window_)) window.pop_front();
+  }
+}
+
+double LoadTracker::Rate(GroupId group) const {
+  auto it = seconds_.find(group);
+  if (it == seconds_.end() || it->second.empty()) return 0;
+  uint64_t total = 0;
+  for (const auto& second : it->second) {
+    for (const auto& [slot, n] : second) total += n;
+  }
+  return static_cast<double>(total) / static_cast<double>(it->second.size());
+}
+
+SizeSplit LoadTracker::Decide(GroupId group, SlotRange range, double max_per_second) const {
+  auto it = seconds_.find(group);
+  if (max_per_second <= 0 || it == seconds_.end() ||
+      it->second.size() < static_cast<size_t>(window_) || Rate(group) <= max_per_second) {
+    return {};
+  }
+  std::map<uint16_t, uint64_t> per_slot;
+  for (const auto& second : it->second) {
+    for (const auto& [slot, n] : second) per_slot[slot] += n;
+  }
+  return HalvingSlot(per_slot, range);
 }
 
 namespace {

@@ -14,8 +14,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "cluster/logic/router.h"
 #include "cluster/logic/shard_map.h"
@@ -50,6 +53,35 @@ struct SizeSplit {
   uint16_t at = 0;  // kSplit: the new shard's first slot
 };
 SizeSplit DecideSizeSplit(const kv::StateMachine& sm, uint64_t max_bytes);
+
+// Where to split `range` so that each side carries about half of `weight` (slot -> weight, only
+// slots of the range with some): the slot boundary closest to the halves. kOneSlot when all of
+// it is in one slot; kNone when there is none.
+SizeSplit HalvingSlot(const std::map<uint16_t, uint64_t>& weight, SlotRange range);
+
+// Splits by load (`--shard-max-writes-per-second`): each second the host adds the writes each
+// shard it leads took in that second, per slot (RequestRouter::TakeWrites); a shard whose writes
+// averaged more than the bound over a whole window (the last `window_seconds` seconds, all of
+// them led here) splits at the slot that halves its writes, or is reported as one hot slot.
+class LoadTracker {
+ public:
+  explicit LoadTracker(int window_seconds = 10) : window_(window_seconds) {}
+  // One second: the writes of each shard led now (`led`; a led shard absent from `writes` took
+  // none). A shard not led any more is forgotten: its window starts over when led again.
+  void AddSecond(const std::map<GroupId, std::map<uint16_t, uint64_t>>& writes,
+                 const std::set<GroupId>& led);
+  // Writes per second over the window so far (0 before the first second).
+  double Rate(GroupId group) const;
+  // Whether `group` (owning `range`) should split by load: only with a whole window over
+  // `max_per_second` (0: never).
+  SizeSplit Decide(GroupId group, SlotRange range, double max_per_second) const;
+  // After a split: both shards start a new window.
+  void Forget(GroupId group) { seconds_.erase(group); }
+
+ private:
+  int window_;
+  std::map<GroupId, std::deque<std::map<uint16_t, uint64_t>>> seconds_;
+};
 
 // Runs a split of `group` (see the file comment). `new_session` gives fresh at-most-once
 // session ids (one per proposal); `done` gets the result, or the first error (from the meta

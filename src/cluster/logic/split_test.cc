@@ -95,5 +95,49 @@ TEST(SplitSlot, TheMiddleByDefaultAndBadSlotsRefused) {
   EXPECT_FALSE(SplitSlot(d, 150).ok());
 }
 
+TEST(LoadSplit, AShardOverTheBoundForAWholeWindowSplitsWhereItsWritesHalve) {
+  LoadTracker t(/*window_seconds=*/3);
+  const GroupId g(4);
+  const SlotRange range{100, 199};
+  // Slot 120 takes 300 writes a second, slot 180 takes 100, slot 150 takes 200.
+  const std::map<GroupId, std::map<uint16_t, uint64_t>> second = {
+      {g, {{120, 300}, {150, 200}, {180, 100}}}};
+  t.AddSecond(second, {g});
+  t.AddSecond(second, {g});
+  EXPECT_EQ(t.Decide(g, range, 500).kind, SizeSplit::Kind::kNone);  // not a whole window yet
+  t.AddSecond(second, {g});
+  EXPECT_DOUBLE_EQ(t.Rate(g), 600);
+  EXPECT_EQ(t.Decide(g, range, 600).kind, SizeSplit::Kind::kNone);  // not over the bound
+  EXPECT_EQ(t.Decide(g, range, 0).kind, SizeSplit::Kind::kNone);    // never
+  const SizeSplit d = t.Decide(g, range, 500);
+  ASSERT_EQ(d.kind, SizeSplit::Kind::kSplit);
+  EXPECT_EQ(d.at, 121);  // 300 | 300
+  // A quiet second brings the average under: no split.
+  t.AddSecond({}, {g});
+  EXPECT_DOUBLE_EQ(t.Rate(g), 400);
+  EXPECT_EQ(t.Decide(g, range, 500).kind, SizeSplit::Kind::kNone);
+  // Not led any more: forgotten, and a new window when led again.
+  t.AddSecond(second, {});
+  EXPECT_DOUBLE_EQ(t.Rate(g), 0);
+  t.AddSecond(second, {g});
+  EXPECT_EQ(t.Decide(g, range, 500).kind, SizeSplit::Kind::kNone);
+}
+
+TEST(LoadSplit, AllTheWritesInOneSlotCannotSplit) {
+  LoadTracker t(/*window_seconds=*/1);
+  const GroupId g(4);
+  t.AddSecond({{g, {{150, 5000}}}}, {g});
+  EXPECT_EQ(t.Decide(g, SlotRange{100, 199}, 1000).kind, SizeSplit::Kind::kOneSlot);
+  // At the edges of the range: a hot first slot splits after it, a hot last slot before it.
+  t.AddSecond({{g, {{100, 5000}, {130, 10}}}}, {g});
+  const SizeSplit first = t.Decide(g, SlotRange{100, 199}, 1000);
+  ASSERT_EQ(first.kind, SizeSplit::Kind::kSplit);
+  EXPECT_EQ(first.at, 101);
+  t.AddSecond({{g, {{199, 5000}, {130, 10}}}}, {g});
+  const SizeSplit last = t.Decide(g, SlotRange{100, 199}, 1000);
+  ASSERT_EQ(last.kind, SizeSplit::Kind::kSplit);
+  EXPECT_EQ(last.at, 199);
+}
+
 }  // namespace
 }  // namespace synod::cluster
