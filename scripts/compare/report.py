@@ -553,6 +553,47 @@ def scale_out_section(r: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def elastic_section(r: dict[str, Any]) -> str:
+    el = r.get("elastic")
+    if not el:
+        return ("## The elastic cluster: moves, splits, joins and a node's death\n\nNot run this "
+                "time (`scripts/compare/run.py --only` left out `elastic`).\n")
+    mv, sc = el["move"], el["scale"]
+    sp = mv["split"]
+
+    def p99(s: dict[str, Any], key: str = "p99_ms_max") -> str:
+        return fmt_ms(s.get(key)) if s.get("runs") else "n/a"
+
+    move_ratio = ratio(mv["during"].get("p99_ms_max"), mv["before"].get("p99_ms_median"))
+    rows = [
+        ["a shard's move (MB/s)", f"{mv['mb_per_s']:.1f}",
+         f"{mv['bytes'] / 1e6:.0f} MB in {mv['seconds']:.1f} s"
+         f"{'' if mv['ok'] else ' (the move FAILED)'}", "at least 100"],
+        ["client p99 during the move (ms)", p99(mv["during"]),
+         f"{p99(mv['before'], 'p99_ms_median')} ms before: {fmt_ratio(move_ratio)}",
+         "at most 2x before"],
+        ["client p99 around a split (ms)", p99(sp["during"]),
+         f"{p99(sp['before'], 'p99_ms_median')} ms before; the split took {sp['ms']} ms, "
+         f"the slowest write {fmt_ms(sp['during'].get('max_ms'))} ms", "under 100"],
+        ["two nodes join: balanced after (s)", f"{sc['balance_s']:.1f}",
+         f"{sc['bytes'] / 1e6:.0f} MB in {sc['shards']} shards; p99 "
+         f"{p99(sc['during_balance'])} ms at worst meanwhile", "under 60 s for 2 GiB"],
+        ["a node killed: three replicas again after (s)", f"{sc['heal_s']:.1f}",
+         f"dead-node timeout {sc['dead_node_timeout_s']} s included", ""],
+    ]
+    return ("## The elastic cluster: moves, splits, joins and a node's death\n\n"
+            "Synod alone (no anchor does this: etcd does not shard, and Redis Cluster's "
+            "resharding is a manual MIGRATE of keys). Values of 16 KiB. A steady client writes "
+            f"{el['rate']} times a second over {el['clients']} connections (open loop) in "
+            "consecutive 2-s runs, and each run's p99 is kept: *before* is their median over "
+            "three runs before the change, *during* the worst run that ended after it began. "
+            "The move: one shard on nodes 1-3 (placement off, no splits), `synod shard move` "
+            "of a follower's replica to node 4 (the whole-state snapshot, built on the core "
+            "thread: docs/sharding.md). Joins and death: the default layout (shards split at "
+            "64 MiB), placement on; nodes 4 and 5 join, then node 5 is killed.\n\n" +
+            table(["row", "value", "how", "target"], rows))
+
+
 def headline(r: dict[str, Any], target: str) -> str:
     s64, e64, r64 = (ops(get(r, s, "writes", "64")) for s in SYSTEMS)
     sr, er, rr = (ops(get(r, s, "reads")) for s in SYSTEMS)
@@ -603,6 +644,7 @@ def write_all(r: dict[str, Any], target: str) -> None:
            targets_section(r) + "\n" + machine_section(r) + "\n" + etcd_client_section(r) +
            "\n" + writes_section(r) + "\n" + reads_section(r) + "\n" + latency_section(r) +
            "\n" + failover_section(r) + "\n" + memory_section(r) + "\n" +
-           scale_out_section(r) + "\n" + commands_section(r, target))
+           scale_out_section(r) + "\n" + elastic_section(r) + "\n" +
+           commands_section(r, target))
     (DOCS / "benchmarks.md").write_text(doc)
     write_readme(r, target)

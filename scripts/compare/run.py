@@ -79,10 +79,12 @@ class Mode:
     check_perf: bool  # run `etcdctl check perf --load=xl` (60 s)
     idle_settle: float  # seconds the idle shards get to elect and quiesce before the window
     idle_window: float  # seconds over which the idle shards' CPU is measured
+    move_mb: int  # the elastic rows: the shard moved, in MB of keys and values
+    data_mb: int  # ... the data stored when two nodes join and when one dies
 
 
-QUICK = Mode("bench-quick", 2.5, 0.5, 1, 3, False, 15.0, 10.0)
-FULL = Mode("bench", 10.0, 1.0, 3, 10, True, 25.0, 30.0)
+QUICK = Mode("bench-quick", 2.5, 0.5, 1, 3, False, 15.0, 10.0, 64, 128)
+FULL = Mode("bench", 10.0, 1.0, 3, 10, True, 25.0, 30.0, 512, 1024)
 
 # Every process we started and have not reaped, by PID; killed on exit.
 LIVE: dict[int, subprocess.Popen] = {}
@@ -324,7 +326,8 @@ class Redis(System):
 
 
 def synod_ports() -> list[int]:
-    return [SYNOD_BASE + o for o in (0, 1, 2, 100, 101, 102, 200, 201, 202)]
+    # Nodes 4 and 5 of the elastic rows too.
+    return [SYNOD_BASE + o + i for o in (0, 100, 200) for i in range(5)]
 
 
 class Synod(System):
@@ -339,9 +342,12 @@ class Synod(System):
         self.up: Optional[subprocess.Popen] = None
         self.settled_at_start = False
 
+    flags: list[str] = []  # passed to every node (`synod up --node-flag`, joining nodes)
+
     def up_command(self) -> list[str]:
         return [str(SYNOD), "up", "--nodes", "3", "--shards", str(self.shards), "--dir",
-                str(self.dir), "--base-port", str(SYNOD_BASE)]
+                str(self.dir), "--base-port", str(SYNOD_BASE)] + [
+                    f"--node-flag={f}" for f in self.flags]
 
     def admin(self, i: int) -> str:
         return f"{HOST}:{SYNOD_BASE + 200 + i}"
@@ -850,6 +856,246 @@ def scale_out(mode: Mode) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# The elastic cluster (issue 17): a shard's move (MB/s) and the client p99 during it and during a
+# split, the time to balance after two nodes join, the time to heal after a node dies.
+
+ELASTIC_RATE, ELASTIC_CLIENTS = 200, 4  # the steady client whose latency is watched
+ELASTIC_VALUE = 16384  # bytes per value of the stored data
+DEAD_NODE_TIMEOUT_S = 10
+
+
+class ElasticSynod(Synod):
+    """A `synod up` cluster of three nodes with flags, to which nodes 4 and 5 may join."""
+
+    def __init__(self, name: str, shards: int, flags: list[str]) -> None:
+        super().__init__(shards, name)
+        self.flags = flags
+        self.nodes += [Node(i, f"{HOST}:{SYNOD_BASE + i}") for i in (3, 4)]
+        self.shards = 0  # settled() is not used: shards split and move here
+
+    def start(self) -> None:
+        wait_until(lambda: all(port_free(p) for p in synod_ports()), 30, "free Synod ports")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        up_log = self.dir / "up.log"
+        self.up = spawn(self.up_command(), up_log)
+        table = re.compile(r"^\s*(\d+)\s+(\d+)\s+127\.0\.0\.1:(\d+)")
+
+        def parsed() -> bool:
+            rows = [m for m in (table.match(ln) for ln in
+                                up_log.read_text(errors="replace").splitlines()) if m]
+            for m in rows:
+                self.nodes[int(m.group(1)) - 1].pid = int(m.group(2))
+            return len(rows) == 3
+
+        wait_until(parsed, 60, "synod up")
+
+    def add_node(self, i: int) -> None:
+        n = self.nodes[i]
+        n.proc = spawn([str(SYNOD), "start", "--id", str(i + 1), "--data",
+                        str(self.dir / f"node-{i + 1}"), "--client", n.client, "--peer",
+                        f"{HOST}:{SYNOD_BASE + 100 + i}", "--admin", self.admin(i), "--join",
+                        self.admin(0)] + self.flags, self.dir / f"node-{i + 1}.log")
+        n.pid = n.proc.pid
+
+    def kill9(self, i: int) -> None:
+        if self.nodes[i].pid:
+            os.kill(self.nodes[i].pid, signal.SIGKILL)
+        self.nodes[i].pid = 0
+
+    def live(self) -> list[int]:
+        return [i for i, n in enumerate(self.nodes) if n.pid]
+
+    def view(self) -> dict[str, Any]:
+        """The meta leader's /status (its moves and liveness), else node 1's."""
+        st = self.status(0) or {}
+        lead = st.get("meta_leader", 0)
+        if lead and lead != 1 and self.nodes[lead - 1].pid:
+            st = self.status(lead - 1) or st
+        return st
+
+    def balanced(self, nodes: list[int]) -> bool:
+        """Every shard on three of `nodes` (ids), replicas within one per node, no learner,
+        no move under way."""
+        st = self.view()
+        shards = st.get("shards", [])
+        if not shards or st.get("moves"):
+            return False
+        count = {n: 0 for n in nodes}
+        for s in shards:
+            if s.get("learners") or len(s.get("voters", [])) != 3:
+                return False
+            for v in s["voters"]:
+                if v not in count:
+                    return False
+                count[v] += 1
+        return max(count.values()) - min(count.values()) <= 1
+
+    def stored_bytes(self) -> int:
+        return sum(s.get("bytes", 0) for s in (self.status(0) or {}).get("shards", []))
+
+
+def fill(system: ElasticSynod, mb: int) -> dict[str, Any]:
+    """Writes about `mb` MB of 16 KiB values through every node; returns the generator's JSON."""
+    keys = mb * 1_000_000 // ELASTIC_VALUE
+    hosts = [system.nodes[i].client for i in system.live()]
+    out = subprocess.run([str(SYNOD), "bench", "--host", ",".join(hosts), "--clients", "16",
+                          "--pipeline", "4", "--requests", str(keys * 2), "--keys", str(keys),
+                          "--key-size", "16", "--value-size", str(ELASTIC_VALUE),
+                          "--read-fraction", "0", "--warmup", "0s", "--duration", "10m",
+                          "--no-progress", "--json"], capture_output=True, text=True,
+                         timeout=900).stdout
+    r = json.loads(out)
+    log(f"  filled: {r['ops_per_sec']:.0f} writes/s of {ELASTIC_VALUE} B, "
+        f"{r['ops_per_sec'] * ELASTIC_VALUE / 1e6:.0f} MB/s, errors {r['requests']['errors']}")
+    return r
+
+
+class Watcher:
+    """The steady client (ELASTIC_RATE writes/s, open loop) in consecutive 2-s runs on a thread,
+    each run's latencies kept, until stopped."""
+
+    def __init__(self, system: ElasticSynod) -> None:
+        self.hosts = [system.nodes[i].client for i in system.live()]
+        self.runs: list[dict[str, Any]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def one(self) -> dict[str, Any]:
+        out = subprocess.run([str(SYNOD), "bench", "--host", ",".join(self.hosts), "--clients",
+                              str(ELASTIC_CLIENTS), "--rate", str(ELASTIC_RATE), "--keys",
+                              "100000", "--value-size", "256", "--read-fraction", "0",
+                              "--warmup", "0s", "--duration", "2s", "--no-progress", "--json"],
+                             capture_output=True, text=True, timeout=60).stdout
+        r = json.loads(out)
+        r["ended"] = time.monotonic()
+        return r
+
+    def loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.runs.append(self.one())
+            except (ValueError, subprocess.TimeoutExpired):
+                pass
+
+    def __enter__(self) -> "Watcher":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    def summary(self, since: float = 0.0) -> dict[str, Any]:
+        runs = [r for r in self.runs if r["ended"] >= since]
+        if not runs:
+            return {"runs": 0}
+        p99 = [r["latency_ms"]["p99"] for r in runs]
+        return {"runs": len(runs), "p99_ms_median": round(statistics.median(p99), 3),
+                "p99_ms_max": round(max(p99), 3),
+                "max_ms": round(max(r["latency_ms"]["max"] for r in runs), 3),
+                "errors": sum(r["requests"]["errors"] for r in runs)}
+
+
+def baseline(system: ElasticSynod, runs: int = 3) -> dict[str, Any]:
+    w = Watcher(system)
+    w.runs = [w.one() for _ in range(runs)]
+    return w.summary()
+
+
+def elastic_move(mode: Mode) -> dict[str, Any]:
+    """One shard of mode.move_mb on nodes 1-3 (placement off, no splits) moves to node 4."""
+    system = ElasticSynod("synod-move", 1, ["--placement=off", "--shard-max-bytes=0"])
+    log(f"elastic: a {mode.move_mb} MB shard's move: starting")
+    system.start()
+    try:
+        system.add_node(3)
+        wait_until(lambda: len((system.status(0) or {}).get("node_list", [])) == 4, 30,
+                   "node 4 listed")
+        fill(system, mode.move_mb)
+        stored = system.stored_bytes()
+        base = baseline(system)
+        shard = (system.status(0) or {})["shards"][0]
+        source = next(v for v in shard["voters"] if v != shard.get("leader"))
+        with Watcher(system) as w:
+            time.sleep(2.5)
+            t0 = time.monotonic()
+            r = subprocess.run([str(SYNOD), "shard", "move", str(shard["group"]), "--from",
+                                str(source), "--to", "4", "--host", system.admin(0)],
+                               capture_output=True, text=True, timeout=300)
+            seconds = time.monotonic() - t0
+            during = w.summary(since=t0)
+        ok = r.returncode == 0
+        log(f"  moved {stored / 1e6:.0f} MB in {seconds:.1f} s ({stored / 1e6 / seconds:.1f} "
+            f"MB/s){'' if ok else ' FAILED: ' + r.stderr.strip()}; p99 {base['p99_ms_median']} "
+            f"ms before, {during.get('p99_ms_max')} ms at worst during")
+        # A split of the moved shard, under the same client.
+        base2 = baseline(system)
+        with Watcher(system) as w:
+            time.sleep(1.0)
+            t1 = time.monotonic()
+            sr = subprocess.run([str(SYNOD), "shard", "split", str(shard["group"]), "--host",
+                                 system.admin(0)], capture_output=True, text=True, timeout=60)
+            split_s = time.monotonic() - t1
+            time.sleep(2.5)
+            split_during = w.summary(since=t1)
+        log(f"  split in {split_s * 1000:.0f} ms ({'ok' if sr.returncode == 0 else sr.stderr}): "
+            f"p99 {base2['p99_ms_median']} ms before, {split_during.get('p99_ms_max')} ms at "
+            f"worst in the runs around it, max {split_during.get('max_ms')} ms")
+        return {"bytes": stored, "seconds": round(seconds, 2), "ok": ok,
+                "mb_per_s": round(stored / 1e6 / seconds, 1), "before": base, "during": during,
+                "split": {"ms": round(split_s * 1000), "ok": sr.returncode == 0,
+                          "before": base2, "during": split_during}}
+    finally:
+        log("elastic: move: stopping")
+        system.stop()
+        for i in (3, 4):
+            if system.nodes[i].proc:
+                stop(system.nodes[i].proc)
+
+
+def elastic_scale(mode: Mode) -> dict[str, Any]:
+    """mode.data_mb on three nodes (shards split at 64 MiB), two nodes join: the time until
+    balanced; then one dies: the time until every shard has three replicas on the others."""
+    system = ElasticSynod("synod-elastic", 0, [f"--dead-node-timeout={DEAD_NODE_TIMEOUT_S}"])
+    log(f"elastic: {mode.data_mb} MB, two nodes join, one dies: starting")
+    system.start()
+    try:
+        fill(system, mode.data_mb)
+        wait_until(lambda: system.balanced([1, 2, 3]), 120, "three balanced nodes")
+        stored = system.stored_bytes()
+        shards = len((system.status(0) or {}).get("shards", []))
+        with Watcher(system) as w:
+            t0 = time.monotonic()
+            system.add_node(3)
+            system.add_node(4)
+            wait_until(lambda: system.balanced([1, 2, 3, 4, 5]), 600, "five balanced nodes")
+            balance_s = time.monotonic() - t0
+            during = w.summary(since=t0)
+        log(f"  {stored / 1e6:.0f} MB in {shards} shards: balanced over five nodes "
+            f"{balance_s:.1f} s after two joined; p99 {during.get('p99_ms_max')} ms at worst")
+        t1 = time.monotonic()
+        system.kill9(4)
+        wait_until(lambda: system.balanced([1, 2, 3, 4]), 600, "healed")
+        heal_s = time.monotonic() - t1
+        log(f"  healed {heal_s:.1f} s after a kill -9 (dead-node timeout {DEAD_NODE_TIMEOUT_S} s)")
+        return {"bytes": stored, "shards": shards, "balance_s": round(balance_s, 1),
+                "during_balance": during, "heal_s": round(heal_s, 1),
+                "dead_node_timeout_s": DEAD_NODE_TIMEOUT_S}
+    finally:
+        log("elastic: stopping")
+        system.stop()
+        for i in (3, 4):
+            if system.nodes[i].proc:
+                stop(system.nodes[i].proc)
+
+
+def elastic(mode: Mode) -> dict[str, Any]:
+    return {"move": elastic_move(mode), "scale": elastic_scale(mode),
+            "rate": ELASTIC_RATE, "clients": ELASTIC_CLIENTS}
+
+
+# ---------------------------------------------------------------------------------------------
 # Orchestration
 
 
@@ -898,8 +1144,8 @@ def bench_system(system: System, mode: Mode) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description="Synod vs etcd vs Redis (docs/benchmarks.md)")
     ap.add_argument("--quick", action="store_true", help="about one minute: short points, 1 run")
-    ap.add_argument("--only", default="etcd,redis,synod,scale_out",
-                    help="what to run (debugging): etcd, redis, synod, scale_out")
+    ap.add_argument("--only", default="etcd,redis,synod,scale_out,elastic",
+                    help="what to run (debugging): etcd, redis, synod, scale_out, elastic")
     args = ap.parse_args()
     mode = QUICK if args.quick else FULL
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -921,8 +1167,15 @@ def main() -> int:
                 results[s.name] = bench_system(s, mode)
         if "scale_out" in args.only.split(","):
             results["scale_out"] = scale_out(mode)
+        if "elastic" in args.only.split(","):
+            results["elastic"] = elastic(mode)
         results["seconds"] = round(time.time() - started)
         (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=1))
+        if set(args.only.split(",")) != set(ap.get_default("only").split(",")):
+            # A part (debugging): docs/benchmarks.md keeps the last whole run's numbers.
+            log(f"done in {results['seconds']} s: build/compare/results.json (a partial run: "
+                "docs/benchmarks.md left as it was)")
+            return 0
         sys.path.insert(0, str(Path(__file__).parent))
         import report  # scripts/compare/report.py
         report.write_all(results, mode.name)

@@ -42,6 +42,12 @@ void GroupHost::DriveMoves() {
     if (d == nullptr) {
       finished = Status::NotFound("shard " + std::to_string(g.value()) + " is gone (merged?)");
       end = true;
+    } else if (!is_leader()) {
+      // Moves run on the meta shard's leader; a new one picks up from the descriptors (the
+      // steps taken stand), and two drivers would trip over each other.
+      finished = Status::Unavailable(
+          "this node no longer leads the meta shard; the move's steps taken stand");
+      end = true;
     } else if (ticks_ > m.deadline_tick) {
       finished = Status::Timeout("the move of shard " + std::to_string(g.value()) +
                                  " did not finish within two minutes");
