@@ -528,7 +528,11 @@ void Node::ShardMove(const admin::HttpRequest& req, Respond respond) {
   }
   if (!host_->is_leader()) return respond(NotLeader());
   host_->MoveShard(GroupId(id), NodeId(from), NodeId(to), [this, id, from, to, respond](Status s) {
-    if (s.code() == Code::kNotLeader) return respond(NotLeader());
+    // Not (or no longer) the meta leader: the caller asks the new one, which goes on from the
+    // descriptor (CheckMove accepts a move under way).
+    if (s.code() == Code::kNotLeader || (!s.ok() && !host_->is_leader())) {
+      return respond(NotLeader());
+    }
     if (!s.ok()) return respond(JsonError(HttpStatusFor(s), s.ToString()));
     respond(Json(200, {{"moved", id}, {"from", from}, {"to", to}}));
   });

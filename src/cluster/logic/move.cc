@@ -20,6 +20,11 @@ Status CheckMove(const ShardDescriptor& d, NodeId from, NodeId to) {
   if (d.group == kMetaGroup) return Status::InvalidArgument("the meta shard does not move");
   if (from == kNoNode || to == kNoNode) return Status::InvalidArgument("node ids start at 1");
   if (from == to) return Status::InvalidArgument("--from and --to are the same node");
+  // Asked again after an interruption: M a learner (being caught up), or the move done.
+  const bool from_member = Has(d.voters, from) || Has(d.learners, from);
+  if ((Has(d.learners, to) && from_member) || (Has(d.voters, to) && !from_member)) {
+    return Status::Ok();
+  }
   if (!Has(d.voters, from)) {
     return Status::InvalidArgument("node " + std::to_string(from.value()) +
                                    " holds no voting replica of " + shard);

@@ -30,8 +30,10 @@ enum class MoveStep : uint8_t {
   kDone,          // M a voter, N no member
 };
 
-// kInvalidArgument when the move makes no sense for this descriptor at its start: the meta
-// shard, N not a voter, M already a member, N == M, a node id 0.
+// kInvalidArgument when the move makes no sense for this descriptor: the meta shard, N not a
+// voter, M already a member, N == M, a node id 0. A move asked again after an interruption is
+// accepted where the descriptor shows it under way (M a learner, N a member) or done (M a voter,
+// N no member): it finishes, or answers at once.
 Status CheckMove(const ShardDescriptor& d, NodeId from, NodeId to);
 
 // The next step for `d` (see the file comment). A descriptor where neither is a member (N was

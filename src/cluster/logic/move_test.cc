@@ -35,13 +35,25 @@ TEST(Move, AnAdditionAndARemovalAloneTakeTheirOneStep) {
   EXPECT_EQ(NextMoveStep(Shard({n1, n2, n4}), n3, kNoNode), MoveStep::kDone);
 }
 
+TEST(Move, AMoveAskedAgainFinishesOrIsDone) {
+  const NodeId n1(1), n2(2), n3(3), n4(4);
+  // Interrupted with the target a learner: it goes on from there.
+  EXPECT_TRUE(CheckMove(Shard({n1, n2, n3}, {n4}), n1, n4).ok());
+  // Done: answered at once (the next step is kDone). So is any move whose end state holds
+  // already (from a node that holds none to one that holds a voter).
+  EXPECT_TRUE(CheckMove(Shard({n2, n3, n4}), n1, n4).ok());
+  EXPECT_EQ(NextMoveStep(Shard({n2, n3, n4}), n1, n4), MoveStep::kDone);
+  // Both voters: no telling a move under way from a move to a node that holds the shard.
+  EXPECT_FALSE(CheckMove(Shard({n1, n2, n3, n4}), n1, n4).ok());
+}
+
 TEST(Move, NonsenseIsRefusedAtTheStart) {
   const NodeId n1(1), n2(2), n3(3), n4(4);
   EXPECT_TRUE(CheckMove(Shard({n1, n2, n3}), n1, n4).ok());
-  EXPECT_FALSE(CheckMove(Shard({n1, n2, n3}), n4, n1).ok());  // 4 holds nothing
-  EXPECT_FALSE(CheckMove(Shard({n1, n2, n3}), n1, n2).ok());  // 2 holds one already
-  EXPECT_FALSE(CheckMove(Shard({n1, n2, n3}, {n4}), n1, n4).ok());
+  EXPECT_FALSE(CheckMove(Shard({n1, n2, n3}), n4, NodeId(5)).ok());  // 4 holds nothing
+  EXPECT_FALSE(CheckMove(Shard({n1, n2, n3}), n1, n2).ok());         // 2 holds one already
   EXPECT_FALSE(CheckMove(Shard({n1, n2, n3}), n1, n1).ok());
+  EXPECT_FALSE(CheckMove(Shard({n1, n2, n3}, {n4}), n2, n3).ok());
   EXPECT_FALSE(CheckMove(Shard({n1, n2, n3}), n1, kNoNode).ok());
   ShardDescriptor meta = Shard({n1, n2, n3});
   meta.group = kMetaGroup;
