@@ -28,9 +28,11 @@
 // core thread goes on receiving, proposing and sending while the fsync runs; the next round
 // batches whatever arrived meanwhile. The storage thread only calls NodeDb::WriteTaken.
 //
-// Membership: a node is added to or removed from every group of the cluster (until the elastic
-// cluster places replicas). A ConfChange's context carries the addresses of members it adds as
-// "id=host:port" lines, so every replica learns them from the log; the address book is also
+// Membership: a joining node is listed in the meta shard's node list; the meta shard's leader
+// places replicas (group_host_placement.cc, cluster/logic/placement.h): moves, one membership
+// step at a time, for joins, drains, dead nodes, balance and zones. A ConfChange's context
+// carries the addresses of members it adds as "id=host:port" lines, so every replica learns
+// them from the log, as every node learns them from the node list; the address book is also
 // saved in RocksDB (node metadata) so a restarted node, or one that caught up by snapshot, can
 // dial its peers. The leader of each group promotes a learner once it has caught up.
 #pragma once
