@@ -1,19 +1,143 @@
-// GroupHost's part that places replicas (docs/sharding.md, "Placement"): every second the meta
-// shard's leader reads the node list (zones, draining nodes), judges which nodes are alive
-// (heard from within --dead-node-timeout), plans with cluster/logic/placement.h, and carries
-// the plan out: membership changes as moves (group_host_shards.cc), leader preferences and
-// forgotten nodes as meta shard writes.
+// GroupHost's part that concerns membership and placement (docs/sharding.md, "Placement"): nodes
+// added to and removed from the cluster and drained (the meta leader's membership commands),
+// and every second the meta shard's leader reads the node list (zones, draining nodes), judges
+// which nodes are alive (heard from within --dead-node-timeout), plans with
+// cluster/logic/placement.h, and carries the plan out: membership changes as moves
+// (group_host_shards.cc), leader preferences and forgotten nodes as meta shard writes.
 #include <algorithm>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "cluster/group_host.h"
 #include "cluster/logic/descriptors.h"
 #include "cluster/logic/placement.h"
+#include "common/address.h"
 #include "env/asio/steady_clock.h"
+#include "raft/confchange.h"
 
 namespace synod::cluster {
 
 using env::SteadyNowNs;
+
+void GroupHost::ChangeMembership(std::vector<GroupId> groups, raft::ConfChange cc,
+                                 std::function<void(Status)> done) {
+  // One request per group; the first error wins, OK once all answered.
+  struct Join {
+    size_t left = 0;
+    Status first_error;
+    std::function<void(Status)> done;
+  };
+  auto j = std::make_shared<Join>();
+  j->done = std::move(done);
+  if (groups.empty()) return j->done(Status::Ok());
+  j->left = groups.size();
+  const std::string encoded = cc.Encode();
+  for (GroupId g : groups) {
+    ShardRequest req;
+    req.type = ShardRequest::Type::kConfChange;
+    req.group = g;
+    req.conf_change = encoded;
+    Call(std::move(req), [j, g](ShardResponse r) {
+      if (!r.status.ok() && j->first_error.ok()) {
+        j->first_error = Status(r.status.code(), "shard " + std::to_string(g.value()) + ": " +
+                                                     std::string(r.status.message()));
+      }
+      if (--j->left == 0) j->done(j->first_error);
+    });
+  }
+}
+
+void GroupHost::AddMember(NodeId id, const MemberAddress& address,
+                          std::function<void(Status)> done) {
+  if (!is_leader()) return done(Status::NotLeader("membership changes go to the meta leader"));
+  if (id == kNoNode) return done(Status::InvalidArgument("member ids start at 1"));
+  if (Status s = SplitHostPort(address.peer, PortZero::kRefused).status(); !s.ok()) {
+    return done(s);
+  }
+  if (meta_nodes_.contains(id) || KnownMember(id)) {
+    return done(
+        Status::FailedPrecondition("node " + std::to_string(id.value()) + " is already a member"));
+  }
+  // Into this node's address book at once (the placement's first change for it carries its
+  // addresses too), and into the node list, which every node follows.
+  members_[id] = address;
+  transport_->SetPeer(id, address.peer);
+  SaveAddressBook();
+  logger_.Info("event=node_added node={} addresses=\"{}\"", id.value(), NodeValue(address, ""));
+  ProposeMetaSetting(NodeSetting(id), NodeValue(address, ""), std::move(done));
+}
+
+bool GroupHost::KnownMember(NodeId id) const {
+  std::vector<const ShardDescriptor*> all{&map_->layout().meta};
+  for (const ShardDescriptor& d : map_->layout().shards) all.push_back(&d);
+  for (const ShardDescriptor* d : all) {
+    if (std::find(d->voters.begin(), d->voters.end(), id) != d->voters.end() ||
+        std::find(d->learners.begin(), d->learners.end(), id) != d->learners.end()) {
+      return true;
+    }
+  }
+  const raft::MembershipConfig& cfg = meta_replica()->raw_node().raft().config();
+  return cfg.IsVoter(id) || cfg.IsLearner(id);
+}
+
+void GroupHost::RemoveMember(NodeId id, std::function<void(Status)> done) {
+  if (!is_leader()) return done(Status::NotLeader("membership changes go to the meta leader"));
+  if (!KnownMember(id) && !meta_nodes_.contains(id)) {
+    return done(Status::NotFound("node " + std::to_string(id.value()) + " is not a member"));
+  }
+  raft::ConfChange cc;
+  cc.transition = raft::ConfChangeTransition::kJointImplicit;
+  cc.changes.push_back({raft::ConfChangeType::kRemoveNode, id});
+  // Every group that lists it (the meta shard as its replica here knows it).
+  std::vector<GroupId> groups;
+  const raft::MembershipConfig& meta = meta_replica()->raw_node().raft().config();
+  if (meta.IsVoter(id) || meta.IsLearner(id)) groups.push_back(kMetaGroup);
+  for (const ShardDescriptor& d : map_->layout().shards) {
+    if (std::find(d.voters.begin(), d.voters.end(), id) != d.voters.end() ||
+        std::find(d.learners.begin(), d.learners.end(), id) != d.learners.end()) {
+      groups.push_back(d.group);
+    }
+  }
+  // Once out of every group, out of the node list too: answered when the membership change
+  // is done, the entry deleted meanwhile (a failure is logged; the removed node, no longer a
+  // member of any group, does not register again).
+  ChangeMembership(std::move(groups), std::move(cc),
+                   [this, id, done = std::move(done), alive = alive_](Status s) {
+                     if (*alive && s.ok() && !stopped_) {
+                       for (const std::string& name : {NodeSetting(id), DrainSetting(id)}) {
+                         ProposeMetaSetting(name, "", [id, this](Status d) {
+                           if (!d.ok()) {
+                             logger_.Warn("event=node_entry_not_removed node={} error=\"{}\"",
+                                          id.value(), d.ToString());
+                           }
+                         });
+                       }
+                     }
+                     done(std::move(s));
+                   });
+}
+
+void GroupHost::DrainNode(NodeId id, std::function<void(Status)> done) {
+  if (!is_leader()) return done(Status::NotLeader("node removals go to the meta leader"));
+  if (!meta_nodes_.contains(id)) {
+    return done(
+        Status::NotFound("node " + std::to_string(id.value()) + " is not in the node list"));
+  }
+  if (!meta_draining_.contains(id)) {
+    const std::set<NodeId> live = LiveNodes();
+    int others = 0;
+    for (const auto& [n, a] : meta_nodes_) {
+      others += n != id && live.contains(n) && !meta_draining_.contains(n) ? 1 : 0;
+    }
+    if (others == 0) {
+      return done(Status::FailedPrecondition("node " + std::to_string(id.value()) +
+                                             " is the last live node: its data has nowhere to go"));
+    }
+  }
+  logger_.Info("event=node_drain_requested node={}", id.value());
+  ProposeMetaSetting(DrainSetting(id), "1", std::move(done));
+}
 
 std::set<NodeId> GroupHost::LiveNodes() const {
   const int64_t now = SteadyNowNs();

@@ -349,7 +349,13 @@ void PeerTransport::Send(NodeId to, std::string_view payload) {
     return;
   }
   const size_t framed = FramedBytes(payload.size(), opts_.chunk_bytes);
-  if (!peer->pending.empty() && peer->pending.size() + framed > opts_.queue_bytes_max) {
+  // A message larger than the whole bound (a snapshot) goes in while the queue is not full: it
+  // would otherwise wait for an empty queue, which a busy peer's rarely is. The queue then
+  // holds at most the bound plus one such message.
+  const bool full = framed > opts_.queue_bytes_max
+                        ? peer->pending.size() >= opts_.queue_bytes_max
+                        : peer->pending.size() + framed > opts_.queue_bytes_max;
+  if (!peer->pending.empty() && full) {
     ++counters.messages_dropped;
     log_.Debug("event=send_dropped reason=queue_full to={} bytes={} pending_bytes={}", to.value(),
                payload.size(), peer->pending.size());

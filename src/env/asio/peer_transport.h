@@ -127,7 +127,8 @@ struct PeerTransportOptions {
   // dropped); it bounds the memory one peer can make us hold.
   size_t message_bytes_max = 1ull << 30;
   // Per peer: messages beyond this many pending bytes, while the peer is slow or down, are
-  // dropped (Raft retries). A message always fits into an empty queue.
+  // dropped (Raft retries). A message always fits into an empty queue, and one larger than this
+  // bound (a snapshot) into any queue that is not full.
   size_t queue_bytes_max = 64 << 20;
   // Reconnect backoff, exponential with jitter. REQUIRES: 0 < backoff_min_ms <= backoff_max_ms.
   int64_t backoff_min_ms = 50;

@@ -689,6 +689,30 @@ TEST_F(PeerTransportTest, QueueBoundDropsAndReportsUnreachableWhilePeerDown) {
   EXPECT_EQ(n1->unreachable.size(), 1u);  // many drops in one attempt: told once
 }
 
+// A message larger than the whole queue bound (a snapshot) is queued behind other pending
+// messages while the queue is not full (it once waited for an empty queue, which a busy peer's
+// rarely is, and a shard's snapshot over 64 MiB was dropped again and again); not once full.
+TEST_F(PeerTransportTest, AMessageLargerThanTheQueueBoundIsQueuedUnlessTheQueueIsFull) {
+  std::string dead_address;
+  {
+    tcp::acceptor a(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    dead_address = "127.0.0.1:" + std::to_string(a.local_endpoint().port());
+  }
+  PeerTransportOptions o = Options(1);
+  o.queue_bytes_max = 4096;
+  o.backoff_min_ms = 1000;
+  o.backoff_max_ms = 1000;
+  auto n1 = Make(o);
+  (*n1)->SetPeer(NodeId(9), dead_address);
+  ASSERT_TRUE(RunUntil(io_, [&] { return n1->WasUnreachable(9); }));
+  Send(*n1, Msg(1, 9, 1, 500));    // pending: about 500 bytes
+  Send(*n1, Msg(1, 9, 2, 20000));  // larger than the bound: queued all the same
+  EXPECT_EQ(StatsOf(*n1, 9).messages_dropped, 0u);
+  Send(*n1, Msg(1, 9, 3, 20000));  // the queue is full now: dropped
+  Send(*n1, Msg(1, 9, 4, 100));    // as is a small one
+  EXPECT_EQ(StatsOf(*n1, 9).messages_dropped, 2u);
+}
+
 TEST_F(PeerTransportTest, PeerAddressMayBeAHostNameAndABadOneIsUnreachable) {
   auto n1 = Make(Options(1));
   auto n2 = Make(Options(2));
