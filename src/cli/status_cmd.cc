@@ -2,6 +2,7 @@
 // admin HTTP ports (docs/operations.md).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -57,7 +58,10 @@ nlohmann::json MetaLeaderStatus(const nlohmann::json& status) {
 }
 
 // The membership changes under way, one line each (`synod shards`).
-void PrintMoves(const nlohmann::json& moves) {
+// `streams`: the snapshots being streamed, by group ("bytes" so far, "to"), and `shards` for the
+// bytes each shard holds: a move whose learner is being sent its snapshot shows how far it got.
+void PrintMoves(const nlohmann::json& moves, const std::map<uint64_t, nlohmann::json>& streams = {},
+                const nlohmann::json& shards = nlohmann::json::array()) {
   if (moves.empty()) return;
   std::cout << fmt::format("\n{:>5}  {:>4} {:>4}  {:<14} {:<18} {:>6}  {}\n", "MOVE", "FROM", "TO",
                            "STEP", "REASON", "AGE", "PROGRESS");
@@ -68,6 +72,18 @@ void PrintMoves(const nlohmann::json& moves) {
     if (last > 0) {
       progress = fmt::format("{}/{} entries ({}%)", m.value("target_match", uint64_t{0}), last,
                              100 * m.value("target_match", uint64_t{0}) / last);
+    }
+    const uint64_t group = m.value("group", uint64_t{0});
+    if (auto st = streams.find(group);
+        st != streams.end() && st->second.value("to", uint64_t{0}) == to) {
+      uint64_t total = 0;
+      for (const auto& sh : shards) {
+        if (sh.value("group", uint64_t{0}) == group) total = sh.value("bytes", uint64_t{0});
+      }
+      const uint64_t sent = st->second.value("bytes", uint64_t{0});
+      progress = total > 0 ? fmt::format("snapshot {:.1f}/{:.1f} MB ({}%)", sent / 1e6, total / 1e6,
+                                         std::min<uint64_t>(100, 100 * sent / total))
+                           : fmt::format("snapshot {:.1f} MB", sent / 1e6);
     }
     std::cout << fmt::format("{:>5}  {:>4} {:>4}  {:<14} {:<18} {:>5}s  {}\n", Str(m, "group"),
                              from == 0 ? std::string("-") : std::to_string(from),
@@ -164,28 +180,39 @@ int RunShards(const std::string& host, bool json) {
     return kExitUnavailable;
   }
   nlohmann::json shards = st->json["shards"];
-  // Writes per second are measured by each shard's leader: from every other node's /status.
-  std::map<uint64_t, int64_t> rates;
+  // Writes per second are measured by each shard's leader, and a shard this node holds no
+  // replica of has its keys, bytes and applied index there too: from every other node's /status.
+  std::map<uint64_t, nlohmann::json> led;
+  std::map<uint64_t, nlohmann::json> streams;  // snapshots being sent, by group
+  const auto streams_of = [&](const nlohmann::json& status) {
+    const nlohmann::json ss = status.value("snapshot_streams", nlohmann::json::object());
+    for (const auto& x : ss.value("sending", nlohmann::json::array())) {
+      streams[x.value("group", uint64_t{0})] = x;
+    }
+  };
+  streams_of(st->json);
   for (const auto& n : st->json.value("node_list", nlohmann::json::array())) {
     if (n.value("id", uint64_t{0}) == st->json.value("id", uint64_t{0})) continue;
     auto other = AdminCall("GET", n.value("admin", ""), "/status", 1000);
     if (!other.ok() || other->status != 200 || !other->json.is_object()) continue;
     for (const auto& g : other->json.value("groups", nlohmann::json::array())) {
-      if (g.value("role", "") == "leader" && g.value("writes_per_second", int64_t{0}) > 0) {
-        rates[g.value("group", uint64_t{0})] = g.value("writes_per_second", int64_t{0});
-      }
+      if (g.value("role", "") == "leader") led[g.value("group", uint64_t{0})] = g;
     }
+    streams_of(other->json);
   }
   for (auto& s : shards) {
-    auto r = rates.find(s.value("group", uint64_t{0}));
-    if (r != rates.end() && !s.contains("writes_per_second")) s["writes_per_second"] = r->second;
+    auto r = led.find(s.value("group", uint64_t{0}));
+    if (r == led.end()) continue;
+    for (const char* field : {"writes_per_second", "keys", "bytes", "applied"}) {
+      if (!s.contains(field) && r->second.contains(field)) s[field] = r->second[field];
+    }
   }
   if (json) {
     std::cout << shards.dump(2) << "\n";
     return 0;
   }
   PrintShards(shards);
-  PrintMoves(MetaLeaderStatus(st->json).value("moves", nlohmann::json::array()));
+  PrintMoves(MetaLeaderStatus(st->json).value("moves", nlohmann::json::array()), streams, shards);
   return 0;
 }
 

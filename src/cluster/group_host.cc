@@ -204,6 +204,9 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
       static_cast<int>(std::max<int64_t>(1, h->opts_.request_timeout_ms / h->opts_.tick_ms));
   ro.snapshot_entries = h->opts_.snapshot_entries;
   ro.state_flush_entries = h->opts_.state_flush_entries;
+  ro.stream_snapshots = true;  // snapshot_stream.h
+  SnapshotStreamOptions sso;
+  sso.kv = ro.kv;
 
   env::PeerTransportOptions to;
   to.self = h->opts_.id;
@@ -231,6 +234,53 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
       });
   h->store_ =
       std::make_unique<Store>(std::move(so), h->db_.get(), &h->raft_transport_, raw, h->logger_);
+  SnapshotStreamHost ssh;
+  ssh.send = [raw](NodeId to, std::string payload) {
+    raw->transport_->Send(to, std::move(payload));
+  };
+  ssh.ended = [raw](GroupId group, NodeId to, bool delivered) {
+    if (!raw->store_) return;
+    raw->store_->StreamedSnapshotEnded(group, to, delivered);
+    raw->Kick();
+  };
+  ssh.take_view = [raw](GroupId group) -> std::optional<storage::GroupStorage::StateView> {
+    storage::GroupStorage* gs = raw->store_->storage(group);
+    if (gs == nullptr) return std::nullopt;
+    return gs->TakeStateView();
+  };
+  ssh.target_of = [raw](GroupId group,
+                        std::optional<SlotRange> range) -> std::optional<ReceiveTarget> {
+    storage::GroupStorage* gs = raw->store_->storage(group);
+    const Replica* r = raw->store_->replica(group);
+    if (gs == nullptr || r == nullptr) return std::nullopt;
+    ReceiveTarget t{gs->span(), nullptr};
+    // An empty replica (a move's new one) over slots no other replica here owns: its keys may
+    // go straight into the database as they arrive.
+    const bool empty = r->state_machine().applied_index() == LogIndex(0) &&
+                       gs->snapshot().IsEmpty() && gs->state_applied() == LogIndex(0);
+    if (empty && range && gs->span().kind == storage::StateSpan::Kind::kSlots &&
+        !raw->store_->SlotsHeldByOthers(group, *range)) {
+      t.direct = &raw->db_->engine();
+    }
+    return t;
+  };
+  ssh.deliver = [raw](GroupId group, raft::Message m, uint64_t local, kv::internal::State state,
+                      storage::ReceivedState stored) -> Status {
+    if (raw->stopped_) return Status::Unavailable("the node is stopping");
+    Replica* r = raw->store_->replica(group);
+    storage::GroupStorage* gs = raw->store_->storage(group);
+    if (r == nullptr || gs == nullptr) {
+      return Status::NotFound("this node holds no replica of group " +
+                              std::to_string(group.value()) + " any more");
+    }
+    gs->DepositReceived(local, std::move(stored));
+    r->DepositStreamed(local, std::move(state));
+    Status s = raw->store_->Receive(group, std::move(m));
+    raw->Kick();
+    return s;
+  };
+  ssh.now_ms = [] { return SteadyNowNs() / 1'000'000; };
+  h->streams_ = std::make_unique<SnapshotStreams>(io, std::move(sso), std::move(ssh), h->logger_);
   RouterOptions rto;
   rto.self = h->opts_.id;
   rto.request_timeout_ms = h->opts_.request_timeout_ms;
@@ -298,6 +348,9 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
 }
 
 void GroupHost::RaftOut::Send(GroupId group, raft::Message msg) {
+  if (msg.type == raft::MessageType::kSnap && msg.snapshot && msg.snapshot->stream != 0) {
+    return host_->streams_->Send(group, std::move(msg));
+  }
   const NodeId to = msg.to;
   host_->transport_->Send(to, peer_wire::EncodeRaft(group, msg));
 }
@@ -342,6 +395,11 @@ void GroupHost::OnPeerMessage(NodeId from, std::string_view payload) {
       return OnBeat(from, payload);
     case peer_wire::Kind::kRemoved:
       return OnRemoved(from, payload);
+    case peer_wire::Kind::kSnapBegin:
+    case peer_wire::Kind::kSnapChunk:
+    case peer_wire::Kind::kSnapAck:
+    case peer_wire::Kind::kSnapCancel:
+      return streams_->OnPeerMessage(from, payload);
   }
   Drop(from, "unknown_kind",
        Status::InvalidArgument("kind " + std::to_string(peer_wire::KindOf(payload))));
@@ -588,6 +646,8 @@ void GroupHost::Stop() {
   if (stopped_) return;
   stopped_ = true;
   tick_timer_.cancel();
+  // Streams end before the transport (a sender's cancel may still go) and the storage.
+  if (streams_) streams_->Stop();
   if (transport_) transport_->Stop();
   if (storage_work_) {
     storage_work_.reset();
@@ -626,7 +686,9 @@ void GroupHost::ScheduleTick() {
 void GroupHost::OnTick() {
   ++ticks_;
   store_->Tick();
-  if (ticks_ % 10 == 0) MaybePromoteLearners();
+  streams_->Tick();
+  // Often: a move waits for its learner's promotion (a glance at each led group's learners).
+  if (ticks_ % 2 == 0) MaybePromoteLearners();
   if (draining_) {
     if (ticks_ % 4 == 0) TransferLeadership(kNoNode);
   } else if (ticks_ % kBalanceTicks == kBalanceTicks / 2) {
@@ -645,7 +707,8 @@ void GroupHost::OnTick() {
   }
   if (ticks_ % kNoticeTicks == 5) MaybeSplitBySize();
   if (ticks_ % kNoticeTicks == 13) MaybeSplitByLoad();
-  if (ticks_ % kNoticeTicks == 7 && !moves_.empty()) DriveMoves();
+  // Every fifth of a second while moves run: each step waits for the one before.
+  if (ticks_ % 4 == 3 && !moves_.empty()) DriveMoves();
   if (ticks_ % kNoticeTicks == 11) RunPlacement();
   // Every second, not only when descriptors change: a round in flight may have put it off.
   if (ticks_ % kNoticeTicks == 9) JoinListedGroups();

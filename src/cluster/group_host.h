@@ -59,6 +59,7 @@
 #include "cluster/logic/split.h"
 #include "cluster/logic/store.h"
 #include "cluster/peer_wire.h"
+#include "cluster/snapshot_stream.h"
 #include "common/address.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -320,6 +321,10 @@ class GroupHost final : public ReplicaObserver, public Router {
   const AddressBook& address_book() const { return members_; }
   env::PeerTransport& transport() { return *transport_; }
   HostCounters& counters() { return counters_; }
+  // Streamed snapshots' counters (sent, received, failed, bytes).
+  const SnapshotStreamCounters& stream_counters() const { return streams_->counters(); }
+  // The streams under way (core thread).
+  std::vector<StreamView> Streams() const { return streams_->Views(); }
   storage::NodeDb& db() { return *db_; }
   Store& store() { return *store_; }
 
@@ -384,6 +389,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   std::unique_ptr<ShardMap> map_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<env::PeerTransport> transport_;
+  std::unique_ptr<SnapshotStreams> streams_;  // see snapshot_stream.h
   // The replica's RaftTransport: each message in its group envelope over transport_.
   class RaftOut final : public RaftTransport {
    public:

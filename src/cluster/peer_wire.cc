@@ -189,4 +189,130 @@ Result<uint8_t> DecodeBeat(std::string_view payload) {
   return static_cast<uint8_t>(payload[1]);
 }
 
+namespace {
+
+Status NotOfKind(std::string_view payload, Kind kind, const char* what) {
+  return Status::InvalidArgument(fmt::format("not a {} ({} bytes, kind {}, expected {})", what,
+                                             payload.size(), KindOf(payload),
+                                             static_cast<int>(kind)));
+}
+
+}  // namespace
+
+std::string EncodeSnapBegin(uint64_t stream, GroupId group, std::optional<SlotRange> range,
+                            const raft::Message& m) {
+  SYNOD_ASSERT(stream != 0 && group != kNoGroup);
+  std::string out;
+  out.push_back(static_cast<char>(Kind::kSnapBegin));
+  PutU64(stream, &out);
+  PutU64(group.value(), &out);
+  out.push_back(range ? 1 : 0);
+  const SlotRange r = range.value_or(SlotRange{0, 0});
+  for (uint16_t v : {r.first, r.last}) {
+    out.push_back(static_cast<char>(v & 0xFF));
+    out.push_back(static_cast<char>(v >> 8));
+  }
+  out += storage::EncodeMessage(m);
+  return out;
+}
+
+Result<SnapBegin> DecodeSnapBegin(std::string_view payload) {
+  constexpr size_t kHeader = 1 + 8 + 8 + 1 + 4;
+  if (KindOf(payload) != static_cast<uint8_t>(Kind::kSnapBegin) || payload.size() < kHeader) {
+    return NotOfKind(payload, Kind::kSnapBegin, "snapshot stream's start");
+  }
+  SnapBegin b;
+  b.stream = GetU64(payload.substr(1));
+  b.group = GroupId(GetU64(payload.substr(9)));
+  if (b.stream == 0 || b.group == kNoGroup) {
+    return Status::InvalidArgument("snapshot stream's start with stream or group 0");
+  }
+  const auto u16 = [&](size_t at) {
+    return static_cast<uint16_t>(static_cast<uint8_t>(payload[at]) |
+                                 (static_cast<uint8_t>(payload[at + 1]) << 8));
+  };
+  const auto has_range = static_cast<uint8_t>(payload[17]);
+  if (has_range > 1) return Status::InvalidArgument("snapshot stream's start: bad range flag");
+  if (has_range == 1) {
+    const SlotRange r{u16(18), u16(20)};
+    if (r.first > r.last || r.last >= kSlotCount) {
+      return Status::InvalidArgument("snapshot stream's start: bad slot range");
+    }
+    b.range = r;
+  }
+  Result<raft::Message> m = storage::DecodeMessage(payload.substr(kHeader));
+  if (!m.ok()) return m.status();
+  if (m->type != raft::MessageType::kSnap || !m->snapshot || m->snapshot->IsEmpty()) {
+    return Status::InvalidArgument("snapshot stream's start without a snapshot message");
+  }
+  b.message = std::move(*m);
+  return b;
+}
+
+std::string EncodeSnapChunk(uint64_t stream, uint64_t seq, bool last, std::string_view records) {
+  std::string out;
+  out.reserve(18 + records.size());
+  out.push_back(static_cast<char>(Kind::kSnapChunk));
+  PutU64(stream, &out);
+  PutU64(seq, &out);
+  out.push_back(last ? 1 : 0);
+  out.append(records);
+  return out;
+}
+
+Result<SnapChunk> DecodeSnapChunk(std::string_view payload) {
+  constexpr size_t kHeader = 1 + 8 + 8 + 1;
+  if (KindOf(payload) != static_cast<uint8_t>(Kind::kSnapChunk) || payload.size() < kHeader) {
+    return NotOfKind(payload, Kind::kSnapChunk, "snapshot chunk");
+  }
+  SnapChunk c;
+  c.stream = GetU64(payload.substr(1));
+  c.seq = GetU64(payload.substr(9));
+  const auto last = static_cast<uint8_t>(payload[17]);
+  if (c.stream == 0 || last > 1) return Status::InvalidArgument("malformed snapshot chunk");
+  c.last = last == 1;
+  c.records = payload.substr(kHeader);
+  return c;
+}
+
+std::string EncodeSnapAck(const SnapAck& a) {
+  std::string out;
+  out.push_back(static_cast<char>(Kind::kSnapAck));
+  PutU64(a.stream, &out);
+  PutU64(a.seq, &out);
+  out.push_back(static_cast<char>(a.code));
+  return out;
+}
+
+Result<SnapAck> DecodeSnapAck(std::string_view payload) {
+  if (KindOf(payload) != static_cast<uint8_t>(Kind::kSnapAck) || payload.size() != 18) {
+    return NotOfKind(payload, Kind::kSnapAck, "snapshot acknowledgement");
+  }
+  SnapAck a;
+  a.stream = GetU64(payload.substr(1));
+  a.seq = GetU64(payload.substr(9));
+  const auto code = static_cast<uint8_t>(payload[17]);
+  if (a.stream == 0 || code > static_cast<uint8_t>(SnapAckCode::kRefused)) {
+    return Status::InvalidArgument("malformed snapshot acknowledgement");
+  }
+  a.code = static_cast<SnapAckCode>(code);
+  return a;
+}
+
+std::string EncodeSnapCancel(uint64_t stream) {
+  std::string out;
+  out.push_back(static_cast<char>(Kind::kSnapCancel));
+  PutU64(stream, &out);
+  return out;
+}
+
+Result<uint64_t> DecodeSnapCancel(std::string_view payload) {
+  if (KindOf(payload) != static_cast<uint8_t>(Kind::kSnapCancel) || payload.size() != 9) {
+    return NotOfKind(payload, Kind::kSnapCancel, "snapshot stream's cancel");
+  }
+  const uint64_t stream = GetU64(payload.substr(1));
+  if (stream == 0) return Status::InvalidArgument("snapshot stream's cancel of stream 0");
+  return stream;
+}
+
 }  // namespace synod::cluster::peer_wire

@@ -9,6 +9,16 @@
 //   kWake (6):     [u8 6]{[u64 LE group]}*                         wake these groups up
 //   kBeat (7):     [u8 7][u8 flags]                                 the sender's node is alive
 //   kRemoved (8):  [u8 8]{[u64 LE group][u64 LE index]}*            you are no member of these
+//   kSnapBegin (9):  [u8 9][u64 LE stream][u64 LE group][u8 has range][u16 LE first][u16 LE last]
+//                    [EncodeMessage of the kSnap, no image]
+//   kSnapChunk (10): [u8 10][u64 LE stream][u64 LE seq][u8 last][records]
+//   kSnapAck (11):   [u8 11][u64 LE stream][u64 LE seq][u8 code]   receiver -> sender
+//   kSnapCancel (12): [u8 12][u64 LE stream]                        sender -> receiver
+//
+// A streamed snapshot (cluster/snapshot_stream.h): the sender's stream id (its own numbering)
+// names it in every message of both directions; chunks are numbered from 0 and acknowledged
+// once the receiver consumed them (code kChunkTaken), and the stream ends with the receiver's
+// kDelivered or kRefused, or the sender's cancel.
 //
 // A removal notice answers a Raft message from a replica that its group no longer lists (its
 // node was down while the group removed it, so it never applied its removal): the index is the
@@ -32,11 +42,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/ids.h"
+#include "common/slot.h"
 #include "common/status.h"
 #include "raft/types.h"
 
@@ -51,6 +63,10 @@ enum class Kind : uint8_t {
   kWake = 6,
   kBeat = 7,
   kRemoved = 8,
+  kSnapBegin = 9,
+  kSnapChunk = 10,
+  kSnapAck = 11,
+  kSnapCancel = 12,
 };
 
 struct RaftEnvelope {
@@ -115,5 +131,51 @@ inline constexpr uint8_t kBeatStorageFailed = 1;
 std::string EncodeBeat(uint8_t flags);
 // The flags; kInvalidArgument for another kind or length.
 Result<uint8_t> DecodeBeat(std::string_view payload);
+
+// kSnapBegin: the stream's Raft message (a kSnap whose image travels in the chunks).
+// `range`: the slots of the state streamed (nullopt: a shard of its own keys, the meta shard's).
+struct SnapBegin {
+  uint64_t stream = 0;
+  GroupId group;
+  std::optional<SlotRange> range;
+  raft::Message message;
+};
+std::string EncodeSnapBegin(uint64_t stream, GroupId group, std::optional<SlotRange> range,
+                            const raft::Message& m);
+// kInvalidArgument for another kind, a truncated header, stream or group 0, a range that is not
+// first <= last < kSlotCount, or a message that does not decode or is not a kSnap with a
+// snapshot.
+Result<SnapBegin> DecodeSnapBegin(std::string_view payload);
+
+// kSnapChunk.
+struct SnapChunk {
+  uint64_t stream = 0;
+  uint64_t seq = 0;
+  bool last = false;
+  std::string_view records;  // points into the payload
+};
+std::string EncodeSnapChunk(uint64_t stream, uint64_t seq, bool last, std::string_view records);
+// kInvalidArgument for another kind, a truncated header or stream 0.
+Result<SnapChunk> DecodeSnapChunk(std::string_view payload);
+
+// kSnapAck.
+enum class SnapAckCode : uint8_t {
+  kChunkTaken = 0,  // chunk `seq` was consumed: send more
+  kDelivered = 1,   // the state is built and its snapshot handed to the replica
+  kRefused = 2,     // the receiver gave the stream up (busy, no such group, bad data, timeout)
+};
+struct SnapAck {
+  uint64_t stream = 0;
+  uint64_t seq = 0;
+  SnapAckCode code = SnapAckCode::kChunkTaken;
+  bool operator==(const SnapAck&) const = default;
+};
+std::string EncodeSnapAck(const SnapAck& a);
+// kInvalidArgument for another kind or length, stream 0 or an unknown code.
+Result<SnapAck> DecodeSnapAck(std::string_view payload);
+
+// kSnapCancel.
+std::string EncodeSnapCancel(uint64_t stream);
+Result<uint64_t> DecodeSnapCancel(std::string_view payload);
 
 }  // namespace synod::cluster::peer_wire

@@ -104,5 +104,64 @@ TEST(PeerWireTest, RemovalNoticesRoundTripAndBadOnesAreRefused) {
   EXPECT_FALSE(DecodeRemoved(EncodeWake({GroupId(2), GroupId(3)})).ok());  // kind
 }
 
+TEST(PeerWireTest, SnapshotStreamMessagesRoundTripAndBadOnesAreRefused) {
+  raft::Message m;
+  m.type = raft::MessageType::kSnap;
+  m.from = NodeId(1);
+  m.to = NodeId(2);
+  m.term = Term(3);
+  m.snapshot = raft::Snapshot{raft::SnapshotMeta{LogIndex(40), Term(3), {}}, ""};
+  m.snapshot->meta.conf_state.voters = {NodeId(1), NodeId(2)};
+  const std::string begin = EncodeSnapBegin(7, GroupId(5), SlotRange{300, 16383}, m);
+  Result<SnapBegin> b = DecodeSnapBegin(begin);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->stream, 7u);
+  EXPECT_EQ(b->group, GroupId(5));
+  ASSERT_TRUE(b->range.has_value());
+  EXPECT_EQ(b->range->first, 300);
+  EXPECT_EQ(b->range->last, 16383);
+  EXPECT_EQ(b->message.snapshot->meta, m.snapshot->meta);
+  Result<SnapBegin> any = DecodeSnapBegin(EncodeSnapBegin(7, GroupId(1), std::nullopt, m));
+  ASSERT_TRUE(any.ok());
+  EXPECT_FALSE(any->range.has_value());
+  EXPECT_FALSE(DecodeSnapBegin(begin.substr(0, 16)).ok());
+  std::string bad_range = begin;
+  bad_range[20] = 0;
+  bad_range[21] = 0;  // last 0, before first 300
+  EXPECT_FALSE(DecodeSnapBegin(bad_range).ok());
+  std::string bad_flag = begin;
+  bad_flag[17] = 2;
+  EXPECT_FALSE(DecodeSnapBegin(bad_flag).ok());
+  raft::Message app = m;
+  app.type = raft::MessageType::kApp;
+  app.snapshot.reset();
+  EXPECT_FALSE(DecodeSnapBegin(EncodeSnapBegin(7, GroupId(5), std::nullopt, app)).ok())
+      << "not a snapshot";
+  Result<SnapChunk> c = DecodeSnapChunk(EncodeSnapChunk(7, 12, true, "records"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->stream, 7u);
+  EXPECT_EQ(c->seq, 12u);
+  EXPECT_TRUE(c->last);
+  EXPECT_EQ(c->records, "records");
+  std::string bad_last = EncodeSnapChunk(7, 12, true, "");
+  bad_last[17] = 2;
+  EXPECT_FALSE(DecodeSnapChunk(bad_last).ok());
+  EXPECT_FALSE(DecodeSnapChunk(EncodeSnapChunk(0, 1, false, "x")).ok());
+  EXPECT_FALSE(DecodeSnapChunk(EncodeSnapChunk(7, 1, false, "").substr(0, 17)).ok());
+  const SnapAck a{7, 3, SnapAckCode::kDelivered};
+  Result<SnapAck> ab = DecodeSnapAck(EncodeSnapAck(a));
+  ASSERT_TRUE(ab.ok());
+  EXPECT_EQ(*ab, a);
+  std::string bad_code = EncodeSnapAck(a);
+  bad_code[17] = 9;
+  EXPECT_FALSE(DecodeSnapAck(bad_code).ok());
+  EXPECT_FALSE(DecodeSnapAck(EncodeSnapAck(a) + "x").ok());
+  Result<uint64_t> cancel = DecodeSnapCancel(EncodeSnapCancel(7));
+  ASSERT_TRUE(cancel.ok());
+  EXPECT_EQ(*cancel, 7u);
+  EXPECT_FALSE(DecodeSnapCancel(EncodeSnapCancel(0)).ok());
+  EXPECT_FALSE(DecodeSnapCancel(EncodeSnapAck(a)).ok());  // kind
+}
+
 }  // namespace
 }  // namespace synod::cluster::peer_wire

@@ -283,6 +283,20 @@ void StateMachine::Adopt(internal::State state) {
   AttachTracking();
 }
 
+internal::State StateMachine::ReleaseState() {
+  internal::State out = std::move(state_);
+  out.keys.set_touched(nullptr);
+  internal::State fresh;
+  fresh.keys = Keyspace(options_.tombstones_max);
+  state_ = std::move(fresh);
+  changes_reset_ = false;
+  touched_keys_.clear();
+  touched_sessions_.clear();
+  changes_applied_ = LogIndex(0);
+  AttachTracking();
+  return out;
+}
+
 StateChanges StateMachine::SessionsAndMeta() const {
   StateChanges out;
   out.applied = state_.applied_index;

@@ -221,6 +221,9 @@ class StateMachine {
   // Replaces the whole state by a split's right half (a new shard's replica), recording no
   // changes: the host stores what the parent did not (see SplitOff).
   void Adopt(internal::State state);
+  // Gives the whole state away (a state built aside, by LoadState on another thread, for a
+  // replica to Adopt), leaving this machine empty.
+  internal::State ReleaseState();
   // Every session and the meta record, as changes at the applied index (no data): what a host
   // that keeps the state beside the log writes for an adopted split half, whose keys it holds
   // already under their slots.

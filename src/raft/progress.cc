@@ -34,6 +34,7 @@ namespace {
 void ResetState(Progress* pr, ProgressState state) {
   pr->msg_app_flow_paused = false;
   pr->pending_snapshot = LogIndex(0);
+  pr->snapshot_reported = false;
   pr->state = state;
   pr->inflights.Reset();
 }

@@ -35,6 +35,9 @@ class Progress {
   // In kSnapshot: the leader's tick when it sent the snapshot. A heartbeat sent later and
   // answered while the snapshot is still unacknowledged means the snapshot was lost.
   uint64_t snapshot_sent_tick = 0;
+  // In kSnapshot: the snapshot is streamed (Snapshot::stream) and its outcome will be reported,
+  // so a heartbeat answered meanwhile says nothing about it.
+  bool snapshot_reported = false;
   // True if the follower was heard from since the last check-quorum round.
   bool recent_active = false;
   // In kProbe: an append was sent and no answer has come yet; cleared on heartbeat response.

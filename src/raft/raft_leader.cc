@@ -233,6 +233,7 @@ void Raft::SendSnapshot(LeaderRole& l, NodeId to, Progress& pr) {
                snap->meta.index.value(), snap->meta.term.value(), pr.match.value());
   pr.BecomeSnapshot(snap->meta.index);
   pr.snapshot_sent_tick = tick_now_;
+  pr.snapshot_reported = snap->stream != 0;
   Message m;
   m.type = MessageType::kSnap;
   m.to = to;
@@ -357,7 +358,8 @@ void Raft::LeaderHeartbeatResp(LeaderRole& l, const Message& m) {
   Progress& pr = it->second;
   pr.recent_active = true;
   pr.acked_tick = std::max(pr.acked_tick, m.sent_tick);
-  if (pr.state == ProgressState::kSnapshot && m.sent_tick > pr.snapshot_sent_tick) {
+  if (pr.state == ProgressState::kSnapshot && !pr.snapshot_reported &&
+      m.sent_tick > pr.snapshot_sent_tick) {
     // The follower answered a heartbeat sent after the snapshot, yet has not acknowledged the
     // snapshot: it was lost on the way (a dropped connection, a restart) and nobody may ever
     // report it. Probe from just after it: if it did arrive after all, the probe is accepted;

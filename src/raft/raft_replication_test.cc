@@ -154,6 +154,38 @@ TEST(SnapshotTest, LostSnapshotIsDetectedByALaterHeartbeat) {
   EXPECT_EQ(pr->state, ProgressState::kReplicate);
 }
 
+// A streamed snapshot (Snapshot::stream) takes as long as its transfer, and the host reports
+// its outcome: heartbeats the follower answers meanwhile must not restart it (each restart
+// began the whole transfer again), while the host's report ends it as any transport's does.
+TEST(SnapshotTest, AStreamedSnapshotIsNotPresumedLostWhileItsTransferRuns) {
+  Network net({1, 2, 3});
+  LagBehindCompaction(net);
+  MemoryStorage& st = net.node(1).storage();
+  Result<Snapshot> base = st.GetSnapshot();
+  ASSERT_TRUE(base.ok());
+  st.set_snapshot_source([base = *base]() -> Result<Snapshot> {
+    Snapshot s = base;
+    s.stream = 7;
+    return s;
+  });
+  net.DropType(MT::kSnap);
+  net.TickAll(2);
+  const Progress* pr = net.node(1).raft().progress(N(3));
+  ASSERT_EQ(pr->state, ProgressState::kSnapshot);
+  EXPECT_TRUE(pr->snapshot_reported);
+  net.Recover();
+  net.DropType(MT::kSnap);
+  net.ClearLog();
+  net.TickAll(10);  // heartbeats sent after the snapshot, all answered
+  pr = net.node(1).raft().progress(N(3));
+  EXPECT_EQ(pr->state, ProgressState::kSnapshot) << "restarted while its transfer ran";
+  EXPECT_EQ(CountType(net.delivered, MT::kSnap), 0u);
+  net.raw(1).ReportSnapshot(N(3), SnapshotStatus::kFailure);
+  pr = net.node(1).raft().progress(N(3));
+  EXPECT_EQ(pr->state, ProgressState::kProbe);
+  EXPECT_FALSE(pr->snapshot_reported);
+}
+
 // A heartbeat answered before the snapshot was sent says nothing about the snapshot.
 TEST(SnapshotTest, HeartbeatSentBeforeTheSnapshotDoesNotAbortIt) {
   Network net({1, 2, 3});

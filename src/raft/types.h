@@ -63,6 +63,11 @@ struct SnapshotMeta {
 struct Snapshot {
   SnapshotMeta meta;
   std::string data;  // opaque to raft: the state machine's image
+  // Local to a node, never sent: nonzero when the state travels beside the Raft message, in a
+  // stream the host runs (data is then empty; cluster/snapshot_stream.h). The host reports
+  // such a snapshot's outcome (RawNode::ReportSnapshot) whichever way it ends, so a leader
+  // never presumes it lost while the follower answers heartbeats during a long transfer.
+  uint64_t stream = 0;
 
   bool IsEmpty() const { return meta.index == LogIndex(0); }
   bool operator==(const Snapshot&) const = default;

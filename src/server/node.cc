@@ -187,6 +187,24 @@ void Node::RegisterMetrics() {
   counter("synod_shard_splits_total",
           "Shard splits this node's replicas applied (each started the new shard's replica here).",
           &hc.splits);
+  // Streamed snapshots (cluster/snapshot_stream.h); the streams outlive no host.
+  const cluster::SnapshotStreamCounters& sc = host_->stream_counters();
+  auto stream_counter = [&r](const char* name, const char* help, const std::atomic<uint64_t>* v) {
+    r.AddCallbackCounter(name, help, [v] { return static_cast<double>(v->load()); });
+  };
+  stream_counter("synod_snapshot_streams_sent_total",
+                 "Snapshots this node streamed to a replica that received them.", &sc.sent);
+  stream_counter("synod_snapshot_streams_received_total",
+                 "Snapshots streamed to this node, checked and handed to their replica.",
+                 &sc.received);
+  stream_counter(
+      "synod_snapshot_streams_failed_total",
+      "Snapshot streams that ended otherwise (refused, damaged, timed out), either side.",
+      &sc.failed);
+  stream_counter("synod_snapshot_stream_bytes_sent_total", "Bytes of snapshot chunks sent.",
+                 &sc.bytes_sent);
+  stream_counter("synod_snapshot_stream_bytes_received_total", "Bytes of snapshot chunks received.",
+                 &sc.bytes_received);
   counter(
       "synod_peer_messages_dropped_total",
       "Peer messages dropped: undecodable, misaddressed, or for a group this node does not hold.",
@@ -380,6 +398,23 @@ admin::HttpResponse Node::StatusJson() {
     }
     moves.push_back(std::move(mj));
   }
+  // Snapshots streaming from and to this node, and what streamed so far.
+  const cluster::SnapshotStreamCounters& sc = host_->stream_counters();
+  nlohmann::json streams = {{"sent", sc.sent.load()},
+                            {"received", sc.received.load()},
+                            {"failed", sc.failed.load()},
+                            {"bytes_sent", sc.bytes_sent.load()},
+                            {"bytes_received", sc.bytes_received.load()},
+                            {"sending", nlohmann::json::array()},
+                            {"receiving", nlohmann::json::array()}};
+  for (const cluster::StreamView& v : host_->Streams()) {
+    streams[v.sending ? "sending" : "receiving"].push_back(
+        {{"group", v.group.value()},
+         {v.sending ? "to" : "from", v.peer.value()},
+         {"index", v.index.value()},
+         {"bytes", v.bytes},
+         {"age_ms", v.age_ms}});
+  }
   nlohmann::json j = {{"id", st.id.value()},
                       {"cluster_id", fmt::format("{:016x}", st.cluster_id)},
                       {"role", st.role},
@@ -405,7 +440,8 @@ admin::HttpResponse Node::StatusJson() {
                       {"groups", groups},
                       {"shards", shards},
                       {"node_list", node_list},
-                      {"moves", moves}};
+                      {"moves", moves},
+                      {"snapshot_streams", streams}};
   return Json(200, j);
 }
 

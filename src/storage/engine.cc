@@ -64,9 +64,13 @@ Result<std::unique_ptr<RocksEngine>> RocksEngine::Open(const std::string& dir, R
   return e;
 }
 
-Status RocksEngine::Write(rocksdb::WriteBatch* batch) {
+Status RocksEngine::Write(rocksdb::WriteBatch* batch) { return WriteWith(batch, sync_); }
+
+Status RocksEngine::WriteNoSync(rocksdb::WriteBatch* batch) { return WriteWith(batch, false); }
+
+Status RocksEngine::WriteWith(rocksdb::WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
-  wo.sync = sync_;
+  wo.sync = sync;
   const rocksdb::Status s = db_->Write(wo, batch);
   if (!s.ok()) return FromRocks(s, "writing the database");
   return Status::Ok();
@@ -102,6 +106,88 @@ Status RocksEngine::Scan(const std::vector<ScanRange>& ranges) const {
   }
   db_->ReleaseSnapshot(snap);
   return result;
+}
+
+namespace {
+
+class RocksView final : public EngineView {
+ public:
+  explicit RocksView(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) {}
+  ~RocksView() override { db_->ReleaseSnapshot(snap_); }
+  RocksView(const RocksView&) = delete;
+  RocksView& operator=(const RocksView&) = delete;
+
+  Result<std::optional<std::string>> Get(std::string_view key,
+                                         std::string_view what) const override {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snap_;
+    std::string value;
+    const rocksdb::Status s = db_->Get(ro, rocksdb::Slice(key.data(), key.size()), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, fmt::format("reading {}", what));
+    return std::optional<std::string>(std::move(value));
+  }
+
+  Status Scan(const std::vector<ScanRange>& ranges) const override {
+    for (const ScanRange& r : ranges) {
+      const rocksdb::Slice upper(r.end);
+      rocksdb::ReadOptions ro;
+      ro.snapshot = snap_;
+      ro.iterate_upper_bound = &upper;
+      ro.fill_cache = false;  // read once, for another node
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+      Status result = Status::Ok();
+      // Bounded by the records in the range.
+      for (it->Seek(r.begin); it->Valid() && result.ok(); it->Next()) {
+        result = r.fn(View(it->key()), View(it->value()));
+      }
+      if (result.ok() && !it->status().ok()) result = FromRocks(it->status(), "scanning");
+      if (!result.ok()) return result;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  rocksdb::DB* const db_;
+  const rocksdb::Snapshot* const snap_;
+};
+
+class MemView final : public EngineView {
+ public:
+  explicit MemView(std::map<std::string, std::string, std::less<>> records)
+      : records_(std::move(records)) {}
+
+  Result<std::optional<std::string>> Get(std::string_view key,
+                                         std::string_view what) const override {
+    (void)what;
+    auto it = records_.find(key);
+    if (it == records_.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+
+  Status Scan(const std::vector<ScanRange>& ranges) const override {
+    for (const ScanRange& r : ranges) {
+      // Bounded by the records in the range.
+      for (auto it = records_.lower_bound(r.begin);
+           it != records_.end() && std::string_view(it->first) < std::string_view(r.end); ++it) {
+        SYNOD_RETURN_IF_ERROR(r.fn(it->first, it->second));
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const std::map<std::string, std::string, std::less<>> records_;
+};
+
+}  // namespace
+
+std::shared_ptr<const EngineView> RocksEngine::NewView() const {
+  return std::make_shared<RocksView>(db_.get());
+}
+
+std::shared_ptr<const EngineView> MemEngine::NewView() const {
+  return std::make_shared<MemView>(records_);
 }
 
 Result<std::optional<std::string>> RocksEngine::FirstKey(std::string_view begin,

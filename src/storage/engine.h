@@ -41,12 +41,29 @@ struct ScanRange {
   ScanFn fn;
 };
 
+// A read-only view of an engine as of one point in time (RocksEngine: a RocksDB snapshot),
+// readable from any thread while writes go on: what a streamed snapshot is read from
+// (cluster/snapshot_stream.h). Released when the last reference goes; REQUIRES: the engine
+// outlives it.
+class EngineView {
+ public:
+  virtual ~EngineView() = default;
+  virtual Result<std::optional<std::string>> Get(std::string_view key,
+                                                 std::string_view what) const = 0;
+  // Scans each range in turn (as Engine::Scan), as of the view's point in time.
+  virtual Status Scan(const std::vector<ScanRange>& ranges) const = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
   // Applies `batch` atomically and durably (see the file comment). Errors: kIoError (or the
   // code the store gave), with nothing applied.
   virtual Status Write(rocksdb::WriteBatch* batch) = 0;
+  // The same without waiting for the disk: durable once a later Write returns (its sync covers
+  // everything written before it), or lost with a crash of the machine before that. For bulk
+  // data a later write makes count (a streamed snapshot's keys). Thread-safety as Write.
+  virtual Status WriteNoSync(rocksdb::WriteBatch* batch) { return Write(batch); }
   // The value under `key`, or nullopt. `what` names the record in an error.
   virtual Result<std::optional<std::string>> Get(std::string_view key,
                                                  std::string_view what) const = 0;
@@ -58,6 +75,8 @@ class Engine {
                                                       std::string_view end) const = 0;
   // Bytes the store occupies (files on disk; held bytes in memory). Any thread.
   virtual uint64_t disk_bytes() const = 0;
+  // A view of everything written so far. Owner thread (RocksEngine: any thread).
+  virtual std::shared_ptr<const EngineView> NewView() const = 0;
 };
 
 struct RocksOptions {
@@ -76,15 +95,18 @@ class RocksEngine final : public Engine {
   ~RocksEngine() override;
 
   Status Write(rocksdb::WriteBatch* batch) override;
+  Status WriteNoSync(rocksdb::WriteBatch* batch) override;
   Result<std::optional<std::string>> Get(std::string_view key,
                                          std::string_view what) const override;
   Status Scan(const std::vector<ScanRange>& ranges) const override;
   Result<std::optional<std::string>> FirstKey(std::string_view begin,
                                               std::string_view end) const override;
   uint64_t disk_bytes() const override;
+  std::shared_ptr<const EngineView> NewView() const override;
 
  private:
   RocksEngine(std::string dir, const RocksOptions& opts);
+  Status WriteWith(rocksdb::WriteBatch* batch, bool sync);
 
   const std::string dir_;
   rocksdb::Env* const env_;
@@ -103,6 +125,8 @@ class MemEngine final : public Engine {
   Result<std::optional<std::string>> FirstKey(std::string_view begin,
                                               std::string_view end) const override;
   uint64_t disk_bytes() const override { return bytes_; }
+  // A copy of the records (O(records)): readable from any thread, as RocksEngine's is.
+  std::shared_ptr<const EngineView> NewView() const override;
 
   // While set, every Write fails with kIoError "injected: No space left on device".
   void SetFailWrites(bool fail) { fail_writes_ = fail; }

@@ -210,6 +210,7 @@ rocksdb::WriteBatch& GroupStorage::Stage() {
 uint64_t GroupStorage::OnTaken() {
   staged_ = false;
   ++writes_outstanding_;
+  applied_in_flight_.push_back(std::exchange(applied_staged_, std::nullopt));
   compactions_in_flight_.push_back(std::exchange(staged_compaction_, std::nullopt));
   return std::exchange(pending_saves_, 0);
 }
@@ -221,6 +222,100 @@ void GroupStorage::OnWritten(const Status& written) {
   std::optional<raft::Snapshot> compaction = std::move(compactions_in_flight_.front());
   compactions_in_flight_.pop_front();
   if (written.ok() && compaction) FinishCompaction(*compaction);
+  SYNOD_ASSERT(!applied_in_flight_.empty());
+  const std::optional<LogIndex> applied = applied_in_flight_.front();
+  applied_in_flight_.pop_front();
+  if (written.ok() && applied) {
+    durable_applied_ = *applied;
+    MaybeTakeView();
+  }
+}
+
+// ---- streamed snapshots ----
+
+void GroupStorage::WantStateView(LogIndex applied) {
+  view_.reset();  // a newer one replaces a view nobody took
+  view_wanted_ = applied;
+  if (applied == LogIndex(0)) return;  // none wanted any more
+  SYNOD_ASSERT_MSG(applied == state_applied_, "a view wanted of a state not staged");
+  MaybeTakeView();
+}
+
+// The view is taken when the last durable write leaves the stored state exactly at the index
+// wanted and nothing newer is staged or on its way: the database then holds that state. (A
+// state staged later moves the wanted index on: the Replica asks again.)
+void GroupStorage::MaybeTakeView() {
+  if (view_wanted_ == LogIndex(0) || durable_applied_ != view_wanted_ || applied_staged_) return;
+  for (const std::optional<LogIndex>& a : applied_in_flight_) {
+    if (a) return;
+  }
+  view_ = node_->engine().NewView();
+  view_applied_ = view_wanted_;
+  view_wanted_ = LogIndex(0);
+}
+
+std::optional<GroupStorage::StateView> GroupStorage::TakeStateView() {
+  if (!view_) return std::nullopt;
+  StateView v{view_applied_, std::move(view_), KeysOf(group_, span_), std::nullopt};
+  if (span_.kind == StateSpan::Kind::kSlots) v.range = SlotRange{span_.first_slot, span_.last_slot};
+  view_.reset();
+  return v;
+}
+
+StateKeys GroupStorage::KeysOf(GroupId group, StateSpan span) {
+  StateKeys k;
+  if (span.kind == StateSpan::Kind::kSlots) {
+    k.data_begin = SlotKeyPrefix(span.first_slot);
+    k.data_end = SlotKeyPrefix(uint32_t{span.last_slot} + 1);
+    k.data_prefix = kSlotDataPrefixBytes;
+  } else {
+    k.data_begin = GroupKey(group, kGroupDataKind);
+    k.data_end = GroupKey(group, static_cast<char>(kGroupDataKind + 1));
+    k.data_prefix = kGroupPrefixBytes + 1;
+  }
+  k.sessions_begin = GroupKey(group, kSessionKind);
+  k.sessions_end = GroupKey(group, kSessionEndKind);
+  k.session_prefix = kGroupPrefixBytes + 1;
+  k.meta = GroupKey(group, kStateMetaKind);
+  k.applied = GroupKey(group, kStateAppliedKind);
+  return k;
+}
+
+Result<std::string_view> GroupStorage::CheckRecord(std::string_view key, std::string_view value,
+                                                   std::string_view what) {
+  return Unframe(key, value, what);
+}
+
+Result<LogIndex> GroupStorage::DecodeApplied(std::string_view key, std::string_view value) {
+  Result<std::string_view> payload = Unframe(key, value, "the state's applied index");
+  if (!payload.ok()) return payload.status();
+  if (payload->size() != 8) {
+    return Status::Corruption(
+        fmt::format("the state's applied index has {} bytes, not 8", payload->size()));
+  }
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>((*payload)[i])} << (8 * i);
+  return LogIndex(v);
+}
+
+void GroupStorage::DepositReceived(uint64_t stream, ReceivedState state) {
+  received_stream_ = stream;
+  received_ = std::move(state);
+}
+
+Status GroupStorage::StageReceived(uint64_t stream) {
+  if (!received_ || received_stream_ != stream) {
+    return Status::NotFound(fmt::format("no state received by stream {}", stream));
+  }
+  if (!failure().ok()) return failure();
+  ReceivedState r = std::move(*received_);
+  received_.reset();
+  Stage();  // this group rides on the next write
+  node_->StageBatch(std::move(r.batch));
+  state_applied_ = r.applied;
+  state_meta_ = std::move(r.meta);
+  applied_staged_ = r.applied;
+  return Status::Ok();
 }
 
 Status GroupStorage::LoadSnapshot() {
@@ -470,14 +565,9 @@ Status GroupStorage::LoadStateApplied() {
   Result<std::optional<std::string>> value = engine.Get(applied_key, "the state's applied index");
   if (!value.ok()) return value.status();
   if (!value->has_value()) return Status::Ok();  // no state yet
-  Result<std::string_view> payload = Unframe(applied_key, **value, "the state's applied index");
-  if (!payload.ok()) return payload.status();
-  if (payload->size() != 8) {
-    return Status::Corruption(
-        fmt::format("the state's applied index has {} bytes, not 8", payload->size()));
-  }
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>((*payload)[i])} << (8 * i);
+  Result<LogIndex> applied = DecodeApplied(applied_key, **value);
+  if (!applied.ok()) return applied.status();
+  const uint64_t v = applied->value();
   // The state of an entry is staged after the Save that made the entry committed, in the same
   // write or a later one, so the stored commit index is never behind it.
   if (LogIndex(v) > hard_state().commit) {
@@ -487,6 +577,7 @@ Status GroupStorage::LoadStateApplied() {
                     v, hard_state().commit.value()));
   }
   state_applied_ = LogIndex(v);
+  durable_applied_ = state_applied_;
   const std::string meta_key = Key(kStateMetaKind);
   Result<std::optional<std::string>> meta = engine.Get(meta_key, "the state's meta record");
   if (!meta.ok()) return meta.status();
@@ -532,6 +623,7 @@ void GroupStorage::StageState(const StateWrites& w) {
   const std::string applied_key = Key(kStateAppliedKind);
   MustStage(batch.Put(applied_key, FrameApplied(applied_key, w.applied)));
   state_applied_ = w.applied;
+  applied_staged_ = w.applied;
   if (w.meta) {
     const std::string meta_key = Key(kStateMetaKind);
     MustStage(batch.Put(meta_key, FrameBytes(meta_key, *w.meta)));

@@ -90,6 +90,24 @@ struct StateSpan {
   bool operator==(const StateSpan&) const = default;
 };
 
+// Where a group's streamed state lies in the database (a streamed snapshot reads and writes
+// these ranges and records as they are stored: same keys, same framing, on every node).
+struct StateKeys {
+  std::string data_begin, data_end;          // the state machine's keys
+  std::string sessions_begin, sessions_end;  // its client sessions
+  std::string meta, applied;                 // its meta record and applied index
+  size_t data_prefix = 0;                    // bytes of a data key before the state's key
+  size_t session_prefix = 0;                 // bytes of a session key before the client id
+};
+
+// A streamed snapshot's state as received, in its stored form (a batch that replaces the
+// group's stored state whole), deposited by the host for StageReceived.
+struct ReceivedState {
+  rocksdb::WriteBatch batch;
+  LogIndex applied;
+  std::string meta;
+};
+
 // What Open() found in the database.
 struct GroupRecoveryStats {
   bool created = false;         // the group had no records (for a standalone store: a new database)
@@ -185,6 +203,32 @@ class GroupStorage final : public LogStore {
   void SetSnapshotSource(raft::MemoryStorage::SnapshotSource source) override {
     memory_.set_snapshot_source(std::move(source));
   }
+  // Streamed snapshots (LogStore; cluster/snapshot_stream.h).
+  bool streams_state() const override { return true; }
+  void WantStateView(LogIndex applied) override;
+  LogIndex state_view_index() const override { return view_ ? view_applied_ : LogIndex(0); }
+  LogIndex durable_state_applied() const override { return durable_applied_; }
+  Status StageReceived(uint64_t stream) override;
+  // The view WantStateView asked for, once taken (then state_view_index() is 0 again), with
+  // the keys to read from it. nullopt when there is none.
+  struct StateView {
+    LogIndex applied;
+    std::shared_ptr<const EngineView> view;
+    StateKeys keys;
+    std::optional<SlotRange> range;  // a kSlots span's slots; nullopt for a kGroup span
+  };
+  std::optional<StateView> TakeStateView();
+  // The host's deposit of what stream `stream` brought (one at a time: a newer one replaces an
+  // older one that no snapshot used).
+  void DepositReceived(uint64_t stream, ReceivedState state);
+  // The keys of `group`'s state in `span`.
+  static StateKeys KeysOf(GroupId group, StateSpan span);
+  // A stored record's payload after checking its frame (kCorruption naming `what`), and an
+  // applied index record's value.
+  static Result<std::string_view> CheckRecord(std::string_view key, std::string_view value,
+                                              std::string_view what);
+  static Result<LogIndex> DecodeApplied(std::string_view key, std::string_view value);
+
   // Calls data_fn for each stored key in key order, then session_fn for each stored session
   // in client id order, as of the last write (staged changes not included). kCorruption,
   // naming the record, when one fails its checksum; otherwise the first non-OK status of a
@@ -271,6 +315,19 @@ class GroupStorage final : public LogStore {
   bool staged_ = false;
   LogIndex state_applied_;
   std::string state_meta_;
+  // The applied index staged since the last write was taken, the one each outstanding write
+  // carries (oldest first), and the one of the last durable write (see durable_state_applied).
+  std::optional<LogIndex> applied_staged_;
+  std::deque<std::optional<LogIndex>> applied_in_flight_;
+  LogIndex durable_applied_;
+  // WantStateView's index (0: none wanted), and the view taken for it.
+  LogIndex view_wanted_;
+  LogIndex view_applied_;
+  std::shared_ptr<const EngineView> view_;
+  void MaybeTakeView();
+  // DepositReceived's.
+  uint64_t received_stream_ = 0;
+  std::optional<ReceivedState> received_;
   // Node writes carrying this group's records, taken and not yet reported.
   uint64_t writes_outstanding_ = 0;
   // A compaction staged (StageCompact), and those riding on the outstanding node writes that

@@ -136,6 +136,24 @@ class LogStore {
     (void)session_fn;
     return Status::Ok();
   }
+
+  // Streamed snapshots (cluster/snapshot_stream.h), for stores that persist the state and can
+  // hand out a point-in-time view of it (GroupStorage); the others keep the image in the
+  // snapshot. The sender's side: WantStateView asks for a view of the database at which the
+  // stored state is exactly at `applied` (staged already), taken once the write carrying it is
+  // durable; state_view_index() is then `applied` (0 wants none: a view not taken is dropped).
+  // durable_state_applied(): the stored applied index as of the last durable write.
+  virtual bool streams_state() const { return false; }
+  virtual void WantStateView(LogIndex applied) { (void)applied; }
+  virtual LogIndex state_view_index() const { return LogIndex(0); }
+  virtual LogIndex durable_state_applied() const { return LogIndex(0); }
+  // The receiver's side: stages the stored form of the state received by stream `stream`
+  // (deposited by the host), after the Save of its snapshot, so that one write carries both.
+  // kNotFound when nothing was deposited for it.
+  virtual Status StageReceived(uint64_t stream) {
+    (void)stream;
+    return Status::NotFound("this store receives no streamed state");
+  }
 };
 
 }  // namespace synod::storage

@@ -126,13 +126,52 @@ void NodeDb::Forget(GroupStorage* group) {
   }
 }
 
+void NodeDb::StageBatch(rocksdb::WriteBatch batch) {
+  if (staging_.Count() > 0) {
+    segments_.push_back(std::move(staging_));
+    staging_.Clear();  // a moved-from WriteBatch is not valid until cleared
+  }
+  segments_.push_back(std::move(batch));
+}
+
+namespace {
+
+// The batches as one, in order: a WriteBatch's form is its header (a u64 sequence number, a
+// u32 LE count) and then its records, so the records of the others follow the first's and
+// the counts add up (RocksDB's own WriteBatchInternal::Append does the same).
+rocksdb::WriteBatch JoinBatches(std::vector<rocksdb::WriteBatch>& segments,
+                                rocksdb::WriteBatch& last) {
+  constexpr size_t kHeaderBytes = 12;
+  std::string rep = segments.front().Data();  // on the storage thread: copies cost no core time
+  uint64_t count = segments.front().Count();
+  const auto add = [&](const rocksdb::WriteBatch& b) {
+    if (b.Count() == 0) return;
+    SYNOD_ASSERT(b.GetDataSize() >= kHeaderBytes);
+    rep.append(b.Data(), kHeaderBytes, std::string::npos);
+    count += b.Count();
+  };
+  for (size_t i = 1; i < segments.size(); ++i) add(segments[i]);
+  add(last);
+  SYNOD_ASSERT_MSG(count <= UINT32_MAX, "a node write of more than 2^32 records");
+  for (int i = 0; i < 4; ++i) rep[8 + i] = static_cast<char>((count >> (8 * i)) & 0xff);
+  rocksdb::WriteBatch joined(std::move(rep));
+  SYNOD_ASSERT(joined.Count() == count);
+  return joined;
+}
+
+}  // namespace
+
 NodeDb::Write NodeDb::TakeWrite() {
   Write w;
   std::vector<GroupStorage*> groups = std::exchange(staged_groups_, {});
   if (!failure_.ok()) w.refused = failure_;  // the records are dropped: nothing may follow
   w.batch = std::move(staging_);
   staging_.Clear();  // a moved-from WriteBatch is not valid until cleared
-  if (!w.refused.ok()) w.batch.Clear();
+  w.segments = std::exchange(segments_, {});
+  if (!w.refused.ok()) {
+    w.batch.Clear();
+    w.segments.clear();
+  }
   for (GroupStorage* g : groups) w.saves += g->OnTaken();
   w.groups = groups.size();
   outstanding_.push_back(std::move(groups));
@@ -141,6 +180,10 @@ NodeDb::Write NodeDb::TakeWrite() {
 
 Status NodeDb::WriteTaken(Write& w) const {
   if (!w.refused.ok()) return w.refused;
+  if (!w.segments.empty()) {
+    w.batch = JoinBatches(w.segments, w.batch);
+    w.segments.clear();
+  }
   if (w.batch.Count() == 0) return Status::Ok();
   if (write_failed_.load(std::memory_order_acquire)) {
     return Status::IoError(

@@ -55,6 +55,9 @@ class NodeDb {
  public:
   // One node write: the staging batch as TakeWrite found it. Moved between threads.
   struct Write {
+    // Batches staged whole (StageBatch) and what was staged between them, in order; written
+    // before `batch`, all as one atomic write (WriteTaken joins them on its thread).
+    std::vector<rocksdb::WriteBatch> segments;
     rocksdb::WriteBatch batch;
     uint64_t saves = 0;   // the Saves of every group it carries (group-commit size, metrics)
     uint64_t groups = 0;  // how many groups staged records into it
@@ -87,7 +90,9 @@ class NodeDb {
   const Status& failure() const { return failure_; }
 
   // Whether any group staged records since the last TakeWrite.
-  bool has_staged() const { return !staged_groups_.empty() || staging_.Count() > 0; }
+  bool has_staged() const {
+    return !staged_groups_.empty() || staging_.Count() > 0 || !segments_.empty();
+  }
   // Takes everything staged (by every group) as one write, leaving nothing staged; each group
   // that staged records learns that they ride on this write. On a failed database the result
   // carries the failure in `refused` and no batch.
@@ -132,6 +137,9 @@ class NodeDb {
   Status CheckOrCreateClusterRecord();
   // Where a group stages its records; the group calls Staged(itself) once per write.
   rocksdb::WriteBatch& staging() { return staging_; }
+  // Stages a whole batch after everything staged so far, without copying it here (a streamed
+  // snapshot's state, built off the core thread: WriteTaken joins it with the rest).
+  void StageBatch(rocksdb::WriteBatch batch);
   void Staged(GroupStorage* group);
   // A GroupStorage going away: it must not be named by a later TakeWrite.
   void Forget(GroupStorage* group);
@@ -147,6 +155,7 @@ class NodeDb {
   Engine* engine_ = nullptr;
   bool created_ = false;
   rocksdb::WriteBatch staging_;
+  std::vector<rocksdb::WriteBatch> segments_;  // see StageBatch and Write::segments
   // The groups that staged into staging_, in the order they first did; each once.
   std::vector<GroupStorage*> staged_groups_;
   // The groups each outstanding write carries, oldest first.

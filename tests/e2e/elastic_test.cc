@@ -2,7 +2,7 @@
 // replicas and leaders, a node killed for good has its replicas made again elsewhere after
 // --dead-node-timeout, a node removed with `synod node remove` is drained first, and a dead node
 // that comes back is cleaned of its stale replicas and used again — while a client writes, and
-// nothing it was told is lost.
+// nothing it was told is lost, and six more clients' history stays linearizable.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -11,6 +11,7 @@
 #include <set>
 
 #include "cluster_harness.h"
+#include "history.h"
 #include "writer.h"
 
 namespace synod::e2e {
@@ -95,81 +96,102 @@ double Seconds(Clock::time_point since) {
 TEST(Elastic, NodesJoinDieComeBackAndLeaveWhileAClientWritesAndNothingIsLost) {
   ClusterOptions o;
   o.shards = 6;
-  o.flags = {"--request-timeout-ms", "3000", "--dead-node-timeout", "3"};
+  o.flags = {"--request-timeout-ms", "3000",   "--dead-node-timeout", "3",
+             "--shard-max-bytes",    "8388608"};
   TestCluster c(o);
   ASSERT_NE(c.WaitForLeader(10000), 0u);
   ASSERT_TRUE(WaitUntil(15000, [&] {
+    return Balanced(PlacedBy(c, 1), {1, 2, 3});
+  })) << Describe(PlacedBy(c, 1));
+  // About 60 MB of data: the shards split at 8 MiB (twelve or more), and every move below
+  // streams a snapshot of megabytes.
+  const ProgramResult filled = RunProgram(
+      {"redis-benchmark", "-h", "127.0.0.1", "-p", std::to_string(c.client_port(1)), "-t", "set",
+       "-n", "60000", "-r", "100000000", "-d", "1000", "-c", "16", "-P", "16", "-q"},
+      120000);
+  ASSERT_EQ(filled.exit_code, 0) << filled.out << filled.err;
+  EXPECT_TRUE(WaitUntil(
+      30000, [&] { return PlacedBy(c, 1).voters.size() >= 12; }, 500))
+      << Describe(PlacedBy(c, 1));
+  ASSERT_TRUE(WaitUntil(30000, [&] {
     return Balanced(PlacedBy(c, 1), {1, 2, 3});
   })) << Describe(PlacedBy(c, 1));
   Writer w("el", {c.client_port(1), c.client_port(2)}, 6000);
   w.Start();
   ASSERT_TRUE(WaitUntil(10000, [&] { return w.acked_count() > 50; }));
 
-  // Two nodes join: they get their share of the 18 replicas (3-4 each) and of the leaders.
-  auto t = Clock::now();
-  const uint64_t n4 = c.AddNode(1);
-  const uint64_t n5 = c.AddNode(2);
-  const std::set<uint64_t> five{1, 2, 3, n4, n5};
-  EXPECT_TRUE(WaitUntil(
-      90000, [&] { return Balanced(PlacedBy(c, 1), five); }, 500))
-      << Describe(PlacedBy(c, 1));
-  std::cerr << "e2e: two nodes joined and the cluster balanced in " << Seconds(t)
-            << " s: " << Describe(PlacedBy(c, 1)) << "\n";
-  {
-    const ProgramResult list =
-        RunProgram({c.synod_bin(), "node", "list", "--host", c.admin_address(n4)}, 20000);
-    std::cerr << "e2e: synod node list:\n" << list.out << list.err;
-    EXPECT_EQ(list.exit_code, 0);
-  }
+  CheckHistoryUnderFaults(
+      c, 16,
+      [&] {
+        // Two nodes join: they get their share of the 18 replicas (3-4 each) and of the leaders.
+        auto t = Clock::now();
+        const uint64_t n4 = c.AddNode(1);
+        const uint64_t n5 = c.AddNode(2);
+        const std::set<uint64_t> five{1, 2, 3, n4, n5};
+        EXPECT_TRUE(WaitUntil(
+            90000, [&] { return Balanced(PlacedBy(c, 1), five); }, 500))
+            << Describe(PlacedBy(c, 1));
+        std::cerr << "e2e: two nodes joined and the cluster balanced in " << Seconds(t)
+                  << " s: " << Describe(PlacedBy(c, 1)) << "\n";
+        {
+          const ProgramResult list =
+              RunProgram({c.synod_bin(), "node", "list", "--host", c.admin_address(n4)}, 20000);
+          std::cerr << "e2e: synod node list:\n" << list.out << list.err;
+          EXPECT_EQ(list.exit_code, 0);
+        }
 
-  // Node 3 dies for good: after the timeout its replicas are made again on the other four.
-  c.Kill9(3);
-  t = Clock::now();
-  const std::set<uint64_t> four{1, 2, n4, n5};
-  EXPECT_TRUE(WaitUntil(
-      60000, [&] { return Balanced(PlacedBy(c, 1), four); }, 500))
-      << Describe(PlacedBy(c, 1));
-  std::cerr << "e2e: node 3 killed; three replicas of every shard again in " << Seconds(t)
-            << " s: " << Describe(PlacedBy(c, 1)) << "\n";
-  {
-    const ProgramResult list =
-        RunProgram({c.synod_bin(), "node", "list", "--json", "--host", c.admin_address(1)}, 20000);
-    const Json j = Json::parse(list.out, nullptr, /*allow_exceptions=*/false);
-    ASSERT_TRUE(j.is_array()) << list.out << list.err;
-    bool dead = false;
-    for (const Json& n : j)
-      dead = dead || (n.value("id", 0) == 3 && n.value("state", "") == "dead");
-    EXPECT_TRUE(dead) << list.out;
-  }
+        // Node 3 dies for good: after the timeout its replicas are made again on the other four.
+        c.Kill9(3);
+        t = Clock::now();
+        const std::set<uint64_t> four{1, 2, n4, n5};
+        EXPECT_TRUE(WaitUntil(
+            60000, [&] { return Balanced(PlacedBy(c, 1), four); }, 500))
+            << Describe(PlacedBy(c, 1));
+        std::cerr << "e2e: node 3 killed; three replicas of every shard again in " << Seconds(t)
+                  << " s: " << Describe(PlacedBy(c, 1)) << "\n";
+        {
+          const ProgramResult list = RunProgram(
+              {c.synod_bin(), "node", "list", "--json", "--host", c.admin_address(1)}, 20000);
+          const Json j = Json::parse(list.out, nullptr, /*allow_exceptions=*/false);
+          ASSERT_TRUE(j.is_array()) << list.out << list.err;
+          bool dead = false;
+          for (const Json& n : j)
+            dead = dead || (n.value("id", 0) == 3 && n.value("state", "") == "dead");
+          EXPECT_TRUE(dead) << list.out;
+        }
 
-  // Node 2 is drained and removed: `synod node remove` waits until it has left.
-  t = Clock::now();
-  const ProgramResult removed = RunProgram(
-      {c.synod_bin(), "node", "remove", "2", "--timeout", "90", "--host", c.admin_address(1)},
-      100000);
-  std::cerr << "e2e: synod node remove 2 (" << Seconds(t) << " s):\n" << removed.out << removed.err;
-  EXPECT_EQ(removed.exit_code, 0) << removed.out << removed.err;
-  const std::set<uint64_t> three{1, n4, n5};
-  EXPECT_TRUE(WaitUntil(
-      30000, [&] { return Balanced(PlacedBy(c, 1), three, 2); }, 500))
-      << Describe(PlacedBy(c, 1));
-  EXPECT_TRUE(WaitUntil(15000, [&] { return !HoldsData(c, 2); })) << c.Status(2).dump();
-  // Unknown nodes and a second removal are clear errors.
-  EXPECT_EQ(RunProgram({c.synod_bin(), "node", "remove", "99", "--host", c.admin_address(1)}, 20000)
+        // Node 2 is drained and removed: `synod node remove` waits until it has left.
+        t = Clock::now();
+        const ProgramResult removed = RunProgram(
+            {c.synod_bin(), "node", "remove", "2", "--timeout", "90", "--host", c.admin_address(1)},
+            100000);
+        std::cerr << "e2e: synod node remove 2 (" << Seconds(t) << " s):\n"
+                  << removed.out << removed.err;
+        EXPECT_EQ(removed.exit_code, 0) << removed.out << removed.err;
+        const std::set<uint64_t> three{1, n4, n5};
+        EXPECT_TRUE(WaitUntil(
+            30000, [&] { return Balanced(PlacedBy(c, 1), three, 2); }, 500))
+            << Describe(PlacedBy(c, 1));
+        EXPECT_TRUE(WaitUntil(15000, [&] { return !HoldsData(c, 2); })) << c.Status(2).dump();
+        // Unknown nodes and a second removal are clear errors.
+        EXPECT_EQ(
+            RunProgram({c.synod_bin(), "node", "remove", "99", "--host", c.admin_address(1)}, 20000)
                 .exit_code,
             2);
 
-  // Node 3 comes back: its stale replicas are destroyed (the members tell it it was removed),
-  // and the placement gives it replicas again, each from a fresh snapshot.
-  c.Restart(3);
-  const std::set<uint64_t> back{1, 3, n4, n5};
-  EXPECT_TRUE(WaitUntil(
-      90000, [&] { return Balanced(PlacedBy(c, 1), back, 2); }, 500))
-      << Describe(PlacedBy(c, 1));
-  EXPECT_TRUE(WaitUntil(15000, [&] {
-    return c.Admin(3, "GET", "/metrics").body.find("synod_replicas_destroyed_total 0") ==
-           std::string::npos;
-  })) << c.LogTail(3, 40);
+        // Node 3 comes back: its stale replicas are destroyed (the members tell it it was removed),
+        // and the placement gives it replicas again, each from a fresh snapshot.
+        c.Restart(3);
+        const std::set<uint64_t> back{1, 3, n4, n5};
+        EXPECT_TRUE(WaitUntil(
+            90000, [&] { return Balanced(PlacedBy(c, 1), back, 2); }, 500))
+            << Describe(PlacedBy(c, 1));
+        EXPECT_TRUE(WaitUntil(15000, [&] {
+          return c.Admin(3, "GET", "/metrics").body.find("synod_replicas_destroyed_total 0") ==
+                 std::string::npos;
+        })) << c.LogTail(3, 40);
+      },
+      {1, 3}, 20);
 
   const size_t a = w.acked_count();
   EXPECT_TRUE(WaitUntil(15000, [&] { return w.acked_count() > a + 50; }));

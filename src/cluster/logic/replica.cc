@@ -109,9 +109,63 @@ Replica::~Replica() {
   if (snapshot_source_set_) wal_->SetSnapshotSource(nullptr);
 }
 
-// The snapshot Raft sends a lagging follower, built when needed from the state as it is (see
-// MaybeCompact): its index is the applied index, whose entry and configuration Raft knows.
-Result<raft::Snapshot> Replica::BuildSnapshot() const {
+// The snapshot Raft sends a lagging follower. Streamed (ReplicaOptions::stream_snapshots): the
+// state as stored at an index the store holds a view of; the host streams that view off this
+// thread. Raft asks again (it retries at the follower's next heartbeat response) until the
+// write that stores the state staged here is durable and the view is taken.
+Result<raft::Snapshot> Replica::BuildSnapshot() {
+  if (!opts_.stream_snapshots || !wal_->streams_state()) return BuildImage();
+  if (armed_ && wal_->state_view_index() == armed_->index) {
+    raft::Snapshot snap;
+    snap.meta = *armed_;
+    snap.stream = armed_->index.value();
+    armed_.reset();
+    ++streams_out_;
+    return snap;
+  }
+  if (armed_ && wal_->state_applied() == armed_->index) {
+    return Status::Unavailable("replica: the snapshot's state is being written");
+  }
+  // Everything applied goes to the store's next write; its configuration and term are this
+  // index's (a configuration changes only when its entry is applied).
+  StageStateChanges(/*force=*/true);
+  const LogIndex applied = sm_.applied_index();
+  if (wal_->state_applied() != applied) {
+    return Status::Unavailable("replica: the state could not be staged");
+  }
+  Result<Term> term = node_->raft().log().TermAt(applied);
+  if (!term.ok()) {
+    return Status::Unavailable("replica: no term for the applied index " +
+                               std::to_string(applied.value()) + ": " + term.status().ToString());
+  }
+  armed_ = raft::SnapshotMeta{applied, *term, node_->raft().config().ToConfState()};
+  armed_tick_ = tick_;
+  wal_->WantStateView(applied);
+  logger_.Info("event=snapshot_armed index={}", applied.value());
+  if (wal_->state_view_index() == applied) return BuildSnapshot();  // durable already
+  return Status::Unavailable("replica: the snapshot's state is being written");
+}
+
+void Replica::StreamedSnapshotEnded(NodeId to, bool delivered) {
+  // A replica made again since (removed, then added) never handed this one out.
+  if (streams_out_ == 0) return;
+  --streams_out_;
+  node_->ReportSnapshot(to,
+                        delivered ? raft::SnapshotStatus::kFinish : raft::SnapshotStatus::kFailure);
+}
+
+void Replica::DepositStreamed(uint64_t stream, kv::internal::State state) {
+  deposited_ = Deposit{stream, std::move(state)};
+}
+
+std::optional<SlotRange> Replica::DepositedRange(uint64_t stream) const {
+  if (!deposited_ || deposited_->stream != stream) return std::nullopt;
+  return deposited_->state.range;
+}
+
+// An image of the state as it is (see MaybeCompact): its index is the applied index, whose
+// entry and configuration Raft knows.
+Result<raft::Snapshot> Replica::BuildImage() const {
   const LogIndex applied = sm_.applied_index();
   Result<Term> term = node_->raft().log().TermAt(applied);
   if (!term.ok()) {
@@ -250,6 +304,14 @@ void Replica::Tick() {
   ++tick_;
   node_->Tick();
   ExpireRequests();
+  // A snapshot armed and never asked for again (the follower caught up otherwise, left, or
+  // this node stopped leading) must not hold the log's compaction and a database view.
+  if (armed_ &&
+      (node_->raft().role() != raft::Role::kLeader || tick_ > armed_tick_ + kArmedTicksMax)) {
+    logger_.Info("event=snapshot_disarmed index={}", armed_->index.value());
+    armed_.reset();
+    wal_->WantStateView(LogIndex(0));
+  }
 }
 
 void Replica::Receive(raft::Message m) {
@@ -462,6 +524,17 @@ bool Replica::BeginReady() {
   SendAll(ready_.messages);
   HandleReadStates(ready_);
   Status s = wal_->Save(ready_.snapshot, ready_.entries, ready_.hard_state);
+  if (s.ok() && ready_.snapshot && ready_.snapshot->stream != 0) {
+    // The streamed state rides on the same write as the snapshot that replaced the log.
+    const uint64_t stream = ready_.snapshot->stream;
+    if (!deposited_ || deposited_->stream != stream ||
+        deposited_->state.applied_index != ready_.snapshot->meta.index) {
+      s = Status::FailedPrecondition("replica: no state deposited for streamed snapshot " +
+                                     std::to_string(stream));
+    } else {
+      s = wal_->StageReceived(stream);
+    }
+  }
   if (s.ok() && ready_.must_sync && opts_.sync_mode == ReplicaOptions::SyncMode::kReplica) {
     s = wal_->Sync();
   }
@@ -501,12 +574,19 @@ void Replica::FinishReady() {
   persisting_ = false;
   // Step c: promises resting on the disk go out only now that it is durable.
   if (!opts_.bugs.ack_before_fsync) SendAll(ready_.messages_after_persist);
-  if (ready_.snapshot) {
+  if (ready_.snapshot && ready_.snapshot->stream != 0) {
+    // Built off the core thread and stored by this Ready's write (BeginReady).
+    sm_.Adopt(std::move(deposited_->state));
+    deposited_.reset();
+    state_reset_pending_ = false;
+  } else if (ready_.snapshot) {
     Status s = sm_.Restore(ready_.snapshot->data);
     if (!s.ok()) {
       Fail(Status::Corruption("replica: a received snapshot does not restore: " + s.ToString()));
       return;
     }
+  }
+  if (ready_.snapshot) {
     snapshot_index_ = ready_.snapshot->meta.index;
     // The reset that writes the new state replaces the keys of its slots (not the old span's:
     // slots given away by a split this replica never applied may be another shard's here now).
@@ -695,6 +775,8 @@ void Replica::ExpireRequests() {
 // the snapshot), and an image is built only when a follower needs one (BuildSnapshot). Else
 // the image is the snapshot's data.
 void Replica::MaybeCompact() {
+  // A follower being sent a streamed snapshot needs the entries after it once installed.
+  if (armed_ || streams_out_ > 0) return;
   LogIndex applied = sm_.applied_index();
   if (applied.value() < snapshot_index_.value() + opts_.snapshot_entries) return;
   raft::ConfState cs = node_->raft().config().ToConfState();

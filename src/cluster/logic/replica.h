@@ -93,6 +93,12 @@ struct ReplicaOptions {
   // >= 1. Default 8.
   size_t read_batches_in_flight = 8;
   kv::Options kv;
+  // Snapshots travel as streams the host runs (cluster/snapshot_stream.h) instead of as an
+  // image inside the Raft message: the leader hands Raft a snapshot of the stored state at a
+  // durable index (Snapshot::stream set, no image), and a follower installs a state the host
+  // built and deposited (DepositStreamed). Needs a store that streams_state(); the real node's
+  // setting. Off: the image is built on this thread and travels in the message.
+  bool stream_snapshots = false;
   ReplicaBugs bugs;
   enum class SyncMode : uint8_t { kReplica, kHost };
   SyncMode sync_mode = SyncMode::kReplica;  // see the class comment
@@ -192,6 +198,25 @@ class Replica {
   // The splits applied since the last call, in log order (the Store starts their new shards).
   std::vector<AppliedSplit> TakeSplits() { return std::exchange(splits_, {}); }
 
+  // Streamed snapshots (ReplicaOptions::stream_snapshots). The leader's side: the host ends
+  // every streamed snapshot this replica handed out (a kSnap message with Snapshot::stream set)
+  // with this call, whichever way it went; Raft learns the outcome, and the log, kept whole
+  // while a stream is out (the follower needs the entries after it), may be compacted again.
+  void StreamedSnapshotEnded(NodeId to, bool delivered);
+  size_t streams_out() const { return streams_out_; }
+  // Whether the state a streamed snapshot needs is staged and waits for a node write to make it
+  // durable (the host then writes even when no Ready asks for it).
+  bool WantsStateWrite() const {
+    return armed_.has_value() && wal_->state_view_index() == LogIndex(0);
+  }
+  // The follower's side: the state stream `stream` brought (built off the core thread), for
+  // the kSnap message the host delivers next with Snapshot::stream == `stream`. One at a time:
+  // a newer deposit replaces one no snapshot used. The store holds its stored form
+  // (LogStore::StageReceived).
+  void DepositStreamed(uint64_t stream, kv::internal::State state);
+  // The slots of the state deposited for `stream` (nullopt: none deposited, or any slot).
+  std::optional<SlotRange> DepositedRange(uint64_t stream) const;
+
   bool HasReady() const;
   bool persisting() const { return persisting_; }
   // Takes a Ready, sends what may go at once, and writes the rest to the log. Returns true
@@ -244,7 +269,8 @@ class Replica {
   Status LoadStoredState();
   Status ReplayConfChanges(LogIndex after, LogIndex upto);
   void StageStateChanges(bool force);
-  Result<raft::Snapshot> BuildSnapshot() const;
+  Result<raft::Snapshot> BuildSnapshot();
+  Result<raft::Snapshot> BuildImage() const;
   void SubmitWrite(const kv::Command& cmd, ReplyFn reply);
   void RestampForwarded(raft::Message& m);
   // Answers `reply` and returns true when the replica failed or is at its pending bound.
@@ -297,6 +323,17 @@ class Replica {
   bool state_reset_pending_ = false;
   NodeId known_leader_;               // the leader as of the last Ready's soft state
   std::vector<AppliedSplit> splits_;  // see TakeSplits
+  // Streamed snapshots: the snapshot whose stored state the leader waits for (armed, see
+  // BuildSnapshot), the streams handed out and not yet ended, and a follower's deposit.
+  std::optional<raft::SnapshotMeta> armed_;
+  uint64_t armed_tick_ = 0;
+  static constexpr uint64_t kArmedTicksMax = 1000;
+  size_t streams_out_ = 0;
+  struct Deposit {
+    uint64_t stream = 0;
+    kv::internal::State state;
+  };
+  std::optional<Deposit> deposited_;
 
   // Writes by (client_id, seq): several submissions of one retried command share an entry.
   std::map<std::pair<uint64_t, uint64_t>, std::vector<PendingWrite>> writes_;

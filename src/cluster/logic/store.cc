@@ -236,16 +236,25 @@ void Store::ReceiveRemoved(NodeId from, GroupId group, LogIndex index) {
 
 bool Store::SnapshotOverlaps(GroupId group, const raft::Message& m) const {
   if (m.type != raft::MessageType::kSnap || !m.snapshot) return false;
-  Result<std::optional<SlotRange>> range = kv::SnapshotRange(m.snapshot->data);
+  Result<std::optional<SlotRange>> range = std::optional<SlotRange>();
+  if (m.snapshot->stream != 0) {
+    auto own = groups_.find(group);
+    if (own != groups_.end()) range = own->second.replica->DepositedRange(m.snapshot->stream);
+  } else {
+    range = kv::SnapshotRange(m.snapshot->data);
+  }
   if (!range.ok() || !*range) return false;  // the replica refuses a bad one itself
+  if (!SlotsHeldByOthers(group, **range)) return false;
+  logger_.Info("event=snapshot_deferred group={} slots={}-{}", group.value(), (*range)->first,
+               (*range)->last);
+  return true;
+}
+
+bool Store::SlotsHeldByOthers(GroupId group, SlotRange slots) const {
   for (const auto& [id, g] : groups_) {
     if (id == group) continue;
     const kv::StateMachine& sm = g.replica->state_machine();
-    if (sm.applied_index() > LogIndex(0) && sm.range() && sm.range()->Overlaps(**range)) {
-      logger_.Info("event=snapshot_deferred group={} overlaps={} slots={}-{}", group.value(),
-                   id.value(), (*range)->first, (*range)->last);
-      return true;
-    }
+    if (sm.applied_index() > LogIndex(0) && sm.range() && sm.range()->Overlaps(slots)) return true;
   }
   return false;
 }
@@ -281,6 +290,18 @@ const Replica* Store::replica(GroupId group) const {
 const storage::GroupStorage* Store::storage(GroupId group) const {
   auto it = groups_.find(group);
   return it == groups_.end() ? nullptr : it->second.storage.get();
+}
+
+storage::GroupStorage* Store::storage(GroupId group) {
+  auto it = groups_.find(group);
+  return it == groups_.end() ? nullptr : it->second.storage.get();
+}
+
+void Store::StreamedSnapshotEnded(GroupId group, NodeId to, bool delivered) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) return;
+  it->second.replica->StreamedSnapshotEnded(to, delivered);
+  ready_.insert(group);
 }
 
 std::vector<GroupId> Store::groups() const {
@@ -494,11 +515,13 @@ bool Store::BeginRound() {
   SYNOD_ASSERT_MSG(!round_in_flight_, "BeginRound while a node write is in flight");
   SYNOD_ASSERT(round_.empty());
   std::set<GroupId> touched = std::exchange(ready_, {});
+  bool state_write_wanted = false;
   for (GroupId id : touched) {
     auto it = groups_.find(id);
     if (it == groups_.end()) continue;  // removed meanwhile
     Group& g = it->second;
     const bool needs_write = RunReadys(id, g);
+    state_write_wanted = state_write_wanted || g.replica->WantsStateWrite();
     // Before the node write is taken: the new shard's records ride on it with the parent's.
     StartSplits(id, g);
     if (needs_write) {
@@ -509,8 +532,9 @@ bool Store::BeginRound() {
       ready_.insert(id);  // hit the bound: the rest waits for the next round
     }
   }
-  // Staged records without a Ready waiting (a state flush) ride on the next round's write.
-  if (round_.empty()) return false;
+  // Staged records without a Ready waiting (a state flush) ride on the next round's write,
+  // unless a streamed snapshot waits for them to be durable: then they go now.
+  if (round_.empty() && !(state_write_wanted && db_->has_staged())) return false;
   round_in_flight_ = true;
   ++rounds_;
   return true;

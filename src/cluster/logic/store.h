@@ -125,6 +125,12 @@ class Store {
   const Replica* replica(GroupId group) const;
   // The storage of `group`'s replica, or nullptr when this node holds none.
   const storage::GroupStorage* storage(GroupId group) const;
+  storage::GroupStorage* storage(GroupId group);
+  // Whether a replica here other than `group`'s, with a state, owns any of `slots` (a snapshot
+  // of `group` over them must wait: installing it would delete that replica's keys).
+  bool SlotsHeldByOthers(GroupId group, SlotRange slots) const;
+  // A streamed snapshot of `group`'s replica to `to` ended (Replica::StreamedSnapshotEnded).
+  void StreamedSnapshotEnded(GroupId group, NodeId to, bool delivered);
   // The groups held, in id order.
   std::vector<GroupId> groups() const;
   size_t group_count() const { return groups_.size(); }
