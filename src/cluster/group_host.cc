@@ -395,6 +395,8 @@ void GroupHost::OnPeerMessage(NodeId from, std::string_view payload) {
       return OnBeat(from, payload);
     case peer_wire::Kind::kRemoved:
       return OnRemoved(from, payload);
+    case peer_wire::Kind::kLoads:
+      return OnLoads(from, payload);
     case peer_wire::Kind::kSnapBegin:
     case peer_wire::Kind::kSnapChunk:
     case peer_wire::Kind::kSnapAck:
@@ -580,9 +582,33 @@ void GroupHost::NoticeLeaders(bool force) {
   if (!force && led == led_) return;
   led_ = std::move(led);
   const std::string msg = peer_wire::EncodeLeaders(notices);
-  for (const auto& [id, a] : members_) {
-    if (id != opts_.id && !a.peer.empty()) transport_->Send(id, msg);
+  // Every second, the bytes of the data shards led here, for the meta leader's placement.
+  std::string loads;
+  if (force) {
+    std::vector<peer_wire::LoadNotice> l;
+    for (const peer_wire::LeaderNotice& n : notices) {
+      if (n.group == kMetaGroup) continue;
+      const uint64_t bytes = store_->replica(n.group)->state_machine().keyspace().bytes();
+      l.push_back({n.group, bytes});
+      NoteShardBytes(n.group, bytes);
+    }
+    if (!l.empty()) loads = peer_wire::EncodeLoads(l);
   }
+  for (const auto& [id, a] : members_) {
+    if (id == opts_.id || a.peer.empty()) continue;
+    transport_->Send(id, msg);
+    if (!loads.empty()) transport_->Send(id, loads);
+  }
+}
+
+void GroupHost::NoteShardBytes(GroupId group, uint64_t bytes) {
+  shard_bytes_[group] = ShardBytes{bytes, ticks_};
+}
+
+void GroupHost::OnLoads(NodeId from, std::string_view payload) {
+  Result<std::vector<peer_wire::LoadNotice>> l = peer_wire::DecodeLoads(payload);
+  if (!l.ok()) return Drop(from, "undecodable_loads", l.status());
+  for (const peer_wire::LoadNotice& n : *l) NoteShardBytes(n.group, n.bytes);
 }
 
 const Replica* GroupHost::meta_replica() const { return store_->replica(kMetaGroup); }

@@ -451,6 +451,15 @@ class GroupHost final : public ReplicaObserver, public Router {
   // Splits `g` at `at` on its own account (by size or by load), one at a time per shard.
   void AutoSplit(GroupId g, uint16_t at);
   LoadTracker load_;
+  // Each data shard's bytes as its leader last told (kLoads, every second), with the tick it
+  // came: the meta leader balances placement by them (fresh ones only).
+  struct ShardBytes {
+    uint64_t bytes = 0;
+    uint64_t tick = 0;
+  };
+  std::map<GroupId, ShardBytes> shard_bytes_;
+  void NoteShardBytes(GroupId group, uint64_t bytes);
+  void OnLoads(NodeId from, std::string_view payload);
   std::set<GroupId> hot_slot_by_load_;  // over the write bound, all in one slot
   // Every second: the next step of every move driven here (MoveShard).
   void DriveMoves();

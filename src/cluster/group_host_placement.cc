@@ -246,6 +246,13 @@ void GroupHost::RunPlacement() {
   in.meta_replicas = kMetaReplicasMax;
   for (const auto& [g, m] : moves_) in.busy.insert(g);
   in.max_changes = opts_.placement_max_changes;
+  // Shards' bytes heard within five seconds (a shard without one holds byte balancing back).
+  for (const ShardDescriptor& d : in.shards) {
+    auto b = shard_bytes_.find(d.group);
+    if (b != shard_bytes_.end() && ticks_ <= b->second.tick + 5 * kNoticeTicks) {
+      in.bytes[d.group] = b->second.bytes;
+    }
+  }
 
   using K = PlacementAction::Kind;
   for (const PlacementAction& a : PlanPlacement(in)) {

@@ -174,6 +174,28 @@ Result<std::vector<RemovedNotice>> DecodeRemoved(std::string_view payload) {
   return out;
 }
 
+std::string EncodeLoads(const std::vector<LoadNotice>& loads) {
+  std::string out;
+  out.reserve(1 + 16 * loads.size());
+  out.push_back(static_cast<char>(Kind::kLoads));
+  for (const LoadNotice& l : loads) {
+    PutU64(l.group.value(), &out);
+    PutU64(l.bytes, &out);
+  }
+  return out;
+}
+
+Result<std::vector<LoadNotice>> DecodeLoads(std::string_view payload) {
+  SYNOD_RETURN_IF_ERROR(CheckRecords(payload, Kind::kLoads, 16, "load notice"));
+  std::vector<LoadNotice> out;
+  for (size_t at = 1; at < payload.size(); at += 16) {
+    LoadNotice l{GroupId(GetU64(payload.substr(at))), GetU64(payload.substr(at + 8))};
+    if (l.group == kNoGroup) return Status::InvalidArgument("load notice for group 0");
+    out.push_back(l);
+  }
+  return out;
+}
+
 std::string EncodeBeat(uint8_t flags) {
   std::string out;
   out.push_back(static_cast<char>(Kind::kBeat));

@@ -14,6 +14,7 @@
 //   kSnapChunk (10): [u8 10][u64 LE stream][u64 LE seq][u8 last][records]
 //   kSnapAck (11):   [u8 11][u64 LE stream][u64 LE seq][u8 code]   receiver -> sender
 //   kSnapCancel (12): [u8 12][u64 LE stream]                        sender -> receiver
+//   kLoads (13):   [u8 13]{[u64 LE group][u64 LE bytes]}*           the sender's led shards' bytes
 //
 // A streamed snapshot (cluster/snapshot_stream.h): the sender's stream id (its own numbering)
 // names it in every message of both directions; chunks are numbered from 0 and acknowledged
@@ -67,6 +68,7 @@ enum class Kind : uint8_t {
   kSnapChunk = 10,
   kSnapAck = 11,
   kSnapCancel = 12,
+  kLoads = 13,
 };
 
 struct RaftEnvelope {
@@ -125,6 +127,17 @@ struct RemovedNotice {
 std::string EncodeRemoved(const std::vector<RemovedNotice>& notices);
 // kInvalidArgument for another kind, a length that is not whole records, or group 0.
 Result<std::vector<RemovedNotice>> DecodeRemoved(std::string_view payload);
+
+// kLoads: with the periodic leadership notice, the bytes each shard the sender leads holds
+// (what the meta shard's leader balances placement by).
+struct LoadNotice {
+  GroupId group;
+  uint64_t bytes = 0;
+  bool operator==(const LoadNotice&) const = default;
+};
+std::string EncodeLoads(const std::vector<LoadNotice>& loads);
+// kInvalidArgument for another kind, a length that is not whole records, or group 0.
+Result<std::vector<LoadNotice>> DecodeLoads(std::string_view payload);
 
 // kBeat.
 inline constexpr uint8_t kBeatStorageFailed = 1;

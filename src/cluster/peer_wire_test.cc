@@ -104,6 +104,16 @@ TEST(PeerWireTest, RemovalNoticesRoundTripAndBadOnesAreRefused) {
   EXPECT_FALSE(DecodeRemoved(EncodeWake({GroupId(2), GroupId(3)})).ok());  // kind
 }
 
+TEST(PeerWireTest, LoadNoticesRoundTripAndBadOnesAreRefused) {
+  const std::vector<LoadNotice> l = {{GroupId(3), uint64_t{1} << 40}, {GroupId(7), 0}};
+  Result<std::vector<LoadNotice>> lb = DecodeLoads(EncodeLoads(l));
+  ASSERT_TRUE(lb.ok());
+  EXPECT_EQ(*lb, l);
+  EXPECT_FALSE(DecodeLoads(EncodeLoads(l).substr(0, 20)).ok());  // not whole records
+  EXPECT_FALSE(DecodeLoads(EncodeLoads({{GroupId(0), 5}})).ok());
+  EXPECT_FALSE(DecodeLoads(EncodeRemoved({{GroupId(2), 3}})).ok());  // kind
+}
+
 TEST(PeerWireTest, SnapshotStreamMessagesRoundTripAndBadOnesAreRefused) {
   raft::Message m;
   m.type = raft::MessageType::kSnap;

@@ -383,7 +383,8 @@ TEST(StreamRecordTest, RecordsRoundTripAndBadBytesAreErrors) {
     }
     EXPECT_FALSE(t.status().ok()) << "cut at " << cut;
   }
-  StreamRecordReader bad(std::string("\x09\x01k\x01v", 5));
+  const std::string unknown_kind("\x09\x01k\x01v", 5);
+  StreamRecordReader bad(unknown_kind);
   EXPECT_FALSE(bad.Next(&kind, &key, &value));
   EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
 }

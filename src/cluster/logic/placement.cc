@@ -47,8 +47,9 @@ class Planner {
     for (const ShardDescriptor& d : in_.shards) {
       Repair(d, std::min(in_.replicas, usable), in_.replicas);
     }
-    // 2. Balance, on a settled cluster only.
+    // 2. Balance, on a settled cluster only: replica counts, then bytes.
     if (out_.empty() && in_.busy.empty()) Balance();
+    if (out_.empty() && in_.busy.empty()) BalanceBytes();
     // 3. Leaders, of the shards no membership action touches.
     BalanceLeaders();
     // Drained nodes leave the node list.
@@ -228,6 +229,81 @@ class Planner {
       if (!move) return;
       Take();
       Plan(std::move(*move));
+    }
+  }
+
+  // Rule 2b (placement.h). Node bytes count every voter's shard.
+  void BalanceBytes() {
+    if (budget_ < 1 || usable_.size() < 2) return;
+    std::map<NodeId, uint64_t> held;
+    for (NodeId n : usable_) held[n] = 0;
+    for (const ShardDescriptor& d : in_.shards) {
+      auto b = in_.bytes.find(d.group);
+      if (b == in_.bytes.end()) return;  // not every shard reported yet
+      for (NodeId v : d.voters) {
+        if (held.contains(v)) held[v] += b->second;
+      }
+    }
+    uint64_t total = 0;
+    NodeId heavy = usable_.front();
+    NodeId light = usable_.front();
+    for (const auto& [n, h] : held) {
+      total += h;
+      if (h > held[heavy] || (h == held[heavy] && n < heavy)) heavy = n;
+      if (h < held[light] || (h == held[light] && n < light)) light = n;
+    }
+    const uint64_t mean = total / held.size();
+    const uint64_t gap = held[heavy] - held[light];
+    if (held[heavy] * 10 <= mean * 11 || gap < kBytesSpreadMin) return;
+    const auto bytes = [&](const ShardDescriptor& d) { return in_.bytes.at(d.group); };
+    // Shards that may go from `from` to `to` (MovableShard's conditions), with their bytes.
+    const auto movable = [&](NodeId from, NodeId to) {
+      std::vector<const ShardDescriptor*> out;
+      for (const ShardDescriptor& d : in_.shards) {
+        if (touched_.contains(d.group) || !d.learners.empty() || !Has(d.voters, from) ||
+            Has(d.voters, to)) {
+          continue;
+        }
+        std::set<std::string> after = ZonesOf(d, from);
+        after.insert(ZoneKey(to));
+        if (after.size() >= ZonesOf(d, kNoNode).size()) out.push_back(&d);
+      }
+      return out;
+    };
+    const std::vector<const ShardDescriptor*> out_of_heavy = movable(heavy, light);
+    const std::vector<const ShardDescriptor*> out_of_light = movable(light, heavy);
+    // A move of s (and back of t) narrows the gap from `gap` to |gap - 2 (s - t)|.
+    const auto after = [&](uint64_t s, uint64_t t) -> uint64_t {
+      const int64_t d =
+          static_cast<int64_t>(gap) - 2 * (static_cast<int64_t>(s) - static_cast<int64_t>(t));
+      return static_cast<uint64_t>(d < 0 ? -d : d);
+    };
+    const ShardDescriptor* best_s = nullptr;
+    const ShardDescriptor* best_t = nullptr;
+    uint64_t best = gap;
+    const bool plain_ok = Load(light) < Load(heavy);  // a plain move keeps counts within one
+    for (const ShardDescriptor* sd : out_of_heavy) {
+      if (plain_ok && after(bytes(*sd), 0) < best) {
+        best = after(bytes(*sd), 0);
+        best_s = sd;
+        best_t = nullptr;
+      }
+      if (budget_ < 2) continue;
+      for (const ShardDescriptor* td : out_of_light) {
+        if (td == sd || bytes(*td) >= bytes(*sd)) continue;
+        if (after(bytes(*sd), bytes(*td)) < best) {
+          best = after(bytes(*sd), bytes(*td));
+          best_s = sd;
+          best_t = td;
+        }
+      }
+    }
+    if (best_s == nullptr) return;
+    Take();
+    Plan({PlacementAction::Kind::kMove, best_s->group, heavy, light, "bytes"});
+    if (best_t != nullptr) {
+      Take();
+      Plan({PlacementAction::Kind::kMove, best_t->group, light, heavy, "bytes"});
     }
   }
 

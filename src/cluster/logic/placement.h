@@ -17,6 +17,12 @@
 //  2. Balance, only when no repair is planned or in flight: while the most loaded usable node
 //     holds at least two replicas more than the least loaded, one replica moves from it to the
 //     least loaded (a shard the latter holds none of, without losing zone diversity).
+//  2b. Bytes, on a settled cluster whose replica counts need no move, when every shard's bytes
+//     are known: while the usable node holding the most bytes holds more than 10% (and
+//     kBytesSpreadMin) above the mean, it gives a replica of a large shard to the node holding
+//     the fewest and takes one of a smaller shard back in the same round (a swap keeps the
+//     counts; a plain move when the light node holds fewer replicas), the pair that brings the
+//     two nearest each other, only when it narrows their gap (so it always ends).
 //  3. Leaders: each data shard's preferred leader (its descriptor's first voter, which the
 //     shard's leader hands the leadership to) is a usable node; while some usable node is the
 //     preferred leader of two shards more than another voter of such a shard, one preference
@@ -30,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -54,7 +61,13 @@ struct PlacementInput {
   int meta_replicas = 5;                // the meta shard's voters at most
   std::set<GroupId> busy;               // shards with a membership change in flight
   int max_changes = 3;                  // membership changes in flight at once, busy included
+  // The bytes of each data shard's keys and values, as its leader last reported them (rule 2b
+  // runs only when every shard has one).
+  std::map<GroupId, uint64_t> bytes;
 };
+
+// Below this gap between the nodes holding the most and the fewest bytes, they are balanced.
+inline constexpr uint64_t kBytesSpreadMin = 8 << 20;
 
 struct PlacementAction {
   enum class Kind : uint8_t {
