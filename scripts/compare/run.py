@@ -1027,6 +1027,8 @@ def elastic_move(mode: Mode) -> dict[str, Any]:
                                 str(source), "--to", "4", "--host", system.admin(0)],
                                capture_output=True, text=True, timeout=300)
             seconds = time.monotonic() - t0
+            # The steady client's runs last 2 s: wait for the one the move ended in to end.
+            time.sleep(2.5)
             during = w.summary(since=t0)
         ok = r.returncode == 0
         log(f"  moved {stored / 1e6:.0f} MB in {seconds:.1f} s ({stored / 1e6 / seconds:.1f} "

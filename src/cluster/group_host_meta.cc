@@ -236,6 +236,27 @@ void GroupHost::JoinListedGroups() {
     logger_.Info("event=replica_created group={} slots={}-{} result=\"{}\"", d.group.value(),
                  d.first_slot, d.last_slot, s.ToString());
   }
+  // An empty replica (made when a descriptor listed this node, no snapshot since) of a shard
+  // whose descriptor no longer lists it: its learner was removed before it got anything (a move
+  // given up, a node drained meanwhile). No member will ever tell it (it knows of none), and it
+  // holds nothing: it goes.
+  for (GroupId g : store_->groups()) {
+    if (g == kMetaGroup) continue;
+    const ShardDescriptor* d = map_->Find(g);
+    const Replica* r = store_->replica(g);
+    const storage::GroupStorage* gs = store_->storage(g);
+    if (d == nullptr || r == nullptr || gs == nullptr || r->persisting() ||
+        r->state_machine().applied_index() != LogIndex(0) || !gs->snapshot().IsEmpty()) {
+      continue;
+    }
+    const bool listed =
+        std::find(d->voters.begin(), d->voters.end(), opts_.id) != d->voters.end() ||
+        std::find(d->learners.begin(), d->learners.end(), opts_.id) != d->learners.end();
+    if (listed) continue;
+    const Status s = store_->RemoveGroup(g, /*with_data=*/false);
+    logger_.Info("event=empty_replica_removed group={} epoch={} result=\"{}\"", g.value(), d->epoch,
+                 s.ToString());
+  }
 }
 
 void GroupHost::ProposeDescriptors() {

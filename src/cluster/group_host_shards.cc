@@ -33,6 +33,7 @@ void GroupHost::MoveShard(GroupId group, NodeId from, NodeId to, std::function<v
 }
 
 void GroupHost::DriveMoves() {
+  const std::set<NodeId> live = LiveNodes();
   for (auto it = moves_.begin(); it != moves_.end();) {
     const GroupId g = it->first;
     Move& m = it->second;
@@ -47,6 +48,13 @@ void GroupHost::DriveMoves() {
       // steps taken stand), and two drivers would trip over each other.
       finished = Status::Unavailable(
           "this node no longer leads the meta shard; the move's steps taken stand");
+      end = true;
+    } else if (m.to != kNoNode && !live.contains(m.to)) {
+      // Its target died on the way: waiting for it would hold the shard's repair (a learner
+      // on a dead node is removed only once no move holds the shard) until the deadline.
+      finished = Status::Unavailable("node " + std::to_string(m.to.value()) +
+                                     ", the move's target, has not been heard from within "
+                                     "--dead-node-timeout; the move's steps taken stand");
       end = true;
     } else if (ticks_ > m.deadline_tick) {
       finished = Status::Timeout("the move of shard " + std::to_string(g.value()) +

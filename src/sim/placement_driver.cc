@@ -95,7 +95,10 @@ void PlacementDriver::DriveMoves(const cluster::Layout& layout) {
     const GroupId g = it->first;
     const Move& m = it->second;
     const cluster::ShardDescriptor* d = FindIn(layout, g);
-    if (d == nullptr || loop_->now() > m.deadline) {
+    // A target judged dead ends the move, as on the real node (GroupHost::DriveMoves).
+    const int64_t down = m.to == kNoNode ? -1 : c_->DownSince(m.to);
+    const bool target_dead = down >= 0 && loop_->now() - down >= opts_.dead_after_ns;
+    if (d == nullptr || loop_->now() > m.deadline || target_dead) {
       it = moves_.erase(it);
       continue;
     }
