@@ -220,6 +220,19 @@ void ShardWrite(CommandCall& call, GroupId group, kv::Command cmd, WriteDone don
   auto on_reply = std::make_shared<cluster::ResponseFn>();
   *on_reply = [a,
                weak_self = std::weak_ptr<cluster::ResponseFn>(on_reply)](cluster::ShardResponse r) {
+    if (r.status.ok() && r.reply.code == kv::ReplyCode::kStaleRequest && r.never_applied_before &&
+        !a->retried) {
+      // Refused as older than a later write of the same session, yet no attempt of it was ever
+      // applied (the router knows every earlier one was refused whole): pipelined writes that a
+      // split sent on to the new shard out of order. A new seq, one more attempt.
+      auto conn = a->conn.lock();
+      auto self = weak_self.lock();
+      if (!conn || !self) return;
+      a->retried = true;
+      a->cmd.seq = conn->NextSeq(a->group);
+      a->router->Call(a->Request(), *self);
+      return;
+    }
     if (r.status.ok() && r.reply.code == kv::ReplyCode::kSessionExpired && !a->retried) {
       // The session's first write never applied (or it was evicted); nothing was applied, so
       // a new session and one more attempt are safe and invisible to the client.

@@ -72,6 +72,11 @@ struct ShardResponse {
   // descriptor of the shard, or its slots are no longer the shard's): the answering node's
   // descriptors of the shard and of the owners of the slots (EncodeDescriptor), to learn.
   std::vector<std::string> descriptors;
+  // Local to the node, never sent: set by the router on a write's answer when every earlier
+  // attempt of it was refused whole (a stale route, no leader, a dropped proposal) — no attempt
+  // of it was applied anywhere. A kStaleRequest answer to such a retry (the same session wrote
+  // a later command meanwhile: pipelined writes across a split) is then safe to renumber.
+  bool never_applied_before = false;
 };
 
 std::string EncodeShardRequest(const ShardRequest& r);

@@ -174,11 +174,14 @@ void RequestRouter::OnAttemptResult(const AttemptPtr& a, ShardResponse r, bool m
   const bool retry = code == Code::kNotLeader || code == Code::kProposalDropped ||
                      code == Code::kUnavailable || code == Code::kTimeout;
   if (!retry || stopped_) {
+    r.never_applied_before = a->attempt > 0 && !a->maybe_applied;
     auto done = std::move(a->done);
     done(std::move(r));
     return;
   }
-  a->maybe_applied = a->maybe_applied || maybe_applied;
+  // A timeout is an unknown outcome, whether this node's replica or the leader's node said so.
+  const bool unknown = code == Code::kTimeout && a->req.type == ShardRequest::Type::kWrite;
+  a->maybe_applied = a->maybe_applied || maybe_applied || unknown;
   a->last_error = r.status;
   ++a->attempt;
   ++counters_.retries;

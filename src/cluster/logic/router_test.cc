@@ -329,5 +329,73 @@ TEST(RequestRouter, ASlotsRefusalAfterASplitTeachesBothHalvesAndTheRetryGoesToTh
   EXPECT_EQ(tried->reply.value->rfind("TRYAGAIN", 0), 0u);
 }
 
+// Pipelined writes of one session across a split: the earlier one, refused by the parent and
+// sent on, reaches the new shard after a later one and is refused as stale. The router tells
+// its caller no attempt of it was applied (every earlier one was refused whole), so the server
+// may give it a new seq; not when an earlier attempt's outcome is unknown.
+TEST(RequestRouter, AStaleRefusalOfARetriedWriteSaysWhetherAnEarlierAttemptMayHaveApplied) {
+  for (const bool unknown_first : {false, true}) {
+    RouterNode n4(4, TwoShards());
+    const ShardDescriptor p = n4.map.layout().shards[0];  // slots 0-8191
+    ShardDescriptor left = p;
+    left.last_slot = 4095;
+    left.epoch = 2;
+    ShardDescriptor right = p;
+    right.group = GroupId(9);
+    right.first_slot = 4096;
+    right.epoch = 2;
+    ShardRequest w;
+    w.type = ShardRequest::Type::kWrite;
+    w.group = p.group;
+    w.slots = SlotRange{5000, 5000};
+    w.command.op = kv::Op::kRedis;
+    w.command.args = {"SET", "k", "v"};
+    w.command.client_id = 5;
+    w.command.seq = 3;
+    std::optional<ShardResponse> got;
+    n4.router->Call(
+        w, [&](ShardResponse r) { got = std::move(r); }, 0);
+    ASSERT_EQ(n4.out.requests.size(), 1u);
+    ShardResponse first;
+    if (unknown_first) {
+      first.status = Status::Timeout("the leader changed; it may or may not have been applied");
+    } else {
+      first.reply = kv::Reply::Error(kv::ReplyCode::kWrongShard);
+    }
+    first.descriptors = {EncodeDescriptor(left), EncodeDescriptor(right)};
+    first.leader = n4.out.requests[0].to;
+    first.term = 2;
+    n4.router->OnResponse(n4.out.requests[0].to, n4.out.requests[0].id, first, 1 * kMs);
+    ASSERT_FALSE(got);
+    n4.router->Tick(50 * kMs);
+    ASSERT_EQ(n4.out.requests.size(), 2u);
+    ShardResponse stale;
+    stale.reply = kv::Reply::Error(kv::ReplyCode::kStaleRequest);
+    stale.leader = n4.out.requests[1].to;
+    stale.term = 2;
+    n4.router->OnResponse(n4.out.requests[1].to, n4.out.requests[1].id, stale, 60 * kMs);
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(got->status.ok());
+    EXPECT_EQ(got->reply.code, kv::ReplyCode::kStaleRequest);
+    EXPECT_EQ(got->never_applied_before, !unknown_first) << "unknown first: " << unknown_first;
+  }
+  // A first attempt's answer never says so.
+  RouterNode n4(4, TwoShards());
+  ShardRequest w;
+  w.type = ShardRequest::Type::kWrite;
+  w.group = n4.map.layout().shards[0].group;
+  w.command.op = kv::Op::kRedis;
+  w.command.args = {"SET", "k", "v"};
+  std::optional<ShardResponse> got;
+  n4.router->Call(
+      w, [&](ShardResponse r) { got = std::move(r); }, 0);
+  ASSERT_EQ(n4.out.requests.size(), 1u);
+  ShardResponse stale;
+  stale.reply = kv::Reply::Error(kv::ReplyCode::kStaleRequest);
+  n4.router->OnResponse(n4.out.requests[0].to, n4.out.requests[0].id, stale, 1 * kMs);
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->never_applied_before);
+}
+
 }  // namespace
 }  // namespace synod::cluster
