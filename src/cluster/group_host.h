@@ -460,6 +460,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   std::map<GroupId, ShardBytes> shard_bytes_;
   void NoteShardBytes(GroupId group, uint64_t bytes);
   void OnLoads(NodeId from, std::string_view payload);
+  SnapshotStreamHost StreamHost();
   std::set<GroupId> hot_slot_by_load_;  // over the write bound, all in one slot
   // Every second: the next step of every move driven here (MoveShard).
   void DriveMoves();

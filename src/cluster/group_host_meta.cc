@@ -224,10 +224,7 @@ void GroupHost::JoinListedGroups() {
         it != destroyed_at_epoch_.end() && d.epoch <= it->second) {
       continue;  // destroyed here since; only a newer descriptor that lists it brings it back
     }
-    const bool listed =
-        std::find(d.voters.begin(), d.voters.end(), opts_.id) != d.voters.end() ||
-        std::find(d.learners.begin(), d.learners.end(), opts_.id) != d.learners.end();
-    if (!listed) continue;
+    if (!d.Lists(opts_.id)) continue;
     const Status s = store_->AddGroup(d.group,
                                       d.group == kMetaGroup
                                           ? storage::StateSpan::Group()
@@ -241,18 +238,11 @@ void GroupHost::JoinListedGroups() {
   // given up, a node drained meanwhile). No member will ever tell it (it knows of none), and it
   // holds nothing: it goes.
   for (GroupId g : store_->groups()) {
-    if (g == kMetaGroup) continue;
     const ShardDescriptor* d = map_->Find(g);
-    const Replica* r = store_->replica(g);
-    const storage::GroupStorage* gs = store_->storage(g);
-    if (d == nullptr || r == nullptr || gs == nullptr || r->persisting() ||
-        r->state_machine().applied_index() != LogIndex(0) || !gs->snapshot().IsEmpty()) {
+    if (g == kMetaGroup || d == nullptr || store_->replica(g)->persisting() ||
+        !store_->HoldsNothing(g) || d->Lists(opts_.id)) {
       continue;
     }
-    const bool listed =
-        std::find(d->voters.begin(), d->voters.end(), opts_.id) != d->voters.end() ||
-        std::find(d->learners.begin(), d->learners.end(), opts_.id) != d->learners.end();
-    if (listed) continue;
     const Status s = store_->RemoveGroup(g, /*with_data=*/false);
     logger_.Info("event=empty_replica_removed group={} epoch={} result=\"{}\"", g.value(), d->epoch,
                  s.ToString());

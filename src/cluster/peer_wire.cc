@@ -152,48 +152,52 @@ Result<std::vector<GroupId>> DecodeWake(std::string_view payload) {
   return out;
 }
 
-std::string EncodeRemoved(const std::vector<RemovedNotice>& notices) {
+namespace {
+
+// Records of a group and one u64 (`Field`): removal notices, load notices.
+template <typename T, uint64_t T::*Field>
+std::string EncodeGroupValues(Kind kind, const std::vector<T>& records) {
   std::string out;
-  out.reserve(1 + 16 * notices.size());
-  out.push_back(static_cast<char>(Kind::kRemoved));
-  for (const RemovedNotice& n : notices) {
-    PutU64(n.group.value(), &out);
-    PutU64(n.index, &out);
+  out.reserve(1 + 16 * records.size());
+  out.push_back(static_cast<char>(kind));
+  for (const T& r : records) {
+    PutU64(r.group.value(), &out);
+    PutU64(r.*Field, &out);
   }
   return out;
+}
+
+template <typename T, uint64_t T::*Field>
+Result<std::vector<T>> DecodeGroupValues(std::string_view payload, Kind kind, const char* what) {
+  SYNOD_RETURN_IF_ERROR(CheckRecords(payload, kind, 16, what));
+  std::vector<T> out;
+  for (size_t at = 1; at < payload.size(); at += 16) {
+    T r;
+    r.group = GroupId(GetU64(payload.substr(at)));
+    r.*Field = GetU64(payload.substr(at + 8));
+    if (r.group == kNoGroup) return Status::InvalidArgument(fmt::format("{} for group 0", what));
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string EncodeRemoved(const std::vector<RemovedNotice>& notices) {
+  return EncodeGroupValues<RemovedNotice, &RemovedNotice::index>(Kind::kRemoved, notices);
 }
 
 Result<std::vector<RemovedNotice>> DecodeRemoved(std::string_view payload) {
-  SYNOD_RETURN_IF_ERROR(CheckRecords(payload, Kind::kRemoved, 16, "removal notice"));
-  std::vector<RemovedNotice> out;
-  for (size_t at = 1; at < payload.size(); at += 16) {
-    RemovedNotice n{GroupId(GetU64(payload.substr(at))), GetU64(payload.substr(at + 8))};
-    if (n.group == kNoGroup) return Status::InvalidArgument("removal notice for group 0");
-    out.push_back(n);
-  }
-  return out;
+  return DecodeGroupValues<RemovedNotice, &RemovedNotice::index>(payload, Kind::kRemoved,
+                                                                 "removal notice");
 }
 
 std::string EncodeLoads(const std::vector<LoadNotice>& loads) {
-  std::string out;
-  out.reserve(1 + 16 * loads.size());
-  out.push_back(static_cast<char>(Kind::kLoads));
-  for (const LoadNotice& l : loads) {
-    PutU64(l.group.value(), &out);
-    PutU64(l.bytes, &out);
-  }
-  return out;
+  return EncodeGroupValues<LoadNotice, &LoadNotice::bytes>(Kind::kLoads, loads);
 }
 
 Result<std::vector<LoadNotice>> DecodeLoads(std::string_view payload) {
-  SYNOD_RETURN_IF_ERROR(CheckRecords(payload, Kind::kLoads, 16, "load notice"));
-  std::vector<LoadNotice> out;
-  for (size_t at = 1; at < payload.size(); at += 16) {
-    LoadNotice l{GroupId(GetU64(payload.substr(at))), GetU64(payload.substr(at + 8))};
-    if (l.group == kNoGroup) return Status::InvalidArgument("load notice for group 0");
-    out.push_back(l);
-  }
-  return out;
+  return DecodeGroupValues<LoadNotice, &LoadNotice::bytes>(payload, Kind::kLoads, "load notice");
 }
 
 std::string EncodeBeat(uint8_t flags) {

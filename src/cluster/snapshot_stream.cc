@@ -10,6 +10,7 @@
 #include "cluster/peer_wire.h"
 #include "common/assert.h"
 #include "common/slot.h"
+#include "storage/rocks_format.h"
 
 namespace synod::cluster {
 
@@ -98,7 +99,6 @@ struct SnapshotStreams::Outgoing {
   // The core's alone.
   uint64_t next_seq = 0;
   size_t in_flight = 0;
-  bool last_sent = false;
   int64_t started_ms = 0;
   int64_t progress_ms = 0;
   uint64_t bytes = 0;
@@ -300,7 +300,6 @@ void SnapshotStreams::Pump(uint64_t id) {
     counters_.bytes_sent.fetch_add(chunk.size(), std::memory_order_relaxed);
     host_.send(o->to, peer_wire::EncodeSnapChunk(o->id, o->next_seq++, last, chunk));
     ++o->in_flight;
-    o->last_sent = o->last_sent || last;
   }
   if (!error.ok()) EndOut(id, /*delivered=*/false, error.ToString());
 }
@@ -545,7 +544,7 @@ void SnapshotStreams::Build(const std::shared_ptr<Incoming>& in, ReceiveTarget t
       return records.status().ok() ? Status::Corruption("the stream has no meta record second")
                                    : records.status();
     }
-    Result<std::string_view> meta = storage::GroupStorage::CheckRecord(key, value, "the meta");
+    Result<std::string_view> meta = storage::format::Unframe(key, value, "the meta");
     if (!meta.ok()) return meta.status();
     const std::string meta_record(value);
     const std::string meta_payload(*meta);
@@ -592,7 +591,7 @@ void SnapshotStreams::Build(const std::shared_ptr<Incoming>& in, ReceiveTarget t
         return false;
       }
       Result<std::string_view> payload =
-          storage::GroupStorage::CheckRecord(rkey, rvalue, "a streamed record");
+          storage::format::Unframe(rkey, rvalue, "a streamed record");
       if (!payload.ok()) {
         bad = payload.status();
         return false;

@@ -18,26 +18,12 @@
 namespace synod::storage {
 namespace {
 
+using testing::Ents;
 using testing::FaultyDisk;
+using testing::HS;
 using testing::kCluster;
 using testing::MustOpen;
 using testing::TempDir;
-
-std::vector<raft::Entry> Ents(uint64_t term, uint64_t first, uint64_t last) {
-  std::vector<raft::Entry> out;
-  for (uint64_t i = first; i <= last; ++i) {
-    raft::Entry e;
-    e.term = Term(term);
-    e.index = LogIndex(i);
-    e.data = "e" + std::to_string(i);
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
-raft::HardState HS(uint64_t commit) {
-  return raft::HardState{Term(1), NodeId(1), LogIndex(commit)};
-}
 
 struct Stored {
   std::map<std::string, std::string> data;

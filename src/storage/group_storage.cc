@@ -258,7 +258,6 @@ std::optional<GroupStorage::StateView> GroupStorage::TakeStateView() {
   if (!view_) return std::nullopt;
   StateView v{view_applied_, std::move(view_), KeysOf(group_, span_), std::nullopt};
   if (span_.kind == StateSpan::Kind::kSlots) v.range = SlotRange{span_.first_slot, span_.last_slot};
-  view_.reset();
   return v;
 }
 
@@ -279,11 +278,6 @@ StateKeys GroupStorage::KeysOf(GroupId group, StateSpan span) {
   k.meta = GroupKey(group, kStateMetaKind);
   k.applied = GroupKey(group, kStateAppliedKind);
   return k;
-}
-
-Result<std::string_view> GroupStorage::CheckRecord(std::string_view key, std::string_view value,
-                                                   std::string_view what) {
-  return Unframe(key, value, what);
 }
 
 Result<LogIndex> GroupStorage::DecodeApplied(std::string_view key, std::string_view value) {

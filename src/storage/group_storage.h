@@ -223,10 +223,8 @@ class GroupStorage final : public LogStore {
   void DepositReceived(uint64_t stream, ReceivedState state);
   // The keys of `group`'s state in `span`.
   static StateKeys KeysOf(GroupId group, StateSpan span);
-  // A stored record's payload after checking its frame (kCorruption naming `what`), and an
-  // applied index record's value.
-  static Result<std::string_view> CheckRecord(std::string_view key, std::string_view value,
-                                              std::string_view what);
+  // An applied index record's value (its frame checked: kCorruption). Other records' frames:
+  // format::Unframe (rocks_format.h).
   static Result<LogIndex> DecodeApplied(std::string_view key, std::string_view value);
 
   // Calls data_fn for each stored key in key order, then session_fn for each stored session

@@ -16,24 +16,10 @@
 namespace synod::storage {
 namespace {
 
+using testing::Ents;
+using testing::HS;
 using testing::MustOpen;
 using testing::TempDir;
-
-std::vector<raft::Entry> Ents(uint64_t first, uint64_t last) {
-  std::vector<raft::Entry> out;
-  for (uint64_t i = first; i <= last; ++i) {
-    raft::Entry e;
-    e.term = Term(1);
-    e.index = LogIndex(i);
-    e.data = "e" + std::to_string(i);
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
-raft::HardState HS(uint64_t commit) {
-  return raft::HardState{Term(1), NodeId(1), LogIndex(commit)};
-}
 
 StateWrites Writes(uint64_t applied,
                    std::vector<std::pair<std::string, std::optional<std::string>>> d) {
@@ -49,7 +35,7 @@ std::map<std::string, std::string> ViewData(const GroupStorage::StateView& v) {
   std::map<std::string, std::string> out;
   const Status s = v.view->Scan(
       {{v.keys.data_begin, v.keys.data_end, [&](std::string_view k, std::string_view value) {
-          Result<std::string_view> p = GroupStorage::CheckRecord(k, value, "record");
+          Result<std::string_view> p = format::Unframe(k, value, "record");
           EXPECT_TRUE(p.ok());
           out.emplace(k.substr(v.keys.data_prefix), *p);
           return Status::Ok();
@@ -62,7 +48,7 @@ TEST(GroupStreamTest, AViewIsTakenOnceTheStateWantedIsDurableAndKeepsThatMoment)
   TempDir tmp;
   auto r = MustOpen(tmp.db());
   ASSERT_NE(r, nullptr);
-  ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 5), HS(5)).ok());
+  ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 5), HS(5)).ok());
   r->StageState(Writes(5, {{"a", "1"}, {"b", "2"}}));
   r->WantStateView(LogIndex(5));
   EXPECT_EQ(r->state_view_index(), LogIndex(0)) << "a view of a state not yet written";
@@ -75,7 +61,7 @@ TEST(GroupStreamTest, AViewIsTakenOnceTheStateWantedIsDurableAndKeepsThatMoment)
   EXPECT_EQ(v->applied, LogIndex(5));
   EXPECT_EQ(r->state_view_index(), LogIndex(0)) << "a view is handed out once";
   // Later writes do not reach the view.
-  ASSERT_TRUE(r->Save(std::nullopt, Ents(6, 6), HS(6)).ok());
+  ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 6, 6), HS(6)).ok());
   r->StageState(Writes(6, {{"a", "changed"}, {"c", "3"}}));
   ASSERT_TRUE(r->Sync().ok());
   EXPECT_EQ(ViewData(*v), (std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}}));
@@ -90,7 +76,7 @@ TEST(GroupStreamTest, AViewWantedIsNotTakenWhenANewerStateRidesOnTheSameWrite) {
   TempDir tmp;
   auto r = MustOpen(tmp.db());
   ASSERT_NE(r, nullptr);
-  ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 5), HS(5)).ok());
+  ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 5), HS(5)).ok());
   r->StageState(Writes(3, {{"a", "1"}}));
   r->WantStateView(LogIndex(3));
   r->StageState(Writes(5, {{"a", "2"}}));
@@ -107,7 +93,7 @@ TEST(GroupStreamTest, AReceivedStateIsWrittenAfterWhatWasStagedBeforeItAndBefore
   TempDir tmp;
   auto r = MustOpen(tmp.db());
   ASSERT_NE(r, nullptr);
-  ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 9), HS(9)).ok());
+  ASSERT_TRUE(r->Save(std::nullopt, Ents(1, 1, 9), HS(9)).ok());
   r->StageState(Writes(2, {{"a", "old"}, {"gone", "x"}}));
   ASSERT_TRUE(r->Sync().ok());
   // A received state replaces everything: built as the receiving thread builds it.

@@ -139,8 +139,8 @@ namespace {
 // The batches as one, in order: a WriteBatch's form is its header (a u64 sequence number, a
 // u32 LE count) and then its records, so the records of the others follow the first's and
 // the counts add up (RocksDB's own WriteBatchInternal::Append does the same).
-rocksdb::WriteBatch JoinBatches(std::vector<rocksdb::WriteBatch>& segments,
-                                rocksdb::WriteBatch& last) {
+rocksdb::WriteBatch JoinBatches(const std::vector<rocksdb::WriteBatch>& segments,
+                                const rocksdb::WriteBatch& last) {
   constexpr size_t kHeaderBytes = 12;
   std::string rep = segments.front().Data();  // on the storage thread: copies cost no core time
   uint64_t count = segments.front().Count();

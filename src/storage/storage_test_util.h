@@ -1,5 +1,6 @@
-// Test helpers shared by the GroupStorage test files: a temporary directory and opening a
-// GroupStorage that must succeed. Test-only (included by *_test.cc files).
+// Test helpers shared by the GroupStorage test files: a temporary directory, opening a
+// GroupStorage that must succeed, log entries and a hard state. Test-only (included by *_test.cc
+// files).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,6 +9,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/assert.h"
 #include "storage/fault_fs.h"
@@ -16,6 +19,24 @@
 namespace synod::storage::testing {
 
 inline constexpr uint64_t kCluster = 0xC1u;
+
+// Entries first..last of `term`, entry i carrying "e<i>".
+inline std::vector<raft::Entry> Ents(uint64_t term, uint64_t first, uint64_t last) {
+  std::vector<raft::Entry> out;
+  for (uint64_t i = first; i <= last; ++i) {
+    raft::Entry e;
+    e.term = Term(term);
+    e.index = LogIndex(i);
+    e.data = "e" + std::to_string(i);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Term 1, voted for node 1, committed up to `commit`.
+inline raft::HardState HS(uint64_t commit) {
+  return raft::HardState{Term(1), NodeId(1), LogIndex(commit)};
+}
 
 // A fresh directory under the test temp dir, removed with everything in it at the end.
 class TempDir {

@@ -256,17 +256,10 @@ class Planner {
     const uint64_t gap = held[heavy] - held[light];
     if (held[heavy] * 10 <= mean * 11 || gap < kBytesSpreadMin) return;
     const auto bytes = [&](const ShardDescriptor& d) { return in_.bytes.at(d.group); };
-    // Shards that may go from `from` to `to` (MovableShard's conditions), with their bytes.
     const auto movable = [&](NodeId from, NodeId to) {
       std::vector<const ShardDescriptor*> out;
       for (const ShardDescriptor& d : in_.shards) {
-        if (touched_.contains(d.group) || !d.learners.empty() || !Has(d.voters, from) ||
-            Has(d.voters, to)) {
-          continue;
-        }
-        std::set<std::string> after = ZonesOf(d, from);
-        after.insert(ZoneKey(to));
-        if (after.size() >= ZonesOf(d, kNoNode).size()) out.push_back(&d);
+        if (CanMove(d, from, to)) out.push_back(&d);
       }
       return out;
     };
@@ -307,18 +300,24 @@ class Planner {
     }
   }
 
-  // A shard with a voter on `from` and no replica on `to` that can move without losing zone
-  // diversity, rather one `from` is not the preferred leader of (no leadership to hand over).
+  // Whether d, untouched this round and with no learner, has a voter on `from` and no replica
+  // on `to`, and keeps its zones if that voter moves there.
+  bool CanMove(const ShardDescriptor& d, NodeId from, NodeId to) const {
+    if (touched_.contains(d.group) || !d.learners.empty() || !Has(d.voters, from) ||
+        Has(d.voters, to)) {
+      return false;
+    }
+    std::set<std::string> after = ZonesOf(d, from);
+    after.insert(ZoneKey(to));
+    return after.size() >= ZonesOf(d, kNoNode).size();
+  }
+
+  // A shard that CanMove from `from` to `to`, rather one `from` is not the preferred leader of
+  // (no leadership to hand over).
   const ShardDescriptor* MovableShard(NodeId from, NodeId to) const {
     const ShardDescriptor* pick = nullptr;
     for (const ShardDescriptor& d : in_.shards) {
-      if (touched_.contains(d.group) || !d.learners.empty() || !Has(d.voters, from) ||
-          Has(d.voters, to)) {
-        continue;
-      }
-      std::set<std::string> after = ZonesOf(d, from);
-      after.insert(ZoneKey(to));
-      if (after.size() < ZonesOf(d, kNoNode).size()) continue;
+      if (!CanMove(d, from, to)) continue;
       if (pick == nullptr || (pick->voters.front() == from && d.voters.front() != from)) pick = &d;
     }
     return pick;

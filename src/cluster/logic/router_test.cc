@@ -272,24 +272,40 @@ TEST(RequestRouter, BadInputIsAnsweredNotDropped) {
 namespace synod::cluster {
 namespace {
 
+// The first of TwoShards() (slots 0-8191) split at 4096 into itself and group 9 (epoch 2), and
+// a write of a session to slot 5000 routed by the map from before the split.
+struct SplitCase {
+  ShardDescriptor parent, left, right;
+  ShardRequest write;
+};
+
+SplitCase SplitOfTheFirstShard(const RouterNode& n) {
+  SplitCase c;
+  c.parent = n.map.layout().shards[0];
+  c.left = c.parent;
+  c.left.last_slot = 4095;
+  c.left.epoch = 2;
+  c.right = c.parent;
+  c.right.group = GroupId(9);
+  c.right.first_slot = 4096;
+  c.right.epoch = 2;
+  c.write.type = ShardRequest::Type::kWrite;
+  c.write.group = c.parent.group;
+  c.write.slots = SlotRange{5000, 5000};
+  c.write.command.op = kv::Op::kRedis;
+  c.write.command.args = {"SET", "k", "v"};
+  c.write.command.client_id = 5;
+  c.write.command.seq = 3;
+  return c;
+}
+
 TEST(RequestRouter, ASlotsRefusalAfterASplitTeachesBothHalvesAndTheRetryGoesToTheNewShard) {
   RouterNode n4(4, TwoShards());
-  const ShardDescriptor p = n4.map.layout().shards[0];  // slots 0-8191
-  ShardDescriptor left = p;
-  left.last_slot = 4095;
-  left.epoch = 2;
-  ShardDescriptor right = p;
-  right.group = GroupId(9);
-  right.first_slot = 4096;
-  right.epoch = 2;
-  ShardRequest w;
-  w.type = ShardRequest::Type::kWrite;
-  w.group = p.group;
-  w.slots = SlotRange{5000, 5000};
-  w.command.op = kv::Op::kRedis;
-  w.command.args = {"SET", "k", "v"};
-  w.command.client_id = 5;
-  w.command.seq = 3;
+  const SplitCase sc = SplitOfTheFirstShard(n4);
+  const ShardDescriptor& p = sc.parent;
+  const ShardDescriptor& left = sc.left;
+  const ShardDescriptor& right = sc.right;
+  const ShardRequest& w = sc.write;
   std::optional<ShardResponse> got;
   n4.router->Call(
       w, [&](ShardResponse r) { got = std::move(r); }, 0);
@@ -336,22 +352,10 @@ TEST(RequestRouter, ASlotsRefusalAfterASplitTeachesBothHalvesAndTheRetryGoesToTh
 TEST(RequestRouter, AStaleRefusalOfARetriedWriteSaysWhetherAnEarlierAttemptMayHaveApplied) {
   for (const bool unknown_first : {false, true}) {
     RouterNode n4(4, TwoShards());
-    const ShardDescriptor p = n4.map.layout().shards[0];  // slots 0-8191
-    ShardDescriptor left = p;
-    left.last_slot = 4095;
-    left.epoch = 2;
-    ShardDescriptor right = p;
-    right.group = GroupId(9);
-    right.first_slot = 4096;
-    right.epoch = 2;
-    ShardRequest w;
-    w.type = ShardRequest::Type::kWrite;
-    w.group = p.group;
-    w.slots = SlotRange{5000, 5000};
-    w.command.op = kv::Op::kRedis;
-    w.command.args = {"SET", "k", "v"};
-    w.command.client_id = 5;
-    w.command.seq = 3;
+    const SplitCase sc = SplitOfTheFirstShard(n4);
+    const ShardDescriptor& left = sc.left;
+    const ShardDescriptor& right = sc.right;
+    const ShardRequest& w = sc.write;
     std::optional<ShardResponse> got;
     n4.router->Call(
         w, [&](ShardResponse r) { got = std::move(r); }, 0);

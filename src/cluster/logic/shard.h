@@ -9,6 +9,7 @@
 // Thread-safety: values and pure functions.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +29,11 @@ struct ShardDescriptor {
   std::vector<NodeId> learners;  // in id order
 
   bool Covers(uint16_t slot) const { return slot >= first_slot && slot <= last_slot; }
+  // Whether `n` is a voter or a learner.
+  bool Lists(NodeId n) const {
+    return std::find(voters.begin(), voters.end(), n) != voters.end() ||
+           std::find(learners.begin(), learners.end(), n) != learners.end();
+  }
 };
 
 // A shard as one node sees it now: its descriptor and the leader it last heard of.

@@ -250,6 +250,14 @@ bool Store::SnapshotOverlaps(GroupId group, const raft::Message& m) const {
   return true;
 }
 
+bool Store::HoldsNothing(GroupId group) const {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) return false;
+  const Group& g = it->second;
+  return g.replica->state_machine().applied_index() == LogIndex(0) &&
+         g.storage->snapshot().IsEmpty() && g.storage->state_applied() == LogIndex(0);
+}
+
 bool Store::SlotsHeldByOthers(GroupId group, SlotRange slots) const {
   for (const auto& [id, g] : groups_) {
     if (id == group) continue;

@@ -126,6 +126,9 @@ class Store {
   // The storage of `group`'s replica, or nullptr when this node holds none.
   const storage::GroupStorage* storage(GroupId group) const;
   storage::GroupStorage* storage(GroupId group);
+  // Whether this node's replica of `group` is empty: made for a descriptor that listed the node,
+  // no snapshot or state since (false when not held).
+  bool HoldsNothing(GroupId group) const;
   // Whether a replica here other than `group`'s, with a state, owns any of `slots` (a snapshot
   // of `group` over them must wait: installing it would delete that replica's keys).
   bool SlotsHeldByOthers(GroupId group, SlotRange slots) const;
