@@ -390,7 +390,7 @@ void AddShardCommand(CLI::App& app) {
   auto host = std::make_shared<std::string>("127.0.0.1:7201");
   auto id = std::make_shared<uint64_t>(0);
   auto at = std::make_shared<int>(-1);
-  CLI::App* cmd = app.add_subcommand("shard", "Change a shard (split, move).");
+  CLI::App* cmd = app.add_subcommand("shard", "Change a shard (split, merge, move).");
   cmd->require_subcommand(1);
   CLI::App* split = cmd->add_subcommand(
       "split",
@@ -403,6 +403,20 @@ void AddShardCommand(CLI::App& app) {
     std::string path = fmt::format("/shards/split?id={}", *id);
     if (*at >= 0) path += fmt::format("&at={}", *at);
     PrintShardChange("synod shard split", AdminCall("POST", *host, path, 20000, false));
+  });
+  auto into = std::make_shared<uint64_t>(0);
+  CLI::App* merge = cmd->add_subcommand(
+      "merge",
+      "Merge a shard into its neighbour (by default the shard holding the slots before its own): "
+      "the shard is frozen, its keys (at most 64 MiB) go through the neighbour's log, and it is "
+      "gone. Clients see a pause, not an error.");
+  merge->add_option("id", *id, "The shard merged away (see `synod shards`)")->required();
+  merge->add_option("--into", *into, "The neighbour that absorbs it");
+  merge->add_option("--host", *host, "Admin address of any node")->capture_default_str();
+  merge->callback([host, id, into] {
+    std::string path = fmt::format("/shards/merge?id={}", *id);
+    if (*into != 0) path += fmt::format("&into={}", *into);
+    PrintShardChange("synod shard merge", AdminCall("POST", *host, path, 25000, false));
   });
   auto from = std::make_shared<uint64_t>(0);
   auto to = std::make_shared<uint64_t>(0);

@@ -501,6 +501,8 @@ void GroupHost::OnTick() {
   // Every fifth of a second while moves run: each step waits for the one before.
   if (ticks_ % 4 == 3 && !moves_.empty()) DriveMoves();
   if (ticks_ % kNoticeTicks == 11) RunPlacement();
+  if (ticks_ % kNoticeTicks == 15) ResolveFrozenShards();
+  if (ticks_ % kNoticeTicks == 17) MaybeMergeSmallShards();
   // Every second, not only when descriptors change: a round in flight may have put it off.
   if (ticks_ % kNoticeTicks == 9) JoinListedGroups();
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that
@@ -527,6 +529,7 @@ void GroupHost::Kick() {
 void GroupHost::Drive() {
   LearnSplits();
   ForgetRemovedGroups();
+  LearnMerges();
   if (stopped_ || syncing_) return;
   for (int rounds = 0; rounds < 64 && store_->HasWork(); ++rounds) {
     counters_.ready_rounds.fetch_add(1, std::memory_order_relaxed);
@@ -749,6 +752,7 @@ HostStatus GroupHost::GetStatus() const {
     gs.keys = r->state_machine().key_count();
     gs.bytes = r->state_machine().keyspace().bytes();
     gs.one_hot_slot = one_hot_slot_.contains(g) || hot_slot_by_load_.contains(g);
+    if (const auto& frozen = r->state_machine().frozen()) gs.merging_into = frozen->into;
     gs.writes_per_second = raft.role() == raft::Role::kLeader ? load_.Rate(g) : 0;
     gs.quiesced = store_->quiesced(g);
     st.groups_quiesced += gs.quiesced ? 1 : 0;

@@ -50,6 +50,7 @@
 
 #include "cluster/logic/descriptors.h"
 #include "cluster/logic/layout.h"
+#include "cluster/logic/merge.h"
 #include "cluster/logic/move.h"
 #include "cluster/logic/replica.h"
 #include "cluster/logic/request.h"
@@ -172,6 +173,8 @@ struct GroupStatus {
   bool quiesced = false;  // idle: not ticking (Store's quiescence)
   // Over --shard-max-bytes with all of it in one slot: no split can divide it.
   bool one_hot_slot = false;
+  // Frozen for a merge into this group (0: not merging).
+  uint64_t merging_into = 0;
   // Writes per second over the last ten seconds, when this node leads it (0 otherwise).
   double writes_per_second = 0;
 };
@@ -215,6 +218,8 @@ struct HostCounters {
   std::atomic<uint64_t> leader_balance_transfers{0};
   // Splits this node's replicas applied: new shards started here.
   std::atomic<uint64_t> splits{0};
+  // Merges this node's replicas applied (each absorbed a neighbouring shard).
+  std::atomic<uint64_t> merges{0};
   // Replicas destroyed here after they were removed from their group (a move, a removal).
   std::atomic<uint64_t> replicas_removed{0};
   // Latency of each storage-thread write (fsync), the callback in nanoseconds.
@@ -287,13 +292,19 @@ class GroupHost final : public ReplicaObserver, public Router {
   // slot that does not split it or a one-slot shard, kNotFound for no such shard,
   // kFailedPrecondition when the shard refused: it changed meanwhile, or its membership is).
   void SplitShard(GroupId group, std::optional<uint16_t> at,
-                  std::function<void(Result<SplitResult>)> done);
+                  std::function<void(Result<SplitResult>)> done, bool automatic = false);
   // Moves shard `group`'s replica from node `from` to node `to` (cluster/logic/move.h), from any
   // node: `done` gets OK once `to` is a voter and `from` no member (its replica then deletes
   // itself and its data), or the error: kInvalidArgument (CheckMove's), kNotFound (no such
   // shard, or `to` is no node of the cluster), kFailedPrecondition (a move of the shard is
   // under way here), kTimeout (not done within two minutes; the steps taken stand).
   void MoveShard(GroupId group, NodeId from, NodeId to, std::function<void(Status)> done);
+  // Merges data shard `group` into its neighbour (`into`, or by default the shard before it),
+  // from any node (cluster/logic/merge.h): `done` gets the result once the neighbour applied
+  // it, or the error (kInvalidArgument: not neighbours, the meta shard, the only shard;
+  // kNotFound: no such shard; kFailedPrecondition: too large, frozen already, or refused).
+  void MergeShard(GroupId group, std::optional<GroupId> into,
+                  std::function<void(Result<MergeResult>)> done);
   // Hands the leadership of every group this node leads to another voter (`to`, or each
   // group's most caught-up voter when kNoNode). The number of groups handed off.
   int TransferLeadership(NodeId to);
@@ -438,6 +449,26 @@ class GroupHost final : public ReplicaObserver, public Router {
   void JoinListedGroups();
   // The shards this node's replicas split off since the last tick: the map learns both halves.
   void LearnSplits();
+  // Merges (group_host_merges.cc; cluster/logic/merge.h). The merges this node's replicas
+  // applied: the map takes each absorbing shard's wider descriptor, its leader proposes it.
+  void LearnMerges();
+  // Writes the tombstone of shard `from` (its slots), merged into `into`, to the meta shard (at
+  // an epoch above the one it holds of `from`, and at least `epoch`).
+  void WriteTombstone(GroupId from, SlotRange slots, GroupId into, uint64_t epoch);
+  // Every second: a shard led here that stayed frozen for kFrozenResolveMs with no merge of it
+  // driven here has its merge finished or given up (ResolveFrozen).
+  void ResolveFrozenShards();
+  // Every second on the meta leader: two neighbouring shards, the right one mergeable (made by
+  // an automatic split), small (together under a quarter of --shard-max-bytes) and cold (each
+  // under a quarter of --shard-max-writes-per-second, or 1000/s when that is off) merge; one at
+  // a time.
+  void MaybeMergeSmallShards();
+  // The tombstones of merged shards the meta shard holds, as last read.
+  std::map<GroupId, ShardDescriptor> meta_merged_;
+  std::set<GroupId> merging_;                      // shards being merged away by this node
+  std::map<GroupId, uint64_t> frozen_since_tick_;  // shards led here seen frozen, since
+  std::set<GroupId> resolving_;                    // ResolveFrozen in flight
+  uint64_t auto_merge_after_tick_ = 0;             // the next automatic merge, not before
   // Leadership notices, the descriptor reads and the shard upkeep run every this many ticks.
   static constexpr uint64_t kNoticeTicks = 20;
   // The replicas the Store destroyed since the last round: logged, counted, not made again from
@@ -451,14 +482,17 @@ class GroupHost final : public ReplicaObserver, public Router {
   // Splits `g` at `at` on its own account (by size or by load), one at a time per shard.
   void AutoSplit(GroupId g, uint16_t at);
   LoadTracker load_;
-  // Each data shard's bytes as its leader last told (kLoads, every second), with the tick it
-  // came: the meta leader balances placement by them (fresh ones only).
+  // Each data shard's load as its leader last told (kLoads, every second), with the tick it
+  // came: the meta leader balances placement by its bytes and merges small, cold shards (fresh
+  // ones only).
   struct ShardBytes {
     uint64_t bytes = 0;
     uint64_t tick = 0;
+    uint64_t writes_per_second = 0;
+    bool mergeable = false;
   };
   std::map<GroupId, ShardBytes> shard_bytes_;
-  void NoteShardBytes(GroupId group, uint64_t bytes);
+  void NoteShardLoad(const peer_wire::LoadNotice& load);
   void OnLoads(NodeId from, std::string_view payload);
   SnapshotStreamHost StreamHost();
   std::set<GroupId> hot_slot_by_load_;  // over the write bound, all in one slot

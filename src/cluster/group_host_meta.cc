@@ -188,7 +188,8 @@ void GroupHost::ProposeMetaSetting(std::string name, std::string value,
 }
 
 void GroupHost::LearnDescriptors(const std::map<std::string, std::string>& settings) {
-  const LearnResult learnt = cluster::LearnDescriptors(*map_, settings, &meta_epochs_);
+  LearnResult learnt = cluster::LearnDescriptors(*map_, settings, &meta_epochs_);
+  meta_merged_ = std::move(learnt.merged);
   for (const std::string& bad : learnt.bad) {
     logger_.Warn("event=bad_descriptor stored=\"{}\"", bad);
   }
@@ -219,7 +220,7 @@ void GroupHost::JoinListedGroups() {
   for (const ShardDescriptor& s : map_->layout().shards) all.push_back(&s);
   for (const ShardDescriptor* shard : all) {
     const ShardDescriptor& d = *shard;
-    if (store_->HasGroup(d.group)) continue;
+    if (store_->HasGroup(d.group) || meta_merged_.contains(d.group)) continue;
     if (auto it = destroyed_at_epoch_.find(d.group);
         it != destroyed_at_epoch_.end() && d.epoch <= it->second) {
       continue;  // destroyed here since; only a newer descriptor that lists it brings it back
@@ -232,6 +233,16 @@ void GroupHost::JoinListedGroups() {
                                       {});
     logger_.Info("event=replica_created group={} slots={}-{} result=\"{}\"", d.group.value(),
                  d.first_slot, d.last_slot, s.ToString());
+  }
+  // A replica of a shard merged into another (its tombstone is in the meta shard): whatever it
+  // holds is the other shard's now (or was, for a replica that lagged). Its keys go unless the
+  // absorbing shard's replica here owns their slots already.
+  for (GroupId g : store_->groups()) {
+    auto t = meta_merged_.find(g);
+    if (t == meta_merged_.end() || store_->replica(g)->persisting()) continue;
+    const Status s = store_->RemoveGroup(g, /*with_data=*/true);
+    logger_.Info("event=merged_replica_removed group={} into={} result=\"{}\"", g.value(),
+                 t->second.merged_into.value(), s.ToString());
   }
   // An empty replica (made when a descriptor listed this node, no snapshot since) of a shard
   // whose descriptor no longer lists it: its learner was removed before it got anything (a move

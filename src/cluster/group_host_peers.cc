@@ -180,9 +180,12 @@ void GroupHost::NoticeLeaders(bool force) {
     std::vector<peer_wire::LoadNotice> l;
     for (const peer_wire::LeaderNotice& n : notices) {
       if (n.group == kMetaGroup) continue;
-      const uint64_t bytes = store_->replica(n.group)->state_machine().keyspace().bytes();
-      l.push_back({n.group, bytes});
-      NoteShardBytes(n.group, bytes);
+      const kv::StateMachine& sm = store_->replica(n.group)->state_machine();
+      const peer_wire::LoadNotice load{n.group, sm.keyspace().bytes(),
+                                       static_cast<uint64_t>(load_.Rate(n.group) + 0.5),
+                                       sm.mergeable()};
+      l.push_back(load);
+      NoteShardLoad(load);
     }
     if (!l.empty()) loads = peer_wire::EncodeLoads(l);
   }
@@ -193,14 +196,14 @@ void GroupHost::NoticeLeaders(bool force) {
   }
 }
 
-void GroupHost::NoteShardBytes(GroupId group, uint64_t bytes) {
-  shard_bytes_[group] = ShardBytes{bytes, ticks_};
+void GroupHost::NoteShardLoad(const peer_wire::LoadNotice& load) {
+  shard_bytes_[load.group] = ShardBytes{load.bytes, ticks_, load.writes_per_second, load.mergeable};
 }
 
 void GroupHost::OnLoads(NodeId from, std::string_view payload) {
   Result<std::vector<peer_wire::LoadNotice>> l = peer_wire::DecodeLoads(payload);
   if (!l.ok()) return Drop(from, "undecodable_loads", l.status());
-  for (const peer_wire::LoadNotice& n : *l) NoteShardBytes(n.group, n.bytes);
+  for (const peer_wire::LoadNotice& n : *l) NoteShardLoad(n);
 }
 
 // What the snapshot streams need of this node.

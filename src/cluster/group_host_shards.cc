@@ -145,14 +145,17 @@ void GroupHost::MaybeSplitBySize() {
 
 void GroupHost::AutoSplit(GroupId g, uint16_t at) {
   size_splits_.insert(g);
-  SplitShard(g, at, [this, g, alive = alive_](Result<SplitResult> r) {
-    if (!*alive) return;
-    size_splits_.erase(g);
-    // After a failure (the shard changed meanwhile, no quorum) wait a few seconds.
-    if (!r.ok()) split_retry_tick_[g] = ticks_ + 5 * kNoticeTicks;
-    // Both halves measure their load afresh.
-    load_.Forget(g);
-  });
+  SplitShard(
+      g, at,
+      [this, g, alive = alive_](Result<SplitResult> r) {
+        if (!*alive) return;
+        size_splits_.erase(g);
+        // After a failure (the shard changed meanwhile, no quorum) wait a few seconds.
+        if (!r.ok()) split_retry_tick_[g] = ticks_ + 5 * kNoticeTicks;
+        // Both halves measure their load afresh.
+        load_.Forget(g);
+      },
+      /*automatic=*/true);
 }
 
 void GroupHost::MaybeSplitByLoad() {
@@ -204,7 +207,7 @@ void GroupHost::LearnSplits() {
 }
 
 void GroupHost::SplitShard(GroupId group, std::optional<uint16_t> at,
-                           std::function<void(Result<SplitResult>)> done) {
+                           std::function<void(Result<SplitResult>)> done, bool automatic) {
   logger_.Info("event=split_requested group={} at={}", group.value(),
                at ? std::to_string(*at) : std::string("middle"));
   RunSplit(
@@ -221,7 +224,8 @@ void GroupHost::SplitShard(GroupId group, std::optional<uint16_t> at,
           }
         }
         done(std::move(r));
-      });
+      },
+      automatic);
   Kick();
 }
 

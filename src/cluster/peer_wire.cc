@@ -154,7 +154,7 @@ Result<std::vector<GroupId>> DecodeWake(std::string_view payload) {
 
 namespace {
 
-// Records of a group and one u64 (`Field`): removal notices, load notices.
+// Records of a group and one u64 (`Field`): removal notices.
 template <typename T, uint64_t T::*Field>
 std::string EncodeGroupValues(Kind kind, const std::vector<T>& records) {
   std::string out;
@@ -193,11 +193,34 @@ Result<std::vector<RemovedNotice>> DecodeRemoved(std::string_view payload) {
 }
 
 std::string EncodeLoads(const std::vector<LoadNotice>& loads) {
-  return EncodeGroupValues<LoadNotice, &LoadNotice::bytes>(Kind::kLoads, loads);
+  std::string out;
+  out.reserve(1 + 25 * loads.size());
+  out.push_back(static_cast<char>(Kind::kLoads));
+  for (const LoadNotice& l : loads) {
+    PutU64(l.group.value(), &out);
+    PutU64(l.bytes, &out);
+    PutU64(l.writes_per_second, &out);
+    out.push_back(static_cast<char>(l.mergeable ? 1 : 0));
+  }
+  return out;
 }
 
 Result<std::vector<LoadNotice>> DecodeLoads(std::string_view payload) {
-  return DecodeGroupValues<LoadNotice, &LoadNotice::bytes>(payload, Kind::kLoads, "load notice");
+  SYNOD_RETURN_IF_ERROR(CheckRecords(payload, Kind::kLoads, 25, "load notice"));
+  std::vector<LoadNotice> out;
+  for (size_t at = 1; at < payload.size(); at += 25) {
+    LoadNotice l;
+    l.group = GroupId(GetU64(payload.substr(at)));
+    l.bytes = GetU64(payload.substr(at + 8));
+    l.writes_per_second = GetU64(payload.substr(at + 16));
+    const auto flags = static_cast<uint8_t>(payload[at + 24]);
+    if (l.group == kNoGroup || flags > 1) {
+      return Status::InvalidArgument("load notice for group 0 or with unknown flags");
+    }
+    l.mergeable = flags == 1;
+    out.push_back(l);
+  }
+  return out;
 }
 
 std::string EncodeBeat(uint8_t flags) {

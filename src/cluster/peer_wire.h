@@ -14,7 +14,8 @@
 //   kSnapChunk (10): [u8 10][u64 LE stream][u64 LE seq][u8 last][records]
 //   kSnapAck (11):   [u8 11][u64 LE stream][u64 LE seq][u8 code]   receiver -> sender
 //   kSnapCancel (12): [u8 12][u64 LE stream]                        sender -> receiver
-//   kLoads (13):   [u8 13]{[u64 LE group][u64 LE bytes]}*           the sender's led shards' bytes
+//   kLoads (13):   [u8 13]{[u64 LE group][u64 LE bytes][u64 LE writes/s][u8 flags]}*
+//                                                                   the sender's led shards' loads
 //
 // A streamed snapshot (cluster/snapshot_stream.h): the sender's stream id (its own numbering)
 // names it in every message of both directions; chunks are numbered from 0 and acknowledged
@@ -128,11 +129,14 @@ std::string EncodeRemoved(const std::vector<RemovedNotice>& notices);
 // kInvalidArgument for another kind, a length that is not whole records, or group 0.
 Result<std::vector<RemovedNotice>> DecodeRemoved(std::string_view payload);
 
-// kLoads: with the periodic leadership notice, the bytes each shard the sender leads holds
-// (what the meta shard's leader balances placement by).
+// kLoads: with the periodic leadership notice, the bytes each shard the sender leads holds and
+// the writes per second it took (what the meta shard's leader balances placement and merges
+// small, cold shards by), and whether an automatic merge may absorb it (flag bit 0).
 struct LoadNotice {
   GroupId group;
   uint64_t bytes = 0;
+  uint64_t writes_per_second = 0;
+  bool mergeable = false;
   bool operator==(const LoadNotice&) const = default;
 };
 std::string EncodeLoads(const std::vector<LoadNotice>& loads);

@@ -105,13 +105,17 @@ TEST(PeerWireTest, RemovalNoticesRoundTripAndBadOnesAreRefused) {
 }
 
 TEST(PeerWireTest, LoadNoticesRoundTripAndBadOnesAreRefused) {
-  const std::vector<LoadNotice> l = {{GroupId(3), uint64_t{1} << 40}, {GroupId(7), 0}};
+  const std::vector<LoadNotice> l = {{GroupId(3), uint64_t{1} << 40, 1500, true},
+                                     {GroupId(7), 0, 0, false}};
   Result<std::vector<LoadNotice>> lb = DecodeLoads(EncodeLoads(l));
   ASSERT_TRUE(lb.ok());
   EXPECT_EQ(*lb, l);
   EXPECT_FALSE(DecodeLoads(EncodeLoads(l).substr(0, 20)).ok());  // not whole records
   EXPECT_FALSE(DecodeLoads(EncodeLoads({{GroupId(0), 5}})).ok());
   EXPECT_FALSE(DecodeLoads(EncodeRemoved({{GroupId(2), 3}})).ok());  // kind
+  std::string bad_flags = EncodeLoads({{GroupId(2), 5, 0, false}});
+  bad_flags.back() = 2;
+  EXPECT_FALSE(DecodeLoads(bad_flags).ok());
 }
 
 TEST(PeerWireTest, SnapshotStreamMessagesRoundTripAndBadOnesAreRefused) {

@@ -265,6 +265,25 @@ Keyspace Keyspace::SplitOff(uint16_t first_slot) {
   return out;
 }
 
+void Keyspace::Absorb(Keyspace&& other) {
+  if (index_ > tombstone_floor_) tombstone_floor_ = index_;
+  for (auto from = other.map_.begin(); from != other.map_.end();) {
+    auto node = other.map_.extract(from++);
+    const std::string& key = node.key().bytes;
+    DropTombstone(key);
+    node.mapped().version = index_;
+    bytes_ += key.size() + node.mapped().bytes.size();
+    const int64_t expire_ms = node.mapped().expire_ms;
+    auto result = map_.insert(std::move(node));
+    SYNOD_ASSERT_MSG(result.inserted, "a merge took a key the shard holds");
+    auto it = result.position;
+    IndexExpiry(it->first.bytes, 0, expire_ms);
+    lookup_.emplace(KeyRef{it->first.pos, it->first.bytes}, it);
+    Touch(it->first.bytes, &it->second);
+  }
+  other = Keyspace(other.tombstones_max_);
+}
+
 bool Keyspace::LoadValue(std::string key, Value v) {
   if (tombstones_.count(key) != 0) return false;
   const uint64_t pos = KeyPosition(key);

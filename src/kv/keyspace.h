@@ -159,6 +159,11 @@ class Keyspace {
   // keyspace records the move as a change (the stored records stay where they are: under their
   // slot, which the other shard reads now). O(keys moved + tombstones) plus log n per key.
   Keyspace SplitOff(uint16_t first_slot);
+  // A merge: takes every key of `other` (whose slots this one holds no key of), stamped with
+  // the current index, and raises the tombstone floor to it (the other's versions and
+  // tombstones belong to another log: a watch from before counts as changed). Each key is
+  // recorded as a change. O(keys taken * log n).
+  void Absorb(Keyspace&& other);
 
   // ---- restore ----
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/ids.h"
+#include "common/slot.h"
 #include "common/status.h"
 #include "kv/command.h"
 #include "kv/redis.h"
@@ -134,6 +135,22 @@ inline Status LoadRecords(StateMachine& sm, LogIndex applied, std::string_view m
 }
 
 // A StateMachine fed at consecutive log indexes 1, 2, 3, ...
+// A key whose slot lies in [lo, hi], distinct for each n (and prefix).
+inline std::string KeyIn(uint16_t lo, uint16_t hi, int n, const std::string& prefix = "k") {
+  for (int i = 0;; ++i) {
+    std::string k = prefix + std::to_string(n) + "-" + std::to_string(i);
+    const uint16_t s = KeySlot(k);
+    if (s >= lo && s <= hi) return k;
+  }
+}
+
+// A command routed for the slot of its key (its key, or its first argument), as a node routes it.
+inline Command Routed(Command c) {
+  const uint16_t s = KeySlot(c.key.empty() ? c.args.at(1) : c.key);
+  c.slots = SlotRange{s, s};
+  return c;
+}
+
 class Machine {
  public:
   explicit Machine(Options options = {}) : sm_(options) {}

@@ -129,6 +129,14 @@ pb::StateMeta MetaToProto(const internal::State& state) {
     m.set_range_first(state.range->first);
     m.set_range_last(state.range->last);
   }
+  if (state.frozen) {
+    m.set_frozen_into(state.frozen->into);
+    m.set_frozen_token(state.frozen->token);
+    m.set_frozen_index(state.frozen->index.value());
+  }
+  for (uint64_t t : state.merged_tokens) m.add_merged_tokens(t);
+  for (uint64_t t : state.cancelled_tokens) m.add_cancelled_tokens(t);
+  m.set_mergeable(state.mergeable);
   return m;
 }
 
@@ -141,6 +149,16 @@ void MetaFromProto(const pb::StateMeta& m, internal::State* state) {
     state->range = SlotRange{static_cast<uint16_t>(std::min<uint32_t>(m.range_first(), 16383)),
                              static_cast<uint16_t>(std::min<uint32_t>(m.range_last(), 16383))};
   }
+  if (m.frozen_token() != 0) {
+    state->frozen = internal::Frozen{m.frozen_into(), m.frozen_token(), LogIndex(m.frozen_index())};
+  }
+  // Bounded as the state machine keeps them (a longer list keeps its largest).
+  for (uint64_t t : m.merged_tokens()) state->merged_tokens.insert(t);
+  for (uint64_t t : m.cancelled_tokens()) state->cancelled_tokens.insert(t);
+  for (auto* tokens : {&state->merged_tokens, &state->cancelled_tokens}) {
+    while (tokens->size() > kMergeTokensMax) tokens->erase(tokens->begin());
+  }
+  state->mergeable = m.mergeable();
 }
 
 bool MetaRangeValid(const pb::StateMeta& m) {
@@ -206,9 +224,7 @@ Status ReadSessions(RecordReader& reader, uint64_t count, internal::State* state
     if (!ReplyFromProto(m.mutable_reply(), &session.reply)) {
       return Status::Corruption("kv snapshot: unknown reply code");
     }
-    if (!state->session_order.emplace(last_index, client_id).second) {
-      return Status::Corruption("kv snapshot: two sessions with the same index");
-    }
+    state->session_order.emplace(last_index, client_id);
     state->sessions.emplace_hint(state->sessions.end(), client_id, std::move(session));
   }
   return Status::Ok();
@@ -434,9 +450,7 @@ Status StateMachine::LoadState(
     if (session->last_index > applied) {
       return Status::Corruption("kv state: a session index above the applied index");
     }
-    if (!next.session_order.emplace(session->last_index, client_id).second) {
-      return Status::Corruption("kv state: two sessions with the same index");
-    }
+    next.session_order.emplace(session->last_index, client_id);
     next.sessions.emplace(client_id, std::move(*session));
   }
   state_ = std::move(next);
@@ -500,6 +514,21 @@ uint64_t StateMachine::Digest() const {
     h.String("range");
     h.U64(state_.range->first);
     h.U64(state_.range->last);
+  }
+  // Merges' state only when set, likewise.
+  if (state_.frozen) {
+    h.String("frozen");
+    h.U64(state_.frozen->into);
+    h.U64(state_.frozen->token);
+    h.U64(state_.frozen->index.value());
+  }
+  if (!state_.merged_tokens.empty() || !state_.cancelled_tokens.empty() || state_.mergeable) {
+    h.String("merges");
+    h.U64(state_.merged_tokens.size());
+    for (uint64_t t : state_.merged_tokens) h.U64(t);
+    h.U64(state_.cancelled_tokens.size());
+    for (uint64_t t : state_.cancelled_tokens) h.U64(t);
+    h.U64(state_.mergeable ? 1 : 0);
   }
   for (const auto& [client_id, s] : state_.sessions) {
     h.U64(client_id);

@@ -12,31 +12,17 @@
 namespace synod::kv {
 namespace {
 
+using testing::KeyIn;
 using testing::LoadRecords;
 using testing::Machine;
 using testing::Put;
 using testing::Redis;
+using testing::Routed;
 using testing::WithSession;
-
-// A key whose slot lies in [lo, hi], distinct for each n.
-std::string KeyIn(uint16_t lo, uint16_t hi, int n) {
-  for (int i = 0;; ++i) {
-    std::string k = "k" + std::to_string(n) + "-" + std::to_string(i);
-    const uint16_t s = KeySlot(k);
-    if (s >= lo && s <= hi) return k;
-  }
-}
 
 Command SplitCmd(uint16_t first, uint16_t last, uint16_t at, uint64_t child) {
   return Redis({std::string(kSplitCommand), std::to_string(first), std::to_string(last),
                 std::to_string(at), std::to_string(child), "4"});
-}
-
-// A put routed for the slot of its key, as a node would route it.
-Command Routed(Command c) {
-  const uint16_t s = KeySlot(c.key.empty() ? c.args.at(1) : c.key);
-  c.slots = SlotRange{s, s};
-  return c;
 }
 
 TEST(SplitTest, TheRightHalfTakesItsKeysTombstonesSessionsAndSettings) {

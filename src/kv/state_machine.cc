@@ -23,6 +23,9 @@ Reply StateMachine::Apply(LogIndex index, const Command& cmd) {
   SYNOD_ASSERT_MSG(index > state_.applied_index, "kv entries must be applied in log order");
   state_.applied_index = index;
   state_.keys.set_index(index);
+  // Frozen for a merge: refused whole (no session, no clock), so that the state stays the one
+  // the merge carries away; the client retries where the slots are next.
+  if (state_.frozen && !MergeControl(cmd)) return Reply::Error(ReplyCode::kWrongShard);
   if (cmd.now_ms > state_.clock_ms) state_.clock_ms = cmd.now_ms;
   Reply reply;
   if (cmd.client_id == 0) {
@@ -108,7 +111,7 @@ Reply StateMachine::ApplyInSession(LogIndex index, const Command& cmd) {
 
 void StateMachine::TouchSession(uint64_t client_id, internal::Session& session, LogIndex index) {
   SYNOD_ASSERT(session.last_index < index);
-  size_t erased = state_.session_order.erase(session.last_index);
+  size_t erased = state_.session_order.erase({session.last_index, client_id});
   SYNOD_ASSERT(erased == 1);
   session.last_index = index;
   bool inserted = state_.session_order.emplace(index, client_id).second;
@@ -225,7 +228,9 @@ void StateMachine::SetRange(SlotRange range) {
 }
 
 Reply StateMachine::Split(const std::vector<std::string>& args) {
-  if (args.size() != 6) return redis::WrongArity("shard|split");
+  if (args.size() != 6 && !(args.size() == 7 && args[6] == "auto")) {
+    return redis::WrongArity("shard|split");
+  }
   const std::optional<uint64_t> first = ParseU64(args[1]);
   const std::optional<uint64_t> last = ParseU64(args[2]);
   const std::optional<uint64_t> at = ParseU64(args[3]);
@@ -245,6 +250,7 @@ Reply StateMachine::Split(const std::vector<std::string>& args) {
   if (!split_allowed_) {
     return Reply::Err("ERR split: the shard's membership is changing; try again");
   }
+  if (state_.frozen) return Reply::Err("ERR split: the shard is merging");
   const auto at_slot = static_cast<uint16_t>(*at);
   SplitOff out;
   out.child = *child;
@@ -265,8 +271,134 @@ Reply StateMachine::Split(const std::vector<std::string>& args) {
   out.state.clock_ms = state_.clock_ms;
   out.state.config = state_.config;
   out.state.range = out.range;
+  out.state.mergeable = args.size() == 7;
   state_.range->last = static_cast<uint16_t>(at_slot - 1);
   split_ = std::move(out);
+  return Reply::Ok();
+}
+
+bool StateMachine::MergeControl(const Command& cmd) {
+  if (cmd.op != Op::kRedis || cmd.args.empty()) return false;
+  const std::string& a = cmd.args[0];
+  return redis::EqualsIgnoreCase(a, kFreezeCommand) ||
+         redis::EqualsIgnoreCase(a, kUnfreezeCommand) ||
+         redis::EqualsIgnoreCase(a, kMergeCommand) ||
+         redis::EqualsIgnoreCase(a, kCancelMergeCommand);
+}
+
+namespace {
+
+// Adds `token` to a bounded set of tokens (the smallest goes first when full).
+void RememberToken(std::set<uint64_t>& tokens, uint64_t token) {
+  tokens.insert(token);
+  while (tokens.size() > kMergeTokensMax) tokens.erase(tokens.begin());
+}
+
+}  // namespace
+
+Reply StateMachine::Freeze(const std::vector<std::string>& args) {
+  if (args.size() != 3) return redis::WrongArity("shard|freeze");
+  const std::optional<uint64_t> into = ParseU64(args[1]);
+  const std::optional<uint64_t> token = ParseU64(args[2]);
+  if (!into || *into == 0 || !token || *token == 0) {
+    return Reply::Err("ERR merge: malformed arguments");
+  }
+  if (!state_.range) return Reply::Err("ERR merge: the meta shard does not merge");
+  if (state_.frozen) {
+    if (state_.frozen->token == *token) {
+      return Reply::Int(static_cast<int64_t>(state_.frozen->index.value()));
+    }
+    return Reply::Err("ERR merge: the shard is already merging into shard " +
+                      std::to_string(state_.frozen->into));
+  }
+  state_.frozen = internal::Frozen{*into, *token, state_.applied_index};
+  return Reply::Int(static_cast<int64_t>(state_.applied_index.value()));
+}
+
+Reply StateMachine::Unfreeze(const std::vector<std::string>& args) {
+  if (args.size() != 2) return redis::WrongArity("shard|unfreeze");
+  const std::optional<uint64_t> token = ParseU64(args[1]);
+  if (!token) return Reply::Err("ERR merge: malformed arguments");
+  if (!state_.frozen) return Reply::Ok();  // a repeated unfreeze
+  if (state_.frozen->token != *token) {
+    return Reply::Err("ERR merge: the shard is frozen by another merge");
+  }
+  state_.frozen.reset();
+  return Reply::Ok();
+}
+
+Reply StateMachine::CancelMerge(const std::vector<std::string>& args) {
+  if (args.size() != 2) return redis::WrongArity("shard|cancelmerge");
+  const std::optional<uint64_t> token = ParseU64(args[1]);
+  if (!token || *token == 0) return Reply::Err("ERR merge: malformed arguments");
+  if (state_.merged_tokens.contains(*token)) return Reply::Int(1);
+  RememberToken(state_.cancelled_tokens, *token);
+  return Reply::Int(0);
+}
+
+Reply StateMachine::Merge(const std::vector<std::string>& args) {
+  if (args.size() != 7) return redis::WrongArity("shard|merge");
+  const std::optional<uint64_t> first = ParseU64(args[1]);
+  const std::optional<uint64_t> last = ParseU64(args[2]);
+  const std::optional<uint64_t> from = ParseU64(args[3]);
+  const std::optional<uint64_t> token = ParseU64(args[4]);
+  const std::optional<uint64_t> epoch = ParseU64(args[5]);
+  if (!first || !last || !from || *from == 0 || !token || *token == 0 || !epoch) {
+    return Reply::Err("ERR merge: malformed arguments");
+  }
+  if (!state_.range || state_.range->first != *first || state_.range->last != *last) {
+    return Reply::Err("ERR merge: the shard does not own exactly slots " + args[1] + "-" + args[2] +
+                      " (it changed since the merge began)");
+  }
+  if (state_.cancelled_tokens.contains(*token)) {
+    return Reply::Err("ERR merge: this merge was given up");
+  }
+  if (state_.frozen) return Reply::Err("ERR merge: the shard is itself merging");
+  StateMachine other(options_);
+  if (Status s = other.Restore(args[6]); !s.ok()) {
+    return Reply::Err("ERR merge: the absorbed state does not load: " + s.ToString());
+  }
+  internal::State& in = other.state_;
+  if (!in.frozen || in.frozen->token != *token || !in.range) {
+    return Reply::Err("ERR merge: the absorbed state is not frozen for this merge");
+  }
+  const SlotRange theirs = *in.range;
+  if (uint32_t{theirs.first} != uint32_t{state_.range->last} + 1 &&
+      uint32_t{theirs.last} + 1 != uint32_t{state_.range->first}) {
+    return Reply::Err("ERR merge: the absorbed slots are not next to the shard's");
+  }
+  for (const auto& [key, value] : in.keys.map()) {
+    if (!theirs.Contains(KeySlot(key.bytes))) {
+      return Reply::Err("ERR merge: the absorbed state holds a key outside its slots");
+    }
+  }
+  const LogIndex index = state_.applied_index;
+  state_.keys.Absorb(std::move(in.keys));
+  // Sessions: a client both shards know keeps the higher seq (its later command); the absorbed
+  // ones count as used at this index. The least recently used go if there are too many.
+  for (auto& [client_id, session] : in.sessions) {
+    auto mine = state_.sessions.find(client_id);
+    if (mine != state_.sessions.end() && mine->second.seq >= session.seq) continue;
+    if (mine != state_.sessions.end()) {
+      state_.session_order.erase({mine->second.last_index, client_id});
+      state_.sessions.erase(mine);
+    }
+    session.last_index = index;
+    state_.session_order.emplace(index, client_id);
+    state_.sessions.emplace(client_id, std::move(session));
+    TrackSession(client_id);
+  }
+  while (state_.sessions.size() > options_.sessions_max) {
+    auto oldest = state_.session_order.begin();
+    TrackSession(oldest->second);
+    state_.sessions.erase(oldest->second);
+    state_.session_order.erase(oldest);
+  }
+  state_.clock_ms = std::max(state_.clock_ms, in.clock_ms);
+  state_.range = SlotRange{std::min(state_.range->first, theirs.first),
+                           std::max(state_.range->last, theirs.last)};
+  RememberToken(state_.merged_tokens, *token);
+  merge_ = MergeIn{*from, *epoch, theirs, index};
   return Reply::Ok();
 }
 
@@ -350,6 +482,18 @@ Reply StateMachine::Execute(const Command& cmd) {
     }
     if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kSplitCommand)) {
       return Split(cmd.args);
+    }
+    if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kFreezeCommand)) {
+      return Freeze(cmd.args);
+    }
+    if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kUnfreezeCommand)) {
+      return Unfreeze(cmd.args);
+    }
+    if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kMergeCommand)) {
+      return Merge(cmd.args);
+    }
+    if (!cmd.args.empty() && redis::EqualsIgnoreCase(cmd.args[0], kCancelMergeCommand)) {
+      return CancelMerge(cmd.args);
     }
     return ExecuteRedis(state_.keys, cmd.args, WriteContext());
   }
@@ -518,6 +662,8 @@ void StateMachine::CheckInvariants() const {
   SYNOD_ASSERT(state_.sessions.size() <= options_.sessions_max);
   SYNOD_ASSERT(state_.session_order.empty() ||
                state_.session_order.rbegin()->first <= state_.applied_index);
+  SYNOD_ASSERT(state_.merged_tokens.size() <= kMergeTokensMax &&
+               state_.cancelled_tokens.size() <= kMergeTokensMax);
 }
 
 }  // namespace synod::kv

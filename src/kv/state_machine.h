@@ -76,14 +76,24 @@ struct Session {
   bool operator==(const Session&) const = default;
 };
 
+// A shard frozen for a merge into shard `into` (kFreezeCommand): it applies nothing but the
+// merge's own commands from `index` on, so its state stays what it was there.
+struct Frozen {
+  uint64_t into = 0;   // the group that absorbs it
+  uint64_t token = 0;  // the merge attempt's
+  LogIndex index;      // the freeze's entry
+  bool operator==(const Frozen&) const = default;
+};
+
 // Everything a StateMachine replicates: what Snapshot saves and Digest hashes.
-// Invariants: sessions and session_order index the same sessions (session_order maps each
-// session's last_index to its client_id, so begin() is the least recently used); every
-// last_index <= applied_index; sessions.size() <= Options::sessions_max.
+// Invariants: sessions and session_order index the same sessions (session_order holds each
+// session's (last_index, client_id), so begin() is the least recently used; sessions absorbed
+// by a merge share its index); every last_index <= applied_index;
+// sessions.size() <= Options::sessions_max.
 struct State {
   Keyspace keys;
   std::map<uint64_t, Session> sessions;  // by client_id, never 0
-  std::map<LogIndex, uint64_t> session_order;
+  std::set<std::pair<LogIndex, uint64_t>> session_order;
   LogIndex applied_index;
   // The logical clock (Unix ms): the highest now_ms of any applied command. Expiry at apply
   // time is judged against it, so every replica deletes a key at the same log index.
@@ -93,6 +103,15 @@ struct State {
   // A data shard's slots: it applies and serves only keys in them (see StateMachine::Owns).
   // nullopt: any key (the meta shard; a state from before shards split).
   std::optional<SlotRange> range;
+  // Merges (docs/sharding.md, "Merges"). Set while this shard is frozen for one.
+  std::optional<Frozen> frozen;
+  // The merge tokens this shard absorbed (kMergeCommand) and refused for ever
+  // (kCancelMergeCommand), the latest kMergeTokensMax of each (smallest evicted first).
+  std::set<uint64_t> merged_tokens;
+  std::set<uint64_t> cancelled_tokens;
+  // Whether the boundary at this shard's first slot came from an automatic split (by size or
+  // load): an automatic merge may take it away. Initial shards and splits by hand: false.
+  bool mergeable = false;
 };
 
 }  // namespace internal
@@ -133,8 +152,29 @@ inline constexpr std::string_view kAllocateIdCommand = "synod.config.allocid";
 // of the other replicated state go to the new shard `child` (TakeSplit), as of this entry.
 // Replies OK, or an error when the shard's range is not first..last (a stale or repeated
 // split), `at` is outside it, or the split is not allowed now (set_split_allowed). `epoch` is
-// the proposer's: the epoch both halves' descriptors get (SplitOff::epoch), passed through.
+// the proposer's: the epoch both halves' descriptors get (SplitOff::epoch), passed through. A
+// seventh argument "auto" marks a split by size or load: the new shard is mergeable().
 inline constexpr std::string_view kSplitCommand = "synod.shard.split";
+// Merges (docs/sharding.md, "Merges"): shard R is absorbed by its neighbour L in four steps,
+// whose outcome is decided in L's log alone:
+//  - {kFreezeCommand, L, token} on R: from this entry on R applies nothing but these commands
+//    (every other command is refused with kWrongShard and changes nothing, not even a session),
+//    so its state is final. Replies the freeze's index; the same token again replies it again.
+//  - R's state is read (Snapshot) and proposed to L: {kMergeCommand, first, last, R, token,
+//    epoch, state} applies only when L owns exactly first..last, the state is R's frozen with
+//    `token` over the slots next to L's, and the token was not cancelled: L then owns both
+//    ranges, with R's keys (every key's version and the tombstone floor set to this index: a
+//    WATCH from before the merge counts as changed), R's sessions (the one of the higher seq
+//    for a client both hold) and the later clock; TakeMerge reports it.
+//  - {kCancelMergeCommand, token} on L: replies 1 when the token was merged, else refuses it
+//    for ever and replies 0. Whoever gives a merge up asks L this first.
+//  - {kUnfreezeCommand, token} on R: only after L answered 0; R serves again.
+inline constexpr std::string_view kFreezeCommand = "synod.shard.freeze";
+inline constexpr std::string_view kMergeCommand = "synod.shard.merge";
+inline constexpr std::string_view kCancelMergeCommand = "synod.shard.cancelmerge";
+inline constexpr std::string_view kUnfreezeCommand = "synod.shard.unfreeze";
+// Tokens remembered of each kind (merged, cancelled).
+inline constexpr size_t kMergeTokensMax = 1024;
 
 // The slot range a snapshot's state owns (nullopt: any), read from its header without
 // restoring it; kCorruption when the header does not parse.
@@ -142,6 +182,14 @@ Result<std::optional<SlotRange>> SnapshotRange(std::string_view snapshot);
 // The same from a stored meta record (StateMachine::EncodeMeta); "" (a store from before meta
 // existed) owns any.
 Result<std::optional<SlotRange>> MetaRange(std::string_view meta);
+
+// A merge applied (kMergeCommand), for the host: the shard absorbed and where it was.
+struct MergeIn {
+  uint64_t from = 0;   // the absorbed shard's group id
+  uint64_t epoch = 0;  // the merged descriptor's epoch (the command's)
+  SlotRange range;     // the absorbed slots
+  LogIndex index;      // the merge's entry
+};
 
 // The right half of a split, for the host to start the new shard from.
 struct SplitOff {
@@ -208,8 +256,19 @@ class StateMachine {
   // (Command::slots) lie outside them is refused with kWrongShard and changes nothing; a read
   // must check Owns before it serves a key (RedisRead does).
   const std::optional<SlotRange>& range() const { return state_.range; }
-  bool Owns(uint16_t slot) const { return !state_.range || state_.range->Contains(slot); }
-  bool Owns(const SlotRange& slots) const { return !state_.range || state_.range->Contains(slots); }
+  // A shard frozen for a merge owns none: its keys are about to be another shard's.
+  bool Owns(uint16_t slot) const {
+    return !state_.frozen && (!state_.range || state_.range->Contains(slot));
+  }
+  bool Owns(const SlotRange& slots) const {
+    return !state_.frozen && (!state_.range || state_.range->Contains(slots));
+  }
+  // The merge this shard is frozen for, if any.
+  const std::optional<internal::Frozen>& frozen() const { return state_.frozen; }
+  // Whether an automatic merge may absorb this shard into the one before it.
+  bool mergeable() const { return state_.mergeable; }
+  // The merge applied last, once (nullopt when none since the last call).
+  std::optional<MergeIn> TakeMerge() { return std::exchange(merge_, std::nullopt); }
   // Sets the slots of a new shard's empty state (its bootstrap image). REQUIRES: no key held.
   void SetRange(SlotRange range);
   // Whether an applied split may happen: the host clears it while its group's membership is
@@ -293,6 +352,12 @@ class StateMachine {
   Reply VersionedSet(const std::vector<std::string>& args);
   Reply AllocateId(const std::vector<std::string>& args);
   Reply Split(const std::vector<std::string>& args);
+  Reply Freeze(const std::vector<std::string>& args);
+  Reply Unfreeze(const std::vector<std::string>& args);
+  Reply Merge(const std::vector<std::string>& args);
+  Reply CancelMerge(const std::vector<std::string>& args);
+  // Whether `cmd` is one a frozen shard still applies (its merge's own).
+  static bool MergeControl(const Command& cmd);
   ExecContext WriteContext() const;
   Reply ApplyInSession(LogIndex index, const Command& cmd);
   void TouchSession(uint64_t client_id, internal::Session& session, LogIndex index);
@@ -323,6 +388,7 @@ class StateMachine {
   LogIndex changes_applied_;  // applied_index() at the last TakeChanges
   bool split_allowed_ = true;
   std::optional<SplitOff> split_;  // see TakeSplit
+  std::optional<MergeIn> merge_;   // see TakeMerge
 };
 
 }  // namespace synod::kv

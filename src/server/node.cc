@@ -187,6 +187,9 @@ void Node::RegisterMetrics() {
   counter("synod_shard_splits_total",
           "Shard splits this node's replicas applied (each started the new shard's replica here).",
           &hc.splits);
+  counter("synod_shard_merges_total",
+          "Shard merges this node's replicas applied (each absorbed a neighbouring shard).",
+          &hc.merges);
   // Streamed snapshots (cluster/snapshot_stream.h); the streams outlive no host.
   const cluster::SnapshotStreamCounters& sc = host_->stream_counters();
   auto stream_counter = [&r](const char* name, const char* help, const std::atomic<uint64_t>* v) {
@@ -302,6 +305,12 @@ void Node::RegisterRoutes() {
     return OnCoreAsync([this, req](auto respond) { ShardSplit(req, std::move(respond)); },
                        split_ms);
   });
+  // A merge: the shard frozen, its state read and proposed to its neighbour (four requests).
+  const int64_t merge_ms = 4 * opts_.host.request_timeout_ms + 3000;
+  admin_->Handle("POST", "/shards/merge", [this, merge_ms](const admin::HttpRequest& req) {
+    return OnCoreAsync([this, req](auto respond) { ShardMerge(req, std::move(respond)); },
+                       merge_ms);
+  });
   // A move: the target added as a learner, promoted once caught up, then the source removed.
   admin_->Handle("POST", "/shards/move", [this](const admin::HttpRequest& req) {
     return OnCoreAsync([this, req](auto respond) { ShardMove(req, std::move(respond)); }, 130'000);
@@ -349,6 +358,9 @@ admin::HttpResponse Node::StatusJson() {
       shard["role"] = h->second->role;
       // Over --shard-max-bytes with all of it in one slot: no split can divide it.
       if (h->second->one_hot_slot) shard["note"] = "one hot slot: cannot split further";
+      if (h->second->merging_into != 0) {
+        shard["note"] = fmt::format("merging into shard {}", h->second->merging_into);
+      }
       if (h->second->writes_per_second > 0) {
         shard["writes_per_second"] = std::llround(h->second->writes_per_second);
       }
@@ -550,6 +562,26 @@ void Node::ShardSplit(const admin::HttpRequest& req, Respond respond) {
                        {"new_shard", r->child.value()},
                        {"kept", fmt::format("{}-{}", r->kept.first, r->kept.last)},
                        {"moved", fmt::format("{}-{}", r->moved.first, r->moved.last)}}));
+  });
+}
+
+void Node::ShardMerge(const admin::HttpRequest& req, Respond respond) {
+  uint64_t id = 0;
+  std::optional<GroupId> into;
+  try {
+    id = std::stoull(req.params.at("id"));
+    if (auto it = req.params.find("into"); it != req.params.end()) {
+      into = GroupId(std::stoull(it->second));
+    }
+  } catch (...) {
+    return respond(JsonError(400, "id and into must be shards' group ids"));
+  }
+  host_->MergeShard(GroupId(id), into, [id, respond](Result<cluster::MergeResult> r) {
+    if (!r.ok()) return respond(JsonError(HttpStatusFor(r.status()), r.status().ToString()));
+    respond(Json(200, {{"merged", id},
+                       {"into", r->into.value()},
+                       {"slots", fmt::format("{}-{}", r->slots.first, r->slots.last)},
+                       {"epoch", r->epoch}}));
   });
 }
 

@@ -68,6 +68,7 @@ class Node {
   void NodesRemove(const admin::HttpRequest& req, Respond respond);
   admin::HttpResponse Transfer(const admin::HttpRequest& req);
   void ShardSplit(const admin::HttpRequest& req, Respond respond);
+  void ShardMerge(const admin::HttpRequest& req, Respond respond);
   void ShardMove(const admin::HttpRequest& req, Respond respond);
   admin::HttpResponse Partition(const admin::HttpRequest& req);
   admin::HttpResponse DiskFault(const admin::HttpRequest& req);

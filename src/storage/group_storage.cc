@@ -604,6 +604,14 @@ void GroupStorage::StageState(const StateWrites& w) {
     MustStage(batch.DeleteRange(DataBegin(), DataEnd()));
     MustStage(batch.DeleteRange(Key(kSessionKind), Key(kSessionEndKind)));
   }
+  if (w.clear_slots && span_.kind == StateSpan::Kind::kSlots) {
+    SYNOD_ASSERT_MSG(w.clear_slots->first >= span_.first_slot &&
+                         w.clear_slots->second <= span_.last_slot &&
+                         w.clear_slots->first <= w.clear_slots->second,
+                     "clearing slots outside the group's");
+    MustStage(batch.DeleteRange(SlotKeyPrefix(w.clear_slots->first),
+                                SlotKeyPrefix(uint32_t{w.clear_slots->second} + 1)));
+  }
   for (const auto& [key, value] : w.data) {
     const std::string k = DataKey(key);
     // A value is at most kv::Options::value_bytes_max (512 MiB), far below WriteBatch's 4 GiB.

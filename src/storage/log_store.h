@@ -44,6 +44,9 @@ namespace synod::storage {
 struct StateWrites {
   // Delete every stored key and session first (a snapshot replaced the whole state).
   bool reset = false;
+  // Delete every stored key of these slots (first, last) first: a merge took them, and whatever
+  // a replica of their old shard left here goes before the merged keys are written.
+  std::optional<std::pair<uint16_t, uint16_t>> clear_slots;
   std::vector<std::pair<std::string, std::optional<std::string>>> data;   // nullopt = delete
   std::vector<std::pair<uint64_t, std::optional<std::string>>> sessions;  // by client id
   LogIndex applied;  // the applied index these changes bring the stored state to

@@ -5,6 +5,7 @@
 // lost.
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <iterator>
 #include <map>
 #include <set>
@@ -447,6 +448,31 @@ std::map<int64_t, uint64_t> ShardStarts(const TestCluster& c, uint64_t via) {
   return out;
 }
 
+// Every write the writers had acknowledged reads back through each node, and again through node
+// 2 after a kill -9 and a restart (its shards come back from its database).
+void ExpectAckedReadableAlsoAfterAKill9(TestCluster& c, std::initializer_list<Writer*> writers) {
+  for (uint64_t via : {1, 2, 3}) {
+    Redis r(c.client_port(via), 5000);
+    for (Writer* w : writers) {
+      const auto wrong = CheckValues(r, w->acked());
+      EXPECT_TRUE(wrong.empty()) << "via " << via << ": " << ::testing::PrintToString(wrong);
+    }
+  }
+  c.Kill9(2);
+  c.Restart(2);
+  ASSERT_NE(c.WaitForLeader(15000), 0u);
+  ASSERT_TRUE(WaitUntil(15000, [&] {
+    Redis probe(c.client_port(2), 1000);
+    const Reply got = probe.Command({"GET", "probe"});
+    return !got.IsError() && got.type != Reply::kIoError;
+  }));
+  Redis r(c.client_port(2), 5000);
+  for (Writer* w : writers) {
+    const auto wrong = CheckValues(r, w->acked());
+    EXPECT_TRUE(wrong.empty()) << "after the restart: " << ::testing::PrintToString(wrong);
+  }
+}
+
 // Splits while two clients write through every node: each split answers with the new shard,
 // clients see no error but TRYAGAIN/CLUSTERDOWN retries at most, every acknowledged write is
 // readable afterwards (also through a node restarted with kill -9, from its database), and
@@ -516,26 +542,7 @@ TEST(Sharding, SplitsWhileWritingLoseNothingAndEveryNodeShowsTheNewShards) {
   })) << c.Admin(1, "GET", "/metrics").body.substr(0, 2000);
   // Read back everything acknowledged, through each node; then again after a kill -9 and a
   // restart of node 2 (its shards come back from its database, split ones included).
-  for (uint64_t via : {1, 2, 3}) {
-    Redis r(c.client_port(via), 5000);
-    for (Writer* w : {&w1, &w2}) {
-      const auto wrong = CheckValues(r, w->acked());
-      EXPECT_TRUE(wrong.empty()) << "via " << via << ": " << ::testing::PrintToString(wrong);
-    }
-  }
-  c.Kill9(2);
-  c.Restart(2);
-  ASSERT_NE(c.WaitForLeader(15000), 0u);
-  ASSERT_TRUE(WaitUntil(15000, [&] {
-    Redis probe(c.client_port(2), 1000);
-    const Reply got = probe.Command({"GET", "probe"});
-    return !got.IsError() && got.type != Reply::kIoError;
-  }));
-  Redis r(c.client_port(2), 5000);
-  for (Writer* w : {&w1, &w2}) {
-    const auto wrong = CheckValues(r, w->acked());
-    EXPECT_TRUE(wrong.empty()) << "after the restart: " << ::testing::PrintToString(wrong);
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectAckedReadableAlsoAfterAKill9(c, {&w1, &w2}));
   Redis dbsize(c.client_port(3), 5000);
   EXPECT_GT(dbsize.Command({"DBSIZE"}).integer, 0);
 }
@@ -691,6 +698,133 @@ TEST(Sharding, AReplicaMovesToAnotherNodeWhileClientsWriteAndTheSourceDeletesIts
   }));
   const auto wrong = CheckValues(r, w.acked());
   EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
+}
+
+}  // namespace
+}  // namespace synod::e2e
+
+namespace synod::e2e {
+namespace {
+
+// Data shards whose replica node `id` holds (its /status "groups", the meta shard left out).
+size_t DataGroupsHeld(const TestCluster& c, uint64_t id) {
+  const Json st = c.Status(id, 3000);
+  if (!st.is_object() || !st.contains("groups")) return 0;
+  size_t n = 0;
+  for (const Json& g : st["groups"]) n += g.value("group", uint64_t{0}) != 1 ? 1 : 0;
+  return n;
+}
+
+// Merges by hand while two clients write through every node: each merge answers with the shard
+// that absorbed the other, clients see no error, every acknowledged write is readable afterwards
+// (also through a node restarted with kill -9), every node's map and CLUSTER SLOTS show the
+// fewer shards, the merged-away replicas are gone everywhere, and bad merges are clear errors.
+TEST(Sharding, MergesWhileWritingLoseNothingAndEveryNodeShowsTheFewerShards) {
+  TestCluster c(ShardedOptions({"--request-timeout-ms", "3000"}));
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  const std::map<int64_t, uint64_t> before = ShardStarts(c, 1);
+  ASSERT_EQ(before.size(), 6u);
+  std::vector<uint64_t> g;  // the data shards in slot order
+  for (const auto& [start, group] : before) g.push_back(group);
+  Writer w1("ma", {c.client_port(1), c.client_port(2), c.client_port(3)}, 6000);
+  Writer w2("mb", {c.client_port(3), c.client_port(1)}, 6000);
+  w1.Start();
+  w2.Start();
+  ASSERT_TRUE(WaitUntil(10000, [&] { return w1.acked_count() > 50 && w2.acked_count() > 50; }));
+
+  // The second shard into the one before it (by default), through node 1.
+  const HttpResult m1 = c.Admin(1, "POST", "/shards/merge?id=" + std::to_string(g[1]), 25000);
+  ASSERT_EQ(m1.status, 200) << m1.body << c.LogTail(1, 30);
+  EXPECT_EQ(m1.json.value("into", uint64_t{0}), g[0]) << m1.body;
+  EXPECT_EQ(m1.json.value("slots", std::string()), "0-5461") << m1.body;
+  // The fifth into the one after it, through node 2.
+  const HttpResult m2 =
+      c.Admin(2, "POST",
+              "/shards/merge?id=" + std::to_string(g[4]) + "&into=" + std::to_string(g[5]), 25000);
+  ASSERT_EQ(m2.status, 200) << m2.body;
+  EXPECT_EQ(m2.json.value("into", uint64_t{0}), g[5]) << m2.body;
+  // The fourth into the third, by the command line through node 3.
+  const ProgramResult m3 = RunProgram(
+      {c.synod_bin(), "shard", "merge", std::to_string(g[3]), "--host", c.admin_address(3)}, 30000);
+  ASSERT_EQ(m3.exit_code, 0) << m3.out << m3.err;
+  EXPECT_NE(m3.out.find("\"into\":" + std::to_string(g[2])), std::string::npos) << m3.out;
+  // Bad input: a shard merged away already (gone from the node's map, or frozen for good), no
+  // such shard, the meta shard, a shard that is no neighbour, no id.
+  const HttpResult gone = c.Admin(1, "POST", "/shards/merge?id=" + std::to_string(g[1]), 25000);
+  EXPECT_TRUE(gone.status == 404 || gone.status == 409) << gone.body;
+  EXPECT_EQ(c.Admin(1, "POST", "/shards/merge?id=999").status, 404);
+  EXPECT_EQ(c.Admin(1, "POST", "/shards/merge?id=1").status, 400);
+  EXPECT_EQ(c.Admin(1, "POST",
+                    "/shards/merge?id=" + std::to_string(g[0]) + "&into=" + std::to_string(g[5]))
+                .status,
+            400);
+  EXPECT_EQ(c.Admin(1, "POST", "/shards/merge").status, 400);
+
+  const size_t a = w1.acked_count(), b = w2.acked_count();
+  ASSERT_TRUE(
+      WaitUntil(10000, [&] { return w1.acked_count() > a + 50 && w2.acked_count() > b + 50; }));
+  w1.Stop();
+  w2.Stop();
+  for (Writer* w : {&w1, &w2}) {
+    EXPECT_EQ(w->unexpected_count(), 0u) << ::testing::PrintToString(w->unexpected_errors());
+  }
+  // Every node's map: three shards covering the slots; the merged-away replicas destroyed.
+  for (uint64_t id : c.ids()) {
+    EXPECT_TRUE(WaitUntil(10000,
+                          [&] {
+                            return ShardStarts(c, id).size() == 3 && Masters(c, id).size() == 3 &&
+                                   DataGroupsHeld(c, id) == 3;
+                          }))
+        << "node " << id << " sees " << ShardStarts(c, id).size() << " shards and holds "
+        << DataGroupsHeld(c, id);
+  }
+  EXPECT_TRUE(WaitUntil(5000, [&] {
+    return c.Admin(1, "GET", "/metrics").body.find("synod_shard_merges_total 3") !=
+           std::string::npos;
+  }));
+  ASSERT_NO_FATAL_FAILURE(ExpectAckedReadableAlsoAfterAKill9(c, {&w1, &w2}));
+  EXPECT_EQ(DataGroupsHeld(c, 2), 3u);
+}
+
+// Shards that split by size merge back by themselves once their keys are deleted: the shards
+// the splits made are absorbed by their neighbours, the six a new cluster starts with stay,
+// and what is left stays readable and writable.
+TEST(Sharding, SmallColdShardsMadeBySplitsMergeBackByThemselves) {
+  TestCluster c(ShardedOptions({"--shard-max-bytes", "40000"}));
+  ASSERT_NO_FATAL_FAILURE(WaitForSpreadLeaders(c));
+  Redis w(c.client_port(1), 5000);
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(w.Command({"SET", "big" + std::to_string(i), std::string(500, 'x')}).IsOk());
+  }
+  ASSERT_TRUE(WaitUntil(20000, [&] {
+    const Json st = c.Status(1, 3000);
+    if (!st.is_object() || !st.contains("shards")) return false;
+    for (const Json& s : st["shards"]) {
+      if (!s.contains("bytes") || s["bytes"].get<uint64_t>() > 40000) return false;
+    }
+    return st["shards"].size() > 6;
+  })) << c.Status(1).dump();
+  const size_t split = ShardStarts(c, 1).size();
+  for (int i = 10; i < 600; ++i)
+    ASSERT_EQ(w.Command({"DEL", "big" + std::to_string(i)}).integer, 1);
+  const int64_t deleted = NowMs();
+  EXPECT_TRUE(WaitUntil(60000, [&] {
+    return ShardStarts(c, 1).size() == 6 && ShardStarts(c, 3).size() == 6;
+  })) << c.Status(1).dump();
+  std::cerr << "e2e: " << split << " shards after the splits, 6 again " << NowMs() - deleted
+            << " ms after the deletes\n";
+  for (uint64_t via : {1, 2, 3}) {
+    Redis r(c.client_port(via), 5000);
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(r.Command({"GET", "big" + std::to_string(i)}).str, std::string(500, 'x')) << i;
+    }
+    EXPECT_EQ(r.Command({"DBSIZE"}).integer, 10) << "via " << via;
+  }
+  for (uint64_t via : {1, 2, 3}) {
+    Redis r(c.client_port(via), 5000);
+    EXPECT_TRUE(r.Command({"SET", "after" + std::to_string(via), "v"}).IsOk());
+  }
+  EXPECT_TRUE(WaitUntil(10000, [&] { return DataGroupsHeld(c, 2) == 6; }));
 }
 
 }  // namespace

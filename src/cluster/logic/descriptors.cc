@@ -68,6 +68,10 @@ LearnResult LearnDescriptors(ShardMap& map, const std::map<std::string, std::str
       out.bad.push_back(name + "=" + v);
       continue;
     }
+    if (d->merged_into != kNoGroup) {
+      out.merged[d->group] = *d;  // a tombstone: no shard to route to or place
+      continue;
+    }
     (*held)[d->group] = *d;
     if (map.Update(*d, /*take_ties=*/true)) out.updated.push_back(*d);
   }
@@ -101,6 +105,8 @@ std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const Shar
     // Not before the leader applied what it committed: a new leader with a split committed and
     // not applied would describe the parent's slots before the split.
     if (raft.role() != raft::Role::kLeader) continue;
+    // Frozen for a merge: its descriptor stays until the merge's tombstone replaces it.
+    if (r->state_machine().frozen()) continue;
     if (raft.config().IsJoint() || raft.HasUnappliedConfChanges() || in_flight.contains(g) ||
         r->state_machine().applied_index() < raft.log().committed()) {
       if (retry != nullptr) *retry = true;
@@ -169,6 +175,22 @@ std::vector<ShardDescriptor> LearnSplit(ShardMap& map, const StartedSplit& split
   // The new shard first: until it is known, its slots stay with the parent.
   if (map.Update(right)) out.push_back(right);
   if (map.Update(left)) out.push_back(left);
+  return out;
+}
+
+std::vector<ShardDescriptor> LearnMerge(ShardMap& map, const AppliedMergeHere& merge) {
+  std::vector<ShardDescriptor> out;
+  const ShardDescriptor* mine = map.Find(merge.group);
+  if (mine == nullptr) return out;
+  ShardDescriptor d = WithMembers(*mine, merge.voters, merge.learners);
+  d.first_slot = merge.slots.first;
+  d.last_slot = merge.slots.last;
+  // Above both shards' descriptors as this map has them (the merge's epoch is above them as
+  // the merging node saw them).
+  uint64_t epoch = std::max(merge.epoch, mine->epoch + 1);
+  if (const ShardDescriptor* from = map.Find(merge.from)) epoch = std::max(epoch, from->epoch + 1);
+  d.epoch = epoch;
+  if (map.Update(d)) out.push_back(d);
   return out;
 }
 

@@ -57,6 +57,8 @@ struct LearnResult {
   std::vector<ShardDescriptor> updated;  // took the map to a newer epoch
   std::vector<std::string> bad;          // stored values that are no descriptor of their group
   bool all_held = false;                 // the meta shard holds a descriptor of every group
+  // The tombstones of merged shards the meta shard holds (kept out of `held` and the map).
+  std::map<GroupId, ShardDescriptor> merged;
 };
 
 // Takes every descriptor the meta shard holds (`settings`: its "shard/..." settings) into the
@@ -89,6 +91,11 @@ std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const Shar
 // shard (DescriptorsToPropose: the map's epoch is newer than the meta shard's). Returns the
 // descriptors the map took.
 std::vector<ShardDescriptor> LearnSplit(ShardMap& map, const StartedSplit& split);
+
+// Takes a merge applied here into the map: the absorbing shard's descriptor over both ranges, with
+// its members at the merge, at an epoch above both shards' (the absorbed one is forgotten, owning
+// no slot). Its leader proposes it to the meta shard. Returns the descriptors the map took.
+std::vector<ShardDescriptor> LearnMerge(ShardMap& map, const AppliedMergeHere& merge);
 
 // The meta shard write that proposes `d`, as the first command of the fresh at-most-once session
 // `client_id` (one session per proposal: a session whose first command was lost refuses every

@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "cluster/logic/merge.h"
 #include "kv/state_machine.h"
 
 namespace synod::cluster {
@@ -131,6 +132,49 @@ TEST(Descriptors, ASplitsNewShardIsLearntFromTheMetaShardAndAReadOfAllDescriptor
   EXPECT_EQ(map.ForSlot(100).group, p.group);
   EXPECT_EQ(map.ForSlot(101).group, GroupId(9));
   EXPECT_EQ(held[GroupId(9)].epoch, 2u);
+}
+
+TEST(Descriptors, AMergeWidensTheAbsorbingShardAndItsTombstoneIsKeptApart) {
+  ShardMap map(ThreeNodesTwoShards());
+  const ShardDescriptor left = map.layout().shards[0];
+  const ShardDescriptor right = map.layout().shards[1];
+  // Merged here: the left shard owns both ranges at an epoch above both; the right is forgotten.
+  AppliedMergeHere m{left.group, right.group, SlotRange{0, 16383}, 2, left.voters, {}};
+  const std::vector<ShardDescriptor> learnt = LearnMerge(map, m);
+  ASSERT_EQ(learnt.size(), 1u);
+  EXPECT_EQ(learnt[0].epoch, 2u);
+  EXPECT_EQ(map.ForSlot(16383).group, left.group);
+  EXPECT_EQ(map.Find(right.group), nullptr);
+  EXPECT_EQ(map.layout().shards.size(), 1u);
+
+  // The tombstone's codec: no members, merged=, refused with members or without merged=.
+  const ShardDescriptor t = MergedTombstone(right, left.group, 3);
+  const std::string line = EncodeDescriptor(t);
+  EXPECT_NE(line.find("merged=" + std::to_string(left.group.value())), std::string::npos);
+  Result<ShardDescriptor> back = DecodeDescriptor(line);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->merged_into, left.group);
+  EXPECT_TRUE(back->voters.empty());
+  ShardDescriptor bad = t;
+  bad.voters = {NodeId(1)};
+  EXPECT_FALSE(DecodeDescriptor(EncodeDescriptor(bad)).ok());
+  bad = right;
+  bad.voters.clear();
+  EXPECT_FALSE(DecodeDescriptor(EncodeDescriptor(bad)).ok());
+
+  // Learnt from the meta shard: out of the map and of what is held, reported as merged.
+  ShardMap fresh(ThreeNodesTwoShards());
+  std::map<std::string, std::string> settings;
+  settings[DescriptorSetting(left.group)] = Stored(learnt[0]);
+  settings[DescriptorSetting(right.group)] = Stored(t);
+  HeldDescriptors held;
+  const LearnResult r = LearnDescriptors(fresh, settings, &held);
+  EXPECT_TRUE(r.bad.empty());
+  ASSERT_EQ(r.merged.size(), 1u);
+  EXPECT_EQ(r.merged.begin()->second.merged_into, left.group);
+  EXPECT_FALSE(held.contains(right.group));
+  EXPECT_EQ(fresh.ForSlot(16383).group, left.group);
+  EXPECT_EQ(fresh.Find(right.group), nullptr);
 }
 
 }  // namespace

@@ -65,8 +65,10 @@ namespace {
 
 Status CheckMembers(const ShardDescriptor& d) {
   std::set<NodeId> seen;
-  if (d.voters.empty()) {
-    return Status::InvalidArgument("shard " + std::to_string(d.group.value()) + " has no voters");
+  if (d.voters.empty() != (d.merged_into != kNoGroup)) {
+    return Status::InvalidArgument(
+        "shard " + std::to_string(d.group.value()) +
+        (d.voters.empty() ? " has no voters" : " is merged and has voters"));
   }
   for (const auto* list : {&d.voters, &d.learners}) {
     for (NodeId n : *list) {
@@ -141,6 +143,7 @@ std::string EncodeDescriptor(const ShardDescriptor& d) {
   if (!meta) out += " slots=" + std::to_string(d.first_slot) + "-" + std::to_string(d.last_slot);
   out += " epoch=" + std::to_string(d.epoch) + " voters=" + JoinIds(d.voters) +
          " learners=" + JoinIds(d.learners);
+  if (d.merged_into != kNoGroup) out += " merged=" + std::to_string(d.merged_into.value());
   return out;
 }
 
@@ -193,6 +196,9 @@ Result<ShardDescriptor> ParseLine(std::string_view line, bool* is_meta) {
       if (!ParseIds(value, &d.voters)) return bad("voters");
     } else if (key == "learners") {
       if (!ParseIds(value, &d.learners)) return bad("learners");
+    } else if (key == "merged") {
+      if (!ParseU64(value, &v) || v == 0) return bad("merged");
+      d.merged_into = GroupId(v);
     } else {
       return bad("unknown field");
     }

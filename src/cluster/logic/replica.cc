@@ -436,7 +436,9 @@ void Replica::FlushProposals() {
 }
 
 size_t Replica::ProposeExpiry(int64_t now_ms, size_t limit) {
-  if (failed() || node_->raft().role() != raft::Role::kLeader) return 0;
+  // A shard frozen for a merge deletes nothing (it would refuse it): its keys expire where
+  // they go.
+  if (failed() || node_->raft().role() != raft::Role::kLeader || sm_.frozen()) return 0;
   std::vector<std::string> due = sm_.keyspace().Expired(now_ms, limit);
   if (due.empty()) return 0;
   kv::Command cmd;
@@ -628,6 +630,7 @@ void Replica::StageStateChanges(bool force) {
   w.sessions = std::move(c.sessions);
   w.applied = c.applied;
   w.meta = std::move(c.meta);
+  w.clear_slots = clear_slots_;
   wal_->StageState(w);
 }
 
@@ -685,9 +688,12 @@ void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries, size_t fro
       (void)sm_.ApplyEntry(e.index, e.data);  // every replica records the same error
       continue;
     }
-    const bool split = cmd->op == kv::Op::kRedis && !cmd->args.empty() &&
-                       kv::redis::EqualsIgnoreCase(cmd->args[0], kv::kSplitCommand);
-    kv::Reply reply = split ? ApplySplit(e.index, *cmd, e.term) : sm_.Apply(e.index, *cmd);
+    const bool redis = cmd->op == kv::Op::kRedis && !cmd->args.empty();
+    const bool split = redis && kv::redis::EqualsIgnoreCase(cmd->args[0], kv::kSplitCommand);
+    const bool merge = redis && kv::redis::EqualsIgnoreCase(cmd->args[0], kv::kMergeCommand);
+    kv::Reply reply = split   ? ApplySplit(e.index, *cmd, e.term)
+                      : merge ? ApplyMerge(e.index, *cmd)
+                              : sm_.Apply(e.index, *cmd);
     auto it = writes_.find({cmd->client_id, cmd->seq});
     if (it == writes_.end()) continue;
     for (PendingWrite& w : it->second) Answer(w.reply, Status::Ok(), reply, e.index);
@@ -713,6 +719,25 @@ kv::Reply Replica::ApplySplit(LogIndex index, const kv::Command& cmd, Term term)
                sm_.range()->last);
   splits_.push_back(AppliedSplit{std::move(*off), node_->raft().config().ToConfState(), term,
                                  node_->raft().role() == raft::Role::kLeader});
+  return reply;
+}
+
+// The absorbed shard's keys come in the entry: whatever this node stored under their slots (its
+// replica of that shard, which the Store destroys in this round, may lag) is deleted first, in
+// the same write that stores the merged state.
+kv::Reply Replica::ApplyMerge(LogIndex index, const kv::Command& cmd) {
+  StageStateChanges(/*force=*/true);
+  kv::Reply reply = sm_.Apply(index, cmd);
+  std::optional<kv::MergeIn> in = sm_.TakeMerge();
+  if (!in) return reply;
+  SyncStateSlots();
+  clear_slots_ = std::make_pair(in->range.first, in->range.last);
+  StageStateChanges(/*force=*/true);
+  clear_slots_.reset();
+  logger_.Info("event=merge_applied index={} from={} slots={}-{} now={}-{} keys={}", index.value(),
+               in->from, in->range.first, in->range.last, sm_.range()->first, sm_.range()->last,
+               sm_.key_count());
+  merges_.push_back(AppliedMerge{*in, node_->raft().config().ToConfState()});
   return reply;
 }
 

@@ -197,6 +197,13 @@ class Replica {
   Status Campaign();
   // The splits applied since the last call, in log order (the Store starts their new shards).
   std::vector<AppliedSplit> TakeSplits() { return std::exchange(splits_, {}); }
+  // The merges applied since the last call, in log order, with this replica's members at each
+  // (the Store destroys this node's replica of each absorbed shard).
+  struct AppliedMerge {
+    kv::MergeIn in;
+    raft::ConfState conf;
+  };
+  std::vector<AppliedMerge> TakeMerges() { return std::exchange(merges_, {}); }
 
   // Streamed snapshots (ReplicaOptions::stream_snapshots). The leader's side: the host ends
   // every streamed snapshot this replica handed out (a kSnap message with Snapshot::stream set)
@@ -282,6 +289,9 @@ class Replica {
   void ApplyConfChange(const raft::Entry& e);
   // A split entry (kv::kSplitCommand): applied with the state staged on both sides of it.
   kv::Reply ApplySplit(LogIndex index, const kv::Command& cmd, Term term);
+  // A merge entry (kv::kMergeCommand): applied with the state staged on both sides of it, the
+  // absorbed slots cleared first.
+  kv::Reply ApplyMerge(LogIndex index, const kv::Command& cmd);
   // Points the store's state span at the state machine's slots (after a load, restore or split).
   void SyncStateSlots();
   void ServeReads();
@@ -323,6 +333,9 @@ class Replica {
   bool state_reset_pending_ = false;
   NodeId known_leader_;               // the leader as of the last Ready's soft state
   std::vector<AppliedSplit> splits_;  // see TakeSplits
+  std::vector<AppliedMerge> merges_;  // see TakeMerges
+  // The slots a merge took, to clear at the next staging (StateWrites::clear_slots).
+  std::optional<std::pair<uint16_t, uint16_t>> clear_slots_;
   // Streamed snapshots: the snapshot whose stored state the leader waits for (armed, see
   // BuildSnapshot), the streams handed out and not yet ended, and a follower's deposit.
   std::optional<raft::SnapshotMeta> armed_;

@@ -94,4 +94,22 @@ Result<ShardResponse> DecodeShardResponse(std::string_view bytes) {
   return r;
 }
 
+ShardRequest FreshRedisWrite(GroupId group, uint64_t session, std::vector<std::string> args) {
+  ShardRequest req;
+  req.type = ShardRequest::Type::kWrite;
+  req.group = group;
+  req.command.op = kv::Op::kRedis;
+  req.command.client_id = session;
+  req.command.seq = 1;
+  req.command.args = std::move(args);
+  return req;
+}
+
+Status WriteOutcome(const ShardResponse& r) {
+  if (!r.status.ok()) return r.status;
+  if (r.reply.is_error()) return Status::FailedPrecondition(r.reply.value.value_or("error"));
+  if (!r.reply.ok()) return Status::FailedPrecondition(std::string(r.reply.message()));
+  return Status::Ok();
+}
+
 }  // namespace synod::cluster

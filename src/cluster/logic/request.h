@@ -39,8 +39,12 @@ struct ShardRequest {
     // The shard's key count and how many of them have an expiry (INFO keyspace), read like
     // kRead: an array of two integers.
     kKeyspace = 8,
+    // A merge's read of the shard it absorbs (cluster/logic/merge.h), read like kRead: with
+    // args {"0"} the bytes of its keys and values (an integer); with {token} its whole state
+    // (kv::StateMachine::Snapshot, a bulk reply) when frozen for that token.
+    kFrozenState = 9,
   };
-  static constexpr uint8_t kTypeMax = 8;
+  static constexpr uint8_t kTypeMax = 9;
 
   Type type = Type::kRead;
   GroupId group;
@@ -78,6 +82,13 @@ struct ShardResponse {
   // a later command meanwhile: pipelined writes across a split) is then safe to renumber.
   bool never_applied_before = false;
 };
+
+// A Redis-shaped write to `group` as the first command of the fresh at-most-once session
+// `session` (the cluster's own proposals: a split, a merge's steps).
+ShardRequest FreshRedisWrite(GroupId group, uint64_t session, std::vector<std::string> args = {});
+// A write's outcome as a status: the response's error, else its Redis error reply (or a failed
+// reply code) as kFailedPrecondition.
+Status WriteOutcome(const ShardResponse& r);
 
 std::string EncodeShardRequest(const ShardRequest& r);
 // kInvalidArgument for bytes that are not a request, an unknown type, group 0, or a write whose

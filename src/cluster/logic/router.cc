@@ -1,15 +1,27 @@
 #include "cluster/logic/router.h"
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 #include <string>
 #include <utility>
 
+#include "cluster/logic/merge.h"
 #include "kv/redis.h"
 #include "kv/state_machine.h"
 #include "raft/raft.h"
 
 namespace synod::cluster {
+
+namespace {
+
+// A decimal u64 (a merge token).
+bool ParseToken(std::string_view s, uint64_t* out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
 
 struct RequestRouter::Attempt {
   ShardRequest req;
@@ -461,6 +473,25 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
             return kv::Reply::Array(
                 {kv::Reply::Int(static_cast<int64_t>(sm.keyspace().size())),
                  kv::Reply::Int(static_cast<int64_t>(sm.keyspace().expires_count()))});
+          },
+          mode, answer());
+      break;
+    case ShardRequest::Type::kFrozenState:
+      store_->SubmitRead(
+          req.group,
+          [args = req.args](const kv::StateMachine& sm) {
+            uint64_t token = 0;
+            if (args.size() != 1 || !ParseToken(args[0], &token)) {
+              return kv::Reply::Err("ERR merge: malformed state read");
+            }
+            if (token == 0) return kv::Reply::Int(static_cast<int64_t>(sm.keyspace().bytes()));
+            if (!sm.frozen() || sm.frozen()->token != token) {
+              return kv::Reply::Err("ERR merge: the shard is not frozen for this merge");
+            }
+            if (sm.keyspace().bytes() > kMergeBytesMax) {
+              return kv::Reply::Err("ERR merge: the shard holds more than a merge carries");
+            }
+            return kv::Reply::Bulk(sm.Snapshot());
           },
           mode, answer());
       break;

@@ -27,6 +27,9 @@ struct ShardDescriptor {
   // The voters; in a layout (layout.h) the first is the preferred leader.
   std::vector<NodeId> voters;
   std::vector<NodeId> learners;  // in id order
+  // A tombstone: the shard was merged into this group (docs/sharding.md, "Merges"); it has no
+  // members then, and its replicas are destroyed wherever they are left. kNoGroup: a live shard.
+  GroupId merged_into;
 
   bool Covers(uint16_t slot) const { return slot >= first_slot && slot <= last_slot; }
   // Whether `n` is a voter or a learner.

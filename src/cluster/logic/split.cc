@@ -100,32 +100,9 @@ SizeSplit LoadTracker::Decide(GroupId group, SlotRange range, double max_per_sec
   return HalvingSlot(per_slot, range);
 }
 
-namespace {
-
-// A write's outcome as a status: its Redis error reply, if it has one, is the error.
-Status Outcome(const ShardResponse& r) {
-  if (!r.status.ok()) return r.status;
-  if (r.reply.is_error()) return Status::FailedPrecondition(r.reply.value.value_or("error"));
-  if (!r.reply.ok()) return Status::FailedPrecondition(std::string(r.reply.message()));
-  return Status::Ok();
-}
-
-// A Redis-shaped write to `group` as the first command of a fresh session (args to fill in).
-ShardRequest FreshWrite(GroupId group, uint64_t session) {
-  ShardRequest req;
-  req.type = ShardRequest::Type::kWrite;
-  req.group = group;
-  req.command.op = kv::Op::kRedis;
-  req.command.client_id = session;
-  req.command.seq = 1;
-  return req;
-}
-
-}  // namespace
-
 void RunSplit(RequestRouter& router, const ShardMap& map, GroupId group, std::optional<uint16_t> at,
               const std::function<uint64_t()>& new_session,
-              std::function<void(Result<SplitResult>)> done) {
+              std::function<void(Result<SplitResult>)> done, bool automatic) {
   const ShardDescriptor* d = map.Find(group);
   if (d == nullptr) {
     return done(Status::NotFound("no shard " + std::to_string(group.value())));
@@ -135,17 +112,17 @@ void RunSplit(RequestRouter& router, const ShardMap& map, GroupId group, std::op
   uint64_t floor = kMetaGroup.value();
   for (const ShardDescriptor& s : map.layout().shards) floor = std::max(floor, s.group.value());
 
-  ShardRequest alloc = FreshWrite(kMetaGroup, new_session());
+  ShardRequest alloc = FreshRedisWrite(kMetaGroup, new_session());
   alloc.command.args = {std::string(kv::kAllocateIdCommand), std::string(kGroupSeqSetting),
                         std::to_string(floor)};
   // What the split proposal needs, as the map said when it began.
-  ShardRequest split = FreshWrite(group, new_session());
+  ShardRequest split = FreshRedisWrite(group, new_session());
   const SlotRange kept{d->first_slot, static_cast<uint16_t>(*slot - 1)};
   const SlotRange moved{*slot, d->last_slot};
   const uint64_t epoch = d->epoch + 1;
-  router.Call(alloc, [&router, split = std::move(split), kept, moved, epoch,
+  router.Call(alloc, [&router, split = std::move(split), kept, moved, epoch, automatic,
                       done = std::move(done)](ShardResponse r) mutable {
-    Status s = Outcome(r);
+    Status s = WriteOutcome(r);
     if (s.ok() && (r.reply.type != kv::ReplyType::kInteger || r.reply.number <= 1)) {
       s = Status::Corruption("the meta shard's group id allocation answered no id");
     }
@@ -154,8 +131,9 @@ void RunSplit(RequestRouter& router, const ShardMap& map, GroupId group, std::op
     split.command.args = {std::string(kv::kSplitCommand), std::to_string(kept.first),
                           std::to_string(moved.last),     std::to_string(moved.first),
                           std::to_string(child.value()),  std::to_string(epoch)};
+    if (automatic) split.command.args.emplace_back("auto");
     router.Call(std::move(split), [child, kept, moved, done = std::move(done)](ShardResponse r2) {
-      Status s2 = Outcome(r2);
+      Status s2 = WriteOutcome(r2);
       if (!s2.ok()) return done(s2);
       done(SplitResult{child, kept, moved});
     });

@@ -85,9 +85,11 @@ class LoadTracker {
 
 // Runs a split of `group` (see the file comment). `new_session` gives fresh at-most-once
 // session ids (one per proposal); `done` gets the result, or the first error (from the meta
-// shard, the shard, or SplitSlot) once, within two request timeouts.
+// shard, the shard, or SplitSlot) once, within two request timeouts. An `automatic` split (by
+// size or load) makes a new shard that an automatic merge may absorb again
+// (kv::StateMachine::mergeable).
 void RunSplit(RequestRouter& router, const ShardMap& map, GroupId group, std::optional<uint16_t> at,
               const std::function<uint64_t()>& new_session,
-              std::function<void(Result<SplitResult>)> done);
+              std::function<void(Result<SplitResult>)> done, bool automatic = false);
 
 }  // namespace synod::cluster

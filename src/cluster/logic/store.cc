@@ -1,5 +1,6 @@
 #include "cluster/logic/store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "common/assert.h"
@@ -96,6 +97,26 @@ void Store::StartSplits(GroupId parent, Group& g) {
   }
 }
 
+void Store::FinishMerges(GroupId id, Group& g) {
+  for (Replica::AppliedMerge& m : g.replica->TakeMerges()) {
+    const GroupId from(m.in.from);
+    const std::optional<SlotRange>& range = g.replica->state_machine().range();
+    merged_.push_back(AppliedMergeHere{id,
+                                       from,
+                                       range.value_or(m.in.range),
+                                       m.in.epoch,
+                                       {m.conf.voters.begin(), m.conf.voters.end()},
+                                       {m.conf.learners.begin(), m.conf.learners.end()}});
+    if (from == id || !groups_.contains(from)) continue;
+    if (std::find(round_.begin(), round_.end(), from) != round_.end()) {
+      merged_away_.insert(from);  // its Ready is in flight: when the round ends
+      continue;
+    }
+    logger_.Info("event=merged_replica_destroyed group={} into={}", from.value(), id.value());
+    Destroy(from, /*with_data=*/false);
+  }
+}
+
 Status Store::StartSplit(GroupId parent, AppliedSplit& split) {
   const GroupId child(split.off.child);
   if (const Replica* p = replica(parent); p != nullptr && p->state_machine().range()) {
@@ -189,6 +210,7 @@ void Store::Destroy(GroupId id, bool with_data) {
   g.storage.reset();
   groups_.erase(it);
   ready_.erase(id);
+  merged_away_.erase(id);
   removed_.push_back(id);
   ++destroyed_;
 }
@@ -532,6 +554,7 @@ bool Store::BeginRound() {
     state_write_wanted = state_write_wanted || g.replica->WantsStateWrite();
     // Before the node write is taken: the new shard's records ride on it with the parent's.
     StartSplits(id, g);
+    FinishMerges(id, g);
     if (needs_write) {
       round_.push_back(id);
     } else if (DestroyIfRemoved(id, g)) {
@@ -554,11 +577,19 @@ void Store::FinishRound(const Status& written) {
   std::vector<GroupId> done = std::exchange(round_, {});
   for (GroupId id : done) {
     auto it = groups_.find(id);
-    SYNOD_ASSERT(it != groups_.end());
+    // Destroyed by a merge another group of this round applied just now (its Ready's write is
+    // done; what it would apply the merge replaced).
+    if (it == groups_.end()) continue;
+    if (merged_away_.erase(id) != 0) {
+      logger_.Info("event=merged_replica_destroyed group={}", id.value());
+      Destroy(id, /*with_data=*/false);
+      continue;
+    }
     Replica& r = *it->second.replica;
     if (written.ok()) {
       r.FinishReady();
       StartSplits(id, it->second);
+      FinishMerges(id, it->second);
       if (DestroyIfRemoved(id, it->second)) continue;
     } else {
       r.FailStorage(written);

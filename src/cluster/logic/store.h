@@ -41,6 +41,12 @@
 // new member, by a snapshot from its leader — which it refuses while a replica of another group
 // here still holds any of the snapshot's slots (it would overwrite that replica's keys).
 //
+// Merges (docs/sharding.md, "Merges"): when a replica applies a merge, this node's replica of the
+// absorbed shard (frozen, or lagging behind its freeze) is destroyed in the same round, its
+// records deleted and its keys left: the merge's write cleared its slots and stored the
+// absorbed keys under them. One with a Ready in flight goes when its round ends, without
+// finishing it (it could only apply what the merge replaced).
+//
 // Replicas removed from their group: a data shard's replica (keys under slots, not the meta
 // shard's own) that applied a configuration without this node (a move, a member removal) is
 // destroyed at the end of its round, and its
@@ -82,6 +88,17 @@ struct StartedSplit {
   SlotRange moved;     // the new shard's
   uint64_t epoch = 0;  // both halves' descriptors' (the split command's)
   // The parent's members at the split's entry: both halves'.
+  std::vector<NodeId> voters;
+  std::vector<NodeId> learners;
+};
+
+// A merge this node's replica of `group` applied: it absorbed shard `from` (whose replica here,
+// if any, the Store destroyed, leaving its keys to `group`). What the host's map learns.
+struct AppliedMergeHere {
+  GroupId group;
+  GroupId from;
+  SlotRange slots;     // `group`'s slots now
+  uint64_t epoch = 0;  // the merge command's
   std::vector<NodeId> voters;
   std::vector<NodeId> learners;
 };
@@ -195,6 +212,8 @@ class Store {
   std::vector<GroupId> TakeRemovedGroups() { return std::exchange(removed_, {}); }
   // The splits applied here since the last call (the host learns both halves' descriptors).
   std::vector<StartedSplit> TakeStartedSplits() { return std::exchange(started_, {}); }
+  // The merges applied here since the last call.
+  std::vector<AppliedMergeHere> TakeMerges() { return std::exchange(merged_, {}); }
 
   // Counters (for metrics and tests).
   uint64_t rounds() const { return rounds_; }             // BeginRounds that needed a write
@@ -221,6 +240,9 @@ class Store {
   bool RunReadys(GroupId id, Group& g);
   // Starts the new shards of the splits `g`'s replica applied.
   void StartSplits(GroupId parent, Group& g);
+  // After `g`'s replica applied merges: destroys this node's replicas of the absorbed shards
+  // (keys kept), at once, or after the round when one has a Ready in flight.
+  void FinishMerges(GroupId id, Group& g);
   // After its round: destroys `id`'s replica when it was removed from its group (see above).
   // Returns true when it did (the Group is gone).
   bool DestroyIfRemoved(GroupId id, Group& g);
@@ -253,6 +275,8 @@ class Store {
   uint64_t splits_ = 0;
   uint64_t destroyed_ = 0;
   std::vector<StartedSplit> started_;
+  std::vector<AppliedMergeHere> merged_;
+  std::set<GroupId> merged_away_;  // absorbed, to destroy when their round ends
   std::vector<GroupId> removed_;
   uint64_t ticks_ = 0;
   struct Kept {
