@@ -452,9 +452,21 @@ class GroupHost final : public ReplicaObserver, public Router {
   // Merges (group_host_merges.cc; cluster/logic/merge.h). The merges this node's replicas
   // applied: the map takes each absorbing shard's wider descriptor, its leader proposes it.
   void LearnMerges();
-  // Writes the tombstone of shard `from` (its slots), merged into `into`, to the meta shard (at
-  // an epoch above the one it holds of `from`, and at least `epoch`).
-  void WriteTombstone(GroupId from, SlotRange slots, GroupId into, uint64_t epoch);
+  // The tombstone of shard `from` (its slots), merged into `into`, is due in the meta shard: the
+  // node that drove the merge or resolved it writes it at once (`now`), and every node whose
+  // replica applied the merge keeps it due and writes it while it leads `into`, every second,
+  // until the meta shard holds it (at an epoch above its descriptor of `from`, at least
+  // `epoch`). So a driver that died after the merge leaves no shard behind.
+  void TombstoneDue(GroupId from, SlotRange slots, GroupId into, uint64_t epoch, bool now);
+  void WriteDueTombstones();
+  struct DueTombstone {
+    SlotRange slots;
+    GroupId into;
+    uint64_t epoch = 0;
+    bool mine = false;  // driven or resolved here: written whoever leads `into`
+    bool in_flight = false;
+  };
+  std::map<GroupId, DueTombstone> tombstones_due_;
   // Every second: a shard led here that stayed frozen for kFrozenResolveMs with no merge of it
   // driven here has its merge finished or given up (ResolveFrozen).
   void ResolveFrozenShards();

@@ -27,7 +27,7 @@ void GroupHost::MergeShard(GroupId group, std::optional<GroupId> into,
           if (r.ok()) {
             logger_.Info("event=merge_done group={} into={} slots={}-{} epoch={}", group.value(),
                          r->into.value(), r->slots.first, r->slots.last, r->epoch);
-            WriteTombstone(r->from, r->absorbed, r->into, r->epoch);
+            TombstoneDue(r->from, r->absorbed, r->into, r->epoch, /*now=*/true);
           } else {
             logger_.Info("event=merge_failed group={} error=\"{}\"", group.value(),
                          r.status().ToString());
@@ -42,6 +42,7 @@ void GroupHost::LearnMerges() {
   bool learnt = false;
   for (const AppliedMergeHere& merge : store_->TakeMerges()) {
     counters_.merges.fetch_add(1, std::memory_order_relaxed);
+    TombstoneDue(merge.from, merge.absorbed, merge.group, merge.epoch, /*now=*/false);
     for (const ShardDescriptor& d : LearnMerge(*map_, merge)) {
       logger_.Info("event=descriptor_updated reason=merge from={} descriptor=\"{}\"",
                    merge.from.value(), EncodeDescriptor(d));
@@ -53,31 +54,60 @@ void GroupHost::LearnMerges() {
   descriptors_due_ = true;  // the absorbing shard's leader proposes its wider descriptor
 }
 
-void GroupHost::WriteTombstone(GroupId from, SlotRange slots, GroupId into, uint64_t epoch) {
+void GroupHost::TombstoneDue(GroupId from, SlotRange slots, GroupId into, uint64_t epoch,
+                             bool now) {
   if (meta_merged_.contains(from)) return;
-  uint64_t e = epoch;
-  if (auto h = meta_epochs_.find(from); h != meta_epochs_.end())
-    e = std::max(e, h->second.epoch + 1);
-  if (const ShardDescriptor* d = map_->Find(from)) e = std::max(e, d->epoch + 1);
-  ShardDescriptor base;
-  base.group = from;
-  base.first_slot = slots.first;
-  base.last_slot = slots.last;
-  const ShardDescriptor t = MergedTombstone(base, into, e);
-  ShardRequest req;
-  req.type = ShardRequest::Type::kWrite;
-  req.group = kMetaGroup;
-  req.command = ProposeDescriptorCommand(t, NewSessionId());
-  logger_.Info("event=tombstone_proposed descriptor=\"{}\"", EncodeDescriptor(t));
-  Call(std::move(req), [this, from, alive = alive_](ShardResponse r) {
-    if (!*alive) return;
-    if (!r.status.ok() || r.reply.is_error()) {
-      // The frozen shard's leader finds the merge done and writes it again (ResolveFrozenShards).
-      logger_.Warn("event=tombstone_not_written group={} error=\"{}\"", from.value(),
-                   r.status.ok() ? std::string(r.reply.message()) : r.status.ToString());
+  DueTombstone& t = tombstones_due_[from];
+  t.slots = slots;
+  t.into = into;
+  t.epoch = std::max(t.epoch, epoch);
+  t.mine = t.mine || now;
+  if (now) WriteDueTombstones();
+}
+
+void GroupHost::WriteDueTombstones() {
+  for (auto it = tombstones_due_.begin(); it != tombstones_due_.end();) {
+    const GroupId from = it->first;
+    DueTombstone& due = it->second;
+    if (meta_merged_.contains(from)) {
+      it = tombstones_due_.erase(it);
+      continue;
     }
-    meta_read_due_ = true;
-  });
+    ++it;
+    const Replica* into = store_->replica(due.into);
+    const bool leads = into != nullptr && into->raw_node().raft().role() == raft::Role::kLeader;
+    if (due.in_flight || !(due.mine || leads)) continue;
+    uint64_t e = due.epoch;
+    if (auto h = meta_epochs_.find(from); h != meta_epochs_.end()) {
+      e = std::max(e, h->second.epoch + 1);
+    }
+    if (const ShardDescriptor* d = map_->Find(from)) e = std::max(e, d->epoch + 1);
+    ShardDescriptor base;
+    base.group = from;
+    base.first_slot = due.slots.first;
+    base.last_slot = due.slots.last;
+    const ShardDescriptor t = MergedTombstone(base, due.into, e);
+    ShardRequest req;
+    req.type = ShardRequest::Type::kWrite;
+    req.group = kMetaGroup;
+    req.command = ProposeDescriptorCommand(t, NewSessionId());
+    logger_.Info("event=tombstone_proposed descriptor=\"{}\"", EncodeDescriptor(t));
+    due.in_flight = true;
+    Call(std::move(req), [this, from, e, alive = alive_](ShardResponse r) {
+      if (!*alive) return;
+      auto found = tombstones_due_.find(from);
+      if (found != tombstones_due_.end()) {
+        found->second.in_flight = false;
+        // Not stored (an older epoch than the meta shard's): above it next time.
+        found->second.epoch = std::max(found->second.epoch, e + 1);
+      }
+      if (!r.status.ok() || r.reply.is_error()) {
+        logger_.Info("event=tombstone_not_written group={} error=\"{}\"", from.value(),
+                     r.status.ok() ? std::string(r.reply.message()) : r.status.ToString());
+      }
+      meta_read_due_ = true;  // learn it back at the next tick
+    });
+  }
 }
 
 void GroupHost::ResolveFrozenShards() {
@@ -96,9 +126,15 @@ void GroupHost::ResolveFrozenShards() {
     resolving_.insert(g);
     logger_.Info("event=merge_resolving group={} into={} frozen_at={}", g.value(), frozen.into,
                  frozen.index.value());
+    // The shard it was to merge into may itself have been merged since: ask the one that took
+    // its slots (and its tokens), following the tombstones.
+    GroupId ask(frozen.into);
+    for (int hops = 0; hops < 16 && meta_merged_.contains(ask); ++hops) {
+      ask = meta_merged_.at(ask).merged_into;
+    }
     ResolveFrozen(
-        *router_, g, GroupId(frozen.into), frozen.token, [this] { return NewSessionId(); },
-        [this, g, slots, into = GroupId(frozen.into), alive = alive_](Result<bool> merged) {
+        *router_, g, ask, frozen.token, [this] { return NewSessionId(); },
+        [this, g, slots, into = ask, alive = alive_](Result<bool> merged) {
           if (!*alive) return;
           resolving_.erase(g);
           frozen_since_tick_[g] = ticks_;  // again only after another wait
@@ -107,7 +143,7 @@ void GroupHost::ResolveFrozenShards() {
                          merged.status().ToString());
           } else if (*merged) {
             logger_.Info("event=merge_resolved group={} outcome=merged", g.value());
-            WriteTombstone(g, slots, into, 0);
+            TombstoneDue(g, slots, into, 0, /*now=*/true);
           } else {
             logger_.Info("event=merge_resolved group={} outcome=given_up", g.value());
           }

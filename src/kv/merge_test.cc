@@ -135,6 +135,24 @@ TEST(MergeTest, TheAbsorbingShardTakesKeysSessionsAndSlots) {
   EXPECT_TRUE(p.l.Apply(MergeCmd(SlotRange{0, 16383}, 2, 77, state)).is_error());
 }
 
+TEST(MergeTest, TheAbsorbedShardsOwnMergeDecisionsCarryOver) {
+  // R had absorbed a merge (token 9) and refused one (token 8) before it was frozen itself: the
+  // shard that absorbs R answers for both (a frozen shard that waited for R asks it).
+  Machine l, r, far;
+  l.sm().SetRange(SlotRange{0, 8191});
+  r.sm().SetRange(SlotRange{8192, 15999});
+  far.sm().SetRange(SlotRange{16000, 16383});
+  ASSERT_EQ(r.Apply(Cancel(8)).number, 0);
+  ASSERT_TRUE(far.Apply(Freeze(2, 9)).number > 0);
+  ASSERT_EQ(r.Apply(MergeCmd(SlotRange{8192, 15999}, 3, 9, far.sm().Snapshot())), Reply::Ok());
+  ASSERT_TRUE(r.Apply(Freeze(1, 77)).number > 0);
+  ASSERT_EQ(l.Apply(MergeCmd(SlotRange{0, 8191}, 2, 77, r.sm().Snapshot())), Reply::Ok());
+  EXPECT_EQ(l.sm().range(), (SlotRange{0, 16383}));
+  EXPECT_EQ(l.Apply(Cancel(9)).number, 1);  // merged (into R, now into L)
+  EXPECT_EQ(l.Apply(Cancel(8)).number, 0);  // refused still
+  EXPECT_EQ(l.Apply(Cancel(77)).number, 1);
+}
+
 TEST(MergeTest, ACancelledTokenIsRefusedForEverAndBadMergesChangeNothing) {
   Pair p;
   ASSERT_TRUE(p.r.Apply(Freeze(1, 77)).number > 0);

@@ -397,6 +397,10 @@ Reply StateMachine::Merge(const std::vector<std::string>& args) {
   state_.clock_ms = std::max(state_.clock_ms, in.clock_ms);
   state_.range = SlotRange{std::min(state_.range->first, theirs.first),
                            std::max(state_.range->last, theirs.last)};
+  // The absorbed shard's own decisions carry over: a merge into it that is given up later asks
+  // this shard (its tombstone names this one).
+  for (uint64_t t : in.merged_tokens) RememberToken(state_.merged_tokens, t);
+  for (uint64_t t : in.cancelled_tokens) RememberToken(state_.cancelled_tokens, t);
   RememberToken(state_.merged_tokens, *token);
   merge_ = MergeIn{*from, *epoch, theirs, index};
   return Reply::Ok();

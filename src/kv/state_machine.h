@@ -165,7 +165,8 @@ inline constexpr std::string_view kSplitCommand = "synod.shard.split";
 //    `token` over the slots next to L's, and the token was not cancelled: L then owns both
 //    ranges, with R's keys (every key's version and the tombstone floor set to this index: a
 //    WATCH from before the merge counts as changed), R's sessions (the one of the higher seq
-//    for a client both hold) and the later clock; TakeMerge reports it.
+//    for a client both hold), R's merged and cancelled tokens and the later clock; TakeMerge
+//    reports it.
 //  - {kCancelMergeCommand, token} on L: replies 1 when the token was merged, else refuses it
 //    for ever and replies 0. Whoever gives a merge up asks L this first.
 //  - {kUnfreezeCommand, token} on R: only after L answered 0; R serves again.
@@ -269,6 +270,9 @@ class StateMachine {
   bool mergeable() const { return state_.mergeable; }
   // The merge applied last, once (nullopt when none since the last call).
   std::optional<MergeIn> TakeMerge() { return std::exchange(merge_, std::nullopt); }
+  // Whether `cmd` is one of a merge's own commands (freeze, merge, cancel, unfreeze): the only
+  // ones a frozen shard applies.
+  static bool MergeControl(const Command& cmd);
   // Sets the slots of a new shard's empty state (its bootstrap image). REQUIRES: no key held.
   void SetRange(SlotRange range);
   // Whether an applied split may happen: the host clears it while its group's membership is
@@ -356,8 +360,6 @@ class StateMachine {
   Reply Unfreeze(const std::vector<std::string>& args);
   Reply Merge(const std::vector<std::string>& args);
   Reply CancelMerge(const std::vector<std::string>& args);
-  // Whether `cmd` is one a frozen shard still applies (its merge's own).
-  static bool MergeControl(const Command& cmd);
   ExecContext WriteContext() const;
   Reply ApplyInSession(LogIndex index, const Command& cmd);
   void TouchSession(uint64_t client_id, internal::Session& session, LogIndex index);

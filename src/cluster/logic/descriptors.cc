@@ -75,6 +75,9 @@ LearnResult LearnDescriptors(ShardMap& map, const std::map<std::string, std::str
     (*held)[d->group] = *d;
     if (map.Update(*d, /*take_ties=*/true)) out.updated.push_back(*d);
   }
+  // A merged shard whose live descriptor outranked the absorbing shard's (it changed while the
+  // merge ran) goes once the others cover its slots.
+  for (const auto& [g, tombstone] : out.merged) map.ForgetMerged(tombstone);
   out.all_held = held->contains(map.layout().meta.group);
   for (const ShardDescriptor& d : map.layout().shards) {
     out.all_held = out.all_held && held->contains(d.group);
@@ -126,8 +129,24 @@ std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const Shar
     const ShardDescriptor* m = m_it == held.end() ? nullptr : &m_it->second;
     const ShardDescriptor* d = map.Find(g);
     if (m != nullptr && Describes(*m, voters, learners, slots)) continue;  // up to date
+    // Above every other shard's descriptor over these slots (as the map and the meta shard hold
+    // them): a shard merged in may have changed while its merge ran.
+    uint64_t overlapped = 0;
+    if (slots) {
+      for (const ShardDescriptor& other : map.layout().shards) {
+        if (other.group != g && SlotRange{other.first_slot, other.last_slot}.Overlaps(*slots)) {
+          overlapped = std::max(overlapped, other.epoch);
+        }
+      }
+      for (const auto& [og, other] : held) {
+        if (og != g && og != kMetaGroup &&
+            SlotRange{other.first_slot, other.last_slot}.Overlaps(*slots)) {
+          overlapped = std::max(overlapped, other.epoch);
+        }
+      }
+    }
     if (d != nullptr && Describes(*d, voters, learners, slots) &&
-        (m == nullptr || d->epoch > m->epoch)) {
+        (m == nullptr || d->epoch > m->epoch) && d->epoch > overlapped) {
       out.push_back(*d);
       continue;
     }
@@ -140,7 +159,8 @@ std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const Shar
       next.first_slot = slots->first;
       next.last_slot = slots->last;
     }
-    next.epoch = std::max(m != nullptr ? m->epoch : 0, d != nullptr ? d->epoch : 0) + 1;
+    next.epoch =
+        std::max({m != nullptr ? m->epoch : 0, d != nullptr ? d->epoch : 0, overlapped}) + 1;
     if (d == nullptr && slots) {
       // A shard this node leads that neither the map nor the meta shard knows (a split's new
       // shard, when the node that learnt it at the split restarted first): above every

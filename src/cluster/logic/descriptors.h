@@ -77,6 +77,8 @@ LearnResult LearnDescriptors(ShardMap& map, const std::map<std::string, std::str
 //  - else one with the replica's members and slots at the next epoch after the meta shard's and
 //    the map's (and, for a shard neither knows, after every descriptor its slots overlap, so
 //    that it outranks its parent's older one).
+// A proposal's epoch is above every other shard's descriptor over its slots (a shard merged in
+// may have changed while its merge ran).
 // *retry (when given) becomes true when some group led here was passed over for a reason that
 // passes by itself (a joint or pending configuration, entries committed and not applied yet, a
 // proposal in flight): the host asks again soon rather than at its next periodic check (a

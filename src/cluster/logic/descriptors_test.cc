@@ -139,7 +139,8 @@ TEST(Descriptors, AMergeWidensTheAbsorbingShardAndItsTombstoneIsKeptApart) {
   const ShardDescriptor left = map.layout().shards[0];
   const ShardDescriptor right = map.layout().shards[1];
   // Merged here: the left shard owns both ranges at an epoch above both; the right is forgotten.
-  AppliedMergeHere m{left.group, right.group, SlotRange{0, 16383}, 2, left.voters, {}};
+  AppliedMergeHere m{left.group,  right.group, SlotRange{0, 16383}, SlotRange{8192, 16383}, 2,
+                     left.voters, {}};
   const std::vector<ShardDescriptor> learnt = LearnMerge(map, m);
   ASSERT_EQ(learnt.size(), 1u);
   EXPECT_EQ(learnt[0].epoch, 2u);
@@ -175,6 +176,21 @@ TEST(Descriptors, AMergeWidensTheAbsorbingShardAndItsTombstoneIsKeptApart) {
   EXPECT_FALSE(held.contains(right.group));
   EXPECT_EQ(fresh.ForSlot(16383).group, left.group);
   EXPECT_EQ(fresh.Find(right.group), nullptr);
+
+  // The merged shard changed while its merge ran (its descriptor ties the wider one's epoch, and
+  // the narrower wins a tie): its tombstone takes it out once the wider one covers its slots,
+  // and not before.
+  ShardMap tie(ThreeNodesTwoShards());
+  ShardDescriptor moved = WithMembers(right, {NodeId(1), NodeId(2), NodeId(4)}, {});
+  moved.epoch = 2;
+  ASSERT_TRUE(tie.Update(moved));
+  EXPECT_FALSE(tie.ForgetMerged(t));  // nothing else covers its slots yet
+  EXPECT_EQ(tie.ForSlot(16383).group, right.group);
+  ASSERT_TRUE(tie.Update(learnt[0]));  // the wider descriptor, at the same epoch
+  EXPECT_EQ(tie.ForSlot(16383).group, right.group);
+  EXPECT_TRUE(tie.ForgetMerged(t));
+  EXPECT_EQ(tie.ForSlot(16383).group, left.group);
+  EXPECT_EQ(tie.Find(right.group), nullptr);
 }
 
 }  // namespace

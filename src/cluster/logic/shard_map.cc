@@ -42,6 +42,26 @@ bool ShardMap::Update(const ShardDescriptor& d, bool take_ties) {
   return true;
 }
 
+bool ShardMap::ForgetMerged(const ShardDescriptor& tombstone) {
+  // Whatever its epoch: a tombstone is written only once the merge applied, and group ids are
+  // never reused.
+  auto it = data_.find(tombstone.group);
+  if (it == data_.end()) return false;
+  const ShardDescriptor& mine = it->second;
+  // Its slots, and those it kept owning for want of any descriptor over them.
+  for (uint32_t s = 0; s < kSlotCount; ++s) {
+    if (!mine.Covers(static_cast<uint16_t>(s)) && by_slot_[s] != mine.group) continue;
+    bool covered = false;
+    for (const auto& [g, d] : data_) {
+      covered = covered || (g != mine.group && d.Covers(static_cast<uint16_t>(s)));
+    }
+    if (!covered) return false;
+  }
+  data_.erase(it);
+  Rebuild();
+  return true;
+}
+
 namespace {
 
 // Which of two descriptors covering a slot owns it: the higher epoch, then the narrower range

@@ -50,6 +50,10 @@ class ShardMap {
   // With take_ties, a descriptor of the map's epoch that differs from the map's replaces it too
   // (the meta shard's, which wins a tie).
   bool Update(const ShardDescriptor& d, bool take_ties = false);
+  // A merged shard's tombstone (ShardDescriptor::merged_into): its group is forgotten when the
+  // other shards' descriptors cover all of its slots (else it keeps them until the absorbing
+  // shard's wider descriptor comes). Returns whether the map changed.
+  bool ForgetMerged(const ShardDescriptor& tombstone);
 
   // The leader last heard of for `group`, kNoNode when none.
   NodeId leader(GroupId group) const;

@@ -104,12 +104,17 @@ void Store::FinishMerges(GroupId id, Group& g) {
     merged_.push_back(AppliedMergeHere{id,
                                        from,
                                        range.value_or(m.in.range),
+                                       m.in.range,
                                        m.in.epoch,
                                        {m.conf.voters.begin(), m.conf.voters.end()},
                                        {m.conf.learners.begin(), m.conf.learners.end()}});
     if (from == id || !groups_.contains(from)) continue;
     if (std::find(round_.begin(), round_.end(), from) != round_.end()) {
-      merged_away_.insert(from);  // its Ready is in flight: when the round ends
+      // Its Ready is in flight: the replica goes when the round ends, but the deletion of its
+      // records rides on this round's write, with the merge's (a crash between the two writes
+      // would bring it back over keys that are the merged shard's now).
+      groups_.at(from).storage->StageDestroy(/*with_data=*/false);
+      merged_away_.insert(from);
       continue;
     }
     logger_.Info("event=merged_replica_destroyed group={} into={}", from.value(), id.value());
@@ -189,7 +194,7 @@ bool Store::DestroyIfRemoved(GroupId id, Group& g) {
   return true;
 }
 
-void Store::Destroy(GroupId id, bool with_data) {
+void Store::Destroy(GroupId id, bool with_data, bool staged) {
   auto it = groups_.find(id);
   SYNOD_ASSERT(it != groups_.end());
   Group& g = it->second;
@@ -202,7 +207,7 @@ void Store::Destroy(GroupId id, bool with_data) {
     const std::optional<SlotRange>& theirs = og.replica->state_machine().range();
     shared = shared || (theirs && theirs->Overlaps(*mine));
   }
-  g.storage->StageDestroy(with_data && mine.has_value() && !shared);
+  if (!staged) g.storage->StageDestroy(with_data && mine.has_value() && !shared);
   if (g.quiesced) --quiesced_count_;
   // Its clients are answered (they retry where the shard is now), never left waiting.
   g.replica->AnswerAllPending();
@@ -582,7 +587,7 @@ void Store::FinishRound(const Status& written) {
     if (it == groups_.end()) continue;
     if (merged_away_.erase(id) != 0) {
       logger_.Info("event=merged_replica_destroyed group={}", id.value());
-      Destroy(id, /*with_data=*/false);
+      Destroy(id, /*with_data=*/false, /*staged=*/true);
       continue;
     }
     Replica& r = *it->second.replica;

@@ -98,6 +98,7 @@ struct AppliedMergeHere {
   GroupId group;
   GroupId from;
   SlotRange slots;     // `group`'s slots now
+  SlotRange absorbed;  // `from`'s
   uint64_t epoch = 0;  // the merge command's
   std::vector<NodeId> voters;
   std::vector<NodeId> learners;
@@ -246,7 +247,8 @@ class Store {
   // After its round: destroys `id`'s replica when it was removed from its group (see above).
   // Returns true when it did (the Group is gone).
   bool DestroyIfRemoved(GroupId id, Group& g);
-  void Destroy(GroupId id, bool with_data);
+  // `staged`: its records' deletion is staged already (a merged-away replica's, FinishMerges).
+  void Destroy(GroupId id, bool with_data, bool staged = false);
   Status StartSplit(GroupId parent, AppliedSplit& split);
   // Builds the replica of an open storage (AddGroup, StartSplit).
   Result<std::unique_ptr<Replica>> MakeReplica(GroupId group, storage::GroupStorage* storage,
