@@ -135,6 +135,49 @@ TEST(MergeTest, TheAbsorbingShardTakesKeysSessionsAndSlots) {
   EXPECT_TRUE(p.l.Apply(MergeCmd(SlotRange{0, 16383}, 2, 77, state)).is_error());
 }
 
+TEST(MergeTest, AMergeInItsOwnSessionIntoAShardFullOfSessionsKeepsTheBound) {
+  // Regression: the merge's own session was added after the absorbed ones filled the table (an
+  // assertion on every replica, for ever after).
+  Options o;
+  o.sessions_max = 3;
+  Machine l(o), r(o);
+  l.sm().SetRange(SlotRange{0, 8191});
+  r.sm().SetRange(SlotRange{8192, 16383});
+  for (uint64_t c = 1; c <= 3; ++c) {
+    ASSERT_TRUE(l.Apply(WithSession(Routed(Put(KeyIn(0, 8191, 1, "m"), "l")), c, 1)).ok());
+    ASSERT_TRUE(r.Apply(WithSession(Routed(Put(KeyIn(8192, 16383, 1, "m"), "r")), 10 + c, 1)).ok());
+  }
+  ASSERT_TRUE(r.Apply(WithSession(Freeze(1, 77), 20, 1)).number > 0);
+  const Reply merged =
+      l.Apply(WithSession(MergeCmd(SlotRange{0, 8191}, 2, 77, r.sm().Snapshot()), 21, 1));
+  ASSERT_EQ(merged, Reply::Ok());
+  EXPECT_EQ(l.sm().session_count(), 3u);
+  // The merge's own session is kept (the latest): its retry is answered, not applied again.
+  EXPECT_EQ(l.Apply(WithSession(MergeCmd(SlotRange{0, 8191}, 2, 77, r.sm().Snapshot()), 21, 1)),
+            merged);
+}
+
+TEST(MergeTest, TheLatestTokensAreKeptWhateverTheirValues) {
+  // Regression: the bounded token lists dropped the smallest, so a new (random) token was
+  // usually dropped at once and its merge's decision forgotten: a merge given up could apply.
+  Pair p;
+  for (uint64_t t = 0; t < kMergeTokensMax + 10; ++t) {
+    ASSERT_EQ(p.l.Apply(Cancel(UINT64_MAX - t)).number, 0);  // large ones first
+  }
+  ASSERT_EQ(p.l.Apply(Cancel(5)).number, 0);  // a small one, the latest: given up
+  ASSERT_TRUE(p.r.Apply(Freeze(1, 5)).number > 0);
+  StateMachine restored;
+  ASSERT_TRUE(restored.Restore(p.l.sm().Snapshot()).ok());
+  EXPECT_EQ(restored.Digest(), p.l.sm().Digest());
+  EXPECT_TRUE(p.l.Apply(MergeCmd(SlotRange{0, 8191}, 2, 5, p.r.sm().Snapshot())).is_error());
+  EXPECT_EQ(p.l.sm().range(), (SlotRange{0, 8191}));
+  // The same after a snapshot round trip.
+  Machine back;
+  ASSERT_TRUE(back.sm().Restore(restored.Snapshot()).ok());
+  EXPECT_TRUE(back.Apply(MergeCmd(SlotRange{0, 8191}, 2, 5, p.r.sm().Snapshot())).is_error());
+  EXPECT_EQ(back.sm().range(), (SlotRange{0, 8191}));
+}
+
 TEST(MergeTest, TheAbsorbedShardsOwnMergeDecisionsCarryOver) {
   // R had absorbed a merge (token 9) and refused one (token 8) before it was frozen itself: the
   // shard that absorbs R answers for both (a frozen shard that waited for R asks it).

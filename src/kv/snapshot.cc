@@ -152,11 +152,13 @@ void MetaFromProto(const pb::StateMeta& m, internal::State* state) {
   if (m.frozen_token() != 0) {
     state->frozen = internal::Frozen{m.frozen_into(), m.frozen_token(), LogIndex(m.frozen_index())};
   }
-  // Bounded as the state machine keeps them (a longer list keeps its largest).
-  for (uint64_t t : m.merged_tokens()) state->merged_tokens.insert(t);
-  for (uint64_t t : m.cancelled_tokens()) state->cancelled_tokens.insert(t);
+  // Bounded as the state machine keeps them (a longer list keeps its latest).
+  state->merged_tokens.assign(m.merged_tokens().begin(), m.merged_tokens().end());
+  state->cancelled_tokens.assign(m.cancelled_tokens().begin(), m.cancelled_tokens().end());
   for (auto* tokens : {&state->merged_tokens, &state->cancelled_tokens}) {
-    while (tokens->size() > kMergeTokensMax) tokens->erase(tokens->begin());
+    if (tokens->size() > kMergeTokensMax) {  // the latest, in order
+      tokens->erase(tokens->begin(), tokens->begin() + (tokens->size() - kMergeTokensMax));
+    }
   }
   state->mergeable = m.mergeable();
 }

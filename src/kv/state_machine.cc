@@ -1,5 +1,6 @@
 #include "kv/state_machine.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <utility>
@@ -88,9 +89,11 @@ Reply StateMachine::ApplyInSession(LogIndex index, const Command& cmd) {
     // Without a session we cannot know whether seq-1 and earlier were applied; only a
     // client's very first command may open one (thesis: "session expired").
     if (cmd.seq != 1) return Reply::Error(ReplyCode::kSessionExpired);
+    // Executed before the eviction that makes room for its session: a merge adds sessions.
+    Reply reply = Execute(cmd);
     EvictIfFull();
     TrackSession(cmd.client_id);
-    internal::Session session{.seq = 1, .last_index = index, .reply = Execute(cmd)};
+    internal::Session session{.seq = 1, .last_index = index, .reply = std::move(reply)};
     state_.session_order.emplace(index, cmd.client_id);
     return state_.sessions.emplace(cmd.client_id, std::move(session)).first->second.reply;
   }
@@ -288,10 +291,17 @@ bool StateMachine::MergeControl(const Command& cmd) {
 
 namespace {
 
-// Adds `token` to a bounded set of tokens (the smallest goes first when full).
-void RememberToken(std::set<uint64_t>& tokens, uint64_t token) {
-  tokens.insert(token);
-  while (tokens.size() > kMergeTokensMax) tokens.erase(tokens.begin());
+bool HasToken(const std::vector<uint64_t>& tokens, uint64_t token) {
+  return std::find(tokens.begin(), tokens.end(), token) != tokens.end();
+}
+
+// Records `token` as the latest of a bounded list (the oldest goes first when full).
+void RememberToken(std::vector<uint64_t>& tokens, uint64_t token) {
+  if (HasToken(tokens, token)) return;
+  tokens.push_back(token);
+  if (tokens.size() > kMergeTokensMax) {
+    tokens.erase(tokens.begin(), tokens.begin() + (tokens.size() - kMergeTokensMax));
+  }
 }
 
 }  // namespace
@@ -331,7 +341,7 @@ Reply StateMachine::CancelMerge(const std::vector<std::string>& args) {
   if (args.size() != 2) return redis::WrongArity("shard|cancelmerge");
   const std::optional<uint64_t> token = ParseU64(args[1]);
   if (!token || *token == 0) return Reply::Err("ERR merge: malformed arguments");
-  if (state_.merged_tokens.contains(*token)) return Reply::Int(1);
+  if (HasToken(state_.merged_tokens, *token)) return Reply::Int(1);
   RememberToken(state_.cancelled_tokens, *token);
   return Reply::Int(0);
 }
@@ -350,7 +360,7 @@ Reply StateMachine::Merge(const std::vector<std::string>& args) {
     return Reply::Err("ERR merge: the shard does not own exactly slots " + args[1] + "-" + args[2] +
                       " (it changed since the merge began)");
   }
-  if (state_.cancelled_tokens.contains(*token)) {
+  if (HasToken(state_.cancelled_tokens, *token)) {
     return Reply::Err("ERR merge: this merge was given up");
   }
   if (state_.frozen) return Reply::Err("ERR merge: the shard is itself merging");

@@ -106,9 +106,10 @@ struct State {
   // Merges (docs/sharding.md, "Merges"). Set while this shard is frozen for one.
   std::optional<Frozen> frozen;
   // The merge tokens this shard absorbed (kMergeCommand) and refused for ever
-  // (kCancelMergeCommand), the latest kMergeTokensMax of each (smallest evicted first).
-  std::set<uint64_t> merged_tokens;
-  std::set<uint64_t> cancelled_tokens;
+  // (kCancelMergeCommand), in the order they were recorded: the latest kMergeTokensMax of each
+  // (the oldest go first; tokens are random, so only their order says which are latest).
+  std::vector<uint64_t> merged_tokens;
+  std::vector<uint64_t> cancelled_tokens;
   // Whether the boundary at this shard's first slot came from an automatic split (by size or
   // load): an automatic merge may take it away. Initial shards and splits by hand: false.
   bool mergeable = false;

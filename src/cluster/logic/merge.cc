@@ -144,6 +144,16 @@ void RunMerge(RequestRouter& router, const ShardMap& map, GroupId group,
   m->result.slots = SlotRange{std::min(m->into.first_slot, m->from.first_slot),
                               std::max(m->into.last_slot, m->from.last_slot)};
   m->result.epoch = std::max(m->into.epoch, m->from.epoch) + 1;
+  // Not while a replica of either is being added (a move): its snapshot may be streaming into
+  // the node's store over the slots the merge rewrites.
+  for (const ShardDescriptor* d : {&m->into, &m->from}) {
+    if (!d->learners.empty()) {
+      return m->done(
+          Status::FailedPrecondition("shard " + Id(d->group) +
+                                     " has a replica being added (a move under way): merge once "
+                                     "it is done"));
+    }
+  }
   // Its size first: nothing is frozen for a merge that could not go through.
   router.Call(FrozenStateRead(group, 0), [m](ShardResponse r) {
     Status s = WriteOutcome(r);

@@ -56,7 +56,8 @@ Result<const ShardDescriptor*> MergeTarget(const ShardMap& map, GroupId group,
 
 // Runs a merge of `group` into its neighbour (see the file comment). `done` gets the result
 // once the merge applied, or the first error (R is unfrozen again first, when it was frozen
-// and L refused the merge for ever).
+// and L refused the merge for ever); kFailedPrecondition at once while either shard's map
+// descriptor lists a learner (a move under way).
 void RunMerge(RequestRouter& router, const ShardMap& map, GroupId group,
               std::optional<GroupId> into, const std::function<uint64_t()>& new_session,
               std::function<void(Result<MergeResult>)> done);

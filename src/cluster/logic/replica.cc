@@ -114,6 +114,7 @@ Replica::~Replica() {
 // thread. Raft asks again (it retries at the follower's next heartbeat response) until the
 // write that stores the state staged here is durable and the view is taken.
 Result<raft::Snapshot> Replica::BuildSnapshot() {
+  if (retired_) return Status::Unavailable("replica: merged away");
   if (!opts_.stream_snapshots || !wal_->streams_state()) return BuildImage();
   if (armed_ && wal_->state_view_index() == armed_->index) {
     raft::Snapshot snap;
@@ -608,7 +609,7 @@ void Replica::FinishReady() {
 // compaction's). The entries it came from are durable already, so a crash before that write
 // only means replaying them; what matters is that data and applied index travel together.
 void Replica::StageStateChanges(bool force) {
-  if (!wal_->persists_state()) return;
+  if (!wal_->persists_state() || retired_) return;
   const LogIndex applied = sm_.applied_index();
   const uint64_t behind =
       applied > wal_->state_applied() ? applied.value() - wal_->state_applied().value() : 0;

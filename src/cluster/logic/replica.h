@@ -204,6 +204,9 @@ class Replica {
     raft::ConfState conf;
   };
   std::vector<AppliedMerge> TakeMerges() { return std::exchange(merges_, {}); }
+  // Merged away while its Ready's write is in flight (Store::FinishMerges): its records'
+  // deletion is staged, and it stages nothing more (no state, no snapshot) until destroyed.
+  void Retire() { retired_ = true; }
 
   // Streamed snapshots (ReplicaOptions::stream_snapshots). The leader's side: the host ends
   // every streamed snapshot this replica handed out (a kSnap message with Snapshot::stream set)
@@ -334,6 +337,7 @@ class Replica {
   NodeId known_leader_;               // the leader as of the last Ready's soft state
   std::vector<AppliedSplit> splits_;  // see TakeSplits
   std::vector<AppliedMerge> merges_;  // see TakeMerges
+  bool retired_ = false;              // see Retire
   // The slots a merge took, to clear at the next staging (StateWrites::clear_slots).
   std::optional<std::pair<uint16_t, uint16_t>> clear_slots_;
   // Streamed snapshots: the snapshot whose stored state the leader waits for (armed, see

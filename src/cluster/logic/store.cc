@@ -114,6 +114,7 @@ void Store::FinishMerges(GroupId id, Group& g) {
       // records rides on this round's write, with the merge's (a crash between the two writes
       // would bring it back over keys that are the merged shard's now).
       groups_.at(from).storage->StageDestroy(/*with_data=*/false);
+      groups_.at(from).replica->Retire();
       merged_away_.insert(from);
       continue;
     }
