@@ -502,6 +502,7 @@ class GroupHost final : public ReplicaObserver, public Router {
     uint64_t tick = 0;
     uint64_t writes_per_second = 0;
     bool mergeable = false;
+    bool frozen = false;  // for a merge: placement leaves it alone
   };
   std::map<GroupId, ShardBytes> shard_bytes_;
   void NoteShardLoad(const peer_wire::LoadNotice& load);

@@ -183,7 +183,7 @@ void GroupHost::NoticeLeaders(bool force) {
       const kv::StateMachine& sm = store_->replica(n.group)->state_machine();
       const peer_wire::LoadNotice load{n.group, sm.keyspace().bytes(),
                                        static_cast<uint64_t>(load_.Rate(n.group) + 0.5),
-                                       sm.mergeable()};
+                                       sm.mergeable(), sm.frozen().has_value()};
       l.push_back(load);
       NoteShardLoad(load);
     }
@@ -197,7 +197,8 @@ void GroupHost::NoticeLeaders(bool force) {
 }
 
 void GroupHost::NoteShardLoad(const peer_wire::LoadNotice& load) {
-  shard_bytes_[load.group] = ShardBytes{load.bytes, ticks_, load.writes_per_second, load.mergeable};
+  shard_bytes_[load.group] =
+      ShardBytes{load.bytes, ticks_, load.writes_per_second, load.mergeable, load.frozen};
 }
 
 void GroupHost::OnLoads(NodeId from, std::string_view payload) {

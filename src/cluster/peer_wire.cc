@@ -200,7 +200,7 @@ std::string EncodeLoads(const std::vector<LoadNotice>& loads) {
     PutU64(l.group.value(), &out);
     PutU64(l.bytes, &out);
     PutU64(l.writes_per_second, &out);
-    out.push_back(static_cast<char>(l.mergeable ? 1 : 0));
+    out.push_back(static_cast<char>((l.mergeable ? 1 : 0) | (l.frozen ? 2 : 0)));
   }
   return out;
 }
@@ -214,10 +214,11 @@ Result<std::vector<LoadNotice>> DecodeLoads(std::string_view payload) {
     l.bytes = GetU64(payload.substr(at + 8));
     l.writes_per_second = GetU64(payload.substr(at + 16));
     const auto flags = static_cast<uint8_t>(payload[at + 24]);
-    if (l.group == kNoGroup || flags > 1) {
+    if (l.group == kNoGroup || flags > 3) {
       return Status::InvalidArgument("load notice for group 0 or with unknown flags");
     }
-    l.mergeable = flags == 1;
+    l.mergeable = (flags & 1) != 0;
+    l.frozen = (flags & 2) != 0;
     out.push_back(l);
   }
   return out;

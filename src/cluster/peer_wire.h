@@ -131,12 +131,14 @@ Result<std::vector<RemovedNotice>> DecodeRemoved(std::string_view payload);
 
 // kLoads: with the periodic leadership notice, the bytes each shard the sender leads holds and
 // the writes per second it took (what the meta shard's leader balances placement and merges
-// small, cold shards by), and whether an automatic merge may absorb it (flag bit 0).
+// small, cold shards by), whether an automatic merge may absorb it (flag bit 0), and whether it
+// is frozen for a merge (flag bit 1: placement leaves it alone).
 struct LoadNotice {
   GroupId group;
   uint64_t bytes = 0;
   uint64_t writes_per_second = 0;
   bool mergeable = false;
+  bool frozen = false;
   bool operator==(const LoadNotice&) const = default;
 };
 std::string EncodeLoads(const std::vector<LoadNotice>& loads);

@@ -105,8 +105,9 @@ TEST(PeerWireTest, RemovalNoticesRoundTripAndBadOnesAreRefused) {
 }
 
 TEST(PeerWireTest, LoadNoticesRoundTripAndBadOnesAreRefused) {
-  const std::vector<LoadNotice> l = {{GroupId(3), uint64_t{1} << 40, 1500, true},
-                                     {GroupId(7), 0, 0, false}};
+  const std::vector<LoadNotice> l = {{GroupId(3), uint64_t{1} << 40, 1500, true, false},
+                                     {GroupId(7), 0, 0, false, true},
+                                     {GroupId(9), 1, 2, true, true}};
   Result<std::vector<LoadNotice>> lb = DecodeLoads(EncodeLoads(l));
   ASSERT_TRUE(lb.ok());
   EXPECT_EQ(*lb, l);
@@ -114,7 +115,7 @@ TEST(PeerWireTest, LoadNoticesRoundTripAndBadOnesAreRefused) {
   EXPECT_FALSE(DecodeLoads(EncodeLoads({{GroupId(0), 5}})).ok());
   EXPECT_FALSE(DecodeLoads(EncodeRemoved({{GroupId(2), 3}})).ok());  // kind
   std::string bad_flags = EncodeLoads({{GroupId(2), 5, 0, false}});
-  bad_flags.back() = 2;
+  bad_flags.back() = 4;
   EXPECT_FALSE(DecodeLoads(bad_flags).ok());
 }
 
