@@ -506,6 +506,8 @@ class GroupHost final : public ReplicaObserver, public Router {
   };
   std::map<GroupId, ShardBytes> shard_bytes_;
   void NoteShardLoad(const peer_wire::LoadNotice& load);
+  // `group`'s load when heard within five seconds, else nullptr.
+  const ShardBytes* FreshLoad(GroupId group) const;
   void OnLoads(NodeId from, std::string_view payload);
   SnapshotStreamHost StreamHost();
   std::set<GroupId> hot_slot_by_load_;  // over the write bound, all in one slot

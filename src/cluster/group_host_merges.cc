@@ -82,11 +82,7 @@ void GroupHost::WriteDueTombstones() {
       e = std::max(e, h->second.epoch + 1);
     }
     if (const ShardDescriptor* d = map_->Find(from)) e = std::max(e, d->epoch + 1);
-    ShardDescriptor base;
-    base.group = from;
-    base.first_slot = due.slots.first;
-    base.last_slot = due.slots.last;
-    const ShardDescriptor t = MergedTombstone(base, due.into, e);
+    const ShardDescriptor t = MergedTombstone(from, due.slots, due.into, e);
     ShardRequest req;
     req.type = ShardRequest::Type::kWrite;
     req.group = kMetaGroup;
@@ -159,18 +155,12 @@ void GroupHost::MaybeMergeSmallShards() {
   const uint64_t bytes_max = opts_.shard_max_bytes / 4;
   const double writes_max =
       opts_.shard_max_writes_per_second > 0 ? opts_.shard_max_writes_per_second / 4 : 1000;
-  const uint64_t fresh_ticks = 5 * kNoticeTicks;
-  auto load = [&](GroupId g) -> const ShardBytes* {
-    auto it = shard_bytes_.find(g);
-    if (it == shard_bytes_.end() || ticks_ > it->second.tick + fresh_ticks) return nullptr;
-    return &it->second;
-  };
   const std::vector<ShardDescriptor>& shards = map_->layout().shards;  // in slot order
   for (size_t i = 1; i < shards.size(); ++i) {
     const ShardDescriptor& left = shards[i - 1];
     const ShardDescriptor& right = shards[i];
-    const ShardBytes* l = load(left.group);
-    const ShardBytes* r = load(right.group);
+    const ShardBytes* l = FreshLoad(left.group);
+    const ShardBytes* r = FreshLoad(right.group);
     if (l == nullptr || r == nullptr || !r->mergeable || l->bytes + r->bytes > bytes_max ||
         static_cast<double>(l->writes_per_second) >= writes_max ||
         static_cast<double>(r->writes_per_second) >= writes_max || moves_.contains(left.group) ||

@@ -201,6 +201,12 @@ void GroupHost::NoteShardLoad(const peer_wire::LoadNotice& load) {
       ShardBytes{load.bytes, ticks_, load.writes_per_second, load.mergeable, load.frozen};
 }
 
+const GroupHost::ShardBytes* GroupHost::FreshLoad(GroupId group) const {
+  auto it = shard_bytes_.find(group);
+  if (it == shard_bytes_.end() || ticks_ > it->second.tick + 5 * kNoticeTicks) return nullptr;
+  return &it->second;
+}
+
 void GroupHost::OnLoads(NodeId from, std::string_view payload) {
   Result<std::vector<peer_wire::LoadNotice>> l = peer_wire::DecodeLoads(payload);
   if (!l.ok()) return Drop(from, "undecodable_loads", l.status());

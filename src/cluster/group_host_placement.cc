@@ -248,12 +248,11 @@ void GroupHost::RunPlacement() {
   in.max_changes = opts_.placement_max_changes;
   // Shards' bytes heard within five seconds (a shard without one holds byte balancing back).
   for (const ShardDescriptor& d : in.shards) {
-    auto b = shard_bytes_.find(d.group);
-    if (b != shard_bytes_.end() && ticks_ <= b->second.tick + 5 * kNoticeTicks) {
-      in.bytes[d.group] = b->second.bytes;
+    if (const ShardBytes* b = FreshLoad(d.group)) {
+      in.bytes[d.group] = b->bytes;
       // A shard frozen for a merge is about to go: no replica of it is added or moved (a new
       // replica's snapshot could race the merge's write on its node).
-      if (b->second.frozen) in.busy.insert(d.group);
+      if (b->frozen) in.busy.insert(d.group);
     }
     if (merging_.contains(d.group)) in.busy.insert(d.group);
   }

@@ -124,7 +124,10 @@ void StateMachine::TouchSession(uint64_t client_id, internal::Session& session, 
 // Evicts the session whose latest command has the lowest log index. Every replica holds the
 // same sessions with the same indexes, so every replica evicts the same one.
 void StateMachine::EvictIfFull() {
-  if (state_.sessions.size() < options_.sessions_max) return;
+  if (state_.sessions.size() >= options_.sessions_max) EvictOldest();
+}
+
+void StateMachine::EvictOldest() {
   SYNOD_ASSERT(!state_.session_order.empty());
   auto oldest = state_.session_order.begin();
   TrackSession(oldest->second);
@@ -398,12 +401,7 @@ Reply StateMachine::Merge(const std::vector<std::string>& args) {
     state_.sessions.emplace(client_id, std::move(session));
     TrackSession(client_id);
   }
-  while (state_.sessions.size() > options_.sessions_max) {
-    auto oldest = state_.session_order.begin();
-    TrackSession(oldest->second);
-    state_.sessions.erase(oldest->second);
-    state_.session_order.erase(oldest);
-  }
+  while (state_.sessions.size() > options_.sessions_max) EvictOldest();
   state_.clock_ms = std::max(state_.clock_ms, in.clock_ms);
   state_.range = SlotRange{std::min(state_.range->first, theirs.first),
                            std::max(state_.range->last, theirs.last)};

@@ -365,6 +365,7 @@ class StateMachine {
   Reply ApplyInSession(LogIndex index, const Command& cmd);
   void TouchSession(uint64_t client_id, internal::Session& session, LogIndex index);
   void EvictIfFull();
+  void EvictOldest();  // the session whose latest command has the lowest index
   Reply Put(const Command& cmd);
   Reply Del(const Command& cmd);
   Reply Cas(const Command& cmd);

@@ -448,6 +448,19 @@ std::map<int64_t, uint64_t> ShardStarts(const TestCluster& c, uint64_t via) {
   return out;
 }
 
+// The writers take 50 more acknowledged writes each (they still work), then stop; none of them
+// saw an error a client should not see.
+void FinishWriters(Writer& w1, Writer& w2) {
+  const size_t a = w1.acked_count(), b = w2.acked_count();
+  ASSERT_TRUE(
+      WaitUntil(10000, [&] { return w1.acked_count() > a + 50 && w2.acked_count() > b + 50; }));
+  w1.Stop();
+  w2.Stop();
+  for (Writer* w : {&w1, &w2}) {
+    EXPECT_EQ(w->unexpected_count(), 0u) << ::testing::PrintToString(w->unexpected_errors());
+  }
+}
+
 // Every write the writers had acknowledged reads back through each node, and again through node
 // 2 after a kill -9 and a restart (its shards come back from its database).
 void ExpectAckedReadableAlsoAfterAKill9(TestCluster& c, std::initializer_list<Writer*> writers) {
@@ -516,14 +529,7 @@ TEST(Sharding, SplitsWhileWritingLoseNothingAndEveryNodeShowsTheNewShards) {
   EXPECT_EQ(c.Admin(1, "POST", "/shards/split?id=2&at=99999").status, 400);
   EXPECT_EQ(c.Admin(1, "POST", "/shards/split").status, 400);
 
-  const size_t a = w1.acked_count(), b = w2.acked_count();
-  ASSERT_TRUE(
-      WaitUntil(10000, [&] { return w1.acked_count() > a + 50 && w2.acked_count() > b + 50; }));
-  w1.Stop();
-  w2.Stop();
-  for (Writer* w : {&w1, &w2}) {
-    EXPECT_EQ(w->unexpected_count(), 0u) << ::testing::PrintToString(w->unexpected_errors());
-  }
+  ASSERT_NO_FATAL_FAILURE(FinishWriters(w1, w2));
   // Every node's map: nine shards covering the slots, the same everywhere (within 5 s).
   for (uint64_t id : c.ids()) {
     EXPECT_TRUE(WaitUntil(5000,
@@ -760,14 +766,7 @@ TEST(Sharding, MergesWhileWritingLoseNothingAndEveryNodeShowsTheFewerShards) {
             400);
   EXPECT_EQ(c.Admin(1, "POST", "/shards/merge").status, 400);
 
-  const size_t a = w1.acked_count(), b = w2.acked_count();
-  ASSERT_TRUE(
-      WaitUntil(10000, [&] { return w1.acked_count() > a + 50 && w2.acked_count() > b + 50; }));
-  w1.Stop();
-  w2.Stop();
-  for (Writer* w : {&w1, &w2}) {
-    EXPECT_EQ(w->unexpected_count(), 0u) << ::testing::PrintToString(w->unexpected_errors());
-  }
+  ASSERT_NO_FATAL_FAILURE(FinishWriters(w1, w2));
   // Every node's map: three shards covering the slots; the merged-away replicas destroyed.
   for (uint64_t id : c.ids()) {
     EXPECT_TRUE(WaitUntil(10000,

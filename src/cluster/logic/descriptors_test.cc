@@ -149,7 +149,8 @@ TEST(Descriptors, AMergeWidensTheAbsorbingShardAndItsTombstoneIsKeptApart) {
   EXPECT_EQ(map.layout().shards.size(), 1u);
 
   // The tombstone's codec: no members, merged=, refused with members or without merged=.
-  const ShardDescriptor t = MergedTombstone(right, left.group, 3);
+  const ShardDescriptor t =
+      MergedTombstone(right.group, SlotRange{right.first_slot, right.last_slot}, left.group, 3);
   const std::string line = EncodeDescriptor(t);
   EXPECT_NE(line.find("merged=" + std::to_string(left.group.value())), std::string::npos);
   Result<ShardDescriptor> back = DecodeDescriptor(line);

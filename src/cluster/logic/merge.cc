@@ -34,37 +34,20 @@ struct Merge {
 using MergePtr = std::shared_ptr<Merge>;
 
 // After a failure past the freeze: L refuses the token for ever (or says it merged it), then R
-// serves again.
+// serves again (ResolveFrozen's two steps).
 void GiveUp(const MergePtr& m, Status why) {
-  m->router->Call(
-      FreshRedisWrite(m->into.group, m->new_session(),
-                      {std::string(kv::kCancelMergeCommand), std::to_string(m->token)}),
-      [m, why = std::move(why)](ShardResponse r) {
-        Status s = WriteOutcome(r);
-        if (s.ok() && r.reply.type != kv::ReplyType::kInteger) {
-          s = Status::Corruption("the merge's cancel answered no integer");
-        }
-        if (!s.ok()) {
-          return m->done(Status(why.code(), std::string(why.message()) + "; shard " +
-                                                Id(m->from.group) +
-                                                " stays frozen until its leader resolves the "
-                                                "merge (" +
-                                                s.ToString() + ")"));
-        }
-        if (r.reply.number == 1) return m->done(m->result);  // it had merged after all
-        m->router->Call(
-            FreshRedisWrite(m->from.group, m->new_session(),
-                            {std::string(kv::kUnfreezeCommand), std::to_string(m->token)}),
-            [m, why](ShardResponse r2) {
-              const Status s2 = WriteOutcome(r2);
-              if (!s2.ok()) {
-                return m->done(Status(why.code(), std::string(why.message()) +
-                                                      "; unfreezing shard " + Id(m->from.group) +
-                                                      " failed: " + s2.ToString()));
-              }
-              m->done(why);
-            });
-      });
+  ResolveFrozen(*m->router, m->from.group, m->into.group, m->token, m->new_session,
+                [m, why = std::move(why)](Result<bool> merged) {
+                  if (!merged.ok()) {
+                    return m->done(Status(why.code(), std::string(why.message()) + "; shard " +
+                                                          Id(m->from.group) +
+                                                          " stays frozen until its leader "
+                                                          "resolves the merge (" +
+                                                          merged.status().ToString() + ")"));
+                  }
+                  if (*merged) return m->done(m->result);  // it had merged after all
+                  m->done(why);
+                });
 }
 
 void ProposeMerge(const MergePtr& m, std::string state) {
@@ -194,11 +177,11 @@ void ResolveFrozen(RequestRouter& router, GroupId group, GroupId into, uint64_t 
               });
 }
 
-ShardDescriptor MergedTombstone(const ShardDescriptor& from, GroupId into, uint64_t epoch) {
+ShardDescriptor MergedTombstone(GroupId from, SlotRange slots, GroupId into, uint64_t epoch) {
   ShardDescriptor t;
-  t.group = from.group;
-  t.first_slot = from.first_slot;
-  t.last_slot = from.last_slot;
+  t.group = from;
+  t.first_slot = slots.first;
+  t.last_slot = slots.last;
   t.epoch = epoch;
   t.merged_into = into;
   return t;

@@ -69,7 +69,8 @@ void ResolveFrozen(RequestRouter& router, GroupId group, GroupId into, uint64_t 
                    const std::function<uint64_t()>& new_session,
                    std::function<void(Result<bool>)> done);
 
-// The tombstone of a shard merged into another: no members, merged_into set, at `epoch`.
-ShardDescriptor MergedTombstone(const ShardDescriptor& from, GroupId into, uint64_t epoch);
+// The tombstone of shard `from` (its slots), merged into `into`: no members, merged_into set,
+// at `epoch`.
+ShardDescriptor MergedTombstone(GroupId from, SlotRange slots, GroupId into, uint64_t epoch);
 
 }  // namespace synod::cluster
