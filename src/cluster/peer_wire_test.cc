@@ -152,7 +152,9 @@ TEST(PeerWireTest, SnapshotStreamMessagesRoundTripAndBadOnesAreRefused) {
   app.snapshot.reset();
   EXPECT_FALSE(DecodeSnapBegin(EncodeSnapBegin(7, GroupId(5), std::nullopt, app)).ok())
       << "not a snapshot";
-  Result<SnapChunk> c = DecodeSnapChunk(EncodeSnapChunk(7, 12, true, "records"));
+  // A decoded chunk's records view the encoded bytes: they must outlive it.
+  const std::string chunk = EncodeSnapChunk(7, 12, true, "records");
+  Result<SnapChunk> c = DecodeSnapChunk(chunk);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->stream, 7u);
   EXPECT_EQ(c->seq, 12u);
