@@ -27,6 +27,7 @@ struct SimArgs {
   int shards = -1;
   int splits = -1;
   int placement = -1;
+  int merges = -1;
   std::string faults = "all";
   std::string duration = "10s";
   std::string bug;
@@ -119,9 +120,9 @@ void RunSeedInChild(const sim::SimOptions& o, const std::string& history_out, in
   if (r.passed) {
     text = fmt::format(
         "seed {}: ok trace={:016x} events={} ops={} unknown={} faults={} quiesce_notices={} "
-        "forwarded={} splits={} placement_moves={} knobs: {}",
+        "forwarded={} splits={} merges={} placement_moves={} knobs: {}",
         o.seed, r.trace_hash, r.events, r.ops_ok, r.ops_unknown, r.faults_injected,
-        r.quiesce_notices, r.requests_forwarded, r.splits, r.placement_moves, r.knobs);
+        r.quiesce_notices, r.requests_forwarded, r.splits, r.merges, r.placement_moves, r.knobs);
   } else {
     text = fmt::format("FAIL seed {}: {}\n  reproduce: {}\n  knobs: {}", o.seed, r.failure,
                        sim::ReproCommand(o), r.knobs);
@@ -199,6 +200,10 @@ int RunSim(const SimArgs& a) {
     std::fprintf(stderr, "synod sim: --splits must be between 0 and 64 (or -1: drawn per seed)\n");
     return kExitUsage;
   }
+  if (a.merges < -1 || a.merges > 64) {
+    std::fprintf(stderr, "synod sim: --merges must be between 0 and 64 (or -1: drawn per seed)\n");
+    return kExitUsage;
+  }
   const std::vector<uint64_t>& seed_list = *seeds;
   const uint64_t count = seed_list.size();
   const uint64_t jobs = a.jobs > 0 ? static_cast<uint64_t>(a.jobs)
@@ -210,6 +215,7 @@ int RunSim(const SimArgs& a) {
     o.shards = a.shards;
     o.splits = a.splits;
     o.placement = a.placement;
+    o.merges = a.merges;
     o.faults = *faults;
     o.duration_ns = *duration;
     o.bug = a.bug;
@@ -283,6 +289,10 @@ void AddSimCommand(CLI::App& app) {
   cmd->add_option("--splits", args->splits,
                   "Sharded runs: split shards up to N times at random (0: never, -1: drawn per "
                   "seed)")
+      ->capture_default_str();
+  cmd->add_option("--merges", args->merges,
+                  "Sharded runs: merge shards into their neighbours up to N times at random (0: "
+                  "never, -1: drawn per seed)")
       ->capture_default_str();
   cmd->add_option("--placement", args->placement,
                   "Sharded runs: the placement logic with nodes joining, draining and dying "

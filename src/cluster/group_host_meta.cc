@@ -263,8 +263,8 @@ void GroupHost::JoinListedGroups() {
 void GroupHost::ProposeDescriptors() {
   if (!meta_epochs_known_) return;
   bool retry = false;
-  const std::vector<ShardDescriptor> proposals =
-      DescriptorsToPropose(*store_, *map_, meta_epochs_, proposing_descriptors_, &retry);
+  const std::vector<ShardDescriptor> proposals = DescriptorsToPropose(
+      *store_, *map_, meta_epochs_, proposing_descriptors_, &retry, &meta_merged_);
   // A group passed over for now (a change pending, a proposal in flight): again next tick.
   if (retry) descriptors_due_ = true;
   for (const ShardDescriptor& next : proposals) {

@@ -110,6 +110,11 @@ void SimCluster::Boot(Node& n, bool bootstrap) {
   n.fetching = false;
   n.meta_epochs.clear();
   n.meta_epochs_known = false;
+  n.meta_merged.clear();
+  n.tombstones_due.clear();
+  n.merging.clear();
+  n.frozen_since.clear();
+  n.resolving.clear();
   for (auto [group, r] : Held(n)) {
     Seen& seen = n.seen[group];
     seen.commit = r->raw_node().raft().log().committed();
@@ -243,6 +248,10 @@ void SimCluster::ScheduleTick(Node& n) {
         if (n.router) n.router->Tick(loop_->now());
         // Every second, and after a membership change, as the real node does.
         if (n.router && n.ticks % 100 == 50) MaybeSplitBySize(n);
+        if (n.router && n.ticks % 100 == 25) {
+          WriteDueTombstones(n);
+          ResolveFrozenShards(n);
+        }
         if (n.router && (n.ticks % 100 == 0 || std::exchange(n.descriptors_due, false))) {
           SyncDescriptors(n);
         }
@@ -607,6 +616,13 @@ bool SimCluster::CaughtUp(NodeId leader, GroupId group, NodeId member, uint64_t 
          p->match.value() + lag >= raft.log().LastIndex().value();
 }
 bool SimCluster::IsPaused(NodeId id) const { return node(id).paused; }
+
+bool SimCluster::Frozen(GroupId group) const {
+  const std::optional<NodeId> leader = Leader(group);
+  if (!leader) return false;
+  const cluster::Replica* r = ReplicaOf(node(*leader), group);
+  return r != nullptr && r->state_machine().frozen().has_value();
+}
 
 bool SimCluster::Failed(NodeId id) const {
   for (auto [group, r] : Held(node(id))) {

@@ -154,6 +154,17 @@ class SimCluster final : public cluster::ReplicaObserver {
   }
   uint64_t splits_requested() const { return splits_requested_; }
   uint64_t splits_done() const { return splits_done_; }
+  // Sharded: merges a data shard into its neighbour through node `via` (cluster/logic/merge.h,
+  // as `synod shard merge`), a shard drawn from those the node's map holds (the meta shard and
+  // a lone data shard aside). The node then writes the merged shard's tombstone to the meta
+  // shard, as the real node does; a shard left frozen by a merge nobody finished is resolved by
+  // its leader after kFrozenResolveNs. Returns false when there was nothing to merge or the
+  // node is down.
+  bool MergeSomeShard(NodeId via, env::Random& rng);
+  uint64_t merges_requested() const { return merges_requested_; }
+  uint64_t merges_done() const { return merges_done_; }
+  // Shards merged away (their merge applied by some replica of the shard that absorbed them).
+  size_t merged_groups() const { return merged_groups_.size(); }
 
   // Queries.
   std::vector<NodeId> AllIds() const;
@@ -173,6 +184,8 @@ class SimCluster final : public cluster::ReplicaObserver {
   int64_t DownSince(NodeId id) const;
   bool Started(NodeId id) const;
   bool CaughtUp(NodeId leader, GroupId group, NodeId member, uint64_t lag) const;
+  // Whether the leader of `group` (the most recent one up) holds it frozen for a merge.
+  bool Frozen(GroupId group) const;
 
   // Called whenever a node reports becoming leader (the fault injector chases leaders).
   void SetOnLeader(std::function<void(NodeId, Term)> fn) { on_leader_ = std::move(fn); }
@@ -304,6 +317,18 @@ class SimCluster final : public cluster::ReplicaObserver {
   // the splits its replicas applied: its map learns both
   // halves, it is to hold the new shard, and the checks start following the new shard.
   void TakeSplits(Node& n);
+  // Sharded: the merges node `n`'s replicas applied since the last call: its map learns the
+  // absorbing shard's wider range, the merged shard's tombstone is due from it, and the checks
+  // stop following the merged shard (its state is final; what is left of it is destroyed).
+  void TakeMerges(Node& n);
+  // Sharded: node `n` writes the tombstones due from it to the meta shard (those of merges it
+  // drove, and, while it leads the absorbing shard, those of every merge its replica applied)
+  // until the meta shard holds them, as GroupHost::WriteDueTombstones.
+  void WriteDueTombstones(Node& n);
+  // Sharded: the shards node `n` leads that stayed frozen longer than kFrozenResolveNs with no
+  // merge under way here: the absorbing shard decides (cluster::ResolveFrozen), as
+  // GroupHost::ResolveFrozenShards.
+  void ResolveFrozenShards(Node& n);
   // Sharded, at the end: the shards' ranges (each as its most advanced replica holds it)
   // cover every slot exactly once.
   void CheckSlotsPartitioned();
@@ -341,6 +366,10 @@ class SimCluster final : public cluster::ReplicaObserver {
   uint64_t split_sessions_ = 0;
   uint64_t split_max_bytes_ = 0;
   size_t split_by_size_max_ = 0;
+  // Sharded: the groups merged away, and the merges asked for and done.
+  std::set<GroupId> merged_groups_;
+  uint64_t merges_requested_ = 0;
+  uint64_t merges_done_ = 0;
   uint64_t trace_hash_ = 0xcbf29ce484222325ull;
 };
 

@@ -116,8 +116,14 @@ void SimCluster::CheckOwnership(NodeId id, GroupId group, const kv::Command& cmd
   std::vector<std::string> keys;
   KeysOf(cmd, &keys);
   if (cmd.op == kv::Op::kExpire) return;  // skips what it does not own (StateMachine::Expire)
+  // A split's and a merge's own commands touch no key by their arguments (a merge's keys are
+  // the absorbed shard's, whose slots the entry adds to this one).
   if (cmd.op == kv::Op::kRedis && !cmd.args.empty() &&
-      kv::redis::EqualsIgnoreCase(cmd.args[0], kv::kSplitCommand)) {
+      (kv::redis::EqualsIgnoreCase(cmd.args[0], kv::kSplitCommand) ||
+       kv::redis::EqualsIgnoreCase(cmd.args[0], kv::kFreezeCommand) ||
+       kv::redis::EqualsIgnoreCase(cmd.args[0], kv::kMergeCommand) ||
+       kv::redis::EqualsIgnoreCase(cmd.args[0], kv::kCancelMergeCommand) ||
+       kv::redis::EqualsIgnoreCase(cmd.args[0], kv::kUnfreezeCommand))) {
     return;
   }
   for (const std::string& k : keys) {
@@ -288,9 +294,11 @@ void SimCluster::CheckCommittedElectionSafe(GroupId group) {
     for (const View& v : up) {
       if (!cand.r->config().IsVoter(v.id)) continue;
       const raft::RaftLog& vl = v.r->log();
-      // Would v grant a vote by the up-to-date rule alone?
-      votes[v.id] = log.LastTerm() > vl.LastTerm() ||
-                    (log.LastTerm() == vl.LastTerm() && log.LastIndex() >= vl.LastIndex());
+      // Would v grant a vote by the up-to-date rule alone? A replica that holds nothing grants
+      // none (Replica::Receive).
+      votes[v.id] = vl.LastIndex() > LogIndex(0) &&
+                    (log.LastTerm() > vl.LastTerm() ||
+                     (log.LastTerm() == vl.LastTerm() && log.LastIndex() >= vl.LastIndex()));
     }
     if (cand.r->config().voters.Vote(votes) == raft::VoteResult::kWon) {
       Violate("committed entry at risk: node " + std::to_string(cand.id.value()) +

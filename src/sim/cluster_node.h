@@ -59,6 +59,26 @@ struct SimCluster::Node {
   bool meta_epochs_known = false;
   std::set<GroupId> proposing;
   std::set<GroupId> size_splits;  // splits by size in flight
+  // The epoch of its descriptor (in the node's map) when each group's replica was destroyed
+  // here: only a newer descriptor that lists the node brings the group back, as on the real
+  // node (GroupHost::destroyed_at_epoch_; it survives restarts there too).
+  std::map<GroupId, uint64_t> destroyed_at_epoch;
+  // Merges (cluster/logic/merge.h), as GroupHost keeps them: the tombstones the meta shard
+  // holds, as last read; the tombstones due from this node; the merges it drives; and since when
+  // each shard it leads has been seen frozen, with the resolutions in flight. All of it lives
+  // in memory: a crash forgets it (the host's does too).
+  struct DueTombstone {
+    SlotRange slots;
+    GroupId into;
+    uint64_t epoch = 0;
+    bool mine = false;  // this node drove the merge, or resolved it
+    bool in_flight = false;
+  };
+  std::map<GroupId, cluster::ShardDescriptor> meta_merged;
+  std::map<GroupId, DueTombstone> tombstones_due;
+  std::set<GroupId> merging;
+  std::map<GroupId, int64_t> frozen_since;
+  std::set<GroupId> resolving;
   bool fetching = false;
   bool descriptors_due = false;
   bool started = false;  // ever booted (its disk holds a log)

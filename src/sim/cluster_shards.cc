@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "cluster/logic/merge.h"
 #include "cluster/logic/split.h"
 #include "common/assert.h"
 #include "common/slot.h"
@@ -165,12 +166,27 @@ void SimCluster::SyncDescriptors(Node& n) {
     if (n.map->clean()) n.saved_layout = n.map->layout();  // as the real node saves it
     if (!n.meta_epochs_known || !learnt.all_held) n.descriptors_due = true;
     n.meta_epochs_known = true;
+    n.meta_merged = learnt.merged;
+    // A replica of a shard merged into another (its tombstone is in the meta shard): destroyed
+    // with its keys, as GroupHost::JoinListedGroups does.
+    for (const auto& [g, t] : n.meta_merged) {
+      n.wanted.erase(g);
+      merged_groups_.insert(g);
+      if (!n.store->HasGroup(g) || n.store->round_in_flight()) continue;
+      const Status s = n.store->RemoveGroup(g, /*with_data=*/true);
+      Trace("merged-replica-removed " + std::to_string(n.id.value()) + " " +
+            std::to_string(g.value()) + " " + s.ToString());
+    }
     // A shard that lists this node and that it holds no replica of (a split it missed): an
     // empty replica, which the shard's leader fills with a snapshot (GroupHost does the same).
     for (const cluster::ShardDescriptor& d : n.map->layout().shards) {
       const bool listed = std::find(d.voters.begin(), d.voters.end(), n.id) != d.voters.end() ||
                           std::find(d.learners.begin(), d.learners.end(), n.id) != d.learners.end();
-      if (listed && split_groups_.contains(d.group)) n.wanted.insert(d.group);
+      auto gone = n.destroyed_at_epoch.find(d.group);
+      if (gone != n.destroyed_at_epoch.end() && d.epoch <= gone->second) continue;
+      if (listed && split_groups_.contains(d.group) && !merged_groups_.contains(d.group)) {
+        n.wanted.insert(d.group);
+      }
     }
   };
   const cluster::Replica* meta = ReplicaOf(n, cluster::kMetaGroup);
@@ -201,8 +217,8 @@ void SimCluster::SyncDescriptors(Node& n) {
         loop_->now());
   }
   if (!n.meta_epochs_known) return;
-  for (const cluster::ShardDescriptor& next :
-       cluster::DescriptorsToPropose(*n.store, *n.map, n.meta_epochs, n.proposing)) {
+  for (const cluster::ShardDescriptor& next : cluster::DescriptorsToPropose(
+           *n.store, *n.map, n.meta_epochs, n.proposing, nullptr, &n.meta_merged)) {
     cluster::ShardRequest req;
     req.type = cluster::ShardRequest::Type::kWrite;
     req.group = cluster::kMetaGroup;
@@ -229,6 +245,8 @@ void SimCluster::TakeSplits(Node& n) {
   // Replicas destroyed after their group removed this node: no longer to be held (a later
   // membership change that adds the node back wants the group again).
   for (GroupId g : n.store->TakeRemovedGroups()) {
+    const cluster::ShardDescriptor* d = n.map->Find(g);
+    n.destroyed_at_epoch[g] = d != nullptr ? d->epoch : 0;
     n.wanted.erase(g);
     n.seen.erase(g);
     Trace("destroyed " + std::to_string(n.id.value()) + " " + std::to_string(g.value()));
@@ -253,6 +271,155 @@ void SimCluster::TakeSplits(Node& n) {
     Trace("split " + std::to_string(n.id.value()) + " " + std::to_string(split.parent.value()) +
           " " + std::to_string(split.child.value()));
   }
+  TakeMerges(n);
+}
+
+void SimCluster::TakeMerges(Node& n) {
+  for (const cluster::AppliedMergeHere& merge : n.store->TakeMerges()) {
+    // Decided in the absorbing shard's log: the merged shard's state is final (it applied
+    // nothing after its freeze), and whatever is left of it is destroyed; the checks stop
+    // following it.
+    merged_groups_.insert(merge.from);
+    n.wanted.erase(merge.from);
+    for (const cluster::ShardDescriptor& d : cluster::LearnMerge(*n.map, merge)) {
+      Trace("descriptor " + std::to_string(n.id.value()) + " " + cluster::EncodeDescriptor(d));
+    }
+    Node::DueTombstone& t = n.tombstones_due[merge.from];
+    t.slots = merge.absorbed;
+    t.into = merge.group;
+    t.epoch = std::max(t.epoch, merge.epoch);
+    n.descriptors_due = true;  // the absorbing shard's leader proposes its wider descriptor
+    if (n.map->clean()) n.saved_layout = n.map->layout();  // as GroupHost::LearnMerges
+    Trace("merge " + std::to_string(n.id.value()) + " " + std::to_string(merge.from.value()) + " " +
+          std::to_string(merge.group.value()));
+  }
+}
+
+void SimCluster::WriteDueTombstones(Node& n) {
+  for (auto it = n.tombstones_due.begin(); it != n.tombstones_due.end();) {
+    const GroupId from = it->first;
+    Node::DueTombstone& due = it->second;
+    if (n.meta_merged.contains(from)) {
+      it = n.tombstones_due.erase(it);
+      continue;
+    }
+    ++it;
+    const cluster::Replica* into = ReplicaOf(n, due.into);
+    const bool leads = into != nullptr && into->raw_node().raft().role() == raft::Role::kLeader;
+    if (due.in_flight || !(due.mine || leads)) continue;
+    uint64_t e = due.epoch;
+    if (auto h = n.meta_epochs.find(from); h != n.meta_epochs.end()) {
+      e = std::max(e, h->second.epoch + 1);
+    }
+    if (const cluster::ShardDescriptor* d = n.map->Find(from)) e = std::max(e, d->epoch + 1);
+    const cluster::ShardDescriptor t = cluster::MergedTombstone(from, due.slots, due.into, e);
+    cluster::ShardRequest req;
+    req.type = cluster::ShardRequest::Type::kWrite;
+    req.group = cluster::kMetaGroup;
+    req.command = cluster::ProposeDescriptorCommand(
+        t, (uint64_t{1} << 60) | (n.id.value() << 40) | ++descriptor_sessions_);
+    due.in_flight = true;
+    Trace("propose-tombstone " + std::to_string(n.id.value()) + " " + cluster::EncodeDescriptor(t));
+    n.router->Call(
+        std::move(req),
+        [this, id = n.id, inc = n.incarnation, from, e](cluster::ShardResponse r) {
+          Node& n = node(id);
+          if (n.incarnation != inc || !n.up) return;
+          logger_.Debug("event=tombstone_proposed node={} group={} status=\"{}\"", id.value(),
+                        from.value(), r.status.ToString());
+          auto found = n.tombstones_due.find(from);
+          if (found != n.tombstones_due.end()) {
+            found->second.in_flight = false;
+            found->second.epoch = std::max(found->second.epoch, e + 1);
+          }
+          n.descriptors_due = true;  // learn it back
+        },
+        loop_->now());
+  }
+}
+
+namespace {
+// How long a shard stays frozen before its leader resolves the merge: the real node's
+// kFrozenResolveMs, shortened to fit a run (what matters is that it happens, after a while).
+constexpr int64_t kFrozenResolveNs = 3 * kSecond;
+}  // namespace
+
+void SimCluster::ResolveFrozenShards(Node& n) {
+  for (GroupId g : n.store->groups()) {
+    const cluster::Replica* r = n.store->replica(g);
+    const kv::StateMachine& sm = r->state_machine();
+    if (r->raw_node().raft().role() != raft::Role::kLeader || !sm.frozen() || !sm.range()) {
+      n.frozen_since.erase(g);
+      continue;
+    }
+    const int64_t since = n.frozen_since.try_emplace(g, loop_->now()).first->second;
+    if (n.merging.contains(g) || n.resolving.contains(g) ||
+        loop_->now() < since + kFrozenResolveNs) {
+      continue;
+    }
+    const kv::internal::Frozen frozen = *sm.frozen();
+    const SlotRange slots = *sm.range();
+    GroupId ask(frozen.into);
+    for (int hops = 0; hops < 16 && n.meta_merged.contains(ask); ++hops) {
+      ask = n.meta_merged.at(ask).merged_into;
+    }
+    n.resolving.insert(g);
+    Trace("merge-resolve " + std::to_string(n.id.value()) + " " + std::to_string(g.value()) + " " +
+          std::to_string(ask.value()));
+    cluster::ResolveFrozen(
+        *n.router, g, ask, frozen.token,
+        [this, id = n.id] { return (uint64_t{3} << 60) | (id.value() << 40) | ++split_sessions_; },
+        [this, id = n.id, inc = n.incarnation, g, slots, ask](Result<bool> merged) {
+          Node& n = node(id);
+          if (n.incarnation != inc || !n.up) return;
+          n.resolving.erase(g);
+          n.frozen_since[g] = loop_->now();
+          logger_.Debug(
+              "event=merge_resolved node={} group={} outcome=\"{}\"", id.value(), g.value(),
+              !merged.ok() ? merged.status().ToString() : (*merged ? "merged" : "given up"));
+          if (merged.ok() && *merged) {
+            Node::DueTombstone& t = n.tombstones_due[g];
+            t.slots = slots;
+            t.into = ask;
+            t.mine = true;
+            WriteDueTombstones(n);
+          }
+        });
+  }
+}
+
+bool SimCluster::MergeSomeShard(NodeId via, env::Random& rng) {
+  if (!sharded()) return false;
+  Node& n = node(via);
+  if (!n.up || n.paused || !n.router) return false;
+  const std::vector<cluster::ShardDescriptor>& shards = n.map->layout().shards;
+  if (shards.size() < 2) return false;
+  const cluster::ShardDescriptor& d = shards[rng.Uniform(shards.size())];
+  if (n.merging.contains(d.group)) return false;
+  const GroupId group = d.group;
+  ++merges_requested_;
+  n.merging.insert(group);
+  Trace("merge-request " + std::to_string(via.value()) + " " + std::to_string(group.value()));
+  cluster::RunMerge(
+      *n.router, *n.map, group, std::nullopt,
+      [this, via] { return (uint64_t{3} << 60) | (via.value() << 40) | ++split_sessions_; },
+      [this, via, inc = n.incarnation, group](Result<cluster::MergeResult> r) {
+        if (r.ok()) ++merges_done_;
+        logger_.Debug("event=merge_result node={} group={} status=\"{}\"", via.value(),
+                      group.value(), r.ok() ? "OK" : r.status().ToString());
+        Node& n = node(via);
+        if (n.incarnation != inc || !n.up) return;
+        n.merging.erase(group);
+        if (!r.ok()) return;
+        Node::DueTombstone& t = n.tombstones_due[r->from];
+        t.slots = r->absorbed;
+        t.into = r->into;
+        t.epoch = std::max(t.epoch, r->epoch);
+        t.mine = true;
+        WriteDueTombstones(n);
+      });
+  Pump(n);
+  return true;
 }
 
 void SimCluster::MaybeSplitBySize(Node& n) {
@@ -358,6 +525,7 @@ std::vector<GroupId> SimCluster::Groups() const {
   for (const cluster::ShardDescriptor& d : layout_->shards) out.push_back(d.group);
   out.insert(out.end(), split_groups_.begin(), split_groups_.end());
   std::sort(out.begin(), out.end());
+  std::erase_if(out, [this](GroupId g) { return merged_groups_.contains(g); });
   return out;
 }
 

@@ -56,6 +56,11 @@ cluster::PlacementInput PlacementDriver::Input(const cluster::Layout& layout) co
   in.replicas = opts_.replicas;
   in.meta_replicas = cluster::kMetaReplicasMax;
   for (const auto& [g, m] : moves_) in.busy.insert(g);
+  // A shard frozen for a merge is left alone, as the real node's placement does (a replica's
+  // snapshot could race the merge's write).
+  for (const cluster::ShardDescriptor& d : layout.shards) {
+    if (c_->Frozen(d.group)) in.busy.insert(d.group);
+  }
   in.max_changes = opts_.max_changes;
   return in;
 }
@@ -190,6 +195,14 @@ bool PlacementDriver::Settled(std::string* why) const {
       }
     }
     return false;
+  }
+  // A shard frozen for a merge is left out of the plan (Input): settled only once the merge
+  // ended one way or the other.
+  for (const cluster::ShardDescriptor& d : layout->shards) {
+    if (c_->Frozen(d.group)) {
+      if (why != nullptr) *why = "shard " + std::to_string(d.group.value()) + " is frozen";
+      return false;
+    }
   }
   for (const cluster::PlacementAction& a : cluster::PlanPlacement(Input(*layout))) {
     if (a.kind == cluster::PlacementAction::Kind::kLead) continue;

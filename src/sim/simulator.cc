@@ -468,6 +468,7 @@ std::string ReproCommand(const SimOptions& o) {
   if (o.shards >= 0) s += " --shards " + std::to_string(o.shards);
   if (o.splits >= 0) s += " --splits " + std::to_string(o.splits);
   if (o.placement >= 0) s += " --placement " + std::to_string(o.placement);
+  if (o.merges >= 0) s += " --merges " + std::to_string(o.merges);
   if (!o.bug.empty()) s += " --bug " + o.bug;
   return s;
 }
@@ -535,6 +536,28 @@ SimResult RunSimulation(const SimOptions& o) {
     placer.emplace(&loop, &placement_rng, &cluster, po);
     res.knobs += " placement=1";
   }
+  // Merges draw from their own stream too (forked after placement's). A merge needs a shard
+  // to merge with: most runs start with several, and splits make more.
+  env::Random merge_rng = rng.Fork();
+  int merges = o.merges;
+  if (merges < 0) {
+    merges = cluster.sharded() && splits > 0 && o.bug.empty() && merge_rng.Chance(0.5)
+                 ? static_cast<int>(merge_rng.Range(1, 4))
+                 : 0;
+  }
+  if (!cluster.sharded()) merges = 0;
+  res.knobs += " merges=" + std::to_string(merges);
+  std::function<void()> schedule_merge = [&] {
+    loop.After(merge_rng.Range(300 * kMilli, 2000 * kMilli), [&] {
+      if (loop.now() >= o.duration_ns ||
+          cluster.merges_requested() >= static_cast<uint64_t>(merges)) {
+        return;
+      }
+      std::vector<NodeId> up = cluster.UpIds();
+      if (!up.empty()) (void)cluster.MergeSomeShard(up[merge_rng.Uniform(up.size())], merge_rng);
+      schedule_merge();
+    });
+  };
   std::function<void()> schedule_split = [&] {
     loop.After(split_rng.Range(200 * kMilli, 1500 * kMilli), [&] {
       if (loop.now() >= o.duration_ns ||
@@ -553,6 +576,7 @@ SimResult RunSimulation(const SimOptions& o) {
   redis.Start(o.duration_ns);
   faults.Start(o.duration_ns);
   if (splits > 0) schedule_split();
+  if (merges > 0) schedule_merge();
   if (placer) placer->Start(o.duration_ns);
   uint64_t events = RunWhile(loop, cluster, o.duration_ns, [] { return false; });
 
@@ -594,6 +618,7 @@ SimResult RunSimulation(const SimOptions& o) {
   res.requests_forwarded = cluster.requests_forwarded();
   res.splits = cluster.split_groups();
   res.placement_moves = placer ? placer->moves_done() : 0;
+  res.merges = cluster.merged_groups();
   res.faults_injected = faults.injected();
   res.history = workload.history();
   res.trace_hash = cluster.trace_hash();

@@ -52,6 +52,9 @@ struct SimOptions {
   // Placement in a sharded run (sim/placement_driver.h: joins, drains, dead nodes, balance):
   // -1 drawn per seed (half the sharded seeds with membership faults), 0 off, 1 on.
   int placement = -1;
+  // Merges in a sharded run: -1 drawn per seed (half the splitting seeds merge too, up to 4
+  // times), 0 none, N up to N merges, at random times, of random shards into their neighbours.
+  int merges = -1;
   uint32_t faults = kFaultAll;
   int64_t duration_ns = 10'000'000'000;  // 10 s of simulated time
   std::string bug;                       // "" or one of KnownBugs()
@@ -80,6 +83,7 @@ struct SimResult {
   uint64_t requests_forwarded = 0;   // sharded: hops from a node's router to another node
   uint64_t splits = 0;               // sharded: shards split (new shards started)
   uint64_t placement_moves = 0;      // sharded: membership changes the placement completed
+  uint64_t merges = 0;               // sharded: shards merged away
   uint64_t faults_injected = 0;
   std::string knobs;  // the randomized configuration of this seed, for the report
 };

@@ -97,9 +97,10 @@ bool Describes(const ShardDescriptor& d, const std::vector<NodeId>& voters,
 
 }  // namespace
 
-std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const ShardMap& map,
-                                                  const HeldDescriptors& held,
-                                                  const std::set<GroupId>& in_flight, bool* retry) {
+std::vector<ShardDescriptor> DescriptorsToPropose(
+    const Store& store, const ShardMap& map, const HeldDescriptors& held,
+    const std::set<GroupId>& in_flight, bool* retry,
+    const std::map<GroupId, ShardDescriptor>* merged) {
   std::vector<ShardDescriptor> out;
   if (retry != nullptr) *retry = false;
   for (GroupId g : store.groups()) {
@@ -108,8 +109,10 @@ std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const Shar
     // Not before the leader applied what it committed: a new leader with a split committed and
     // not applied would describe the parent's slots before the split.
     if (raft.role() != raft::Role::kLeader) continue;
-    // Frozen for a merge: its descriptor stays until the merge's tombstone replaces it.
-    if (r->state_machine().frozen()) continue;
+    // Frozen for a merge: its descriptor stays until the merge's tombstone replaces it; and a
+    // tombstone stays (regression: simulator seed 8039, a replica that lagged behind the freeze
+    // led its shard after the merge and replaced the tombstone with its descriptor).
+    if (r->state_machine().frozen() || (merged != nullptr && merged->contains(g))) continue;
     if (raft.config().IsJoint() || raft.HasUnappliedConfChanges() || in_flight.contains(g) ||
         r->state_machine().applied_index() < raft.log().committed()) {
       if (retry != nullptr) *retry = true;
@@ -202,6 +205,11 @@ std::vector<ShardDescriptor> LearnMerge(ShardMap& map, const AppliedMergeHere& m
   std::vector<ShardDescriptor> out;
   const ShardDescriptor* mine = map.Find(merge.group);
   if (mine == nullptr) return out;
+  // A replica that lags applies a merge the map already knows of, or knows what came after (a
+  // later split of the wider shard, learnt from the meta shard): an epoch made here above the
+  // map's would outrank the real, later descriptors (regression: simulator seed 7231, a map
+  // stuck on a merged range the shard had split since).
+  if (mine->epoch >= merge.epoch) return out;
   ShardDescriptor d = WithMembers(*mine, merge.voters, merge.learners);
   d.first_slot = merge.slots.first;
   d.last_slot = merge.slots.last;

@@ -83,10 +83,13 @@ LearnResult LearnDescriptors(ShardMap& map, const std::map<std::string, std::str
 // passes by itself (a joint or pending configuration, entries committed and not applied yet, a
 // proposal in flight): the host asks again soon rather than at its next periodic check (a
 // learner whose descriptor waited ten seconds once stalled every move behind it).
-std::vector<ShardDescriptor> DescriptorsToPropose(const Store& store, const ShardMap& map,
-                                                  const HeldDescriptors& held,
-                                                  const std::set<GroupId>& in_flight,
-                                                  bool* retry = nullptr);
+// `merged`: the tombstones the meta shard holds (LearnResult::merged); a replica of one of
+// those (one that lagged behind its shard's freeze) proposes nothing, since its descriptor
+// would replace the tombstone.
+std::vector<ShardDescriptor> DescriptorsToPropose(
+    const Store& store, const ShardMap& map, const HeldDescriptors& held,
+    const std::set<GroupId>& in_flight, bool* retry = nullptr,
+    const std::map<GroupId, ShardDescriptor>* merged = nullptr);
 
 // Takes both halves of a split applied here into the map (the parent's members for both, the
 // split's epoch): this node routes by them at once, and its leaders propose them to the meta

@@ -148,6 +148,18 @@ TEST(Descriptors, AMergeWidensTheAbsorbingShardAndItsTombstoneIsKeptApart) {
   EXPECT_EQ(map.Find(right.group), nullptr);
   EXPECT_EQ(map.layout().shards.size(), 1u);
 
+  // Applied late by a replica that lagged, while the map knows the shard at a later epoch
+  // (split since): the map stays as it is.
+  ShardDescriptor narrowed = learnt[0];
+  narrowed.last_slot = 9000;
+  narrowed.epoch = 5;
+  ASSERT_TRUE(map.Update(narrowed));
+  AppliedMergeHere late = m;
+  late.epoch = 4;
+  EXPECT_TRUE(LearnMerge(map, late).empty());
+  EXPECT_EQ(map.Find(left.group)->epoch, 5u);
+  EXPECT_EQ(map.Find(left.group)->last_slot, 9000);
+
   // The tombstone's codec: no members, merged=, refused with members or without merged=.
   const ShardDescriptor t =
       MergedTombstone(right.group, SlotRange{right.first_slot, right.last_slot}, left.group, 3);

@@ -1,10 +1,12 @@
 #include "cluster/logic/merge.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "cluster/logic/layout.h"
+#include "cluster/logic/split.h"
 #include "kv/state_machine.h"
 
 namespace synod::cluster {
@@ -30,6 +32,7 @@ struct Merge {
   ShardDescriptor from;  // R
   MergeResult result;
   uint64_t token = 0;
+  uint64_t id_floor = 0;  // the highest group id the map knows
 };
 using MergePtr = std::shared_ptr<Merge>;
 
@@ -127,6 +130,10 @@ void RunMerge(RequestRouter& router, const ShardMap& map, GroupId group,
   m->result.slots = SlotRange{std::min(m->into.first_slot, m->from.first_slot),
                               std::max(m->into.last_slot, m->from.last_slot)};
   m->result.epoch = std::max(m->into.epoch, m->from.epoch) + 1;
+  m->id_floor = kMetaGroup.value();
+  for (const ShardDescriptor& d : map.layout().shards) {
+    m->id_floor = std::max(m->id_floor, d.group.value());
+  }
   // Not while a replica of either is being added (a move): its snapshot may be streaming into
   // the node's store over the slots the merge rewrites.
   for (const ShardDescriptor* d : {&m->into, &m->from}) {
@@ -150,7 +157,17 @@ void RunMerge(RequestRouter& router, const ShardMap& map, GroupId group,
           " MiB: a merged-away shard's keys travel through the other shard's log, at most " +
           std::to_string(kMergeBytesMax >> 20) + " MiB"));
     }
-    Freeze(m);
+    // R's id is never given to a later split's shard: the meta shard's group id counter is
+    // taken past every id the map knows before R can leave any map (a shard the cluster
+    // started with was never counted, and a merged shard's tombstone is out of the map).
+    ShardRequest alloc = FreshRedisWrite(kMetaGroup, m->new_session());
+    alloc.command.args = {std::string(kv::kAllocateIdCommand), std::string(kGroupSeqSetting),
+                          std::to_string(m->id_floor)};
+    m->router->Call(alloc, [m](ShardResponse r2) {
+      const Status s2 = WriteOutcome(r2);
+      if (!s2.ok()) return m->done(s2);
+      Freeze(m);
+    });
   });
 }
 

@@ -318,6 +318,15 @@ void Replica::Tick() {
 void Replica::Receive(raft::Message m) {
   SYNOD_ASSERT(m.to == id_);
   if (failed()) return;
+  // A replica that holds nothing (made empty to wait for its snapshot) grants no vote: it may be
+  // a removed voter's replica made again from a descriptor older than the removal, and its vote
+  // would count, in the configuration it left, for a candidate lacking committed entries (a
+  // voter that lost its disk). A new member never needs it: it votes once it holds the log.
+  if ((m.type == raft::MessageType::kVote || m.type == raft::MessageType::kPreVote) &&
+      node_->raft().log().LastIndex() == LogIndex(0)) {
+    logger_.Debug("event=vote_ignored reason=holds_nothing from={}", m.from.value());
+    return;
+  }
   if (m.type == raft::MessageType::kProp && wall_clock_ms_ > 0 &&
       node_->raft().role() == raft::Role::kLeader) {
     RestampForwarded(m);

@@ -60,6 +60,9 @@ NodeId RequestRouter::LeaderHint(GroupId group, uint64_t* term) const {
     }
   }
   if (term != nullptr) *term = map_->leader_term(group);
+  // This node leads no replica of the group (it was removed or merged away since it last led
+  // it): naming itself would send every asker back here for good.
+  if (map_->leader(group) == opts_.self) return kNoNode;
   return map_->leader(group);
 }
 

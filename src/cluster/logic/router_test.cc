@@ -163,6 +163,28 @@ TEST(RequestRouter, AStaleRouteIsRefusedWithTheNewerDescriptorWhichTheSenderLear
   EXPECT_TRUE(resp2->descriptors.empty());
 }
 
+// A node that once led a shard and holds no replica of it now (removed, or the shard merged
+// away) never names itself as its leader: askers then kept coming back to it until their
+// deadline (regression: simulator seed 7325, a frozen shard's resolution never reached the
+// shard it merged into).
+TEST(RequestRouter, ANodeHoldingNoReplicaNeverNamesItselfLeader) {
+  RouterNode n1(1, TwoShards());
+  const GroupId g = n1.map.layout().shards[0].group;
+  n1.map.NoteLeader(g, NodeId(1), 7);  // from when it led the shard
+  n1.router->Serve(NodeId(5), 1, ReadOf(g));
+  ASSERT_EQ(n1.out.responses.size(), 1u);
+  auto resp = DecodeShardResponse(n1.out.responses[0].bytes);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status.code(), Code::kNotLeader);
+  EXPECT_EQ(resp->leader, kNoNode);
+  // Another node it heard of is named as before.
+  n1.map.NoteLeader(g, NodeId(2), 8);
+  n1.router->Serve(NodeId(5), 2, ReadOf(g));
+  auto resp2 = DecodeShardResponse(n1.out.responses.back().bytes);
+  ASSERT_TRUE(resp2.ok());
+  EXPECT_EQ(resp2->leader, NodeId(2));
+}
+
 TEST(RequestRouter, HopsTimeOutAndTheRequestEndsByItsDeadline) {
   RouterNode n4(4, TwoShards(), /*timeout_ms=*/1000);
   const GroupId g = n4.map.layout().shards[0].group;

@@ -38,6 +38,12 @@ Status Store::AddGroup(GroupId group, storage::StateSpan span, const std::set<No
     return Status::FailedPrecondition("group " + std::to_string(group.value()) + " is open");
   }
   if (round_in_flight_) return Status::FailedPrecondition("a node write is in flight");
+  if (destroys_staged_.contains(group) || destroys_writing_.contains(group)) {
+    // Opened now, it would read the records of the replica destroyed here, which the deletion
+    // then drops under it (a restart would find its log cut): after the next write.
+    return Status::FailedPrecondition("the deletion of group " + std::to_string(group.value()) +
+                                      "'s destroyed replica is not written yet");
+  }
   if (!voters.empty() && !voters.contains(opts_.self)) {
     return Status::InvalidArgument("node " + std::to_string(opts_.self.value()) +
                                    " is not among the voters of group " +
@@ -208,7 +214,10 @@ void Store::Destroy(GroupId id, bool with_data, bool staged) {
     const std::optional<SlotRange>& theirs = og.replica->state_machine().range();
     shared = shared || (theirs && theirs->Overlaps(*mine));
   }
-  if (!staged) g.storage->StageDestroy(with_data && mine.has_value() && !shared);
+  if (!staged) {
+    g.storage->StageDestroy(with_data && mine.has_value() && !shared);
+    destroys_staged_.insert(id);
+  }
   if (g.quiesced) --quiesced_count_;
   // Its clients are answered (they retry where the shard is now), never left waiting.
   g.replica->AnswerAllPending();
@@ -571,7 +580,11 @@ bool Store::BeginRound() {
   }
   // Staged records without a Ready waiting (a state flush) ride on the next round's write,
   // unless a streamed snapshot waits for them to be durable: then they go now.
-  if (round_.empty() && !(state_write_wanted && db_->has_staged())) return false;
+  // A destroyed replica's deletion goes now too: the group may be added back only after it.
+  if (round_.empty() && !(state_write_wanted && db_->has_staged()) && destroys_staged_.empty()) {
+    return false;
+  }
+  destroys_writing_ = std::exchange(destroys_staged_, {});
   round_in_flight_ = true;
   ++rounds_;
   return true;
@@ -580,6 +593,7 @@ bool Store::BeginRound() {
 void Store::FinishRound(const Status& written) {
   SYNOD_ASSERT_MSG(round_in_flight_, "FinishRound without a round in flight");
   round_in_flight_ = false;
+  destroys_writing_.clear();
   std::vector<GroupId> done = std::exchange(round_, {});
   for (GroupId id : done) {
     auto it = groups_.find(id);

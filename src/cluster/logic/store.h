@@ -195,7 +195,11 @@ class Store {
 
   // The node round (see the class comment).
   // Whether a round may start and some group may have work.
-  bool HasWork() const { return !round_in_flight_ && !ready_.empty(); }
+  // A destroyed replica's deletion staged and not yet written is work too: until it is, the
+  // group cannot be added back (AddGroup would read the records the deletion is about to drop).
+  bool HasWork() const {
+    return !round_in_flight_ && (!ready_.empty() || !destroys_staged_.empty());
+  }
   // Runs the Ready of every group in the ready set. Returns true when a node write is needed:
   // the host takes it (db->TakeWrite()), makes it durable and calls FinishRound.
   bool BeginRound();
@@ -280,6 +284,10 @@ class Store {
   std::vector<AppliedMergeHere> merged_;
   std::set<GroupId> merged_away_;  // absorbed, to destroy when their round ends
   std::vector<GroupId> removed_;
+  // Replicas destroyed whose deletion is staged and not taken by a round's write yet, and those
+  // whose deletion the round in flight writes.
+  std::set<GroupId> destroys_staged_;
+  std::set<GroupId> destroys_writing_;
   uint64_t ticks_ = 0;
   struct Kept {
     uint64_t tick;
