@@ -250,6 +250,7 @@ void GroupHost::RunPlacement() {
   for (const ShardDescriptor& d : in.shards) {
     if (const ShardBytes* b = FreshLoad(d.group)) {
       in.bytes[d.group] = b->bytes;
+      in.writes[d.group] = b->writes_per_second;
       // A shard frozen for a merge is about to go: no replica of it is added or moved (a new
       // replica's snapshot could race the merge's write on its node).
       if (b->frozen) in.busy.insert(d.group);

@@ -25,6 +25,12 @@ void GroupHost::MoveShard(GroupId group, NodeId from, NodeId to, std::function<v
     return done(Status::FailedPrecondition("a move of shard " + std::to_string(group.value()) +
                                            " is under way on this node"));
   }
+  // A shard frozen for a merge (as its leader last told, kLoads) is about to go: a new
+  // replica's snapshot could race the merge's write. The merge ends within seconds.
+  if (const ShardBytes* load = FreshLoad(group); load != nullptr && load->frozen) {
+    return done(Status::FailedPrecondition("shard " + std::to_string(group.value()) +
+                                           " is frozen for a merge; move it after the merge"));
+  }
   logger_.Info("event=move_requested group={} from={} to={}", group.value(), from.value(),
                to.value());
   moves_[group] =

@@ -325,6 +325,7 @@ class Planner {
 
   void BalanceLeaders() {
     using K = PlacementAction::Kind;
+    const size_t planned_before = out_.size();
     std::map<NodeId, int> led;
     for (NodeId n : usable_) led[n] = 0;
     std::vector<ShardDescriptor> shards;
@@ -373,8 +374,76 @@ class Planner {
         moved = true;
         break;
       }
-      if (!moved) return;
+      if (!moved) break;
     }
+    // 3b. Writes, once the counts are settled (no preference moved above).
+    if (out_.size() == planned_before) BalanceLeaderWrites(shards, led);
+  }
+
+  // Rule 3b (placement.h): the preferred leaders' writes/s, by one hand-over (or a swap of two)
+  // per round between the node leading the most writes/s and a fellow voter.
+  void BalanceLeaderWrites(const std::vector<ShardDescriptor>& shards,
+                           const std::map<NodeId, int>& led) {
+    using K = PlacementAction::Kind;
+    if (led.size() < 2 || shards.empty()) return;
+    std::map<NodeId, uint64_t> writes;
+    for (const auto& [n, c] : led) writes[n] = 0;
+    for (const ShardDescriptor& d : in_.shards) {
+      auto w = in_.writes.find(d.group);
+      if (w == in_.writes.end()) return;  // not every shard reported yet
+      if (writes.contains(d.voters.empty() ? kNoNode : d.voters.front())) {
+        writes[d.voters.front()] += w->second;
+      }
+    }
+    uint64_t total = 0;
+    NodeId heavy = writes.begin()->first;
+    for (const auto& [n, w] : writes) {
+      total += w;
+      if (w > writes[heavy]) heavy = n;
+    }
+    const uint64_t mean = total / writes.size();
+    if (writes[heavy] * 10 <= mean * 11) return;
+    const auto w_of = [&](const ShardDescriptor& d) { return in_.writes.at(d.group); };
+    // Handing over w (net) from heavy to v takes their gap g to |g - 2w|: only a narrower gap
+    // is taken (the sum of the squares of the nodes' writes falls, so it ends).
+    const ShardDescriptor* best_s = nullptr;
+    const ShardDescriptor* best_t = nullptr;
+    NodeId best_v = kNoNode;
+    uint64_t best_after = 0;
+    uint64_t best_gap = 0;
+    for (const ShardDescriptor& s : shards) {
+      if (s.voters.front() != heavy) continue;
+      for (NodeId v : s.voters) {
+        if (v == heavy || !writes.contains(v) || writes[heavy] <= writes[v]) continue;
+        const uint64_t gap = writes[heavy] - writes[v];
+        if (gap < kWritesSpreadMin) continue;
+        const auto after = [&](uint64_t w) {
+          const int64_t d = static_cast<int64_t>(gap) - 2 * static_cast<int64_t>(w);
+          return static_cast<uint64_t>(d < 0 ? -d : d);
+        };
+        const auto consider = [&](uint64_t net, const ShardDescriptor* t) {
+          const uint64_t a = after(net);
+          if (net == 0 || a >= gap) return;
+          // The widest gap narrowed most: the largest fall of the sum of squares.
+          if (best_s == nullptr || gap - a > best_gap - best_after) {
+            best_s = &s;
+            best_t = t;
+            best_v = v;
+            best_after = a;
+            best_gap = gap;
+          }
+        };
+        // A plain hand-over keeps the leader counts within the count rule's bound.
+        if (led.at(v) < led.at(heavy)) consider(w_of(s), nullptr);
+        for (const ShardDescriptor& t : shards) {
+          if (t.voters.front() != v || !Has(t.voters, heavy) || w_of(t) >= w_of(s)) continue;
+          consider(w_of(s) - w_of(t), &t);
+        }
+      }
+    }
+    if (best_s == nullptr) return;
+    Plan({K::kLead, best_s->group, heavy, best_v, "leader writes"});
+    if (best_t != nullptr) Plan({K::kLead, best_t->group, best_v, heavy, "leader writes"});
   }
 
   const PlacementInput& in_;

@@ -27,6 +27,13 @@
 //     shard's leader hands the leadership to) is a usable node; while some usable node is the
 //     preferred leader of two shards more than another voter of such a shard, one preference
 //     moves. The meta shard keeps its own (it is not balanced).
+//  3b. Leaders' writes, when the counts need no move and every shard's writes/s are known: the
+//     node leading the most writes/s, when more than 10% (and kWritesSpreadMin) above the
+//     mean, hands one preference to a fellow voter (only to one leading fewer shards) or swaps
+//     a hot one for a colder one that voter leads, the choice that narrows their gap most, and
+//     only when it does narrow it (so it ends). A leader does a shard's client work and sends
+//     its log to the followers; every replica applies every write wherever it leads, so
+//     replicas are balanced by count and bytes (2, 2b) and writes by where the leaders are.
 // The best target: a node whose zone the shard's other replicas lack (when zones are set), then
 // the fewest replicas, then the lowest id. At most `max_changes` membership changes in flight.
 // A draining node that holds no replica any more is forgotten (kForget: its entries leave the
@@ -64,10 +71,15 @@ struct PlacementInput {
   // The bytes of each data shard's keys and values, as its leader last reported them (rule 2b
   // runs only when every shard has one).
   std::map<GroupId, uint64_t> bytes;
+  // The writes/s of each data shard, as its leader last reported them (rule 3b runs only when
+  // every shard has one).
+  std::map<GroupId, uint64_t> writes;
 };
 
 // Below this gap between the nodes holding the most and the fewest bytes, they are balanced.
 inline constexpr uint64_t kBytesSpreadMin = 8 << 20;
+// Below this gap between the writes/s two nodes lead, they are balanced.
+inline constexpr uint64_t kWritesSpreadMin = 200;
 
 struct PlacementAction {
   enum class Kind : uint8_t {

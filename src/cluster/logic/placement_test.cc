@@ -382,5 +382,66 @@ TEST(Placement, RandomShardSizesConvergeByBytes) {
   }
 }
 
+std::map<NodeId, uint64_t> LedWrites(const PlacementInput& in) {
+  std::map<NodeId, uint64_t> out;
+  for (const PlacementNode& n : in.nodes) out[n.id] = 0;
+  for (const ShardDescriptor& d : in.shards) out[d.voters.front()] += in.writes.at(d.group);
+  return out;
+}
+
+// Three nodes, each the preferred leader of two shards, but node 1 leads the two hot ones: it
+// swaps a hot one for a cold one with a fellow voter (the counts stay), and once balanced
+// nothing more moves.
+TEST(Placement, LeaderWritesBalanceBySwappingAHotLeaderForAColdOne) {
+  PlacementInput in = Cluster(3, 3, 6);
+  ASSERT_TRUE(PlanPlacement(in).empty());
+  ASSERT_EQ(Spread(Preferred(in)), 0);
+  for (const ShardDescriptor& d : in.shards) {
+    in.writes[d.group] = d.voters.front() == NodeId(1) ? 5000 : 500;
+  }
+  const uint64_t before = ByteSpread(LedWrites(in));
+  const std::vector<PlacementAction> first = PlanPlacement(in);
+  ASSERT_EQ(first.size(), 2u) << ::testing::PrintToString(first.size());
+  EXPECT_EQ(first[0].kind, K::kLead);
+  EXPECT_EQ(first[0].reason, "leader writes");
+  EXPECT_EQ(first[0].from, NodeId(1));
+  EXPECT_EQ(first[0].from, first[1].to);
+  EXPECT_EQ(first[0].to, first[1].from);
+  ASSERT_GE(Converge(in), 0);
+  EXPECT_EQ(Spread(Preferred(in)), 0) << "the counts never move apart";
+  EXPECT_LT(ByteSpread(LedWrites(in)), before);
+  EXPECT_TRUE(PlanPlacement(in).empty());
+}
+
+// Without every shard's writes, or with a gap below kWritesSpreadMin, no leader moves for writes.
+TEST(Placement, LeaderWritesWaitForEveryShardsLoadAndIgnoreSmallGaps) {
+  PlacementInput in = Cluster(3, 3, 6);
+  ASSERT_TRUE(PlanPlacement(in).empty());
+  for (const ShardDescriptor& d : in.shards) in.writes[d.group] = 100;
+  in.writes[in.shards.front().group] = 100 + kWritesSpreadMin / 2;
+  EXPECT_TRUE(PlanPlacement(in).empty()) << "a gap below the minimum";
+  in.writes[in.shards.front().group] = 100'000;
+  in.writes.erase(in.shards.back().group);
+  EXPECT_TRUE(PlanPlacement(in).empty()) << "a shard's writes unknown";
+}
+
+// Random loads on random clusters: leader-writes balancing ends (each hand-over narrows a gap),
+// keeps the leader counts within one, and never widens the spread of led writes.
+TEST(Placement, RandomShardWritesConvergeByLeaders) {
+  for (uint32_t seed = 1; seed <= 200; ++seed) {
+    std::mt19937 rng(seed);
+    const int nodes = 3 + static_cast<int>(rng() % 5);
+    PlacementInput in = Cluster(nodes, nodes, 3 + static_cast<int>(rng() % 14));
+    ASSERT_GE(Converge(in), 0) << "seed " << seed;
+    for (const ShardDescriptor& d : in.shards) {
+      in.writes[d.group] = rng() % 4 == 0 ? 5000 + rng() % 20000 : rng() % 300;
+    }
+    const uint64_t before = ByteSpread(LedWrites(in));
+    ASSERT_GE(Converge(in), 0) << "seed " << seed;
+    EXPECT_LE(Spread(Preferred(in)), 1) << "seed " << seed;
+    EXPECT_LE(ByteSpread(LedWrites(in)), before) << "seed " << seed;
+  }
+}
+
 }  // namespace
 }  // namespace synod::cluster
