@@ -77,11 +77,7 @@ void GroupHost::WriteDueTombstones() {
     const Replica* into = store_->replica(due.into);
     const bool leads = into != nullptr && into->raw_node().raft().role() == raft::Role::kLeader;
     if (due.in_flight || !(due.mine || leads)) continue;
-    uint64_t e = due.epoch;
-    if (auto h = meta_epochs_.find(from); h != meta_epochs_.end()) {
-      e = std::max(e, h->second.epoch + 1);
-    }
-    if (const ShardDescriptor* d = map_->Find(from)) e = std::max(e, d->epoch + 1);
+    const uint64_t e = TombstoneEpoch(due.epoch, from, meta_epochs_, *map_);
     const ShardDescriptor t = MergedTombstone(from, due.slots, due.into, e);
     ShardRequest req;
     req.type = ShardRequest::Type::kWrite;

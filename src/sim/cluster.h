@@ -325,6 +325,11 @@ class SimCluster final : public cluster::ReplicaObserver {
   // drove, and, while it leads the absorbing shard, those of every merge its replica applied)
   // until the meta shard holds them, as GroupHost::WriteDueTombstones.
   void WriteDueTombstones(Node& n);
+  // The tombstone of `from` (its slots, merged into `into`) is due from node `n` (as
+  // GroupHost::TombstoneDue); `mine` (it drove or resolved the merge): written now, and kept due
+  // whether or not it leads `into`.
+  void TombstoneDue(Node& n, GroupId from, SlotRange slots, GroupId into, uint64_t epoch,
+                    bool mine);
   // Sharded: the shards node `n` leads that stayed frozen longer than kFrozenResolveNs with no
   // merge under way here: the absorbing shard decides (cluster::ResolveFrozen), as
   // GroupHost::ResolveFrozenShards.
@@ -363,7 +368,7 @@ class SimCluster final : public cluster::ReplicaObserver {
   std::set<GroupId> split_groups_;
   uint64_t splits_requested_ = 0;
   uint64_t splits_done_ = 0;
-  uint64_t split_sessions_ = 0;
+  uint64_t change_sessions_ = 0;  // sessions of splits and merges (ids above descriptors')
   uint64_t split_max_bytes_ = 0;
   size_t split_by_size_max_ = 0;
   // Sharded: the groups merged away, and the merges asked for and done.

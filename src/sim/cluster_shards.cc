@@ -284,15 +284,22 @@ void SimCluster::TakeMerges(Node& n) {
     for (const cluster::ShardDescriptor& d : cluster::LearnMerge(*n.map, merge)) {
       Trace("descriptor " + std::to_string(n.id.value()) + " " + cluster::EncodeDescriptor(d));
     }
-    Node::DueTombstone& t = n.tombstones_due[merge.from];
-    t.slots = merge.absorbed;
-    t.into = merge.group;
-    t.epoch = std::max(t.epoch, merge.epoch);
+    TombstoneDue(n, merge.from, merge.absorbed, merge.group, merge.epoch, /*mine=*/false);
     n.descriptors_due = true;  // the absorbing shard's leader proposes its wider descriptor
     if (n.map->clean()) n.saved_layout = n.map->layout();  // as GroupHost::LearnMerges
     Trace("merge " + std::to_string(n.id.value()) + " " + std::to_string(merge.from.value()) + " " +
           std::to_string(merge.group.value()));
   }
+}
+
+void SimCluster::TombstoneDue(Node& n, GroupId from, SlotRange slots, GroupId into, uint64_t epoch,
+                              bool mine) {
+  Node::DueTombstone& t = n.tombstones_due[from];
+  t.slots = slots;
+  t.into = into;
+  t.epoch = std::max(t.epoch, epoch);
+  t.mine = t.mine || mine;
+  if (mine) WriteDueTombstones(n);
 }
 
 void SimCluster::WriteDueTombstones(Node& n) {
@@ -307,11 +314,7 @@ void SimCluster::WriteDueTombstones(Node& n) {
     const cluster::Replica* into = ReplicaOf(n, due.into);
     const bool leads = into != nullptr && into->raw_node().raft().role() == raft::Role::kLeader;
     if (due.in_flight || !(due.mine || leads)) continue;
-    uint64_t e = due.epoch;
-    if (auto h = n.meta_epochs.find(from); h != n.meta_epochs.end()) {
-      e = std::max(e, h->second.epoch + 1);
-    }
-    if (const cluster::ShardDescriptor* d = n.map->Find(from)) e = std::max(e, d->epoch + 1);
+    const uint64_t e = cluster::TombstoneEpoch(due.epoch, from, n.meta_epochs, *n.map);
     const cluster::ShardDescriptor t = cluster::MergedTombstone(from, due.slots, due.into, e);
     cluster::ShardRequest req;
     req.type = cluster::ShardRequest::Type::kWrite;
@@ -368,7 +371,7 @@ void SimCluster::ResolveFrozenShards(Node& n) {
           std::to_string(ask.value()));
     cluster::ResolveFrozen(
         *n.router, g, ask, frozen.token,
-        [this, id = n.id] { return (uint64_t{3} << 60) | (id.value() << 40) | ++split_sessions_; },
+        [this, id = n.id] { return (uint64_t{3} << 60) | (id.value() << 40) | ++change_sessions_; },
         [this, id = n.id, inc = n.incarnation, g, slots, ask](Result<bool> merged) {
           Node& n = node(id);
           if (n.incarnation != inc || !n.up) return;
@@ -377,13 +380,7 @@ void SimCluster::ResolveFrozenShards(Node& n) {
           logger_.Debug(
               "event=merge_resolved node={} group={} outcome=\"{}\"", id.value(), g.value(),
               !merged.ok() ? merged.status().ToString() : (*merged ? "merged" : "given up"));
-          if (merged.ok() && *merged) {
-            Node::DueTombstone& t = n.tombstones_due[g];
-            t.slots = slots;
-            t.into = ask;
-            t.mine = true;
-            WriteDueTombstones(n);
-          }
+          if (merged.ok() && *merged) TombstoneDue(n, g, slots, ask, 0, /*mine=*/true);
         });
   }
 }
@@ -402,7 +399,7 @@ bool SimCluster::MergeSomeShard(NodeId via, env::Random& rng) {
   Trace("merge-request " + std::to_string(via.value()) + " " + std::to_string(group.value()));
   cluster::RunMerge(
       *n.router, *n.map, group, std::nullopt,
-      [this, via] { return (uint64_t{3} << 60) | (via.value() << 40) | ++split_sessions_; },
+      [this, via] { return (uint64_t{3} << 60) | (via.value() << 40) | ++change_sessions_; },
       [this, via, inc = n.incarnation, group](Result<cluster::MergeResult> r) {
         if (r.ok()) ++merges_done_;
         logger_.Debug("event=merge_result node={} group={} status=\"{}\"", via.value(),
@@ -410,13 +407,7 @@ bool SimCluster::MergeSomeShard(NodeId via, env::Random& rng) {
         Node& n = node(via);
         if (n.incarnation != inc || !n.up) return;
         n.merging.erase(group);
-        if (!r.ok()) return;
-        Node::DueTombstone& t = n.tombstones_due[r->from];
-        t.slots = r->absorbed;
-        t.into = r->into;
-        t.epoch = std::max(t.epoch, r->epoch);
-        t.mine = true;
-        WriteDueTombstones(n);
+        if (r.ok()) TombstoneDue(n, r->from, r->absorbed, r->into, r->epoch, /*mine=*/true);
       });
   Pump(n);
   return true;
@@ -439,7 +430,7 @@ void SimCluster::MaybeSplitBySize(Node& n) {
           std::to_string(d.at));
     cluster::RunSplit(
         *n.router, *n.map, g, d.at,
-        [this, id = n.id] { return (uint64_t{3} << 60) | (id.value() << 40) | ++split_sessions_; },
+        [this, id = n.id] { return (uint64_t{3} << 60) | (id.value() << 40) | ++change_sessions_; },
         [this, id = n.id, inc = n.incarnation, g](Result<cluster::SplitResult> r) {
           if (r.ok()) ++splits_done_;
           Node& n = node(id);
@@ -465,7 +456,7 @@ bool SimCluster::SplitSomeShard(NodeId via, env::Random& rng) {
         " " + std::to_string(at));
   cluster::RunSplit(
       *n.router, *n.map, d.group, at,
-      [this, via] { return (uint64_t{3} << 60) | (via.value() << 40) | ++split_sessions_; },
+      [this, via] { return (uint64_t{3} << 60) | (via.value() << 40) | ++change_sessions_; },
       [this, via, group = d.group](Result<cluster::SplitResult> r) {
         if (r.ok()) ++splits_done_;
         logger_.Debug("event=split_result node={} group={} status=\"{}\"", via.value(),

@@ -402,6 +402,19 @@ void ApplyBug(const std::string& bug, Knobs& k) {
   }
 }
 
+// Every lo..hi ns (drawn from `rng`) until `end_ns`, or until `requested()` reaches `count`:
+// `act` through a random live node (the simulator's splits and merges).
+void Repeat(EventLoop& loop, SimCluster& c, env::Random& rng, int64_t lo, int64_t hi,
+            int64_t end_ns, uint64_t count, std::function<uint64_t()> requested,
+            std::function<void(NodeId)> act) {
+  loop.After(rng.Range(lo, hi), [&loop, &c, &rng, lo, hi, end_ns, count, requested, act] {
+    if (loop.now() >= end_ns || requested() >= count) return;
+    const std::vector<NodeId> up = c.UpIds();
+    if (!up.empty()) act(up[rng.Uniform(up.size())]);
+    Repeat(loop, c, rng, lo, hi, end_ns, count, requested, act);
+  });
+}
+
 // Runs the loop until `pred` holds or `limit_ns` of virtual time passed.
 template <typename Pred>
 uint64_t RunWhile(EventLoop& loop, SimCluster& c, int64_t limit_ns, Pred pred) {
@@ -547,36 +560,24 @@ SimResult RunSimulation(const SimOptions& o) {
   }
   if (!cluster.sharded()) merges = 0;
   res.knobs += " merges=" + std::to_string(merges);
-  std::function<void()> schedule_merge = [&] {
-    loop.After(merge_rng.Range(300 * kMilli, 2000 * kMilli), [&] {
-      if (loop.now() >= o.duration_ns ||
-          cluster.merges_requested() >= static_cast<uint64_t>(merges)) {
-        return;
-      }
-      std::vector<NodeId> up = cluster.UpIds();
-      if (!up.empty()) (void)cluster.MergeSomeShard(up[merge_rng.Uniform(up.size())], merge_rng);
-      schedule_merge();
-    });
-  };
-  std::function<void()> schedule_split = [&] {
-    loop.After(split_rng.Range(200 * kMilli, 1500 * kMilli), [&] {
-      if (loop.now() >= o.duration_ns ||
-          cluster.splits_requested() >= static_cast<uint64_t>(splits)) {
-        return;
-      }
-      std::vector<NodeId> up = cluster.UpIds();
-      if (!up.empty()) (void)cluster.SplitSomeShard(up[split_rng.Uniform(up.size())], split_rng);
-      schedule_split();
-    });
-  };
 
   loop.SetAfterEvent([&] { cluster.CheckAfterEvent(); });
   cluster.Start();
   workload.Start(o.duration_ns);
   redis.Start(o.duration_ns);
   faults.Start(o.duration_ns);
-  if (splits > 0) schedule_split();
-  if (merges > 0) schedule_merge();
+  if (splits > 0) {
+    Repeat(
+        loop, cluster, split_rng, 200 * kMilli, 1500 * kMilli, o.duration_ns,
+        static_cast<uint64_t>(splits), [&] { return cluster.splits_requested(); },
+        [&](NodeId via) { (void)cluster.SplitSomeShard(via, split_rng); });
+  }
+  if (merges > 0) {
+    Repeat(
+        loop, cluster, merge_rng, 300 * kMilli, 2000 * kMilli, o.duration_ns,
+        static_cast<uint64_t>(merges), [&] { return cluster.merges_requested(); },
+        [&](NodeId via) { (void)cluster.MergeSomeShard(via, merge_rng); });
+  }
   if (placer) placer->Start(o.duration_ns);
   uint64_t events = RunWhile(loop, cluster, o.duration_ns, [] { return false; });
 

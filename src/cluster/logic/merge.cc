@@ -204,4 +204,12 @@ ShardDescriptor MergedTombstone(GroupId from, SlotRange slots, GroupId into, uin
   return t;
 }
 
+uint64_t TombstoneEpoch(uint64_t due, GroupId from, const HeldDescriptors& held,
+                        const ShardMap& map) {
+  uint64_t e = due;
+  if (auto h = held.find(from); h != held.end()) e = std::max(e, h->second.epoch + 1);
+  if (const ShardDescriptor* d = map.Find(from)) e = std::max(e, d->epoch + 1);
+  return e;
+}
+
 }  // namespace synod::cluster

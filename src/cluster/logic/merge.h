@@ -27,6 +27,7 @@
 #include <functional>
 #include <optional>
 
+#include "cluster/logic/descriptors.h"
 #include "cluster/logic/router.h"
 #include "cluster/logic/shard_map.h"
 #include "common/ids.h"
@@ -72,5 +73,10 @@ void ResolveFrozen(RequestRouter& router, GroupId group, GroupId into, uint64_t 
 // The tombstone of shard `from` (its slots), merged into `into`: no members, merged_into set,
 // at `epoch`.
 ShardDescriptor MergedTombstone(GroupId from, SlotRange slots, GroupId into, uint64_t epoch);
+
+// The epoch to write shard `from`'s tombstone at: `due` (the merge's, or above a refused try),
+// and above `from`'s descriptor as the meta shard (`held`) and the map hold it.
+uint64_t TombstoneEpoch(uint64_t due, GroupId from, const HeldDescriptors& held,
+                        const ShardMap& map);
 
 }  // namespace synod::cluster

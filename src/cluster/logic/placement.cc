@@ -391,7 +391,7 @@ class Planner {
     for (const ShardDescriptor& d : in_.shards) {
       auto w = in_.writes.find(d.group);
       if (w == in_.writes.end()) return;  // not every shard reported yet
-      if (writes.contains(d.voters.empty() ? kNoNode : d.voters.front())) {
+      if (!d.voters.empty() && writes.contains(d.voters.front())) {
         writes[d.voters.front()] += w->second;
       }
     }
