@@ -502,7 +502,10 @@ void GroupHost::OnTick() {
   if (ticks_ % 4 == 3 && !moves_.empty()) DriveMoves();
   if (ticks_ % kNoticeTicks == 11) RunPlacement();
   if (ticks_ % kNoticeTicks == 15) ResolveFrozenShards();
-  if (ticks_ % kNoticeTicks == 19 && !tombstones_due_.empty()) WriteDueTombstones();
+  if (ticks_ % kNoticeTicks == 19) {
+    OweAbsorbedTombstones();
+    if (!tombstones_due_.empty()) WriteDueTombstones();
+  }
   if (ticks_ % kNoticeTicks == 17) MaybeMergeSmallShards();
   // Every second, not only when descriptors change: a round in flight may have put it off.
   if (ticks_ % kNoticeTicks == 9) JoinListedGroups();

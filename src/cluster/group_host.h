@@ -459,6 +459,9 @@ class GroupHost final : public ReplicaObserver, public Router {
   // `epoch`). So a driver that died after the merge leaves no shard behind.
   void TombstoneDue(GroupId from, SlotRange slots, GroupId into, uint64_t epoch, bool now);
   void WriteDueTombstones();
+  // Once the meta shard was read: the tombstones owed by the shards led here (TombstonesOwed)
+  // are due from this node.
+  void OweAbsorbedTombstones();
   struct DueTombstone {
     SlotRange slots;
     GroupId into;

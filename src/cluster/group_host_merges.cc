@@ -65,6 +65,19 @@ void GroupHost::TombstoneDue(GroupId from, SlotRange slots, GroupId into, uint64
   if (now) WriteDueTombstones();
 }
 
+void GroupHost::OweAbsorbedTombstones() {
+  if (!meta_epochs_known_) return;  // meta_merged_ not read yet
+  for (GroupId g : store_->groups()) {
+    const Replica* r = store_->replica(g);
+    if (r->raw_node().raft().role() != raft::Role::kLeader) continue;
+    for (const kv::Absorbed& a : TombstonesOwed(r->state_machine().absorbed(), meta_merged_)) {
+      if (tombstones_due_.contains(GroupId(a.group))) continue;
+      logger_.Info("event=tombstone_owed group={} into={} epoch={}", a.group, g.value(), a.epoch);
+      TombstoneDue(GroupId(a.group), a.range, g, a.epoch, /*now=*/false);
+    }
+  }
+}
+
 void GroupHost::WriteDueTombstones() {
   for (auto it = tombstones_due_.begin(); it != tombstones_due_.end();) {
     const GroupId from = it->first;

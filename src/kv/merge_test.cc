@@ -194,6 +194,27 @@ TEST(MergeTest, TheAbsorbedShardsOwnMergeDecisionsCarryOver) {
   EXPECT_EQ(l.Apply(Cancel(9)).number, 1);  // merged (into R, now into L)
   EXPECT_EQ(l.Apply(Cancel(8)).number, 0);  // refused still
   EXPECT_EQ(l.Apply(Cancel(77)).number, 1);
+  // L records both shards it now stands for (R's own record came with R): its leader makes
+  // sure the meta shard holds both tombstones. A snapshot and the stored meta keep them.
+  const std::vector<Absorbed> both = {Absorbed{3, SlotRange{16000, 16383}, 9},
+                                      Absorbed{2, SlotRange{8192, 16383}, 9}};
+  EXPECT_EQ(l.sm().absorbed(), both);
+  StateMachine copy;
+  ASSERT_TRUE(copy.Restore(l.sm().Snapshot()).ok());
+  EXPECT_EQ(copy.absorbed(), both);
+  EXPECT_EQ(copy.Digest(), l.sm().Digest());
+  StateMachine loaded;
+  ASSERT_TRUE(loaded
+                  .LoadState(
+                      l.sm().applied_index(), l.sm().EncodeMeta(),
+                      [](std::string*, std::string*) { return false; },
+                      [](uint64_t*, std::string*) { return false; })
+                  .ok());
+  EXPECT_EQ(loaded.absorbed(), both);
+  // Not a state that differs only there.
+  StateMachine other;
+  ASSERT_TRUE(other.Restore(r.sm().Snapshot()).ok());
+  EXPECT_NE(other.absorbed(), both);
 }
 
 TEST(MergeTest, ACancelledTokenIsRefusedForEverAndBadMergesChangeNothing) {
@@ -226,6 +247,20 @@ TEST(MergeTest, TokensAreBoundedAndAutomaticSplitsMakeMergeableShards) {
   Machine m;
   m.sm().SetRange(SlotRange{0, 16383});
   for (uint64_t t = 1; t <= kMergeTokensMax + 10; ++t) ASSERT_EQ(m.Apply(Cancel(t)).number, 0);
+  // The shards absorbed too: the latest kMergeTokensMax (1,034 merges of one-slot shards).
+  for (uint64_t g = 0; g < kMergeTokensMax + 10; ++g) {
+    const auto slot = static_cast<uint16_t>(16383 - g);
+    Machine tiny;
+    tiny.sm().SetRange(SlotRange{slot, slot});
+    ASSERT_TRUE(tiny.Apply(Freeze(1, 5000 + g)).number > 0);
+    m.sm().SetRange(SlotRange{0, static_cast<uint16_t>(slot - 1)});
+    ASSERT_EQ(m.Apply(MergeCmd(*m.sm().range(), 100 + g, 5000 + g, tiny.sm().Snapshot())),
+              Reply::Ok());
+  }
+  m.sm().SetRange(SlotRange{0, 16383});
+  ASSERT_EQ(m.sm().absorbed().size(), kMergeTokensMax);
+  EXPECT_EQ(m.sm().absorbed().front().group, 110u);
+  EXPECT_EQ(m.sm().absorbed().back().group, 100 + kMergeTokensMax + 9);
   StateMachine copy;
   ASSERT_TRUE(copy.Restore(m.sm().Snapshot()).ok());
   EXPECT_EQ(copy.Digest(), m.sm().Digest());

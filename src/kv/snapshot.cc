@@ -137,6 +137,13 @@ pb::StateMeta MetaToProto(const internal::State& state) {
   for (uint64_t t : state.merged_tokens) m.add_merged_tokens(t);
   for (uint64_t t : state.cancelled_tokens) m.add_cancelled_tokens(t);
   m.set_mergeable(state.mergeable);
+  for (const Absorbed& a : state.absorbed) {
+    pb::AbsorbedShard* out = m.add_absorbed();
+    out->set_group(a.group);
+    out->set_first(a.range.first);
+    out->set_last(a.range.last);
+    out->set_epoch(a.epoch);
+  }
   return m;
 }
 
@@ -161,9 +168,20 @@ void MetaFromProto(const pb::StateMeta& m, internal::State* state) {
     }
   }
   state->mergeable = m.mergeable();
+  // The latest kMergeTokensMax, slots clamped (MetaRangeValid says whether they were valid).
+  const int skip = std::max(0, m.absorbed_size() - static_cast<int>(kMergeTokensMax));
+  for (int i = skip; i < m.absorbed_size(); ++i) {
+    const pb::AbsorbedShard& a = m.absorbed(i);
+    const auto first = static_cast<uint16_t>(std::min<uint32_t>(a.first(), kSlotCount - 1));
+    const auto last = static_cast<uint16_t>(std::min<uint32_t>(a.last(), kSlotCount - 1));
+    state->absorbed.push_back(Absorbed{a.group(), SlotRange{first, last}, a.epoch()});
+  }
 }
 
 bool MetaRangeValid(const pb::StateMeta& m) {
+  for (const pb::AbsorbedShard& a : m.absorbed()) {
+    if (a.first() > a.last() || a.last() >= kSlotCount) return false;
+  }
   return !m.has_range() || (m.range_first() <= m.range_last() && m.range_last() < kSlotCount);
 }
 
@@ -531,6 +549,16 @@ uint64_t StateMachine::Digest() const {
     h.U64(state_.cancelled_tokens.size());
     for (uint64_t t : state_.cancelled_tokens) h.U64(t);
     h.U64(state_.mergeable ? 1 : 0);
+  }
+  if (!state_.absorbed.empty()) {
+    h.String("absorbed");
+    h.U64(state_.absorbed.size());
+    for (const Absorbed& a : state_.absorbed) {
+      h.U64(a.group);
+      h.U64(a.range.first);
+      h.U64(a.range.last);
+      h.U64(a.epoch);
+    }
   }
   for (const auto& [client_id, s] : state_.sessions) {
     h.U64(client_id);

@@ -410,6 +410,12 @@ Reply StateMachine::Merge(const std::vector<std::string>& args) {
   for (uint64_t t : in.merged_tokens) RememberToken(state_.merged_tokens, t);
   for (uint64_t t : in.cancelled_tokens) RememberToken(state_.cancelled_tokens, t);
   RememberToken(state_.merged_tokens, *token);
+  state_.absorbed.insert(state_.absorbed.end(), in.absorbed.begin(), in.absorbed.end());
+  state_.absorbed.push_back(Absorbed{*from, theirs, *epoch});
+  if (state_.absorbed.size() > kMergeTokensMax) {
+    state_.absorbed.erase(state_.absorbed.begin(),
+                          state_.absorbed.end() - static_cast<ptrdiff_t>(kMergeTokensMax));
+  }
   merge_ = MergeIn{*from, *epoch, theirs, index};
   return Reply::Ok();
 }
@@ -675,7 +681,8 @@ void StateMachine::CheckInvariants() const {
   SYNOD_ASSERT(state_.session_order.empty() ||
                state_.session_order.rbegin()->first <= state_.applied_index);
   SYNOD_ASSERT(state_.merged_tokens.size() <= kMergeTokensMax &&
-               state_.cancelled_tokens.size() <= kMergeTokensMax);
+               state_.cancelled_tokens.size() <= kMergeTokensMax &&
+               state_.absorbed.size() <= kMergeTokensMax);
 }
 
 }  // namespace synod::kv

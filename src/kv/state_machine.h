@@ -65,6 +65,16 @@ struct Options {
   size_t tombstones_max = Keyspace::kTombstonesMax;
 };
 
+// A shard this one absorbed (kMergeCommand), recorded in its replicated state: whoever leads it
+// makes sure the meta shard holds the absorbed shard's tombstone, so the tombstone is written
+// even when every node that applied the merge crashed before writing it.
+struct Absorbed {
+  uint64_t group = 0;  // the absorbed shard's group id
+  SlotRange range;     // its slots
+  uint64_t epoch = 0;  // the merge's (the merged descriptor's) epoch
+  bool operator==(const Absorbed&) const = default;
+};
+
 namespace internal {
 
 // One client's at-most-once session.
@@ -110,6 +120,8 @@ struct State {
   // (the oldest go first; tokens are random, so only their order says which are latest).
   std::vector<uint64_t> merged_tokens;
   std::vector<uint64_t> cancelled_tokens;
+  // The shards this one absorbed, with those they had absorbed: the latest kMergeTokensMax.
+  std::vector<Absorbed> absorbed;
   // Whether the boundary at this shard's first slot came from an automatic split (by size or
   // load): an automatic merge may take it away. Initial shards and splits by hand: false.
   bool mergeable = false;
@@ -269,6 +281,8 @@ class StateMachine {
   const std::optional<internal::Frozen>& frozen() const { return state_.frozen; }
   // Whether an automatic merge may absorb this shard into the one before it.
   bool mergeable() const { return state_.mergeable; }
+  // The shards this shard absorbed (the latest kMergeTokensMax, oldest first).
+  const std::vector<Absorbed>& absorbed() const { return state_.absorbed; }
   // The merge applied last, once (nullopt when none since the last call).
   std::optional<MergeIn> TakeMerge() { return std::exchange(merge_, std::nullopt); }
   // Whether `cmd` is one of a merge's own commands (freeze, merge, cancel, unfreeze): the only

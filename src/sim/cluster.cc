@@ -249,6 +249,7 @@ void SimCluster::ScheduleTick(Node& n) {
         // Every second, and after a membership change, as the real node does.
         if (n.router && n.ticks % 100 == 50) MaybeSplitBySize(n);
         if (n.router && n.ticks % 100 == 25) {
+          OweAbsorbedTombstones(n);
           WriteDueTombstones(n);
           ResolveFrozenShards(n);
         }

@@ -325,6 +325,9 @@ class SimCluster final : public cluster::ReplicaObserver {
   // drove, and, while it leads the absorbing shard, those of every merge its replica applied)
   // until the meta shard holds them, as GroupHost::WriteDueTombstones.
   void WriteDueTombstones(Node& n);
+  // Once node `n` read the meta shard: the tombstones owed by the shards it leads are due from
+  // it (as GroupHost::OweAbsorbedTombstones).
+  void OweAbsorbedTombstones(Node& n);
   // The tombstone of `from` (its slots, merged into `into`) is due from node `n` (as
   // GroupHost::TombstoneDue); `mine` (it drove or resolved the merge): written now, and kept due
   // whether or not it leads `into`.

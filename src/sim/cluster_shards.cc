@@ -302,6 +302,20 @@ void SimCluster::TombstoneDue(Node& n, GroupId from, SlotRange slots, GroupId in
   if (mine) WriteDueTombstones(n);
 }
 
+void SimCluster::OweAbsorbedTombstones(Node& n) {
+  if (!n.meta_epochs_known) return;
+  for (GroupId g : n.store->groups()) {
+    const cluster::Replica* r = ReplicaOf(n, g);
+    if (r == nullptr || r->raw_node().raft().role() != raft::Role::kLeader) continue;
+    for (const kv::Absorbed& a :
+         cluster::TombstonesOwed(r->state_machine().absorbed(), n.meta_merged)) {
+      if (n.tombstones_due.contains(GroupId(a.group))) continue;
+      Trace("tombstone-owed " + std::to_string(n.id.value()) + " " + std::to_string(a.group));
+      TombstoneDue(n, GroupId(a.group), a.range, g, a.epoch, /*mine=*/false);
+    }
+  }
+}
+
 void SimCluster::WriteDueTombstones(Node& n) {
   for (auto it = n.tombstones_due.begin(); it != n.tombstones_due.end();) {
     const GroupId from = it->first;

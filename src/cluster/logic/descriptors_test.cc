@@ -7,6 +7,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "cluster/logic/merge.h"
 #include "kv/state_machine.h"
@@ -204,6 +205,19 @@ TEST(Descriptors, AMergeWidensTheAbsorbingShardAndItsTombstoneIsKeptApart) {
   EXPECT_TRUE(tie.ForgetMerged(t));
   EXPECT_EQ(tie.ForSlot(16383).group, left.group);
   EXPECT_EQ(tie.Find(right.group), nullptr);
+}
+
+TEST(Descriptors, TheTombstonesOwedAreTheAbsorbedShardsTheMetaShardHasNoTombstoneOf) {
+  // A shard that absorbed groups 5 and 7 (its replicated record): once the meta shard holds 5's
+  // tombstone, only 7's is owed by whoever leads it.
+  const std::vector<kv::Absorbed> absorbed = {kv::Absorbed{5, SlotRange{100, 199}, 3},
+                                              kv::Absorbed{7, SlotRange{200, 299}, 4}};
+  std::map<GroupId, ShardDescriptor> merged;
+  EXPECT_EQ(TombstonesOwed(absorbed, merged), absorbed);
+  merged[GroupId(5)] = MergedTombstone(GroupId(5), SlotRange{100, 199}, GroupId(2), 3);
+  EXPECT_EQ(TombstonesOwed(absorbed, merged), std::vector<kv::Absorbed>{absorbed[1]});
+  merged[GroupId(7)] = MergedTombstone(GroupId(7), SlotRange{200, 299}, GroupId(2), 9);
+  EXPECT_TRUE(TombstonesOwed(absorbed, merged).empty());
 }
 
 }  // namespace

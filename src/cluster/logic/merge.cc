@@ -7,7 +7,6 @@
 
 #include "cluster/logic/layout.h"
 #include "cluster/logic/split.h"
-#include "kv/state_machine.h"
 
 namespace synod::cluster {
 
@@ -202,6 +201,15 @@ ShardDescriptor MergedTombstone(GroupId from, SlotRange slots, GroupId into, uin
   t.epoch = epoch;
   t.merged_into = into;
   return t;
+}
+
+std::vector<kv::Absorbed> TombstonesOwed(const std::vector<kv::Absorbed>& absorbed,
+                                         const std::map<GroupId, ShardDescriptor>& merged) {
+  std::vector<kv::Absorbed> owed;
+  for (const kv::Absorbed& a : absorbed) {
+    if (!merged.contains(GroupId(a.group))) owed.push_back(a);
+  }
+  return owed;
 }
 
 uint64_t TombstoneEpoch(uint64_t due, GroupId from, const HeldDescriptors& held,

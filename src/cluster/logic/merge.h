@@ -25,13 +25,16 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
+#include <vector>
 
 #include "cluster/logic/descriptors.h"
 #include "cluster/logic/router.h"
 #include "cluster/logic/shard_map.h"
 #include "common/ids.h"
 #include "common/status.h"
+#include "kv/state_machine.h"
 
 namespace synod::cluster {
 
@@ -73,6 +76,13 @@ void ResolveFrozen(RequestRouter& router, GroupId group, GroupId into, uint64_t 
 // The tombstone of shard `from` (its slots), merged into `into`: no members, merged_into set,
 // at `epoch`.
 ShardDescriptor MergedTombstone(GroupId from, SlotRange slots, GroupId into, uint64_t epoch);
+
+// The shards absorbed by a shard led here (its state's `absorbed` record) whose tombstones the
+// meta shard (`merged`, its tombstones as last read) lacks: they are due from this node, which
+// writes them while it leads the shard. So a tombstone owed by nodes that all crashed before
+// writing it is still written, by the absorbing shard's next leader.
+std::vector<kv::Absorbed> TombstonesOwed(const std::vector<kv::Absorbed>& absorbed,
+                                         const std::map<GroupId, ShardDescriptor>& merged);
 
 // The epoch to write shard `from`'s tombstone at: `due` (the merge's, or above a refused try),
 // and above `from`'s descriptor as the meta shard (`held`) and the map hold it.

@@ -297,9 +297,11 @@ bool Store::HoldsNothing(GroupId group) const {
 
 bool Store::SlotsHeldByOthers(GroupId group, SlotRange slots) const {
   for (const auto& [id, g] : groups_) {
-    if (id == group) continue;
-    const kv::StateMachine& sm = g.replica->state_machine();
-    if (sm.applied_index() > LogIndex(0) && sm.range() && sm.range()->Overlaps(slots)) return true;
+    if (id == group || HoldsNothing(id)) continue;
+    // Not only one that applied entries: a replica of a shard the cluster started with holds
+    // its slots from its first snapshot on, and the writes it has yet to apply go to them.
+    const std::optional<SlotRange>& range = g.replica->state_machine().range();
+    if (range && range->Overlaps(slots)) return true;
   }
   return false;
 }

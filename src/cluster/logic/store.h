@@ -147,8 +147,9 @@ class Store {
   // Whether this node's replica of `group` is empty: made for a descriptor that listed the node,
   // no snapshot or state since (false when not held).
   bool HoldsNothing(GroupId group) const;
-  // Whether a replica here other than `group`'s, with a state, owns any of `slots` (a snapshot
-  // of `group` over them must wait: installing it would delete that replica's keys).
+  // Whether a replica here other than `group`'s, not empty (HoldsNothing), owns any of `slots`
+  // (a snapshot of `group` over them must wait: installing it would delete that replica's keys,
+  // and the writes that replica has yet to apply would land on the snapshot's).
   bool SlotsHeldByOthers(GroupId group, SlotRange slots) const;
   // A streamed snapshot of `group`'s replica to `to` ended (Replica::StreamedSnapshotEnded).
   void StreamedSnapshotEnded(GroupId group, NodeId to, bool delivered);

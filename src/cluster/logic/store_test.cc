@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,9 +82,13 @@ kv::Command Set(uint64_t client, const std::string& key, const std::string& valu
 
 class StoreCluster {
  public:
-  // quiesce_after_ticks: StoreOptions's (0: groups never quiesce).
-  explicit StoreCluster(int quiesce_after_ticks = 0, bool lease_reads = false)
-      : quiesce_after_ticks_(quiesce_after_ticks), lease_reads_(lease_reads) {
+  // quiesce_after_ticks: StoreOptions's (0: groups never quiesce); state_flush_entries: the
+  // replicas' (ReplicaOptions).
+  explicit StoreCluster(int quiesce_after_ticks = 0, bool lease_reads = false,
+                        uint64_t state_flush_entries = 1000)
+      : quiesce_after_ticks_(quiesce_after_ticks),
+        lease_reads_(lease_reads),
+        state_flush_entries_(state_flush_entries) {
     for (int i = 1; i <= kNodes; ++i) {
       nodes_.push_back(std::make_unique<Node>());
       Open(i, /*bootstrap=*/true);
@@ -100,6 +105,7 @@ class StoreCluster {
     o.self = NodeId(static_cast<uint64_t>(i));
     o.random_seed = static_cast<uint64_t>(i) * 7919;
     o.quiesce_after_ticks = quiesce_after_ticks_;
+    o.replica.state_flush_entries = state_flush_entries_;
     if (lease_reads_) {
       o.replica.raft.check_quorum = true;
       o.replica.raft.read_only_option = raft::ReadOnlyOption::kLeaseBased;
@@ -155,6 +161,7 @@ class StoreCluster {
           Envelope e = std::move(node(i).out.sent.front());
           node(i).out.sent.pop_front();
           const int to = static_cast<int>(e.m.to.value());
+          if (cut_.contains({to, e.group})) continue;
           if (node(to).store) (void)node(to).store->Receive(e.group, std::move(e.m));
           any = true;
         }
@@ -192,6 +199,9 @@ class StoreCluster {
     }
   }
   Outbox& out(int i) { return node(i).out; }
+  // Messages of group g to node i are lost (Cut) or delivered again (Mend).
+  void Cut(int i, GroupId g) { cut_.insert({i, g}); }
+  void Mend(int i, GroupId g) { cut_.erase({i, g}); }
   bool Up(int i) { return node(i).store != nullptr; }
 
   // Only node i's clock runs, so that it wins every group's election.
@@ -216,7 +226,9 @@ class StoreCluster {
   Node& node(int i) { return *nodes_[static_cast<size_t>(i - 1)]; }
   const int quiesce_after_ticks_;
   const bool lease_reads_;
+  const uint64_t state_flush_entries_;
   std::vector<std::unique_ptr<Node>> nodes_;
+  std::set<std::pair<int, GroupId>> cut_;
 };
 
 TEST(StoreTest, GroupsElectAndApplyWritesToTheirOwnSlots) {
@@ -669,6 +681,56 @@ TEST(StoreSplitTest, AReplicaThatMissedTheSplitRefusesTheNewShardsSnapshotWhileI
   EXPECT_EQ(l.range(), (SlotRange{0, 2729}));
   EXPECT_EQ(r.range(), (SlotRange{2730, 5460}));
   EXPECT_EQ(r.Digest(), c.store(1).replica(child)->state_machine().Digest());
+}
+
+TEST(StoreSplitTest, ASnapshotOfTheNewShardWaitsForAParentReplicaThatAppliedNothingYet) {
+  StoreCluster c(0, false, /*state_flush_entries=*/1);  // each state applied is stored
+  const GroupId parent(2);
+  const GroupId child(7);
+  constexpr uint16_t kAt = 2730;
+  // Node 3 is down from the start: its replica of the parent holds the bootstrap snapshot and
+  // has applied no entry, yet its log's writes go to the parent's slots once it catches up.
+  c.Crash(3);
+  c.ElectEverywhere(1);
+  std::vector<std::string> right;
+  for (int k = 0; right.size() < 4; ++k) {
+    const std::string key = KeyOf(parent, k);
+    if (KeySlot(key) < kAt) continue;
+    right.push_back(key);
+    c.store(1).Submit(parent, Routed(Set(3000 + k, key, "old")), ReadMode::kLinearizable,
+                      [](ClientReply) {});
+    c.Settle();
+  }
+  c.store(1).Submit(parent, SplitCommand(78, 0, 5460, kAt, child.value()), ReadMode::kLinearizable,
+                    [](ClientReply) {});
+  c.TickAll(30);
+  ASSERT_TRUE(c.Leads(1, child));
+  // The new shard overwrites every key the parent wrote before the split.
+  for (size_t k = 0; k < right.size(); ++k) {
+    c.store(1).Submit(child, Routed(Set(4000 + k, right[k], "new")), ReadMode::kLinearizable,
+                      [](ClientReply) {});
+    c.Settle();
+  }
+  // Node 3 comes back with an empty replica of the new shard, which the new shard's leader
+  // sends a snapshot. Installed before the parent's replica applies its log, the parent's
+  // replica then stores what it applied over the new shard's keys in the node's database (here
+  // it erased them: they left its state at the split). The snapshot once went in: a replica
+  // that had applied nothing was taken to hold nothing.
+  c.Cut(3, parent);  // the parent's messages come late
+  c.Open(3, /*bootstrap=*/false);
+  ASSERT_TRUE(c.store(3).AddGroup(child, storage::StateSpan::Slots(kAt, 5460), {}).ok());
+  c.TickAll(20);
+  c.Mend(3, parent);
+  c.TickAll(60);
+  const uint64_t digest = c.store(1).replica(child)->state_machine().Digest();
+  EXPECT_EQ(c.store(3).replica(child)->state_machine().Digest(), digest);
+  c.Crash(3);
+  c.Open(3, /*bootstrap=*/false);
+  ASSERT_TRUE(c.store(3).AddGroup(child, storage::StateSpan::Slots(kAt, 5460), {}).ok());
+  c.TickAll(5);
+  const kv::StateMachine& r = c.store(3).replica(child)->state_machine();
+  for (const std::string& key : right) EXPECT_EQ(r.Get(key), "new") << key;
+  EXPECT_EQ(r.Digest(), digest);
 }
 
 }  // namespace
