@@ -49,6 +49,7 @@ struct StartFlags {
   double shard_max_writes_per_second = 0;
   std::string zone;
   double dead_node_timeout_s = 60;
+  double move_p99_target_ms = 50;
   std::string placement = "on";
   bool lease_reads = false;
   bool cluster_redirects = false;
@@ -258,6 +259,7 @@ int RunStart(const StartFlags& f) {
   opts.host.shard_max_writes_per_second = f.shard_max_writes_per_second;
   opts.host.zone = f.zone;
   opts.host.dead_node_timeout_ms = static_cast<int64_t>(f.dead_node_timeout_s * 1000);
+  opts.host.move_p99_target_ms = f.move_p99_target_ms;
   opts.host.placement = f.placement == "on";
   opts.host.lease_reads = f.lease_reads;
   opts.host.rocks.sync = !f.no_fsync;
@@ -360,6 +362,12 @@ void AddStartCommand(CLI::App& app) {
                   "other nodes")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 86400.0));
+  cmd->add_option("--move-p99-target-ms", f->move_p99_target_ms,
+                  "Snapshots this node streams (moves, healing) slow down while its clients' p99 "
+                  "latency is above this, never below twice the rate their shards are written "
+                  "at; 0 never slows them")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60000.0));
   cmd->add_option("--placement", f->placement,
                   "Whether the cluster places replicas and leaders itself (balance, joins, "
                   "drains, healing); off leaves it to `synod shard move`")

@@ -207,6 +207,9 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   ro.stream_snapshots = true;  // snapshot_stream.h
   SnapshotStreamOptions sso;
   sso.kv = ro.kv;
+  MoveThrottleOptions mto;
+  mto.p99_target_ms = h->opts_.move_p99_target_ms;
+  h->throttle_ = MoveThrottle(mto);
 
   env::PeerTransportOptions to;
   to.self = h->opts_.id;
@@ -507,6 +510,7 @@ void GroupHost::OnTick() {
     if (!tombstones_due_.empty()) WriteDueTombstones();
   }
   if (ticks_ % kNoticeTicks == 17) MaybeMergeSmallShards();
+  if (ticks_ % kThrottleTicks == 2) ThrottleStreams();
   // Every second, not only when descriptors change: a round in flight may have put it off.
   if (ticks_ % kNoticeTicks == 9) JoinListedGroups();
   // The active expiry cycle: every other tick the leader proposes the deletion of keys that

@@ -59,6 +59,7 @@
 #include "cluster/logic/shard_map.h"
 #include "cluster/logic/split.h"
 #include "cluster/logic/store.h"
+#include "cluster/logic/throttle.h"
 #include "cluster/peer_wire.h"
 #include "cluster/snapshot_stream.h"
 #include "common/address.h"
@@ -122,6 +123,9 @@ struct HostOptions {
   int64_t dead_node_timeout_ms = 60'000;
   bool placement = true;
   int placement_max_changes = 3;
+  // Snapshots this node streams (moves, healing) slow down while its clients' p99 is above
+  // this (cluster/logic/throttle.h), never below twice their shards' write rate; 0: never.
+  double move_p99_target_ms = 50;
   storage::RocksOptions rocks;
 };
 
@@ -336,6 +340,10 @@ class GroupHost final : public ReplicaObserver, public Router {
   const SnapshotStreamCounters& stream_counters() const { return streams_->counters(); }
   // The streams under way (core thread).
   std::vector<StreamView> Streams() const { return streams_->Views(); }
+  // The snapshot streams' rate limit, bytes/s (0: none; see ThrottleStreams).
+  uint64_t stream_rate() const { return streams_->rate(); }
+  // A client request answered after `ns` (core thread): the moves' throttle watches them.
+  void ObserveClientRequest(int64_t ns) { client_latency_.Observe(ns); }
   storage::NodeDb& db() { return *db_; }
   Store& store() { return *store_; }
 
@@ -478,6 +486,14 @@ class GroupHost final : public ReplicaObserver, public Router {
   // under a quarter of --shard-max-writes-per-second, or 1000/s when that is off) merge; one at
   // a time.
   void MaybeMergeSmallShards();
+  // Every kThrottleTicks: the snapshot streams' rate for the next interval, from the clients'
+  // p99 and the streamed shards' write rate over the last (MoveThrottle).
+  void ThrottleStreams();
+  static constexpr uint64_t kThrottleTicks = 5;
+  MoveThrottle throttle_;
+  LatencyWindow client_latency_;
+  uint64_t stream_bytes_seen_ = 0;                  // streams' bytes sent, at the last second
+  std::map<GroupId, uint64_t> applied_bytes_seen_;  // streamed groups' applied bytes, likewise
   // The tombstones of merged shards the meta shard holds, as last read.
   std::map<GroupId, ShardDescriptor> meta_merged_;
   std::set<GroupId> merging_;                      // shards being merged away by this node

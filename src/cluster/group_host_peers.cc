@@ -260,4 +260,36 @@ SnapshotStreamHost GroupHost::StreamHost() {
   return ssh;
 }
 
+void GroupHost::ThrottleStreams() {
+  MoveThrottleSample sample;
+  sample.interval_ms = static_cast<int64_t>(kThrottleTicks) * opts_.tick_ms;
+  sample.p99_ms = client_latency_.P99Ms();
+  sample.requests = client_latency_.count();
+  client_latency_.Reset();
+  const uint64_t sent = streams_->counters().bytes_sent.load(std::memory_order_relaxed);
+  sample.sent_bytes = sent - std::exchange(stream_bytes_seen_, sent);
+  // The shards streamed from here: what their replicas here applied since the last second.
+  std::map<GroupId, uint64_t> seen;
+  for (const StreamView& v : streams_->Views()) {
+    const Replica* r = v.sending ? store_->replica(v.group) : nullptr;
+    if (r == nullptr || seen.contains(v.group)) continue;
+    seen[v.group] = r->applied_bytes();
+    auto last = applied_bytes_seen_.find(v.group);
+    if (last != applied_bytes_seen_.end() && r->applied_bytes() >= last->second) {
+      sample.written_bytes += r->applied_bytes() - last->second;
+    }
+  }
+  applied_bytes_seen_ = std::move(seen);
+  const uint64_t before = streams_->rate();
+  const uint64_t rate = throttle_.Next(sample);
+  if ((rate == 0) != (before == 0)) {  // throttled or not: each rate in between at debug
+    logger_.Info("event=move_throttle rate={} was={} p99_ms={:.1f} requests={} floor={}", rate,
+                 before, sample.p99_ms, sample.requests, throttle_.floor());
+  } else if (rate != before) {
+    logger_.Debug("event=move_throttle rate={} was={} p99_ms={:.1f} requests={} floor={}", rate,
+                  before, sample.p99_ms, sample.requests, throttle_.floor());
+  }
+  streams_->SetRate(rate);
+}
+
 }  // namespace synod::cluster

@@ -287,9 +287,11 @@ void SnapshotStreams::Pump(uint64_t id) {
   Status error;
   {
     std::lock_guard lock(o->mu);
-    while (o->in_flight + send.size() < opts_.window && !o->ready.empty()) {
+    while (o->in_flight + send.size() < opts_.window && !o->ready.empty() &&
+           (rate_ == 0 || tokens_ > 0)) {
       std::string chunk = std::move(o->ready.front());
       o->ready.pop_front();
+      if (rate_ != 0) tokens_ -= static_cast<int64_t>(chunk.size());
       send.emplace_back(std::move(chunk), o->produced_all && o->ready.empty());
     }
     error = o->error;
@@ -302,6 +304,32 @@ void SnapshotStreams::Pump(uint64_t id) {
     ++o->in_flight;
   }
   if (!error.ok()) EndOut(id, /*delivered=*/false, error.ToString());
+}
+
+void SnapshotStreams::PumpAll() {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, o] : out_) ids.push_back(id);
+  for (uint64_t id : ids) Pump(id);  // Pump may end a stream: by id
+}
+
+void SnapshotStreams::Refill() {
+  const int64_t now = host_.now_ms();
+  const int64_t elapsed = std::max<int64_t>(0, now - refilled_ms_);
+  refilled_ms_ = now;
+  if (rate_ == 0) return;
+  const auto burst = static_cast<int64_t>(std::max<uint64_t>(rate_ / 4, opts_.chunk_bytes));
+  const auto added = static_cast<int64_t>(
+      std::min<uint64_t>(static_cast<uint64_t>(elapsed) * rate_ / 1000, uint64_t{1} << 40));
+  tokens_ = std::min(tokens_ + added, burst);
+}
+
+void SnapshotStreams::SetRate(uint64_t bytes_per_second) {
+  if (bytes_per_second == rate_) return;
+  Refill();
+  if (rate_ == 0) tokens_ = 0;  // a limit starts from an empty bucket
+  logger_.Debug("event=snapshot_stream_rate bytes_per_second={} was={}", bytes_per_second, rate_);
+  rate_ = bytes_per_second;
+  if (rate_ == 0) PumpAll();
 }
 
 void SnapshotStreams::OnAck(NodeId from, std::string_view payload) {
@@ -707,6 +735,10 @@ void SnapshotStreams::EndIn(NodeId from, uint64_t stream, bool refuse, std::stri
 void SnapshotStreams::Tick() {
   if (stopped_) return;
   Reap();
+  if (rate_ != 0) {
+    Refill();
+    PumpAll();
+  }
   const int64_t now = host_.now_ms();
   std::vector<uint64_t> stalled;
   for (const auto& [id, o] : out_) {

@@ -31,6 +31,10 @@
 //    StreamedSnapshotEnded), which is how every streamed snapshot ends: delivered, refused,
 //    cancelled or timed out.
 //
+// Rate: SetRate bounds the bytes per second all outgoing streams send together; a chunk held
+// back waits for the next Tick (the node lowers it while its clients' p99 is above target,
+// never below what the streamed shards are written at: cluster/logic/throttle.h).
+//
 // Bounds: at most `streams_out_max` sending and `streams_in_max` receiving at once (more kSnap
 // messages wait their turn, for `wait_timeout_ms` at most; more incoming are refused and Raft
 // sends again later); a stream that makes no progress for `idle_timeout_ms` ends as failed; a
@@ -150,8 +154,12 @@ class SnapshotStreams {
   void Send(GroupId group, raft::Message m);
   // The stream kinds of peer_wire, from `from`.
   void OnPeerMessage(NodeId from, std::string_view payload);
-  // Timeouts; call every tick or so.
+  // Timeouts, and chunks held back by the rate; call every tick or so.
   void Tick();
+  // The most chunk bytes per second sent over every stream together (a token bucket that
+  // holds a quarter of a second, or a chunk); 0: no limit (cluster/logic/throttle.h sets it).
+  void SetRate(uint64_t bytes_per_second);
+  uint64_t rate() const { return rate_; }
   // Ends every stream (senders' as not delivered), joins every thread. Idempotent.
   void Stop();
 
@@ -173,6 +181,8 @@ class SnapshotStreams {
   void Start(Waiting w);
   void StartWaiting();
   void Pump(uint64_t id);
+  void PumpAll();
+  void Refill();
   void EndOut(uint64_t id, bool delivered, std::string_view why);
   void OnAck(NodeId from, std::string_view payload);
   void OnBegin(NodeId from, std::string_view payload);
@@ -202,6 +212,10 @@ class SnapshotStreams {
   std::vector<std::shared_ptr<Outgoing>> ended_out_;
   std::vector<std::shared_ptr<Incoming>> ended_in_;
   SnapshotStreamCounters counters_;
+  // The rate limit (SetRate): bytes that may go now; may go below zero by a chunk.
+  uint64_t rate_ = 0;
+  int64_t tokens_ = 0;
+  int64_t refilled_ms_ = 0;
 };
 
 }  // namespace synod::cluster

@@ -197,11 +197,11 @@ class StreamTest : public ::testing::Test {
     return index;
   }
 
-  // Runs the io_context until `done` (or 2 s).
-  void RunUntil(const std::function<bool()>& done) {
+  // Runs the io_context until `done` (or `max_ms`, 2 s by default).
+  void RunUntil(const std::function<bool()>& done, int max_ms = 2000) {
     // The streams' threads post to the io_context: it must wait for them, not return idle.
     auto guard = asio::make_work_guard(io_);
-    for (int i = 0; i < 200 && !done(); ++i) {
+    for (int i = 0; i < max_ms / 10 && !done(); ++i) {
       io_.run_for(std::chrono::milliseconds(10));
       io_.restart();
     }
@@ -340,6 +340,40 @@ TEST_F(StreamTest, AStreamWithoutProgressEndsAtTheTimeoutOnBothSides) {
   EXPECT_EQ(sender_->sending(), 0u);
   EXPECT_EQ(receiver_->receiving(), 0u);
   EXPECT_TRUE(delivered_.empty());
+}
+
+TEST_F(StreamTest, ARateLimitHoldsChunksBackUntilTheBucketRefillsAndLiftingItLetsThemGo) {
+  shard_.Fill(400);
+  constexpr uint64_t kRate = 4096;  // bytes/s: a 512-byte chunk every 125 ms
+  sender_->SetRate(kRate);
+  EXPECT_EQ(sender_->rate(), kRate);
+  StartStream();
+  // The clock stands still: the bucket starts empty and nothing goes.
+  RunUntil([&] { return sender_->counters().bytes_sent.load() > 0; }, 300);
+  EXPECT_EQ(sender_->counters().bytes_sent.load(), 0u);
+  // A chunk or so per 125 ms: the bytes sent never run ahead of the rate (and a bucket's worth).
+  int64_t elapsed_ms = 0;
+  while (ended_.empty() && sender_->counters().bytes_sent.load() < 6000) {
+    ASSERT_LT(elapsed_ms, 60'000);
+    now_ms_ += 125;
+    elapsed_ms += 125;
+    sender_->Tick();
+    const uint64_t before = sender_->counters().bytes_sent.load();
+    RunUntil([&] { return sender_->counters().bytes_sent.load() > before; }, 50);
+    EXPECT_LE(sender_->counters().bytes_sent.load(),
+              kRate * static_cast<uint64_t>(elapsed_ms) / 1000 + 2 * 512 + 64);
+  }
+  EXPECT_GE(elapsed_ms, 1000);
+  EXPECT_TRUE(ended_.empty());
+  // No limit: the rest goes at once, the clock still.
+  sender_->SetRate(0);
+  RunUntil([&] { return !ended_.empty(); });
+  ASSERT_EQ(ended_.size(), 1u);
+  EXPECT_TRUE(ended_[0].delivered);
+  ASSERT_EQ(delivered_.size(), 1u);
+  kv::StateMachine got;
+  got.Adopt(std::move(delivered_[0].state));
+  EXPECT_EQ(got.Digest(), shard_.sm.Digest());
 }
 
 TEST_F(StreamTest, StopEndsAStreamInFlightAsNotDelivered) {

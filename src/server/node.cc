@@ -69,6 +69,7 @@ struct Node::Published {
   std::atomic<uint64_t> term{0}, commit{0}, applied{0}, last_index{0}, leader{0}, members{0};
   std::atomic<bool> is_leader{false}, failed{false};
   std::atomic<uint64_t> disk_bytes{0}, keys{0}, groups{0}, groups_led{0}, groups_quiesced{0};
+  std::atomic<uint64_t> stream_rate{0};
   // Per group held (fixed at start), for the metrics with a `shard` label.
   struct Group {
     std::atomic<uint64_t> term{0}, commit{0}, applied{0}, last_index{0}, leader{0}, keys{0};
@@ -208,6 +209,10 @@ void Node::RegisterMetrics() {
                  &sc.bytes_sent);
   stream_counter("synod_snapshot_stream_bytes_received_total", "Bytes of snapshot chunks received.",
                  &sc.bytes_received);
+  r.AddCallbackGauge("synod_snapshot_stream_rate_bytes",
+                     "The rate limit of the snapshots this node streams, bytes/s (0: none): lower "
+                     "while its clients' p99 is above --move-p99-target-ms.",
+                     [p] { return static_cast<double>(p->stream_rate.load()); });
   counter(
       "synod_peer_messages_dropped_total",
       "Peer messages dropped: undecodable, misaddressed, or for a group this node does not hold.",
@@ -227,7 +232,11 @@ void Node::RegisterMetrics() {
   admin::Histogram* req =
       r.AddHistogram("synod_request_seconds", "Client request latency, parse to reply.",
                      admin::LatencyBucketsSeconds());
-  counters_.observe_request_ns = [req](int64_t ns) { req->Observe(static_cast<double>(ns) / 1e9); };
+  // On the core thread (the connections'): the moves' throttle watches the same latencies.
+  counters_.observe_request_ns = [req, host = host_.get()](int64_t ns) {
+    req->Observe(static_cast<double>(ns) / 1e9);
+    host->ObserveClientRequest(ns);
+  };
 }
 
 admin::HttpResponse Node::OnCore(std::function<admin::HttpResponse()> fn) {
@@ -679,6 +688,7 @@ void Node::Run() {
     published_->is_leader = st.role == "leader";
     published_->failed = !st.failure.empty();
     published_->disk_bytes = st.disk_bytes;
+    published_->stream_rate = host_->stream_rate();
     published_->keys = st.keys;
     published_->groups = st.groups.size();
     published_->groups_led = static_cast<uint64_t>(st.groups_led);

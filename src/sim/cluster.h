@@ -177,6 +177,9 @@ class SimCluster final : public cluster::ReplicaObserver {
   bool Failed(NodeId id) const;
   // The voters and learners of `group`'s configuration applied by the most advanced node.
   raft::MembershipConfig Membership(GroupId group) const;
+  // For the placement driver: `learner`, being added to `group`, replaces a voter (a move): no
+  // voter may go while it is a learner (CheckVoters), until it is promoted or removed.
+  void NoteReplacement(GroupId group, NodeId learner) { replacements_.insert({group, learner}); }
   // Sharded, for the placement driver: node `id`'s map of the shards (nullopt when down); since
   // when it is down (-1 when up or never started); whether it ever started; whether `member`'s
   // log on `leader`'s replica of `group` is within `lag` entries of the leader's last index.
@@ -261,6 +264,12 @@ class SimCluster final : public cluster::ReplicaObserver {
   // The replicas the node holds (none when down), in group order; its replica of `group`.
   std::vector<std::pair<GroupId, cluster::Replica*>> Held(const Node& n) const;
   cluster::Replica* ReplicaOf(const Node& n, GroupId group) const;
+  // Sharded, a data shard's membership entry about to apply on node `id`: the durability
+  // margin. No voter is removed (or made a learner) while a learner of the shard stays one: a
+  // move's new replica catches up and becomes a voter before the old one goes, so the shard
+  // never has fewer full copies than before (the planted bug move-removes-early breaks it).
+  void CheckVoters(NodeId id, GroupId group, const raft::Entry& e);
+  std::set<std::pair<GroupId, NodeId>> replacements_;  // see NoteReplacement
   // Sharded: opens the groups the node is to hold that its Store does not yet (a round in
   // flight defers it to the next pump).
   void OpenWanted(Node& n);

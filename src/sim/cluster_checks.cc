@@ -1,6 +1,7 @@
 // SimCluster's invariants (see cluster.h): checked per group after every event and on every
 // apply, snapshot and change of role, and the final checks once the cluster has settled.
 #include <algorithm>
+#include <set>
 
 #include "common/assert.h"
 #include "common/slot.h"
@@ -82,7 +83,10 @@ void SimCluster::OnApply(NodeId id, GroupId group, const raft::Entry& e) {
             " but another node applied term " + std::to_string(it->second.term.value()) + " there" +
             InGroup(sharded(), group));
   }
-  if (e.type == raft::EntryType::kConfChange) n.descriptors_due = true;
+  if (e.type == raft::EntryType::kConfChange) {
+    n.descriptors_due = true;
+    if (sharded() && group != cluster::kMetaGroup) CheckVoters(id, group, e);
+  }
   if (e.type == raft::EntryType::kNormal && !e.data.empty()) {
     auto cmd = kv::DecodeCommand(e.data);
     if (cmd.ok() && cmd->client_id != 0) {
@@ -98,6 +102,40 @@ void SimCluster::OnApply(NodeId id, GroupId group, const raft::Entry& e) {
   }
   Trace("apply " + std::to_string(id.value()) + " " + std::to_string(group.value()) + " " +
         std::to_string(e.index.value()));
+}
+
+void SimCluster::CheckVoters(NodeId id, GroupId group, const raft::Entry& e) {
+  const cluster::Replica* r = ReplicaOf(node(id), group);
+  Result<raft::ConfChange> cc = raft::ConfChange::Decode(e.data);
+  if (r == nullptr || !cc.ok()) return;  // a bad entry is the replica's to refuse
+  const raft::MembershipConfig& before = r->raw_node().raft().config();
+  // Only the learners that replace a voter (a move's): the membership fault adds others.
+  std::set<NodeId> learners;
+  for (NodeId l : before.learners) {
+    if (replacements_.contains({group, l})) learners.insert(l);
+  }
+  std::set<NodeId> removed;  // voters removed or made learners by this change
+  for (const raft::ConfChangeSingle& c : cc->changes) {
+    const bool voter = before.IsVoter(c.node);
+    if (c.type == raft::ConfChangeType::kAddNode) {
+      learners.erase(c.node);  // promoted
+    } else if (c.type == raft::ConfChangeType::kRemoveNode) {
+      learners.erase(c.node);
+      if (voter) removed.insert(c.node);
+    } else if (voter) {
+      removed.insert(c.node);  // a voter made a learner
+    }
+  }
+  for (const raft::ConfChangeSingle& c : cc->changes) {
+    if (c.type != raft::ConfChangeType::kAddLearner) replacements_.erase({group, c.node});
+  }
+  if (removed.empty() || learners.empty()) return;
+  Violate(fmt::format(
+      "durability margin: node {} applies a membership change at index {} that removes voter {} "
+      "while replica {} is still a learner{}: a replica went before its replacement caught up "
+      "and became a voter",
+      id.value(), e.index.value(), removed.begin()->value(), learners.begin()->value(),
+      InGroup(sharded(), group)));
 }
 
 void SimCluster::CheckOwnership(NodeId id, GroupId group, const kv::Command& cmd) {

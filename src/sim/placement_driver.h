@@ -36,6 +36,9 @@ struct PlacementDriverOptions {
   double join_chance = 0.08;
   double drain_chance = 0.04;
   double long_crash_chance = 0.04;
+  // A planted bug: a move removes the old replica as soon as the new one is a learner, before
+  // it caught up and became a voter (SimCluster::CheckVoters catches it).
+  bool testing_bug_move_removes_early = false;
 };
 
 class PlacementDriver {

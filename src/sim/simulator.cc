@@ -390,8 +390,8 @@ void ApplyBug(const std::string& bug, Knobs& k) {
   if (bug == "ack-before-fsync") k.cluster.replica.bugs.ack_before_fsync = true;
   if (bug == "commit-old-term") k.cluster.replica.raft.testing_bug_commit_old_term = true;
   if (bug == "no-dedup") k.cluster.replica.kv.testing_bug_no_dedup = true;
-  if (bug == "stale-route" || bug == "split-loses-writes") {
-    // Both take a sharded cluster whose shards split.
+  if (bug == "stale-route" || bug == "split-loses-writes" || bug == "move-removes-early") {
+    // Each takes a sharded cluster (whose shards split, or move).
     if (bug == "stale-route") k.cluster.replica.kv.testing_bug_stale_route = true;
     if (bug == "split-loses-writes") k.cluster.replica.kv.testing_bug_split_loses_writes = true;
     if (k.cluster.shards == 0) {
@@ -468,9 +468,9 @@ std::string FaultsToString(uint32_t faults) {
 }
 
 const std::vector<std::string>& KnownBugs() {
-  static const std::vector<std::string> bugs = {"stale-read",       "commit-old-term",
-                                                "ack-before-fsync", "no-dedup",
-                                                "stale-route",      "split-loses-writes"};
+  static const std::vector<std::string> bugs = {
+      "stale-read",  "commit-old-term",    "ack-before-fsync",  "no-dedup",
+      "stale-route", "split-loses-writes", "move-removes-early"};
   return bugs;
 }
 
@@ -541,11 +541,13 @@ SimResult RunSimulation(const SimOptions& o) {
     placement = cluster.sharded() && (o.faults & kFaultMembership) != 0 && o.bug.empty() &&
                 placement_rng.Chance(0.5);
   }
+  if (o.bug == "move-removes-early") placement = true;
   if (!cluster.sharded()) placement = false;
   std::optional<PlacementDriver> placer;
   if (placement) {
     PlacementDriverOptions po;
     po.replicas = k.cluster.replicas;
+    po.testing_bug_move_removes_early = o.bug == "move-removes-early";
     placer.emplace(&loop, &placement_rng, &cluster, po);
     res.knobs += " placement=1";
   }

@@ -683,6 +683,7 @@ void Replica::ServeReads() {
 void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries, size_t from, size_t to) {
   for (size_t i = from; i < to; ++i) {
     const raft::Entry& e = entries[i];
+    applied_bytes_ += e.data.size();
     if (observer_ != nullptr) observer_->OnApply(id_, opts_.group, e);
     if (e.type == raft::EntryType::kConfChange) {
       ApplyConfChange(e);

@@ -190,6 +190,9 @@ class Replica {
   void AnswerAllPending();
   // The failure that stopped this replica (OK while healthy).
   const Status& failure() const { return failure_; }
+  // The bytes of the log entries this replica applied since it was made (the rate its shard
+  // is written at, in log bytes; moves never stream slower: cluster/logic/throttle.h).
+  uint64_t applied_bytes() const { return applied_bytes_; }
   // Membership and leadership operations (replies OK when accepted, not when done).
   Status ProposeConfChange(const raft::ConfChange& cc);
   Status TransferLeadership(NodeId to);
@@ -329,6 +332,7 @@ class Replica {
   bool persisting_ = false;
   raft::Ready ready_;         // the Ready between BeginReady and FinishReady
   size_t applied_early_ = 0;  // ready_.committed_entries applied by BeginReady
+  uint64_t applied_bytes_ = 0;
   LogIndex snapshot_index_;
   LogIndex applied_at_start_;
   // The store holds a state older than the one restored at Create: the first StageState must
