@@ -140,6 +140,19 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def serving(address: str) -> bool:
+    """Whether the Redis server at HOST:PORT answers a GET, not an error (a node that just
+    joined answers LOADING until it has the cluster's replicated settings)."""
+    import socket
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as s:
+            s.sendall(b"*2\r\n$3\r\nGET\r\n$13\r\nbench:serving\r\n")
+            return not s.recv(64).startswith(b"-")
+    except OSError:
+        return False
+
+
 def port_free(port: int) -> bool:
     import socket
     with socket.socket() as s:
@@ -950,7 +963,8 @@ def fill(system: ElasticSynod, mb: int) -> dict[str, Any]:
     r = json.loads(out)
     log(f"  filled: {r['ops_per_sec']:.0f} writes/s of {ELASTIC_VALUE} B, "
         f"{r['ops_per_sec'] * ELASTIC_VALUE / 1e6:.0f} MB/s, errors {r['requests']['errors']}"
-        f"{'' if not r['requests']['errors'] else ' ' + json.dumps(r.get('errors'))[:300]}")
+        f"{'' if not r['requests']['errors'] else ' ' + json.dumps(r.get('errors'))[:300]}"
+        f"{'' if not r.get('error_samples') else ' ' + json.dumps(r['error_samples'])[:600]}")
     return r
 
 
@@ -1020,6 +1034,8 @@ def elastic_move(mode: Mode, target_ms: float | None = None) -> dict[str, Any]:
         system.add_node(3)
         wait_until(lambda: len((system.status(0) or {}).get("node_list", [])) == 4, 30,
                    "node 4 listed")
+        # Listed is not serving yet: the fill writes through node 4 too.
+        wait_until(lambda: serving(system.nodes[3].client), 30, "node 4 serving")
         fill(system, mode.move_mb)
         stored = system.stored_bytes()
         # The nodes' RocksDB compacts what the fill wrote for a while: the baseline is taken

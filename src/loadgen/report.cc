@@ -75,6 +75,9 @@ std::string FormatSummary(const RunOptions& o, const RunResult& r) {
                    c.ok, c.reads, c.writes, c.nil);
   s += fmt::format("  errors:     {} ({}); {} lost in flight; {} connects\n", c.ErrorsTotal(),
                    ErrorsText(c), c.lost, c.connects);
+  for (const auto& [kind, message] : c.error_samples) {
+    s += fmt::format("              first {}: {}\n", kind, message);
+  }
   if (r.backlog > 0) {
     s += fmt::format("  backlog:    {} requests were due but never sent (server too slow)\n",
                      r.backlog);
@@ -98,6 +101,8 @@ nlohmann::json ToJson(const RunOptions& o, const RunResult& r) {
                    {"nil", c.nil}, {"lost", c.lost},   {"errors", c.ErrorsTotal()}};
   j["errors"] = nlohmann::json::object();
   for (const auto& [kind, count] : c.errors) j["errors"][kind] = count;
+  j["error_samples"] = nlohmann::json::object();
+  for (const auto& [kind, message] : c.error_samples) j["error_samples"][kind] = message;
   j["latency_ms"] = {{"p50", Ms(h.ValueAtPercentile(50))},
                      {"p90", Ms(h.ValueAtPercentile(90))},
                      {"p99", Ms(h.ValueAtPercentile(99))},

@@ -19,8 +19,9 @@ std::string FormatProgress(const Progress& p, uint64_t ok_before, int64_t measur
 std::string FormatSummary(const RunOptions& options, const RunResult& result);
 
 // One object with the summary's fields: "ops_per_sec", "requests" {ok, reads, writes, nil,
-// lost, errors}, "errors" {kind: count}, "latency_ms" {p50, p90, p99, p99_9, max, mean, min},
-// "config" {...}, "measured_seconds", "connects", "backlog", "interrupted".
+// lost, errors}, "errors" {kind: count}, "error_samples" {kind: its first message}, "latency_ms"
+// {p50, p90, p99, p99_9, max, mean, min}, "config" {...}, "measured_seconds", "connects",
+// "backlog", "interrupted".
 nlohmann::json ToJson(const RunOptions& options, const RunResult& result);
 
 // Successful requests per second of the measured period; 0 when it is empty.

@@ -16,6 +16,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "common/assert.h"
@@ -49,9 +50,12 @@ std::chrono::steady_clock::time_point AtNs(int64_t ns) {
   return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
 }
 
-void CountError(Counters* c, std::string kind) {
+void CountError(Counters* c, std::string kind, std::string_view message = {}) {
   if (c->errors.size() >= kErrorKindsMax && !c->errors.contains(kind)) kind = "other";
   ++c->errors[kind];
+  if (!message.empty() && !c->error_samples.contains(kind)) {
+    c->error_samples.emplace(kind, std::string(message.substr(0, 200)));
+  }
 }
 
 // A server error's kind: its first word, as Redis clients classify them.
@@ -316,7 +320,7 @@ void Connection::OnReply(const resp::ReplyValue& v, int64_t now_ns) {
   if (!req.measured && !req.control) return;
   Counters& c = shard_.live_counters();
   if (v.type == resp::ReplyValue::Type::kError) {
-    CountError(&c, req.control ? "READONLY-" + ErrorKind(v.str) : ErrorKind(v.str));
+    CountError(&c, req.control ? "READONLY-" + ErrorKind(v.str) : ErrorKind(v.str), v.str);
   } else if (!req.control) {
     ++c.ok;
     c.reads += req.kind == OpKind::kRead;
@@ -542,6 +546,7 @@ void Counters::Merge(const Counters& o) {
   lost += o.lost;
   connects += o.connects;
   for (const auto& [kind, count] : o.errors) errors[kind] += count;
+  for (const auto& [kind, message] : o.error_samples) error_samples.emplace(kind, message);
 }
 
 Result<RunResult> RunBench(const RunOptions& options, const ProgressFn& on_progress,

@@ -56,6 +56,8 @@ struct Counters {
   uint64_t lost = 0;      // requests in flight on a connection that failed: no reply
   uint64_t connects = 0;  // successful connections, the first ones included
   std::map<std::string, uint64_t> errors;
+  // The first message of each kind in `errors` (up to 200 bytes): what the server said.
+  std::map<std::string, std::string> error_samples;
 
   uint64_t ErrorsTotal() const;
   void Merge(const Counters& other);

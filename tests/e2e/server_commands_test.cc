@@ -56,6 +56,18 @@ TEST(ServerCommands, RequirepassIsReplicatedAndGatesNewConnectionsOnEveryNode) {
             "[\"requirepass\", \"s3cret\"]");
 
   ASSERT_TRUE(WaitForNoAuth(c.client_port(b))) << "node " << b << " never required the password";
+  // `synod bench` (no password) counts the refusals by kind and keeps the server's first message
+  // of each, to tell what went wrong.
+  const ProgramResult bench =
+      RunProgram({c.synod_bin(), "bench", "--host", "127.0.0.1:" + std::to_string(c.client_port(b)),
+                  "--clients", "1", "--requests", "20", "--warmup", "0s", "--duration", "10s",
+                  "--no-progress", "--json"},
+                 30000);
+  const Json report = Json::parse(bench.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(report.is_object()) << bench.out << bench.err;
+  EXPECT_EQ(report["errors"].value("NOAUTH", 0), 20) << bench.out;
+  EXPECT_EQ(report["error_samples"].value("NOAUTH", ""), "NOAUTH Authentication required.")
+      << bench.out;
   Redis rb(c.client_port(b));
   EXPECT_EQ(rb.Command({"GET", "k"}).ToString(), kNoAuth);
   EXPECT_EQ(rb.Command({"CONFIG", "SET", "requirepass", ""}).ToString(), kNoAuth);
