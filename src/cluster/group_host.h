@@ -492,7 +492,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   static constexpr uint64_t kThrottleTicks = 5;
   MoveThrottle throttle_;
   LatencyWindow client_latency_;
-  uint64_t stream_bytes_seen_ = 0;                  // streams' bytes sent, at the last second
+  uint64_t stream_bytes_seen_ = 0;                  // streams' bytes sent, at the last interval
   std::map<GroupId, uint64_t> applied_bytes_seen_;  // streamed groups' applied bytes, likewise
   // The tombstones of merged shards the meta shard holds, as last read.
   std::map<GroupId, ShardDescriptor> meta_merged_;

@@ -268,7 +268,7 @@ void GroupHost::ThrottleStreams() {
   client_latency_.Reset();
   const uint64_t sent = streams_->counters().bytes_sent.load(std::memory_order_relaxed);
   sample.sent_bytes = sent - std::exchange(stream_bytes_seen_, sent);
-  // The shards streamed from here: what their replicas here applied since the last second.
+  // The shards streamed from here: what their replicas here applied since the last interval.
   std::map<GroupId, uint64_t> seen;
   for (const StreamView& v : streams_->Views()) {
     const Replica* r = v.sending ? store_->replica(v.group) : nullptr;

@@ -162,20 +162,16 @@ void MetaFromProto(const pb::StateMeta& m, internal::State* state) {
   // Bounded as the state machine keeps them (a longer list keeps its latest).
   state->merged_tokens.assign(m.merged_tokens().begin(), m.merged_tokens().end());
   state->cancelled_tokens.assign(m.cancelled_tokens().begin(), m.cancelled_tokens().end());
-  for (auto* tokens : {&state->merged_tokens, &state->cancelled_tokens}) {
-    if (tokens->size() > kMergeTokensMax) {  // the latest, in order
-      tokens->erase(tokens->begin(), tokens->begin() + (tokens->size() - kMergeTokensMax));
-    }
-  }
+  KeepLatestMergeRecords(state->merged_tokens);
+  KeepLatestMergeRecords(state->cancelled_tokens);
   state->mergeable = m.mergeable();
-  // The latest kMergeTokensMax, slots clamped (MetaRangeValid says whether they were valid).
-  const int skip = std::max(0, m.absorbed_size() - static_cast<int>(kMergeTokensMax));
-  for (int i = skip; i < m.absorbed_size(); ++i) {
-    const pb::AbsorbedShard& a = m.absorbed(i);
+  // Slots clamped (MetaRangeValid says whether they were valid); bounded likewise.
+  for (const pb::AbsorbedShard& a : m.absorbed()) {
     const auto first = static_cast<uint16_t>(std::min<uint32_t>(a.first(), kSlotCount - 1));
     const auto last = static_cast<uint16_t>(std::min<uint32_t>(a.last(), kSlotCount - 1));
     state->absorbed.push_back(Absorbed{a.group(), SlotRange{first, last}, a.epoch()});
   }
+  KeepLatestMergeRecords(state->absorbed);
 }
 
 bool MetaRangeValid(const pb::StateMeta& m) {

@@ -302,9 +302,7 @@ bool HasToken(const std::vector<uint64_t>& tokens, uint64_t token) {
 void RememberToken(std::vector<uint64_t>& tokens, uint64_t token) {
   if (HasToken(tokens, token)) return;
   tokens.push_back(token);
-  if (tokens.size() > kMergeTokensMax) {
-    tokens.erase(tokens.begin(), tokens.begin() + (tokens.size() - kMergeTokensMax));
-  }
+  KeepLatestMergeRecords(tokens);
 }
 
 }  // namespace
@@ -412,10 +410,7 @@ Reply StateMachine::Merge(const std::vector<std::string>& args) {
   RememberToken(state_.merged_tokens, *token);
   state_.absorbed.insert(state_.absorbed.end(), in.absorbed.begin(), in.absorbed.end());
   state_.absorbed.push_back(Absorbed{*from, theirs, *epoch});
-  if (state_.absorbed.size() > kMergeTokensMax) {
-    state_.absorbed.erase(state_.absorbed.begin(),
-                          state_.absorbed.end() - static_cast<ptrdiff_t>(kMergeTokensMax));
-  }
+  KeepLatestMergeRecords(state_.absorbed);
   merge_ = MergeIn{*from, *epoch, theirs, index};
   return Reply::Ok();
 }

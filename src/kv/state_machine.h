@@ -19,6 +19,7 @@
 // single thread), which also applies entries; callers serialize all access.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -187,8 +188,15 @@ inline constexpr std::string_view kFreezeCommand = "synod.shard.freeze";
 inline constexpr std::string_view kMergeCommand = "synod.shard.merge";
 inline constexpr std::string_view kCancelMergeCommand = "synod.shard.cancelmerge";
 inline constexpr std::string_view kUnfreezeCommand = "synod.shard.unfreeze";
-// Tokens remembered of each kind (merged, cancelled).
+// Tokens remembered of each kind (merged, cancelled), and shards absorbed.
 inline constexpr size_t kMergeTokensMax = 1024;
+// Keeps the latest kMergeTokensMax of a list recorded oldest first.
+template <typename T>
+void KeepLatestMergeRecords(std::vector<T>& records) {
+  if (records.size() > kMergeTokensMax) {
+    records.erase(records.begin(), records.end() - static_cast<std::ptrdiff_t>(kMergeTokensMax));
+  }
+}
 
 // The slot range a snapshot's state owns (nullopt: any), read from its header without
 // restoring it; kCorruption when the header does not parse.

@@ -117,17 +117,13 @@ void SimCluster::CheckVoters(NodeId id, GroupId group, const raft::Entry& e) {
   std::set<NodeId> removed;  // voters removed or made learners by this change
   for (const raft::ConfChangeSingle& c : cc->changes) {
     const bool voter = before.IsVoter(c.node);
-    if (c.type == raft::ConfChangeType::kAddNode) {
-      learners.erase(c.node);  // promoted
-    } else if (c.type == raft::ConfChangeType::kRemoveNode) {
-      learners.erase(c.node);
-      if (voter) removed.insert(c.node);
-    } else if (voter) {
-      removed.insert(c.node);  // a voter made a learner
+    if (c.type == raft::ConfChangeType::kAddLearner) {
+      if (voter) removed.insert(c.node);  // a voter made a learner
+      continue;
     }
-  }
-  for (const raft::ConfChangeSingle& c : cc->changes) {
-    if (c.type != raft::ConfChangeType::kAddLearner) replacements_.erase({group, c.node});
+    learners.erase(c.node);  // promoted or removed: no longer a replacement under way
+    replacements_.erase({group, c.node});
+    if (c.type == raft::ConfChangeType::kRemoveNode && voter) removed.insert(c.node);
   }
   if (removed.empty() || learners.empty()) return;
   Violate(fmt::format(
