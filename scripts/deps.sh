@@ -10,6 +10,7 @@ packages=(
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
   clang clang-format libclang-rt-14-dev
   libasio-dev librocksdb-dev libhiredis-dev libtomlplusplus-dev libcpp-httplib-dev libjemalloc-dev
+  libluajit2-5.1-dev lua-cjson-dev libssl-dev redis-server
   redis-tools python3-redis procps iproute2
 )
 

@@ -115,8 +115,16 @@ enum class ReplyType : uint8_t {
   kNullArray = 7,  // a null array (*-1 / _)
   kMap = 8,        // replies hold keys and values alternately: %n in RESP3, an array in RESP2
   kDouble = 9,     // value holds the text: ,value in RESP3, a bulk string in RESP2
+  // The RESP3 types a script may return (compute/): a boolean (number 0 or 1: #t/#f in RESP3,
+  // :1/:0 in RESP2), a set (replies: ~n in RESP3, an array in RESP2), a big number (value
+  // holds the digits: ( in RESP3, a bulk string in RESP2) and a verbatim string (value holds
+  // the three-letter format, ':' and the text: = in RESP3, a bulk string of the text in RESP2).
+  kBool = 10,
+  kSet = 11,
+  kBigNumber = 12,
+  kVerbatim = 13,
 };
-inline constexpr uint8_t kReplyTypeMax = 9;
+inline constexpr uint8_t kReplyTypeMax = 13;
 
 struct Reply {
   ReplyCode code = ReplyCode::kOk;

@@ -90,10 +90,26 @@ void WriteKvReply(const kv::Reply& r, resp::ReplyWriter& w) {
       case kv::ReplyType::kDouble:
         w.DoubleText(value);
         break;
+      case kv::ReplyType::kBool:
+        w.Boolean(cur->number != 0);
+        break;
+      case kv::ReplyType::kBigNumber:
+        w.BigNumber(value);
+        break;
+      case kv::ReplyType::kVerbatim:
+        if (value.size() >= 4 && value[3] == ':') {
+          w.Verbatim(value.substr(4), value.substr(0, 3));
+        } else {
+          w.Verbatim(value);
+        }
+        break;
       case kv::ReplyType::kArray:
       case kv::ReplyType::kMap:
+      case kv::ReplyType::kSet:
         if (cur->type == kv::ReplyType::kMap) {
           w.MapHeader(cur->replies.size() / 2);
+        } else if (cur->type == kv::ReplyType::kSet) {
+          w.SetHeader(cur->replies.size());
         } else {
           w.ArrayHeader(cur->replies.size());
         }
