@@ -19,7 +19,7 @@ if [ -d src/env ]; then
 fi
 
 pure=()
-for d in src/raft src/kv src/sim src/check src/compute/scheduler src/cluster/logic; do
+for d in src/raft src/kv src/sim src/check src/compute src/cluster/logic; do
   [ -d "$d" ] && pure+=("$d")
 done
 [ ${#pure[@]} -eq 0 ] && exit 0

@@ -246,6 +246,24 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   rto.first_request_id = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
   h->router_ = std::make_unique<RequestRouter>(rto, h->map_.get(), h->store_.get(),
                                                &h->request_out_, h->logger_);
+  // Scripts run here on the shards this node leads, in slices between the core's other work.
+  compute::ScriptRunner::Env senv;
+  senv.wall_ms = [] { return WallNowMs(); };
+  senv.steady_ns = [] { return SteadyNowNs(); };
+  senv.post = [raw = h.get()](std::function<void()> fn) {
+    asio::post(raw->io_, [raw, fn = std::move(fn)] {
+      fn();
+      raw->Kick();
+    });
+  };
+  compute::ScriptRunnerOptions sro;
+  sro.engine.memory_max = h->opts_.script_memory_bytes;
+  sro.session_seed = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+  auto scripts = compute::ScriptRunner::Create(h->store_.get(), std::move(senv), sro,
+                                               h->logger_.With("scripts "));
+  if (!scripts.ok()) return scripts.status();
+  h->scripts_ = std::move(scripts).value();
+  h->router_->set_scripts(h->scripts_.get());
   // The groups held: those with records, and those the layout gives this node. The initial
   // voters bootstrap a group when the database holds nothing of it (durably, before anything
   // else). A joining node starts with none: the placement logic adds it to groups, and it makes
@@ -455,6 +473,7 @@ void GroupHost::Stop() {
     OnSyncDone(job->result, job->took_ns);
   }
   // Requests routed elsewhere or waiting for a leader get their answer now, moves too.
+  if (scripts_) scripts_->Stop();
   if (router_) router_->Stop();
   for (auto& [g, m] : std::exchange(moves_, {})) {
     m.done(Status::Unavailable("the node shut down; the move's steps taken stand"));
@@ -518,6 +537,7 @@ void GroupHost::OnTick() {
   if (ticks_ % 2 == 0) store_->ProposeExpiry(env::WallNowMs(), kExpiryKeysPerRound);
   // Routed requests: hops past their deadline fail over; those waiting for a leader try again.
   router_->Tick(SteadyNowNs());
+  scripts_->Tick();
   SyncRouterCounters();
   Kick();
 }

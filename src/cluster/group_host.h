@@ -65,6 +65,7 @@
 #include "common/address.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "compute/script_runner.h"
 #include "env/asio/peer_transport.h"
 #include "storage/group_storage.h"
 
@@ -85,7 +86,9 @@ struct HostOptions {
   uint64_t cluster_id = 0;
   std::string data_dir;     // RocksDB lives in data_dir/raft
   std::string peer_listen;  // where we accept peer connections ("host:port")
-  MemberAddress self;       // our advertised addresses (self.peer defaults to peer_listen)
+  // The bytes the node's Lua state may hold (scripts and their data). Default 64 MiB.
+  size_t script_memory_bytes = 64ull << 20;
+  MemberAddress self;  // our advertised addresses (self.peer defaults to peer_listen)
   // The voters of a new cluster. Used only when the data directory is new; empty when the node
   // joins an existing cluster (it then waits for the leader to send it a snapshot).
   AddressBook initial_cluster;
@@ -258,6 +261,8 @@ class GroupHost final : public ReplicaObserver, public Router {
 
   // Listens for peers and starts ticking. kIoError if the peer address is taken.
   Status Start();
+  // Scripts on this node (EVAL and its kin; the script cache).
+  compute::ScriptRunner& scripts() { return *scripts_; }
   // Stops ticking and networking, waits for the storage thread. Idempotent.
   void Stop();
 
@@ -435,6 +440,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   };
   RequestOut request_out_{this};
   std::unique_ptr<RequestRouter> router_;
+  std::unique_ptr<compute::ScriptRunner> scripts_;
   std::set<GroupId> led_;          // at the last leadership notice
   bool roles_changed_ = true;      // some replica's role changed since the last NoticeLeaders
   std::set<NodeId> silent_peers_;  // reported to the Store as down, not heard from since

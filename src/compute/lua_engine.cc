@@ -4,7 +4,6 @@
 
 #include <openssl/evp.h>
 
-#include <luajit.h>
 #include <cstdlib>
 #include <cstring>
 #include <lua.hpp>

@@ -77,6 +77,18 @@ const RedisCommand* FindRedisCommand(std::string_view name) {
   return &*it;
 }
 
+std::vector<size_t> KeyPositions(const RedisCommand& cmd, size_t argc) {
+  std::vector<size_t> out;
+  if (cmd.first_key <= 0 || argc <= static_cast<size_t>(cmd.first_key) || cmd.key_step <= 0) {
+    return out;
+  }
+  const int64_t last = cmd.last_key < 0 ? static_cast<int64_t>(argc) + cmd.last_key
+                                        : std::min<int64_t>(cmd.last_key, argc - 1);
+  for (int64_t p = cmd.first_key; p <= last; p += cmd.key_step)
+    out.push_back(static_cast<size_t>(p));
+  return out;
+}
+
 Reply ExecuteRedis(Keyspace& ks, const Args& argv, const ExecContext& ctx) {
   Reply error;
   const RedisCommand* c = Resolve(argv, &error);

@@ -50,11 +50,20 @@ struct RedisCommand {
   int arity;         // Redis arity: N exactly N arguments (name included), -N at least N
   ReadFnPtr read;    // exactly one of read and write is set
   WriteFnPtr write;
+  // Where its keys are, as Redis's legacy key range (the server's command table says the same:
+  // a test holds them equal): first (0: no key), last (negative: from the end), step.
+  int first_key = 1;
+  int last_key = 1;
+  int key_step = 1;
 };
 
 // The commands kv executes, by lower-case name (case-insensitive lookup). nullptr if unknown.
 const RedisCommand* FindRedisCommand(std::string_view name);
 const std::vector<RedisCommand>& RedisCommands();
+
+// The positions of the keys in `argv` for the command `cmd` (empty for a keyless command, or an
+// argv too short for its first key).
+std::vector<size_t> KeyPositions(const RedisCommand& cmd, size_t argc);
 
 // Runs any command of the table at apply time (reads included, for transactions). Unknown
 // names and wrong arity get the error replies Redis gives.

@@ -466,17 +466,17 @@ bool GlobMatch(std::string_view pattern, std::string_view s) {
 }
 
 void AddKeyCommands(std::vector<RedisCommand>* table) {
-  table->push_back({"del", -2, nullptr, Del});
-  table->push_back({"unlink", -2, nullptr, Del});
-  table->push_back({"exists", -2, Exists, nullptr});
+  table->push_back({"del", -2, nullptr, Del, 1, -1, 1});
+  table->push_back({"unlink", -2, nullptr, Del, 1, -1, 1});
+  table->push_back({"exists", -2, Exists, nullptr, 1, -1, 1});
   table->push_back({"type", 2, Type, nullptr});
-  table->push_back({"rename", 3, nullptr, Rename});
-  table->push_back({"renamenx", 3, nullptr, RenameNx});
-  table->push_back({"copy", -3, nullptr, Copy});
-  table->push_back({"keys", 2, Keys, nullptr});
-  table->push_back({"scan", -2, Scan, nullptr});
-  table->push_back({"randomkey", 1, RandomKey, nullptr});
-  table->push_back({"touch", -2, Touch, nullptr});
+  table->push_back({"rename", 3, nullptr, Rename, 1, 2, 1});
+  table->push_back({"renamenx", 3, nullptr, RenameNx, 1, 2, 1});
+  table->push_back({"copy", -3, nullptr, Copy, 1, 2, 1});
+  table->push_back({"keys", 2, Keys, nullptr, 0, 0, 0});
+  table->push_back({"scan", -2, Scan, nullptr, 0, 0, 0});
+  table->push_back({"randomkey", 1, RandomKey, nullptr, 0, 0, 0});
+  table->push_back({"touch", -2, Touch, nullptr, 1, -1, 1});
   table->push_back({"expire", -3, nullptr, Expire});
   table->push_back({"pexpire", -3, nullptr, PExpire});
   table->push_back({"expireat", -3, nullptr, ExpireAt});
@@ -486,9 +486,9 @@ void AddKeyCommands(std::vector<RedisCommand>* table) {
   table->push_back({"expiretime", 2, ExpireTime, nullptr});
   table->push_back({"pexpiretime", 2, PExpireTime, nullptr});
   table->push_back({"persist", 2, nullptr, Persist});
-  table->push_back({"dbsize", 1, DbSize, nullptr});
-  table->push_back({"flushdb", -1, nullptr, Flush});
-  table->push_back({"flushall", -1, nullptr, Flush});
+  table->push_back({"dbsize", 1, DbSize, nullptr, 0, 0, 0});
+  table->push_back({"flushdb", -1, nullptr, Flush, 0, 0, 0});
+  table->push_back({"flushall", -1, nullptr, Flush, 0, 0, 0});
 }
 
 }  // namespace synod::kv::redis

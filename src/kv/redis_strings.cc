@@ -594,10 +594,10 @@ Reply Lcs(const Keyspace& ks, const Args& argv, const ExecContext& ctx) {
 void AddStringCommands(std::vector<RedisCommand>* table) {
   // Reads.
   table->push_back({"get", 2, Get, nullptr});
-  table->push_back({"mget", -2, MGet, nullptr});
+  table->push_back({"mget", -2, MGet, nullptr, 1, -1, 1});
   table->push_back({"strlen", 2, StrLen, nullptr});
   table->push_back({"getrange", 4, GetRange, nullptr});
-  table->push_back({"lcs", -3, Lcs, nullptr});
+  table->push_back({"lcs", -3, Lcs, nullptr, 1, 2, 1});
   // Writes.
   table->push_back({"set", -3, nullptr, Set});
   table->push_back({"setnx", 3, nullptr, SetNx});
@@ -606,8 +606,8 @@ void AddStringCommands(std::vector<RedisCommand>* table) {
   table->push_back({"getset", 3, nullptr, GetSet});
   table->push_back({"getdel", 2, nullptr, GetDel});
   table->push_back({"getex", -2, nullptr, GetEx});
-  table->push_back({"mset", -3, nullptr, MSet});
-  table->push_back({"msetnx", -3, nullptr, MSetNx});
+  table->push_back({"mset", -3, nullptr, MSet, 1, -1, 2});
+  table->push_back({"msetnx", -3, nullptr, MSetNx, 1, -1, 2});
   table->push_back({"incr", 2, nullptr, Incr});
   table->push_back({"decr", 2, nullptr, Decr});
   table->push_back({"incrby", 3, nullptr, IncrBy});

@@ -49,6 +49,14 @@ inline std::string ShowReply(const Reply& r, const ShowStyle& style = {}) {
       return list(r.replies, "{", "}");
     case ReplyType::kDouble:
       return "," + r.value.value_or("?");
+    case ReplyType::kBool:
+      return r.number != 0 ? "#t" : "#f";
+    case ReplyType::kSet:
+      return list(r.replies, "~[", "]");
+    case ReplyType::kBigNumber:
+      return "(" + r.value.value_or("?");
+    case ReplyType::kVerbatim:
+      return "=" + r.value.value_or("?");
     case ReplyType::kNone:
       break;
   }

@@ -75,6 +75,12 @@ std::optional<std::string> ClusterRedirect(const ServerContext& ctx, const Comma
 void Config(CommandCall& call, ReplySink sink);
 void Info(CommandCall& call, ReplySink sink);
 void Wait(CommandCall& call, ReplySink sink);
+// Scripts (commands_scripting.cc).
+void Eval(CommandCall& call, ReplySink sink);
+void EvalRo(CommandCall& call, ReplySink sink);
+void EvalShaCmd(CommandCall& call, ReplySink sink);
+void EvalShaRo(CommandCall& call, ReplySink sink);
+void Script(CommandCall& call, ReplySink sink);
 // Transactions (MULTI/EXEC/DISCARD/WATCH/UNWATCH).
 void Multi(CommandCall& call, ReplySink sink);
 void Exec(CommandCall& call, ReplySink sink);

@@ -57,6 +57,10 @@ TEST(CommandTableTest, KeyspaceEntriesAgreeWithKv) {
     const kv::RedisCommand* k = kv::FindRedisCommand(c.name);
     ASSERT_NE(k, nullptr) << c.name << " is routed to kv, which does not know it";
     EXPECT_EQ(c.arity, k->arity) << c.name;
+    // kv's key specs (scripts latch and copy keys by them) are the server's.
+    EXPECT_EQ(c.first_key, k->first_key) << c.name;
+    EXPECT_EQ(c.last_key, k->last_key) << c.name;
+    EXPECT_EQ(c.key_step, k->key_step) << c.name;
     if (c.handler == KvWrite) {
       EXPECT_NE(k->write, nullptr) << c.name << " is proposed as a write; kv reads it";
       EXPECT_TRUE(c.flags & kWrite) << c.name;

@@ -608,6 +608,12 @@ std::vector<CommandSpec> BuildTable() {
       {"ttl", 2, kR | kF, 1, 1, 1, KvRead, "Returns a key's TTL in seconds."},
       {"type", 2, kR | kF, 1, 1, 1, KvRead, "Returns the type of a key's value."},
       {"unlink", -2, kW | kF, 1, -1, 1, KvWrite, "Deletes keys."},
+      // scripts (commands_scripting.cc); not queued by MULTI (no kWrite/kReadOnly flag)
+      {"eval", -3, 0, 0, 0, 0, Eval, "Executes a Lua script on the shard of its keys."},
+      {"eval_ro", -3, 0, 0, 0, 0, EvalRo, "Executes a read-only Lua script."},
+      {"evalsha", -3, 0, 0, 0, 0, EvalShaCmd, "Executes a cached Lua script by its SHA1."},
+      {"evalsha_ro", -3, 0, 0, 0, 0, EvalShaRo, "Executes a cached read-only Lua script."},
+      {"script", -2, 0, 0, 0, 0, Script, "The script cache: LOAD, EXISTS, FLUSH, KILL."},
       // transactions
       {"discard", 1, kF | kTransaction, 0, 0, 0, Discard, "Discards a transaction."},
       {"exec", 1, kTransaction, 0, 0, 0, Exec, "Executes a transaction atomically."},

@@ -16,7 +16,8 @@ using env::WallNowMs;
 
 // Commands whose first argument is a subcommand: CLIENT LIST shows "client|list" as Redis.
 bool IsContainerCommand(std::string_view name) {
-  return name == "client" || name == "config" || name == "command" || name == "cluster";
+  return name == "client" || name == "config" || name == "command" || name == "cluster" ||
+         name == "script";
 }
 
 std::string LowerAscii(std::string_view s) {

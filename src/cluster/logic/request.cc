@@ -15,6 +15,8 @@ std::string EncodeShardRequest(const ShardRequest& r) {
   m.set_random(r.random);
   m.set_index(r.index.value());
   m.set_conf_change(r.conf_change);
+  m.set_keys(r.keys);
+  m.set_flags(r.flags);
   if (r.slots) {
     m.set_has_slots(true);
     m.set_slot_first(r.slots->first);
@@ -47,6 +49,11 @@ Result<ShardRequest> DecodeShardRequest(std::string_view bytes) {
   r.random = m.random();
   r.index = LogIndex(m.index());
   r.conf_change = std::move(*m.mutable_conf_change());
+  r.keys = m.keys();
+  r.flags = m.flags();
+  if (r.type == ShardRequest::Type::kScript && (r.args.empty() || r.keys >= r.args.size())) {
+    return Status::InvalidArgument("script request without a body, or with more keys than args");
+  }
   if (m.has_slots()) {
     if (m.slot_first() > m.slot_last() || m.slot_last() >= kSlotCount) {
       return Status::InvalidArgument("shard request with slots outside the slot space");

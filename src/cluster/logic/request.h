@@ -43,8 +43,18 @@ struct ShardRequest {
     // args {"0"} the bytes of its keys and values (an integer); with {token} its whole state
     // (kv::StateMachine::Snapshot, a bulk reply) when frozen for that token.
     kFrozenState = 9,
+    // A script (compute/script_runner.h), run on the shard's leader: args = {body, keys...,
+    // args...} with `keys` of them keys; flags kScriptReadOnly, kScriptResp3. Answer: the
+    // script's reply (and the index of its effects' entry when it wrote).
+    kScript = 10,
+    // SCRIPT KILL / FUNCTION KILL (flags kScriptFunctions) on the shard's leader: the number of
+    // runs stopped, as an integer reply.
+    kScriptKill = 11,
   };
-  static constexpr uint8_t kTypeMax = 9;
+  static constexpr uint8_t kTypeMax = 11;
+  static constexpr uint32_t kScriptReadOnly = 1;
+  static constexpr uint32_t kScriptResp3 = 2;
+  static constexpr uint32_t kScriptFunctions = 4;
 
   Type type = Type::kRead;
   GroupId group;
@@ -63,6 +73,8 @@ struct ShardRequest {
   uint64_t random = 0;
   LogIndex index;
   std::string conf_change;
+  uint32_t keys = 0;   // kScript: how many of args[1..] are keys
+  uint32_t flags = 0;  // kScript, kScriptKill
 };
 
 struct ShardResponse {

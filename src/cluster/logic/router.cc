@@ -186,8 +186,11 @@ void RequestRouter::OnAttemptResult(const AttemptPtr& a, ShardResponse r, bool m
     r.status = Status::NotLeader("stale route: the slots of the keys moved to another shard");
   }
   const Code code = r.status.code();
+  // A script is not retried after a timeout: it may have been applied, and (unlike a write) it
+  // carries no session that would apply it at most once.
   const bool retry = code == Code::kNotLeader || code == Code::kProposalDropped ||
-                     code == Code::kUnavailable || code == Code::kTimeout;
+                     code == Code::kUnavailable ||
+                     (code == Code::kTimeout && a->req.type != ShardRequest::Type::kScript);
   if (!retry || stopped_) {
     r.never_applied_before = a->attempt > 0 && !a->maybe_applied;
     auto done = std::move(a->done);
@@ -388,10 +391,50 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
         ++writes_[req.group][req.slots->first];
       kv::Command cmd = req.command;
       if (req.slots) cmd.slots = req.slots;
-      store_->Submit(req.group, cmd, ReadMode::kLinearizable, answer());
+      ReplyFn reply = answer();
+      // A key a script holds: the write waits for it (or is answered BUSY).
+      if (scripts_ != nullptr && leads &&
+          scripts_->HoldWrite(
+              req.group, cmd,
+              [this, group = req.group, cmd, reply, alive = alive_] {
+                if (*alive) store_->Submit(group, cmd, ReadMode::kLinearizable, reply);
+              },
+              reply)) {
+        break;
+      }
+      store_->Submit(req.group, cmd, ReadMode::kLinearizable, std::move(reply));
+      break;
+    }
+    case ShardRequest::Type::kScript:
+    case ShardRequest::Type::kScriptKill: {
+      if (!leads) {
+        return refuse(Status::NotLeader("node " + std::to_string(opts_.self.value()) +
+                                        " does not lead shard " +
+                                        std::to_string(req.group.value())));
+      }
+      if (scripts_ == nullptr) {
+        return refuse(Status::InvalidArgument("this node runs no scripts"));
+      }
+      if (req.type == ShardRequest::Type::kScriptKill) {
+        const int n = scripts_->Kill(req.group, (req.flags & ShardRequest::kScriptFunctions) != 0);
+        ClientReply cr;
+        cr.reply = kv::Reply::Int(n);
+        answer()(std::move(cr));
+        break;
+      }
+      ++counters_.proposals;
+      scripts_->Run(req, answer());
       break;
     }
     case ShardRequest::Type::kRead:
+      if (scripts_ != nullptr && leads && scripts_->ReadBusy(req.group, req.args)) {
+        ClientReply cr;
+        cr.reply = kv::Reply::Err(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN "
+            "NOSAVE.");
+        answer()(std::move(cr));
+        break;
+      }
       store_->SubmitRead(
           req.group,
           [args = req.args, now = req.now_ms, random = req.random,

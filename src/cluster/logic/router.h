@@ -52,6 +52,25 @@ class RequestTransport {
   virtual void Wake() = 0;
 };
 
+// Scripts on this node (compute/script_runner.h): the router hands it the script requests for
+// shards this node leads, and asks it about writes and reads of keys a script holds.
+class ScriptService {
+ public:
+  virtual ~ScriptService() = default;
+  // Runs a kScript request on this node's leader replica of req.group; answers exactly once.
+  virtual void Run(const ShardRequest& req, ReplyFn reply) = 0;
+  // A write about to go to this node's replica of `group`: true when one of its keys is held
+  // by a running script; then `go` runs once they are free, or `reply` gets a BUSY error.
+  virtual bool HoldWrite(GroupId group, const kv::Command& cmd, std::function<void()> go,
+                         ReplyFn reply) = 0;
+  // Whether a read of `argv` on `group` must answer BUSY (a key held by a script past the
+  // busy threshold).
+  virtual bool ReadBusy(GroupId group, const std::vector<std::string>& argv) = 0;
+  // SCRIPT KILL (functions false) / FUNCTION KILL: stops the runs on `group` here that have
+  // proposed nothing; how many.
+  virtual int Kill(GroupId group, bool functions) = 0;
+};
+
 struct RouterOptions {
   NodeId self;
   int64_t request_timeout_ms = 5000;
@@ -111,6 +130,9 @@ class RequestRouter {
   // the replica's when it knows a leader.
   NodeId LeaderHint(GroupId group, uint64_t* term) const;
 
+  // Where kScript requests run (nullptr: they are refused). REQUIRES: outlives the router.
+  void set_scripts(ScriptService* scripts) { scripts_ = scripts; }
+
   size_t routed() const { return hops_.size() + waiting_.size(); }
   const RouterCounters& counters() const { return counters_; }
   // The writes this node served as their shard's leader since the last call, per shard and slot
@@ -140,6 +162,7 @@ class RequestRouter {
   RouterOptions opts_;
   ShardMap* map_;
   Store* store_;
+  ScriptService* scripts_ = nullptr;
   RequestTransport* transport_;
   Logger logger_;
   RouterCounters counters_;
