@@ -67,9 +67,9 @@ test: deps lint format-check
 	$(MAKE) test-asan
 	$(MAKE) fuzz-smoke
 
-# libFuzzer on the RESP parser and on the kv Redis command executor, half the time each:
-# `make fuzz` for as long as FUZZ_SECONDS (default 600; FUZZ_TARGET=resp or kv for one only);
-# `make fuzz-smoke` (part of `make test`) for 30 s.
+# libFuzzer on the RESP parser, the kv Redis command executor and the Lua script engine, a third
+# of the time each: `make fuzz` for as long as FUZZ_SECONDS (default 600; FUZZ_TARGET=resp, kv
+# or script for one only); `make fuzz-smoke` (part of `make test`) for 30 s.
 FUZZ_SECONDS ?= 600
 FUZZ_TARGET ?= all
 fuzz: deps

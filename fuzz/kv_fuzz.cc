@@ -174,6 +174,11 @@ void CheckReply(const Reply& r, const Config& config, int depth) {
   switch (r.type) {
     case ReplyType::kNone:
       SYNOD_UNREACHABLE();  // every Redis reply has a shape
+    case ReplyType::kBool:
+    case ReplyType::kSet:
+    case ReplyType::kBigNumber:
+    case ReplyType::kVerbatim:
+      SYNOD_UNREACHABLE();  // only scripts return these (compute/), no kv command
     case ReplyType::kStatus:
     case ReplyType::kError:
       SYNOD_ASSERT(r.value.has_value() && !r.value->empty());

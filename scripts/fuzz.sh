@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/) with clang and runs them, one after the other.
 #
-#   scripts/fuzz.sh [SECONDS] [resp|kv|all]    (default 60, all)
+#   scripts/fuzz.sh [SECONDS] [resp|kv|script|all]    (default 60, all)
 #
 # resp: resp_fuzz, the RESP codec; kv: kv_fuzz, the Redis command executor of the kv state
-# machine. `all` runs both and gives each half of SECONDS (`scripts/fuzz.sh 30`: 15 s each).
+# machine; script: script_fuzz, the Lua script engine. `all` runs the three and gives each a
+# third of SECONDS (`scripts/fuzz.sh 30`: 10 s each).
 #
 # Each target's corpus lives in build/fuzz/, seeded from fuzz/ on every run, so coverage found
 # by earlier runs is kept: build/fuzz/corpus from fuzz/corpus/ (resp), build/fuzz/kv_corpus
@@ -17,9 +18,9 @@ set -euo pipefail
 seconds="${1:-60}"
 target="${2:-all}"
 case "$target" in
-  resp | kv | all) ;;
+  resp | kv | script | all) ;;
   *)
-    echo "usage: $0 [SECONDS] [resp|kv|all]" >&2
+    echo "usage: $0 [SECONDS] [resp|kv|script|all]" >&2
     exit 2
     ;;
 esac
@@ -56,11 +57,24 @@ run_kv() {
     -print_final_stats=1
 }
 
+run_script() {
+  mkdir -p "$build/script_corpus"
+  cp "$root"/fuzz/script_corpus/* "$build/script_corpus/"
+  "$build/script_fuzz" "$build/script_corpus" \
+    -max_total_time="$(($1 > 0 ? $1 : 1))" \
+    -max_len=2048 \
+    -dict="$root/fuzz/script.dict" \
+    -artifact_prefix="$build/artifacts/script-" \
+    -print_final_stats=1
+}
+
 case "$target" in
   resp) run_resp "$seconds" ;;
   kv) run_kv "$seconds" ;;
+  script) run_script "$seconds" ;;
   all)
-    run_resp "$((seconds / 2))"
-    run_kv "$((seconds - seconds / 2))"
+    run_resp "$((seconds / 3))"
+    run_kv "$((seconds / 3))"
+    run_script "$((seconds - 2 * (seconds / 3)))"
     ;;
 esac

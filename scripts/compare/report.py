@@ -643,6 +643,34 @@ def write_readme(r: dict[str, Any], target: str) -> None:
     README.write_text(f"{head}{BEGIN}\n{headline(r, target)}\n{END}{tail}")
 
 
+def scripts_section(r: dict[str, Any]) -> str:
+    sc = r.get("scripts")
+    if not sc:
+        return ("## Scripts\n\nNot run this time (`scripts/compare/run.py --only` left out "
+                "`scripts`).\n")
+    lines = ["## Scripts: EVALSHA beside the commands it runs\n",
+             f"redis-benchmark, {sc['clients']} clients, random keys; the median of the runs. "
+             "`one`: `return redis.call('incr', KEYS[1])`; `ten`: ten `INCRBY`s of its key in one "
+             "script. The script's cost against the plain commands it runs is "
+             "INCR/s ÷ (commands × script/s): at most 1.3 is the target (docs/scripting.md).\n",
+             "| system | INCR/s | EVALSHA one/s | EVALSHA ten/s | cost of one | cost of ten |",
+             "|---|---|---|---|---|---|"]
+    for name in ("synod", "redis"):
+        row = sc.get(name)
+        if not row:
+            continue
+
+        def cost(script: float, commands: int) -> str:
+            return f"{row['incr'] / (commands * script):.2f}" if script else "n/a"
+
+        lines.append(f"| {name} | {row['incr']:,.0f} | {row['one']:,.0f} | {row['ten']:,.0f} | "
+                     f"{cost(row['one'], 1)} | {cost(row['ten'], 10)} |")
+    if sc.get("synod") and sc.get("redis") and sc["redis"].get("one"):
+        lines.append(f"\nSynod's EVALSHA one / Redis's: "
+                     f"{sc['synod']['one'] / sc['redis']['one']:.2f}.")
+    return "\n".join(lines) + "\n"
+
+
 def write_all(r: dict[str, Any], target: str) -> None:
     PLOTS.mkdir(parents=True, exist_ok=True)
     DATA.mkdir(parents=True, exist_ok=True)
@@ -659,7 +687,7 @@ def write_all(r: dict[str, Any], target: str) -> None:
            targets_section(r) + "\n" + machine_section(r) + "\n" + etcd_client_section(r) +
            "\n" + writes_section(r) + "\n" + reads_section(r) + "\n" + latency_section(r) +
            "\n" + failover_section(r) + "\n" + memory_section(r) + "\n" +
-           scale_out_section(r) + "\n" + elastic_section(r) + "\n" +
+           scale_out_section(r) + "\n" + elastic_section(r) + "\n" + scripts_section(r) + "\n" +
            commands_section(r, target))
     (DOCS / "benchmarks.md").write_text(doc)
     write_readme(r, target)

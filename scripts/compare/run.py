@@ -1123,6 +1123,51 @@ def elastic_scale(mode: Mode) -> dict[str, Any]:
 TIGHT_MOVE_TARGET_MS = 5.0
 
 
+# ---------------------------------------------------------------------------------------------
+# Scripts: EVALSHA beside the plain commands it runs, and beside durable Redis's EVALSHA
+
+SCRIPT_CLIENTS = 64
+# An INCR-style script (one command) and a 10-command one (ten INCRBYs of its key).
+SCRIPT_ONE = "return redis.call('incr', KEYS[1])"
+SCRIPT_TEN = ("local v = 0 for i = 1, 10 do v = redis.call('incrby', KEYS[1], 1) end return v")
+
+
+def redis_benchmark(port: int, args: list[str], mode: Mode) -> float:
+    """redis-benchmark's requests per second for one command line, 64 clients, random keys."""
+    n = int(max(2000, 4000 * mode.duration))
+    out = run(["redis-benchmark", "-h", HOST, "-p", str(port), "-c", str(SCRIPT_CLIENTS), "-n",
+               str(n), "-r", "100000", "-q", *args], capture_output=True, timeout=600).stdout
+    m = re.findall(r"([0-9.]+) requests per second", out)
+    return float(m[-1]) if m else 0.0
+
+
+def script_rows(port: int, mode: Mode) -> dict[str, Any]:
+    sha = {}
+    for name, body in (("one", SCRIPT_ONE), ("ten", SCRIPT_TEN)):
+        sha[name] = run(["redis-cli", "-h", HOST, "-p", str(port), "SCRIPT", "LOAD", body],
+                        capture_output=True).stdout.strip()
+    rows: dict[str, list[float]] = {"incr": [], "one": [], "ten": []}
+    for _ in range(mode.reps):
+        rows["incr"].append(redis_benchmark(port, ["INCR", "key:__rand_int__"], mode))
+        for name in ("one", "ten"):
+            rows[name].append(redis_benchmark(
+                port, ["EVALSHA", sha[name], "1", "key:__rand_int__"], mode))
+    return {k: statistics.median(v) for k, v in rows.items()}
+
+
+def scripts_part(mode: Mode) -> dict[str, Any]:
+    out: dict[str, Any] = {"clients": SCRIPT_CLIENTS}
+    for system in (Redis(), Synod()):
+        system.start()
+        try:
+            port = REDIS_PORT if system.name == "redis" else SYNOD_BASE
+            out[system.name] = script_rows(port, mode)
+            log(f"scripts {system.name}: {out[system.name]}")
+        finally:
+            system.stop()
+    return out
+
+
 def elastic(mode: Mode) -> dict[str, Any]:
     return {"move": elastic_move(mode), "move_tight": elastic_move(mode, TIGHT_MOVE_TARGET_MS),
             "scale": elastic_scale(mode), "rate": ELASTIC_RATE, "clients": ELASTIC_CLIENTS}
@@ -1177,8 +1222,9 @@ def bench_system(system: System, mode: Mode) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description="Synod vs etcd vs Redis (docs/benchmarks.md)")
     ap.add_argument("--quick", action="store_true", help="about one minute: short points, 1 run")
-    ap.add_argument("--only", default="etcd,redis,synod,scale_out,elastic",
-                    help="what to run (debugging): etcd, redis, synod, scale_out, elastic")
+    ap.add_argument("--only", default="etcd,redis,synod,scale_out,elastic,scripts",
+                    help="what to run (debugging): etcd, redis, synod, scale_out, elastic, "
+                         "scripts")
     args = ap.parse_args()
     mode = QUICK if args.quick else FULL
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -1202,6 +1248,8 @@ def main() -> int:
             results["scale_out"] = scale_out(mode)
         if "elastic" in args.only.split(","):
             results["elastic"] = elastic(mode)
+        if "scripts" in args.only.split(","):
+            results["scripts"] = scripts_part(mode)
         results["seconds"] = round(time.time() - started)
         (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=1))
         if set(args.only.split(",")) != set(ap.get_default("only").split(",")):

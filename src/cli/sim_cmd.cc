@@ -307,7 +307,7 @@ void AddSimCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--bug", args->bug,
                   "Plant a known bug: stale-read, commit-old-term, ack-before-fsync, no-dedup, "
-                  "stale-route, split-loses-writes");
+                  "stale-route, split-loses-writes, move-removes-early, deposed-script-effects");
   cmd->add_option("--history-out", args->history_out,
                   "Write each seed's client history as DIR/seed-N.jsonl (see synod check)");
   cmd->add_option("--jobs", args->jobs, "Seeds run in parallel (default: one per core)");

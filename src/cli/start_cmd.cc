@@ -50,6 +50,7 @@ struct StartFlags {
   std::string zone;
   double dead_node_timeout_s = 60;
   double move_p99_target_ms = 50;
+  int64_t script_memory_mb = 64;
   std::string placement = "on";
   bool lease_reads = false;
   bool cluster_redirects = false;
@@ -260,6 +261,7 @@ int RunStart(const StartFlags& f) {
   opts.host.zone = f.zone;
   opts.host.dead_node_timeout_ms = static_cast<int64_t>(f.dead_node_timeout_s * 1000);
   opts.host.move_p99_target_ms = f.move_p99_target_ms;
+  opts.host.script_memory_bytes = static_cast<size_t>(f.script_memory_mb) << 20;
   opts.host.placement = f.placement == "on";
   opts.host.lease_reads = f.lease_reads;
   opts.host.rocks.sync = !f.no_fsync;
@@ -362,6 +364,11 @@ void AddStartCommand(CLI::App& app) {
                   "other nodes")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 86400.0));
+  cmd->add_option("--script-memory-mb", f->script_memory_mb,
+                  "Memory all Lua scripts and functions of this node may hold (one LuaJIT "
+                  "state); a script that needs more fails with an error")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{4}, int64_t{65536}));
   cmd->add_option("--move-p99-target-ms", f->move_p99_target_ms,
                   "Snapshots this node streams (moves, healing) slow down while its clients' p99 "
                   "latency is above this, never below twice the rate their shards are written "

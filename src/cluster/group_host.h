@@ -280,6 +280,15 @@ class GroupHost final : public ReplicaObserver, public Router {
   // (a node beyond the meta shard's replicas) as last fetched from the meta shard, every
   // second. nullopt while not yet known; "" when none is set.
   std::optional<std::string_view> RequirePass() const;
+  // Function libraries (FUNCTION LOAD; docs/scripting.md), as this node last learnt them from
+  // the meta shard (at once where it leads the meta shard, else within a second): name → code.
+  const std::map<std::string, std::string>& FunctionLibraries() const { return functions_; }
+  // Reads the libraries from the meta shard at a linearizable point into FunctionLibraries(),
+  // then `done`.
+  void RefreshFunctions(std::function<void(Status)> done);
+  // Sets (code) or removes ("") libraries, in one meta shard write; then `done`.
+  void ProposeFunctions(std::vector<std::pair<std::string, std::string>> changes,
+                        std::function<void(Status)> done);
 
   // Membership of every group, proposed through each group's leader (this node must lead the
   // meta shard; kNotLeader otherwise). `done` gets the first error, or OK once every group took
@@ -446,6 +455,7 @@ class GroupHost final : public ReplicaObserver, public Router {
   std::set<NodeId> silent_peers_;  // reported to the Store as down, not heard from since
   // A node without a replica of the meta shard: requirepass as last fetched from it.
   std::optional<std::string> fetched_requirepass_;
+  std::map<std::string, std::string> functions_;  // FunctionLibraries()
   // Descriptors (docs/sharding.md): the meta shard holds each shard's under "shard/<group>" as
   // a versioned setting (its epoch the version). The epochs the meta shard was last seen to
   // hold; the groups whose descriptor this node is proposing; the session it proposes with.
@@ -590,6 +600,9 @@ class GroupHost final : public ReplicaObserver, public Router {
   // Takes the node list from the meta shard's "node/*" and "drain/*" settings into meta_nodes_,
   // meta_zones_ and meta_draining_.
   void LearnNodeList(const std::map<std::string, std::string>& settings);
+  void LearnFunctions(const std::map<std::string, std::string>& settings);
+  // The meta shard's settings that hold the function libraries: "function/<name>" = code.
+  static constexpr std::string_view kFunctionPrefix = "function/";
   static std::string NodeSetting(NodeId n);   // "node/<id>": "PEER/CLIENT/ADMIN[ zone=Z]"
   static std::string DrainSetting(NodeId n);  // "drain/<id>": "1" while it drains
   static std::string NodeValue(const MemberAddress& a, const std::string& zone);
@@ -599,6 +612,9 @@ class GroupHost final : public ReplicaObserver, public Router {
   void FollowNodeList();
   // Proposes the setting `name` = `value` ("" deletes) to the meta shard.
   void ProposeMetaSetting(std::string name, std::string value, std::function<void(Status)> done);
+  // Several settings in one meta shard write (an empty value removes one).
+  void ProposeMetaSettings(std::vector<std::pair<std::string, std::string>> settings,
+                           std::function<void(Status)> done);
 
   asio::steady_timer tick_timer_;
   // The storage thread: its own io_context kept alive by a work guard.

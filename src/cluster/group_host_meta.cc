@@ -57,6 +57,7 @@ void GroupHost::FetchReplicatedConfig() {
       std::map<std::string, std::string> nodes = SettingsWithPrefix(*meta, "node/");
       nodes.merge(SettingsWithPrefix(*meta, "drain/"));
       LearnNodeList(nodes);
+      LearnFunctions(SettingsWithPrefix(*meta, kFunctionPrefix));
     }
     FollowNodeList();
     return;
@@ -67,7 +68,8 @@ void GroupHost::FetchReplicatedConfig() {
   ShardRequest req;
   req.type = ShardRequest::Type::kConfig;
   req.group = kMetaGroup;
-  req.args = {"requirepass", std::string(kDescriptorSettings), "node/*", "drain/*"};
+  req.args = {"requirepass", std::string(kDescriptorSettings), "node/*", "drain/*",
+              std::string(kFunctionPrefix) + "*"};
   std::vector<std::string> names = req.args;
   Call(std::move(req), [this, names = std::move(names), alive = alive_](ShardResponse r) {
     if (!*alive) return;
@@ -79,8 +81,52 @@ void GroupHost::FetchReplicatedConfig() {
     const std::map<std::string, std::string> got = SettingsOf(names, r.reply);
     LearnDescriptors(got);
     LearnNodeList(got);
+    LearnFunctions(got);
     FollowNodeList();
   });
+}
+
+void GroupHost::LearnFunctions(const std::map<std::string, std::string>& settings) {
+  std::map<std::string, std::string> libs;
+  for (const auto& [name, code] : settings) {
+    if (name.starts_with(kFunctionPrefix) && !code.empty()) {
+      libs.emplace(name.substr(std::string_view(kFunctionPrefix).size()), code);
+    }
+  }
+  functions_ = std::move(libs);
+}
+
+void GroupHost::RefreshFunctions(std::function<void(Status)> done) {
+  ShardRequest req;
+  req.type = ShardRequest::Type::kConfig;
+  req.group = kMetaGroup;
+  // Two names, so that the answer is an array of one reply per name (one name gets its reply).
+  req.args = {std::string(kFunctionPrefix) + "*", "requirepass"};
+  std::vector<std::string> names = req.args;
+  Call(std::move(req),
+       [this, names = std::move(names), done = std::move(done), alive = alive_](ShardResponse r) {
+         if (!*alive) return;
+         if (r.status.ok() && r.reply.replies.size() != names.size()) {
+           r.status = Status::Unavailable("the meta shard's answer does not match the question");
+         }
+         if (r.status.ok()) LearnFunctions(SettingsOf(names, r.reply));
+         done(r.status);
+       });
+}
+
+void GroupHost::ProposeFunctions(std::vector<std::pair<std::string, std::string>> changes,
+                                 std::function<void(Status)> done) {
+  std::vector<std::pair<std::string, std::string>> settings;
+  for (auto& [lib, code] : changes) {
+    settings.emplace_back(std::string(kFunctionPrefix) + lib, std::move(code));
+  }
+  ProposeMetaSettings(std::move(settings),
+                      [this, done = std::move(done), alive = alive_](Status s) {
+                        if (!*alive) return;
+                        if (!s.ok()) return done(std::move(s));
+                        // Learn it back before answering, so this node's next FCALL sees it.
+                        RefreshFunctions([done](const Status&) { done(Status::Ok()); });
+                      });
 }
 
 void GroupHost::LearnNodeList(const std::map<std::string, std::string>& settings) {
@@ -167,13 +213,22 @@ void GroupHost::FollowNodeList() {
 
 void GroupHost::ProposeMetaSetting(std::string name, std::string value,
                                    std::function<void(Status)> done) {
+  ProposeMetaSettings({{std::move(name), std::move(value)}}, std::move(done));
+}
+
+void GroupHost::ProposeMetaSettings(std::vector<std::pair<std::string, std::string>> settings,
+                                    std::function<void(Status)> done) {
   kv::Command cmd;
   cmd.op = kv::Op::kRedis;
   // A fresh session per proposal (a session whose first command was lost would refuse every
   // later one as expired); a retry of this one is answered from it.
   cmd.client_id = NewSessionId();
   cmd.seq = 1;
-  cmd.args = {std::string(kv::kConfigSetCommand), std::move(name), std::move(value)};
+  cmd.args = {std::string(kv::kConfigSetCommand)};
+  for (auto& [name, value] : settings) {
+    cmd.args.push_back(std::move(name));
+    cmd.args.push_back(std::move(value));
+  }
   ShardRequest req;
   req.type = ShardRequest::Type::kWrite;
   req.group = kMetaGroup;

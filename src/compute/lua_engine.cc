@@ -52,14 +52,6 @@ bool IsReadonly(lua_State* L, int idx) {
   return ro;
 }
 
-int ReadonlyNewIndex(lua_State* L) {
-  lua_pushstring(L, "Attempt to modify a readonly table");
-  luaL_where(L, 1);
-  lua_insert(L, -2);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
-
 // __index of the globals proxy: the real global, or Redis's error for one that does not exist.
 int GlobalsIndex(lua_State* L) {
   lua_pushvalue(L, 2);
@@ -151,7 +143,8 @@ int ErrorHandler(lua_State* L) {
   } else {
     // `return redis.call(...)` is a tail call: LuaJIT keeps no frame of the script's function
     // then. Its chunk and first line stand in (docs/scripting.md).
-    source = "@user_script";
+    LuaRun* run = engine == nullptr ? nullptr : engine->current_run();
+    source = run != nullptr ? run->chunk() : "@user_script";
     line = 1;
   }
   if (!lua_istable(L, 1)) {
@@ -175,6 +168,15 @@ int ErrorHandler(lua_State* L) {
 }
 
 }  // namespace
+
+// __newindex of the read-only tables (their proxies'), shared with lua_engine_functions.cc.
+int ReadonlyNewIndex(lua_State* L) {
+  lua_pushstring(L, "Attempt to modify a readonly table");
+  luaL_where(L, 1);
+  lua_insert(L, -2);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
 
 LuaEngine* EngineOf(lua_State* L) {
   lua_pushlightuserdata(L, &kEngineKey);
@@ -202,7 +204,7 @@ int GenericCall(lua_State* L, bool raise) {
   const int argc = lua_gettop(L);
   std::string error;
   std::vector<std::string> argv;
-  if (run == nullptr) {
+  if (run == nullptr || run->calls() == nullptr) {
     error = "ERR redis.call is only available while a script runs";
   } else if (argc == 0) {
     error = "ERR Please specify at least one argument for this redis lib call";
@@ -321,7 +323,7 @@ int RedisLog(lua_State* L) {
   }
   LuaEngine* engine = EngineOf(L);
   LuaRun* run = engine == nullptr ? nullptr : engine->current_run();
-  if (run != nullptr) run->calls()->Log(static_cast<int>(level), msg);
+  if (run != nullptr && run->calls() != nullptr) run->calls()->Log(static_cast<int>(level), msg);
   return 0;
 }
 
@@ -550,7 +552,10 @@ Result<std::string> LuaEngine::Load(std::string_view body) {
                   "ERR Error compiling script (new function): user_script:1: loading bytecode "
                   "is not allowed");
   }
-  const int rc = luaL_loadbuffer(L, body.data(), body.size(), "@user_script");
+  Result<ScriptShebang> shebang = ParseScriptShebang(body);
+  if (!shebang.ok()) return shebang.status();
+  const std::string compiled = CompilableScript(body);
+  const int rc = luaL_loadbuffer(L, compiled.data(), compiled.size(), "@user_script");
   if (rc != 0) {
     std::string msg = LuaString(L, -1);
     lua_pop(L, 1);
@@ -583,10 +588,28 @@ std::unique_ptr<LuaRun> LuaEngine::Start(std::string_view sha, std::vector<std::
                                          RunOptions opts) {
   auto it = scripts_.find(std::string(sha));
   SYNOD_ASSERT(it != scripts_.end());
+  return StartRun(it->second.function_ref, std::string(sha), std::move(keys), std::move(args),
+                  calls, std::move(opts), /*as_function=*/false);
+}
+
+std::unique_ptr<LuaRun> LuaEngine::StartFunction(const LibraryInfo& lib, const FunctionInfo& f,
+                                                 std::vector<std::string> keys,
+                                                 std::vector<std::string> args, ScriptCalls* calls,
+                                                 RunOptions opts) {
+  (void)lib;
+  return StartRun(f.ref, f.name, std::move(keys), std::move(args), calls, std::move(opts),
+                  /*as_function=*/true);
+}
+
+std::unique_ptr<LuaRun> LuaEngine::StartRun(int function_ref, std::string name,
+                                            std::vector<std::string> keys,
+                                            std::vector<std::string> args, ScriptCalls* calls,
+                                            RunOptions opts, bool as_function) {
   lua_State* L = L_;
   std::unique_ptr<LuaRun> run(new LuaRun());
   run->engine_ = this;
-  run->sha_ = std::string(sha);
+  run->sha_ = std::move(name);
+  run->chunk_ = as_function ? "@user_function" : "@user_script";
   run->calls_ = calls;
   run->caller_protocol_ = opts.caller_protocol;
   run->should_pause_ = std::move(opts.should_pause);
@@ -604,11 +627,18 @@ std::unique_ptr<LuaRun> LuaEngine::Start(std::string_view sha, std::vector<std::
   };
   run->keys_ref_ = make_table(keys);
   run->argv_ref_ = make_table(args);
-  // The thread's stack: xpcall, the script, the handler (resumed with 2 arguments).
+  // The thread's stack: xpcall, the function, the handler (and a function's keys and args:
+  // LuaJIT's xpcall passes them on).
   lua_State* T = run->thread_;
   lua_rawgeti(T, LUA_REGISTRYINDEX, xpcall_ref_);
-  lua_rawgeti(T, LUA_REGISTRYINDEX, it->second.function_ref);
+  lua_rawgeti(T, LUA_REGISTRYINDEX, function_ref);
   lua_rawgeti(T, LUA_REGISTRYINDEX, error_handler_ref_);
+  run->nargs_ = 2;
+  if (as_function) {
+    lua_rawgeti(T, LUA_REGISTRYINDEX, run->keys_ref_);
+    lua_rawgeti(T, LUA_REGISTRYINDEX, run->argv_ref_);
+    run->nargs_ = 4;
+  }
   return run;
 }
 
@@ -700,7 +730,7 @@ LuaRun::State LuaRun::Resume() {
   lua_rawgeti(L, LUA_REGISTRYINDEX, argv_ref_);
   lua_setfield(L, LUA_GLOBALSINDEX, "ARGV");
   engine_->current_ = this;
-  const int rc = lua_resume(thread_, started_ ? 0 : 2);
+  const int rc = lua_resume(thread_, started_ ? 0 : nargs_);
   started_ = true;
   engine_->current_ = nullptr;
   if (rc == LUA_YIELD) {
@@ -761,7 +791,7 @@ void LuaRun::Finish(int status) {
   lua_pop(T, 1);
   lua_getfield(T, 2, "source");
   lua_getfield(T, 2, "line");
-  if (lua_isstring(T, -2) && lua_isnumber(T, -1)) {
+  if (annotate_errors_ && lua_isstring(T, -2) && lua_isnumber(T, -1)) {
     text += " script: " + sha_ + ", on " + LuaString(T, -2) + ":" +
             std::to_string(static_cast<int64_t>(lua_tonumber(T, -1))) + ".";
   }

@@ -77,6 +77,39 @@ struct LuaEngineOptions {
 
 class LuaEngine;
 
+// A function of a library (FUNCTION LOAD): its name, description and flags.
+struct FunctionInfo {
+  std::string name;
+  std::optional<std::string> description;
+  std::vector<std::string> flags;  // as given: no-writes, allow-oom, allow-stale, no-cluster...
+  bool no_writes = false;
+  int ref = -2;  // the callback, in the registry
+};
+
+// A library: "#!lua name=<name>" and the functions its code registered when run once.
+struct LibraryInfo {
+  std::string name;
+  std::string code;
+  std::string sha;  // of the code: the cache's key
+  std::vector<FunctionInfo> functions;
+  const FunctionInfo* Find(std::string_view fname) const {
+    for (const FunctionInfo& f : functions) {
+      if (f.name == fname) return &f;
+    }
+    return nullptr;
+  }
+};
+
+// EVAL's optional first line, "#!lua [flags=f1,f2]" (Redis 7): whether the script declared
+// no-writes, or Redis's error text for a bad one.
+struct ScriptShebang {
+  bool present = false;
+  bool no_writes = false;
+};
+Result<ScriptShebang> ParseScriptShebang(std::string_view body);
+// The script as compiled: its shebang line, if any, emptied (line numbers stay).
+std::string CompilableScript(std::string_view body);
+
 class LuaRun {
  public:
   enum class State : uint8_t { kPaused, kDone };
@@ -94,6 +127,7 @@ class LuaRun {
   kv::Reply TakeResult() { return std::move(result_); }
   bool done() const { return done_; }
 
+  const std::string& chunk() const { return chunk_; }
   // For the redis.* functions (lua_engine.cc).
   ScriptCalls* calls() const { return calls_; }
   int lua_protocol() const { return lua_protocol_; }
@@ -109,10 +143,12 @@ class LuaRun {
 
   LuaEngine* engine_ = nullptr;
   lua_State* thread_ = nullptr;
+  int nargs_ = 2;        // what the first resume hands xpcall besides itself
   int thread_ref_ = -2;  // LUA_NOREF
   int keys_ref_ = -2;
   int argv_ref_ = -2;
-  std::string sha_;
+  std::string sha_;                     // what errors name: the script's SHA1, or the function
+  std::string chunk_ = "@user_script";  // its chunk (where errors without a frame point)
   ScriptCalls* calls_ = nullptr;
   std::function<bool()> should_pause_;
   int64_t unpausable_hooks_max_ = 0;
@@ -120,6 +156,7 @@ class LuaRun {
   int caller_protocol_ = 2;
   int lua_protocol_ = 2;  // redis.setresp
   bool started_ = false;
+  bool annotate_errors_ = true;  // " script: <name>, on <chunk>:<line>." on errors
   bool done_ = false;
   bool killed_ = false;
   std::string kill_message_;
@@ -158,11 +195,30 @@ class LuaEngine {
   std::unique_ptr<LuaRun> Start(std::string_view sha, std::vector<std::string> keys,
                                 std::vector<std::string> args, ScriptCalls* calls, RunOptions opts);
 
+  // FUNCTION LOAD's work: checks the library's metadata, compiles its code and runs it once,
+  // collecting what it registers (redis.register_function; no redis.call then). Cached by the
+  // code's SHA1. Errors are kInvalidArgument with Redis's texts ("ERR Missing library
+  // metadata", "ERR Error registering functions: ...").
+  Result<const LibraryInfo*> LoadLibrary(std::string_view code);
+  // A run of function `f` of a library LoadLibrary returned: f(keys, args).
+  std::unique_ptr<LuaRun> StartFunction(const LibraryInfo& lib, const FunctionInfo& f,
+                                        std::vector<std::string> keys,
+                                        std::vector<std::string> args, ScriptCalls* calls,
+                                        RunOptions opts);
+  size_t library_count() const { return libraries_.size(); }
+  // A library LoadLibrary cached, by its code's SHA1; nullptr when not (or no longer) there.
+  const LibraryInfo* FindLibrary(std::string_view sha) const {
+    auto it = libraries_.find(std::string(sha));
+    return it == libraries_.end() ? nullptr : it->second.get();
+  }
+
   // Instructions between two hooks.
   static constexpr int kHookInstructions = 1000;
 
   // The run being resumed (nullptr between resumes).
   LuaRun* current_run() const { return current_; }
+  // A library's code runs now (LoadLibrary).
+  bool loading() const { return loading_ != nullptr; }
 
  private:
   friend class LuaRun;
@@ -188,8 +244,18 @@ class LuaEngine {
     int function_ref = -2;
   };
   std::unordered_map<std::string, Script> scripts_;
+  std::unordered_map<std::string, std::unique_ptr<LibraryInfo>> libraries_;
+  LibraryInfo* loading_ = nullptr;  // the library whose code runs now (register_function)
+  int load_redis_ref_ = -2;         // the redis table a library's code sees while it loads
+  std::unique_ptr<LuaRun> StartRun(int function_ref, std::string name,
+                                   std::vector<std::string> keys, std::vector<std::string> args,
+                                   ScriptCalls* calls, RunOptions opts, bool as_function);
+  friend int RegisterFunction(lua_State* L);
   LuaRun* current_ = nullptr;  // the run being resumed
 };
+
+// __newindex of the sandbox's read-only tables: "Attempt to modify a readonly table".
+int ReadonlyNewIndex(lua_State* L);
 
 // The engine a Lua state belongs to (the redis.* functions find their run through it).
 LuaEngine* EngineOf(lua_State* L);

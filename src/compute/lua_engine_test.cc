@@ -387,3 +387,89 @@ TEST_F(LuaEngineTest, TheCacheAndFlush) {
 
 }  // namespace
 }  // namespace synod::compute
+
+namespace synod::compute {
+namespace {
+
+class LuaLibraryTest : public LuaEngineTest {
+ protected:
+  std::string Load(const std::string& code) {
+    auto lib = engine->LoadLibrary(code);
+    if (!lib.ok()) return "-" + std::string(lib.status().message());
+    std::string out = (*lib)->name + ":";
+    for (const FunctionInfo& f : (*lib)->functions) {
+      out += " " + f.name + (f.no_writes ? "(ro)" : "");
+    }
+    return out;
+  }
+  std::string Call(const std::string& code, const std::string& fname, std::vector<std::string> keys,
+                   std::vector<std::string> args) {
+    auto lib = engine->LoadLibrary(code);
+    if (!lib.ok()) return "-" + std::string(lib.status().message());
+    const FunctionInfo* f = (*lib)->Find(fname);
+    if (f == nullptr) return "no function";
+    auto run = engine->StartFunction(**lib, *f, std::move(keys), std::move(args), &calls, {});
+    while (run->Resume() == LuaRun::State::kPaused) {
+    }
+    return Show(run->result());
+  }
+};
+
+TEST_F(LuaLibraryTest, LoadingRegistersFunctionsAsRedis) {
+  const std::string lib =
+      "#!lua name=mylib\n"
+      "redis.register_function('echo', function(keys, args) return args[1] end)\n"
+      "redis.register_function{function_name='get', callback=function(keys, args) "
+      "return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}";
+  EXPECT_EQ(Load(lib), "mylib: echo get(ro)");
+  EXPECT_EQ(Call(lib, "echo", {}, {"hello"}), "$hello");
+  calls.data["k"] = "v";
+  EXPECT_EQ(Call(lib, "get", {"k"}, {}), "$v");
+  // Errors name the function and the library's chunk.
+  const std::string bad =
+      "#!lua name=bad\nredis.register_function('e', function() error('boom') end)";
+  EXPECT_EQ(Call(bad, "e", {}, {}), "-ERR user_function:2: boom script: e, on @user_function:2.");
+}
+
+TEST_F(LuaLibraryTest, BadLibrariesAreRedisErrors) {
+  EXPECT_EQ(Load("no shebang"), "-ERR Missing library metadata");
+  EXPECT_EQ(Load("#!lua"), "-ERR Invalid library metadata");
+  EXPECT_EQ(Load("#!lua name=x foo=bar\nredis.register_function('q', function() return 1 end)"),
+            "-ERR Invalid metadata value given: foo=bar");
+  EXPECT_EQ(Load("#!js name=x\nfoo"), "-ERR Engine 'js' not found");
+  EXPECT_EQ(Load("#!lua name=empty\nlocal x = 1"), "-ERR No functions registered");
+  EXPECT_EQ(Load("#!lua name=bad\nredis.register_function('a-b', function() return 1 end)"),
+            "-ERR Error registering functions: ERR Library names can only contain letters, "
+            "numbers, or underscores(_) and must be at least one character long");
+  EXPECT_EQ(Load("#!lua name=bad\nredis.register_function('ab', function() return 1 end, 'x')"),
+            "-ERR Error registering functions: ERR wrong number of arguments to "
+            "redis.register_function");
+  EXPECT_EQ(Load("#!lua name=bad\nredis.register_function{function_name='ab', "
+                 "callback=function() return 1 end, flags={'bogus'}}"),
+            "-ERR Error registering functions: ERR unknown flag given");
+  EXPECT_EQ(Load("#!lua name=bad\nredis.call('set','x','y')"),
+            "-ERR Error registering functions: ERR user_function:2: Script attempted to access "
+            "nonexistent global variable 'call'");
+  EXPECT_EQ(Load("#!lua name=bad\nreturn 'x"),
+            "-ERR Error compiling function: user_function:2: unfinished string near '<eof>'");
+  EXPECT_EQ(Load("#!lua name=slow\nwhile true do end"),
+            "-ERR Error registering functions: ERR the library's code ran too long while loading");
+  // The engine carries on.
+  EXPECT_EQ(Eval("return 5"), ":5");
+}
+
+TEST_F(LuaLibraryTest, EvalShebangs) {
+  EXPECT_EQ(Eval("#!lua flags=no-writes\nreturn 1"), ":1");
+  EXPECT_EQ(Eval("#!lua flags=bogus\nreturn 1"), "-ERR Unexpected flag in script shebang: bogus");
+  EXPECT_EQ(Eval("#!lua name=x\nreturn 1"), "-ERR Unknown lua shebang option: name=x");
+  auto sb = ParseScriptShebang("#!lua flags=no-writes,allow-oom\nreturn 1");
+  ASSERT_TRUE(sb.ok());
+  EXPECT_TRUE(sb->present);
+  EXPECT_TRUE(sb->no_writes);
+  // The shebang line is not code, and lines keep their numbers.
+  EXPECT_EQ(Eval("#!lua\nerror('x')"),
+            "-ERR user_script:2: x script: " + Sha("#!lua\nerror('x')") + ", on @user_script:2.");
+}
+
+}  // namespace
+}  // namespace synod::compute

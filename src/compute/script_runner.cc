@@ -55,6 +55,7 @@ struct ScriptRunner::Job {
   bool proposed = false;  // its effects (or its read check) are out: no longer killable
   bool killed = false;
   bool functions = false;  // FCALL (FUNCTION KILL), not EVAL (SCRIPT KILL)
+  std::string function;    // FCALL: the function of the library job->sha names
   std::unique_ptr<ScriptView> view;
   std::unique_ptr<LuaRun> run;
 };
@@ -73,9 +74,19 @@ Result<std::unique_ptr<ScriptRunner>> ScriptRunner::Create(cluster::Store* store
 ScriptRunner::ScriptRunner(cluster::Store* store, Env env, ScriptRunnerOptions opts, Logger logger)
     : store_(store), env_(std::move(env)), opts_(std::move(opts)), logger_(std::move(logger)) {}
 
+// Answers nothing (a crashed node does not): the host calls Stop() first when it should. The
+// runs go now, with the engine: a job may outlive the runner in a replica's pending answer.
 ScriptRunner::~ScriptRunner() {
   *alive_ = false;
-  Stop();
+  for (auto& [id, job] : jobs_) {
+    job->run.reset();
+    job->reply = nullptr;
+  }
+  for (auto& [g, q] : waiting_) {
+    for (Waiter& w : q) {
+      if (w.job) w.job->run.reset();
+    }
+  }
 }
 
 void ScriptRunner::Run(const cluster::ShardRequest& req, cluster::ReplyFn reply) {
@@ -86,14 +97,28 @@ void ScriptRunner::Run(const cluster::ShardRequest& req, cluster::ReplyFn reply)
   job->protocol = (req.flags & cluster::ShardRequest::kScriptResp3) != 0 ? 3 : 2;
   job->mode = req.mode;
   job->reply = std::move(reply);
-  Result<std::string> sha = engine_->Load(req.args[0]);
-  if (!sha.ok()) {
+  job->functions = (req.flags & cluster::ShardRequest::kScriptFunction) != 0;
+  const size_t fixed = job->functions ? 2 : 1;
+  auto refuse = [&job](std::string_view text) {
     auto done = std::move(job->reply);
-    return done(ReplyOf(kv::Reply::Err(std::string(sha.status().message()))));
+    done(ReplyOf(kv::Reply::Err(std::string(text))));
+  };
+  if (req.args.size() < fixed + req.keys) return refuse("ERR malformed script request");
+  if (job->functions) {
+    Result<const LibraryInfo*> lib = engine_->LoadLibrary(req.args[0]);
+    if (!lib.ok()) return refuse(lib.status().message());
+    const FunctionInfo* f = (*lib)->Find(req.args[1]);
+    if (f == nullptr) return refuse("ERR Function not found");
+    job->sha = (*lib)->sha;
+    job->function = req.args[1];
+    job->read_only = job->read_only || f->no_writes;
+  } else {
+    Result<std::string> sha = engine_->Load(req.args[0]);
+    if (!sha.ok()) return refuse(sha.status().message());
+    job->sha = std::move(sha).value();
   }
-  job->sha = std::move(sha).value();
-  job->keys.assign(req.args.begin() + 1, req.args.begin() + 1 + req.keys);
-  job->args.assign(req.args.begin() + 1 + req.keys, req.args.end());
+  job->keys.assign(req.args.begin() + fixed, req.args.begin() + fixed + req.keys);
+  job->args.assign(req.args.begin() + fixed + req.keys, req.args.end());
   jobs_.emplace(job->id, job);
   Admit(job);
 }
@@ -155,15 +180,36 @@ void ScriptRunner::Again(const JobPtr& job) {
   const int64_t hook_ns = 20'000;  // about what kHookInstructions cost; a bound, not a clock
   ro.unpausable_hooks_max = std::max<int64_t>(1, opts_.unpausable_ms * 1'000'000 / hook_ns);
   job->run.reset();
-  job->run = engine_->Start(job->sha, job->keys, job->args, job->view.get(), std::move(ro));
+  if (job->functions) {
+    // The library is cached by its code's SHA1 (Run loaded it; a flush in between reloads it
+    // from the same code, which Run no longer has: then the run ends with an error).
+    const LibraryInfo* lib = engine_->FindLibrary(job->sha);
+    const FunctionInfo* f = lib == nullptr ? nullptr : lib->Find(job->function);
+    if (f == nullptr) {
+      return Finish(
+          job,
+          ReplyOf(kv::Reply::Err("ERR the function's library left this node's cache; try again")));
+    }
+    job->run =
+        engine_->StartFunction(*lib, *f, job->keys, job->args, job->view.get(), std::move(ro));
+  } else {
+    if (!engine_->Has(job->sha)) {
+      return Finish(
+          job,
+          ReplyOf(kv::Reply::Err("ERR the script left this node's cache while it ran; try again")));
+    }
+    job->run = engine_->Start(job->sha, job->keys, job->args, job->view.get(), std::move(ro));
+  }
   Step(job);
 }
 
 void ScriptRunner::Step(const JobPtr& job) {
   if (job->reply == nullptr) return;  // answered (Stop)
   const cluster::Replica* r = store_->replica(job->group);
-  const bool leads =
-      r != nullptr && r->IsMember() && r->raw_node().raft().role() == raft::Role::kLeader;
+  // A READONLY connection's read-only script runs on any replica (stale, as its reads are).
+  const bool stale = job->mode == cluster::ReadMode::kStale && job->read_only;
+  const bool leads = r != nullptr && r->IsMember() &&
+                     (stale || r->raw_node().raft().role() == raft::Role::kLeader);
   if (!leads && !job->killed) {
     cluster::ClientReply cr;
     cr.status =
@@ -234,36 +280,54 @@ void ScriptRunner::Commit(const JobPtr& job) {
   batch.slots = view.slots();
   // The runner's session for the shard: a proposal is never sent twice, so the session only
   // satisfies the replica's rule that writes carry one (sessions are bounded; one per shard).
-  batch.client_id = (opts_.session_seed ^ (job->group.value() * 0x9e3779b97f4a7c15ull)) | 1;
-  batch.seq = ++seqs_[job->group];
+  Session& session = sessions_[job->group];
+  if (session.client_id == 0) {
+    session.client_id = (opts_.session_seed ^ (job->group.value() * 0x9e3779b97f4a7c15ull) ^
+                         (++session_generation_ * 0xbf58476d1ce4e5b9ull)) |
+                        1;
+  }
+  batch.client_id = session.client_id;
+  batch.seq = ++session.seq;
   for (std::vector<std::string>& argv : job->view->TakeEffects()) {
     kv::Command sub;
     sub.op = kv::Op::kRedis;
     sub.args = std::move(argv);
     batch.batch.push_back(std::move(sub));
   }
-  store_->Submit(job->group, batch, cluster::ReadMode::kLinearizable,
-                 [this, job, again_or, alive = alive_](cluster::ClientReply cr) {
-                   if (!*alive || job->reply == nullptr) return;
-                   if (!cr.status.ok()) return Finish(job, std::move(cr));
-                   // The runner's session was evicted: the next proposal starts a new one.
-                   if (cr.reply.code == kv::ReplyCode::kSessionExpired) seqs_[job->group] = 0;
-                   if (cr.reply.type == kv::ReplyType::kNullArray ||
-                       cr.reply.code == kv::ReplyCode::kStaleRequest ||
-                       cr.reply.code == kv::ReplyCode::kSessionExpired) {
-                     return again_or(ReplyOf(kv::Reply::Err(
-                         "TRYAGAIN the script's keys kept changing while it ran; nothing was "
-                         "applied")));
-                   }
-                   if (cr.reply.code == kv::ReplyCode::kWrongShard) {
-                     cluster::ClientReply moved;
-                     moved.status = Status::NotLeader(
-                         "the script's keys moved to another shard while it ran; nothing was "
-                         "applied");
-                     return Finish(job, std::move(moved));
-                   }
-                   Finish(job, ReplyOf(job->run->TakeResult(), cr.index));
-                 });
+  store_->Submit(
+      job->group, batch, cluster::ReadMode::kLinearizable,
+      [this, job, again_or, cr_client_id = batch.client_id,
+       alive = alive_](cluster::ClientReply cr) {
+        if (!*alive || job->reply == nullptr) return;
+        if (!cr.status.ok()) return Finish(job, std::move(cr));
+        // The runner's session was evicted: the next proposal opens a new one under a
+        // new id (never the old id again: a proposal still in flight under it could
+        // apply later and make a reused sequence number a duplicate).
+        if (cr.reply.code == kv::ReplyCode::kSessionExpired) {
+          Session& s = sessions_[job->group];
+          if (s.client_id == cr_client_id) s = Session{};
+        }
+        if (cr.reply.type == kv::ReplyType::kNullArray ||
+            cr.reply.code == kv::ReplyCode::kStaleRequest ||
+            cr.reply.code == kv::ReplyCode::kSessionExpired) {
+          return again_or(ReplyOf(
+              kv::Reply::Err("TRYAGAIN the script's keys kept changing while it ran; nothing was "
+                             "applied")));
+        }
+        if (!cr.reply.ok() && cr.reply.code != kv::ReplyCode::kWrongShard) {
+          // Refused whole for another reason (the entry did not decode, say).
+          return Finish(job, ReplyOf(kv::Reply::Err("ERR the script's writes were refused: " +
+                                                    std::string(cr.reply.message()))));
+        }
+        if (cr.reply.code == kv::ReplyCode::kWrongShard) {
+          cluster::ClientReply moved;
+          moved.status = Status::NotLeader(
+              "the script's keys moved to another shard while it ran; nothing was "
+              "applied");
+          return Finish(job, std::move(moved));
+        }
+        Finish(job, ReplyOf(job->run->TakeResult(), cr.index));
+      });
 }
 
 void ScriptRunner::Finish(const JobPtr& job, cluster::ClientReply reply) {

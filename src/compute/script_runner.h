@@ -84,7 +84,8 @@ class ScriptRunner : public cluster::ScriptService {
 
   // Every host tick: writes waiting behind a script past the busy threshold get BUSY.
   void Tick();
-  // Answers every run and waiting write (the node is stopping).
+  // Answers every run and waiting write (the node is stopping). The destructor answers
+  // nothing.
   void Stop();
 
   // The node's script cache (SCRIPT LOAD, EXISTS, FLUSH, EVALSHA's lookup).
@@ -133,7 +134,14 @@ class ScriptRunner : public cluster::ScriptService {
   std::map<uint64_t, JobPtr> jobs_;
   std::map<GroupId, std::unordered_map<std::string, JobPtr>> held_;
   std::map<GroupId, std::deque<Waiter>> waiting_;
-  std::map<GroupId, uint64_t> seqs_;  // the last sequence number of each shard's session
+  // Each shard's at-most-once session of the runner (the replica matches an answer to its
+  // proposal by it): an id, and the last sequence number used under it.
+  struct Session {
+    uint64_t client_id = 0;
+    uint64_t seq = 0;
+  };
+  std::map<GroupId, Session> sessions_;
+  uint64_t session_generation_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   Counters counters_;
 };

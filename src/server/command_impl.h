@@ -81,6 +81,9 @@ void EvalRo(CommandCall& call, ReplySink sink);
 void EvalShaCmd(CommandCall& call, ReplySink sink);
 void EvalShaRo(CommandCall& call, ReplySink sink);
 void Script(CommandCall& call, ReplySink sink);
+void FCall(CommandCall& call, ReplySink sink);
+void FCallRo(CommandCall& call, ReplySink sink);
+void Function(CommandCall& call, ReplySink sink);
 // Transactions (MULTI/EXEC/DISCARD/WATCH/UNWATCH).
 void Multi(CommandCall& call, ReplySink sink);
 void Exec(CommandCall& call, ReplySink sink);

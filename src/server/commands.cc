@@ -614,6 +614,11 @@ std::vector<CommandSpec> BuildTable() {
       {"evalsha", -3, 0, 0, 0, 0, EvalShaCmd, "Executes a cached Lua script by its SHA1."},
       {"evalsha_ro", -3, 0, 0, 0, 0, EvalShaRo, "Executes a cached read-only Lua script."},
       {"script", -2, 0, 0, 0, 0, Script, "The script cache: LOAD, EXISTS, FLUSH, KILL."},
+      {"fcall", -3, 0, 0, 0, 0, FCall, "Calls a function of a library FUNCTION LOAD stored."},
+      {"fcall_ro", -3, 0, 0, 0, 0, FCallRo, "Calls a no-writes function."},
+      {"function", -2, 0, 0, 0, 0, Function,
+       "Function libraries, kept in the meta shard: LOAD, DELETE, LIST, DUMP, RESTORE, FLUSH, "
+       "STATS, KILL."},
       // transactions
       {"discard", 1, kF | kTransaction, 0, 0, 0, Discard, "Discards a transaction."},
       {"exec", 1, kTransaction, 0, 0, 0, Exec, "Executes a transaction atomically."},

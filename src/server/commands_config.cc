@@ -62,6 +62,14 @@ std::string SetMaxClients(const std::string& value, RespOptions* opts) {
   return "";
 }
 
+std::string SetBusyReplyThreshold(const std::string& value, RespOptions* opts) {
+  int64_t n = 0;
+  if (!kv::redis::ParseInt64(value, &n)) return "argument couldn't be parsed into an integer";
+  if (n < 0) return "argument must be between 0 and 9223372036854775807 inclusive";
+  if (opts != nullptr) opts->busy_reply_threshold_ms = n;
+  return "";
+}
+
 std::string SetProtoMaxBulkLen(const std::string& value, RespOptions* opts) {
   uint64_t n = 0;
   if (!ParseMemory(value, &n)) return "argument must be a memory value";
@@ -156,6 +164,12 @@ const std::vector<ConfigParam>& ConfigParams() {
        [](ServerContext& c) { return std::to_string(c.server->options().limits.bulk_bytes_max); },
        SetProtoMaxBulkLen},
       {"client-output-buffer-limit", ParamKind::kLocal, GetOutputLimit, SetOutputLimit},
+      {"busy-reply-threshold", ParamKind::kLocal,
+       [](ServerContext& c) { return std::to_string(c.server->options().busy_reply_threshold_ms); },
+       SetBusyReplyThreshold},
+      {"lua-time-limit", ParamKind::kLocal,
+       [](ServerContext& c) { return std::to_string(c.server->options().busy_reply_threshold_ms); },
+       SetBusyReplyThreshold},
       {"save", ParamKind::kImmutable, [](ServerContext&) { return std::string(); }, nullptr},
       {"appendonly", ParamKind::kImmutable, [](ServerContext&) { return std::string("yes"); },
        nullptr},
@@ -262,6 +276,9 @@ void ConfigSet(CommandCall& call, ReplySink sink) {
   auto apply_local = [ctx = &call.ctx, changes](const kv::Reply&, ReplySink& s) {
     for (const auto& [p, value] : changes) {
       if (p->kind == ParamKind::kLocal) p->set(value, &ctx->server->options());
+    }
+    if (ctx->host != nullptr) {
+      ctx->host->scripts().set_busy_threshold_ms(ctx->server->options().busy_reply_threshold_ms);
     }
     s.Ok();
   };

@@ -17,7 +17,7 @@ using env::WallNowMs;
 // Commands whose first argument is a subcommand: CLIENT LIST shows "client|list" as Redis.
 bool IsContainerCommand(std::string_view name) {
   return name == "client" || name == "config" || name == "command" || name == "cluster" ||
-         name == "script";
+         name == "script" || name == "function";
 }
 
 std::string LowerAscii(std::string_view s) {

@@ -39,6 +39,9 @@ struct RespOptions {
   std::string listen_address;  // "host:port"
   resp::Limits limits;
   size_t pipeline_max = 1024;  // commands awaiting replies per connection
+  // busy-reply-threshold (lua-time-limit), ms: a script running longer makes commands on its
+  // keys answer BUSY (compute::ScriptRunner holds the value that acts; CONFIG SET sets both).
+  int64_t busy_reply_threshold_ms = 5000;
   // Unsent reply bytes per connection (the hard limit of client-output-buffer-limit's normal
   // class); SIZE_MAX for none (Redis's 0).
   size_t output_bytes_max = 256ull << 20;

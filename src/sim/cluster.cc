@@ -209,6 +209,30 @@ Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
     n.router = std::make_unique<cluster::RequestRouter>(
         ro, n.map.get(), n.store.get(), n.request_out.get(),
         logger_.With("node=" + std::to_string(n.id.value()) + " "));
+    // Scripts, on the simulator's clocks; a slice's continuation is an event of its own.
+    compute::ScriptRunner::Env env;
+    const NodeId id = n.id;
+    const uint64_t inc = n.incarnation;
+    env.wall_ms = [this, id] { return WallMs(id); };
+    env.steady_ns = [this] { return loop_->now(); };
+    env.post = [this, id, inc](std::function<void()> fn) {
+      loop_->After(0, [this, id, inc, fn = std::move(fn)] {
+        Node& n = node(id);
+        if (n.incarnation != inc || !n.up || !n.scripts) return;
+        fn();
+        Pump(n);
+      });
+    };
+    compute::ScriptRunnerOptions so = opts_.scripts;
+    // Every runner a session id of its own: a runner made again (a restart) that reused one
+    // would have its new proposals answered from the old session's cached replies.
+    so.session_seed = ++runners_made_ * 0x9E3779B97F4A7C15ull;
+    auto scripts =
+        compute::ScriptRunner::Create(n.store.get(), std::move(env), so,
+                                      logger_.With("node=" + std::to_string(id.value()) + " "));
+    SYNOD_ASSERT(scripts.ok());
+    n.scripts = std::move(scripts).value();
+    n.router->set_scripts(n.scripts.get());
     return Status::Ok();
   }
   // Initial voters bootstrap the group when their storage holds nothing of it.
@@ -246,6 +270,7 @@ void SimCluster::ScheduleTick(Node& n) {
         const auto beat_every = static_cast<uint64_t>(opts_.replica.raft.heartbeat_ticks);
         if (opts_.quiesce_after_ticks > 0 && n.ticks % beat_every == 0) BeatAndWatchPeers(n);
         if (n.router) n.router->Tick(loop_->now());
+        if (n.scripts) n.scripts->Tick();
         // Every second, and after a membership change, as the real node does.
         if (n.router && n.ticks % 100 == 50) MaybeSplitBySize(n);
         if (n.router && n.ticks % 100 == 25) {
@@ -518,6 +543,7 @@ void SimCluster::Crash(NodeId id) {
   n.held.clear();
   ++n.incarnation;
   n.replica = nullptr;
+  n.scripts.reset();  // a crash answers nothing: its clients time out
   n.router.reset();
   n.map.reset();
   if (opts_.node_storage) {

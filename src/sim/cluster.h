@@ -47,6 +47,7 @@
 #include "cluster/logic/shard_map.h"
 #include "cluster/logic/store.h"
 #include "common/log.h"
+#include "compute/script_runner.h"
 #include "env/random.h"
 #include "sim/event_loop.h"
 #include "sim/network.h"
@@ -84,6 +85,8 @@ struct ClusterOptions {
   int expiry_every_ticks = 2;
   size_t expiry_limit = 100;
   cluster::ReplicaOptions replica;  // raft.id is set per node
+  // Sharded: every node runs scripts (kScript requests) with these options.
+  compute::ScriptRunnerOptions scripts;
   uint64_t cluster_id = 0x5359'4E4F'4400'0001ull;
   // node_storage only: 0 keeps one group (replica.group) holding every slot on every node;
   // N >= 1 lays the cluster out in N data shards plus the meta shard, `replicas` voters each
@@ -179,7 +182,14 @@ class SimCluster final : public cluster::ReplicaObserver {
   raft::MembershipConfig Membership(GroupId group) const;
   // For the placement driver: `learner`, being added to `group`, replaces a voter (a move): no
   // voter may go while it is a learner (CheckVoters), until it is promoted or removed.
-  void NoteReplacement(GroupId group, NodeId learner) { replacements_.insert({group, learner}); }
+  // `source` is the voter it replaces: that one may not go while `learner` is a learner.
+  void NoteReplacement(GroupId group, NodeId learner, NodeId source) {
+    replacements_[{group, learner}] = source;
+  }
+  // For the placement driver: it proposes the removal of voter `node` from `group` (a move's
+  // last step). Only such removals are judged: the membership fault removes voters at random,
+  // as an operator may (possibly the source of a move under way), and is not a move.
+  void NoteMoveRemoval(GroupId group, NodeId node) { move_removals_.insert({group, node}); }
   // Sharded, for the placement driver: node `id`'s map of the shards (nullopt when down); since
   // when it is down (-1 when up or never started); whether it ever started; whether `member`'s
   // log on `leader`'s replica of `group` is within `lag` entries of the leader's last index.
@@ -269,7 +279,10 @@ class SimCluster final : public cluster::ReplicaObserver {
   // move's new replica catches up and becomes a voter before the old one goes, so the shard
   // never has fewer full copies than before (the planted bug move-removes-early breaks it).
   void CheckVoters(NodeId id, GroupId group, const raft::Entry& e);
-  std::set<std::pair<GroupId, NodeId>> replacements_;  // see NoteReplacement
+  std::map<std::pair<GroupId, NodeId>, NodeId> replacements_;  // see NoteReplacement
+  std::set<std::pair<GroupId, NodeId>> move_removals_;         // see NoteMoveRemoval
+  std::set<std::pair<GroupId, NodeId>> replaced_;  // sources a promoted replacement replaced
+  uint64_t runners_made_ = 0;                      // script runners, for their sessions
   // Sharded: opens the groups the node is to hold that its Store does not yet (a round in
   // flight defers it to the next pump).
   void OpenWanted(Node& n);

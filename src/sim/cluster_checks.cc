@@ -109,29 +109,48 @@ void SimCluster::CheckVoters(NodeId id, GroupId group, const raft::Entry& e) {
   Result<raft::ConfChange> cc = raft::ConfChange::Decode(e.data);
   if (r == nullptr || !cc.ok()) return;  // a bad entry is the replica's to refuse
   const raft::MembershipConfig& before = r->raw_node().raft().config();
-  // Only the learners that replace a voter (a move's): the membership fault adds others.
-  std::set<NodeId> learners;
+  // The learners that replace a voter (a move's), with the voter each replaces: that voter may
+  // not go while its replacement is a learner. (The membership fault adds and removes others,
+  // as an operator may.)
+  std::map<NodeId, NodeId> learners;  // learner -> the voter it replaces
   for (NodeId l : before.learners) {
-    if (replacements_.contains({group, l})) learners.insert(l);
+    if (auto it = replacements_.find({group, l}); it != replacements_.end()) {
+      learners[l] = it->second;
+    }
   }
   std::set<NodeId> removed;  // voters removed or made learners by this change
   for (const raft::ConfChangeSingle& c : cc->changes) {
     const bool voter = before.IsVoter(c.node);
+    const bool by_move = move_removals_.erase({group, c.node}) > 0;
     if (c.type == raft::ConfChangeType::kAddLearner) {
-      if (voter) removed.insert(c.node);  // a voter made a learner
+      if (voter && by_move) removed.insert(c.node);  // a voter made a learner
       continue;
+    }
+    if (auto it = replacements_.find({group, c.node});
+        it != replacements_.end() && c.type == raft::ConfChangeType::kAddNode) {
+      replaced_.insert({group, it->second});  // its source has a replacement among the voters
     }
     learners.erase(c.node);  // promoted or removed: no longer a replacement under way
     replacements_.erase({group, c.node});
-    if (c.type == raft::ConfChangeType::kRemoveNode && voter) removed.insert(c.node);
+    if (c.type == raft::ConfChangeType::kRemoveNode && voter && by_move) removed.insert(c.node);
   }
-  if (removed.empty() || learners.empty()) return;
+  NodeId gone = kNoNode;
+  NodeId waiting = kNoNode;
+  for (const auto& [l, source] : learners) {
+    // A source some other replacement of it already replaced may go (a move that gave up on
+    // one target and used another leaves the first a learner).
+    if (removed.contains(source) && !replaced_.contains({group, source})) {
+      gone = source;
+      waiting = l;
+    }
+  }
+  for (NodeId r : removed) replaced_.erase({group, r});
+  if (gone == kNoNode) return;
   Violate(fmt::format(
       "durability margin: node {} applies a membership change at index {} that removes voter {} "
       "while replica {} is still a learner{}: a replica went before its replacement caught up "
       "and became a voter",
-      id.value(), e.index.value(), removed.begin()->value(), learners.begin()->value(),
-      InGroup(sharded(), group)));
+      id.value(), e.index.value(), gone.value(), waiting.value(), InGroup(sharded(), group)));
 }
 
 void SimCluster::CheckOwnership(NodeId id, GroupId group, const kv::Command& cmd) {

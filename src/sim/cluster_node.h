@@ -49,6 +49,7 @@ struct SimCluster::Node {
   std::unique_ptr<cluster::ShardMap> map;
   std::unique_ptr<RequestOut> request_out;
   std::unique_ptr<cluster::RequestRouter> router;
+  std::unique_ptr<compute::ScriptRunner> scripts;  // sharded: runs kScript requests
   std::set<GroupId> wanted;
   // Sharded: keeping the map in step with the descriptors in the meta shard, as the real node
   // does (cluster/logic/descriptors.h): the epochs the meta shard was last seen to hold, the

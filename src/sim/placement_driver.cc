@@ -124,12 +124,13 @@ void PlacementDriver::DriveMoves(const cluster::Layout& layout) {
       if (cfg.IsVoter(m.to) || cfg.IsLearner(m.to)) continue;
       if (!c_->IsUp(m.to)) continue;
       cc.changes.push_back({raft::ConfChangeType::kAddLearner, m.to});
-      if (m.from != kNoNode) c_->NoteReplacement(g, m.to);
+      if (m.from != kNoNode) c_->NoteReplacement(g, m.to, m.from);
     } else if (step == cluster::MoveStep::kWait && opts_.testing_bug_move_removes_early &&
                m.from != kNoNode) {
       if (!cfg.IsVoter(m.from) && !cfg.IsLearner(m.from)) continue;
       cc.transition = raft::ConfChangeTransition::kJointImplicit;
       cc.changes.push_back({raft::ConfChangeType::kRemoveNode, m.from});
+      c_->NoteMoveRemoval(g, m.from);
     } else if (step == cluster::MoveStep::kWait) {
       // The real node's leader promotes a learner once caught up (GroupHost).
       if (!cfg.IsLearner(m.to) || !c_->CaughtUp(*leader, g, m.to, 64)) continue;
@@ -139,6 +140,7 @@ void PlacementDriver::DriveMoves(const cluster::Layout& layout) {
       if (!cfg.IsVoter(m.from) && !cfg.IsLearner(m.from)) continue;
       cc.transition = raft::ConfChangeTransition::kJointImplicit;
       cc.changes.push_back({raft::ConfChangeType::kRemoveNode, m.from});
+      c_->NoteMoveRemoval(g, m.from);
     }
     c_->Trace("placement-step " + std::to_string(g.value()) + " " + cc.ToString());
     (void)c_->ProposeConfChange(*leader, g, cc);

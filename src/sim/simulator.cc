@@ -390,7 +390,13 @@ void ApplyBug(const std::string& bug, Knobs& k) {
   if (bug == "ack-before-fsync") k.cluster.replica.bugs.ack_before_fsync = true;
   if (bug == "commit-old-term") k.cluster.replica.raft.testing_bug_commit_old_term = true;
   if (bug == "no-dedup") k.cluster.replica.kv.testing_bug_no_dedup = true;
-  if (bug == "stale-route" || bug == "split-loses-writes" || bug == "move-removes-early") {
+  if (bug == "deposed-script-effects") {
+    // Every compare-and-set is the script, whose effects then apply unchecked.
+    k.cluster.scripts.testing_bug_unchecked_effects = true;
+    k.workload.script_cas_percent = 100;
+  }
+  if (bug == "stale-route" || bug == "split-loses-writes" || bug == "move-removes-early" ||
+      bug == "deposed-script-effects") {
     // Each takes a sharded cluster (whose shards split, or move).
     if (bug == "stale-route") k.cluster.replica.kv.testing_bug_stale_route = true;
     if (bug == "split-loses-writes") k.cluster.replica.kv.testing_bug_split_loses_writes = true;
@@ -469,8 +475,8 @@ std::string FaultsToString(uint32_t faults) {
 
 const std::vector<std::string>& KnownBugs() {
   static const std::vector<std::string> bugs = {
-      "stale-read",  "commit-old-term",    "ack-before-fsync",  "no-dedup",
-      "stale-route", "split-loses-writes", "move-removes-early"};
+      "stale-read",  "commit-old-term",    "ack-before-fsync",   "no-dedup",
+      "stale-route", "split-loses-writes", "move-removes-early", "deposed-script-effects"};
   return bugs;
 }
 
@@ -491,6 +497,10 @@ SimResult RunSimulation(const SimOptions& o) {
   env::Random rng(o.seed);
   env::Random knob_rng = rng.Fork();
   Knobs k = DrawKnobs(o, knob_rng);
+  // Half the compare-and-sets of sharded clusters are the EVAL script (its own random source:
+  // the other draws stay as they were).
+  k.workload.script_cas_percent = 50;
+  k.workload.script_seed = o.seed * 0x9E3779B97F4A7C15ull + 18;
   ApplyBug(o.bug, k);
   res.knobs = k.Describe();
 

@@ -25,7 +25,7 @@ bool CertainlyNotApplied(Code c) {
 }
 
 Workload::Workload(EventLoop* loop, env::Random* rng, SimCluster* cluster, WorkloadOptions opts)
-    : loop_(loop), rng_(rng), cluster_(cluster), opts_(opts) {
+    : loop_(loop), rng_(rng), cluster_(cluster), opts_(opts), script_rng_(opts.script_seed) {
   clients_.resize(static_cast<size_t>(opts_.clients));
   for (int i = 0; i < opts_.clients; ++i) {
     Client& c = clients_[static_cast<size_t>(i)];
@@ -128,6 +128,15 @@ void Workload::Issue(int c, kv::Command cmd, check::OpType type) {
   if (type == check::OpType::kPut || type == check::OpType::kCas) cl.rec.value = cmd.value;
   if (type == check::OpType::kCas) cl.rec.expected = cmd.expected;
   cl.rec.call_ns = loop_->now();
+  // A share of the compare-and-sets go as the EVAL script (sharded clusters: scripts run on
+  // the routed shard's leader). A script carries no session: its sequence number stays free.
+  cl.script = type == check::OpType::kCas && cluster_->sharded() &&
+              script_rng_.Uniform(100) < static_cast<uint64_t>(opts_.script_cas_percent);
+  if (cl.script) {
+    --cl.seq;
+    cmd.client_id = 0;
+    cmd.seq = 0;
+  }
   cl.cmd = std::move(cmd);
   cl.deadline = loop_->now() + opts_.op_deadline_ns;
   cl.maybe_applied = false;
@@ -144,12 +153,26 @@ void Workload::Attempt(int c) {
   uint64_t attempt = ++cl.attempt;
   std::vector<NodeId> ids = cluster_->AllIds();
   NodeId target = ids[rng_->Uniform(ids.size())];
-  cluster_->Submit(target, cl.cmd, cluster::ReadMode::kLinearizable,
-                   [this, c, attempt](cluster::ClientReply r) { OnReply(c, attempt, r); });
+  if (cl.script) {
+    const kv::Command& cmd = cl.cmd;
+    cluster::ShardRequest req;
+    req.type = cluster::ShardRequest::Type::kScript;
+    req.keys = 1;
+    req.args = {kScriptCas, cmd.key, cmd.expected ? "1" : "0", cmd.expected.value_or(""),
+                cmd.value};
+    cluster_->SubmitRequest(target, cmd.key, std::move(req),
+                            [this, c, attempt](cluster::ClientReply r) { OnReply(c, attempt, r); });
+  } else {
+    cluster_->Submit(target, cl.cmd, cluster::ReadMode::kLinearizable,
+                     [this, c, attempt](cluster::ClientReply r) { OnReply(c, attempt, r); });
+  }
   loop_->After(opts_.attempt_timeout_ns, [this, c, attempt] {
     Client& cl = clients_[static_cast<size_t>(c)];
     if (!cl.busy || cl.attempt != attempt) return;
     cl.maybe_applied = true;  // the request may have reached a node and been applied
+    // A script is not idempotent and holds no session: sent again, it could apply twice (or
+    // see its own first attempt's write). Its outcome stays unknown.
+    if (cl.script) return Finish(c, nullptr);
     Attempt(c);
   });
 }
@@ -159,6 +182,20 @@ void Workload::OnReply(int c, uint64_t attempt, const cluster::ClientReply& r) {
   // Attempt numbers grow across operations: a reply to an attempt of an earlier operation
   // says nothing about this one.
   if (!cl.busy || attempt <= cl.op_attempt_base) return;
+  if (cl.script) {
+    // The script's reply is 1 (swapped) or 0. An error reply (its keys kept changing, or moved
+    // to another shard) applied nothing, nor does a refusal; a timeout may have applied it,
+    // and a script is not idempotent: the operation then ends with an unknown outcome.
+    if (r.status.ok() && r.reply.type == kv::ReplyType::kInteger) return Finish(c, &r);
+    if (attempt != cl.attempt) return;
+    if (!(r.status.ok() || CertainlyNotApplied(r.status.code()))) {
+      cl.maybe_applied = true;
+      return Finish(c, nullptr);
+    }
+    cl.attempt++;
+    loop_->After(opts_.retry_backoff_ns, [this, c] { Attempt(c); });
+    return;
+  }
   // A success is definitive whichever attempt it answers: with one operation in flight per
   // client and the same sequence number on every attempt, it describes this operation.
   if (r.status.ok() && r.reply.ok()) {
@@ -199,8 +236,8 @@ void Workload::Finish(int c, const cluster::ClientReply* r) {
     // Never learned the outcome. A read tells nothing; a write may or may not have happened.
     if (is_write && !cl.maybe_applied) {
       // Every attempt was refused before reaching the log: it certainly did not happen, and
-      // its sequence number is free for the next write.
-      --cl.seq;
+      // its sequence number is free for the next write (a script holds none).
+      if (!cl.script) --cl.seq;
     } else {
       rec.unknown = true;
       history_.push_back(std::move(rec));
@@ -213,8 +250,9 @@ void Workload::Finish(int c, const cluster::ClientReply* r) {
         cl.last_seen[k] = r->reply.value;
         break;
       case check::OpType::kCas:
-        rec.ok = r->reply.success;
+        rec.ok = cl.script ? r->reply.number == 1 : r->reply.success;
         if (rec.ok) cl.last_seen[k] = rec.value;
+        if (cl.script) ++scripts_ok_;
         break;
       case check::OpType::kPut:
         cl.last_seen[k] = rec.value;
@@ -223,7 +261,7 @@ void Workload::Finish(int c, const cluster::ClientReply* r) {
         cl.last_seen[k] = std::nullopt;
         break;
     }
-    if (is_write) acked_.insert({cl.cmd.client_id, cl.cmd.seq});
+    if (is_write && !cl.script) acked_.insert({cl.cmd.client_id, cl.cmd.seq});
     history_.push_back(std::move(rec));
     ++ops_ok_;
   }

@@ -40,7 +40,19 @@ struct WorkloadOptions {
   // 0: none.
   int64_t idle_every_ns = 0;
   int64_t idle_ns = 0;
+  // Sharded clusters: this share (0..100) of the compare-and-sets are an EVAL script
+  // (kScriptCas) run by the key's shard leader, checked like the kv CAS. Drawn from a random
+  // source of its own (`script_seed`), so the other draws stay as they were.
+  int script_cas_percent = 0;
+  uint64_t script_seed = 1;
 };
+
+// The compare-and-set as a script: KEYS[1]; ARGV[1] "1" when a value is expected (ARGV[2])
+// and "0" when the key must be absent; ARGV[3] the new value. Returns 1 when it swapped.
+inline constexpr char kScriptCas[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "local ok = (ARGV[1] == '0' and v == false) or (ARGV[1] == '1' and v == ARGV[2]) "
+    "if ok then redis.call('SET', KEYS[1], ARGV[3]) return 1 end return 0";
 
 // `at`, or the end of the quiet spell it falls in (WorkloadOptions::idle_every_ns).
 int64_t AfterQuietSpell(int64_t at, int64_t idle_every_ns, int64_t idle_ns);
@@ -66,6 +78,7 @@ class Workload {
   const std::set<std::pair<uint64_t, uint64_t>>& acked_writes() const { return acked_; }
   uint64_t ops_ok() const { return ops_ok_; }
   uint64_t ops_unknown() const { return ops_unknown_; }
+  uint64_t scripts_ok() const { return scripts_ok_; }
 
  private:
   struct Client {
@@ -84,6 +97,7 @@ class Workload {
     uint64_t attempt = 0;
     uint64_t op_attempt_base = 0;  // attempts of the operation in flight are > this
     std::vector<std::optional<std::string>> last_seen;  // per key, for CAS expectations
+    bool script = false;  // the operation in flight is the script CAS (no session)
   };
 
   void Next(int c);
@@ -99,6 +113,8 @@ class Workload {
   WorkloadOptions opts_;
   std::vector<Client> clients_;
   int64_t stop_at_ = 0;
+  env::Random script_rng_{1};
+  uint64_t scripts_ok_ = 0;
   check::History history_;
   std::set<std::pair<uint64_t, uint64_t>> acked_;
   uint64_t ops_ok_ = 0;

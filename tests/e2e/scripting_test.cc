@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include "cluster_harness.h"
@@ -195,6 +196,268 @@ TEST(Scripting, RedisPyLockAcquiresAndReleases) {
                  60000);
   EXPECT_EQ(p.exit_code, 0) << p.out << p.err;
   EXPECT_EQ(p.out, "ok\n") << p.err;
+}
+
+TEST(Scripting, FunctionsMatchRedisByteForByte) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.up()) << "redis-server did not start";
+  TestCluster c(ShardedOptions());
+  const uint16_t synod = c.client_port(3);
+  const std::string echo =
+      "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] "
+      "end)";
+  const std::string reads =
+      "#!lua name=mylib\nredis.register_function{function_name='myfunc', callback=function(keys, "
+      "args) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}";
+  const std::vector<std::vector<std::string>> commands = {
+      {"FUNCTION", "LOAD", echo},
+      {"FCALL", "myfunc", "0", "hello"},
+      {"FUNCTION", "LOAD", echo},
+      {"FUNCTION", "LOAD", "REPLACE", reads},
+      {"FUNCTION", "LIST"},
+      {"FUNCTION", "LIST", "WITHCODE"},
+      {"FUNCTION", "LIST", "LIBRARYNAME", "my*"},
+      {"FUNCTION", "LIST", "LIBRARYNAME", "nomatch*"},
+      {"SET", "k", "v"},
+      {"FCALL_RO", "myfunc", "1", "k"},
+      {"FUNCTION", "LOAD",
+       "#!lua name=lib2\nredis.register_function('w', function(keys, args) return "
+       "redis.call('set', keys[1], 'x') end)"},
+      {"FCALL_RO", "w", "1", "k"},
+      {"FCALL", "w", "1", "k"},
+      {"GET", "k"},
+      {"FCALL", "nosuch", "0"},
+      {"FUNCTION", "LOAD",
+       "#!lua name=lib3\nredis.register_function('w', function() return 1 end)"},
+      {"FUNCTION", "LOAD", "no shebang"},
+      {"FUNCTION", "LOAD", "#!lua"},
+      {"FUNCTION", "LOAD",
+       "#!lua name=x foo=bar\nredis.register_function('q', function() return 1 end)"},
+      {"FUNCTION", "LOAD", "#!js name=x\nfoo"},
+      {"FUNCTION", "LOAD", "#!lua name=empty\nlocal x = 1"},
+      {"FUNCTION", "LOAD", "#!lua name=bad\nredis.call('set','x','y')"},
+      {"FUNCTION", "LOAD", "#!lua name=bad\nreturn 'x"},
+      {"FUNCTION", "LOAD",
+       "#!lua name=bad\nredis.register_function('e', function() error('boom') end)"},
+      {"FCALL", "e", "0"},
+      {"FUNCTION", "STATS"},
+      {"FUNCTION", "KILL"},
+      {"FUNCTION", "DELETE", "nosuchlib"},
+      {"FUNCTION", "DELETE", "lib2"},
+      {"FCALL", "w", "1", "k"},
+      {"FUNCTION", "RESTORE", "garbage"},
+      {"FUNCTION", "FLUSH", "BAD"},
+      {"FUNCTION", "NOPE"},
+      {"FUNCTION"},
+      {"FCALL", "myfunc", "x"},
+      {"FCALL", "myfunc", "-1"},
+      {"FCALL", "myfunc", "5"},
+      // (Not `return redis.call(...)`: after a tail call LuaJIT names line 1; docs/scripting.md.)
+      {"EVAL", "#!lua flags=no-writes\nlocal r = redis.call('set',KEYS[1],'v') return r", "1", "k"},
+      {"EVAL", "#!lua\nreturn redis.call('set',KEYS[1],'v')", "1", "k"},
+      {"EVAL", "#!lua flags=bogus\nreturn 1", "0"},
+      {"EVAL", "#!lua name=x\nreturn 1", "0"},
+      {"FUNCTION", "FLUSH"},
+      {"FUNCTION", "LIST"},
+  };
+  for (const auto& argv : commands) {
+    std::string shown;
+    for (const std::string& a : argv) shown += a + " ";
+    EXPECT_EQ(RawReply(synod, argv), RawReply(redis.port(), argv)) << shown;
+  }
+}
+
+TEST(Scripting, AFunctionLoadedOnOneNodeRunsOnEveryNodeAndSurvivesDumpAndRestore) {
+  TestCluster c(ShardedOptions());
+  const std::string lib =
+      "#!lua name=counters\nredis.register_function('bump', function(keys, args) return "
+      "redis.call('incrby', keys[1], args[1]) end)";
+  Redis one(c.client_port(1));
+  ASSERT_EQ(one.Command({"FUNCTION", "LOAD", lib}).str, "counters");
+  // At once on the other nodes (a node that does not know the function asks the meta shard).
+  int64_t expected = 0;
+  for (uint64_t id : c.ids()) {
+    Redis r(c.client_port(id));
+    const Reply rep = r.Command({"FCALL", "bump", "1", "hits", "5"});
+    expected += 5;
+    EXPECT_EQ(rep.type, REDIS_REPLY_INTEGER) << "node " << id << ": " << rep.ToString();
+    EXPECT_EQ(rep.integer, expected) << "node " << id;
+    const Reply list = r.Command({"FUNCTION", "LIST", "WITHCODE"});
+    ASSERT_EQ(list.elements.size(), 1u) << "node " << id << ": " << list.ToString();
+  }
+  // DUMP, FLUSH, RESTORE through other nodes.
+  const Reply dump = one.Command({"FUNCTION", "DUMP"});
+  ASSERT_EQ(dump.type, REDIS_REPLY_STRING);
+  Redis two(c.client_port(2));
+  EXPECT_TRUE(two.Command({"FUNCTION", "FLUSH"}).IsOk());
+  EXPECT_EQ(two.Command({"FCALL", "bump", "1", "hits", "1"}).str, "ERR Function not found");
+  Redis three(c.client_port(3));
+  EXPECT_TRUE(three.Command({"FUNCTION", "RESTORE", dump.str}).IsOk());
+  EXPECT_EQ(three.Command({"FUNCTION", "RESTORE", dump.str}).str,
+            "ERR Library 'counters' already exists");
+  EXPECT_TRUE(three.Command({"FUNCTION", "RESTORE", dump.str, "REPLACE"}).IsOk());
+  EXPECT_EQ(one.Command({"FCALL", "bump", "1", "hits", "1"}).integer, expected + 1);
+  // A node that joins later has it too.
+  const uint64_t added = c.AddNode(1);
+  std::string last;
+  ASSERT_TRUE(WaitUntil(
+      30000,
+      [&] {
+        Redis four(c.client_port(added));
+        const Reply r = four.Command({"FCALL", "bump", "1", "hits", "1"});
+        last = r.ToString();
+        return r.type == REDIS_REPLY_INTEGER;
+      },
+      200))
+      << last;
+}
+
+// Scripts through every node while the shard's leader is killed (kill -9) and comes back: every
+// acknowledged increment is in the final count, and no increment applied twice (the count is
+// at most the acknowledged ones plus those whose outcome the client was told is unknown).
+TEST(Scripting, AKilledLeaderLosesNoAcknowledgedScriptAndAppliesNoneTwice) {
+  TestCluster c;  // one data shard: the leader is the node /status names
+  const std::string body =
+      "local v = tonumber(redis.call('get', KEYS[1]) or '0') "
+      "redis.call('set', KEYS[1], v + 1) return v + 1";
+  const std::vector<uint64_t> ids = c.ids();
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> acked{0}, unknown{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      const uint16_t port = c.client_port(ids[t % ids.size()]);
+      std::unique_ptr<Redis> r;
+      while (!stop) {
+        if (!r || !r->connected()) {
+          r = std::make_unique<Redis>(port, 3000);
+          if (!r->connected()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            continue;
+          }
+        }
+        const Reply rep = r->Command({"EVAL", body, "1", "ctr"});
+        if (rep.type == REDIS_REPLY_INTEGER) {
+          ++acked;
+        } else if (rep.IsError() && rep.str.find("not applied") != std::string::npos &&
+                   rep.str.find("may or may not") == std::string::npos) {
+          ++refused;  // certainly not applied
+        } else {
+          ++unknown;  // a timeout, a lost connection: it may have been applied
+          r.reset();
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  c.Kill9(leader);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  c.Start(leader);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  stop = true;
+  for (auto& t : threads) t.join();
+  ASSERT_GT(acked.load(), 50) << "too few scripts ran to tell anything";
+  // Read through every node once the cluster settled.
+  int64_t value = -1;
+  for (uint64_t id : ids) {
+    ASSERT_TRUE(WaitUntil(15000,
+                          [&] {
+                            Redis r(c.client_port(id));
+                            const Reply rep = r.Command({"GET", "ctr"});
+                            if (rep.type != REDIS_REPLY_STRING) return false;
+                            const int64_t v = std::stoll(rep.str);
+                            if (value >= 0 && v != value) return false;
+                            value = v;
+                            return true;
+                          }))
+        << "node " << id;
+  }
+  EXPECT_GE(value, acked.load()) << "acknowledged scripts lost";
+  EXPECT_LE(value, acked.load() + unknown.load()) << "a script applied twice";
+  std::cout << "acknowledged " << acked << ", unknown " << unknown << ", refused " << refused
+            << ", final " << value << "\n";
+}
+
+// ioredis's defineCommand through two nodes (node/ioredis_scripts_test.js; ioredis installed by
+// node/install.sh, as for the cluster-protocol tests).
+TEST(Scripting, IoredisDefineCommand) {
+  const std::string install = (std::filesystem::path(SYNOD_E2E_NODE_DIR) / "install.sh").string();
+  const ProgramResult in = RunProgram({"sh", install, SYNOD_E2E_NODE_INSTALL_DIR}, 300000);
+  ASSERT_EQ(in.exit_code, 0) << "could not install ioredis with npm ci:\n" << in.out << in.err;
+  TestCluster c(ShardedOptions());
+  const std::string script =
+      (std::filesystem::path(SYNOD_E2E_NODE_DIR) / "ioredis_scripts_test.js").string();
+  const std::string modules =
+      (std::filesystem::path(SYNOD_E2E_NODE_INSTALL_DIR) / "node_modules").string();
+  const ProgramResult r = RunProgram(
+      {"node", script, modules, std::to_string(c.client_port(1)), std::to_string(c.client_port(2))},
+      60000);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "ok\n") << r.err;
+}
+
+// A READONLY connection's EVAL_RO and FCALL_RO run on the replica it talks to (stale, as its
+// reads): they answer even while the shard's leader is stopped.
+TEST(Scripting, ReadOnlyScriptsOfAReadOnlyConnectionRunOnAnyReplica) {
+  TestCluster c;  // one data shard
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  const uint64_t follower = c.LiveIds(leader).front();
+  Redis w(c.client_port(leader));
+  ASSERT_TRUE(w.Command({"SET", "k", "v"}).IsOk());
+  ASSERT_EQ(w.Command({"FUNCTION", "LOAD",
+                       "#!lua name=ro\nredis.register_function{function_name='peek', "
+                       "callback=function(keys) return redis.call('get', keys[1]) end, "
+                       "flags={'no-writes'}}"})
+                .str,
+            "ro");
+  Redis r(c.client_port(follower));
+  ASSERT_EQ(r.Command({"READONLY"}).str, "OK");
+  ASSERT_TRUE(WaitUntil(5000, [&] {
+    return r.Command({"EVAL_RO", "return redis.call('get', KEYS[1])", "1", "k"}).str == "v" &&
+           r.Command({"FCALL_RO", "peek", "1", "k"}).str == "v";
+  }));
+  c.Stop(leader);  // SIGSTOP: the shard has no leader for a while
+  EXPECT_EQ(r.Command({"EVAL_RO", "return redis.call('get', KEYS[1])", "1", "k"}).str, "v");
+  EXPECT_EQ(r.Command({"FCALL_RO", "peek", "1", "k"}).str, "v");
+  // A write in a read-only script is refused there too.
+  EXPECT_EQ(r.Command({"EVAL_RO", "return redis.call('set', KEYS[1], 'x')", "1", "k"})
+                .str.rfind("ERR Write commands are not allowed from read-only scripts.", 0),
+            0u);
+  c.Cont(leader);
+}
+
+// A script that never ends: other commands on its key answer BUSY past busy-reply-threshold,
+// commands on other keys carry on, the node keeps serving, and SCRIPT KILL (sent to another
+// node) stops it.
+TEST(Scripting, ALongScriptMakesItsKeysBusyUntilScriptKill) {
+  TestCluster c;  // one data shard
+  const uint64_t leader = c.WaitForLeader(10000);
+  ASSERT_NE(leader, 0u);
+  Redis admin(c.client_port(leader));
+  ASSERT_TRUE(admin.Command({"CONFIG", "SET", "busy-reply-threshold", "200"}).IsOk());
+  EXPECT_EQ(admin.Command({"CONFIG", "GET", "lua-time-limit"}).elements.at(1).str, "200");
+  const uint64_t other = c.LiveIds(leader).front();
+  Reply looped;
+  std::jthread runner([&] {
+    Redis r(c.client_port(other), 60000);
+    looped = r.Command({"EVAL", "local i = 0 while true do i = i + 1 end", "1", "held"});
+  });
+  Redis w(c.client_port(other));
+  ASSERT_TRUE(WaitUntil(10000, [&] {
+    const Reply rep = w.Command({"SET", "held", "x"});
+    return rep.IsError() && rep.str.rfind("BUSY ", 0) == 0;
+  })) << w.Command({"SET", "held", "x"}).ToString();
+  EXPECT_TRUE(w.Command({"SET", "free", "y"}).IsOk());  // other keys carry on
+  EXPECT_EQ(w.Command({"GET", "free"}).str, "y");
+  Redis killer(c.client_port(leader));
+  EXPECT_TRUE(killer.Command({"SCRIPT", "KILL"}).IsOk());
+  runner.join();
+  EXPECT_EQ(looped.str, "ERR Script killed by user with SCRIPT KILL...");
+  EXPECT_EQ(killer.Command({"SCRIPT", "KILL"}).str, "NOTBUSY No scripts in execution right now.");
+  EXPECT_TRUE(w.Command({"SET", "held", "x"}).IsOk());
 }
 
 }  // namespace

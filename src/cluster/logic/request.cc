@@ -51,7 +51,8 @@ Result<ShardRequest> DecodeShardRequest(std::string_view bytes) {
   r.conf_change = std::move(*m.mutable_conf_change());
   r.keys = m.keys();
   r.flags = m.flags();
-  if (r.type == ShardRequest::Type::kScript && (r.args.empty() || r.keys >= r.args.size())) {
+  const size_t fixed = (r.flags & ShardRequest::kScriptFunction) != 0 ? 2 : 1;
+  if (r.type == ShardRequest::Type::kScript && r.args.size() < fixed + r.keys) {
     return Status::InvalidArgument("script request without a body, or with more keys than args");
   }
   if (m.has_slots()) {

@@ -54,7 +54,9 @@ struct ShardRequest {
   static constexpr uint8_t kTypeMax = 11;
   static constexpr uint32_t kScriptReadOnly = 1;
   static constexpr uint32_t kScriptResp3 = 2;
-  static constexpr uint32_t kScriptFunctions = 4;
+  static constexpr uint32_t kScriptFunctions = 4;  // kScriptKill: FUNCTION KILL
+  // kScript: a function (FCALL): args = {library code, function name, keys..., args...}.
+  static constexpr uint32_t kScriptFunction = 8;
 
   Type type = Type::kRead;
   GroupId group;

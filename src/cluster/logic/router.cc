@@ -137,8 +137,11 @@ void RequestRouter::Step(const AttemptPtr& a, int64_t now_ns) {
   const bool member = local != nullptr && local->IsMember();
   in.hosted = member;
   in.local_leader = member && local->raw_node().raft().role() == raft::Role::kLeader;
-  in.stale_ok = a->req.mode == ReadMode::kStale && (a->req.type == ShardRequest::Type::kRead ||
-                                                    a->req.type == ShardRequest::Type::kVersions);
+  in.stale_ok =
+      a->req.mode == ReadMode::kStale &&
+      (a->req.type == ShardRequest::Type::kRead || a->req.type == ShardRequest::Type::kVersions ||
+       (a->req.type == ShardRequest::Type::kScript &&
+        (a->req.flags & ShardRequest::kScriptReadOnly) != 0));
   in.attempt = a->attempt;
   in.waited = a->waited;
   in.wait_max = opts_.hosted_wait_ticks;
@@ -317,6 +320,16 @@ void RequestRouter::Stop() {
 }
 
 void RequestRouter::Serve(NodeId from, uint64_t id, Result<ShardRequest> req) {
+  // A script is not idempotent: a request delivered twice (a network that duplicates) runs
+  // once. Its ids are unique per sending node and start (RouterOptions::first_request_id).
+  if (req.ok() && req->type == ShardRequest::Type::kScript) {
+    if (!scripts_seen_.insert({from, id}).second) return;
+    scripts_seen_order_.push_back({from, id});
+    if (scripts_seen_order_.size() > kScriptsSeenMax) {
+      scripts_seen_.erase(scripts_seen_order_.front());
+      scripts_seen_order_.pop_front();
+    }
+  }
   auto respond = [this, from, id, alive = alive_](ShardResponse r) {
     if (!*alive || stopped_) return;
     transport_->SendResponse(from, id, r);
@@ -407,7 +420,11 @@ void RequestRouter::ExecuteLocal(const ShardRequest& req, bool from_peer, Respon
     }
     case ShardRequest::Type::kScript:
     case ShardRequest::Type::kScriptKill: {
-      if (!leads) {
+      // A read-only script of a READONLY connection runs on any replica here, as a read would.
+      const bool stale_ok = !from_peer && req.type == ShardRequest::Type::kScript &&
+                            req.mode == ReadMode::kStale &&
+                            (req.flags & ShardRequest::kScriptReadOnly) != 0 && r->IsMember();
+      if (!leads && !stale_ok) {
         return refuse(Status::NotLeader("node " + std::to_string(opts_.self.value()) +
                                         " does not lead shard " +
                                         std::to_string(req.group.value())));

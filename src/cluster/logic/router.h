@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -167,6 +168,11 @@ class RequestRouter {
   Logger logger_;
   RouterCounters counters_;
   std::map<GroupId, std::map<uint16_t, uint64_t>> writes_;
+  // Script requests served, by sender and id, the latest kScriptsSeenMax: a duplicate is
+  // dropped (see Serve).
+  static constexpr size_t kScriptsSeenMax = 100'000;
+  std::set<std::pair<NodeId, uint64_t>> scripts_seen_;
+  std::deque<std::pair<NodeId, uint64_t>> scripts_seen_order_;
   struct Hop {
     AttemptPtr attempt;
     NodeId to;

@@ -124,7 +124,15 @@ void ShardMap::NoteLeader(GroupId group, NodeId node, uint64_t term) {
 RouteDecision DecideRoute(const RouteInput& in) {
   SYNOD_ASSERT(in.shard != nullptr);
   if (in.hosted && (in.stale_ok || in.local_leader)) return {RouteAction::kLocal, kNoNode};
-  if (in.leader != kNoNode && in.leader != in.self) return {RouteAction::kForward, in.leader};
+  // A hint naming a node that is no member of the shard (one a move took it away from, whose
+  // last word was that it led) is stale: following it could loop until the deadline.
+  const bool member = std::find(in.shard->voters.begin(), in.shard->voters.end(), in.leader) !=
+                          in.shard->voters.end() ||
+                      std::find(in.shard->learners.begin(), in.shard->learners.end(), in.leader) !=
+                          in.shard->learners.end();
+  if (in.leader != kNoNode && in.leader != in.self && member) {
+    return {RouteAction::kForward, in.leader};
+  }
   if (in.hosted && in.waited < in.wait_max) return {RouteAction::kWait, kNoNode};
   // No leader known (and no longer waiting for one here): ask the other voters in turn; the one
   // asked serves it or names the leader.

@@ -219,6 +219,17 @@ TEST(DecideRouteTest, TheRulesInOrder) {
   in.attempt = 0;
   in.leader = NodeId(1);
   EXPECT_EQ(DecideRoute(in).action, RouteAction::kWait);
+  // A hint naming a node that is no member of the shard (a move took the shard away from the
+  // node that last said it led): ignored, the voters are asked in turn (regression: simulator
+  // seed 8101, a frozen shard's resolution sent to such a node until its deadline, forever).
+  in.self = NodeId(4);
+  in.hosted = false;
+  in.leader = NodeId(5);
+  {
+    const RouteDecision r = DecideRoute(in);
+    EXPECT_EQ(r.action, RouteAction::kForward);
+    EXPECT_TRUE(r.to == NodeId(1) || r.to == NodeId(2) || r.to == NodeId(3)) << r.to.value();
+  }
 }
 
 TEST(ShardRequestTest, RoundTripsAndRefusesGarbage) {
