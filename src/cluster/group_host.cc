@@ -250,11 +250,15 @@ Result<std::unique_ptr<GroupHost>> GroupHost::Open(asio::io_context& io, HostOpt
   compute::ScriptRunner::Env senv;
   senv.wall_ms = [] { return WallNowMs(); };
   senv.steady_ns = [] { return SteadyNowNs(); };
-  senv.post = [raw = h.get()](std::function<void()> fn) {
-    asio::post(raw->io_, [raw, fn = std::move(fn)] {
-      fn();
-      raw->Kick();
-    });
+  senv.post = [raw = h.get()](int64_t delay_ns, std::function<void()> fn) {
+    auto timer = std::make_shared<asio::steady_timer>(raw->io_);
+    timer->expires_after(std::chrono::nanoseconds(delay_ns));
+    timer->async_wait(
+        [raw, timer, fn = std::move(fn), alive = raw->alive_](const std::error_code& ec) {
+          if (ec || !*alive) return;
+          fn();
+          raw->Kick();
+        });
   };
   compute::ScriptRunnerOptions sro;
   sro.engine.memory_max = h->opts_.script_memory_bytes;

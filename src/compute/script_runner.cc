@@ -223,7 +223,7 @@ void ScriptRunner::Step(const JobPtr& job) {
   job->view->set_state(nullptr);
   if (s == LuaRun::State::kPaused) {
     ++counters_.pauses;
-    env_.post([this, job, alive = alive_] {
+    env_.post(opts_.slice_pause_ns, [this, job, alive = alive_] {
       if (*alive) Step(job);
     });
     return;

@@ -44,8 +44,12 @@
 namespace synod::compute {
 
 struct ScriptRunnerOptions {
-  // A slice of a run, in ns of the host's steady clock. Default 2 ms.
-  int64_t slice_ns = 2'000'000;
+  // A slice of a run, in ns of the host's steady clock, and the pause after it before the next
+  // one: a long script gets at most slice / (slice + pause) of the core thread, and every
+  // other request waits at most a slice per step it takes through the event loop. Default
+  // 1 ms and 1 ms.
+  int64_t slice_ns = 1'000'000;
+  int64_t slice_pause_ns = 1'000'000;
   // Redis's busy-reply-threshold (lua-time-limit): past it, commands on a script's keys get
   // BUSY. Default 5 s.
   int64_t busy_threshold_ms = 5000;
@@ -63,9 +67,10 @@ struct ScriptRunnerOptions {
 class ScriptRunner : public cluster::ScriptService {
  public:
   struct Env {
-    std::function<int64_t()> wall_ms;                 // a script's time (Unix ms)
-    std::function<int64_t()> steady_ns;               // slices and the busy threshold
-    std::function<void(std::function<void()>)> post;  // run soon, after the host's other work
+    std::function<int64_t()> wall_ms;    // a script's time (Unix ms)
+    std::function<int64_t()> steady_ns;  // slices and the busy threshold
+    // Runs `fn` on this thread after `delay_ns` (0: soon), after the host's other work.
+    std::function<void(int64_t delay_ns, std::function<void()> fn)> post;
   };
 
   static constexpr int kAttemptsMax = 8;

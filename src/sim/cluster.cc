@@ -215,8 +215,8 @@ Status SimCluster::OpenNodeStore(Node& n, bool bootstrap) {
     const uint64_t inc = n.incarnation;
     env.wall_ms = [this, id] { return WallMs(id); };
     env.steady_ns = [this] { return loop_->now(); };
-    env.post = [this, id, inc](std::function<void()> fn) {
-      loop_->After(0, [this, id, inc, fn = std::move(fn)] {
+    env.post = [this, id, inc](int64_t delay_ns, std::function<void()> fn) {
+      loop_->After(delay_ns, [this, id, inc, fn = std::move(fn)] {
         Node& n = node(id);
         if (n.incarnation != inc || !n.up || !n.scripts) return;
         fn();

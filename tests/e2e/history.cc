@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -27,12 +28,14 @@ struct Op {
   int client = 0;
   std::string op, key;
   std::optional<std::string> value;
+  std::optional<std::string> expected;  // cas: the value it swaps from (nullopt: absent)
   int64_t call = 0, ret = 0;
   bool ok = true, unknown = false;
 
   Json ToJson() const {
     Json j = {{"client", client}, {"op", op},           {"key", key},         {"call", call},
               {"ok", ok},         {"unknown", unknown}, {"expected", nullptr}};
+    if (expected) j["expected"] = *expected;
     j["value"] = value ? Json(*value) : Json(nullptr);
     j["return"] = unknown ? Json(nullptr) : Json(ret);
     return j;
@@ -54,8 +57,10 @@ void ClassifyWrite(const Reply& r, Op* op) {
 // the next when its connection breaks.
 class HistoryClient {
  public:
-  HistoryClient(int id, std::vector<uint16_t> ports, int64_t epoch_ns, int keys, int pause_ms)
-      : id_(id),
+  HistoryClient(int id, std::vector<uint16_t> ports, int64_t epoch_ns, int keys, int pause_ms,
+                int script_cas_percent)
+      : script_cas_percent_(script_cas_percent),
+        id_(id),
         ports_(std::move(ports)),
         epoch_ns_(epoch_ns),
         keys_(keys),
@@ -93,6 +98,13 @@ class HistoryClient {
     Op op;
     op.client = id_;
     op.key = "k" + std::to_string(rng_() % static_cast<unsigned>(keys_));
+    if (script_cas_percent_ > 0 && static_cast<int>(rng_() % 100) < script_cas_percent_) {
+      // A compare-and-set as an EVAL script, from the value this client last saw.
+      op.op = "cas";
+      op.expected = last_seen_[op.key];
+      op.value = "c" + std::to_string(id_) + "-" + std::to_string(n);
+      return op;
+    }
     const unsigned dice = rng_() % 10;
     if (dice < 5) {
       op.op = "get";
@@ -110,9 +122,27 @@ class HistoryClient {
     if (op->op == "get") argv = {"GET", op->key};
     if (op->op == "put") argv = {"SET", op->key, *op->value};
     if (op->op == "del") argv = {"DEL", op->key};
+    if (op->op == "cas") {
+      argv = {
+          "EVAL",    kCasScript, "1", op->key, op->expected ? "1" : "0", op->expected.value_or(""),
+          *op->value};
+    }
     op->call = NowNs() - epoch_ns_;
     const Reply r = conn.Command(argv);
     op->ret = NowNs() - epoch_ns_;
+    if (op->op == "cas") {
+      // 1 swapped, 0 did not (a result the checker judges); any error is recorded as of
+      // unknown outcome (safe even when it promised nothing was applied).
+      if (r.type == REDIS_REPLY_INTEGER) {
+        op->ok = r.integer == 1;
+        if (op->ok) last_seen_[op->key] = op->value;
+      } else {
+        op->unknown = true;
+      }
+      return r;
+    }
+    if (op->op == "get" && r.type == REDIS_REPLY_STRING) last_seen_[op->key] = r.str;
+    if (op->op == "get" && r.IsNil()) last_seen_[op->key] = std::nullopt;
     if (op->op != "get") {
       ClassifyWrite(r, op);
     } else if (r.type == REDIS_REPLY_STRING) {
@@ -123,6 +153,12 @@ class HistoryClient {
     return r;
   }
 
+  static constexpr const char* kCasScript =
+      "local v = redis.call('GET', KEYS[1]) "
+      "local ok = (ARGV[1] == '0' and v == false) or (ARGV[1] == '1' and v == ARGV[2]) "
+      "if ok then redis.call('SET', KEYS[1], ARGV[3]) return 1 end return 0";
+  const int script_cas_percent_;
+  std::map<std::string, std::optional<std::string>> last_seen_;
   const int id_;
   const std::vector<uint16_t> ports_;
   const int64_t epoch_ns_;
@@ -136,7 +172,7 @@ class HistoryClient {
 }  // namespace
 
 void CheckHistoryUnderFaults(TestCluster& c, int keys, const std::function<void()>& faults,
-                             std::vector<uint64_t> via, int pause_ms) {
+                             std::vector<uint64_t> via, int pause_ms, int script_cas_percent) {
   const std::vector<uint64_t> ids = via.empty() ? c.ids() : std::move(via);
   const int64_t epoch = NowNs();
   std::vector<std::unique_ptr<HistoryClient>> clients;
@@ -145,7 +181,8 @@ void CheckHistoryUnderFaults(TestCluster& c, int keys, const std::function<void(
     for (size_t k = 0; k < ids.size(); ++k) {
       ports.push_back(c.client_port(ids[(static_cast<size_t>(i) + k) % ids.size()]));
     }
-    clients.push_back(std::make_unique<HistoryClient>(i + 1, ports, epoch, keys, pause_ms));
+    clients.push_back(
+        std::make_unique<HistoryClient>(i + 1, ports, epoch, keys, pause_ms, script_cas_percent));
   }
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;

@@ -13,8 +13,10 @@ namespace synod::e2e {
 // Six clients (each through the nodes `via`, in turn from a different one; all of the
 // cluster's when empty) on `keys` keys, pausing `pause_ms` after each operation; `faults` runs on
 // the calling thread meanwhile. Then the history goes to `synod check`, which must find it
-// linearizable (gtest expectations).
+// linearizable (gtest expectations). With `script_cas_percent`, that share of the operations
+// are compare-and-sets written as an EVAL script.
 void CheckHistoryUnderFaults(TestCluster& c, int keys, const std::function<void()>& faults,
-                             std::vector<uint64_t> via = {}, int pause_ms = 2);
+                             std::vector<uint64_t> via = {}, int pause_ms = 2,
+                             int script_cas_percent = 0);
 
 }  // namespace synod::e2e
