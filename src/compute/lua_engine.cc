@@ -160,10 +160,13 @@ int ErrorHandler(lua_State* L) {
   } else {
     lua_settop(L, 1);
   }
+  // Raw: the error may be the script's own table, whose metamethods must not run here.
+  lua_pushliteral(L, "source");
   lua_pushlstring(L, source.data(), source.size());
-  lua_setfield(L, -2, "source");
+  lua_rawset(L, -3);
+  lua_pushliteral(L, "line");
   lua_pushinteger(L, line);
-  lua_setfield(L, -2, "line");
+  lua_rawset(L, -3);
   return 1;
 }
 
@@ -285,7 +288,7 @@ int RedisSha1Hex(lua_State* L) {
 int RedisSetRepl(lua_State* L) {
   if (lua_gettop(L) != 1) return luaL_error(L, "redis.set_repl() requires one argument.");
   const lua_Number flags = lua_tonumber(L, 1);
-  if (flags < 0 || flags > 3) {
+  if (!(flags >= 0 && flags <= 3)) {
     return luaL_error(L,
                       "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or "
                       "REPL_NONE.");
@@ -315,7 +318,7 @@ int RedisLog(lua_State* L) {
   if (argc < 2) return luaL_error(L, "redis.log() requires two arguments or more.");
   if (lua_type(L, 1) != LUA_TNUMBER) return luaL_error(L, "First argument must be a number");
   const lua_Number level = lua_tonumber(L, 1);
-  if (level < 0 || level > 3) return luaL_error(L, "Invalid debug level.");
+  if (!(level >= 0 && level <= 3)) return luaL_error(L, "Invalid debug level.");  // NaN too
   std::string msg;
   for (int i = 2; i <= argc; ++i) {
     if (i > 2) msg.push_back(' ');
@@ -329,8 +332,10 @@ int RedisLog(lua_State* L) {
 
 int RedisSetResp(lua_State* L) {
   if (lua_gettop(L) != 1) return luaL_error(L, "redis.setresp() requires one argument.");
-  const int v = static_cast<int>(lua_tonumber(L, 1));
-  if (v != 2 && v != 3) return luaL_error(L, "RESP version must be 2 or 3.");
+  // Compared as a number: a huge or NaN one must not be cast (regression: the script fuzzer).
+  const lua_Number n = lua_tonumber(L, 1);
+  if (n != 2 && n != 3) return luaL_error(L, "RESP version must be 2 or 3.");
+  const int v = n == 2 ? 2 : 3;
   LuaEngine* engine = EngineOf(L);
   LuaRun* run = engine == nullptr ? nullptr : engine->current_run();
   if (run != nullptr) run->set_lua_protocol(v);
@@ -782,18 +787,25 @@ void LuaRun::Finish(int status) {
     return;
   }
   lua_settop(T, 2);
-  lua_getfield(T, 2, "err");
+  // Raw reads: the script's own error table may carry metamethods, which must not run outside
+  // a protected call.
+  lua_pushliteral(T, "err");
+  lua_rawget(T, 2);
   if (lua_type(T, -1) != LUA_TSTRING) {
     result_ = kv::Reply::Err("ERR the script raised an error without a message");
     return;
   }
   std::string text = LuaString(T, -1);
   lua_pop(T, 1);
-  lua_getfield(T, 2, "source");
-  lua_getfield(T, 2, "line");
-  if (annotate_errors_ && lua_isstring(T, -2) && lua_isnumber(T, -1)) {
+  lua_pushliteral(T, "source");
+  lua_rawget(T, 2);
+  lua_pushliteral(T, "line");
+  lua_rawget(T, 2);
+  const lua_Number line = lua_tonumber(T, -1);
+  if (annotate_errors_ && lua_type(T, -2) == LUA_TSTRING && lua_type(T, -1) == LUA_TNUMBER &&
+      line >= 0 && line < 1e9) {
     text += " script: " + sha_ + ", on " + LuaString(T, -2) + ":" +
-            std::to_string(static_cast<int64_t>(lua_tonumber(T, -1))) + ".";
+            std::to_string(static_cast<int64_t>(line)) + ".";
   }
   for (char& c : text) {
     if (c == '\r' || c == '\n') c = ' ';

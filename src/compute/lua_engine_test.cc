@@ -285,6 +285,21 @@ TEST_F(LuaEngineTest, TheSandbox) {
   EXPECT_EQ(Eval("return rawget(_G, 'zz')"), "nil");
 }
 
+// Found by the script fuzzer: numbers out of int's range (or NaN) where the redis table expects
+// small ones were cast before being checked; error tables with metamethods.
+TEST_F(LuaEngineTest, HostileNumbersAndErrorTables) {
+  EXPECT_EQ(Eval("return redis.setresp(1e300)").rfind("-ERR RESP version must be 2 or 3.", 0), 0u);
+  EXPECT_EQ(Eval("return redis.setresp(0/0)").rfind("-ERR RESP version must be 2 or 3.", 0), 0u);
+  EXPECT_EQ(Eval("return redis.log(0/0, 'x')").rfind("-ERR Invalid debug level.", 0), 0u);
+  EXPECT_EQ(Eval("return redis.set_repl(0/0)").rfind("-ERR Invalid replication flags.", 0), 0u);
+  const std::string hostile =
+      "error(setmetatable({err='E x'}, {__newindex=function() error('no') end, "
+      "__index=function() error('no') end}))";
+  EXPECT_EQ(Eval(hostile), "-E x script: " + Sha(hostile) + ", on @user_script:1.");
+  EXPECT_EQ(Eval("error({err='E y', line=1e300, source={}})").rfind("-E y script: ", 0), 0u);
+  EXPECT_EQ(Eval("return 1"), ":1");
+}
+
 TEST_F(LuaEngineTest, LongScriptsPauseAndResume) {
   auto sha = engine->Load("local s = 0 for i = 1, 3000000 do s = s + i end return s");
   ASSERT_TRUE(sha.ok());
