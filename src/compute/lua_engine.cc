@@ -52,17 +52,6 @@ bool IsReadonly(lua_State* L, int idx) {
   return ro;
 }
 
-// __index of the globals proxy: the real global, or Redis's error for one that does not exist.
-int GlobalsIndex(lua_State* L) {
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
-  if (!lua_isnil(L, -1)) return 1;
-  lua_pop(L, 1);
-  const char* name = lua_tostring(L, 2);
-  return luaL_error(L, "Script attempted to access nonexistent global variable '%s'",
-                    name == nullptr ? "?" : name);
-}
-
 int SafeRawset(lua_State* L) {
   if (IsReadonly(L, 1)) {
     lua_pushstring(L, "Attempt to modify a readonly table");
@@ -179,6 +168,17 @@ int ReadonlyNewIndex(lua_State* L) {
   lua_insert(L, -2);
   lua_concat(L, 2);
   return lua_error(L);
+}
+
+// __index of the globals proxy: the real global, or Redis's error for one that does not exist.
+int GlobalsIndex(lua_State* L) {
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  if (!lua_isnil(L, -1)) return 1;
+  lua_pop(L, 1);
+  const char* name = lua_tostring(L, 2);
+  return luaL_error(L, "Script attempted to access nonexistent global variable '%s'",
+                    name == nullptr ? "?" : name);
 }
 
 LuaEngine* EngineOf(lua_State* L) {
@@ -548,6 +548,9 @@ void LuaEngine::ProtectGlobals() {
 }
 
 Result<std::string> LuaEngine::Load(std::string_view body) {
+  // A body seen before is found without hashing it again (every EVAL, EVALSHA and every run
+  // on a leader loads its body).
+  if (auto it = sha_by_body_.find(body); it != sha_by_body_.end()) return it->second;
   std::string sha = Sha1Hex(body);
   if (scripts_.contains(sha)) return sha;
   if (scripts_.size() >= opts_.scripts_max) Flush();
@@ -573,7 +576,9 @@ Result<std::string> LuaEngine::Load(std::string_view body) {
   Script s;
   s.body = std::string(body);
   s.function_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  scripts_.emplace(sha, std::move(s));
+  auto [it, inserted] = scripts_.emplace(sha, std::move(s));
+  SYNOD_ASSERT(inserted);
+  sha_by_body_.emplace(it->second.body, sha);  // a view of the stored body: stable in its node
   return sha;
 }
 
@@ -585,6 +590,7 @@ const std::string* LuaEngine::Body(std::string_view sha) const {
 void LuaEngine::Flush() {
   for (auto& [sha, s] : scripts_) luaL_unref(L_, LUA_REGISTRYINDEX, s.function_ref);
   scripts_.clear();
+  sha_by_body_.clear();
   lua_gc(L_, LUA_GCCOLLECT, 0);
 }
 

@@ -244,7 +244,9 @@ class LuaEngine {
     int function_ref = -2;
   };
   std::unordered_map<std::string, Script> scripts_;
+  std::unordered_map<std::string_view, std::string> sha_by_body_;  // views of scripts_' bodies
   std::unordered_map<std::string, std::unique_ptr<LibraryInfo>> libraries_;
+  std::unordered_map<std::string_view, const LibraryInfo*> library_by_code_;  // views of code
   LibraryInfo* loading_ = nullptr;  // the library whose code runs now (register_function)
   int load_redis_ref_ = -2;         // the redis table a library's code sees while it loads
   std::unique_ptr<LuaRun> StartRun(int function_ref, std::string name,
@@ -256,6 +258,9 @@ class LuaEngine {
 
 // __newindex of the sandbox's read-only tables: "Attempt to modify a readonly table".
 int ReadonlyNewIndex(lua_State* L);
+// __index of the globals' proxies (upvalue 1: the real globals): the global, or Redis's
+// "Script attempted to access nonexistent global variable" error.
+int GlobalsIndex(lua_State* L);
 
 // The engine a Lua state belongs to (the redis.* functions find their run through it).
 LuaEngine* EngineOf(lua_State* L);

@@ -63,13 +63,7 @@ int LibraryGlobalsIndex(lua_State* L) {
     lua_pushvalue(L, lua_upvalueindex(2));
     return 1;
   }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
-  if (!lua_isnil(L, -1)) return 1;
-  lua_pop(L, 1);
-  const char* name = lua_tostring(L, 2);
-  return luaL_error(L, "Script attempted to access nonexistent global variable '%s'",
-                    name == nullptr ? "?" : name);
+  return GlobalsIndex(L);  // upvalue 1 is the real globals, as GlobalsIndex's
 }
 
 // A read-only proxy of the table at the top whose __index is `index` (with the real table and
@@ -193,6 +187,8 @@ std::string CompilableScript(std::string_view body) {
 }
 
 Result<const LibraryInfo*> LuaEngine::LoadLibrary(std::string_view code) {
+  // Known code is found without hashing it again (every FCALL looks its library up).
+  if (auto it = library_by_code_.find(code); it != library_by_code_.end()) return it->second;
   const std::string sha = Sha1Hex(code);
   if (auto it = libraries_.find(sha); it != libraries_.end()) return it->second.get();
   if (libraries_.size() >= opts_.scripts_max) {
@@ -200,6 +196,7 @@ Result<const LibraryInfo*> LuaEngine::LoadLibrary(std::string_view code) {
       for (FunctionInfo& f : lib->functions) luaL_unref(L_, LUA_REGISTRYINDEX, f.ref);
     }
     libraries_.clear();
+    library_by_code_.clear();
   }
   // Metadata: "#!lua name=<library>".
   if (!code.starts_with("#!")) return Status::InvalidArgument("ERR Missing library metadata");
@@ -302,6 +299,7 @@ Result<const LibraryInfo*> LuaEngine::LoadLibrary(std::string_view code) {
   if (lib->functions.empty()) return Status::InvalidArgument("ERR No functions registered");
   const LibraryInfo* out = lib.get();
   libraries_.emplace(sha, std::move(lib));
+  library_by_code_.emplace(out->code, out);  // a view of the stored code
   return out;
 }
 

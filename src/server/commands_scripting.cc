@@ -17,6 +17,16 @@ namespace {
 
 constexpr char kCrossSlot[] = "CROSSSLOT Keys in request don't hash to the same slot";
 
+// A HELP subcommand's reply: its lines as status replies.
+template <size_t N>
+void SendHelp(ReplySink& sink, const char* const (&lines)[N]) {
+  std::string out;
+  resp::ReplyWriter w(&out, sink.protocol());
+  w.ArrayHeader(N);
+  for (const char* line : lines) w.SimpleString(line);
+  sink.Send(std::move(out));
+}
+
 bool IsSha(std::string_view s) {
   if (s.size() != 40) return false;
   for (char c : s) {
@@ -213,11 +223,7 @@ void Script(CommandCall& call, ReplySink sink) {
         "    Load a script into the scripts cache without executing it.",
         "HELP",
         "    Prints this help."};
-    std::string out;
-    resp::ReplyWriter w(&out, sink.protocol());
-    w.ArrayHeader(std::size(kHelp));
-    for (const char* line : kHelp) w.SimpleString(line);
-    return sink.Send(std::move(out));
+    return SendHelp(sink, kHelp);
   }
   UnknownSubcommand(sink, "script", call.argv[1]);
 }
@@ -556,11 +562,7 @@ void Function(CommandCall& call, ReplySink sink) {
         "STATS",
         "KILL",
         "HELP"};
-    std::string out;
-    resp::ReplyWriter w(&out, sink.protocol());
-    w.ArrayHeader(std::size(kHelp));
-    for (const char* line : kHelp) w.SimpleString(line);
-    return sink.Send(std::move(out));
+    return SendHelp(sink, kHelp);
   }
   UnknownSubcommand(sink, "function", call.argv[1]);
 }

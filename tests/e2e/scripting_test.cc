@@ -68,6 +68,16 @@ class RedisServer {
   pid_t pid_ = -1;
 };
 
+// Sends each command to both servers (connections of their own) and expects the same bytes.
+void ExpectSameReplies(uint16_t synod, uint16_t redis,
+                       const std::vector<std::vector<std::string>>& commands) {
+  for (const auto& argv : commands) {
+    std::string shown;
+    for (const std::string& a : argv) shown += a + " ";
+    EXPECT_EQ(RawReply(synod, argv), RawReply(redis, argv)) << shown;
+  }
+}
+
 ClusterOptions ShardedOptions() {
   ClusterOptions o;
   o.shards = 0;  // Synod's default layout: two shards per node
@@ -142,11 +152,7 @@ TEST(Scripting, RepliesMatchRedisByteForByte) {
       {"SCRIPT", "FLUSH"},
       {"EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"},
   };
-  for (const auto& argv : commands) {
-    std::string shown;
-    for (const std::string& a : argv) shown += a + " ";
-    EXPECT_EQ(RawReply(synod, argv), RawReply(redis.port(), argv)) << shown;
-  }
+  ExpectSameReplies(synod, redis.port(), commands);
 }
 
 TEST(Scripting, ReadModifyWriteScriptsFromEveryNodeLoseNoUpdate) {
@@ -261,11 +267,7 @@ TEST(Scripting, FunctionsMatchRedisByteForByte) {
       {"FUNCTION", "FLUSH"},
       {"FUNCTION", "LIST"},
   };
-  for (const auto& argv : commands) {
-    std::string shown;
-    for (const std::string& a : argv) shown += a + " ";
-    EXPECT_EQ(RawReply(synod, argv), RawReply(redis.port(), argv)) << shown;
-  }
+  ExpectSameReplies(synod, redis.port(), commands);
 }
 
 TEST(Scripting, AFunctionLoadedOnOneNodeRunsOnEveryNodeAndSurvivesDumpAndRestore) {
